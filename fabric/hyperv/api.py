@@ -1,0 +1,158 @@
+"""The driver boundary: what the console asks of Hyper-V, as plain data.
+
+Two implementations follow this API: the pypsrp driver (production, and the embedded default
+through the host emulator) and the simulator driver (fast unit tests). Nothing above this module
+knows which one it talks to. Enumerations travel as the console's values (the TextChoices of
+fabric.models): "tcpip" | "compression" | "smb", "kerberos" | "credssp", "running" | "off" | ...
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class Connection:
+    """How to reach one host's WinRM endpoint. The password is never logged or rendered."""
+
+    fqdn: str
+    address: str
+    port: int = 5986
+    transport: str = "https"
+    auth: str = "negotiate"
+    username: str = ""
+    password: str = field(default="", repr=False)
+
+
+@dataclass(frozen=True)
+class DiskInfo:
+    path: str
+    size_bytes: int
+    shared: bool = False  # SupportPersistentReservations
+
+
+@dataclass(frozen=True)
+class VmInfo:
+    id: str  # GUID
+    name: str
+    state: str
+    memory_assigned_bytes: int
+    config_version: str
+    config_path: str
+    is_clustered: bool = False
+    compat_vector_stale: bool = False
+    switch_names: tuple[str, ...] = ()
+    dirty_rate_mbps: float = 0.0
+    disks: tuple[DiskInfo, ...] = ()
+
+
+@dataclass(frozen=True)
+class ShareInfo:
+    unc_path: str  # as registered on the host
+    file_server: str
+    file_server_fqdn: str = ""
+
+
+@dataclass(frozen=True)
+class ClusterInfo:
+    name: str
+    fqdn: str
+    functional_level: int
+    max_parallel_migrations: int
+    nodes: tuple[str, ...] = ()  # node FQDNs
+
+
+@dataclass(frozen=True)
+class HostInfo:
+    fqdn: str
+    name: str
+    os_version: str
+    supported_config_versions: tuple[str, ...]
+    memory_total_bytes: int
+    memory_available_bytes: int
+    processor_family: str
+    logical_processors: int
+    cpu_load_percent: int
+    nic_gbps: float
+    migration_enabled: bool
+    max_live_migrations: int
+    max_storage_migrations: int
+    performance_option: str
+    auth_type: str
+    delegation_configured: bool
+    use_any_network: bool
+    migration_networks: tuple[str, ...]
+    virtual_switches: tuple[str, ...]
+    vm_path: str
+    vhd_path: str
+
+
+@dataclass(frozen=True)
+class HostInventory:
+    """Everything one host reports in one sync."""
+
+    host: HostInfo
+    cluster: ClusterInfo | None
+    shares: tuple[ShareInfo, ...]
+    vms: tuple[VmInfo, ...]
+
+
+@dataclass(frozen=True)
+class MoveRequest:
+    """One migration as Hyper-V is asked for it (Move-VM / Move-VMStorage)."""
+
+    vm_id: str
+    source: str  # host FQDN
+    destination: str  # host FQDN; equals source for a storage move
+    kind: str  # "live" | "live_vsm" | "storage" | "quick" | "network"
+    storage_path: str = ""  # -DestinationStoragePath
+    vhds: tuple[tuple[str, str], ...] = ()  # selected VHDs: (source path, destination path)
+    performance_option: str = ""  # "" = the host's default
+
+
+@dataclass(frozen=True)
+class MigrationStatus:
+    """A sample of a running (or finished) migration, as Msvm_MigrationJob and the progress stream tell it."""
+
+    migration_id: str
+    vm_id: str
+    state: str  # "running" | "completed" | "failed" | "cancelled"
+    percent: int
+    bytes_sent: int = 0
+    bytes_remaining: int = 0
+    pass_number: int = 0
+    dirty_rate_mbps: float = 0.0
+    transfer_rate_mbps: float = 0.0
+    blackout_ms: int | None = None
+    error: HyperVError | None = None
+
+
+class HyperVError(Exception):
+    """A failure as Hyper-V reports it: its code (hex HRESULT or event id), message and the remedy to show."""
+
+    def __init__(self, code: str, message: str, remedy: str = ""):
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+        self.remedy = remedy
+
+
+class HostUnreachable(HyperVError):
+    """The host did not answer (refused, timed out, name not found)."""
+
+    def __init__(self, fqdn: str, reason: str):
+        remedy = "Check that the host is up, WinRM runs and the port is open"
+        super().__init__("unreachable", f"{fqdn} is unreachable: {reason}", remedy)
+        self.fqdn = fqdn
+        self.reason = reason
+
+
+class Driver(Protocol):
+    def inventory(self, conn: Connection) -> HostInventory: ...
+
+    def start_migration(self, conn: Connection, request: MoveRequest) -> str: ...
+
+    def migration_status(self, conn: Connection, migration_id: str) -> MigrationStatus: ...
+
+    def cancel_migration(self, conn: Connection, migration_id: str) -> None: ...

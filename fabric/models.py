@@ -1,0 +1,179 @@
+"""Inventory of the Hyper-V fabric as last synced from the hosts (see fabric.sync).
+
+Field names follow what the pre-flight rules of hyperv.md need; values come from Get-VMHost,
+Get-VM, Get-VMHardDiskDrive, Get-Cluster and the hosts' SMB connections.
+"""
+
+from django.db import models
+from django.urls import reverse
+
+
+class PerformanceOption(models.TextChoices):
+    TCPIP = "tcpip", "TCP/IP"
+    COMPRESSION = "compression", "Compression"
+    SMB = "smb", "SMB"
+
+
+class AuthType(models.TextChoices):
+    KERBEROS = "kerberos", "Kerberos"
+    CREDSSP = "credssp", "CredSSP"
+
+
+class Transport(models.TextChoices):
+    HTTPS = "https", "HTTPS (5986)"
+    HTTP = "http", "HTTP (5985)"
+
+
+class VmState(models.TextChoices):
+    RUNNING = "running", "Running"
+    OFF = "off", "Off"
+    SAVED = "saved", "Saved"
+    PAUSED = "paused", "Paused"
+    STARTING = "starting", "Starting"
+    STOPPING = "stopping", "Stopping"
+    OTHER = "other", "Other"
+
+
+class Cluster(models.Model):
+    name = models.CharField(max_length=63)
+    fqdn = models.CharField(max_length=255, unique=True)
+    functional_level = models.PositiveSmallIntegerField(help_text="ClusterFunctionalLevel: 9 = 2016, 10 = 2019 ...")
+    max_parallel_migrations = models.PositiveSmallIntegerField(
+        default=1, help_text="Cluster MaximumParallelMigrations; wins over the nodes' own limit"
+    )
+    last_sync = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self):
+        return self.name
+
+    def get_absolute_url(self):
+        return reverse("fabric:hosts") + f"#cluster-{self.pk}"
+
+
+class Host(models.Model):
+    # Identity is the FQDN; name is the short name shown in lists.
+    fqdn = models.CharField(max_length=255, unique=True)
+    name = models.CharField(max_length=63)
+    address = models.CharField(max_length=255, help_text="Where WinRM answers: IP or DNS name")
+    port = models.PositiveIntegerField(default=5986)
+    transport = models.CharField(max_length=8, choices=Transport.choices, default=Transport.HTTPS)
+    cluster = models.ForeignKey(Cluster, null=True, blank=True, on_delete=models.SET_NULL, related_name="nodes")
+
+    os_version = models.CharField(max_length=64, blank=True)
+    supported_config_versions = models.JSONField(default=list, blank=True)
+    memory_total_bytes = models.BigIntegerField(default=0)
+    memory_available_bytes = models.BigIntegerField(default=0)
+    processor_family = models.CharField(max_length=64, blank=True)
+    logical_processors = models.PositiveSmallIntegerField(default=0)
+    cpu_load_percent = models.PositiveSmallIntegerField(default=0)
+    nic_gbps = models.FloatField(default=10.0, help_text="Bandwidth of the live-migration network")
+
+    migration_enabled = models.BooleanField(default=False)
+    max_live_migrations = models.PositiveSmallIntegerField(default=2)
+    max_storage_migrations = models.PositiveSmallIntegerField(default=2)
+    performance_option = models.CharField(
+        max_length=16, choices=PerformanceOption.choices, default=PerformanceOption.COMPRESSION
+    )
+    auth_type = models.CharField(max_length=16, choices=AuthType.choices, default=AuthType.CREDSSP)
+    delegation_configured = models.BooleanField(default=False)
+    use_any_network = models.BooleanField(default=False)
+    migration_networks = models.JSONField(default=list, blank=True, help_text="Subnets, by priority")
+    virtual_switches = models.JSONField(default=list, blank=True)
+    vm_path = models.CharField(max_length=260, blank=True, help_text="Default folder for VM files")
+    vhd_path = models.CharField(max_length=260, blank=True, help_text="Default folder for virtual disks")
+
+    reachable = models.BooleanField(default=False)
+    last_sync = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self):
+        return self.name
+
+    def get_absolute_url(self):
+        return reverse("fabric:host", args=[self.fqdn])
+
+    @property
+    def effective_max_live_migrations(self) -> int:
+        """On a cluster node, the cluster's MaximumParallelMigrations wins (hyperv.md section 3)."""
+        if self.cluster_id is not None:
+            return self.cluster.max_parallel_migrations
+        return self.max_live_migrations
+
+
+class SmbShare(models.Model):
+    unc_path = models.CharField(max_length=260, unique=True, help_text="As registered, e.g. \\\\fs01.contoso.com\\vms")
+    file_server = models.CharField(max_length=255, help_text="Server part of the path as registered")
+    file_server_fqdn = models.CharField(max_length=255, blank=True, help_text="The file server's FQDN when known")
+    hosts = models.ManyToManyField(Host, related_name="shares", blank=True)
+
+    class Meta:
+        ordering = ["unc_path"]
+        verbose_name = "SMB 3.0 share"
+
+    def __str__(self):
+        return self.unc_path
+
+
+class VirtualMachine(models.Model):
+    guid = models.UUIDField(unique=True)
+    name = models.CharField(max_length=255)
+    host = models.ForeignKey(Host, on_delete=models.PROTECT, related_name="vms")
+    state = models.CharField(max_length=16, choices=VmState.choices, default=VmState.OFF)
+    memory_assigned_bytes = models.BigIntegerField(default=0)
+    config_version = models.CharField(max_length=8, blank=True)
+    config_path = models.CharField(max_length=260, blank=True)
+    share = models.ForeignKey(SmbShare, null=True, blank=True, on_delete=models.SET_NULL, related_name="vms")
+    is_clustered = models.BooleanField(default=False, help_text="Highly available: a role of its host's cluster")
+    compat_vector_stale = models.BooleanField(
+        default=False, help_text="Came from an older cluster version and has not restarted since"
+    )
+    switch_names = models.JSONField(default=list, blank=True, help_text="Switch of each connected adapter")
+    dirty_rate_mbps = models.FloatField(default=0, help_text="Memory dirty rate (MB/s), a simulator figure")
+    removed = models.BooleanField(default=False, help_text="Gone from Hyper-V at the last sync")
+    last_seen = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["name"]
+        indexes = [models.Index(fields=["removed", "name"]), models.Index(fields=["host", "removed"])]
+
+    def __str__(self):
+        return self.name
+
+    def get_absolute_url(self):
+        return reverse("fabric:vm", args=[self.guid])
+
+
+class VirtualDisk(models.Model):
+    # Lower-cased path for a disk on a share; "<host fqdn>|<path>" for a host's local disk.
+    key = models.CharField(max_length=600, unique=True)
+    path = models.CharField(max_length=260)
+    size_bytes = models.BigIntegerField(default=0)
+    shared = models.BooleanField(default=False, help_text="SupportPersistentReservations: a shared VHDX")
+    share = models.ForeignKey(SmbShare, null=True, blank=True, on_delete=models.SET_NULL, related_name="disks")
+    vms = models.ManyToManyField(VirtualMachine, related_name="disks", blank=True)
+
+    class Meta:
+        ordering = ["path"]
+
+    def __str__(self):
+        return self.path
+
+
+class StorageLocation(models.Model):
+    host = models.ForeignKey(Host, on_delete=models.CASCADE, related_name="storage_locations")
+    path = models.CharField(max_length=260)
+    is_default = models.BooleanField(default=False, help_text="The host's own default VM or VHD folder")
+    added_by_user = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["-is_default", "path"]
+        constraints = [models.UniqueConstraint(fields=["host", "path"], name="unique_storage_location")]
+
+    def __str__(self):
+        return self.path

@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class MigrationsUiConfig(AppConfig):
+    name = "migrations_ui"
+    verbose_name = "Migrations"
