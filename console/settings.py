@@ -21,8 +21,8 @@ try:
     }
     REDIS_URL = env.parse_redis_url("REDIS_URL", os.environ.get("REDIS_URL"))
     HYPERV_DRIVER = env.parse_choice("HYPERV_DRIVER", os.environ.get("HYPERV_DRIVER"), ("psrp", "sim"), "sim")
-    # Wall seconds per simulated second for the fabric simulator's clock (demo moves take 5-30 s).
-    SIM_TIME_SCALE = env.parse_int("SIM_TIME_SCALE", os.environ.get("SIM_TIME_SCALE"), default=10, minimum=1)
+    # Simulated seconds per wall-clock second for the fabric simulator (demo moves take 5-30 s).
+    SIM_TIME_SCALE = env.parse_int("SIM_TIME_SCALE", os.environ.get("SIM_TIME_SCALE"), default=4, minimum=1)
 except env.ConfigError as exc:
     sys.stderr.write(f"Configuration error: {exc}\n")
     raise SystemExit(2) from None

@@ -135,6 +135,7 @@ class VirtualMachine(models.Model):
     )
     switch_names = models.JSONField(default=list, blank=True, help_text="Switch of each connected adapter")
     dirty_rate_mbps = models.FloatField(default=0, help_text="Memory dirty rate (MB/s), a simulator figure")
+    migrating = models.BooleanField(default=False, help_text="A migration of this VM was running at the last sync")
     removed = models.BooleanField(default=False, help_text="Gone from Hyper-V at the last sync")
     last_seen = models.DateTimeField(null=True, blank=True)
 

@@ -44,6 +44,7 @@ class VmInfo:
     compat_vector_stale: bool = False
     switch_names: tuple[str, ...] = ()
     dirty_rate_mbps: float = 0.0
+    migrating: bool = False  # SecondaryOperationalStatus MigratingVirtualMachine
     disks: tuple[DiskInfo, ...] = ()
 
 
