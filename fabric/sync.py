@@ -1,0 +1,277 @@
+"""Inventory sync: ask every managed host what it runs, then write it all in one transaction.
+
+Hosts are asked in parallel (the slow part is the network); the database is written from one
+thread afterwards with bulk upserts, so a sync of 20,000 VMs costs a handful of statements.
+A VM gone from Hyper-V is marked removed, never deleted (jobs and audit rows point at it). An
+unreachable host is marked so with the reason, and its VMs are left as they were last seen.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from django.db import transaction
+from django.utils import timezone
+
+from fabric.hyperv.api import Connection, Driver, HostInventory, HyperVError
+from fabric.models import Cluster, Host, SmbShare, StorageLocation, VirtualDisk, VirtualMachine
+
+log = logging.getLogger(__name__)
+
+CSV_ROOT = "c:\\clusterstorage\\"
+
+
+@dataclass
+class SyncReport:
+    synced: list[str] = field(default_factory=list)
+    unreachable: dict[str, str] = field(default_factory=dict)  # fqdn -> reason
+    vms_seen: int = 0
+    vms_removed: int = 0
+
+
+def connection_for(host: Host) -> Connection:
+    return Connection(fqdn=host.fqdn, address=host.address, port=host.port, transport=host.transport)
+
+
+def sync_inventory(driver: Driver, hosts: list[Host] | None = None, max_workers: int = 16) -> SyncReport:
+    """Pull the inventory of the given hosts (default: every managed host) into the database."""
+    hosts = list(Host.objects.all()) if hosts is None else hosts
+    with ThreadPoolExecutor(max_workers=max(1, min(max_workers, len(hosts)))) as pool:
+        results = list(pool.map(lambda h: _fetch(driver, h), hosts))
+    inventories = [r for r in results if isinstance(r, HostInventory)]
+    failures = {h.fqdn: r for h, r in zip(hosts, results, strict=True) if isinstance(r, HyperVError)}
+    with transaction.atomic():
+        report = _apply(inventories, failures)
+    return report
+
+
+def _fetch(driver: Driver, host: Host) -> HostInventory | HyperVError:
+    try:
+        return driver.inventory(connection_for(host))
+    except HyperVError as exc:
+        log.warning("sync: %s failed: %s", host.fqdn, exc.message)
+        return exc
+
+
+def _apply(inventories: list[HostInventory], failures: dict[str, HyperVError]) -> SyncReport:
+    now = timezone.now()
+    report = SyncReport(synced=[inv.host.fqdn for inv in inventories])
+    for fqdn, exc in failures.items():
+        Host.objects.filter(fqdn=fqdn).update(reachable=False, last_error=exc.message)
+        report.unreachable[fqdn] = exc.message
+    if not inventories:
+        return report
+
+    clusters = _upsert_clusters(inventories, now)
+    hosts = _update_hosts(inventories, clusters, now)
+    shares = _upsert_shares(inventories, hosts)
+    _sync_storage_locations(inventories, hosts)
+    vm_ids = _upsert_vms(inventories, hosts, shares, now)
+    _upsert_disks(inventories, hosts, shares, vm_ids)
+
+    report.vms_seen = len(vm_ids)
+    # Every VM seen now carries last_seen=now: what a reachable host no longer reports is gone.
+    report.vms_removed = (
+        VirtualMachine.objects.filter(host__in=hosts.values(), removed=False)
+        .exclude(last_seen=now)
+        .update(removed=True, migrating=False)
+    )
+    return report
+
+
+def _upsert_clusters(inventories: list[HostInventory], now) -> dict[str, Cluster]:
+    infos = {inv.cluster.fqdn: inv.cluster for inv in inventories if inv.cluster}
+    Cluster.objects.bulk_create(
+        [
+            Cluster(
+                name=c.name,
+                fqdn=c.fqdn,
+                functional_level=c.functional_level,
+                max_parallel_migrations=c.max_parallel_migrations,
+                last_sync=now,
+            )
+            for c in infos.values()
+        ],
+        update_conflicts=True,
+        unique_fields=["fqdn"],
+        update_fields=["name", "functional_level", "max_parallel_migrations", "last_sync"],
+    )
+    return {c.fqdn: c for c in Cluster.objects.filter(fqdn__in=infos)}
+
+
+def _update_hosts(inventories: list[HostInventory], clusters: dict[str, Cluster], now) -> dict[str, Host]:
+    hosts = {h.fqdn: h for h in Host.objects.filter(fqdn__in=[inv.host.fqdn for inv in inventories])}
+    for inv in inventories:
+        info, host = inv.host, hosts[inv.host.fqdn]
+        for name in _HOST_FIELDS:
+            value = getattr(info, name)
+            setattr(host, name, list(value) if isinstance(value, tuple) else value)
+        host.cluster = clusters[inv.cluster.fqdn] if inv.cluster else None
+        host.reachable, host.last_sync, host.last_error = True, now, ""
+    Host.objects.bulk_update(hosts.values(), [*_HOST_FIELDS, "cluster", "reachable", "last_sync", "last_error"])
+    return hosts
+
+
+_HOST_FIELDS = [
+    "name",
+    "os_version",
+    "supported_config_versions",
+    "memory_total_bytes",
+    "memory_available_bytes",
+    "processor_family",
+    "logical_processors",
+    "cpu_load_percent",
+    "nic_gbps",
+    "migration_enabled",
+    "max_live_migrations",
+    "max_storage_migrations",
+    "performance_option",
+    "auth_type",
+    "delegation_configured",
+    "use_any_network",
+    "migration_networks",
+    "virtual_switches",
+    "vm_path",
+    "vhd_path",
+]
+
+
+def _upsert_shares(inventories: list[HostInventory], hosts: dict[str, Host]) -> list[SmbShare]:
+    infos = {s.unc_path: s for inv in inventories for s in inv.shares}
+    SmbShare.objects.bulk_create(
+        [
+            SmbShare(unc_path=s.unc_path, file_server=s.file_server, file_server_fqdn=s.file_server_fqdn)
+            for s in infos.values()
+        ],
+        update_conflicts=True,
+        unique_fields=["unc_path"],
+        update_fields=["file_server", "file_server_fqdn"],
+    )
+    shares = {s.unc_path: s for s in SmbShare.objects.all()}
+    # A host's share connections are exactly what it reported this time.
+    through = SmbShare.hosts.through
+    through.objects.filter(host__in=hosts.values()).delete()
+    through.objects.bulk_create(
+        [through(smbshare=shares[s.unc_path], host=hosts[inv.host.fqdn]) for inv in inventories for s in inv.shares]
+    )
+    return list(shares.values())
+
+
+def share_for_path(path: str, shares: list[SmbShare]) -> SmbShare | None:
+    """The share a file lives on, by case-insensitive UNC prefix."""
+    lowered = path.lower().rstrip("\\")
+    for share in shares:
+        prefix = share.unc_path.lower().rstrip("\\")
+        if lowered == prefix or lowered.startswith(prefix + "\\"):
+            return share
+    return None
+
+
+def _sync_storage_locations(inventories: list[HostInventory], hosts: dict[str, Host]) -> None:
+    for inv in inventories:
+        host = hosts[inv.host.fqdn]
+        defaults = {p for p in (inv.host.vm_path, inv.host.vhd_path) if p}
+        # Locations a user added stay; the host's own defaults follow what it reports.
+        StorageLocation.objects.filter(host=host, is_default=True, added_by_user=False).exclude(
+            path__in=defaults
+        ).delete()
+        StorageLocation.objects.filter(host=host, is_default=True).exclude(path__in=defaults).update(is_default=False)
+        for path in defaults:
+            StorageLocation.objects.update_or_create(host=host, path=path, defaults={"is_default": True})
+
+
+def _upsert_vms(inventories, hosts, shares, now) -> dict[uuid.UUID, int]:
+    rows = []
+    for inv in inventories:
+        for vm in inv.vms:
+            share = share_for_path(vm.config_path, shares)
+            rows.append(
+                VirtualMachine(
+                    guid=uuid.UUID(vm.id),
+                    name=vm.name,
+                    host=hosts[inv.host.fqdn],
+                    state=vm.state,
+                    memory_assigned_bytes=vm.memory_assigned_bytes,
+                    config_version=vm.config_version,
+                    config_path=vm.config_path,
+                    share=share,
+                    is_clustered=vm.is_clustered,
+                    compat_vector_stale=vm.compat_vector_stale,
+                    switch_names=list(vm.switch_names),
+                    dirty_rate_mbps=vm.dirty_rate_mbps,
+                    migrating=vm.migrating,
+                    removed=False,
+                    last_seen=now,
+                )
+            )
+    VirtualMachine.objects.bulk_create(
+        rows,
+        batch_size=2000,
+        update_conflicts=True,
+        unique_fields=["guid"],
+        update_fields=_VM_FIELDS,
+    )
+    seen = {r.guid for r in rows}
+    return {g: pk for g, pk in VirtualMachine.objects.values_list("guid", "id") if g in seen}
+
+
+_VM_FIELDS = [
+    "name",
+    "host",
+    "state",
+    "memory_assigned_bytes",
+    "config_version",
+    "config_path",
+    "share",
+    "is_clustered",
+    "compat_vector_stale",
+    "switch_names",
+    "dirty_rate_mbps",
+    "migrating",
+    "removed",
+    "last_seen",
+]
+
+
+def disk_key(path: str, host_fqdn: str, cluster_fqdn: str | None) -> str:
+    """A disk's identity: a share path is global, a CSV path is cluster-wide, anything else is the host's."""
+    lowered = path.lower()
+    if lowered.startswith("\\\\"):
+        return lowered
+    if cluster_fqdn and lowered.startswith(CSV_ROOT):
+        return f"{cluster_fqdn.lower()}|{lowered}"
+    return f"{host_fqdn.lower()}|{lowered}"
+
+
+def _upsert_disks(inventories, hosts, shares, vm_ids: dict[uuid.UUID, int]) -> None:
+    disks: dict[str, VirtualDisk] = {}
+    attached: dict[str, set[int]] = {}
+    for inv in inventories:
+        cluster = inv.cluster.fqdn if inv.cluster else None
+        for vm in inv.vms:
+            for d in vm.disks:
+                key = disk_key(d.path, inv.host.fqdn, cluster)
+                disks[key] = VirtualDisk(
+                    key=key, path=d.path, size_bytes=d.size_bytes, shared=d.shared, share=share_for_path(d.path, shares)
+                )
+                attached.setdefault(key, set()).add(vm_ids[uuid.UUID(vm.id)])
+    VirtualDisk.objects.bulk_create(
+        disks.values(),
+        batch_size=2000,
+        update_conflicts=True,
+        unique_fields=["key"],
+        update_fields=["path", "size_bytes", "shared", "share"],
+    )
+    disk_ids = dict(VirtualDisk.objects.values_list("key", "id"))
+    # Attachments of the VMs seen are replaced by what the hosts report now.
+    through = VirtualDisk.vms.through
+    seen_vm_ids = list(vm_ids.values())
+    for start in range(0, len(seen_vm_ids), 5000):
+        through.objects.filter(virtualmachine_id__in=seen_vm_ids[start : start + 5000]).delete()
+    through.objects.bulk_create(
+        [through(virtualdisk_id=disk_ids[key], virtualmachine_id=vm) for key, vms in attached.items() for vm in vms],
+        batch_size=5000,
+    )
