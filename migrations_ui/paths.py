@@ -1,0 +1,106 @@
+"""Windows path checks (pure): UNC share paths and their server part, and what a path may hold.
+
+Hyper-V reaches VM files on an SMB 3.0 share through Kerberos, which needs the file server's FQDN:
+`\\\\fs01.contoso.com\\vms`, not `\\\\fs01\\vms` and not an IP address (hyperv.md section 2).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass
+
+MAX_PATH = 260
+LONG_PREFIX = "\\\\?\\"
+LONG_UNC_PREFIX = "\\\\?\\unc\\"
+_DRIVE = re.compile(r"^[A-Za-z]:\\")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_ILLEGAL = set('<>"|*?:')
+
+
+@dataclass(frozen=True)
+class SharePath:
+    """A UNC path taken apart: server as written, share, the rest, and how it was written."""
+
+    server: str
+    share: str
+    rest: str
+    long_form: bool  # \\?\UNC\server\share
+    forward_slashes: bool
+
+    @property
+    def host(self) -> str:
+        """The server name without the trailing dot an absolute DNS name may carry."""
+        return self.server[:-1] if self.server.endswith(".") else self.server
+
+    @property
+    def server_kind(self) -> str:
+        """'fqdn', 'short' or 'ip'."""
+        if _is_ip(self.host):
+            return "ip"
+        return "fqdn" if "." in self.host else "short"
+
+    def with_server(self, server: str) -> str:
+        tail = "\\".join(p for p in (self.share, self.rest) if p)
+        return f"\\\\{server}\\{tail}"
+
+
+def _is_ip(name: str) -> bool:
+    # Windows writes IPv6 literals in UNC paths as a.b.c.ipv6-literal.net names.
+    if name.lower().endswith(".ipv6-literal.net"):
+        return True
+    try:
+        ipaddress.ip_address(name.strip("[]"))
+    except ValueError:
+        return False
+    return True
+
+
+def parse_share_path(path: str) -> SharePath | None:
+    """The parts of a UNC path (\\\\server\\share\\..., //server/share/..., \\\\?\\UNC\\server\\share\\...),
+    or None for anything that is not a share path (a local path such as D:\\VMs)."""
+    forward = path.startswith("//")
+    text = path.replace("/", "\\") if forward else path
+    long_form = text.lower().startswith(LONG_UNC_PREFIX)
+    if long_form:
+        text = "\\\\" + text[len(LONG_UNC_PREFIX) :]
+    elif not text.startswith("\\\\") or text.startswith(LONG_PREFIX):
+        return None
+    parts = text[2:].split("\\", 2)
+    if len(parts) < 2 or not parts[0] or not parts[1]:
+        return None
+    return SharePath(
+        server=parts[0],
+        share=parts[1],
+        rest=parts[2].rstrip("\\") if len(parts) > 2 else "",
+        long_form=long_form,
+        forward_slashes=forward,
+    )
+
+
+def is_local_path(path: str) -> bool:
+    """D:\\VMs or \\\\?\\D:\\VMs."""
+    if path.lower().startswith(LONG_UNC_PREFIX):
+        return False
+    if path.startswith(LONG_PREFIX):
+        path = path[len(LONG_PREFIX) :]
+    return bool(_DRIVE.match(path))
+
+
+def path_problem(path: str) -> str | None:
+    """Why a typed destination path cannot be used at all, or None. Independent of shares and FQDNs."""
+    if not path or not path.strip():
+        return "Enter a destination path."
+    if _CONTROL.search(path):
+        return "The path contains control characters."
+    if path != path.strip():
+        return "The path starts or ends with spaces."
+    long_form = path.lower().startswith(LONG_PREFIX)
+    if len(path) > MAX_PATH and not long_form:
+        return f"The path is {len(path)} characters long; Windows allows {MAX_PATH} unless written as \\\\?\\..."
+    body = path[len(LONG_PREFIX) :] if long_form else path
+    if any(c in _ILLEGAL for c in body[2:]):  # past "D:" or the leading backslashes
+        return 'The path contains a character Windows does not allow in file names (< > " | * ? :).'
+    if not (is_local_path(path) or parse_share_path(path)):
+        return "Give a local path such as D:\\Hyper-V or a share such as \\\\fileserver.contoso.com\\vms."
+    return None

@@ -1,0 +1,115 @@
+"""Which kind of move a destination allows, and how good a destination it is (pure).
+
+Transfer types follow hyperv.md section 1; the rating follows VMM's host ratings: 0-5 stars in
+half steps from free memory, CPU and migrations already running, 0 when a rule blocks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from migrations_ui.facts import HostFacts, Kind, Proposal, VmFacts
+from migrations_ui.rules import BLOCK, Finding, blocked, evaluate
+
+CSV_ROOT = "c:\\clusterstorage\\"
+# Rules that stop a live migration but not a quick one (saved state moves inside the cluster).
+_LIVE_ONLY_RULES = {"processor-incompatible"}
+
+
+@dataclass(frozen=True)
+class Assessment:
+    """The outcome of pre-flight for one destination: kind, findings, stars."""
+
+    proposal: Proposal
+    transfer_type: str | None
+    findings: tuple[Finding, ...]
+    rating: float
+    rating_reason: str
+
+    @property
+    def allowed(self) -> bool:
+        return self.transfer_type is not None and not blocked(list(self.findings))
+
+    def as_json(self) -> dict:
+        """The preflight JSON of architecture.md (stable interface)."""
+        return {
+            "vm": self.proposal.vm.name,
+            "destination": self.proposal.destination.fqdn,
+            "transfer_type": self.transfer_type,
+            "allowed": self.allowed,
+            "rating": self.rating,
+            "findings": [f.as_dict() for f in self.findings],
+        }
+
+
+def reachable_from(path: str, host: HostFacts) -> bool:
+    """Whether a file at `path` can be opened by `host` where it lies (a share it is connected to, or its
+    cluster's shared volumes)."""
+    lowered = path.lower()
+    if lowered.startswith("\\\\"):
+        return any(lowered.startswith(s.lower().rstrip("\\") + "\\") for s in host.shares)
+    return False
+
+
+def files_stay_reachable(vm: VmFacts, source: HostFacts, destination: HostFacts) -> bool:
+    same_cluster = source.cluster is not None and source.cluster == destination.cluster
+    for path in vm.file_paths:
+        if same_cluster and path.lower().startswith(CSV_ROOT):
+            continue
+        if not reachable_from(path, destination):
+            return False
+    return True
+
+
+def transfer_type(p: Proposal) -> str | None:
+    """The kind of move hyperv.md section 1 allows for (VM, destination, storage target); None if none."""
+    vm, src, dst = p.vm, p.source, p.destination
+    wants_storage = bool(p.storage_path or p.vhds)
+    if src.fqdn == dst.fqdn:
+        return Kind.STORAGE if wants_storage else None
+    if not vm.running:
+        return Kind.NETWORK if vm.state in ("off", "saved") else None
+    if not wants_storage and files_stay_reachable(vm, src, dst):
+        return Kind.LIVE
+    return Kind.LIVE_VSM
+
+
+def assess(p: Proposal) -> Assessment:
+    """Decide the transfer type, run every rule, rate the destination."""
+    kind = transfer_type(p)
+    p = replace(p, kind=kind)
+    findings = evaluate(p)
+    if kind == Kind.LIVE and p.vm.clustered and not p.cross_cluster and _only_live_rules_block(findings):
+        # Inside a cluster an HA VM that cannot live-migrate can still move with saved state.
+        p = replace(p, kind=Kind.QUICK)
+        kind, findings = Kind.QUICK, evaluate(p)
+    if kind is None:
+        reason = "The destination is the VM's own host." if p.source.fqdn == p.destination.fqdn else ""
+        reason = reason or f"{p.vm.name} is {p.vm.state}; it can only move when running, off or saved."
+        findings = [Finding("no-transfer-type", BLOCK, reason, "Choose another host or change the VM's state.")]
+        findings += [f for f in evaluate(p) if f.severity != BLOCK]
+    stars, reason = rating(p.vm, p.destination, findings)
+    return Assessment(p, kind, tuple(findings), stars, reason)
+
+
+def _only_live_rules_block(findings: list[Finding]) -> bool:
+    rules = {f.rule for f in findings if f.severity == BLOCK}
+    return bool(rules) and rules <= _LIVE_ONLY_RULES
+
+
+def rating(vm: VmFacts, host: HostFacts, findings: list[Finding]) -> tuple[float, str]:
+    """0-5 stars in half steps. 0 with the first blocking reason; otherwise memory left after the
+    move weighs most, then CPU headroom, then free migration slots."""
+    blocking = [f for f in findings if f.severity == BLOCK]
+    if blocking:
+        return 0.0, blocking[0].message
+    total = host.memory_total_bytes or 1
+    memory_left = max(0.0, (host.memory_available_bytes - (vm.memory_bytes if vm.running else 0)) / total)
+    cpu_free = max(0.0, 1 - host.cpu_load_percent / 100)
+    limit = max(1, host.live_limit)
+    slots_free = max(0.0, 1 - host.live_in_use / limit)
+    score = 5 * (0.5 * min(1.0, memory_left * 2) + 0.3 * cpu_free + 0.2 * slots_free)
+    stars = max(0.5, round(score * 2) / 2)
+    parts = [f"{memory_left:.0%} memory free after the move", f"CPU {host.cpu_load_percent}%"]
+    parts.append(f"{host.live_in_use}/{limit} live migrations running")
+    return stars, ", ".join(parts)
