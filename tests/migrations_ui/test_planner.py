@@ -1,0 +1,100 @@
+from dataclasses import replace
+
+import pytest
+
+from migrations_ui.facts import DiskFacts, Kind
+from migrations_ui.planner import assess, rating, transfer_type
+from tests.migrations_ui.test_rules import GIB, N1, N2, O1, S1, S2, SHARE, VM, proposal
+
+LOCAL = replace(S2, fqdn="hv-s3.contoso.test", name="hv-s3", shares=())
+CSV_VM = replace(
+    VM,
+    clustered=True,
+    config_path="C:\\ClusterStorage\\Volume1\\db",
+    disks=(DiskFacts("C:\\ClusterStorage\\Volume1\\db\\db.vhdx"),),
+)
+O1_ON_SHARE = replace(O1, shares=(SHARE,))
+O1_NO_SHARE = replace(O1, shares=())
+
+
+@pytest.mark.parametrize(
+    ("vm", "source", "destination", "storage", "expected"),
+    [
+        (VM, S1, S2, "", Kind.LIVE),  # both standalone hosts on the share
+        (VM, S1, LOCAL, "", Kind.LIVE_VSM),  # destination cannot reach the share
+        (VM, S1, S2, "D:\\Hyper-V", Kind.LIVE_VSM),  # a storage target was asked for
+        (VM, S1, S1, "E:\\VMs", Kind.STORAGE),  # same host, new place
+        (VM, S1, S1, "", None),  # same host, nothing to do
+        (replace(VM, state="off"), S1, S2, "", Kind.NETWORK),
+        (replace(VM, state="saved"), S1, LOCAL, "", Kind.NETWORK),
+        (replace(VM, state="paused"), S1, S2, "", None),
+        (CSV_VM, N1, N2, "", Kind.LIVE),  # inside the cluster the CSV is shared
+        (CSV_VM, N1, O1_ON_SHARE, "", Kind.LIVE_VSM),  # the other cluster cannot see this CSV
+        (replace(CSV_VM, config_path=SHARE + "\\db", disks=()), N1, O1_ON_SHARE, "", Kind.LIVE),  # shared storage
+        (replace(CSV_VM, config_path=SHARE + "\\db", disks=()), N1, O1_NO_SHARE, "", Kind.LIVE_VSM),
+    ],
+)
+def test_it_picks_the_transfer_type(vm, source, destination, storage, expected):
+    assert (
+        transfer_type(proposal(vm=vm, source=source, destination=destination, kind=None, storage_path=storage))
+        == expected
+    )
+
+
+def test_it_falls_back_to_quick_inside_a_cluster_when_only_live_is_impossible():
+    n2 = replace(N2, processor_family="AMD EPYC 7763")
+    result = assess(proposal(vm=CSV_VM, source=N1, destination=n2, kind=None))
+    assert result.transfer_type == Kind.QUICK
+    assert result.allowed
+
+
+def test_it_does_not_fall_back_to_quick_across_clusters():
+    o1 = replace(O1_ON_SHARE, processor_family="AMD EPYC 7763")
+    vm = replace(CSV_VM, config_path=SHARE + "\\db", disks=())
+    result = assess(proposal(vm=vm, source=N1, destination=o1, kind=None))
+    assert result.transfer_type == Kind.LIVE and not result.allowed
+    assert result.rating == 0
+
+
+def test_it_blocks_with_a_reason_when_no_kind_fits():
+    result = assess(proposal(source=S1, destination=S1, kind=None))
+    assert result.transfer_type is None and not result.allowed
+    assert result.findings[0].rule == "no-transfer-type"
+    assert result.rating == 0 and "own host" in result.rating_reason
+
+
+def test_it_reports_the_preflight_json():
+    data = assess(proposal(kind=None)).as_json()
+    assert data == {
+        "vm": "web01",
+        "destination": "hv-s2.contoso.test",
+        "transfer_type": "live",
+        "allowed": True,
+        "rating": data["rating"],
+        "findings": [],
+    }
+    assert 0.5 <= data["rating"] <= 5 and data["rating"] * 2 == int(data["rating"] * 2)
+
+
+@pytest.mark.parametrize(
+    ("host", "expected"),
+    [
+        (replace(S2, memory_available_bytes=200 * GIB, cpu_load_percent=0), 5.0),
+        (replace(S2, memory_available_bytes=200 * GIB, cpu_load_percent=100, live_in_use=2), 2.5),
+        (replace(S2, memory_available_bytes=9 * GIB, cpu_load_percent=50, live_in_use=1), 1.5),
+        (
+            replace(S2, memory_available_bytes=8 * GIB, cpu_load_percent=100, live_in_use=2),
+            0.5,
+        ),  # never 0 unless blocked
+    ],
+)
+def test_it_rates_in_half_stars(host, expected):
+    stars, reason = rating(VM, host, [])
+    assert stars == expected
+    assert "memory free" in reason
+
+
+def test_more_free_memory_rates_higher():
+    low = assess(proposal(destination=replace(S2, memory_available_bytes=20 * GIB), kind=None))
+    high = assess(proposal(destination=replace(S2, memory_available_bytes=120 * GIB), kind=None))
+    assert high.rating > low.rating
