@@ -133,6 +133,9 @@ class VirtualMachine(models.Model):
     compat_vector_stale = models.BooleanField(
         default=False, help_text="Came from an older cluster version and has not restarted since"
     )
+    processor_compatibility = models.BooleanField(
+        default=False, help_text="Processor compatibility mode for migration (CompatibilityForMigrationEnabled)"
+    )
     switch_names = models.JSONField(default=list, blank=True, help_text="Switch of each connected adapter")
     dirty_rate_mbps = models.FloatField(default=0, help_text="Memory dirty rate (MB/s), a simulator figure")
     migrating = models.BooleanField(default=False, help_text="A migration of this VM was running at the last sync")

@@ -42,6 +42,7 @@ class VmInfo:
     config_path: str
     is_clustered: bool = False
     compat_vector_stale: bool = False
+    processor_compatibility: bool = False  # Get-VMProcessor CompatibilityForMigrationEnabled
     switch_names: tuple[str, ...] = ()
     dirty_rate_mbps: float = 0.0
     migrating: bool = False  # SecondaryOperationalStatus MigratingVirtualMachine

@@ -1,0 +1,103 @@
+"""Migration jobs and their event log.
+
+A job's lifecycle is explicit: queued -> running -> succeeded | failed | cancelled (cancelling in
+between when a running move is being stopped). Every state change and progress sample is written
+as a JobEvent row before it is announced to browsers.
+"""
+
+from django.conf import settings
+from django.db import models
+from django.urls import reverse
+
+from fabric.models import Host, PerformanceOption, VirtualMachine
+
+
+class TransferType(models.TextChoices):
+    LIVE = "live", "Live"
+    LIVE_VSM = "live_vsm", "Live (VSM)"
+    STORAGE = "storage", "Storage"
+    QUICK = "quick", "Quick"
+    NETWORK = "network", "Network"
+
+
+class JobState(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+    CANCELLING = "cancelling", "Cancelling"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+ACTIVE_STATES = (JobState.QUEUED, JobState.RUNNING, JobState.CANCELLING)
+
+
+class MigrationJob(models.Model):
+    kind = models.CharField(max_length=16, choices=TransferType.choices)
+    vm = models.ForeignKey(VirtualMachine, on_delete=models.PROTECT, related_name="jobs")
+    vm_name = models.CharField(max_length=255, help_text="The VM's name when the job was created")
+    source = models.ForeignKey(Host, on_delete=models.PROTECT, related_name="outgoing_jobs")
+    destination = models.ForeignKey(Host, on_delete=models.PROTECT, related_name="incoming_jobs")
+    storage_path = models.CharField(max_length=300, blank=True, help_text="One destination for all files")
+    vhds = models.JSONField(default=list, blank=True, help_text="Selected VHDs: [[source, destination], ...]")
+    add_default_location = models.BooleanField(default=False)
+    performance_option = models.CharField(
+        max_length=16, choices=PerformanceOption.choices, blank=True, help_text="Empty: the host's own setting"
+    )
+    findings = models.JSONField(default=list, blank=True, help_text="Pre-flight findings when the job was created")
+    priority = models.SmallIntegerField(default=0)
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL)
+
+    state = models.CharField(max_length=16, choices=JobState.choices, default=JobState.QUEUED)
+    percent = models.PositiveSmallIntegerField(default=0)
+    bytes_sent = models.BigIntegerField(default=0)
+    bytes_remaining = models.BigIntegerField(default=0)
+    pass_number = models.PositiveSmallIntegerField(default=0)
+    dirty_rate_mbps = models.FloatField(default=0)
+    transfer_rate_mbps = models.FloatField(default=0)
+    blackout_ms = models.PositiveIntegerField(null=True, blank=True)
+    error_code = models.CharField(max_length=32, blank=True)
+    error_message = models.TextField(blank=True)
+    error_remedy = models.TextField(blank=True)
+    host_migration_id = models.CharField(max_length=64, blank=True, help_text="The host's migration job id")
+
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    worker = models.CharField(max_length=64, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["state", "priority", "created_at"])]
+        constraints = [
+            # One active move per VM, enforced by the database across processes.
+            models.UniqueConstraint(
+                fields=["vm"], condition=models.Q(state__in=ACTIVE_STATES), name="one_active_job_per_vm"
+            )
+        ]
+
+    def __str__(self):
+        return f"{self.get_kind_display()} migration of {self.vm_name} #{self.pk}"
+
+    def get_absolute_url(self):
+        return reverse("migrations_ui:job", args=[self.pk])
+
+    @property
+    def is_active(self) -> bool:
+        return self.state in ACTIVE_STATES
+
+
+class JobEvent(models.Model):
+    job = models.ForeignKey(MigrationJob, on_delete=models.CASCADE, related_name="events")
+    sequence = models.PositiveIntegerField()
+    time = models.DateTimeField(auto_now_add=True)
+    kind = models.CharField(max_length=32)
+    data = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["job", "sequence"]
+        constraints = [models.UniqueConstraint(fields=["job", "sequence"], name="unique_job_event_sequence")]
+
+    def __str__(self):
+        return f"{self.job_id}#{self.sequence} {self.kind}"
