@@ -299,6 +299,16 @@ def cluster_parallel_limit(p: Proposal) -> Iterator[Finding]:
             )
 
 
+def vm_already_moving(p: Proposal) -> Iterator[Finding]:
+    if p.vm.moving:
+        yield Finding(
+            "vm-already-moving",
+            BLOCK,
+            f"{p.vm.name} already has a migration queued or running.",
+            "Wait for it to finish, or cancel it on the Jobs page.",
+        )
+
+
 def _gib(n: int) -> str:
     return f"{n / 2**30:.1f} GiB"
 
@@ -319,6 +329,7 @@ RULES: tuple[Rule, ...] = (
     clustered_vm_storage_move,
     host_migration_limit,
     cluster_parallel_limit,
+    vm_already_moving,
 )
 
 

@@ -72,6 +72,7 @@ def test_every_rule_id_is_stable():
         "clustered-vm-storage-move",
         "host-migration-limit",
         "cluster-parallel-limit",
+        "vm-already-moving",
     ]
 
 
@@ -329,6 +330,12 @@ def test_cluster_parallel_limit(source, destination, count):
     ]
     assert len(found) == count
     assert all(f.severity == "info" and "MaximumParallelMigrations" in f.message for f in found)
+
+
+def test_vm_already_moving():
+    found = [f for f in evaluate(proposal(vm=replace(VM, moving=True))) if f.rule == "vm-already-moving"]
+    assert [f.severity for f in found] == ["block"]
+    assert not [f for f in evaluate(proposal()) if f.rule == "vm-already-moving"]
 
 
 def test_blocking_findings_come_first():
