@@ -1,0 +1,87 @@
+"""Creating migration jobs: pre-flight again at the moment of submission, then one queued job.
+
+Every entry point (wizards, CLI, later the API and bulk moves) goes through create_job, so a move
+that a rule blocks is never recorded, and a VM never has two active jobs (a database constraint
+backs the check when two requests race).
+"""
+
+from __future__ import annotations
+
+from django.db import IntegrityError, transaction
+
+from fabric.models import Host, PerformanceOption, StorageLocation, VirtualMachine
+from migrations_ui.models import JobEvent, JobState, MigrationJob
+from migrations_ui.paths import path_problem
+from migrations_ui.planner import Assessment
+from migrations_ui.preflight import Preflight, vm_for_preflight
+from migrations_ui.rules import BLOCK, Finding
+
+
+class Refused(Exception):
+    """The move cannot be recorded; findings say why."""
+
+    def __init__(self, findings: list[Finding]):
+        super().__init__("; ".join(f.message for f in findings))
+        self.findings = findings
+
+
+def input_problems(storage_path: str = "", vhds=(), performance_option: str = "") -> list[Finding]:
+    """Refusals for typed input, before any rule runs."""
+    problems = []
+    for label, path in [("Destination path", storage_path), *[("VHD destination", dst) for _, dst in vhds]]:
+        if path and (problem := path_problem(path)):
+            problems.append(Finding("invalid-input", BLOCK, f"{label}: {problem}"))
+    if performance_option and performance_option not in PerformanceOption.values:
+        problems.append(Finding("invalid-input", BLOCK, f"Unknown performance option {performance_option!r}."))
+    return problems
+
+
+def create_job(
+    vm: VirtualMachine,
+    destination: Host,
+    *,
+    storage_path: str = "",
+    vhds: tuple[tuple[str, str], ...] = (),
+    performance_option: str = "",
+    add_default_location: bool = False,
+    user=None,
+) -> MigrationJob:
+    """Record a queued migration job, or raise Refused with the findings that stand in the way."""
+    if problems := input_problems(storage_path, vhds, performance_option):
+        raise Refused(problems)
+    try:
+        with transaction.atomic():
+            # Read the VM again inside the transaction: it may have moved since the page was drawn.
+            vm = vm_for_preflight().select_for_update().get(pk=vm.pk, removed=False)
+            assessment = Preflight(vm).assess(destination, storage_path=storage_path, vhds=vhds)
+            if not assessment.allowed:
+                raise Refused([f for f in assessment.findings if f.severity == BLOCK])
+            job = _record(vm, destination, assessment, storage_path, vhds, performance_option, user)
+            if add_default_location and storage_path:
+                StorageLocation.objects.get_or_create(
+                    host=destination, path=storage_path, defaults={"added_by_user": True}
+                )
+    except VirtualMachine.DoesNotExist:
+        raise Refused([Finding("vm-gone", BLOCK, "The VM is no longer in the inventory.")]) from None
+    except IntegrityError:
+        message = f"{vm.name} already has a migration queued or running."
+        raise Refused([Finding("vm-already-moving", BLOCK, message)]) from None
+    return job
+
+
+def _record(vm, destination, assessment: Assessment, storage_path, vhds, performance_option, user) -> MigrationJob:
+    job = MigrationJob.objects.create(
+        kind=assessment.transfer_type,
+        vm=vm,
+        vm_name=vm.name,
+        source=vm.host,
+        destination=destination,
+        storage_path=storage_path,
+        vhds=[list(pair) for pair in vhds],
+        performance_option=performance_option,
+        findings=[f.as_dict() for f in assessment.findings],
+        requested_by=user,
+        state=JobState.QUEUED,
+    )
+    JobEvent.objects.create(job=job, sequence=1, kind="created", data={"state": JobState.QUEUED})
+    return job
