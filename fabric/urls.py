@@ -1,12 +1,12 @@
 from django.urls import path
-from django.views.generic import TemplateView
+
+from fabric import views
 
 app_name = "fabric"
 
-# Placeholder routes; the pages come with fabric/views.py.
 urlpatterns = [
-    path("", TemplateView.as_view(template_name="base.html"), name="hosts"),
-    path("hosts/<str:fqdn>/", TemplateView.as_view(template_name="base.html"), name="host"),
-    path("vms/", TemplateView.as_view(template_name="base.html"), name="vms"),
-    path("vms/<uuid:guid>/", TemplateView.as_view(template_name="base.html"), name="vm"),
+    path("", views.hosts, name="hosts"),
+    path("hosts/<str:fqdn>/", views.host_detail, name="host"),
+    path("vms/", views.vm_list, name="vms"),
+    path("vms/<uuid:guid>/", views.vm_detail, name="vm"),
 ]

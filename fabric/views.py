@@ -1,0 +1,48 @@
+from django.db.models import Count, Prefetch, Q
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, render
+from django.utils.cache import patch_vary_headers
+
+from fabric.filters import filter_vms, paginate, parse_vm_filter
+from fabric.models import Cluster, Host, VirtualMachine, VmState
+
+
+def _hosts_with_counts():
+    return Host.objects.annotate(
+        vm_count=Count("vms", filter=Q(vms__removed=False)),
+        migrating_count=Count("vms", filter=Q(vms__removed=False, vms__migrating=True)),
+    ).order_by("name", "fqdn")
+
+
+def hosts(request: HttpRequest) -> HttpResponse:
+    clusters = Cluster.objects.prefetch_related(Prefetch("nodes", queryset=_hosts_with_counts()))
+    standalone = _hosts_with_counts().filter(cluster__isnull=True)
+    return render(request, "fabric/hosts.html", {"clusters": clusters, "standalone": standalone})
+
+
+def host_detail(request: HttpRequest, fqdn: str) -> HttpResponse:
+    host = get_object_or_404(
+        Host.objects.select_related("cluster").prefetch_related("storage_locations", "shares"), fqdn=fqdn
+    )
+    vms = list(host.vms.filter(removed=False).select_related("share").order_by("name", "pk"))
+    migrating_count = sum(vm.migrating for vm in vms)
+    return render(request, "fabric/host_detail.html", {"host": host, "vms": vms, "migrating_count": migrating_count})
+
+
+def vm_list(request: HttpRequest) -> HttpResponse:
+    vm_filter = parse_vm_filter(request.GET)
+    page = paginate(filter_vms(vm_filter), request.GET.get("page"), vm_filter.notices)
+    page_range = page.paginator.get_elided_page_range(page.number, on_each_side=2, on_ends=1)
+    context = {"page": page, "page_range": page_range, "filter": vm_filter, "states": VmState.choices}
+    # A history restore needs the whole page back, not the fragment.
+    fragment = request.htmx and not request.htmx.history_restore_request
+    response = render(request, "partials/vm_table.html" if fragment else "fabric/vm_list.html", context)
+    patch_vary_headers(response, ("HX-Request",))
+    return response
+
+
+def vm_detail(request: HttpRequest, guid) -> HttpResponse:
+    vm = get_object_or_404(VirtualMachine.objects.select_related("host__cluster", "share"), guid=guid)
+    others = VirtualMachine.objects.exclude(pk=vm.pk).only("guid", "name", "removed")
+    disks = vm.disks.prefetch_related(Prefetch("vms", queryset=others, to_attr="other_vms"))
+    return render(request, "fabric/vm_detail.html", {"vm": vm, "disks": disks})
