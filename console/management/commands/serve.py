@@ -1,0 +1,171 @@
+"""`manage.py serve`: set up and run the whole embedded console with one command."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+import time
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.management import call_command, get_commands
+from django.core.management.base import BaseCommand, CommandError
+
+from console.processes import Supervisor, console_children
+
+READY_TIMEOUT_S = 60
+
+
+def _port_type(raw: str) -> int:
+    port = int(raw)
+    if not 1 <= port <= 65535:
+        raise ValueError(raw)
+    return port
+
+
+def _workers_type(raw: str) -> int:
+    workers = int(raw)
+    if workers < 0:
+        raise ValueError(raw)
+    return workers
+
+
+class Command(BaseCommand):
+    """Prepare the database and start the web server and task workers as child processes.
+
+    On every start: apply migrations (the "default" database and, with the SQLite channel layer, the
+    "channels" one); seed the demo fabric when the inventory has no hosts; create a first superuser
+    when there is none (its generated password is printed once, or DJANGO_SUPERUSER_PASSWORD is used).
+    Then start daphne on console.asgi_static:application (static files included) and N `db_worker`
+    processes, print the URL, and supervise: Ctrl-C / SIGTERM stops everything and exits 0; a child
+    dying on its own stops the rest and exits 1. Static files are served from the finders, so no
+    collectstatic step is needed.
+    """
+
+    help = "Migrate, seed the demo fabric, create the first admin, then run the web server and task workers."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--host", default="127.0.0.1", help="Address to bind (default 127.0.0.1).")
+        parser.add_argument("--port", type=_port_type, default=8000, help="TCP port (default 8000).")
+        parser.add_argument(
+            "--workers", type=_workers_type, default=2, help="Task worker processes (default 2; 0 for none)."
+        )
+        parser.add_argument(
+            "--stop-timeout",
+            type=float,
+            default=10.0,
+            help="Seconds children get to stop after SIGTERM before they are killed (default 10).",
+        )
+
+    def handle(self, *args, host, port, workers, stop_timeout, verbosity, **options):
+        self.verbosity = verbosity
+        self._check_port_free(host, port)
+        self._migrate()
+        self._seed()
+        self._first_admin()
+
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        children = console_children(host, port, workers)
+        supervisor = Supervisor(children, stop_timeout=stop_timeout, out=self.stdout, env=env)
+        supervisor.install_signal_handlers()
+        try:
+            supervisor.start()
+            result = supervisor.wait(until=self._ready_check(host, port))
+            if result is None:
+                self.say(f"Console running at {self._url(host, port)}  (Ctrl-C to stop)")
+                result = supervisor.wait()
+        finally:
+            # An exception in here must not leave children behind.
+            if any(p.poll() is None for p in supervisor.procs.values()):
+                supervisor.stop_all()
+        if result:
+            raise CommandError("stopped because a child process exited unexpectedly", returncode=result)
+
+    def say(self, message: str) -> None:
+        self.stdout.write(message)
+        self.stdout.flush()
+
+    def _check_port_free(self, host: str, port: int) -> None:
+        try:
+            infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        except socket.gaierror as exc:
+            raise CommandError(f"--host {host!r} does not resolve: {exc}") from None
+        family, _, _, _, address = infos[0]
+        with socket.socket(family, socket.SOCK_STREAM) as sock:
+            # Same option the server sets, so a port in TIME_WAIT from a previous run counts as free.
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                sock.bind(address)
+            except OSError as exc:
+                raise CommandError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+
+    def _migrate(self) -> None:
+        inner = max(self.verbosity - 1, 0)
+        for alias in ("default", "channels"):
+            if alias in settings.DATABASES:
+                self.say(f"Applying migrations to the {alias!r} database...")
+                call_command("migrate", database=alias, interactive=False, verbosity=inner)
+
+    def _seed(self) -> None:
+        from fabric.models import Host
+
+        if Host.objects.exists():
+            return
+        if "seed_demo" not in get_commands():
+            self.say("The inventory is empty and this build has no seed_demo command: starting without demo data.")
+            return
+        self.say("The inventory is empty: seeding the demo fabric (seed_demo)...")
+        try:
+            call_command("seed_demo")
+        except ImportError as exc:
+            # The demo fabric is optional for running the console; a build whose seed_demo cannot load
+            # yet still serves the console, with an empty inventory.
+            self.stderr.write(f"seed_demo is not usable in this build ({exc}): starting without demo data.")
+
+    def _first_admin(self) -> None:
+        user_model = get_user_model()
+        if user_model._default_manager.filter(is_superuser=True).exists():
+            return
+        # The variables Django's `createsuperuser --noinput` reads.
+        username = os.environ.get("DJANGO_SUPERUSER_USERNAME") or "admin"
+        email = os.environ.get("DJANGO_SUPERUSER_EMAIL", "")
+        password = os.environ.get("DJANGO_SUPERUSER_PASSWORD")
+        if user_model._default_manager.filter(**{user_model.USERNAME_FIELD: username}).exists():
+            self.say(f"No superuser, and a user {username!r} exists already: run `manage.py createsuperuser`.")
+            return
+        if password:
+            user_model._default_manager.create_superuser(username, email, password)
+            self.say(f"Created superuser {username!r} with the password from DJANGO_SUPERUSER_PASSWORD.")
+            return
+        password = secrets.token_urlsafe(16)
+        user_model._default_manager.create_superuser(username, email, password)
+        self.say(f"Created superuser {username!r} with password: {password}")
+        self.say("  (shown only this once: note it, or change it after logging in)")
+
+    def _ready_check(self, host: str, port: int):
+        address = self._connect_host(host)
+        deadline = time.monotonic() + READY_TIMEOUT_S
+
+        def ready() -> bool:
+            try:
+                with socket.create_connection((address, port), timeout=0.5):
+                    return True
+            except OSError:
+                if time.monotonic() > deadline:
+                    self.say(f"The web server is not answering yet after {READY_TIMEOUT_S} s.")
+                    return True
+                return False
+
+        return ready
+
+    @staticmethod
+    def _connect_host(host: str) -> str:
+        # A wildcard bind is reached on loopback.
+        return {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)  # noqa: S104
+
+    def _url(self, host: str, port: int) -> str:
+        shown = self._connect_host(host)
+        if ":" in shown:
+            shown = f"[{shown}]"
+        return f"http://{shown}:{port}/"

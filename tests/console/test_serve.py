@@ -1,0 +1,308 @@
+"""`manage.py serve` as an operator runs it, and the supervisor under it."""
+
+from __future__ import annotations
+
+import html
+import http.cookiejar
+import io
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from console.processes import Child, Supervisor, console_children
+
+REPO = Path(__file__).resolve().parents[2]
+SETTINGS_VARIABLES = (
+    "DATABASE_URL",
+    "REDIS_URL",
+    "SECRET_KEY",
+    "DEBUG",
+    "ALLOWED_HOSTS",
+    "HYPERV_DRIVER",
+    "SIM_TIME_SCALE",
+    "DJANGO_SETTINGS_MODULE",
+    "DJANGO_SUPERUSER_USERNAME",
+    "DJANGO_SUPERUSER_EMAIL",
+    "DJANGO_SUPERUSER_PASSWORD",
+)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def alive(pid: int) -> bool:
+    """True while the process exists and is not a zombie waiting to be reaped."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"
+
+
+class Served:
+    """`manage.py serve` in a subprocess, its output collected line by line."""
+
+    def __init__(self, data_dir: Path, port: int, workers: int = 1):
+        self.port = port
+        self.lines: list[str] = []
+        environ = {k: v for k, v in os.environ.items() if k not in SETTINGS_VARIABLES}
+        environ.update(CONSOLE_DATA_DIR=str(data_dir), PYTHONUNBUFFERED="1")
+        self.proc = subprocess.Popen(
+            [sys.executable, str(REPO / "manage.py"), "serve", "--port", str(port), "--workers", str(workers)],
+            cwd=REPO,
+            env=environ,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        for line in self.proc.stdout:
+            self.lines.append(line.rstrip("\n"))
+
+    @property
+    def output(self) -> str:
+        return "\n".join(self.lines)
+
+    def wait_for(self, pattern: str, timeout: float = 60) -> re.Match:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            match = re.search(pattern, self.output)
+            if match:
+                return match
+            if self.proc.poll() is not None:
+                time.sleep(0.2)  # let the reader catch the last lines
+                break
+            time.sleep(0.1)
+        match = re.search(pattern, self.output)
+        assert match, f"no {pattern!r} in serve's output:\n{self.output}"
+        return match
+
+    def child_pids(self) -> dict[str, int]:
+        return {name: int(pid) for name, pid in re.findall(r"Started (\S+) \(pid (\d+)\)", self.output)}
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def stop(self) -> None:
+        """Never leave serve or its children behind, whatever the test did."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        for pid in self.child_pids().values():
+            if alive(pid):
+                os.kill(pid, signal.SIGKILL)
+
+
+def wait_for_page(url: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 - our own http://127.0.0.1 URL
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            pass
+        assert time.monotonic() < deadline, f"{url} did not answer 200 within {timeout} s"
+        time.sleep(0.3)
+
+
+def log_in(served: Served, username: str, password: str) -> urllib.request.OpenerDirector:
+    """A real browser-like login: CSRF cookie from the form page, token in the POST body."""
+    jar = http.cookiejar.CookieJar()
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
+    with opener.open(served.url("/accounts/login/"), timeout=10) as response:
+        form = response.read().decode()
+    token = html.unescape(re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', form).group(1))
+    assert any(cookie.name == "csrftoken" for cookie in jar)
+    body = urllib.parse.urlencode({"username": username, "password": password, "csrfmiddlewaretoken": token})
+    with opener.open(served.url("/accounts/login/"), data=body.encode(), timeout=10) as response:
+        assert response.status == 200
+        assert "/accounts/login/" not in response.url, "login was refused"
+    return opener
+
+
+@pytest.mark.slow
+def test_it_serves_the_console_and_stops_cleanly(tmp_path):
+    port = free_port()
+    served = Served(tmp_path, port)
+    try:
+        wait_for_page(served.url("/accounts/login/"))
+        served.wait_for(r"Console running at http://127\.0\.0\.1:\d+/")
+        password = served.wait_for(r"Created superuser 'admin' with password: (\S+)").group(1)
+
+        opener = log_in(served, "admin", password)
+        with opener.open(served.url("/"), timeout=10) as response:
+            assert response.status == 200
+            assert response.url == served.url("/")
+
+        with opener.open(served.url("/static/django_htmx/htmx-2.min.js"), timeout=10) as response:
+            assert response.status == 200
+            assert b"htmx" in response.read()
+
+        pids = served.child_pids()
+        assert set(pids) == {"web", "worker-1"}
+        worker_cmdline = Path(f"/proc/{pids['worker-1']}/cmdline").read_bytes().split(b"\0")
+        assert b"db_worker" in worker_cmdline
+        assert b"--no-reload" in worker_cmdline
+        assert alive(pids["worker-1"])
+
+        served.proc.send_signal(signal.SIGTERM)
+        assert served.proc.wait(timeout=15) == 0
+        assert not [name for name, pid in pids.items() if alive(pid)]
+        served.wait_for(r"All processes stopped")
+    finally:
+        served.stop()
+
+    first_output = served.output
+    # Same data dir again: no new admin password, no second seeding.
+    again = Served(tmp_path, free_port())
+    try:
+        wait_for_page(again.url("/accounts/login/"))
+        again.wait_for(r"Console running at")
+        assert "Created superuser" not in again.output
+        seeded = "seeding the demo fabric" in first_output and "seed_demo is not usable" not in first_output
+        if seeded:
+            assert "seeding the demo fabric" not in again.output
+        assert password not in again.output
+
+        # A child that dies on its own takes the rest down, with a non-zero exit.
+        pids = again.child_pids()
+        os.kill(pids["worker-1"], signal.SIGKILL)
+        assert again.proc.wait(timeout=20) != 0
+        again.wait_for(r"worker-1 exited unexpectedly")
+        assert not alive(pids["web"])
+    finally:
+        again.stop()
+
+
+def test_it_refuses_a_port_in_use(tmp_path):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        environ = {k: v for k, v in os.environ.items() if k not in SETTINGS_VARIABLES}
+        environ["CONSOLE_DATA_DIR"] = str(tmp_path)
+        result = subprocess.run(
+            [sys.executable, str(REPO / "manage.py"), "serve", "--port", str(port)],
+            cwd=REPO,
+            env=environ,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert result.returncode != 0
+    assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
+    assert "Traceback" not in result.stderr
+    # Refused before touching anything.
+    assert not (tmp_path / "db.sqlite3").exists()
+
+
+def test_it_lists_one_web_server_and_the_workers():
+    children = console_children("127.0.0.1", 8123, workers=3)
+    assert [c.name for c in children] == ["web", "worker-1", "worker-2", "worker-3"]
+    assert "console.asgi_static:application" in children[0].argv
+    assert children[0].argv[children[0].argv.index("--port") + 1] == "8123"
+    for child in children[1:]:
+        assert child.argv[-4:] == ("db_worker", "--queue-name", "default", "--no-reload")
+
+
+def sleeper(name: str, code: str = "import time; time.sleep(60)") -> Child:
+    return Child(name, (sys.executable, "-c", code))
+
+
+def test_it_stops_every_child_on_request():
+    supervisor = Supervisor([sleeper("a"), sleeper("b")], out=io.StringIO(), stop_timeout=5)
+    try:
+        supervisor.start()
+        supervisor.request_stop(signal.SIGTERM)
+        assert supervisor.wait() == 0
+        assert all(p.returncode == -signal.SIGTERM for p in supervisor.procs.values())
+    finally:
+        supervisor.stop_all()
+
+
+def test_it_stops_the_others_when_one_child_dies():
+    out = io.StringIO()
+    supervisor = Supervisor([sleeper("steady"), sleeper("fragile", "raise SystemExit(3)")], out=out)
+    try:
+        supervisor.start()
+        assert supervisor.wait() == 1
+        assert "fragile exited unexpectedly (exit code 3)" in out.getvalue()
+        assert supervisor.procs["steady"].returncode is not None
+    finally:
+        supervisor.stop_all()
+
+
+def test_it_kills_a_child_that_ignores_sigterm(tmp_path):
+    flag = tmp_path / "ignoring"
+    code = (
+        "import pathlib, signal, sys, time; signal.signal(signal.SIGTERM, signal.SIG_IGN);"
+        "pathlib.Path(sys.argv[1]).touch(); time.sleep(60)"
+    )
+    stubborn = Child("stubborn", (sys.executable, "-c", code, str(flag)))
+    out = io.StringIO()
+    supervisor = Supervisor([stubborn], out=out, stop_timeout=0.5)
+    try:
+        supervisor.start()
+        deadline = time.monotonic() + 10
+        while not flag.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        supervisor.request_stop(signal.SIGINT)
+        started = time.monotonic()
+        assert supervisor.wait() == 0
+        assert time.monotonic() - started < 5
+        assert supervisor.procs["stubborn"].returncode == -signal.SIGKILL
+        assert "did not stop within 0.5 s; killing it" in out.getvalue()
+    finally:
+        supervisor.stop_all()
+
+
+def test_it_takes_children_down_when_serve_itself_is_killed(tmp_path):
+    """Children run in their own process group, so the kernel must end them if serve dies by SIGKILL."""
+    code = (
+        "import sys, time; from console.processes import Child, Supervisor;"
+        "s = Supervisor([Child('c', (sys.executable, '-c', 'import time; time.sleep(60)'))]);"
+        "s.start(); time.sleep(60)"
+    )
+    parent = subprocess.Popen(
+        [sys.executable, "-c", code], cwd=REPO, stdout=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL
+    )
+    child_pid = None
+    try:
+        line = parent.stdout.readline()
+        child_pid = int(re.search(r"pid (\d+)", line).group(1))
+        assert alive(child_pid)
+        parent.kill()
+        parent.wait(timeout=10)
+        deadline = time.monotonic() + 10
+        while alive(child_pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not alive(child_pid)
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+            parent.wait()
+        if child_pid and alive(child_pid):
+            os.kill(child_pid, signal.SIGKILL)
