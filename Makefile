@@ -1,0 +1,37 @@
+# The two commands for a fresh machine (README): `make run` and `make test`.
+# Both build .venv with Python 3.11 when it is missing and install requirements.txt again only
+# when that file changes (a stamp file records the last install).
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.requirements-installed
+# Extra arguments for `manage.py serve`, e.g. make run ARGS="--host 0.0.0.0 --port 8080 --workers 4"
+ARGS ?=
+# Two cores on the reference machine; override with make test PYTEST_ARGS="-n 0 -x".
+PYTEST_ARGS ?= -n auto
+
+.PHONY: setup run test lint format
+
+setup: $(STAMP)
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): requirements.txt | $(PY)
+	$(PY) -m pip install --disable-pip-version-check -q -r requirements.txt
+	touch $(STAMP)
+
+run: setup
+	$(PY) manage.py serve $(ARGS)
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+test: lint
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+format: setup
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
