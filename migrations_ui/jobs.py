@@ -43,10 +43,11 @@ def create_job(
     storage_path: str = "",
     vhds: tuple[tuple[str, str], ...] = (),
     performance_option: str = "",
-    add_default_location: bool = False,
+    add_location: str = "",
     user=None,
 ) -> MigrationJob:
-    """Record a queued migration job, or raise Refused with the findings that stand in the way."""
+    """Record a queued migration job, or raise Refused with the findings that stand in the way.
+    add_location: a folder to add to the destination's storage locations along with the job."""
     if problems := input_problems(storage_path, vhds, performance_option):
         raise Refused(problems)
     try:
@@ -56,10 +57,10 @@ def create_job(
             assessment = Preflight(vm).assess(destination, storage_path=storage_path, vhds=vhds)
             if not assessment.allowed:
                 raise Refused([f for f in assessment.findings if f.severity == BLOCK])
-            job = _record(vm, destination, assessment, storage_path, vhds, performance_option, user)
-            if add_default_location and storage_path:
+            job = _record(vm, destination, assessment, storage_path, vhds, performance_option, user, add_location)
+            if add_location:
                 StorageLocation.objects.get_or_create(
-                    host=destination, path=storage_path, defaults={"added_by_user": True}
+                    host=destination, path=add_location, defaults={"added_by_user": True}
                 )
     except VirtualMachine.DoesNotExist:
         raise Refused([Finding("vm-gone", BLOCK, "The VM is no longer in the inventory.")]) from None
@@ -69,7 +70,7 @@ def create_job(
     return job
 
 
-def _record(vm, destination, assessment: Assessment, storage_path, vhds, performance_option, user) -> MigrationJob:
+def _record(vm, destination, assessment: Assessment, storage_path, vhds, performance_option, user, add_location):
     job = MigrationJob.objects.create(
         kind=assessment.transfer_type,
         vm=vm,
@@ -78,6 +79,7 @@ def _record(vm, destination, assessment: Assessment, storage_path, vhds, perform
         destination=destination,
         storage_path=storage_path,
         vhds=[list(pair) for pair in vhds],
+        add_default_location=bool(add_location),
         performance_option=performance_option,
         findings=[f.as_dict() for f in assessment.findings],
         requested_by=user,

@@ -140,8 +140,6 @@ class Preflight:
     def destinations(self) -> list[tuple[Host, Assessment]]:
         """Every other reachable host, best first: allowed before blocked, then by stars."""
         ranked = [
-            (host, self.assess(host))
-            for host in self.hosts.values()
-            if host.pk != self.vm.host_id and host.reachable
+            (host, self.assess(host)) for host in self.hosts.values() if host.pk != self.vm.host_id and host.reachable
         ]
         return sorted(ranked, key=lambda pair: (not pair[1].allowed, -pair[1].rating, pair[0].name))

@@ -1,0 +1,83 @@
+"""The wizards' input: validated here, so views only read cleaned data."""
+
+from django import forms
+
+from fabric.models import Host, PerformanceOption, VirtualMachine
+from migrations_ui.paths import path_problem
+
+
+def _clean_path(value: str, required: bool) -> str:
+    if not value and not required:
+        return ""
+    if problem := path_problem(value):
+        raise forms.ValidationError(problem)
+    return value
+
+
+def _file_name(path: str) -> str:
+    return path.replace("/", "\\").rsplit("\\", 1)[-1]
+
+
+class MoveForm(forms.Form):
+    """Migrate virtual machine: destination host, storage path for Live (VSM), performance option."""
+
+    to = forms.CharField(max_length=255, required=False)
+    storage_path = forms.CharField(max_length=400, required=False, strip=False)
+    performance = forms.ChoiceField(choices=[("", "Host default"), *PerformanceOption.choices], required=False)
+
+    def __init__(self, *args, vm: VirtualMachine, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.vm = vm
+
+    def clean_to(self) -> Host | None:
+        fqdn = self.cleaned_data["to"]
+        if not fqdn:
+            return None
+        host = Host.objects.select_related("cluster").filter(fqdn=fqdn).first()
+        if host is None:
+            raise forms.ValidationError(f"There is no host {fqdn} in the inventory.")
+        if host.pk == self.vm.host_id:
+            raise forms.ValidationError(
+                f"{host.name} is where {self.vm.name} runs already; choose another host, or migrate its storage."
+            )
+        return host
+
+    def clean_storage_path(self) -> str:
+        return _clean_path(self.cleaned_data["storage_path"], required=False)
+
+
+class StorageMoveForm(forms.Form):
+    """Migrate storage: the whole VM or selected VHDs to one folder on the same host."""
+
+    WHOLE, SELECTED = "whole", "selected"
+    mode = forms.ChoiceField(choices=[(WHOLE, "The whole virtual machine"), (SELECTED, "Selected virtual disks")])
+    storage_path = forms.CharField(max_length=400, required=False, strip=False)
+    vhd = forms.MultipleChoiceField(required=False)
+    add_default_location = forms.BooleanField(required=False)
+
+    def __init__(self, *args, disks, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["vhd"].choices = [(d.path, d.path) for d in disks]
+
+    def clean_storage_path(self) -> str:
+        return _clean_path(self.cleaned_data["storage_path"], required=True)
+
+    def clean(self):
+        data = super().clean()
+        if data.get("mode") == self.SELECTED and not data.get("vhd"):
+            self.add_error("vhd", "Select at least one virtual disk, or move the whole virtual machine.")
+        return data
+
+    def vhds(self) -> tuple[tuple[str, str], ...]:
+        """Each selected VHD into the destination folder, under its own file name."""
+        if self.cleaned_data["mode"] != self.SELECTED:
+            return ()
+        folder = self.cleaned_data["storage_path"].rstrip("\\")
+        return tuple((src, folder + "\\" + _file_name(src)) for src in self.cleaned_data["vhd"])
+
+    def add_location(self) -> str:
+        return self.cleaned_data["storage_path"] if self.cleaned_data["add_default_location"] else ""
+
+    def target(self) -> str:
+        """One destination for everything when the whole VM moves."""
+        return self.cleaned_data["storage_path"] if self.cleaned_data["mode"] == self.WHOLE else ""

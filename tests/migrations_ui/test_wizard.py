@@ -1,0 +1,239 @@
+import pytest
+from django.urls import reverse
+
+from fabric.models import StorageLocation
+from migrations_ui.models import JobEvent, MigrationJob
+from tests.fabric.factories import GB, make_disk, make_host, make_location, make_share, make_vm
+
+pytestmark = pytest.mark.django_db
+
+SHARE = "\\\\fs01.contoso.test\\vms"
+READY = {"auth_type": "kerberos", "delegation_configured": True, "use_any_network": True}
+
+
+@pytest.fixture
+def fabric():
+    s1 = make_host("hv-s1", vm_path="D:\\Hyper-V", **READY)
+    s2 = make_host("hv-s2", **READY)
+    s3 = make_host("hv-s3", vm_path="D:\\Hyper-V", **READY)
+    make_location(s3, "D:\\Hyper-V", is_default=True)
+    make_location(s1, "D:\\Hyper-V", is_default=True)
+    share = make_share(SHARE, hosts=[s1, s2])
+    make_share("\\\\fs01\\vmstore2", hosts=[s1], file_server="fs01", file_server_fqdn="fs01.contoso.test")
+    vm = make_vm("web01", host=s1, config_path=SHARE + "\\web01", share=share, memory_assigned_bytes=8 * GB)
+    make_disk(SHARE + "\\web01\\web01.vhdx", vms=[vm])
+    return {"s1": s1, "s2": s2, "s3": s3, "vm": vm}
+
+
+def wizard(vm):
+    return reverse("migrations_ui:migrate_vm", args=[vm.guid])
+
+
+def storage_wizard(vm):
+    return reverse("migrations_ui:migrate_storage", args=[vm.guid])
+
+
+def test_it_lists_every_destination_with_its_transfer_type(admin_client, fabric):
+    response = admin_client.get(wizard(fabric["vm"]))
+
+    assert response.status_code == 200
+    rows = {h.name: h for h, _ in response.context["ranked"]}
+    assert set(rows) == {"hv-s2", "hv-s3"}
+    kinds = {h.name: a.transfer_type for h, a in response.context["ranked"]}
+    assert kinds == {"hv-s2": "live", "hv-s3": "live_vsm"}
+    assert b"Live (VSM)" in response.content and b"<html" in response.content
+
+
+def test_it_ranks_blocked_hosts_last(admin_client, fabric):
+    fabric["s2"].virtual_switches = ["Other"]
+    fabric["s2"].save()
+
+    ranked = admin_client.get(wizard(fabric["vm"])).context["ranked"]
+
+    assert [h.name for h, _ in ranked] == ["hv-s3", "hv-s2"]
+    assert ranked[1][1].rating == 0
+    assert any(f.rule == "vswitch-missing" for f in ranked[1][1].findings)
+
+
+def test_it_answers_htmx_with_the_details_fragment(admin_client, fabric):
+    response = admin_client.get(wizard(fabric["vm"]), {"to": fabric["s3"].fqdn}, HTTP_HX_REQUEST="true")
+
+    assert response.status_code == 200
+    body = response.content.decode()
+    assert "<html" not in body
+    assert "Live (VSM)" in body
+    assert 'value="D:\\Hyper-V"' in body  # the destination's default location is proposed
+    assert "Move</button>" in body
+
+
+def test_it_checks_a_typed_share_path_for_the_fqdn(admin_client, fabric):
+    response = admin_client.get(
+        wizard(fabric["vm"]),
+        {"to": fabric["s3"].fqdn, "storage_path": "\\\\fs01\\vmstore2\\web01"},
+        HTTP_HX_REQUEST="true",
+    )
+
+    body = response.content.decode()
+    assert 'data-rule="smb-path-not-fqdn"' in body
+    assert "\\\\fs01.contoso.test\\vmstore2\\web01" in body
+    assert "Move</button>" not in body
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"to": "nowhere.contoso.test"}, "no host nowhere.contoso.test"),
+        ({"to": "hv-s1.contoso.test"}, "runs already"),
+        ({"to": "hv-s3.contoso.test", "storage_path": "D:\\VMs\x01"}, "control characters"),
+        ({"to": "hv-s3.contoso.test", "storage_path": "D:\\" + "x" * 300}, "260"),
+        ({"to": "hv-s3.contoso.test", "storage_path": "relative"}, "Give a local path"),
+        ({"to": "hv-s2.contoso.test", "performance": "warp"}, "Select a valid choice"),
+    ],
+)
+def test_it_refuses_bad_input_with_a_message_and_creates_nothing(admin_client, fabric, params, message):
+    htmx = admin_client.get(wizard(fabric["vm"]), params, HTTP_HX_REQUEST="true")
+    posted = admin_client.post(wizard(fabric["vm"]), params)
+
+    assert htmx.status_code == 400 and message in htmx.content.decode()
+    assert posted.status_code == 400 and message in posted.content.decode()
+    assert MigrationJob.objects.count() == 0
+
+
+def test_it_creates_a_queued_job_and_leads_to_it(admin_client, admin_user, fabric):
+    response = admin_client.post(wizard(fabric["vm"]), {"to": fabric["s2"].fqdn, "performance": "smb"})
+
+    job = MigrationJob.objects.get()
+    assert response.status_code == 302 and response["Location"] == job.get_absolute_url()
+    assert (job.kind, job.state, job.source, job.destination) == ("live", "queued", fabric["s1"], fabric["s2"])
+    assert job.performance_option == "smb" and job.requested_by == admin_user
+    assert list(JobEvent.objects.filter(job=job).values_list("kind", flat=True)) == ["created"]
+    assert admin_client.get(reverse("migrations_ui:jobs")).content.decode().count("web01") == 1
+
+
+def test_it_redirects_htmx_with_a_header(admin_client, fabric):
+    response = admin_client.post(
+        wizard(fabric["vm"]), {"to": fabric["s3"].fqdn, "storage_path": "E:\\VMs"}, HTTP_HX_REQUEST="true"
+    )
+
+    job = MigrationJob.objects.get()
+    assert response["HX-Redirect"] == job.get_absolute_url()
+    assert (job.kind, job.storage_path) == ("live_vsm", "E:\\VMs")
+
+
+def test_it_refuses_a_blocked_move(admin_client, fabric):
+    fabric["s2"].memory_available_bytes = 1 * GB
+    fabric["s2"].save()
+
+    response = admin_client.post(wizard(fabric["vm"]), {"to": fabric["s2"].fqdn})
+
+    assert response.status_code == 409
+    assert "insufficient-memory" in response.content.decode()
+    assert MigrationJob.objects.count() == 0
+
+
+def test_it_refuses_a_second_move_of_a_vm_already_moving(admin_client, fabric):
+    admin_client.post(wizard(fabric["vm"]), {"to": fabric["s2"].fqdn})
+
+    response = admin_client.post(wizard(fabric["vm"]), {"to": fabric["s3"].fqdn})
+
+    assert response.status_code == 409
+    assert "already has a migration" in response.content.decode()
+    assert MigrationJob.objects.count() == 1
+
+
+def test_it_refuses_a_vm_that_disappeared_since_the_page_was_drawn(admin_client, fabric):
+    fabric["vm"].removed = True
+    fabric["vm"].save()
+
+    response = admin_client.post(wizard(fabric["vm"]), {"to": fabric["s2"].fqdn}, HTTP_HX_REQUEST="true")
+
+    assert response.status_code == 409
+    assert "no longer" in response.content.decode()
+    assert MigrationJob.objects.count() == 0
+
+
+def test_it_answers_404_for_an_unknown_vm(admin_client):
+    assert admin_client.get("/vms/00000000-0000-0000-0000-000000000000/migrate/").status_code == 404
+
+
+def test_it_requires_login(client, fabric):
+    response = client.get(wizard(fabric["vm"]))
+    assert response.status_code == 302 and "/accounts/login/" in response["Location"]
+
+
+@pytest.fixture
+def guest_cluster(fabric):
+    s1 = fabric["s1"]
+    fc1 = make_vm("sql-fc1", host=s1, config_path="D:\\Hyper-V\\sql-fc1")
+    fc2 = make_vm("sql-fc2", host=s1, config_path="D:\\Hyper-V\\sql-fc2")
+    make_disk("D:\\Hyper-V\\sql-fc1\\os.vhdx", vms=[fc1], key="s1|os1")
+    make_disk("D:\\Hyper-V\\shared\\quorum.vhdx", vms=[fc1, fc2], shared=True, key="s1|quorum")
+    return fc1
+
+
+def test_storage_wizard_shows_and_blocks_a_shared_vhdx(admin_client, guest_cluster):
+    page = admin_client.get(storage_wizard(guest_cluster))
+    assert "shared VHDX" in page.content.decode()
+
+    response = admin_client.get(
+        storage_wizard(guest_cluster), {"mode": "whole", "storage_path": "E:\\VMs"}, HTTP_HX_REQUEST="true"
+    )
+
+    body = response.content.decode()
+    assert 'data-rule="shared-vhdx-not-movable"' in body
+    assert "Shut down the VMs sharing the disk" in body
+    assert "Move storage</button>" not in body
+
+
+def test_storage_wizard_moves_selected_vhds_and_adds_the_location(admin_client, guest_cluster, fabric):
+    response = admin_client.post(
+        storage_wizard(guest_cluster),
+        {
+            "mode": "selected",
+            "vhd": ["D:\\Hyper-V\\sql-fc1\\os.vhdx"],
+            "storage_path": "E:\\Fast",
+            "add_default_location": "on",
+        },
+    )
+
+    job = MigrationJob.objects.get()
+    assert response.status_code == 302
+    assert (job.kind, job.source, job.destination) == ("storage", fabric["s1"], fabric["s1"])
+    assert job.vhds == [["D:\\Hyper-V\\sql-fc1\\os.vhdx", "E:\\Fast\\os.vhdx"]]
+    assert StorageLocation.objects.filter(host=fabric["s1"], path="E:\\Fast", added_by_user=True).exists()
+
+
+def test_storage_wizard_refuses_the_shared_vhdx_when_posted_anyway(admin_client, guest_cluster):
+    response = admin_client.post(
+        storage_wizard(guest_cluster),
+        {"mode": "selected", "vhd": ["D:\\Hyper-V\\shared\\quorum.vhdx"], "storage_path": "E:\\Fast"},
+    )
+
+    assert response.status_code == 409
+    assert MigrationJob.objects.count() == 0
+    assert not StorageLocation.objects.filter(path="E:\\Fast").exists()
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"mode": "whole", "storage_path": ""}, "Enter a destination path"),
+        ({"mode": "selected", "storage_path": "E:\\x"}, "Select at least one virtual disk"),
+        ({"mode": "selected", "vhd": ["C:\\not-attached.vhdx"], "storage_path": "E:\\x"}, "Select a valid choice"),
+        ({"mode": "teleport", "storage_path": "E:\\x"}, "Select a valid choice"),
+    ],
+)
+def test_storage_wizard_refuses_bad_input(admin_client, guest_cluster, data, message):
+    response = admin_client.post(storage_wizard(guest_cluster), data, HTTP_HX_REQUEST="true")
+
+    assert response.status_code == 400
+    assert message in response.content.decode()
+    assert MigrationJob.objects.count() == 0
+
+
+def test_storage_wizard_applies_the_fqdn_rule(admin_client, fabric):
+    response = admin_client.get(
+        storage_wizard(fabric["vm"]), {"mode": "whole", "storage_path": "\\\\fs01\\vmstore2\\web01"}
+    )
+
+    assert 'data-rule="smb-path-not-fqdn"' in response.content.decode()
