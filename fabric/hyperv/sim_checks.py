@@ -1,0 +1,315 @@
+"""What the simulated Hyper-V checks before it accepts a move, and the errors it answers with.
+
+Codes follow hyperv.md section 7 where Hyper-V has one (21501, 0x800705AA, 33012, 0x8009030E,
+0x8007274C, 10698, 21502); refusals without a documented code use the error-record ids the Hyper-V
+cmdlets write (InvalidParameter, InvalidState, OperationFailed, NotFound).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from fabric.hyperv.api import HostUnreachable, HyperVError, MoveRequest
+from fabric.hyperv.sim_world import (
+    LIVE_KINDS,
+    MEMORY_STATES,
+    MOVE_KINDS,
+    STORAGE_KINDS,
+    SimHost,
+    SimVm,
+    basename,
+    is_csv_path,
+    is_local_path,
+    join_path,
+    unc_parts,
+)
+
+if TYPE_CHECKING:
+    from fabric.hyperv.simulator import Fabric
+
+PERFORMANCE_OPTIONS = ("tcpip", "compression", "smb")
+
+REMEDY_LIMIT = "Wait for a running migration to finish (the console queues the move)"
+REMEDY_MEMORY = "Pick another host or free memory on the destination"
+REMEDY_SWITCH = "Create the virtual switch on the destination or reconnect the adapter"
+REMEDY_DELEGATION = (
+    "Set Kerberos constrained delegation between the hosts for cifs and Microsoft Virtual System Migration Service"
+)
+REMEDY_NETWORK = "Check the firewall (port 6600) and the migration networks of both hosts"
+REMEDY_DRIVE_LETTERS = "Align the system drive letters and paths of the nodes"
+
+
+def limit_error(vm_name: str, host: SimHost, limit: int, what: str = "virtual machine migration") -> HyperVError:
+    return HyperVError(
+        "21501",
+        f"Virtual machine migration operation for '{vm_name}' failed: the {what} limit '{limit}' "
+        f"was reached on '{host.name}', please wait for completion of an ongoing migration operation.",
+        REMEDY_LIMIT,
+    )
+
+
+@dataclass
+class MoveDecision:
+    """A validated request, resolved into what the simulation needs."""
+
+    request: MoveRequest
+    vm: SimVm
+    source: SimHost
+    destination: SimHost
+    performance: str
+    storage_path: str = ""
+    config_path: str | None = None  # new configuration folder, None when it stays
+    disk_moves: dict[str, str] = field(default_factory=dict)  # old path -> new path
+    storage_bytes: int = 0
+    memory_bytes: int = 0  # memory copied (live kinds of a running VM)
+    reserve_bytes: int = 0  # memory to hold on the destination
+    ha_removed: bool = False
+    cmdlet: str = ""
+    params: dict = field(default_factory=dict)
+
+
+def migration_counts(fabric: Fabric, fqdn: str) -> tuple[int, int]:
+    """(live, storage) migrations the host takes part in, in or out (hyperv.md section 3)."""
+    live = storage = 0
+    for m in fabric.running_migrations():
+        if fqdn not in (m.source, m.destination):
+            continue
+        live += m.kind in LIVE_KINDS
+        storage += m.kind in STORAGE_KINDS
+    return live, storage
+
+
+def live_limit(fabric: Fabric, host: SimHost) -> int:
+    """A cluster node obeys the cluster's MaximumParallelMigrations, not its own setting."""
+    if host.cluster and host.cluster in fabric.clusters:
+        return fabric.clusters[host.cluster].max_parallel_migrations
+    return host.max_live_migrations
+
+
+def path_reachable(fabric: Fabric, path: str, host: SimHost, vm_host: SimHost) -> bool:
+    """Can `host` open this file of a VM that now runs on `vm_host`?"""
+    if unc_parts(path):
+        share = fabric.share_for_path(path)
+        return share is not None and share.unc_path in host.shares
+    if is_csv_path(path):
+        return bool(host.cluster) and host.cluster == vm_host.cluster
+    return host.fqdn == vm_host.fqdn
+
+
+def target_path_ok(fabric: Fabric, path: str, host: SimHost) -> bool:
+    """Can files be put at `path` for a VM on `host`?"""
+    if unc_parts(path):
+        share = fabric.share_for_path(path)
+        return share is not None and share.unc_path in host.shares
+    if is_csv_path(path):
+        return bool(host.cluster)
+    return is_local_path(path)
+
+
+def validate(fabric: Fabric, request: MoveRequest) -> MoveDecision:
+    """Every check Hyper-V makes before a move starts; raises HyperVError on the first that fails."""
+    vm = fabric.vms.get(request.vm_id)
+    source = fabric.hosts.get(request.source)
+    if source is None or not source.reachable:
+        raise HostUnreachable(request.source, "no such host" if source is None else "connection refused")
+    if vm is None or vm.host != source.fqdn:
+        raise HyperVError(
+            "NotFound", f"Hyper-V was unable to find a virtual machine with id '{request.vm_id}' on '{source.name}'"
+        )
+    if request.kind not in MOVE_KINDS:
+        raise HyperVError("InvalidParameter", f"Unknown move kind '{request.kind}'")
+    destination = fabric.hosts.get(request.destination)
+    if destination is None or not destination.reachable:
+        raise HyperVError(
+            "0x8007274C",
+            f"Migration of '{vm.name}' failed: the destination host '{request.destination}' did not respond",
+            REMEDY_NETWORK,
+        )
+    if fabric.migration_of_vm(vm.id) is not None:
+        raise HyperVError("InvalidState", f"A migration of '{vm.name}' is already in progress", "Wait for it to end")
+    performance = request.performance_option or source.performance_option
+    if performance not in PERFORMANCE_OPTIONS:
+        raise HyperVError("InvalidParameter", f"Unknown performance option '{performance}'")
+
+    decision = MoveDecision(request, vm, source, destination, performance)
+    _check_kind(fabric, decision)
+    if request.kind in STORAGE_KINDS:
+        _resolve_storage(fabric, decision)
+    if request.kind in LIVE_KINDS:
+        _check_live(fabric, decision)
+    _check_limits(fabric, decision)
+    if decision.reserve_bytes > destination.memory_available_bytes:
+        raise HyperVError(
+            "0x800705AA",
+            f"'{destination.name}' could not initialize memory for '{vm.name}': Insufficient system resources "
+            f"exist to complete the requested service (needs {vm.memory_bytes // 2**20} MB, "
+            f"{destination.memory_available_bytes // 2**20} MB available)",
+            REMEDY_MEMORY,
+        )
+    _describe_command(decision)
+    return decision
+
+
+def _check_kind(fabric: Fabric, d: MoveDecision) -> None:
+    vm, src, dst, kind = d.vm, d.source, d.destination, d.request.kind
+    same_host = src.fqdn == dst.fqdn
+    if kind == "storage" and not same_host:
+        raise HyperVError("InvalidParameter", "A storage move keeps the VM on its host: destination must be the source")
+    if kind != "storage" and same_host:
+        raise HyperVError("InvalidParameter", f"'{vm.name}' already runs on '{dst.name}'")
+    if kind == "live" and (d.request.storage_path or d.request.vhds):
+        raise HyperVError("InvalidParameter", "A live move keeps the files in place: use live_vsm to move storage")
+    if vm.is_clustered and kind in STORAGE_KINDS:
+        raise HyperVError(
+            "InvalidParameter",
+            f"Storage options cannot be used for '{vm.name}': it is a clustered virtual machine",
+            "Remove the virtual machine from the cluster and then try again",
+        )
+    if kind in ("live", "live_vsm") and vm.state != "running":
+        raise HyperVError(
+            "InvalidState",
+            f"'{vm.name}' is {vm.state}: a live migration needs a running virtual machine",
+            "Start it, or use a quick or network (offline) move",
+        )
+    if kind == "network" and vm.state not in ("off", "saved"):
+        raise HyperVError("InvalidState", f"'{vm.name}' is {vm.state}: an offline copy needs it off or saved")
+    if kind == "quick" and not (vm.is_clustered and src.cluster and src.cluster == dst.cluster):
+        raise HyperVError("InvalidParameter", f"A quick migration moves a clustered VM within its cluster: '{vm.name}'")
+    if kind in ("live", "quick"):
+        files = [vm.config_path, *(disk.path for disk in vm.disks)]
+        unreachable = [p for p in files if not path_reachable(fabric, p, dst, src)]
+        if unreachable:
+            raise HyperVError(
+                "OperationFailed",
+                f"'{dst.name}' cannot reach the files of '{vm.name}' ({unreachable[0]})",
+                "Connect the destination to the share, or move the storage too (live_vsm)",
+            )
+    if kind != "storage" and vm.config_version not in dst.supported_config_versions:
+        raise HyperVError(
+            "10698",
+            f"'{vm.name}' has configuration version {vm.config_version}, which '{dst.name}' does not support",
+            "Upgrade the destination host, or pick a host that supports this version",
+        )
+
+
+def _resolve_storage(fabric: Fabric, d: MoveDecision) -> None:
+    """Which files move where, and whether Hyper-V would let them."""
+    vm, dst, request = d.vm, d.destination, d.request
+    path = request.storage_path
+    if not path and request.kind in ("live_vsm", "network") and not request.vhds:
+        path = join_path(dst.vm_path, vm.name)
+    if not path and not request.vhds:
+        raise HyperVError("InvalidParameter", "Give -DestinationStoragePath or -Vhds for a storage move")
+    by_path = {disk.path.lower(): disk for disk in vm.disks}
+    moves: dict[str, str] = {}
+    for old, new in request.vhds:
+        disk = by_path.get(old.lower())
+        if disk is None:
+            raise HyperVError("InvalidParameter", f"'{old}' is not a virtual hard disk of '{vm.name}'")
+        moves[disk.path] = new
+    if path and not request.vhds:
+        moves = {disk.path: join_path(path, basename(disk.path)) for disk in vm.disks}
+    for disk in vm.disks:
+        if disk.path in moves and disk.shared:
+            raise HyperVError(
+                "OperationFailed",
+                f"Cannot move '{disk.path}' of '{vm.name}': it is a shared virtual hard disk "
+                "(SupportPersistentReservations)",
+                "Shut down the VMs that share the disk, move the file, then start them again",
+            )
+    for target in [path, *moves.values()]:
+        if target and not target_path_ok(fabric, target, dst):
+            raise HyperVError(
+                "0x80070035",
+                f"'{dst.name}' cannot use the path '{target}' (the network path was not found or is not a share it "
+                "is connected to)",
+                "Pick a local path, a CSV of the destination's cluster, or an SMB share the destination reaches "
+                "by its FQDN",
+            )
+    sizes = {disk.path: disk.size_bytes for disk in vm.disks}
+    d.storage_path = path
+    d.config_path = path or None
+    d.disk_moves = moves
+    d.storage_bytes = sum(sizes[old] for old in moves)
+    if vm.state == "saved" and request.kind == "network":
+        d.storage_bytes += vm.memory_bytes  # the saved memory file travels too
+
+
+def _check_live(fabric: Fabric, d: MoveDecision) -> None:
+    vm, src, dst, kind = d.vm, d.source, d.destination, d.request.kind
+    for host in (src, dst):
+        if not host.migration_enabled and kind != "quick":
+            raise HyperVError(
+                "OperationFailed",
+                f"Live migration is not enabled on '{host.name}'",
+                "Enable incoming and outgoing live migrations on the host (Enable-VMMigration)",
+            )
+    same_cluster = bool(src.cluster) and src.cluster == dst.cluster
+    if vm.compat_vector_stale and same_cluster:
+        raise HyperVError(
+            "21502",
+            f"'{vm.name}' still carries the compatibility vector of its older cluster: the hardware on "
+            f"'{dst.name}' is not compatible with the hardware requirements of this virtual machine",
+            "Restart the virtual machine once, then move it",
+        )
+    if src.processor_family != dst.processor_family and not vm.processor_compat:
+        raise HyperVError(
+            "21502",
+            f"The processor of '{dst.name}' is not compatible with the hardware of '{vm.name}'",
+            "Turn the VM off and enable processor compatibility (Set-VMProcessor -CompatibilityForMigrationEnabled)",
+        )
+    missing = [name for name in vm.switch_names if name not in dst.virtual_switches]
+    if missing:
+        raise HyperVError("33012", f"Could not find Ethernet switch '{missing[0]}' on '{dst.name}'", REMEDY_SWITCH)
+    if kind != "quick" and not (dst.use_any_network or dst.migration_networks):
+        raise HyperVError("0x8007274C", f"'{dst.name}' has no network for incoming live migrations", REMEDY_NETWORK)
+    if (
+        kind != "quick"
+        and src.auth_type == "kerberos"
+        and not (src.delegation_configured and dst.delegation_configured)
+    ):
+        raise HyperVError(
+            "0x8009030E",
+            f"Migration of '{vm.name}' to '{dst.name}' failed: no credentials are available in the security package",
+            REMEDY_DELEGATION,
+        )
+    if vm.state in MEMORY_STATES:
+        d.memory_bytes = vm.memory_bytes if kind != "quick" or vm.state == "running" else 0
+        d.reserve_bytes = vm.memory_bytes
+    # A VM leaving its cluster is removed from it first, and re-added where it lands (hyperv.md section 1).
+    d.ha_removed = vm.is_clustered and not same_cluster
+
+
+def _check_limits(fabric: Fabric, d: MoveDecision) -> None:
+    kind = d.request.kind
+    for host in {d.source.fqdn: d.source, d.destination.fqdn: d.destination}.values():
+        live, storage = migration_counts(fabric, host.fqdn)
+        if kind in LIVE_KINDS and live + 1 > live_limit(fabric, host):
+            raise limit_error(d.vm.name, host, live_limit(fabric, host))
+        if kind in STORAGE_KINDS and storage + 1 > host.max_storage_migrations:
+            raise limit_error(d.vm.name, host, host.max_storage_migrations, "storage migration")
+
+
+def _describe_command(d: MoveDecision) -> None:
+    """The cmdlet and parameters a host would have received for this move (for the record)."""
+    vm, dst, kind = d.vm, d.destination, d.request.kind
+    if kind in ("live", "quick") and vm.is_clustered and not d.ha_removed:
+        d.cmdlet = "Move-ClusterVirtualMachineRole"
+        d.params = {"Name": vm.name, "Node": dst.name, "MigrationType": kind.capitalize(), "Wait": 0}
+        return
+    if kind == "storage":
+        d.cmdlet = "Move-VMStorage"
+        d.params = {"VMName": vm.name, "AsJob": True}
+    else:
+        d.cmdlet = "Move-VM"
+        d.params = {"Name": vm.name, "DestinationHost": dst.fqdn, "AsJob": True}
+        if kind in ("live_vsm", "network"):
+            d.params["IncludeStorage"] = True
+    if kind in STORAGE_KINDS:
+        if d.request.vhds:
+            d.params["Vhds"] = [{"SourceFilePath": o, "DestinationFilePath": n} for o, n in d.request.vhds]
+            if d.storage_path:
+                d.params["VirtualMachinePath"] = d.storage_path
+        else:
+            d.params["DestinationStoragePath"] = d.storage_path

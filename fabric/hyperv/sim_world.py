@@ -1,0 +1,201 @@
+"""The simulated fabric's data: clusters, hosts, shares, VMs, disks, migrations, and their JSON form.
+
+Plain mutable dataclasses (the Fabric in simulator.py changes them as migrations run), with lists
+rather than tuples so a JSON round trip gives back equal objects. Sizes are bytes, rates MB/s
+(1 MB = 10^6 bytes, so 1 Gbps = 125 MB/s), times simulated seconds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+MB = 1_000_000
+GIB = 1024**3
+
+# Move kinds that move a running VM's memory (count against the live limit), and those that copy
+# files (count against the storage limit). Live VSM is both (hyperv.md section 3).
+LIVE_KINDS = frozenset({"live", "live_vsm", "quick"})
+STORAGE_KINDS = frozenset({"storage", "live_vsm", "network"})
+MOVE_KINDS = LIVE_KINDS | STORAGE_KINDS
+# States in which a VM holds its memory on its host.
+MEMORY_STATES = frozenset({"running", "paused"})
+
+
+@dataclass
+class SimCluster:
+    name: str
+    fqdn: str
+    functional_level: int
+    max_parallel_migrations: int = 1
+    nodes: list[str] = field(default_factory=list)  # node FQDNs
+
+
+@dataclass
+class SimShare:
+    unc_path: str  # as registered, e.g. \\fs01.contoso.test\vms or \\fs01\vmstore2
+    file_server: str  # server part as registered
+    file_server_fqdn: str = ""
+
+
+@dataclass
+class SimHost:
+    fqdn: str
+    name: str
+    address: str
+    port: int = 5985
+    transport: str = "http"
+    cluster: str = ""  # cluster name, "" for a standalone host
+    os_version: str = "Windows Server 2022 Datacenter"
+    supported_config_versions: list[str] = field(default_factory=lambda: ["8.0", "9.0", "10.0"])
+    memory_total_bytes: int = 256 * GIB
+    memory_available_bytes: int = 256 * GIB
+    processor_family: str = "Intel Xeon Gold 6248R (Cascade Lake)"
+    logical_processors: int = 48
+    cpu_load_percent: int = 20
+    nic_gbps: float = 10.0
+    migration_enabled: bool = True
+    max_live_migrations: int = 2
+    max_storage_migrations: int = 2
+    performance_option: str = "compression"
+    auth_type: str = "kerberos"
+    delegation_configured: bool = True
+    use_any_network: bool = False
+    migration_networks: list[str] = field(default_factory=lambda: ["10.10.0.0/24"])
+    virtual_switches: list[str] = field(default_factory=lambda: ["vSwitch-Prod"])
+    vm_path: str = "C:\\ProgramData\\Microsoft\\Windows\\Hyper-V"
+    vhd_path: str = "C:\\ProgramData\\Microsoft\\Windows\\Virtual Hard Disks"
+    storage_mbps: float = 500.0  # what its storage reads/writes for a copy
+    reachable: bool = True
+    shares: list[str] = field(default_factory=list)  # UNC paths (as registered) it is connected to
+
+
+@dataclass
+class SimDisk:
+    path: str
+    size_bytes: int
+    shared: bool = False  # SupportPersistentReservations
+    attached: list[str] = field(default_factory=list)  # ids of every VM using it (shared VHDX: several)
+
+
+@dataclass
+class SimVm:
+    id: str
+    name: str
+    host: str  # FQDN
+    state: str = "running"
+    memory_bytes: int = 4 * GIB
+    config_version: str = "10.0"
+    config_path: str = ""  # folder of the configuration (Get-VM Path)
+    is_clustered: bool = False
+    compat_vector_stale: bool = False
+    switch_names: list[str] = field(default_factory=list)
+    dirty_rate_mbps: float = 20.0
+    processor_compat: bool = False  # Set-VMProcessor -CompatibilityForMigrationEnabled
+    disks: list[SimDisk] = field(default_factory=list)
+
+
+@dataclass
+class SimMigration:
+    """One running or finished move and where its fluid simulation stands."""
+
+    id: str
+    vm_id: str
+    vm_name: str
+    kind: str
+    source: str
+    destination: str
+    performance_option: str
+    storage_path: str = ""
+    vhds: list[list[str]] = field(default_factory=list)
+    state: str = "running"  # running | completed | failed | cancelled
+    phase: str = "prepare"  # prepare | storage | precopy | blackout | quick | resume | done
+    started_at: float = 0.0
+    ended_at: float | None = None
+    memory_bytes: int = 0  # memory this move copies (0 for storage and offline moves)
+    dirty_bytes_s: float = 0.0
+    storage_total: int = 0  # file bytes this move copies
+    storage_done: float = 0.0
+    memory_done: float = 0.0  # memory bytes sent, every round
+    wire_sent: float = 0.0  # bytes on the network (after compression)
+    phase_left: float = 0.0  # units left in the phase: bytes, or seconds for prepare/resume
+    pass_index: int = 0
+    pass_elapsed: float = 0.0
+    blackout_started_at: float | None = None
+    blackout_s: float | None = None
+    converged: bool | None = None
+    percent: int = 0
+    reserved_bytes: int = 0  # memory held on the destination until the move ends
+    ha_removed: bool = False  # a clustered VM left its cluster for this move
+    failure: dict[str, Any] | None = None  # injected: {"kind", "at_percent"}
+    error: dict[str, str] | None = None  # {"code", "message", "remedy"}
+
+
+@dataclass
+class SimTuning:
+    """Figures of the model that are easy to get wrong; kept in one place (and in the saved world)."""
+
+    threshold_bytes: int = 32 * 1024 * 1024
+    max_passes: int = 10
+    resume_s: float = 0.2
+    prepare_s: float = 0.0  # checks and planned-VM staging before the copy (Compare-VM, JobType 300-304)
+    tcp_stream_gbps: float = 2.5  # one TCP stream used about a quarter of 10 GbE (hyperv.md section 8)
+    compression_ratio: float = 0.5  # bytes on the wire per memory byte: compression "about halves" the time
+    compression_stream_gbps: float = 5.0  # memory a stream compresses per second: CPU-bound. UNCONFIRMED.
+    max_finished_kept: int = 500
+    max_record_kept: int = 5000
+
+
+def to_plain(obj: Any) -> dict[str, Any]:
+    """A dataclass as a JSON-ready dict; faster than dataclasses.asdict for the 20,000-VM world."""
+    data = dict(vars(obj))
+    if isinstance(obj, SimVm):
+        data["disks"] = [dict(vars(d)) for d in obj.disks]
+    return data
+
+
+def from_plain(cls: type, data: dict[str, Any]) -> Any:
+    known = _field_names(cls)
+    obj = cls(**{k: v for k, v in data.items() if k in known})
+    if isinstance(obj, SimVm):
+        obj.disks = [SimDisk(**d) for d in data.get("disks", ())]
+    return obj
+
+
+_FIELDS: dict[type, frozenset[str]] = {}
+
+
+def _field_names(cls: type) -> frozenset[str]:
+    if cls not in _FIELDS:
+        _FIELDS[cls] = frozenset(f.name for f in fields(cls))
+    return _FIELDS[cls]
+
+
+# --- Windows paths -----------------------------------------------------------------------------
+
+
+def unc_parts(path: str) -> tuple[str, str] | None:
+    """(server, share) of \\\\server\\share\\..., lower-cased; None for anything else."""
+    if not path.startswith("\\\\"):
+        return None
+    parts = path[2:].split("\\")
+    if len(parts) < 2 or not parts[0] or not parts[1]:
+        return None
+    return parts[0].lower(), parts[1].lower()
+
+
+def is_csv_path(path: str) -> bool:
+    """A Cluster Shared Volume path: the same on every node of its cluster."""
+    return path.lower().startswith("c:\\clusterstorage\\")
+
+
+def is_local_path(path: str) -> bool:
+    return len(path) >= 3 and path[0].isalpha() and path[1:3] == ":\\"
+
+
+def join_path(folder: str, name: str) -> str:
+    return folder.rstrip("\\") + "\\" + name
+
+
+def basename(path: str) -> str:
+    return path.rstrip("\\").rsplit("\\", 1)[-1]
