@@ -40,6 +40,21 @@ REMEDY_NETWORK = "Check the firewall (port 6600) and the migration networks of b
 REMEDY_DRIVE_LETTERS = "Align the system drive letters and paths of the nodes"
 
 
+# Injectable failures: the code Hyper-V reports, its message, remedy and the default percent it fails at.
+FAILURES: dict[str, tuple[str, str, str, int]] = {
+    "memory": ("0x800705AA", "Insufficient system resources exist to complete the requested service", REMEDY_MEMORY, 5),
+    "network": (
+        "0x8007274C",
+        "A connection attempt failed because the connected party did not properly respond after a period of time",
+        REMEDY_NETWORK,
+        50,
+    ),
+    "switch": ("33012", "Could not find Ethernet switch on the destination", REMEDY_SWITCH, 0),
+    "delegation": ("0x8009030E", "No credentials are available in the security package", REMEDY_DELEGATION, 0),
+    "drive_letters": ("20413", "The system drive letters of the nodes differ", REMEDY_DRIVE_LETTERS, 95),
+}
+
+
 def limit_error(vm_name: str, host: SimHost, limit: int, what: str = "virtual machine migration") -> HyperVError:
     return HyperVError(
         "21501",

@@ -15,26 +15,18 @@ import math
 import uuid
 from typing import Any
 
-from fabric.hyperv import sim_flow
+from fabric.hyperv import sim_flow, sim_report
 from fabric.hyperv.api import (
-    ClusterInfo,
     Connection,
-    DiskInfo,
-    HostInfo,
     HostInventory,
     HostUnreachable,
     HyperVError,
     MigrationStatus,
     MoveRequest,
-    ShareInfo,
-    VmInfo,
 )
 from fabric.hyperv.sim_checks import (
-    REMEDY_DELEGATION,
-    REMEDY_DRIVE_LETTERS,
+    FAILURES,
     REMEDY_MEMORY,
-    REMEDY_NETWORK,
-    REMEDY_SWITCH,
     MoveDecision,
     validate,
 )
@@ -56,19 +48,6 @@ from fabric.hyperv.sim_world import (
 
 __all__ = ["FAILURES", "Fabric", "SimCluster", "SimDisk", "SimHost", "SimMigration", "SimShare", "SimTuning", "SimVm"]
 
-# Injectable failures: the code Hyper-V reports, its message, remedy and the default percent it fails at.
-FAILURES: dict[str, tuple[str, str, str, int]] = {
-    "memory": ("0x800705AA", "Insufficient system resources exist to complete the requested service", REMEDY_MEMORY, 5),
-    "network": (
-        "0x8007274C",
-        "A connection attempt failed because the connected party did not properly respond after a period of time",
-        REMEDY_NETWORK,
-        50,
-    ),
-    "switch": ("33012", "Could not find Ethernet switch on the destination", REMEDY_SWITCH, 0),
-    "delegation": ("0x8009030E", "No credentials are available in the security package", REMEDY_DELEGATION, 0),
-    "drive_letters": ("20413", "The system drive letters of the nodes differ", REMEDY_DRIVE_LETTERS, 95),
-}
 # Host settings Set-VMHost (and Enable-VMMigration) can change.
 HOST_SETTINGS = frozenset(
     {
@@ -177,26 +156,8 @@ class Fabric:
         self.touch()
 
     def inventory(self, fqdn: str) -> HostInventory:
-        host = self.reachable_host(fqdn)
-        cluster = self.clusters.get(host.cluster) if host.cluster else None
-        migrating = {m.vm_id for m in self.running_migrations()}
-        return HostInventory(
-            host=_host_info(host),
-            cluster=None
-            if cluster is None
-            else ClusterInfo(
-                cluster.name,
-                cluster.fqdn,
-                cluster.functional_level,
-                cluster.max_parallel_migrations,
-                tuple(cluster.nodes),
-            ),
-            shares=tuple(
-                ShareInfo(s.unc_path, s.file_server, s.file_server_fqdn)
-                for s in (self.shares[unc] for unc in host.shares if unc in self.shares)
-            ),
-            vms=tuple(_vm_info(vm, vm.id in migrating) for vm in self.vms.values() if vm.host == fqdn),
-        )
+        """What Get-VMHost, Get-VM, Get-Cluster and the SMB client of this host would tell."""
+        return sim_report.inventory(self, self.reachable_host(fqdn))
 
     # --- moves -------------------------------------------------------------------------------
 
@@ -267,27 +228,7 @@ class Fabric:
         return m
 
     def migration_status(self, migration_id: str) -> MigrationStatus:
-        m = self._migration(migration_id)
-        rate = 0.0
-        if m.state == "running":
-            rate = sim_flow.rates(self, self.running_migrations())[m.id]
-        total = sim_flow.estimate_total(self, m, rate) if m.state == "running" else sim_flow.done_units(m)
-        memory_left = max(0.0, total - sim_flow.done_units(m) - (m.storage_total - m.storage_done))
-        remaining = (m.storage_total - m.storage_done) + memory_left * sim_flow.wire_ratio(self, m)
-        error = m.error
-        return MigrationStatus(
-            migration_id=m.id,
-            vm_id=m.vm_id,
-            state=m.state,
-            percent=m.percent,
-            bytes_sent=int(m.wire_sent),
-            bytes_remaining=0 if m.state != "running" else int(remaining),
-            pass_number=_round_number(m),
-            dirty_rate_mbps=m.dirty_bytes_s / MB,
-            transfer_rate_mbps=sim_flow.wire_rate(self, m, rate) / MB if m.state == "running" else 0.0,
-            blackout_ms=None if m.blackout_s is None else round(m.blackout_s * 1000),
-            error=None if error is None else HyperVError(error["code"], error["message"], error["remedy"]),
-        )
+        return sim_report.status(self, self._migration(migration_id))
 
     def cancel_migration(self, migration_id: str) -> None:
         """Terminate the job (Msvm_MigrationJob RequestStateChange 4); the VM stays on its source."""
@@ -463,58 +404,6 @@ class Fabric:
         return fabric
 
 
-def _round_number(m: SimMigration) -> int:
-    """Rounds of memory copy so far: pre-copy passes 1..n, then n+1 for the stop-and-copy (0: none yet)."""
-    if not m.memory_bytes or m.phase in ("prepare", "storage"):
-        return 0
-    if m.phase == "precopy":
-        return m.pass_index + 1
-    return m.pass_index + 2 if m.kind != "quick" else 1
-
-
 def _version_rank(host: SimHost) -> float:
     """Newest configuration version a host runs: a stand-in for its Hyper-V generation."""
     return max((float(v) for v in host.supported_config_versions), default=0.0)
-
-
-def _host_info(h: SimHost) -> HostInfo:
-    return HostInfo(
-        fqdn=h.fqdn,
-        name=h.name,
-        os_version=h.os_version,
-        supported_config_versions=tuple(h.supported_config_versions),
-        memory_total_bytes=h.memory_total_bytes,
-        memory_available_bytes=h.memory_available_bytes,
-        processor_family=h.processor_family,
-        logical_processors=h.logical_processors,
-        cpu_load_percent=h.cpu_load_percent,
-        nic_gbps=h.nic_gbps,
-        migration_enabled=h.migration_enabled,
-        max_live_migrations=h.max_live_migrations,
-        max_storage_migrations=h.max_storage_migrations,
-        performance_option=h.performance_option,
-        auth_type=h.auth_type,
-        delegation_configured=h.delegation_configured,
-        use_any_network=h.use_any_network,
-        migration_networks=tuple(h.migration_networks),
-        virtual_switches=tuple(h.virtual_switches),
-        vm_path=h.vm_path,
-        vhd_path=h.vhd_path,
-    )
-
-
-def _vm_info(vm: SimVm, migrating: bool) -> VmInfo:
-    return VmInfo(
-        id=vm.id,
-        name=vm.name,
-        state=vm.state,
-        memory_assigned_bytes=vm.memory_bytes if vm.state in MEMORY_STATES else 0,
-        config_version=vm.config_version,
-        config_path=vm.config_path,
-        is_clustered=vm.is_clustered,
-        compat_vector_stale=vm.compat_vector_stale,
-        switch_names=tuple(vm.switch_names),
-        dirty_rate_mbps=vm.dirty_rate_mbps,
-        migrating=migrating,
-        disks=tuple(DiskInfo(d.path, d.size_bytes, d.shared) for d in vm.disks),
-    )

@@ -1,0 +1,121 @@
+"""What the simulated hosts report: the fabric's state as the api.py dataclasses."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from fabric.hyperv import sim_flow
+from fabric.hyperv.api import (
+    ClusterInfo,
+    DiskInfo,
+    HostInfo,
+    HostInventory,
+    HyperVError,
+    MigrationStatus,
+    ShareInfo,
+    VmInfo,
+)
+from fabric.hyperv.sim_world import MB, SimHost, SimMigration, SimVm
+
+if TYPE_CHECKING:
+    from fabric.hyperv.simulator import Fabric
+
+
+def inventory(fabric: Fabric, host: SimHost) -> HostInventory:
+    cluster = fabric.clusters.get(host.cluster) if host.cluster else None
+    migrating = {m.vm_id for m in fabric.running_migrations()}
+    return HostInventory(
+        host=_host_info(host),
+        cluster=None
+        if cluster is None
+        else ClusterInfo(
+            cluster.name,
+            cluster.fqdn,
+            cluster.functional_level,
+            cluster.max_parallel_migrations,
+            tuple(cluster.nodes),
+        ),
+        shares=tuple(
+            ShareInfo(s.unc_path, s.file_server, s.file_server_fqdn)
+            for s in (fabric.shares[unc] for unc in host.shares if unc in fabric.shares)
+        ),
+        vms=tuple(_vm_info(vm, vm.id in migrating) for vm in fabric.vms.values() if vm.host == host.fqdn),
+    )
+
+
+def status(fabric: Fabric, m: SimMigration) -> MigrationStatus:
+    """A sample of the migration job, as Msvm_MigrationJob and the progress records tell it."""
+    running = m.state == "running"
+    rate = sim_flow.rates(fabric, fabric.running_migrations())[m.id] if running else 0.0
+    storage_left = m.storage_total - m.storage_done
+    remaining = 0.0
+    if running:
+        memory_left = max(0.0, sim_flow.estimate_total(fabric, m, rate) - sim_flow.done_units(m) - storage_left)
+        remaining = storage_left + memory_left * sim_flow.wire_ratio(fabric, m)
+    error = m.error
+    return MigrationStatus(
+        migration_id=m.id,
+        vm_id=m.vm_id,
+        state=m.state,
+        percent=m.percent,
+        bytes_sent=int(m.wire_sent),
+        bytes_remaining=int(remaining),
+        pass_number=_round_number(m),
+        dirty_rate_mbps=m.dirty_bytes_s / MB,
+        transfer_rate_mbps=sim_flow.wire_rate(fabric, m, rate) / MB if running else 0.0,
+        blackout_ms=None if m.blackout_s is None else round(m.blackout_s * 1000),
+        error=None if error is None else HyperVError(error["code"], error["message"], error["remedy"]),
+    )
+
+
+def _round_number(m: SimMigration) -> int:
+    """Rounds of memory copy so far: pre-copy passes 1..n, then n+1 for the stop-and-copy (0: none yet)."""
+    if not m.memory_bytes or m.phase in ("prepare", "storage"):
+        return 0
+    if m.phase == "precopy":
+        return m.pass_index + 1
+    return m.pass_index + 2 if m.kind != "quick" else 1
+
+
+def _host_info(h: SimHost) -> HostInfo:
+    return HostInfo(
+        fqdn=h.fqdn,
+        name=h.name,
+        os_version=h.os_version,
+        supported_config_versions=tuple(h.supported_config_versions),
+        memory_total_bytes=h.memory_total_bytes,
+        memory_available_bytes=h.memory_available_bytes,
+        processor_family=h.processor_family,
+        logical_processors=h.logical_processors,
+        cpu_load_percent=h.cpu_load_percent,
+        nic_gbps=h.nic_gbps,
+        migration_enabled=h.migration_enabled,
+        max_live_migrations=h.max_live_migrations,
+        max_storage_migrations=h.max_storage_migrations,
+        performance_option=h.performance_option,
+        auth_type=h.auth_type,
+        delegation_configured=h.delegation_configured,
+        use_any_network=h.use_any_network,
+        migration_networks=tuple(h.migration_networks),
+        virtual_switches=tuple(h.virtual_switches),
+        vm_path=h.vm_path,
+        vhd_path=h.vhd_path,
+    )
+
+
+def _vm_info(vm: SimVm, migrating: bool) -> VmInfo:
+    return VmInfo(
+        id=vm.id,
+        name=vm.name,
+        state=vm.state,
+        # Configured memory even when off (Hyper-V reports 0 then): the console plans moves with it.
+        memory_assigned_bytes=vm.memory_bytes,
+        config_version=vm.config_version,
+        config_path=vm.config_path,
+        is_clustered=vm.is_clustered,
+        compat_vector_stale=vm.compat_vector_stale,
+        switch_names=tuple(vm.switch_names),
+        dirty_rate_mbps=vm.dirty_rate_mbps,
+        migrating=migrating,
+        disks=tuple(DiskInfo(d.path, d.size_bytes, d.shared) for d in vm.disks),
+    )
