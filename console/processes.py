@@ -125,7 +125,10 @@ class Supervisor:
     def start(self) -> None:
         hook = _die_with_parent_hook()
         for child in self.children:
-            proc = subprocess.Popen(child.argv, env=self.env, process_group=0, preexec_fn=hook)
+            # stdin: none of them reads it, and a background process group must not compete for the terminal.
+            proc = subprocess.Popen(
+                child.argv, env=self.env, stdin=subprocess.DEVNULL, process_group=0, preexec_fn=hook
+            )
             self.procs[child.name] = proc
             self.say(f"Started {child.name} (pid {proc.pid})")
 
