@@ -7,7 +7,9 @@ rather than tuples so a JSON round trip gives back equal objects. Sizes are byte
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, fields
+from operator import attrgetter
 from typing import Any
 
 MB = 1_000_000
@@ -147,27 +149,67 @@ class SimTuning:
 
 
 def to_plain(obj: Any) -> dict[str, Any]:
-    """A dataclass as a JSON-ready dict; faster than dataclasses.asdict for the 20,000-VM world."""
-    data = dict(vars(obj))
-    if isinstance(obj, SimVm):
-        data["disks"] = [dict(vars(d)) for d in obj.disks]
-    return data
+    """A small dataclass (tuning, a migration) as a JSON-ready dict."""
+    return dict(vars(obj))
 
 
 def from_plain(cls: type, data: dict[str, Any]) -> Any:
-    known = _field_names(cls)
-    obj = cls(**{k: v for k, v in data.items() if k in known})
-    if isinstance(obj, SimVm):
-        obj.disks = [SimDisk(**d) for d in data.get("disks", ())]
-    return obj
+    """Back from to_plain; fields the class no longer has are dropped, new ones take their defaults."""
+    known = field_names(cls)
+    return cls(**{k: v for k, v in data.items() if k in known})
 
 
-_FIELDS: dict[type, frozenset[str]] = {}
+def to_table(objects: Iterable[Any], cls: type) -> dict[str, Any]:
+    """Many objects of one class as a header and rows of values.
+
+    The 20,000-VM world is loaded and saved by every session: rows make its JSON about three
+    times smaller and faster to parse than one dict per object.
+    """
+    names = field_names(cls)
+    values = attrgetter(*names)
+    rows = [list(values(obj)) for obj in objects]
+    table: dict[str, Any] = {"fields": list(names), "rows": rows}
+    if cls is SimVm:
+        disk_names = field_names(SimDisk)
+        disk_values = attrgetter(*disk_names)
+        at = names.index("disks")
+        for row in rows:
+            row[at] = [list(disk_values(disk)) for disk in row[at]]
+        table["disk_fields"] = list(disk_names)
+    return table
 
 
-def _field_names(cls: type) -> frozenset[str]:
+def from_table(cls: type, table: dict[str, Any]) -> list[Any]:
+    make = _maker(cls, table["fields"])
+    objects = [make(row) for row in table["rows"]]
+    if cls is SimVm:
+        make_disk = _maker(SimDisk, table["disk_fields"])
+        for vm in objects:
+            vm.disks = [make_disk(row) for row in vm.disks]
+    return objects
+
+
+def _maker(cls: type, names: list[str]) -> Callable[[list[Any]], Any]:
+    """A function building one object from a row saved with these field names."""
+    if tuple(names) != field_names(cls):
+        return lambda row: from_plain(cls, dict(zip(names, row, strict=False)))
+    new = object.__new__
+
+    def make(row: list[Any]) -> Any:
+        # The saved layout is the current one: fill the instance directly, skipping __init__ (fast).
+        obj = new(cls)
+        obj.__dict__.update(zip(names, row, strict=True))
+        return obj
+
+    return make
+
+
+_FIELDS: dict[type, tuple[str, ...]] = {}
+
+
+def field_names(cls: type) -> tuple[str, ...]:
     if cls not in _FIELDS:
-        _FIELDS[cls] = frozenset(f.name for f in fields(cls))
+        _FIELDS[cls] = tuple(f.name for f in fields(cls))
     return _FIELDS[cls]
 
 

@@ -41,8 +41,10 @@ from fabric.hyperv.sim_world import (
     SimTuning,
     SimVm,
     from_plain,
+    from_table,
     is_csv_path,
     to_plain,
+    to_table,
     unc_parts,
 )
 
@@ -381,10 +383,10 @@ class Fabric:
             "revision": self.revision,
             "sequence": self.sequence,
             "tuning": to_plain(self.tuning),
-            "clusters": [to_plain(c) for c in self.clusters.values()],
-            "shares": [to_plain(s) for s in self.shares.values()],
-            "hosts": [to_plain(h) for h in self.hosts.values()],
-            "vms": [to_plain(v) for v in self.vms.values()],
+            "clusters": to_table(self.clusters.values(), SimCluster),
+            "shares": to_table(self.shares.values(), SimShare),
+            "hosts": to_table(self.hosts.values(), SimHost),
+            "vms": to_table(self.vms.values(), SimVm),
             "migrations": [to_plain(m) for m in self.migrations.values()],
             "armed": self.armed,
             "record": self.record,
@@ -394,10 +396,10 @@ class Fabric:
     def from_dict(cls, data: dict[str, Any]) -> Fabric:
         fabric = cls(data["seed"], from_plain(SimTuning, data.get("tuning", {})))
         fabric.now, fabric.revision, fabric.sequence = data["now"], data["revision"], data["sequence"]
-        fabric.clusters = {c["name"]: from_plain(SimCluster, c) for c in data["clusters"]}
-        fabric.shares = {s["unc_path"]: from_plain(SimShare, s) for s in data["shares"]}
-        fabric.hosts = {h["fqdn"]: from_plain(SimHost, h) for h in data["hosts"]}
-        fabric.vms = {v["id"]: from_plain(SimVm, v) for v in data["vms"]}
+        fabric.clusters = {c.name: c for c in from_table(SimCluster, data["clusters"])}
+        fabric.shares = {s.unc_path: s for s in from_table(SimShare, data["shares"])}
+        fabric.hosts = {h.fqdn: h for h in from_table(SimHost, data["hosts"])}
+        fabric.vms = {v.id: v for v in from_table(SimVm, data["vms"])}
         fabric.migrations = {m["id"]: from_plain(SimMigration, m) for m in data["migrations"]}
         fabric.armed = dict(data.get("armed", {}))
         fabric.record = list(data.get("record", []))
