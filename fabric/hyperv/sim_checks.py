@@ -242,6 +242,17 @@ def _resolve_storage(fabric: Fabric, d: MoveDecision) -> None:
                 "Pick a local path, a CSV of the destination's cluster, or an SMB share the destination reaches "
                 "by its FQDN",
             )
+    if dst is not d.source:
+        # What does not move must still be reachable from the host the VM lands on.
+        staying = [] if path else [vm.config_path]
+        staying += [disk.path for disk in vm.disks if disk.path not in moves]
+        for left in staying:
+            if not path_reachable(fabric, left, dst, d.source):
+                raise HyperVError(
+                    "InvalidParameter",
+                    f"'{dst.name}' cannot reach '{left}', which this move leaves in place",
+                    "Move it too (-DestinationStoragePath, or a -Vhds entry for it)",
+                )
     sizes = {disk.path: disk.size_bytes for disk in vm.disks}
     d.storage_path = path
     d.config_path = path or None

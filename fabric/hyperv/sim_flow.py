@@ -127,9 +127,8 @@ def rates(fabric: Fabric, running: list[SimMigration]) -> dict[str, float]:
         elif m.phase in NETWORK_MEMORY_PHASES:
             rate = min(min(link(src), link(dst)) / wire_ratio(fabric, m), memory_stream_cap(fabric, m))
         elif m.phase == "storage" and src is not dst:
-            # Files cross the network uncompressed, one stream per migration.
-            stream = math.inf if m.performance_option == "smb" else fabric.tuning.tcp_stream_gbps * BYTES_PER_GBIT
-            rate = min(disks(src), disks(dst), link(src), link(dst), stream)
+            # Files copy at storage speed, but they also cross the link (uncompressed) with its other users.
+            rate = min(disks(src), disks(dst), link(src), link(dst))
         else:
             rate = min(disks(src), disks(dst))
         result[m.id] = rate

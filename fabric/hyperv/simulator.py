@@ -275,7 +275,8 @@ class Fabric:
             for m in running:
                 ends = phase_end[m.id] <= dt * (1 + 1e-12) + 1e-12
                 sim_flow.progress(self, m, rates[m.id], dt, ends)
-            self.now += dt
+            # Land exactly on `end` when the caller's time is what ran out (no float dust left over).
+            self.now = end if dt >= end - self.now else self.now + dt
             for m in running:
                 outcome = sim_flow.settle(self, m, rates[m.id])
                 if outcome == "failed":
