@@ -142,11 +142,12 @@ def alone_memory_rate(fabric: Fabric, m: SimMigration) -> float:
     return min(line / wire_ratio(fabric, m), memory_stream_cap(fabric, m))
 
 
-def wire_rate(fabric: Fabric, m: SimMigration, rate: float) -> float:
+def on_wire(fabric: Fabric, m: SimMigration, amount: float) -> float:
+    """Bytes on the network for an amount of the current phase's units (or bytes/s for units/s)."""
     if m.phase in NETWORK_MEMORY_PHASES:
-        return rate * wire_ratio(fabric, m)
+        return amount * wire_ratio(fabric, m)
     if m.phase == "storage" and m.source != m.destination:
-        return rate
+        return amount
     return 0.0
 
 
@@ -237,7 +238,7 @@ def progress(fabric: Fabric, m: SimMigration, rate: float, dt: float, ends_phase
         m.memory_done += units
     if m.phase == "precopy":
         m.pass_elapsed += dt
-    m.wire_sent += wire_rate(fabric, m, units)  # wire_rate is linear: bytes for these units
+    m.wire_sent += on_wire(fabric, m, units)
     m.percent = percent(fabric, m, rate)
 
 

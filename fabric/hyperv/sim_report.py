@@ -62,7 +62,7 @@ def status(fabric: Fabric, m: SimMigration) -> MigrationStatus:
         bytes_remaining=int(remaining),
         pass_number=_round_number(m),
         dirty_rate_mbps=m.dirty_bytes_s / MB,
-        transfer_rate_mbps=sim_flow.wire_rate(fabric, m, rate) / MB if running else 0.0,
+        transfer_rate_mbps=sim_flow.on_wire(fabric, m, rate) / MB if running else 0.0,
         blackout_ms=None if m.blackout_s is None else round(m.blackout_s * 1000),
         error=None if error is None else HyperVError(error["code"], error["message"], error["remedy"]),
     )

@@ -527,6 +527,26 @@ def test_it_moves_the_vm_and_its_memory_with_a_live_migration():
     assert fabric.migration_status(mid).percent == 100
 
 
+def test_it_reports_progress_that_only_goes_up_and_reaches_100_at_the_end():
+    fabric = make_fabric()
+    a = add_vm(fabric, "a", memory_gib=4, dirty=60.0)
+    b = add_vm(fabric, "b", memory_gib=1, dirty=5.0)
+    first = move(fabric, a, "h2")
+    fabric.advance(3)
+    move(fabric, b, "h3")  # halves the first one's rate: its passes grow
+    samples = []
+    while fabric.migrations[first].state == "running":
+        fabric.advance(1)
+        samples.append(fabric.migration_status(first))
+
+    percents = [s.percent for s in samples]
+    assert percents == sorted(percents)
+    assert percents[-1] == 100
+    assert max(percents[:-1]) <= 99
+    assert [s.bytes_sent for s in samples] == sorted(s.bytes_sent for s in samples)
+    assert len(set(percents)) > 20
+
+
 def test_it_moves_the_files_with_a_storage_migration():
     fabric = make_fabric()
     vm = add_vm(fabric, "vm")
