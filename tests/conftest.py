@@ -34,3 +34,22 @@ def admin_client(client, admin_user):
 def operator_client(client, operator_user):
     client.force_login(operator_user)
     return client
+
+
+@pytest.fixture
+def sim_settings(settings, tmp_path):
+    """A simulated fabric file of the test's own, on a manual clock (time moves only by advance())."""
+    settings.SIM_FABRIC_PATH = tmp_path / "fabric.sqlite3"
+    settings.SIM_TIME_SCALE = None
+    return settings
+
+
+@pytest.fixture
+def demo_fabric(sim_settings, django_db_blocker):
+    """The demo fabric seeded into the test database through the simulator driver."""
+    from django.core.management import call_command
+
+    call_command("seed_demo", stdout=open(os.devnull, "w"))  # noqa: SIM115
+    from fabric.driver import sim_store
+
+    return sim_store()

@@ -1,0 +1,100 @@
+"""The preflight command on the demo fabric: the cases issue 3 names, as an operator runs them."""
+
+import io
+import json
+
+import pytest
+from django.core.management import CommandError, call_command
+
+pytestmark = pytest.mark.django_db
+
+
+def preflight(*args) -> tuple[int, dict]:
+    out = io.StringIO()
+    try:
+        call_command("preflight", *args, "--json", stdout=out)
+        code = 0
+    except SystemExit as exc:
+        code = exc.code
+    return code, json.loads(out.getvalue())
+
+
+def rules(result: dict) -> set[str]:
+    return {f["rule"] for f in result["findings"]}
+
+
+def test_it_reports_live_between_the_standalone_hosts_on_one_share(demo_fabric):
+    code, result = preflight("file-s01", "--to", "hv-s2")
+
+    assert code == 0
+    assert result["transfer_type"] == "live" and result["allowed"] is True
+    assert result["destination"] == "hv-s2.contoso.test" and result["vm"] == "file-s01"
+    assert 0.5 <= result["rating"] <= 5
+
+
+def test_it_reports_live_vsm_towards_the_host_with_local_storage(demo_fabric):
+    code, result = preflight("file-s01", "--to", "hv-s3.contoso.test")
+
+    assert result["transfer_type"] == "live_vsm"
+    assert code == (0 if result["allowed"] else 3)
+
+
+def test_it_flags_a_storage_target_on_the_share_registered_by_short_name(demo_fabric):
+    code, result = preflight("file-s01", "--to", "hv-s3", "--storage-path", "\\\\fs01\\vmstore2\\file-s01")
+
+    assert code == 3 and result["allowed"] is False
+    finding = next(f for f in result["findings"] if f["rule"] == "smb-path-not-fqdn")
+    assert finding["severity"] == "block"
+    assert "\\\\fs01.contoso.test\\vmstore2\\file-s01" in finding["message"]
+
+
+def test_it_blocks_storage_moves_of_the_guest_cluster_vms(demo_fabric):
+    for vm, host in (("sql-fc1", "hv-s1"), ("sql-fc2", "hv-s2")):
+        code, result = preflight(vm, "--to", host, "--storage-path", "D:\\Fast")
+
+        assert code == 3
+        assert result["transfer_type"] == "storage"
+        assert "shared-vhdx-not-movable" in rules(result)
+
+
+def test_it_lets_the_guest_cluster_vms_live_migrate_with_files_in_place(demo_fabric):
+    code, result = preflight("sql-fc1", "--to", "hv-s2")
+
+    assert code == 0 and result["transfer_type"] == "live"
+    assert "shared-vhdx-not-movable" not in rules(result)
+
+
+def test_it_blocks_the_vm_with_the_old_compatibility_vector_inside_the_newer_cluster(demo_fabric):
+    code, result = preflight("erp-app01", "--to", "hv-new2")
+
+    assert code == 3
+    assert "compat-vector-restart-required" in rules(result)
+
+
+def test_it_warns_that_ha_is_lost_between_clusters(demo_fabric):
+    code, result = preflight("erp-web01", "--to", "hv-new1")
+
+    finding = next(f for f in result["findings"] if f["rule"] == "ha-lost-during-move")
+    assert code == 0 and finding["severity"] == "warn"
+    assert result["transfer_type"] == "live"  # shared storage: the share is reachable from CL-NEW
+
+
+def test_it_finds_the_injection_vm_by_its_literal_name(demo_fabric):
+    code, result = preflight('legacy-app\'; $(Remove-VM -Name *) ; "x"', "--to", "hv-s2")
+
+    assert code == 0 and result["vm"] == 'legacy-app\'; $(Remove-VM -Name *) ; "x"'
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["no-such-vm", "--to", "hv-s2"], "no VM named"),
+        (["file-s01", "--to", "hv-s9"], "no host named"),
+        (["file-s01", "--to", "hv-s3", "--storage-path", "D:\\a\x00b"], "control characters"),
+        (["file-s01", "--to", "hv-s3", "--storage-path", "D:\\" + "x" * 300], "260"),
+    ],
+)
+def test_it_refuses_bad_arguments_with_exit_code_2(demo_fabric, args, message):
+    with pytest.raises(CommandError, match=message) as raised:
+        call_command("preflight", *args, "--json")
+    assert raised.value.returncode == 2
