@@ -1,22 +1,15 @@
-from django.db.models import Count, Prefetch, Q
+from django.db.models import Prefetch
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.utils.cache import patch_vary_headers
 
-from fabric.filters import filter_vms, paginate, parse_vm_filter
-from fabric.models import Cluster, Host, VirtualMachine, VmState
-
-
-def _hosts_with_counts():
-    return Host.objects.annotate(
-        vm_count=Count("vms", filter=Q(vms__removed=False)),
-        migrating_count=Count("vms", filter=Q(vms__removed=False, vms__migrating=True)),
-    ).order_by("name", "fqdn")
+from fabric.filters import parse_vm_filter, vm_page
+from fabric.models import Host, VirtualMachine, VmState
+from fabric.queries import host_tree
 
 
 def hosts(request: HttpRequest) -> HttpResponse:
-    clusters = Cluster.objects.prefetch_related(Prefetch("nodes", queryset=_hosts_with_counts()))
-    standalone = _hosts_with_counts().filter(cluster__isnull=True)
+    clusters, standalone = host_tree()
     return render(request, "fabric/hosts.html", {"clusters": clusters, "standalone": standalone})
 
 
@@ -31,7 +24,7 @@ def host_detail(request: HttpRequest, fqdn: str) -> HttpResponse:
 
 def vm_list(request: HttpRequest) -> HttpResponse:
     vm_filter = parse_vm_filter(request.GET)
-    page = paginate(filter_vms(vm_filter), request.GET.get("page"), vm_filter.notices)
+    page = vm_page(vm_filter, request.GET.get("page"))
     page_range = page.paginator.get_elided_page_range(page.number, on_each_side=2, on_ends=1)
     context = {"page": page, "page_range": page_range, "filter": vm_filter, "states": VmState.choices}
     # A history restore needs the whole page back, not the fragment.

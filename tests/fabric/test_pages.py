@@ -93,7 +93,7 @@ def test_it_shows_clusters_with_their_nodes_then_standalone_hosts(operator_clien
     assert "MaximumParallelMigrations 3" in html
     assert html.index("CLU-PROD") < html.index("hv-node1") < html.index("Standalone hosts") < html.index("hv-alone")
     assert f'href="{node.get_absolute_url()}"' in html
-    node_row = response.context["clusters"][0].nodes.all()[0]
+    node_row = response.context["clusters"][0].node_list[0]
     assert (node_row.vm_count, node_row.migrating_count) == (2, 1)
     assert '<td class="num">2</td>' in html
     assert '<span class="badge busy">1</span>' in html
@@ -249,6 +249,16 @@ def test_it_lists_vms_with_their_columns_and_hides_removed_ones(operator_client,
     assert 'action="/vms/"' in html
 
 
+def test_it_keeps_the_chosen_filters_selected_in_the_form(operator_client, fabric):
+    response = operator_client.get(reverse("fabric:vms"), {"host": "hv2.contoso.test", "state": "off", "q": "sq"})
+    html = text(response)
+    assert '<option value="hv2.contoso.test" selected>hv2.contoso.test</option>' in html
+    assert '<option value="hv1.contoso.test">hv1.contoso.test</option>' in html
+    assert '<option value="PROD">PROD</option>' in html
+    assert '<option value="off" selected>Off</option>' in html
+    assert 'name="q" value="sq"' in html
+
+
 def test_it_shows_removed_vms_on_request(operator_client, fabric):
     response = operator_client.get(reverse("fabric:vms"), {"removed": "1"})
     assert "retired" in vm_names(response)
@@ -267,6 +277,8 @@ def test_it_shows_removed_vms_on_request(operator_client, fabric):
         ({"q": "web", "state": "saved"}, ["web02"]),
         ({"q": "sql", "cluster": "TEST", "state": "off"}, ["sql02"]),
         ({"q": "retired"}, []),
+        ({"cluster": "TEST", "host": "hv2.contoso.test"}, ["sql02", "web01"]),
+        ({"cluster": "PROD", "host": "hv2.contoso.test"}, []),
     ],
 )
 def test_it_filters_vms(operator_client, fabric, params, expected):
@@ -363,8 +375,8 @@ def test_it_keeps_the_vm_list_queries_constant(admin_client, django_assert_num_q
     share = make_share()
     for i in range(vms):
         make_vm(host=hosts[i % 5], share=share if i % 3 == 0 else None)
-    # session, user, host choices, cluster choices, count, page
-    with django_assert_num_queries(6):
+    # session, user, host choices, cluster choices, count, the page's ids, its rows
+    with django_assert_num_queries(7):
         response = admin_client.get(reverse("fabric:vms"), params)
     assert 0 < len(response.context["page"]) <= 50
 
