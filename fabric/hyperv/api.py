@@ -150,11 +150,52 @@ class HostUnreachable(HyperVError):
         self.reason = reason
 
 
+@dataclass(frozen=True)
+class Incompatibility:
+    """One entry of Compare-VM's report (hyperv.md section 5), e.g. 33012 for a missing switch."""
+
+    message_id: int
+    message: str
+    source: str = ""
+
+
+@dataclass(frozen=True)
+class HostSettings:
+    """Set-VMHost values to change; None leaves a value as it is."""
+
+    max_live_migrations: int | None = None
+    max_storage_migrations: int | None = None
+    performance_option: str | None = None
+    auth_type: str | None = None
+    migration_enabled: bool | None = None
+
+
 class Driver(Protocol):
+    """What the console asks of one host. Moves are asked of the source host (Move-VM runs there);
+    a migration id is the host's own job id (Msvm_MigrationJob), valid across console restarts."""
+
     def inventory(self, conn: Connection) -> HostInventory: ...
+
+    def get_vm(self, conn: Connection, vm_id: str) -> VmInfo | None:
+        """Get-VM -Id on that host; None when the VM is not there."""
+
+    def compare(self, conn: Connection, request: MoveRequest) -> tuple[Incompatibility, ...]:
+        """Compare-VM with the move's parameters: what would stop it on the destination."""
 
     def start_migration(self, conn: Connection, request: MoveRequest) -> str: ...
 
     def migration_status(self, conn: Connection, migration_id: str) -> MigrationStatus: ...
 
+    def find_migration(self, conn: Connection, vm_id: str) -> MigrationStatus | None:
+        """The latest migration of a VM the host knows of (running or finished), e.g. after a worker died."""
+
     def cancel_migration(self, conn: Connection, migration_id: str) -> None: ...
+
+    def remove_cluster_role(self, conn: Connection, vm_id: str) -> None:
+        """Remove-ClusterGroup -VMId -RemoveResources -Force: the VM leaves HA before a cross-cluster move."""
+
+    def add_cluster_role(self, conn: Connection, vm_id: str) -> None:
+        """Add-ClusterVirtualMachineRole -VMId on the cluster of the host connected to: HA again after the move."""
+
+    def set_host_settings(self, conn: Connection, settings: HostSettings) -> HostInfo:
+        """Set-VMHost (and Enable-/Disable-VMMigration); returns the values read back."""
