@@ -165,7 +165,7 @@ def main() -> None:
     small, large = SIZES
     print(f"\nmedian of {args.repeat} requests, server CPU time (wall time in brackets);")
     print("rows = table rows rendered, queries and rows as 100 VMs / 20,000 VMs")
-    print(f"{'page':<28} {'100 VMs':>20} {'20,000 VMs':>20} {'ratio':>6}  {'queries':>7}  rows")
+    print(f"{'page':<28} {'100 VMs':>18} {'20,000 VMs':>19} {'ratio':>6}  {'queries':>7}  rows")
     for name, by_size in results.items():
         (c_small, w_small, q_small, r_small), (c_large, w_large, q_large, r_large) = by_size[small], by_size[large]
         ratio = c_large / c_small

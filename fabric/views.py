@@ -1,3 +1,5 @@
+import uuid
+
 from django.db.models import Prefetch
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
@@ -34,7 +36,7 @@ def vm_list(request: HttpRequest) -> HttpResponse:
     return response
 
 
-def vm_detail(request: HttpRequest, guid) -> HttpResponse:
+def vm_detail(request: HttpRequest, guid: uuid.UUID) -> HttpResponse:
     vm = get_object_or_404(VirtualMachine.objects.select_related("host__cluster", "share"), guid=guid)
     others = VirtualMachine.objects.exclude(pk=vm.pk).only("guid", "name", "removed")
     disks = vm.disks.prefetch_related(Prefetch("vms", queryset=others, to_attr="other_vms"))

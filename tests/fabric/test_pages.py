@@ -435,6 +435,18 @@ def test_it_flags_a_removed_vm(operator_client):
     assert "must be restarted" not in html
 
 
+def test_it_shows_a_running_migration_on_the_vm_page(operator_client):
+    vm = make_vm("moving", migrating=True)
+    html = text(operator_client.get(reverse("fabric:vm", args=[vm.guid])))
+    assert '<span class="badge busy">In progress</span> at the last sync' in html
+
+
+def test_it_tells_a_failed_sign_in(client, operator_user):
+    response = client.post(reverse("login"), {"username": "operator", "password": "wrong"})
+    assert response.status_code == 200
+    assert "did not match" in text(response)
+
+
 @pytest.mark.parametrize("path", [f"/vms/{uuid.uuid4()}/", "/vms/not-a-guid/", "/nowhere/"])
 def test_it_answers_404_for_an_unknown_vm(operator_client, path):
     make_vm()
