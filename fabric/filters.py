@@ -58,7 +58,7 @@ class VmFilter:
         return f"{current}&page=" if current else "page="
 
     # Built here rather than in a template loop: a fabric has hundreds of hosts, and rendering each
-    # option through template variables cost more than the whole table of VMs.
+    # option through template variables cost about as much as the whole table of VMs.
     def host_options(self) -> SafeString:
         return _options(self.host_choices, self.host)
 
