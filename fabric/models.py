@@ -144,7 +144,11 @@ class VirtualMachine(models.Model):
 
     class Meta:
         ordering = ["name"]
-        indexes = [models.Index(fields=["removed", "name"]), models.Index(fields=["host", "removed"])]
+        indexes = [
+            models.Index(fields=["removed", "name"]),
+            models.Index(fields=["removed", "state", "name"]),
+            models.Index(fields=["host", "removed"]),
+        ]
 
     def __str__(self):
         return self.name
