@@ -10,7 +10,8 @@ from __future__ import annotations
 from django.db import IntegrityError, transaction
 
 from fabric.models import Host, PerformanceOption, StorageLocation, VirtualMachine
-from migrations_ui.models import JobEvent, JobState, MigrationJob
+from migrations_ui.events import change_state, record
+from migrations_ui.models import FINAL_STATES, JobState, MigrationJob
 from migrations_ui.paths import path_problem
 from migrations_ui.planner import Assessment
 from migrations_ui.preflight import Preflight, vm_for_preflight
@@ -85,5 +86,40 @@ def _record(vm, destination, assessment: Assessment, storage_path, vhds, perform
         requested_by=user,
         state=JobState.QUEUED,
     )
-    JobEvent.objects.create(job=job, sequence=1, kind="created", data={"state": JobState.QUEUED})
+    record(job, "created", {"state": JobState.QUEUED, "user": user.get_username() if user else ""})
+    transaction.on_commit(_admit)
     return job
+
+
+def _admit() -> None:
+    from migrations_ui.scheduler import admit_waiting
+
+    admit_waiting()
+
+
+class CannotCancel(Exception):
+    pass
+
+
+def cancel_job(job_id: int, user=None) -> MigrationJob:
+    """Cancel a waiting job at once; ask the host to stop a running one (the runner passes it on
+    and the job ends cancelled when the host confirms). Raises CannotCancel with the reason."""
+    with transaction.atomic():
+        job = MigrationJob.objects.filter(pk=job_id).first()
+        if job is None:
+            raise CannotCancel(f"There is no job {job_id}.")
+        by = {"user": user.get_username() if user else ""}
+        if job.state in (JobState.QUEUED, JobState.ADMITTED):
+            if MigrationJob.objects.filter(pk=job.pk, state=job.state).update(state=JobState.CANCELLED):
+                change_state(job, JobState.CANCELLED, by)
+                transaction.on_commit(_admit)
+                return job
+        elif job.state == JobState.RUNNING:
+            if MigrationJob.objects.filter(pk=job.pk, state=JobState.RUNNING).update(state=JobState.CANCELLING):
+                change_state(job, JobState.CANCELLING, by)
+                return job
+        elif job.state in FINAL_STATES:
+            raise CannotCancel(f"Job {job.pk} has already ended ({job.get_state_display().lower()}).")
+        elif job.state == JobState.CANCELLING:
+            raise CannotCancel(f"Job {job.pk} is already being cancelled.")
+        raise CannotCancel(f"Job {job.pk} changed state meanwhile; look again.")

@@ -1,7 +1,8 @@
 """Migration jobs and their event log.
 
-A job's lifecycle is explicit: queued -> running -> succeeded | failed | cancelled (cancelling in
-between when a running move is being stopped). Every state change and progress sample is written
+A job's lifecycle is explicit: queued -> admitted (it holds its hosts' slots, a worker is about to
+take it) -> running -> succeeded | failed | cancelled (cancelling in between while the host stops a
+running move). Every state change and progress sample is written
 as a JobEvent row before it is announced to browsers.
 """
 
@@ -22,6 +23,7 @@ class TransferType(models.TextChoices):
 
 class JobState(models.TextChoices):
     QUEUED = "queued", "Queued"
+    ADMITTED = "admitted", "Starting"
     RUNNING = "running", "Running"
     SUCCEEDED = "succeeded", "Succeeded"
     FAILED = "failed", "Failed"
@@ -29,7 +31,9 @@ class JobState(models.TextChoices):
     CANCELLED = "cancelled", "Cancelled"
 
 
-ACTIVE_STATES = (JobState.QUEUED, JobState.RUNNING, JobState.CANCELLING)
+ACTIVE_STATES = (JobState.QUEUED, JobState.ADMITTED, JobState.RUNNING, JobState.CANCELLING)
+SLOT_STATES = (JobState.ADMITTED, JobState.RUNNING, JobState.CANCELLING)  # hold their hosts' slots
+FINAL_STATES = (JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED)
 
 
 class MigrationJob(models.Model):
@@ -59,6 +63,9 @@ class MigrationJob(models.Model):
     error_code = models.CharField(max_length=32, blank=True)
     error_message = models.TextField(blank=True)
     error_remedy = models.TextField(blank=True)
+    step = models.CharField(max_length=32, blank=True, help_text="The step running now (see runner.STEPS)")
+    ha_removed = models.BooleanField(default=False, help_text="The VM's cluster role was removed for this move")
+    move_requested_at = models.DateTimeField(null=True, blank=True, help_text="When Move-VM was sent to the host")
     host_migration_id = models.CharField(max_length=64, blank=True, help_text="The host's migration job id")
 
     created_at = models.DateTimeField(auto_now_add=True)

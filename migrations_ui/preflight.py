@@ -12,12 +12,10 @@ from dataclasses import dataclass
 from django.db.models import Prefetch
 
 from fabric.models import Host, SmbShare, VirtualDisk, VirtualMachine
+from migrations_ui.admission import LIVE, slots_needed
 from migrations_ui.facts import DiskFacts, HostFacts, Proposal, ShareFacts, VmFacts
 from migrations_ui.models import ACTIVE_STATES, JobState, MigrationJob
 from migrations_ui.planner import Assessment, assess
-
-LIVE_SLOT_KINDS = ("live", "live_vsm", "quick", "network")
-STORAGE_SLOT_KINDS = ("storage", "live_vsm")
 
 
 @dataclass
@@ -32,15 +30,11 @@ def slot_usage() -> SlotUsage:
     usage = SlotUsage(Counter(), Counter(), Counter())
     rows = MigrationJob.objects.filter(state__in=ACTIVE_STATES).values_list("kind", "state", "source", "destination")
     for kind, state, source, destination in rows:
-        hosts = {source, destination}
-        for host in hosts:
-            if state == JobState.QUEUED:
-                usage.queued[host] += 1
-                continue
-            if kind in LIVE_SLOT_KINDS:
-                usage.live[host] += 1
-            if kind in STORAGE_SLOT_KINDS:
-                usage.storage[host] += 1
+        if state == JobState.QUEUED:
+            usage.queued.update({source, destination})
+            continue
+        for host, slot in slots_needed(kind, source, destination):
+            (usage.live if slot == LIVE else usage.storage)[host] += 1
     return usage
 
 

@@ -1,0 +1,30 @@
+"""manage.py job_worker: django-tasks-db's db_worker plus the job supervisor thread.
+
+Every worker process runs migration tasks one at a time and, beside them, the supervisor
+(migrations_ui.supervisor): admission ticks and recovery of jobs whose worker died. Options are
+db_worker's; the polling interval defaults to 0.1 s so a freed slot is used at once.
+"""
+
+import threading
+
+from django_tasks_db.management.commands.db_worker import Command as DbWorkerCommand
+
+from migrations_ui.supervisor import start_supervisor
+
+
+class Command(DbWorkerCommand):
+    help = "Run migration jobs (db_worker) with the job supervisor (admission, recovery of dead workers)."
+
+    def add_arguments(self, parser):
+        super().add_arguments(parser)
+        parser.set_defaults(interval=0.1, reload=False)
+        parser.add_argument("--no-supervisor", action="store_false", dest="supervisor", help="tasks only")
+
+    def handle(self, *args, supervisor: bool = True, **options):
+        stop = threading.Event()
+        if supervisor:
+            start_supervisor(stop)
+        try:
+            super().handle(*args, **options)
+        finally:
+            stop.set()

@@ -1,0 +1,287 @@
+"""Running one migration job on the hosts, step by step, as VMM's job steps read.
+
+A runner belongs to one worker process. It writes a heartbeat while it works; when a worker dies,
+recover() in another worker asks the hosts what happened and follows the move to its true end.
+A move is issued at most once per job: move_requested_at is written before Move-VM is sent, and
+after that the runner only ever asks the host for the move it already has.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+from datetime import timedelta
+
+from django.db import transaction
+from django.utils import timezone
+
+from fabric.driver import get_driver
+from fabric.hyperv.api import HyperVError, MigrationStatus, MoveRequest
+from fabric.sync import connection_for, sync_inventory
+from migrations_ui.events import change_state, record
+from migrations_ui.models import JobState, MigrationJob
+
+log = logging.getLogger(__name__)
+
+STEPS = {
+    "compare": "Check compatibility on the destination (Compare-VM)",
+    "leave_cluster": "Remove the VM from its cluster",
+    "move": "Migrate",
+    "verify": "Verify where the VM runs",
+    "join_cluster": "Make the VM highly available on the destination cluster",
+    "refresh": "Refresh the inventory",
+}
+POLL_S = 0.5  # progress is read twice a second and written at least once a second
+STALE_AFTER = timedelta(seconds=10)  # no heartbeat for this long: the worker is gone
+RECOVERY_PENDING = "recovery-pending"  # the worker field of a job handed to recover_job
+
+
+def worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+class Cancelled(Exception):
+    pass
+
+
+class Runner:
+    """Drives one job. Use run() for an admitted job, recover() for one whose worker died."""
+
+    def __init__(self, job: MigrationJob, driver=None):
+        self.job = job
+        self.driver = driver or get_driver()
+        self.source = connection_for(job.source)
+        self.destination = connection_for(job.destination)
+        self.request = MoveRequest(
+            vm_id=str(job.vm.guid),
+            source=job.source.fqdn,
+            destination=job.destination.fqdn,
+            kind=job.kind,
+            storage_path=job.storage_path,
+            vhds=tuple(tuple(pair) for pair in job.vhds),
+            performance_option=job.performance_option,
+        )
+        self.last_sample = 0.0
+
+    # --- entry points --------------------------------------------------------------------------
+
+    @classmethod
+    def start(cls, job_id: int, driver=None) -> Runner | None:
+        """Claim an admitted job for this worker; None when another worker has it or it was cancelled."""
+        with transaction.atomic():
+            claimed = MigrationJob.objects.filter(pk=job_id, state=JobState.ADMITTED).update(
+                state=JobState.RUNNING, started_at=timezone.now(), heartbeat_at=timezone.now(), worker=worker_id()
+            )
+            if not claimed:
+                return None
+            job = _load(job_id)
+            record(job, "state", {"state": JobState.RUNNING, "worker": job.worker})
+        return cls(job, driver)
+
+    @classmethod
+    def take_over(cls, job_id: int, driver=None) -> Runner | None:
+        """Claim a job the supervisor found without a live worker (see reap_stale)."""
+        taken = MigrationJob.objects.filter(
+            pk=job_id, worker=RECOVERY_PENDING, state__in=(JobState.RUNNING, JobState.CANCELLING)
+        ).update(heartbeat_at=timezone.now(), worker=worker_id())
+        if not taken:
+            return None
+        job = _load(job_id)
+        record(job, "recovery", {"worker": job.worker, "step": job.step})
+        return cls(job, driver)
+
+    def run(self) -> None:
+        """From the first step to the end."""
+        self._guarded(self._all_steps)
+
+    def recover(self) -> None:
+        """Pick the job up where the dead worker left it, asking the hosts instead of assuming."""
+        self._guarded(self._resume)
+
+    # --- the steps -----------------------------------------------------------------------------
+
+    def _all_steps(self) -> None:
+        self._compare()
+        self._leave_cluster()
+        self._move()
+        self._finish()
+
+    def _resume(self) -> None:
+        job = self.job
+        if job.move_requested_at is None:
+            if job.ha_removed is False and job.step in ("", "compare"):
+                self._compare()
+            self._leave_cluster()
+            self._move()
+        elif not job.host_migration_id:
+            found = self.driver.find_migration(self.source, self.request.vm_id)
+            if found is not None and found.state == "running":
+                self._adopt(found.migration_id)
+            elif not self._arrived():
+                # Asked for, never started on the host (its record has nothing running): the only
+                # case where Move-VM is sent again, and it is the first one the host receives.
+                self._move(resend=True)
+            else:
+                self._finish_step("move", {"found": "VM already on the destination"})
+        else:
+            self._follow()
+        self._finish()
+
+    def _compare(self) -> None:
+        self._step("compare")
+        if self.job.kind == "storage":
+            return
+        problems = self.driver.compare(self.source, self.request)
+        if problems:
+            first = problems[0]
+            text = "; ".join(p.message for p in problems)
+            raise HyperVError(str(first.message_id), f"Compare-VM: {text}", _compare_remedy(first.message_id))
+
+    def _leave_cluster(self) -> None:
+        job = self.job
+        if job.vm.is_clustered and job.source.cluster_id != job.destination.cluster_id and not job.ha_removed:
+            self._step("leave_cluster")
+            self.driver.remove_cluster_role(self.source, self.request.vm_id)
+            record(job, "step", {"step": "leave_cluster", "done": True}, ha_removed=True)
+
+    def _move(self, resend: bool = False) -> None:
+        self._step("move")
+        record(self.job, "move_requested", {"resend": resend}, move_requested_at=timezone.now())
+        migration_id = self.driver.start_migration(self.source, self.request)
+        self._adopt(migration_id)
+
+    def _adopt(self, migration_id: str) -> None:
+        record(self.job, "host_job", {"migration_id": migration_id}, host_migration_id=migration_id)
+        self._follow()
+
+    def _follow(self) -> None:
+        """Read the host's migration until it ends; pass a cancel request on once."""
+        cancel_sent = False
+        while True:
+            status = self.driver.migration_status(self.source, self.job.host_migration_id)
+            state = MigrationJob.objects.values_list("state", flat=True).get(pk=self.job.pk)
+            if state == JobState.CANCELLING and not cancel_sent and status.state == "running":
+                self.driver.cancel_migration(self.source, self.job.host_migration_id)
+                record(self.job, "cancel_sent", {})
+                cancel_sent = True
+            self._sample(status)
+            if status.state == "completed":
+                self._finish_step("move", {"blackout_ms": status.blackout_ms})
+                return
+            if status.state == "cancelled":
+                raise Cancelled()
+            if status.state == "failed":
+                raise status.error or HyperVError("21502", "The migration failed on the host.")
+            time.sleep(POLL_S)
+
+    def _finish(self) -> None:
+        self._step("verify")
+        if not self._arrived():
+            raise HyperVError(
+                "verify",
+                f"{self.job.vm_name} is not running where the move should have left it.",
+                "Check the VM on both hosts in Hyper-V Manager; refresh the inventory.",
+            )
+        if self.job.ha_removed and self.job.destination.cluster_id:
+            self._step("join_cluster")
+            self.driver.add_cluster_role(self.destination, self.request.vm_id)
+        self._step("refresh")
+        sync_inventory(self.driver, list({self.job.source, self.job.destination}))
+        change_state(self.job, JobState.SUCCEEDED, percent=100, step="")
+
+    # --- helpers -------------------------------------------------------------------------------
+
+    def _arrived(self) -> bool:
+        where = self.destination if self.job.kind != "storage" else self.source
+        vm = self.driver.get_vm(where, self.request.vm_id)
+        if vm is None:
+            return False
+        if self.job.kind == "storage":
+            target = (self.job.storage_path or "").lower()
+            moved = [dst.lower() for _, dst in self.job.vhds]
+            paths = [d.path.lower() for d in vm.disks] + [vm.config_path.lower()]
+            return all(p in paths for p in moved) if moved else all(p.startswith(target) for p in paths)
+        return vm.state == "running" or self.job.kind == "network"
+
+    def _step(self, step: str) -> None:
+        record(self.job, "step", {"step": step, "label": STEPS[step]}, step=step, heartbeat_at=timezone.now())
+
+    def _finish_step(self, step: str, data: dict) -> None:
+        record(self.job, "step", {"step": step, "done": True, **data}, heartbeat_at=timezone.now())
+
+    def _sample(self, s: MigrationStatus) -> None:
+        now = time.monotonic()
+        fields = {
+            "percent": s.percent,
+            "bytes_sent": s.bytes_sent,
+            "bytes_remaining": s.bytes_remaining,
+            "pass_number": s.pass_number,
+            "dirty_rate_mbps": s.dirty_rate_mbps,
+            "transfer_rate_mbps": s.transfer_rate_mbps,
+            "heartbeat_at": timezone.now(),
+        }
+        if s.blackout_ms is not None:
+            fields["blackout_ms"] = s.blackout_ms
+        if now - self.last_sample >= 1.0 or s.state != "running":
+            self.last_sample = now
+            data = {k: v for k, v in fields.items() if k != "heartbeat_at"}
+            record(self.job, "progress", data, **fields)
+        else:
+            for name, value in fields.items():
+                setattr(self.job, name, value)
+            self.job.save(update_fields=list(fields))
+
+    def _guarded(self, body) -> None:
+        """Every way out of a job ends it in a final state; then the next waiting job is admitted."""
+        from migrations_ui.scheduler import admit_waiting
+
+        try:
+            body()
+        except Cancelled:
+            self._restore_ha()
+            change_state(self.job, JobState.CANCELLED, step="")
+        except HyperVError as exc:
+            log.warning("job %s failed: %s", self.job.pk, exc)
+            self._restore_ha()
+            change_state(
+                self.job,
+                JobState.FAILED,
+                error_code=exc.code,
+                error_message=exc.message,
+                error_remedy=exc.remedy,
+            )
+        except Exception as exc:
+            log.exception("job %s failed unexpectedly", self.job.pk)
+            change_state(
+                self.job,
+                JobState.FAILED,
+                error_code="console",
+                error_message=f"The console failed while running the job: {type(exc).__name__}: {exc}",
+                error_remedy="Check the VM's state on the hosts; the event log shows the last step reached.",
+            )
+        finally:
+            admit_waiting()
+
+    def _restore_ha(self) -> None:
+        """A move that did not happen leaves the VM on its source: make it highly available there again."""
+        if not self.job.ha_removed or not self.job.source.cluster_id:
+            return
+        try:
+            if self.driver.get_vm(self.source, self.request.vm_id) is not None:
+                self.driver.add_cluster_role(self.source, self.request.vm_id)
+                record(self.job, "step", {"step": "join_cluster", "host": self.job.source.name}, ha_removed=False)
+        except HyperVError as exc:
+            record(self.job, "warning", {"message": f"Could not make the VM highly available again: {exc.message}"})
+
+
+def _load(job_id: int) -> MigrationJob:
+    return MigrationJob.objects.select_related("vm", "source__cluster", "destination__cluster").get(pk=job_id)
+
+
+def _compare_remedy(message_id: int) -> str:
+    remedies = {
+        33012: "Create the virtual switch on the destination, or reconnect the VM's network adapter.",
+    }
+    return remedies.get(message_id, "Resolve the incompatibility Compare-VM reports, then try again.")

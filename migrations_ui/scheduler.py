@@ -1,0 +1,69 @@
+"""Admission against the database: atomic across processes, then a worker task per admitted job.
+
+admit_waiting() runs whenever a job is created or ends (and on the supervisor's tick). It holds
+the database's write lock for the whole decision: an IMMEDIATE transaction on SQLite, an
+advisory transaction lock on PostgreSQL, so two processes can never both hand out a host's last
+slot.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from django.db import connection, transaction
+
+from fabric.models import Host
+from migrations_ui.admission import LIVE, STORAGE, Decision, Slot, Waiting, decide, slots_needed
+from migrations_ui.events import change_state
+from migrations_ui.models import SLOT_STATES, JobState, MigrationJob
+
+ADMISSION_LOCK = 0x4D49_4752  # any constant: the advisory lock's name on PostgreSQL
+
+
+def _lock() -> None:
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [ADMISSION_LOCK])
+
+
+def queue_order():
+    return MigrationJob.objects.filter(state=JobState.QUEUED).order_by("-priority", "created_at", "pk")
+
+
+def slots_in_use() -> Counter:
+    used = Counter()
+    for kind, source, destination in MigrationJob.objects.filter(state__in=SLOT_STATES).values_list(
+        "kind", "source", "destination"
+    ):
+        used.update(slots_needed(kind, source, destination))
+    return used
+
+
+def host_limits(host_ids) -> dict[Slot, int]:
+    limits = {}
+    for host in Host.objects.filter(pk__in=set(host_ids)).select_related("cluster"):
+        limits[(host.pk, LIVE)] = host.effective_max_live_migrations
+        limits[(host.pk, STORAGE)] = host.max_storage_migrations
+    return limits
+
+
+def queue_decision() -> Decision:
+    """Who may start now, and for the others which slot they wait for and their place in the queue."""
+    waiting = [Waiting(*row) for row in queue_order().values_list("pk", "kind", "source", "destination")]
+    hosts = {h for w in waiting for h in (w.source, w.destination)}
+    return decide(waiting, slots_in_use(), host_limits(hosts))
+
+
+def admit_waiting() -> list[int]:
+    """Admit every job that fits now; their worker tasks are enqueued once the admission commits."""
+    from migrations_ui.tasks import run_job
+
+    with transaction.atomic():
+        _lock()
+        decision = queue_decision()
+        admitted = []
+        for job in MigrationJob.objects.filter(pk__in=decision.admit, state=JobState.QUEUED):
+            change_state(job, JobState.ADMITTED)
+            admitted.append(job.pk)
+            transaction.on_commit(lambda pk=job.pk: run_job.enqueue(pk))
+    return admitted
