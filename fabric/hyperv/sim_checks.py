@@ -7,6 +7,7 @@ cmdlets write (InvalidParameter, InvalidState, OperationFailed, NotFound).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -122,8 +123,21 @@ def target_path_ok(fabric: Fabric, path: str, host: SimHost) -> bool:
     return is_local_path(path)
 
 
-def validate(fabric: Fabric, request: MoveRequest) -> MoveDecision:
-    """Every check Hyper-V makes before a move starts; raises HyperVError on the first that fails."""
+# A refused check: raise it (a move) or collect it with the object it concerns (Compare-VM).
+Fail = Callable[[HyperVError, str], None]
+
+
+def _raise(exc: HyperVError, source: str) -> None:
+    raise exc
+
+
+def validate(fabric: Fabric, request: MoveRequest, fail: Fail = _raise) -> MoveDecision:
+    """Every check Hyper-V makes before a move starts.
+
+    By default the first refusal raises its HyperVError. With another `fail` (Compare-VM), refusals
+    of the move's compatibility are handed to it with the object they concern and the checks go on;
+    errors in addressing the move (unknown VM or host, a parameter that makes no sense) always raise.
+    """
     vm = fabric.vms.get(request.vm_id)
     source = fabric.hosts.get(request.source)
     if source is None or not source.reachable:
@@ -148,67 +162,93 @@ def validate(fabric: Fabric, request: MoveRequest) -> MoveDecision:
         raise HyperVError("InvalidParameter", f"Unknown performance option '{performance}'")
 
     decision = MoveDecision(request, vm, source, destination, performance)
-    _check_kind(fabric, decision)
+    _check_direction(decision)
+    _check_kind(fabric, decision, fail)
     if request.kind in STORAGE_KINDS:
-        _resolve_storage(fabric, decision)
+        _resolve_storage(fabric, decision, fail)
     if request.kind in LIVE_KINDS:
-        _check_live(fabric, decision)
-    _check_limits(fabric, decision)
+        _check_live(fabric, decision, fail)
+    _check_limits(fabric, decision, fail)
     if decision.reserve_bytes > destination.memory_available_bytes:
-        raise HyperVError(
-            "0x800705AA",
-            f"'{destination.name}' could not initialize memory for '{vm.name}': Insufficient system resources "
-            f"exist to complete the requested service (needs {vm.memory_bytes // 2**20} MB, "
-            f"{destination.memory_available_bytes // 2**20} MB available)",
-            REMEDY_MEMORY,
+        fail(
+            HyperVError(
+                "0x800705AA",
+                f"'{destination.name}' could not initialize memory for '{vm.name}': Insufficient system resources "
+                f"exist to complete the requested service (needs {vm.memory_bytes // 2**20} MB, "
+                f"{destination.memory_available_bytes // 2**20} MB available)",
+                REMEDY_MEMORY,
+            ),
+            "Memory",
         )
     _describe_command(decision)
     return decision
 
 
-def _check_kind(fabric: Fabric, d: MoveDecision) -> None:
-    vm, src, dst, kind = d.vm, d.source, d.destination, d.request.kind
-    same_host = src.fqdn == dst.fqdn
+def _check_direction(d: MoveDecision) -> None:
+    """Parameters that contradict the kind of move: always an error, never an incompatibility."""
+    vm, kind, same_host = d.vm, d.request.kind, d.source.fqdn == d.destination.fqdn
     if kind == "storage" and not same_host:
         raise HyperVError("InvalidParameter", "A storage move keeps the VM on its host: destination must be the source")
     if kind != "storage" and same_host:
-        raise HyperVError("InvalidParameter", f"'{vm.name}' already runs on '{dst.name}'")
+        raise HyperVError("InvalidParameter", f"'{vm.name}' already runs on '{d.destination.name}'")
     if kind == "live" and (d.request.storage_path or d.request.vhds):
         raise HyperVError("InvalidParameter", "A live move keeps the files in place: use live_vsm to move storage")
+
+
+def _check_kind(fabric: Fabric, d: MoveDecision, fail: Fail) -> None:
+    vm, src, dst, kind = d.vm, d.source, d.destination, d.request.kind
     if vm.is_clustered and kind in STORAGE_KINDS:
-        raise HyperVError(
-            "InvalidParameter",
-            f"Storage options cannot be used for '{vm.name}': it is a clustered virtual machine",
-            "Remove the virtual machine from the cluster and then try again",
+        fail(
+            HyperVError(
+                "InvalidParameter",
+                f"Storage options cannot be used for '{vm.name}': it is a clustered virtual machine",
+                "Remove the virtual machine from the cluster and then try again",
+            ),
+            "Cluster role",
         )
     if kind in ("live", "live_vsm") and vm.state != "running":
-        raise HyperVError(
-            "InvalidState",
-            f"'{vm.name}' is {vm.state}: a live migration needs a running virtual machine",
-            "Start it, or use a quick or network (offline) move",
+        fail(
+            HyperVError(
+                "InvalidState",
+                f"'{vm.name}' is {vm.state}: a live migration needs a running virtual machine",
+                "Start it, or use a quick or network (offline) move",
+            ),
+            "Virtual machine state",
         )
     if kind == "network" and vm.state not in ("off", "saved"):
-        raise HyperVError("InvalidState", f"'{vm.name}' is {vm.state}: an offline copy needs it off or saved")
+        fail(
+            HyperVError("InvalidState", f"'{vm.name}' is {vm.state}: an offline copy needs it off or saved"),
+            "Virtual machine state",
+        )
     if kind == "quick" and not (vm.is_clustered and src.cluster and src.cluster == dst.cluster):
-        raise HyperVError("InvalidParameter", f"A quick migration moves a clustered VM within its cluster: '{vm.name}'")
+        fail(
+            HyperVError("InvalidParameter", f"A quick migration moves a clustered VM within its cluster: '{vm.name}'"),
+            "Cluster role",
+        )
     if kind in ("live", "quick"):
         files = [vm.config_path, *(disk.path for disk in vm.disks)]
         unreachable = [p for p in files if not path_reachable(fabric, p, dst, src)]
         if unreachable:
-            raise HyperVError(
-                "OperationFailed",
-                f"'{dst.name}' cannot reach the files of '{vm.name}' ({unreachable[0]})",
-                "Connect the destination to the share, or move the storage too (live_vsm)",
+            fail(
+                HyperVError(
+                    "OperationFailed",
+                    f"'{dst.name}' cannot reach the files of '{vm.name}' ({unreachable[0]})",
+                    "Connect the destination to the share, or move the storage too (live_vsm)",
+                ),
+                "Storage",
             )
     if kind != "storage" and vm.config_version not in dst.supported_config_versions:
-        raise HyperVError(
-            "10698",
-            f"'{vm.name}' has configuration version {vm.config_version}, which '{dst.name}' does not support",
-            "Upgrade the destination host, or pick a host that supports this version",
+        fail(
+            HyperVError(
+                "10698",
+                f"'{vm.name}' has configuration version {vm.config_version}, which '{dst.name}' does not support",
+                "Upgrade the destination host, or pick a host that supports this version",
+            ),
+            "Configuration version",
         )
 
 
-def _resolve_storage(fabric: Fabric, d: MoveDecision) -> None:
+def _resolve_storage(fabric: Fabric, d: MoveDecision, fail: Fail) -> None:
     """Which files move where, and whether Hyper-V would let them."""
     vm, dst, request = d.vm, d.destination, d.request
     path = request.storage_path
@@ -225,34 +265,6 @@ def _resolve_storage(fabric: Fabric, d: MoveDecision) -> None:
         moves[disk.path] = new
     if path and not request.vhds:
         moves = {disk.path: join_path(path, basename(disk.path)) for disk in vm.disks}
-    for disk in vm.disks:
-        if disk.path in moves and disk.shared:
-            raise HyperVError(
-                "OperationFailed",
-                f"Cannot move '{disk.path}' of '{vm.name}': it is a shared virtual hard disk "
-                "(SupportPersistentReservations)",
-                "Shut down the VMs that share the disk, move the file, then start them again",
-            )
-    for target in [path, *moves.values()]:
-        if target and not target_path_ok(fabric, target, dst):
-            raise HyperVError(
-                "0x80070035",
-                f"'{dst.name}' cannot use the path '{target}' (the network path was not found or is not a share it "
-                "is connected to)",
-                "Pick a local path, a CSV of the destination's cluster, or an SMB share the destination reaches "
-                "by its FQDN",
-            )
-    if dst is not d.source:
-        # What does not move must still be reachable from the host the VM lands on.
-        staying = [] if path else [vm.config_path]
-        staying += [disk.path for disk in vm.disks if disk.path not in moves]
-        for left in staying:
-            if not path_reachable(fabric, left, dst, d.source):
-                raise HyperVError(
-                    "InvalidParameter",
-                    f"'{dst.name}' cannot reach '{left}', which this move leaves in place",
-                    "Move it too (-DestinationStoragePath, or a -Vhds entry for it)",
-                )
     sizes = {disk.path: disk.size_bytes for disk in vm.disks}
     d.storage_path = path
     d.config_path = path or None
@@ -260,45 +272,104 @@ def _resolve_storage(fabric: Fabric, d: MoveDecision) -> None:
     d.storage_bytes = sum(sizes[old] for old in moves)
     if vm.state == "saved" and request.kind == "network":
         d.storage_bytes += vm.memory_bytes  # the saved memory file travels too
+    for disk in vm.disks:
+        if disk.path in moves and disk.shared:
+            fail(
+                HyperVError(
+                    "OperationFailed",
+                    f"Cannot move '{disk.path}' of '{vm.name}': it is a shared virtual hard disk "
+                    "(SupportPersistentReservations)",
+                    "Shut down the VMs that share the disk, move the file, then start them again",
+                ),
+                "Virtual hard disk",
+            )
+    for target in [path, *moves.values()]:
+        if target and not target_path_ok(fabric, target, dst):
+            fail(
+                HyperVError(
+                    "0x80070035",
+                    f"'{dst.name}' cannot use the path '{target}' (the network path was not found or is not a share "
+                    "it is connected to)",
+                    "Pick a local path, a CSV of the destination's cluster, or an SMB share the destination reaches "
+                    "by its FQDN",
+                ),
+                "Storage",
+            )
+            break
+    if dst is not d.source:
+        # What does not move must still be reachable from the host the VM lands on.
+        staying = [] if path else [vm.config_path]
+        staying += [disk.path for disk in vm.disks if disk.path not in moves]
+        for left in staying:
+            if not path_reachable(fabric, left, dst, d.source):
+                fail(
+                    HyperVError(
+                        "InvalidParameter",
+                        f"'{dst.name}' cannot reach '{left}', which this move leaves in place",
+                        "Move it too (-DestinationStoragePath, or a -Vhds entry for it)",
+                    ),
+                    "Storage",
+                )
+                break
 
 
-def _check_live(fabric: Fabric, d: MoveDecision) -> None:
+def _check_live(fabric: Fabric, d: MoveDecision, fail: Fail) -> None:
     vm, src, dst, kind = d.vm, d.source, d.destination, d.request.kind
     for host in (src, dst):
         if not host.migration_enabled and kind != "quick":
-            raise HyperVError(
-                "OperationFailed",
-                f"Live migration is not enabled on '{host.name}'",
-                "Enable incoming and outgoing live migrations on the host (Enable-VMMigration)",
+            fail(
+                HyperVError(
+                    "OperationFailed",
+                    f"Live migration is not enabled on '{host.name}'",
+                    "Enable incoming and outgoing live migrations on the host (Enable-VMMigration)",
+                ),
+                "Migration settings",
             )
     same_cluster = bool(src.cluster) and src.cluster == dst.cluster
     if vm.compat_vector_stale and same_cluster:
-        raise HyperVError(
-            "21502",
-            f"'{vm.name}' still carries the compatibility vector of its older cluster: the hardware on "
-            f"'{dst.name}' is not compatible with the hardware requirements of this virtual machine",
-            "Restart the virtual machine once, then move it",
+        fail(
+            HyperVError(
+                "21502",
+                f"'{vm.name}' still carries the compatibility vector of its older cluster: the hardware on "
+                f"'{dst.name}' is not compatible with the hardware requirements of this virtual machine",
+                "Restart the virtual machine once, then move it",
+            ),
+            "Processor",
         )
     if src.processor_family != dst.processor_family and not vm.processor_compat:
-        raise HyperVError(
-            "21502",
-            f"The processor of '{dst.name}' is not compatible with the hardware of '{vm.name}'",
-            "Turn the VM off and enable processor compatibility (Set-VMProcessor -CompatibilityForMigrationEnabled)",
+        fail(
+            HyperVError(
+                "21502",
+                f"The processor of '{dst.name}' is not compatible with the hardware of '{vm.name}'",
+                "Turn the VM off and enable processor compatibility (Set-VMProcessor "
+                "-CompatibilityForMigrationEnabled)",
+            ),
+            "Processor",
         )
-    missing = [name for name in vm.switch_names if name not in dst.virtual_switches]
-    if missing:
-        raise HyperVError("33012", f"Could not find Ethernet switch '{missing[0]}' on '{dst.name}'", REMEDY_SWITCH)
+    # Compare-VM reports each adapter whose switch is missing.
+    for name in [name for name in vm.switch_names if name not in dst.virtual_switches]:
+        fail(
+            HyperVError("33012", f"Could not find Ethernet switch '{name}' on '{dst.name}'", REMEDY_SWITCH),
+            "Network Adapter",
+        )
     if kind != "quick" and not (dst.use_any_network or dst.migration_networks):
-        raise HyperVError("0x8007274C", f"'{dst.name}' has no network for incoming live migrations", REMEDY_NETWORK)
+        fail(
+            HyperVError("0x8007274C", f"'{dst.name}' has no network for incoming live migrations", REMEDY_NETWORK),
+            "Migration network",
+        )
     if (
         kind != "quick"
         and src.auth_type == "kerberos"
         and not (src.delegation_configured and dst.delegation_configured)
     ):
-        raise HyperVError(
-            "0x8009030E",
-            f"Migration of '{vm.name}' to '{dst.name}' failed: no credentials are available in the security package",
-            REMEDY_DELEGATION,
+        fail(
+            HyperVError(
+                "0x8009030E",
+                f"Migration of '{vm.name}' to '{dst.name}' failed: no credentials are available in the security "
+                "package",
+                REMEDY_DELEGATION,
+            ),
+            "Authentication",
         )
     if vm.state in MEMORY_STATES:
         d.memory_bytes = vm.memory_bytes if kind != "quick" or vm.state == "running" else 0
@@ -307,14 +378,14 @@ def _check_live(fabric: Fabric, d: MoveDecision) -> None:
     d.ha_removed = vm.is_clustered and not same_cluster
 
 
-def _check_limits(fabric: Fabric, d: MoveDecision) -> None:
+def _check_limits(fabric: Fabric, d: MoveDecision, fail: Fail) -> None:
     kind = d.request.kind
     for host in {d.source.fqdn: d.source, d.destination.fqdn: d.destination}.values():
         live, storage = migration_counts(fabric, host.fqdn)
         if kind in LIVE_KINDS and live + 1 > live_limit(fabric, host):
-            raise limit_error(d.vm.name, host, live_limit(fabric, host))
+            fail(limit_error(d.vm.name, host, live_limit(fabric, host)), "Migration limit")
         if kind in STORAGE_KINDS and storage + 1 > host.max_storage_migrations:
-            raise limit_error(d.vm.name, host, host.max_storage_migrations, "storage migration")
+            fail(limit_error(d.vm.name, host, host.max_storage_migrations, "storage migration"), "Migration limit")
 
 
 def _describe_command(d: MoveDecision) -> None:

@@ -6,12 +6,28 @@ started by a worker is seen by the web process and by the next worker.
 
 from __future__ import annotations
 
-from fabric.hyperv.api import Connection, HostInventory, MigrationStatus, MoveRequest
+from dataclasses import fields
+
+from fabric.hyperv import sim_report
+from fabric.hyperv.api import (
+    Connection,
+    HostInfo,
+    HostInventory,
+    HostSettings,
+    Incompatibility,
+    MigrationStatus,
+    MoveRequest,
+    VmInfo,
+)
 from fabric.hyperv.simstore import FabricStore
 
 
 class SimDriver:
-    """Answers as the host named by the connection would; an unreachable host raises HostUnreachable."""
+    """Answers as the host named by the connection would; an unreachable host raises HostUnreachable.
+
+    Commands are recorded in the fabric with the parameters this driver received (the request and
+    ids), since no cmdlet text exists in between; the host emulator records the cmdlets themselves.
+    """
 
     def __init__(self, store: FabricStore):
         self.store = store
@@ -19,6 +35,15 @@ class SimDriver:
     def inventory(self, conn: Connection) -> HostInventory:
         with self.store.session() as fabric:
             return fabric.inventory(conn.fqdn)
+
+    def get_vm(self, conn: Connection, vm_id: str) -> VmInfo | None:
+        with self.store.session() as fabric:
+            return fabric.get_vm(conn.fqdn, vm_id)
+
+    def compare(self, conn: Connection, request: MoveRequest) -> tuple[Incompatibility, ...]:
+        with self.store.session() as fabric:
+            fabric.reachable_host(conn.fqdn)
+            return fabric.compare(request)
 
     def start_migration(self, conn: Connection, request: MoveRequest) -> str:
         with self.store.session() as fabric:
@@ -30,7 +55,26 @@ class SimDriver:
             fabric.reachable_host(conn.fqdn)
             return fabric.migration_status(migration_id)
 
+    def find_migration(self, conn: Connection, vm_id: str) -> MigrationStatus | None:
+        with self.store.session() as fabric:
+            return fabric.find_migration(conn.fqdn, vm_id)
+
     def cancel_migration(self, conn: Connection, migration_id: str) -> None:
         with self.store.session() as fabric:
             fabric.reachable_host(conn.fqdn)
             fabric.cancel_migration(migration_id)
+
+    def remove_cluster_role(self, conn: Connection, vm_id: str) -> None:
+        with self.store.session() as fabric:
+            fabric.remove_cluster_role(conn.fqdn, vm_id)
+
+    def add_cluster_role(self, conn: Connection, vm_id: str) -> None:
+        with self.store.session() as fabric:
+            fabric.add_cluster_role(conn.fqdn, vm_id)
+
+    def set_host_settings(self, conn: Connection, settings: HostSettings) -> HostInfo:
+        values = {f.name: getattr(settings, f.name) for f in fields(settings) if getattr(settings, f.name) is not None}
+        with self.store.session() as fabric:
+            if values:
+                fabric.set_host_settings(conn.fqdn, **values)
+            return sim_report.host_info(fabric.reachable_host(conn.fqdn))

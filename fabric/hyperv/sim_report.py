@@ -25,7 +25,7 @@ def inventory(fabric: Fabric, host: SimHost) -> HostInventory:
     cluster = fabric.clusters.get(host.cluster) if host.cluster else None
     migrating = {m.vm_id for m in fabric.running_migrations()}
     return HostInventory(
-        host=_host_info(host),
+        host=host_info(host),
         cluster=None
         if cluster is None
         else ClusterInfo(
@@ -39,7 +39,7 @@ def inventory(fabric: Fabric, host: SimHost) -> HostInventory:
             ShareInfo(s.unc_path, s.file_server, s.file_server_fqdn)
             for s in (fabric.shares[unc] for unc in host.shares if unc in fabric.shares)
         ),
-        vms=tuple(_vm_info(vm, vm.id in migrating) for vm in fabric.vms.values() if vm.host == host.fqdn),
+        vms=tuple(vm_info(vm, vm.id in migrating) for vm in fabric.vms.values() if vm.host == host.fqdn),
     )
 
 
@@ -77,7 +77,7 @@ def _round_number(m: SimMigration) -> int:
     return m.pass_index + 2 if m.kind != "quick" else 1
 
 
-def _host_info(h: SimHost) -> HostInfo:
+def host_info(h: SimHost) -> HostInfo:
     return HostInfo(
         fqdn=h.fqdn,
         name=h.name,
@@ -103,7 +103,7 @@ def _host_info(h: SimHost) -> HostInfo:
     )
 
 
-def _vm_info(vm: SimVm, migrating: bool) -> VmInfo:
+def vm_info(vm: SimVm, migrating: bool) -> VmInfo:
     return VmInfo(
         id=vm.id,
         name=vm.name,

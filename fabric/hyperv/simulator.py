@@ -24,9 +24,9 @@ from fabric.hyperv.api import (
     MigrationStatus,
     MoveRequest,
 )
+from fabric.hyperv.sim_admin import Command, FabricAdmin, request_params
 from fabric.hyperv.sim_checks import (
     FAILURES,
-    REMEDY_MEMORY,
     MoveDecision,
     validate,
 )
@@ -64,7 +64,7 @@ HOST_SETTINGS = frozenset(
 )
 
 
-class Fabric:
+class Fabric(FabricAdmin):
     """The simulated clusters, hosts, shares and VMs, the migrations running between them, and a clock."""
 
     def __init__(self, seed: int = 1, tuning: SimTuning | None = None):
@@ -174,24 +174,22 @@ class Fabric:
         digest = hashlib.sha256(f"{self.seed}:migration:{self.sequence}".encode()).digest()
         return str(uuid.UUID(bytes=digest[:16], version=4))
 
-    def start_migration(self, request: MoveRequest) -> str:
-        """Start a move as Hyper-V would accept it; returns the migration id (the host's job)."""
-        request_params = {
-            "vm_id": request.vm_id,
-            "source": request.source,
-            "destination": request.destination,
-            "kind": request.kind,
-            "storage_path": request.storage_path,
-            "vhds": [list(pair) for pair in request.vhds],
-            "performance_option": request.performance_option,
-        }
+    def start_migration(self, request: MoveRequest, command: Command = None) -> str:
+        """Start a move as Hyper-V would accept it; returns the migration id (the host's job).
+
+        command: the cmdlet and parameters as a host received them (the emulator), recorded instead of
+        the ones this move is described with.
+        """
+        asked = request_params(request)
         try:
             decision = validate(self, request)
         except HyperVError as exc:
-            self._log("start_migration", request_params, result="refused", code=exc.code)
+            cmdlet, params = command or ("start_migration", asked)
+            self._log(cmdlet, params, request=asked, result="refused", code=exc.code)
             raise
         m = self._begin(decision)
-        self._log(decision.cmdlet, decision.params, request=request_params, result="started", migration_id=m.id)
+        cmdlet, params = command or (decision.cmdlet, decision.params)
+        self._log(cmdlet, params, request=asked, result="started", migration_id=m.id)
         return m.id
 
     def _begin(self, d: MoveDecision) -> SimMigration:
@@ -232,10 +230,11 @@ class Fabric:
     def migration_status(self, migration_id: str) -> MigrationStatus:
         return sim_report.status(self, self._migration(migration_id))
 
-    def cancel_migration(self, migration_id: str) -> None:
+    def cancel_migration(self, migration_id: str, command: Command = None) -> None:
         """Terminate the job (Msvm_MigrationJob RequestStateChange 4); the VM stays on its source."""
+        cmdlet, params = command or ("RequestStateChange", {"Job": migration_id, "RequestedState": 4})
+        self._log(cmdlet, params)
         m = self._migration(migration_id)
-        self._log("RequestStateChange", {"Job": migration_id, "RequestedState": 4})
         if m.state != "running":
             raise HyperVError("InvalidState", f"The migration job has already ended ({m.state})", "Refresh its status")
         self._end(m, "cancelled")
@@ -336,44 +335,6 @@ class Fabric:
         finished = [m for m in self.migrations.values() if m.state != "running"]
         for m in finished[: max(0, len(finished) - self.tuning.max_finished_kept)]:
             del self.migrations[m.id]
-
-    # --- administration (what Set-VMHost, Start-VM and friends would do) ---------------------
-
-    def set_host_settings(self, fqdn: str, **values: Any) -> SimHost:
-        host = self.reachable_host(fqdn)
-        unknown = set(values) - HOST_SETTINGS
-        if unknown:
-            raise HyperVError("InvalidParameter", f"Unknown host setting(s): {', '.join(sorted(unknown))}")
-        for name, value in values.items():
-            setattr(host, name, value)
-        self._log("Set-VMHost", {"ComputerName": fqdn, **values})
-        return host
-
-    def set_cluster_parallel_migrations(self, name: str, value: int) -> None:
-        self.clusters[name].max_parallel_migrations = value
-        self._log("Set-ClusterParameter", {"Cluster": name, "MaximumParallelMigrations": value})
-
-    def set_vm_state(self, vm_id: str, state: str) -> None:
-        """Start-VM / Stop-VM / Save-VM: the VM takes or frees memory; a start refreshes its compatibility vector."""
-        vm = self.vms[vm_id]
-        host = self.hosts[vm.host]
-        if self.migration_of_vm(vm_id) is not None:
-            raise HyperVError("InvalidState", f"'{vm.name}' is migrating")
-        was, now = vm.state in MEMORY_STATES, state in MEMORY_STATES
-        if now and not was:
-            if host.memory_available_bytes < vm.memory_bytes:
-                raise HyperVError("0x800705AA", f"Not enough memory to start '{vm.name}'", REMEDY_MEMORY)
-            host.memory_available_bytes -= vm.memory_bytes
-            vm.compat_vector_stale = False
-        elif was and not now:
-            host.memory_available_bytes += vm.memory_bytes
-        vm.state = state
-        self._log("Set-VMState", {"VMId": vm_id, "State": state})
-
-    def restart_vm(self, vm_id: str) -> None:
-        """Restart-VM: the compatibility vector catches up with the host."""
-        self.vms[vm_id].compat_vector_stale = False
-        self._log("Restart-VM", {"VMId": vm_id})
 
     # --- persistence -------------------------------------------------------------------------
 

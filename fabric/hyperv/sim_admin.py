@@ -1,0 +1,212 @@
+"""The simulated hosts' answers beyond moving: Get-VM, Compare-VM, the migration jobs, cluster roles, Set-VMHost.
+
+A mixin of the Fabric (simulator.py), kept apart so each module stays readable. Every command that
+changes the world or checks a move goes into the fabric's record with its parameters as received;
+pure reads (Get-VM, a job's status) do not, since recording them would turn every read of the shared
+world into a write of it.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from fabric.hyperv import sim_report
+from fabric.hyperv.api import HyperVError, Incompatibility, MigrationStatus, MoveRequest, VmInfo
+from fabric.hyperv.sim_checks import PERFORMANCE_OPTIONS, REMEDY_MEMORY, validate
+from fabric.hyperv.sim_world import MEMORY_STATES, SimHost, SimVm, is_csv_path, unc_parts
+
+if TYPE_CHECKING:
+    from fabric.hyperv.simulator import Fabric
+
+    _Base = Fabric
+else:
+    _Base = object
+
+AUTH_TYPES = ("kerberos", "credssp")
+REMEDY_SHARED_STORAGE = "Move the VM's files to a Cluster Shared Volume or an SMB share the nodes reach first"
+
+# (cmdlet, parameters) exactly as a host received them, for the record; None: described from the arguments.
+Command = tuple[str, dict[str, Any]] | None
+
+
+def request_params(request: MoveRequest) -> dict[str, Any]:
+    return {
+        "vm_id": request.vm_id,
+        "source": request.source,
+        "destination": request.destination,
+        "kind": request.kind,
+        "storage_path": request.storage_path,
+        "vhds": [list(pair) for pair in request.vhds],
+        "performance_option": request.performance_option,
+    }
+
+
+def message_id(code: str) -> int:
+    """Compare-VM's MessageId for a code: the event id, the HRESULT as a number, or 0 for a symbolic id."""
+    if code.isdigit():
+        return int(code)
+    if code.lower().startswith("0x"):
+        return int(code, 16)
+    return 0
+
+
+class FabricAdmin(_Base):
+    """Fabric methods for what a host answers or changes besides a move (see simulator.Fabric)."""
+
+    # --- reads -------------------------------------------------------------------------------
+
+    def get_vm(self, fqdn: str, vm_id: str) -> VmInfo | None:
+        """Get-VM -Id on that host: None when the VM does not run there."""
+        self.reachable_host(fqdn)
+        vm = self.vms.get(vm_id)
+        if vm is None or vm.host != fqdn:
+            return None
+        return sim_report.vm_info(vm, self.migration_of_vm(vm_id) is not None)
+
+    def find_migration(self, fqdn: str, vm_id: str) -> MigrationStatus | None:
+        """The latest migration job of a VM that this host took part in (Msvm_MigrationJob), running or ended."""
+        self.reachable_host(fqdn)
+        jobs = [m for m in self.migrations.values() if m.vm_id == vm_id and fqdn in (m.source, m.destination)]
+        if not jobs:
+            return None
+        # Ids carry no order; insertion order of the dict is the order the jobs started in.
+        return sim_report.status(self, jobs[-1])
+
+    def compare(self, request: MoveRequest, command: Command = None) -> tuple[Incompatibility, ...]:
+        """Compare-VM: every incompatibility that would stop this move, without starting anything.
+
+        Addressing errors (unknown VM or host, contradictory parameters) raise, as Compare-VM throws
+        them. MessageId is Hyper-V's code where it has a number (33012, 21502, 0x800705AA as a number),
+        0 for the refusals known only by an error id; Source names the object concerned.
+        """
+        cmdlet, params = command or ("Compare-VM", request_params(request))
+        found: list[Incompatibility] = []
+
+        def collect(exc: HyperVError, source: str) -> None:
+            found.append(Incompatibility(message_id(exc.code), exc.message, source))
+
+        try:
+            validate(self, request, collect)
+        except HyperVError as exc:
+            self._log(cmdlet, params, result="refused", code=exc.code)
+            raise
+        self._log(cmdlet, params, result="compared", incompatibilities=[i.message_id for i in found])
+        return tuple(found)
+
+    # --- cluster roles -----------------------------------------------------------------------
+
+    def remove_cluster_role(self, fqdn: str, vm_id: str, command: Command = None) -> None:
+        """Remove-ClusterGroup -VMId -RemoveResources -Force: the VM stays on its node, no longer highly available.
+
+        A move the console makes afterwards is that of a standalone VM (storage options allowed), and
+        nothing re-adds the role implicitly: that is add_cluster_role's job.
+        """
+        cmdlet, params = command or ("Remove-ClusterGroup", {"VMId": vm_id, "RemoveResources": True, "Force": True})
+        host = self.reachable_host(fqdn)
+        vm = self.vms.get(vm_id)
+        try:
+            if vm is None or not vm.is_clustered or not host.cluster or self.hosts[vm.host].cluster != host.cluster:
+                raise HyperVError(
+                    "ObjectNotFound",
+                    f"No cluster group for the virtual machine '{vm_id}' in cluster '{host.cluster or fqdn}'",
+                    "Refresh the inventory: the VM is not a clustered role of this host's cluster",
+                )
+            self._not_migrating(vm)
+        except HyperVError as exc:
+            self._log(cmdlet, params, result="refused", code=exc.code)
+            raise
+        vm.is_clustered = False
+        self._log(cmdlet, params, result="removed")
+
+    def add_cluster_role(self, fqdn: str, vm_id: str, command: Command = None) -> None:
+        """Add-ClusterVirtualMachineRole -VMId on the cluster of the host asked: the VM is highly available again."""
+        host = self.reachable_host(fqdn)
+        cmdlet, params = command or ("Add-ClusterVirtualMachineRole", {"VMId": vm_id, "Cluster": host.cluster})
+        vm = self.vms.get(vm_id)
+        try:
+            if not host.cluster:
+                raise HyperVError("InvalidOperation", f"'{host.name}' is not a node of a failover cluster")
+            if vm is None or self.hosts[vm.host].cluster != host.cluster:
+                raise HyperVError(
+                    "ObjectNotFound", f"No virtual machine with id '{vm_id}' on the nodes of cluster '{host.cluster}'"
+                )
+            if vm.is_clustered:
+                raise HyperVError("InvalidState", f"'{vm.name}' is already a clustered role of '{host.cluster}'")
+            self._not_migrating(vm)
+            files = [vm.config_path, *(d.path for d in vm.disks)]
+            local = [p for p in files if not (unc_parts(p) or is_csv_path(p))]
+            if local:
+                raise HyperVError(
+                    "OperationFailed",
+                    f"'{vm.name}' cannot be made highly available: '{local[0]}' is not on storage the cluster shares",
+                    REMEDY_SHARED_STORAGE,
+                )
+        except HyperVError as exc:
+            self._log(cmdlet, params, result="refused", code=exc.code)
+            raise
+        vm.is_clustered = True
+        self._log(cmdlet, params, result="added")
+
+    def _not_migrating(self, vm: SimVm) -> None:
+        if self.migration_of_vm(vm.id) is not None:
+            raise HyperVError("InvalidState", f"'{vm.name}' is migrating", "Wait for the migration to end")
+
+    # --- administration (what Set-VMHost, Start-VM and friends would do) ---------------------
+
+    def set_host_settings(self, fqdn: str, *, command: Command = None, **values: Any) -> SimHost:
+        """Set-VMHost / Enable-VMMigration / Disable-VMMigration; unknown or invalid values change nothing."""
+        from fabric.hyperv.simulator import HOST_SETTINGS
+
+        host = self.reachable_host(fqdn)
+        cmdlet, params = command or ("Set-VMHost", {"ComputerName": fqdn, **values})
+        try:
+            unknown = set(values) - HOST_SETTINGS
+            if unknown:
+                raise HyperVError("InvalidParameter", f"Unknown host setting(s): {', '.join(sorted(unknown))}")
+            _check_settings(values)
+        except HyperVError as exc:
+            self._log(cmdlet, params, result="refused", code=exc.code)
+            raise
+        for name, value in values.items():
+            setattr(host, name, value)
+        self._log(cmdlet, params)
+        return host
+
+    def set_cluster_parallel_migrations(self, name: str, value: int) -> None:
+        self.clusters[name].max_parallel_migrations = value
+        self._log("Set-ClusterParameter", {"Cluster": name, "MaximumParallelMigrations": value})
+
+    def set_vm_state(self, vm_id: str, state: str) -> None:
+        """Start-VM / Stop-VM / Save-VM: the VM takes or frees memory; a start refreshes its compatibility vector."""
+        vm = self.vms[vm_id]
+        host = self.hosts[vm.host]
+        if self.migration_of_vm(vm_id) is not None:
+            raise HyperVError("InvalidState", f"'{vm.name}' is migrating")
+        was, now = vm.state in MEMORY_STATES, state in MEMORY_STATES
+        if now and not was:
+            if host.memory_available_bytes < vm.memory_bytes:
+                raise HyperVError("0x800705AA", f"Not enough memory to start '{vm.name}'", REMEDY_MEMORY)
+            host.memory_available_bytes -= vm.memory_bytes
+            vm.compat_vector_stale = False
+        elif was and not now:
+            host.memory_available_bytes += vm.memory_bytes
+        vm.state = state
+        self._log("Set-VMState", {"VMId": vm_id, "State": state})
+
+    def restart_vm(self, vm_id: str) -> None:
+        """Restart-VM: the compatibility vector catches up with the host."""
+        self.vms[vm_id].compat_vector_stale = False
+        self._log("Restart-VM", {"VMId": vm_id})
+
+
+def _check_settings(values: dict[str, Any]) -> None:
+    for name in ("max_live_migrations", "max_storage_migrations"):
+        if name in values and (not isinstance(values[name], int) or isinstance(values[name], bool) or values[name] < 1):
+            raise HyperVError("InvalidParameter", f"{name} must be a whole number of at least 1, not {values[name]!r}")
+    if "performance_option" in values and values["performance_option"] not in PERFORMANCE_OPTIONS:
+        raise HyperVError("InvalidParameter", f"Unknown performance option {values['performance_option']!r}")
+    if "auth_type" in values and values["auth_type"] not in AUTH_TYPES:
+        raise HyperVError("InvalidParameter", f"Unknown authentication type {values['auth_type']!r}")
+    for name in ("migration_enabled", "use_any_network", "delegation_configured"):
+        if name in values and not isinstance(values[name], bool):
+            raise HyperVError("InvalidParameter", f"{name} must be true or false, not {values[name]!r}")
