@@ -52,10 +52,11 @@ def web(host: str, port: int) -> Child:
 
 
 def worker(index: int) -> Child:
-    # --no-reload: reload defaults to DEBUG, and a reloading worker forks a grandchild we don't track.
+    # job_worker is db_worker plus the job supervisor. --no-reload: reload defaults to DEBUG, and a
+    # reloading worker forks a grandchild we don't track. Each migration holds a worker while it runs.
     return Child(
         f"worker-{index}",
-        (sys.executable, str(MANAGE_PY), "db_worker", "--queue-name", "default", "--no-reload"),
+        (sys.executable, str(MANAGE_PY), "job_worker", "--queue-name", "default", "--no-reload"),
     )
 
 

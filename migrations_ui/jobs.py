@@ -45,6 +45,7 @@ def create_job(
     vhds: tuple[tuple[str, str], ...] = (),
     performance_option: str = "",
     add_location: str = "",
+    priority: int = 0,
     user=None,
 ) -> MigrationJob:
     """Record a queued migration job, or raise Refused with the findings that stand in the way.
@@ -58,7 +59,17 @@ def create_job(
             assessment = Preflight(vm).assess(destination, storage_path=storage_path, vhds=vhds)
             if not assessment.allowed:
                 raise Refused([f for f in assessment.findings if f.severity == BLOCK])
-            job = _record(vm, destination, assessment, storage_path, vhds, performance_option, user, add_location)
+            job = _record(
+                vm,
+                destination,
+                assessment,
+                user,
+                storage_path=storage_path,
+                vhds=[list(pair) for pair in vhds],
+                performance_option=performance_option,
+                add_default_location=bool(add_location),
+                priority=priority,
+            )
             if add_location:
                 StorageLocation.objects.get_or_create(
                     host=destination, path=add_location, defaults={"added_by_user": True}
@@ -71,20 +82,17 @@ def create_job(
     return job
 
 
-def _record(vm, destination, assessment: Assessment, storage_path, vhds, performance_option, user, add_location):
+def _record(vm, destination, assessment: Assessment, user, **fields) -> MigrationJob:
     job = MigrationJob.objects.create(
         kind=assessment.transfer_type,
         vm=vm,
         vm_name=vm.name,
         source=vm.host,
         destination=destination,
-        storage_path=storage_path,
-        vhds=[list(pair) for pair in vhds],
-        add_default_location=bool(add_location),
-        performance_option=performance_option,
         findings=[f.as_dict() for f in assessment.findings],
         requested_by=user,
         state=JobState.QUEUED,
+        **fields,
     )
     record(job, "created", {"state": JobState.QUEUED, "user": user.get_username() if user else ""})
     transaction.on_commit(_admit)

@@ -163,7 +163,7 @@ def test_it_serves_the_console_and_stops_cleanly(tmp_path):
         pids = served.child_pids()
         assert set(pids) == {"web", "worker-1"}
         worker_cmdline = Path(f"/proc/{pids['worker-1']}/cmdline").read_bytes().split(b"\0")
-        assert b"db_worker" in worker_cmdline
+        assert b"job_worker" in worker_cmdline
         assert b"--no-reload" in worker_cmdline
         assert alive(pids["worker-1"])
 
@@ -225,7 +225,7 @@ def test_it_lists_one_web_server_and_the_workers():
     assert "console.asgi_static:application" in children[0].argv
     assert children[0].argv[children[0].argv.index("--port") + 1] == "8123"
     for child in children[1:]:
-        assert child.argv[-4:] == ("db_worker", "--queue-name", "default", "--no-reload")
+        assert child.argv[-4:] == ("job_worker", "--queue-name", "default", "--no-reload")
 
 
 def sleeper(name: str, code: str = "import time; time.sleep(60)") -> Child:

@@ -49,7 +49,10 @@ class Command(BaseCommand):
         parser.add_argument("--host", default="127.0.0.1", help="Address to bind (default 127.0.0.1).")
         parser.add_argument("--port", type=_port_type, default=8000, help="TCP port (default 8000).")
         parser.add_argument(
-            "--workers", type=_workers_type, default=2, help="Task worker processes (default 2; 0 for none)."
+            "--workers",
+            type=_workers_type,
+            default=4,
+            help="Job worker processes: migrations that can run at once (default 4; 0 for none).",
         )
         parser.add_argument(
             "--stop-timeout",
