@@ -1,0 +1,236 @@
+"""The job lifecycle against the simulated demo fabric, in process (the real worker path runs in
+test_workers.py). The simulator's clock runs 400x wall time, so a demo move takes a fraction of a second."""
+
+import threading
+import time
+
+import pytest
+from django.core.management import call_command
+from django.utils import timezone
+
+from fabric.driver import get_driver, sim_store
+from fabric.models import Host, VirtualMachine
+from migrations_ui.jobs import CannotCancel, cancel_job, create_job
+from migrations_ui.models import JobState, MigrationJob
+from migrations_ui.runner import RECOVERY_PENDING, STALE_AFTER, Runner
+from migrations_ui.scheduler import admit_waiting, queue_decision
+from migrations_ui.supervisor import reap_stale
+from migrations_ui.tasks import recover_job, run_job
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def demo(settings, tmp_path):
+    settings.SIM_FABRIC_PATH = tmp_path / "fabric.sqlite3"
+    settings.SIM_TIME_SCALE = 400
+    call_command("seed_demo", stdout=open("/dev/null", "w"))  # noqa: SIM115
+    return sim_store()
+
+
+def vm(name):
+    return VirtualMachine.objects.select_related("host").get(name=name)
+
+
+def host(name):
+    return Host.objects.get(name=name)
+
+
+def moves_of(store, vm_id):
+    with store.session() as fabric:
+        return [
+            r
+            for r in fabric.record
+            if r["cmdlet"] in ("Move-VM", "Move-VMStorage") and r.get("result") == "started" and vm_id in str(r)
+        ]
+
+
+def submit(name, to, **kw):
+    job = create_job(vm(name), host(to), **kw)
+    admit_waiting()  # what the commit hook does in production
+    job.refresh_from_db()
+    return job
+
+
+def test_a_live_move_runs_to_success_and_the_inventory_follows(demo):
+    job = submit("file-s01", "hv-s2")
+    assert job.state == JobState.ADMITTED
+
+    run_job.call(job.pk)
+
+    job.refresh_from_db()
+    assert job.state == JobState.SUCCEEDED, job.error_message
+    assert job.percent == 100 and job.blackout_ms is not None and job.finished_at is not None
+    assert vm("file-s01").host.name == "hv-s2"
+    kinds = list(job.events.values_list("kind", flat=True))
+    assert kinds[0] == "created" and kinds.count("progress") >= 1
+    states = [e.data["state"] for e in job.events.filter(kind="state")]
+    assert states == ["admitted", "running", "succeeded"]
+    steps = [e.data["step"] for e in job.events.filter(kind="step") if "label" in e.data]
+    assert steps == ["compare", "move", "verify", "refresh"]
+    assert len(moves_of(demo, str(job.vm.guid))) == 1
+
+
+def test_a_failure_on_the_host_fails_the_job_with_code_and_remedy(demo):
+    machine = vm("app-s01")
+    with demo.session() as fabric:
+        fabric.inject_failure(str(machine.guid), "memory")
+    job = submit("app-s01", "hv-s2")
+
+    run_job.call(job.pk)
+
+    job.refresh_from_db()
+    assert job.state == JobState.FAILED
+    assert job.error_code == "0x800705AA" and job.error_remedy
+    assert vm("app-s01").host.name == "hv-s1"
+
+
+def test_compare_vm_stops_a_move_before_anything_moves(demo):
+    # Bypass pre-flight, as a change on the host after submission would: Compare-VM still catches it.
+    machine = vm("legacy-fax")
+    job = MigrationJob.objects.create(
+        kind="live", vm=machine, vm_name=machine.name, source=machine.host, destination=host("hv-new1")
+    )
+    admit_waiting()
+
+    run_job.call(job.pk)
+
+    job.refresh_from_db()
+    assert job.state == JobState.FAILED and job.error_code == "33012"
+    assert "vSwitch-Legacy" in job.error_message
+    assert moves_of(demo, str(machine.guid)) == []
+
+
+def test_a_cross_cluster_move_leaves_and_rejoins_ha(demo):
+    job = submit("erp-web01", "hv-new1")
+
+    run_job.call(job.pk)
+
+    job.refresh_from_db()
+    assert job.state == JobState.SUCCEEDED, job.error_message
+    with demo.session() as fabric:
+        cmdlets = [r["cmdlet"] for r in fabric.record if str(job.vm.guid) in str(r)]
+    assert (
+        cmdlets.index("Remove-ClusterGroup") < cmdlets.index("Move-VM") < cmdlets.index("Add-ClusterVirtualMachineRole")
+    )
+    moved = vm("erp-web01")
+    assert moved.host.name == "hv-new1" and moved.is_clustered
+
+
+def test_a_storage_move_of_selected_vhds(demo):
+    machine = vm("backup01")
+    disk = machine.disks.order_by("path").first()
+    target = "E:\\Fast\\" + disk.path.rsplit("\\", 1)[-1]
+    job = submit("backup01", "hv-s3", vhds=((disk.path, target),))
+    assert job.kind == "storage"
+
+    run_job.call(job.pk)
+
+    job.refresh_from_db()
+    assert job.state == JobState.SUCCEEDED, job.error_message
+    assert vm("backup01").disks.filter(path=target).exists()
+
+
+def test_jobs_wait_for_a_free_slot_and_start_when_one_frees(demo):
+    names = ["file-s01", "app-s01", "web-dmz01"]  # three moves out of hv-s1 (limit 2)
+    jobs = [create_job(vm(n), host("hv-s2")) for n in names]
+    admit_waiting()
+
+    states = [MigrationJob.objects.get(pk=j.pk).state for j in jobs]
+    assert states == ["admitted", "admitted", "queued"]
+    decision = queue_decision()
+    # hv-s1 has two moves out and hv-s2 two moves in: both count (hyperv.md section 3).
+    assert decision.waiting_for[jobs[2].pk] == ((host("hv-s1").pk, "live"), (host("hv-s2").pk, "live"))
+
+    run_job.call(jobs[0].pk)  # its end admits the next one
+
+    assert MigrationJob.objects.get(pk=jobs[2].pk).state == JobState.ADMITTED
+
+
+def test_cancel_a_queued_job_at_once_and_refuse_finished_or_unknown(demo):
+    jobs = [create_job(vm(n), host("hv-s2")) for n in ["file-s01", "app-s01", "web-dmz01"]]
+    admit_waiting()
+
+    cancel_job(jobs[2].pk)
+
+    assert MigrationJob.objects.get(pk=jobs[2].pk).state == JobState.CANCELLED
+    with pytest.raises(CannotCancel, match="already ended"):
+        cancel_job(jobs[2].pk)
+    with pytest.raises(CannotCancel, match="no job"):
+        cancel_job(99999)
+
+
+def test_cancel_a_running_job_through_the_host(demo, settings):
+    settings.SIM_TIME_SCALE = 4  # slow enough to cancel mid-move
+    demo.time_scale = 4
+    job = submit("analytics01", "hv-s1")
+    worker = threading.Thread(target=run_job.call, args=(job.pk,))
+    worker.start()
+    try:
+        deadline = time.monotonic() + 20
+        while MigrationJob.objects.get(pk=job.pk).state != JobState.RUNNING and time.monotonic() < deadline:
+            time.sleep(0.05)
+        cancel_job(job.pk)
+    finally:
+        worker.join(30)
+
+    job.refresh_from_db()
+    assert job.state == JobState.CANCELLED
+    assert "cancel_sent" in job.events.values_list("kind", flat=True)
+    assert vm("analytics01").host.name == "hv-s2"
+
+
+def test_recovery_follows_a_move_whose_worker_died(demo):
+    job = submit("web-dmz02", "hv-s1")
+    runner = Runner.start(job.pk)
+    runner._compare()
+    # The worker sends Move-VM and dies before it reads any progress.
+    runner._step("move")
+    from migrations_ui.events import record
+
+    record(runner.job, "move_requested", {}, move_requested_at=timezone.now())
+    migration_id = runner.driver.start_migration(runner.source, runner.request)
+    record(runner.job, "host_job", {"migration_id": migration_id}, host_migration_id=migration_id)
+    MigrationJob.objects.filter(pk=job.pk).update(heartbeat_at=timezone.now() - STALE_AFTER * 2)
+
+    assert reap_stale() == [job.pk]
+    assert MigrationJob.objects.get(pk=job.pk).worker == RECOVERY_PENDING
+    assert reap_stale() == []  # leased once
+    recover_job.call(job.pk)
+
+    job.refresh_from_db()
+    assert job.state == JobState.SUCCEEDED, job.error_message
+    assert vm("web-dmz02").host.name == "hv-s1"
+    assert len(moves_of(demo, str(job.vm.guid))) == 1
+    assert {"worker_lost", "recovery"} <= set(job.events.values_list("kind", flat=True))
+
+
+def test_recovery_finds_a_move_the_dead_worker_never_saw_the_id_of(demo):
+    job = submit("ci-runner01", "hv-s1")
+    runner = Runner.start(job.pk)
+    from migrations_ui.events import record
+
+    record(runner.job, "move_requested", {}, move_requested_at=timezone.now())
+    runner.driver.start_migration(runner.source, runner.request)  # sent; the id never reached the database
+    MigrationJob.objects.filter(pk=job.pk).update(heartbeat_at=timezone.now() - STALE_AFTER * 2)
+    reap_stale()
+
+    recover_job.call(job.pk)
+
+    job.refresh_from_db()
+    assert job.state == JobState.SUCCEEDED, job.error_message
+    assert len(moves_of(demo, str(job.vm.guid))) == 1
+
+
+def test_a_driver_error_never_leaves_a_job_stuck(demo, monkeypatch):
+    job = submit("file-s01", "hv-s2")
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("connection pool exploded")
+
+    monkeypatch.setattr(type(get_driver()), "compare", broken)
+    run_job.call(job.pk)
+
+    job.refresh_from_db()
+    assert job.state == JobState.FAILED and job.error_code == "console"
+    assert "connection pool exploded" in job.error_message
