@@ -1,0 +1,174 @@
+"""Real worker processes on a real database file: admission across processes, kill -9 recovery,
+queued jobs surviving a restart. Everything runs through manage.py, as an operator would."""
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from fabric.hyperv.simstore import FabricStore
+
+pytestmark = pytest.mark.slow
+
+MANAGE = str(Path(__file__).resolve().parents[2] / "manage.py")
+SCALE = 10  # simulated seconds per wall second: demo moves take one to a few seconds
+
+
+@pytest.fixture
+def console(tmp_path):
+    env = {
+        **os.environ,
+        "CONSOLE_DATA_DIR": str(tmp_path),
+        "HYPERV_DRIVER": "sim",
+        "SIM_TIME_SCALE": str(SCALE),
+        "DJANGO_SETTINGS_MODULE": "console.settings",
+    }
+    env.pop("DATABASE_URL", None)
+    env.pop("REDIS_URL", None)
+    run = lambda *args, **kw: subprocess.run(  # noqa: E731
+        [sys.executable, MANAGE, *args], env=env, capture_output=True, text=True, timeout=120, **kw
+    )
+    assert run("migrate", "-v0").returncode == 0
+    seeded = run("seed_demo")
+    assert seeded.returncode == 0, seeded.stderr
+    workers: list[subprocess.Popen] = []
+
+    class Console:
+        path = tmp_path
+
+        def manage(self, *args):
+            return run(*args)
+
+        def submit(self, *args):
+            return subprocess.Popen(
+                [sys.executable, MANAGE, *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+            )
+
+        def start_worker(self):
+            proc = subprocess.Popen(
+                [sys.executable, MANAGE, "job_worker", "--no-reload", "-v0"],
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            workers.append(proc)
+            return proc
+
+        def jobs(self):
+            with sqlite3.connect(tmp_path / "db.sqlite3") as db:
+                rows = db.execute("SELECT id, vm_name, state, percent, worker FROM migrations_ui_migrationjob")
+                return {r[1]: {"id": r[0], "state": r[2], "percent": r[3], "worker": r[4]} for r in rows}
+
+        def events(self, job_id):
+            with sqlite3.connect(tmp_path / "db.sqlite3") as db:
+                rows = db.execute(
+                    "SELECT kind FROM migrations_ui_jobevent WHERE job_id = ? ORDER BY sequence", [job_id]
+                )
+                return [r[0] for r in rows]
+
+        def fabric(self):
+            store = FabricStore(tmp_path / "fabric.sqlite3", time_scale=SCALE)
+            with store.session() as fabric:
+                return fabric
+
+        def wait_for(self, predicate, timeout=60):
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                if predicate():
+                    return True
+                time.sleep(0.2)
+            return False
+
+    try:
+        yield Console()
+    finally:
+        for proc in workers:
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait(10)
+
+
+MOVES = [
+    ("file-s01", "hv-s2"),
+    ("app-s01", "hv-s2"),
+    ("web-dmz01", "hv-s2"),
+    ('legacy-app\'; $(Remove-VM -Name *) ; "x"', "hv-s2"),
+    ("ci-runner01", "hv-s1"),
+    ("web-dmz02", "hv-s1"),
+    ("dc01", "hv-s1"),
+    ("api-01", "hv-new2"),
+    ("jump-01", "hv-new3"),
+]
+
+
+def max_concurrent(fabric) -> dict[str, int]:
+    """The most migrations each host took part in at one time, from the simulator's own record."""
+    events = []
+    for m in fabric.migrations.values():
+        for host in {m.source, m.destination}:
+            events += [(m.started_at, 1, host), (m.ended_at, -1, host)]
+    running, peak = {}, {}
+    for _, delta, host in sorted(events, key=lambda e: (e[0], e[1])):  # ends before starts at a tie
+        running[host] = running.get(host, 0) + delta
+        peak[host] = max(peak.get(host, 0), running[host])
+    return peak
+
+
+def test_concurrent_submitters_and_workers_never_exceed_a_hosts_limits(console):
+    for _ in range(3):
+        console.start_worker()
+    submitters = [console.submit("move_vm", vm, "--to", host, "--wait", "--json") for vm, host in MOVES]
+    results = [(p.wait(180), p.communicate()) for p in submitters]
+
+    for code, (out, err) in results:
+        assert code == 0, err[-2000:]
+        assert json.loads(out)["state"] == "succeeded"
+    fabric = console.fabric()
+    refusals = [r for r in fabric.record if r.get("result") == "refused"]
+    assert refusals == []  # Hyper-V never had to refuse an over-limit move (21501)
+    peak = max_concurrent(fabric)
+    for fqdn, n in peak.items():
+        host = fabric.hosts[fqdn]
+        limit = fabric.clusters[host.cluster].max_parallel_migrations if host.cluster else host.max_live_migrations
+        assert n <= limit, f"{fqdn} ran {n} migrations at once, limit {limit}"
+    assert peak["hv-s2.contoso.test"] == 2  # the queue did fill the slots
+    injection = next(vm for vm in fabric.vms.values() if vm.name.startswith("legacy-app"))
+    assert injection.name == 'legacy-app\'; $(Remove-VM -Name *) ; "x"'
+    assert injection.host == "hv-s2.contoso.test"
+
+
+def test_a_worker_killed_mid_move_leaves_a_job_that_still_ends_correctly(console):
+    victim = console.start_worker()
+    submitted = console.manage("move_vm", "analytics01", "--to", "hv-s1", "--json")
+    assert submitted.returncode == 0, submitted.stderr
+    assert console.wait_for(lambda: console.jobs()["analytics01"]["percent"] >= 5, timeout=60)
+
+    victim.send_signal(signal.SIGKILL)
+    victim.wait(10)
+    assert console.jobs()["analytics01"]["state"] == "running"
+    console.start_worker()
+
+    assert console.wait_for(lambda: console.jobs()["analytics01"]["state"] == "succeeded", timeout=90)
+    job = console.jobs()["analytics01"]
+    assert {"worker_lost", "recovery"} <= set(console.events(job["id"]))
+    fabric = console.fabric()
+    vm = fabric.vm_by_name("analytics01")
+    moves = [r for r in fabric.record if r["cmdlet"] == "Move-VM" and r.get("result") == "started" and vm.id in str(r)]
+    assert len(moves) == 1
+    assert vm.host == "hv-s1.contoso.test"
+
+
+def test_queued_jobs_survive_a_restart_of_everything(console):
+    for vm, host in MOVES[:3]:
+        assert console.manage("move_vm", vm, "--to", host).returncode == 0
+    assert {j["state"] for j in console.jobs().values()} <= {"queued", "admitted"}
+
+    console.start_worker()
+
+    assert console.wait_for(lambda: {j["state"] for j in console.jobs().values()} == {"succeeded"}, timeout=90)
