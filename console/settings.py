@@ -91,6 +91,9 @@ else:
         "default": {"BACKEND": "channels_lite.layers.core.SQLiteChannelLayer", "CONFIG": {"database": "channels"}}
     }
 
+# Job updates are rendered and sent to browsers from a background thread (see migrations_ui.events).
+ANNOUNCE_IN_BACKGROUND = True
+
 TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend", "QUEUES": ["default"]}}
 
 AUTH_PASSWORD_VALIDATORS = [

@@ -7,6 +7,10 @@ channel layer).
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+from django.conf import settings
 from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
@@ -34,10 +38,31 @@ def change_state(job: MigrationJob, state: str, data: dict | None = None, **fiel
     return record(job, "state", {"state": state, **(data or {})}, state=state, **fields)
 
 
+_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="announce")
+_pending: set[int] = set()
+_pending_lock = threading.Lock()
+
+
 def announce(job_id: int) -> None:
-    """Tell every open browser; imported late so the worker needs channels only when it announces."""
+    """Tell every open browser. In the background, coalesced per job: rendering and sending must not
+    delay the worker's next step (a freed slot is handed on within milliseconds); a dropped
+    announcement costs nothing, browsers get the state from the database on (re)connect."""
+    if not settings.ANNOUNCE_IN_BACKGROUND:
+        _send(job_id)
+        return
+    with _pending_lock:
+        if job_id in _pending:
+            return
+        _pending.add(job_id)
+    _executor.submit(_send, job_id, True)
+
+
+def _send(job_id: int, background: bool = False) -> None:
     from migrations_ui.progress import send_job_update
 
+    if background:
+        with _pending_lock:
+            _pending.discard(job_id)
     send_job_update(job_id)
 
 

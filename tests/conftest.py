@@ -14,6 +14,12 @@ def need(available: bool, what: str) -> None:
     pytest.skip(f"{what} not available")
 
 
+@pytest.fixture(autouse=True)
+def announce_in_foreground(settings):
+    """Tests see a job's announcement as soon as its transaction commits."""
+    settings.ANNOUNCE_IN_BACKGROUND = False
+
+
 @pytest.fixture
 def admin_user(django_user_model):
     return django_user_model.objects.create_superuser("admin", "admin@contoso.test", "admin-pass-123")

@@ -35,6 +35,7 @@ def console(tmp_path):
         [sys.executable, MANAGE, *args], env=env, capture_output=True, text=True, timeout=120, **kw
     )
     assert run("migrate", "-v0").returncode == 0
+    assert run("migrate", "--database", "channels", "-v0").returncode == 0
     seeded = run("seed_demo")
     assert seeded.returncode == 0, seeded.stderr
     workers: list[subprocess.Popen] = []
