@@ -80,6 +80,7 @@ class HostFacts:
     cpu_load_percent: int = 0
     processor_family: str = ""
     reachable: bool = True
+    last_error: str = ""
     migration_enabled: bool = True
     max_live: int = 2
     max_storage: int = 2

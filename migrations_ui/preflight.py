@@ -53,6 +53,7 @@ def host_facts(host: Host, usage: SlotUsage) -> HostFacts:
         cpu_load_percent=host.cpu_load_percent,
         processor_family=host.processor_family,
         reachable=host.reachable,
+        last_error=host.last_error,
         migration_enabled=host.migration_enabled,
         max_live=host.max_live_migrations,
         max_storage=host.max_storage_migrations,

@@ -309,6 +309,18 @@ def vm_already_moving(p: Proposal) -> Iterator[Finding]:
         )
 
 
+def host_unreachable(p: Proposal) -> Iterator[Finding]:
+    for host in _hosts_of(p):
+        if not host.reachable:
+            yield Finding(
+                "host-unreachable",
+                BLOCK,
+                f"{host.name} did not answer at the last inventory sync"
+                + (f": {host.last_error}" if host.last_error else "."),
+                f"Check that {host.name} is up and WinRM answers, then refresh the inventory.",
+            )
+
+
 def _gib(n: int) -> str:
     return f"{n / 2**30:.1f} GiB"
 
@@ -330,6 +342,7 @@ RULES: tuple[Rule, ...] = (
     host_migration_limit,
     cluster_parallel_limit,
     vm_already_moving,
+    host_unreachable,
 )
 
 

@@ -73,6 +73,7 @@ def test_every_rule_id_is_stable():
         "host-migration-limit",
         "cluster-parallel-limit",
         "vm-already-moving",
+        "host-unreachable",
     ]
 
 
@@ -336,6 +337,13 @@ def test_vm_already_moving():
     found = [f for f in evaluate(proposal(vm=replace(VM, moving=True))) if f.rule == "vm-already-moving"]
     assert [f.severity for f in found] == ["block"]
     assert not [f for f in evaluate(proposal()) if f.rule == "vm-already-moving"]
+
+
+def test_host_unreachable():
+    p = proposal(destination=replace(S2, reachable=False, last_error="connection refused"))
+    found = [f for f in evaluate(p) if f.rule == "host-unreachable"]
+    assert [f.severity for f in found] == ["block"] and "connection refused" in found[0].message
+    assert not [f for f in evaluate(proposal()) if f.rule == "host-unreachable"]
 
 
 def test_blocking_findings_come_first():

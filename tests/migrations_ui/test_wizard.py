@@ -107,7 +107,7 @@ def test_it_creates_a_queued_job_and_leads_to_it(admin_client, admin_user, fabri
     assert (job.kind, job.state, job.source, job.destination) == ("live", "queued", fabric["s1"], fabric["s2"])
     assert job.performance_option == "smb" and job.requested_by == admin_user
     assert list(JobEvent.objects.filter(job=job).values_list("kind", flat=True)) == ["created"]
-    assert admin_client.get(reverse("migrations_ui:jobs")).content.decode().count("web01") == 1
+    assert "web01" in admin_client.get(reverse("migrations_ui:jobs")).content.decode()
 
 
 def test_it_redirects_htmx_with_a_header(admin_client, fabric):
