@@ -1,9 +1,6 @@
 """The job lifecycle against the simulated demo fabric, in process (the real worker path runs in
 test_workers.py). The simulator's clock runs 400x wall time, so a demo move takes a fraction of a second."""
 
-import threading
-import time
-
 import pytest
 from django.core.management import call_command
 from django.utils import timezone
@@ -160,24 +157,35 @@ def test_cancel_a_queued_job_at_once_and_refuse_finished_or_unknown(demo):
         cancel_job(99999)
 
 
-def test_cancel_a_running_job_through_the_host(demo, settings):
-    settings.SIM_TIME_SCALE = 4  # slow enough to cancel mid-move
-    demo.time_scale = 4
+def test_cancel_a_running_job_through_the_host(demo):
     job = submit("analytics01", "hv-s1")
-    worker = threading.Thread(target=run_job.call, args=(job.pk,))
-    worker.start()
-    try:
-        deadline = time.monotonic() + 20
-        while MigrationJob.objects.get(pk=job.pk).state != JobState.RUNNING and time.monotonic() < deadline:
-            time.sleep(0.05)
-        cancel_job(job.pk)
-    finally:
-        worker.join(30)
+    real = get_driver()
+
+    class OperatorCancelsMidMove:
+        """The real driver; the operator presses Cancel while the first progress is read."""
+
+        def __getattr__(self, name):
+            return getattr(real, name)
+
+        def migration_status(self, conn, migration_id):
+            status = real.migration_status(conn, migration_id)
+            if MigrationJob.objects.get(pk=job.pk).state == JobState.RUNNING:
+                cancel_job(job.pk)
+            return status
+
+    runner = Runner.start(job.pk, driver=OperatorCancelsMidMove())
+    runner.run()
 
     job.refresh_from_db()
     assert job.state == JobState.CANCELLED
-    assert "cancel_sent" in job.events.values_list("kind", flat=True)
+    kinds = list(job.events.values_list("kind", flat=True))
+    assert "cancel_sent" in kinds
+    assert [e.data["state"] for e in job.events.filter(kind="state")][-2:] == ["cancelling", "cancelled"]
     assert vm("analytics01").host.name == "hv-s2"
+    with demo.session() as fabric:
+        stops = [r for r in fabric.record if r["cmdlet"] == "RequestStateChange"]
+        assert [r["params"]["Job"] for r in stops] == [job.host_migration_id]
+        assert fabric.migrations[job.host_migration_id].state == "cancelled"
 
 
 def test_recovery_follows_a_move_whose_worker_died(demo):
