@@ -1,3 +1,10 @@
 """Websocket routes of every app, gathered in one place for the ASGI factory."""
 
-websocket_urlpatterns: list = []
+from django.urls import path
+
+from migrations_ui.consumers import JobConsumer, JobsConsumer
+
+websocket_urlpatterns: list = [
+    path("ws/jobs/", JobsConsumer.as_asgi()),
+    path("ws/jobs/<int:job_id>/", JobConsumer.as_asgi()),
+]

@@ -1,5 +1,252 @@
-"""Announcing job changes to browsers over Channels (filled in with the jobs pages)."""
+"""Live job progress: the fragments the Jobs pages show, rendered from the database, and the one
+emitter that sends them over Channels once a change has committed.
+
+Browsers receive rendered HTML carrying hx-swap-oob; htmx's websocket extension swaps it in. The
+pages, the consumers' replay on connect and the emitter all use the renderers below, so a page
+just loaded, a page that reconnected and a page kept open show the same thing. Every channel layer
+delivers at most once: a lost message only delays a page until the next update or reconnect.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.core.paginator import Page, Paginator
+from django.template.loader import render_to_string
+from django.utils.http import urlencode
+
+from migrations_ui.models import FINAL_STATES, SLOT_STATES, JobEvent, JobState, MigrationJob
+from migrations_ui.runner import STEPS
+from migrations_ui.scheduler import host_limits, queue_decision, queue_order, slots_in_use
+
+log = logging.getLogger(__name__)
+
+JOBS_GROUP = "jobs"
+FINISHED_PER_PAGE = 25
+FINISHED_STATES = [(s.value, s.label) for s in JobState if s in FINAL_STATES]
+
+
+def job_group(job_id: int) -> str:
+    return f"job-{job_id}"
+
+
+# --- the Jobs page --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Wait:
+    """One slot a queued job waits for, as the Jobs page words it."""
+
+    kind: str  # "live" | "storage"
+    host: str
+    used: int
+    limit: int
+
+
+def _jobs():
+    return MigrationJob.objects.select_related("source", "destination")
+
+
+def running_jobs() -> list[MigrationJob]:
+    # Admitted and cancelling jobs hold their slots too, so they belong with the running ones.
+    return list(_jobs().filter(state__in=SLOT_STATES).order_by("started_at", "created_at", "pk"))
+
+
+def queued_jobs() -> list[MigrationJob]:
+    """Queued jobs in queue order, each with .position and .waits (the slots it waits for)."""
+    jobs = list(queue_order().select_related("source", "destination"))
+    if not jobs:
+        return []
+    decision = queue_decision()
+    names = {h.pk: h.name for job in jobs for h in (job.source, job.destination)}
+    in_use = slots_in_use()
+    limits = host_limits(names)
+    for job in jobs:
+        job.position = decision.position.get(job.pk)
+        job.waits = [
+            Wait(kind, names.get(host, f"host {host}"), in_use[(host, kind)], limits.get((host, kind), 0))
+            for host, kind in decision.waiting_for.get(job.pk, ())
+        ]
+    return jobs
+
+
+def finished_filters(params) -> dict:
+    """The Finished section's filters from a query string; anything unknown is ignored."""
+    state = params.get("state", "")
+    page = params.get("page", "1")
+    return {
+        "state": state if state in dict(FINISHED_STATES) else "",
+        "vm": params.get("vm", "").strip()[:255],
+        "page": int(page) if page.isdigit() and int(page) > 0 else 1,
+    }
+
+
+def filter_query(filters: dict, **override) -> str:
+    """The filters as a query string (without the defaults), for links and the websocket URL."""
+    values = {**filters, **override}
+    return urlencode({k: v for k, v in values.items() if v and not (k == "page" and v == 1)})
+
+
+def finished_page(filters: dict) -> Page:
+    jobs = _jobs().filter(state__in=FINAL_STATES).order_by("-finished_at", "-pk")
+    if filters["state"]:
+        jobs = jobs.filter(state=filters["state"])
+    if filters["vm"]:
+        jobs = jobs.filter(vm_name__icontains=filters["vm"])
+    return Paginator(jobs, FINISHED_PER_PAGE).get_page(filters["page"])
+
+
+def board_context(filters: dict) -> dict:
+    return {
+        "running": running_jobs(),
+        "queued": queued_jobs(),
+        "finished": finished_page(filters),
+        "filters": filters,
+        "filter_query": filter_query(filters),
+        "finished_states": FINISHED_STATES,
+    }
+
+
+def render_sections(filters: dict | None = None) -> str:
+    """Running and Queued, and Finished when filters are given, as out-of-band swaps."""
+    html = render_to_string("partials/job_running.html", {"running": running_jobs(), "oob": True})
+    html += render_to_string("partials/job_queued.html", {"queued": queued_jobs(), "oob": True})
+    if filters is not None:
+        html += render_finished(filters)
+    return html
+
+
+def render_finished(filters: dict) -> str:
+    context = {"finished": finished_page(filters), "filters": filters, "oob": True}
+    return render_to_string("partials/job_finished.html", context)
+
+
+# --- one job ----------------------------------------------------------------------------------------
+
+
+def job_for_page(job_id: int) -> MigrationJob:
+    return MigrationJob.objects.select_related("source__cluster", "destination__cluster", "vm", "requested_by").get(
+        pk=job_id
+    )
+
+
+def step_rows(job: MigrationJob) -> list[dict]:
+    """The job's steps as VMM lists them, each done, current, failed, cancelled or pending."""
+    cross_cluster = job.ha_removed or (job.vm.is_clustered and job.source.cluster_id != job.destination.cluster_id)
+    names = [n for n in STEPS if cross_cluster or n not in ("leave_cluster", "join_cluster")]
+    reached = job.step
+    if not reached and job.state != JobState.SUCCEEDED:
+        # A cancelled job has its step cleared: the last step it started is in its event log.
+        started = job.events.filter(kind="step", data__has_key="label").order_by("-sequence").first()
+        reached = started.data.get("step", "") if started else ""
+    at = names.index(reached) if reached in names else -1
+    ending = {JobState.FAILED: "failed", JobState.CANCELLED: "cancelled"}.get(job.state, "current")
+    rows = []
+    for i, name in enumerate(names):
+        if job.state == JobState.SUCCEEDED or i < at:
+            status = "done"
+        elif i == at:
+            status = ending
+        else:
+            status = "pending" if job.is_active else "not run"
+        rows.append({"name": name, "label": STEPS[name], "status": status})
+    return rows
+
+
+def detail_context(job: MigrationJob) -> dict:
+    return {"job": job, "steps": step_rows(job), "events": list(job.events.all())}
+
+
+def render_job_state(job: MigrationJob) -> str:
+    """The detail page's status block (state, bar, bytes, rates, pass, blackout, error, cancel)
+    and step list, as out-of-band swaps."""
+    context = {"job": job, "steps": step_rows(job), "oob": True}
+    return render_to_string("partials/job_status.html", context) + render_to_string("partials/job_steps.html", context)
+
+
+def render_new_events(events: list[JobEvent]) -> str:
+    """Rows appended to the event log (htmx inserts the wrapper's children, not the wrapper)."""
+    if not events:
+        return ""
+    return render_to_string("partials/job_events.html", {"events": events, "append": True})
+
+
+def render_events_after(job_id: int, after: int, upto: int | None = None) -> str:
+    events = JobEvent.objects.filter(job_id=job_id, sequence__gt=after)
+    if upto is not None:
+        events = events.filter(sequence__lte=upto)
+    return render_new_events(list(events.order_by("sequence")))
+
+
+def render_job_replay(job_id: int) -> tuple[str, int]:
+    """Everything the detail page shows that changes, from the database, and the newest sequence."""
+    job = job_for_page(job_id)
+    events = list(job.events.order_by("sequence"))
+    html = render_job_state(job) + render_to_string("partials/job_events.html", {"events": events, "oob": True})
+    return html, events[-1].sequence if events else 0
+
+
+# --- the emitter -------------------------------------------------------------------------------------
 
 
 def send_job_update(job_id: int) -> None:
-    return None
+    """Tell every open Jobs page and this job's pages what changed; call it after commit only.
+
+    Renders from the database (so it sends what is committed, whatever order announcements come
+    in) and group_sends to `jobs` and `job-<id>`. It never raises: the database is the truth, a
+    lost message is caught up by the next one or by the consumer's replay on reconnect.
+    """
+    try:
+        messages = _messages(job_id)
+    except MigrationJob.DoesNotExist:
+        return
+    except Exception:
+        log.exception("job %s: could not render its update for the browsers", job_id)
+        return
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    try:
+        # One async_to_sync call for both groups: one event loop hop per update, not one per group.
+        async_to_sync(_group_send)(layer, messages)
+    except Exception:
+        log.exception("job %s: could not send its update to the channel layer", job_id)
+
+
+async def _group_send(layer, messages: list[tuple[str, dict]]) -> None:
+    for group, message in messages:
+        try:
+            await layer.group_send(group, message)
+        except Exception:
+            log.exception("could not send to group %s", group)
+
+
+def _messages(job_id: int) -> list[tuple[str, dict]]:
+    job = job_for_page(job_id)
+    event = job.events.order_by("-sequence").first()
+    sequence = event.sequence if event else 0
+    if event is not None and event.kind == "progress" and job.state in SLOT_STATES:
+        # A progress sample changes only this job's row; anything else can move jobs between
+        # sections and shift queue positions, so the Running and Queued sections go whole.
+        context = {"job": job, "oob": True, "sequence": sequence}
+        board = render_to_string("partials/job_running_row.html", context)
+    else:
+        board = render_sections()
+    jobs_message = {
+        "type": "jobs.update",
+        "job_id": job_id,
+        "sequence": sequence,
+        "html": board,
+        "finished": job.state in FINAL_STATES and event is not None and event.kind != "progress",
+    }
+    job_message = {
+        "type": "job.update",
+        "job_id": job_id,
+        "sequence": sequence,
+        "html": render_job_state(job),
+        "event_html": render_new_events([event] if event else []),
+    }
+    return [(JOBS_GROUP, jobs_message), (job_group(job_id), job_message)]

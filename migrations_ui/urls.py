@@ -9,4 +9,5 @@ urlpatterns = [
     path("vms/<uuid:guid>/migrate-storage/", views.migrate_storage, name="migrate_storage"),
     path("jobs/", views.job_list, name="jobs"),
     path("jobs/<int:pk>/", views.job_detail, name="job"),
+    path("jobs/<int:pk>/cancel/", views.job_cancel, name="cancel_job"),
 ]

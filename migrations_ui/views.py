@@ -1,12 +1,16 @@
-from django.http import HttpResponse
+from django.contrib import messages
+from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.cache import patch_vary_headers
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
+from migrations_ui import progress
 from migrations_ui.facts import Kind
 from migrations_ui.forms import MoveForm, StorageMoveForm
-from migrations_ui.jobs import Refused, create_job
-from migrations_ui.models import MigrationJob
+from migrations_ui.jobs import CannotCancel, Refused, cancel_job, create_job
+from migrations_ui.models import JobState, MigrationJob
 from migrations_ui.preflight import Preflight, vm_for_preflight
 from migrations_ui.rules import Finding
 
@@ -113,10 +117,41 @@ def migrate_storage(request, guid):
 
 
 def job_list(request):
-    jobs = MigrationJob.objects.select_related("source", "destination").order_by("-created_at")[:200]
-    return render(request, "migrations_ui/jobs.html", {"jobs": jobs})
+    # Filters and pages are plain GET links: the websocket URL carries the same filters, so a change
+    # of filter must load the page (and reconnect) rather than swap only the table.
+    filters = progress.finished_filters(request.GET)
+    return render(request, "migrations_ui/jobs.html", progress.board_context(filters))
 
 
 def job_detail(request, pk: int):
-    job = get_object_or_404(MigrationJob.objects.select_related("source", "destination", "vm", "requested_by"), pk=pk)
-    return render(request, "migrations_ui/job_detail.html", {"job": job, "events": job.events.all()})
+    try:
+        job = progress.job_for_page(pk)
+    except MigrationJob.DoesNotExist:
+        raise Http404("No such job") from None
+    return render(request, "migrations_ui/job_detail.html", progress.detail_context(job))
+
+
+@require_POST
+def job_cancel(request, pk: int):
+    try:
+        job = cancel_job(pk, request.user)
+    except CannotCancel as exc:
+        status = 409 if MigrationJob.objects.filter(pk=pk).exists() else 404
+        return _cancel_answer(request, pk, str(exc), messages.ERROR, status)
+    if job.state == JobState.CANCELLED:
+        text = f"Job {pk} cancelled: it had not started."
+    else:
+        text = f"Cancelling job {pk}: the host is asked to stop the migration; the job ends when it confirms."
+    return _cancel_answer(request, pk, text, messages.SUCCESS, 200)
+
+
+def _cancel_answer(request, pk: int, text: str, level: int, status: int) -> HttpResponse:
+    """htmx: the message as a fragment with the status; plain: a Django message and a redirect."""
+    if request.htmx:
+        context = {"text": text, "level": messages.DEFAULT_TAGS[level]}
+        return render(request, "partials/job_notice.html", context, status=status)
+    messages.add_message(request, level, text)
+    back = request.POST.get("next", "")
+    if url_has_allowed_host_and_scheme(back, {request.get_host()}, request.is_secure()):
+        return redirect(back)
+    return redirect("migrations_ui:job", pk) if status != 404 else redirect("migrations_ui:jobs")

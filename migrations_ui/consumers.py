@@ -1,0 +1,111 @@
+"""Websocket consumers of the Jobs pages: replay the current state from the database, then stream.
+
+The origin is checked by AllowedHostsOriginValidator in console.asgi; these consumers check who
+may watch (watch_refusal), join their group, and only then send anything. A refused connection is
+accepted and closed at once with a 44xx code: rejecting the handshake would reach the browser as
+1006, which htmx's websocket extension retries forever.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+from django.http import QueryDict
+
+from migrations_ui import progress
+from migrations_ui.models import MigrationJob
+
+log = logging.getLogger(__name__)
+
+NOT_LOGGED_IN, FORBIDDEN, NO_SUCH_JOB = 4401, 4403, 4404
+
+
+def watch_refusal(user, job_id: int | None = None) -> int | None:
+    """The one access check of the live pages: None lets `user` watch (all jobs, or job_id);
+    otherwise the close code. Per-object rules (who may see which job) belong here."""
+    if user is None or not user.is_authenticated:
+        return NOT_LOGGED_IN
+    if not user.is_active:
+        return FORBIDDEN
+    if job_id is not None and not MigrationJob.objects.filter(pk=job_id).exists():
+        return NO_SUCH_JOB
+    return None
+
+
+class _LiveConsumer(AsyncWebsocketConsumer):
+    group = ""
+
+    async def refuse_or_join(self, job_id: int | None = None) -> bool:
+        """Accept, authorise, join the group; False (and closed) when the client may not watch."""
+        await self.accept()
+        refusal = await database_sync_to_async(watch_refusal)(self.scope.get("user"), job_id)
+        if refusal is not None:
+            await self.close(code=refusal)
+            return False
+        try:
+            await self.channel_layer.group_add(self.group, self.channel_name)
+        except Exception:
+            # Without the layer there is nothing to stream: 1011 makes htmx reconnect (and replay) later.
+            log.exception("could not join group %s", self.group)
+            await self.close(code=1011)
+            return False
+        return True
+
+    async def disconnect(self, code):
+        if self.group:
+            try:
+                await self.channel_layer.group_discard(self.group, self.channel_name)
+            except Exception:
+                log.warning("could not leave group %s", self.group, exc_info=True)
+
+
+class JobsConsumer(_LiveConsumer):
+    """ws/jobs/: the Jobs page. Replays Running, Queued and the client's page of Finished (its
+    filters come in the query string), then forwards every job's update; when a job has just
+    finished it renders that client's Finished page again, since filters differ per client."""
+
+    group = progress.JOBS_GROUP
+
+    async def connect(self):
+        self.filters = progress.finished_filters(QueryDict(self.scope.get("query_string", b"")))
+        if await self.refuse_or_join():
+            await self.send(text_data=await database_sync_to_async(progress.render_sections)(self.filters))
+
+    async def jobs_update(self, event):
+        html = event["html"]
+        # Only the first page gains the new row; later pages would shift under the reader.
+        if event.get("finished") and self.filters["page"] == 1:
+            html += await database_sync_to_async(progress.render_finished)(self.filters)
+        await self.send(text_data=html)
+
+
+class JobConsumer(_LiveConsumer):
+    """ws/jobs/<id>/: one job's page. Replays its status, steps and whole event log, then streams.
+    It remembers the newest event sequence the client has, so the log gets every event once and in
+    order even when the layer drops or reorders a message (a gap is filled from the database)."""
+
+    async def connect(self):
+        self.job_id = self.scope["url_route"]["kwargs"]["job_id"]
+        self.group = progress.job_group(self.job_id)
+        self.sequence = 0
+        if not await self.refuse_or_join(self.job_id):
+            self.group = ""
+            return
+        try:
+            html, self.sequence = await database_sync_to_async(progress.render_job_replay)(self.job_id)
+        except MigrationJob.DoesNotExist:  # deleted since the check
+            await self.close(code=NO_SUCH_JOB)
+            return
+        await self.send(text_data=html)
+
+    async def job_update(self, event):
+        sequence = event["sequence"]
+        if sequence <= self.sequence:
+            return  # older than what the client already shows
+        events = event["event_html"]
+        if sequence > self.sequence + 1:
+            events = await database_sync_to_async(progress.render_events_after)(self.job_id, self.sequence, sequence)
+        self.sequence = sequence
+        await self.send(text_data=event["html"] + events)

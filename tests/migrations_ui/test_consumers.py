@@ -1,0 +1,191 @@
+"""Websocket consumers through the real ASGI stack (origin check, sessions, routing)."""
+
+import pytest
+from channels.db import database_sync_to_async
+from channels.layers import get_channel_layer
+from channels.testing import WebsocketCommunicator
+from channels_lite.layers.core import SQLiteChannelLayer
+from django.conf import settings
+from django.test import Client
+
+from console.asgi import build_application
+from migrations_ui.consumers import JobsConsumer
+from migrations_ui.events import change_state, record
+from migrations_ui.models import JobEvent, JobState
+from tests.fabric.factories import make_host, make_vm
+from tests.migrations_ui.test_jobs_pages import make_job
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+ORIGIN = "http://testserver"
+
+
+@pytest.fixture(autouse=True)
+def in_memory_layer(settings):
+    # One process only: the in-memory layer (a fresh dict gives each test a fresh layer).
+    settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+
+
+@pytest.fixture
+def hosts():
+    return make_host("hv-s1"), make_host("hv-s2")
+
+
+@pytest.fixture
+def job(hosts):
+    return make_job(*hosts, JobState.RUNNING, vm=make_vm("web01", host=hosts[0]), step="move", percent=30)
+
+
+def session_cookie(user) -> str:
+    client = Client()
+    client.force_login(user)
+    return f"{settings.SESSION_COOKIE_NAME}={client.cookies[settings.SESSION_COOKIE_NAME].value}"
+
+
+async def connect(path: str, user=None, origin: str = ORIGIN):
+    """A communicator over a freshly built application; returns it and whether it was accepted."""
+    headers = [(b"origin", origin.encode()), (b"host", b"testserver")]
+    if user is not None:
+        headers.append((b"cookie", (await database_sync_to_async(session_cookie)(user)).encode()))
+    communicator = WebsocketCommunicator(build_application(), path, headers=headers)
+    connected, _ = await communicator.connect()
+    return communicator, connected
+
+
+async def closed_with(communicator) -> int:
+    message = await communicator.receive_output(timeout=2)
+    assert message["type"] == "websocket.close"
+    return message["code"]
+
+
+async def test_a_logged_in_user_gets_the_current_board_first(admin_user, job, hosts):
+    queued = await database_sync_to_async(make_job)(*hosts, vm=await database_sync_to_async(make_vm)("db01"))
+
+    communicator, connected = await connect("/ws/jobs/", admin_user)
+
+    assert connected
+    first = await communicator.receive_from()
+    assert '<section id="jobs-running" class="card wide" hx-swap-oob="true">' in first
+    assert f'<tr id="job-{job.pk}">' in first and "30%" in first
+    assert f'<tr id="job-{queued.pk}">' in first
+    assert '<div id="jobs-finished" hx-swap-oob="true">' in first
+    await communicator.disconnect()
+
+
+async def test_a_logged_in_user_gets_the_jobs_current_state_first(admin_user, job):
+    communicator, connected = await connect(f"/ws/jobs/{job.pk}/", admin_user)
+
+    assert connected
+    first = await communicator.receive_from()
+    assert '<section id="job-status" class="card" hx-swap-oob="true">' in first
+    assert '<section id="job-steps" class="card" hx-swap-oob="true">' in first
+    assert '<tbody id="job-events" hx-swap-oob="true">' in first and 'id="event-1"' in first
+    assert "30%" in first
+    await communicator.disconnect()
+
+
+@pytest.mark.parametrize("path", ["/ws/jobs/", "/ws/jobs/1/"])
+async def test_an_anonymous_user_is_refused(path, job):
+    communicator, _ = await connect(path)
+
+    assert await closed_with(communicator) == 4401
+
+
+async def test_a_refused_user_is_closed_before_anything_is_sent(django_user_model):
+    # The stack never resolves an inactive user's session, so put one in the scope directly: this is
+    # the path a per-object access rule takes.
+    user = await database_sync_to_async(django_user_model.objects.create_user)("gone", is_active=False)
+    communicator = WebsocketCommunicator(JobsConsumer.as_asgi(), "/ws/jobs/")
+    communicator.scope["user"] = user
+    await communicator.connect()
+
+    assert await closed_with(communicator) == 4403
+    assert await communicator.receive_nothing()
+
+
+@pytest.mark.parametrize("origin", ["http://evil.example", "http://testserver.evil.example"])
+async def test_a_foreign_origin_is_refused(admin_user, job, origin):
+    _, connected = await connect("/ws/jobs/", admin_user, origin=origin)
+
+    assert not connected
+
+
+async def test_an_unknown_job_closes_with_4404(admin_user):
+    communicator, _ = await connect("/ws/jobs/424242/", admin_user)
+
+    assert await closed_with(communicator) == 4404
+
+
+async def test_an_update_sent_after_commit_reaches_both_pages(admin_user, job):
+    board, _ = await connect("/ws/jobs/", admin_user)
+    detail, _ = await connect(f"/ws/jobs/{job.pk}/", admin_user)
+    await board.receive_from()
+    await detail.receive_from()
+
+    await database_sync_to_async(record)(job, "progress", {"percent": 55, "pass_number": 2}, percent=55)
+
+    row = await board.receive_from()
+    assert row.startswith(f'<tr id="job-{job.pk}" hx-swap-oob="true"') and "55%" in row
+    update = await detail.receive_from()
+    assert "55%" in update and 'hx-swap-oob="beforeend:#job-events"' in update and 'id="event-2"' in update
+    await board.disconnect()
+    await detail.disconnect()
+
+
+async def test_the_job_page_gets_every_event_once_even_when_a_message_is_lost(admin_user, job):
+    detail, _ = await connect(f"/ws/jobs/{job.pk}/", admin_user)
+    await detail.receive_from()
+
+    # Event 2 is written without its announcement (as if the layer dropped it); event 3 is announced.
+    await database_sync_to_async(JobEvent.objects.create)(job=job, sequence=2, kind="step", data={"step": "verify"})
+    await database_sync_to_async(record)(job, "progress", {"percent": 80}, percent=80)
+
+    update = await detail.receive_from()
+    assert 'id="event-2"' in update and 'id="event-3"' in update
+    assert update.index('id="event-2"') < update.index('id="event-3"')
+    # A late copy of an update the page already has is dropped.
+    message = {"type": "job.update", "job_id": job.pk, "sequence": 3, "html": "stale", "event_html": ""}
+    await get_channel_layer().group_send(f"job-{job.pk}", message)
+    assert await detail.receive_nothing()
+    await detail.disconnect()
+
+
+async def test_a_finished_job_redraws_each_clients_finished_page_with_its_filters(admin_user, job):
+    failed, _ = await connect("/ws/jobs/?state=failed", admin_user)
+    succeeded, _ = await connect("/ws/jobs/?state=succeeded", admin_user)
+    later_page, _ = await connect("/ws/jobs/?page=2", admin_user)
+    for communicator in (failed, succeeded, later_page):
+        await communicator.receive_from()
+
+    await database_sync_to_async(change_state)(job, JobState.FAILED, error_code="21502")
+
+    shown = await failed.receive_from()
+    finished = shown[shown.index('id="jobs-finished"') :]
+    assert f'<tr id="job-{job.pk}">' in finished and "21502" in finished
+    other = await succeeded.receive_from()
+    assert f'id="job-{job.pk}"' not in other[other.index('id="jobs-finished"') :]
+    assert 'id="jobs-finished"' not in await later_page.receive_from()  # later pages do not shift
+    for communicator in (failed, succeeded, later_page):
+        await communicator.disconnect()
+
+
+@pytest.mark.django_db(transaction=True, databases=["default", "channels"])
+async def test_a_group_send_through_the_sqlite_layer_reaches_a_consumer(settings, admin_user):
+    settings.CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_lite.layers.core.SQLiteChannelLayer",
+            "CONFIG": {"database": "channels", "polling_interval": 0.02},
+        }
+    }
+    board, connected = await connect("/ws/jobs/", admin_user)
+    assert connected and isinstance(get_channel_layer(), SQLiteChannelLayer)
+    await board.receive_from(timeout=5)
+    # Another instance, as a worker process has: the message crosses through the database only.
+    sender = SQLiteChannelLayer(database="channels")
+    message = {"type": "jobs.update", "job_id": 1, "sequence": 1, "html": '<p id="x">hello</p>', "finished": False}
+
+    await sender.group_send("jobs", message)
+
+    assert await board.receive_from(timeout=5) == '<p id="x">hello</p>'
+    await board.disconnect()
+    await get_channel_layer().close()
