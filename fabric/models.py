@@ -91,6 +91,10 @@ class Host(models.Model):
 
     class Meta:
         ordering = ["name"]
+        permissions = [
+            ("manage_hosts", "Can add and remove hosts and their credentials"),
+            ("change_host_settings", "Can change hosts' and clusters' live-migration settings"),
+        ]
 
     def __str__(self):
         return self.name

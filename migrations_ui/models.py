@@ -76,6 +76,10 @@ class MigrationJob(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
+        permissions = [
+            ("start_migration", "Can start and cancel migrations and storage moves"),
+            ("evacuate_host", "Can plan and run host evacuations"),
+        ]
         indexes = [models.Index(fields=["state", "priority", "created_at"])]
         constraints = [
             # One active move per VM, enforced by the database across processes.
