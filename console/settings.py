@@ -45,6 +45,7 @@ INSTALLED_APPS = [
     "console",
     "fabric",
     "migrations_ui",
+    "audit",
 ]
 if REDIS_URL is None:
     INSTALLED_APPS.append("channels_lite")

@@ -10,20 +10,13 @@ from __future__ import annotations
 
 from collections import Counter
 
-from django.db import connection, transaction
+from django.db import transaction
 
+from console.db import serialize_writers
 from fabric.models import Host
 from migrations_ui.admission import LIVE, STORAGE, Decision, Slot, Waiting, decide, slots_needed
 from migrations_ui.events import change_state
 from migrations_ui.models import SLOT_STATES, JobState, MigrationJob
-
-ADMISSION_LOCK = 0x4D49_4752  # any constant: the advisory lock's name on PostgreSQL
-
-
-def _lock() -> None:
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [ADMISSION_LOCK])
 
 
 def queue_order():
@@ -59,7 +52,7 @@ def admit_waiting() -> list[int]:
     from migrations_ui.tasks import run_job
 
     with transaction.atomic():
-        _lock()
+        serialize_writers("admission")
         decision = queue_decision()
         admitted = []
         for job in MigrationJob.objects.filter(pk__in=decision.admit, state=JobState.QUEUED):

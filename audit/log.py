@@ -1,0 +1,75 @@
+"""Writing audit events. Call record() inside the transaction of the change it describes, so the
+change and its audit row commit or roll back together."""
+
+from __future__ import annotations
+
+import json
+
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import transaction
+
+from audit.models import GENESIS, AuditEvent, Outcome
+from console.db import serialize_writers
+
+SECRET_KEYS = ("password", "secret", "token", "credential", "key")
+
+
+def scrub(details: dict) -> dict:
+    """Details as they are stored: JSON-normal, and never a secret (by key name, at any depth)."""
+
+    def clean(value):
+        if isinstance(value, dict):
+            return {k: ("[hidden]" if any(s in k.lower() for s in SECRET_KEYS) else clean(v)) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [clean(v) for v in value]
+        return value
+
+    return json.loads(json.dumps(clean(details or {}), cls=DjangoJSONEncoder))
+
+
+def record(
+    action: str,
+    *,
+    request=None,
+    actor=None,
+    target=None,
+    target_type: str = "",
+    target_id: str = "",
+    target_name: str = "",
+    details: dict | None = None,
+    outcome: str = Outcome.SUCCESS,
+) -> AuditEvent:
+    """Append one event to the chain. actor defaults to the request's user; target to a model object."""
+    from console.access import role_of
+
+    if actor is None and request is not None and getattr(request, "user", None) is not None:
+        actor = request.user if request.user.is_authenticated else None
+    if target is not None:
+        target_type = target_type or target._meta.model_name
+        target_id = target_id or str(getattr(target, "guid", None) or target.pk)
+        target_name = target_name or str(target)
+    with transaction.atomic():
+        serialize_writers("audit")
+        previous = AuditEvent.objects.order_by("-id").values_list("hash", flat=True).first() or GENESIS
+        event = AuditEvent(
+            actor=actor,
+            username=actor.get_username() if actor else (details or {}).get("username", ""),
+            role=role_of(actor) or "",
+            action=action,
+            target_type=target_type,
+            target_id=target_id[:64],
+            target_name=target_name[:255],
+            details=scrub(details or {}),
+            outcome=outcome,
+            source_ip=_client_ip(request),
+            request_id=getattr(request, "request_id", "") if request is not None else "",
+            prev_hash=previous,
+        )
+        event.hash = event.compute_hash()
+        event.save()
+    return event
+
+
+def _client_ip(request) -> str | None:
+    # REMOTE_ADDR only: a forwarded-for header is whatever the client says unless a trusted proxy set it.
+    return request.META.get("REMOTE_ADDR") or None if request is not None else None

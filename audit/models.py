@@ -1,0 +1,94 @@
+"""The audit trail: one append-only, hash-chained table.
+
+Each row's hash covers its own fields and the previous row's hash, so changing, inserting or
+deleting any row breaks the chain from there on (manage.py verify_audit names the first broken
+row). Rows cannot be changed or deleted through the ORM, the admin or the API.
+"""
+
+import hashlib
+import json
+
+from django.conf import settings
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import models
+from django.utils import timezone
+
+
+class Outcome(models.TextChoices):
+    SUCCESS = "success", "Success"
+    FAILURE = "failure", "Failure"
+    DENIED = "denied", "Denied"
+
+
+class AppendOnly(Exception):
+    pass
+
+
+class AuditQuerySet(models.QuerySet):
+    def update(self, **kwargs):
+        raise AppendOnly("audit events cannot be changed")
+
+    def delete(self):
+        raise AppendOnly("audit events cannot be deleted")
+
+
+class AuditEvent(models.Model):
+    time = models.DateTimeField(default=timezone.now, db_index=True)
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    username = models.CharField(max_length=150, blank=True, help_text="Copied: stays when the user is gone")
+    role = models.CharField(max_length=32, blank=True)
+    action = models.CharField(max_length=64, db_index=True)
+    target_type = models.CharField(max_length=32, blank=True)
+    target_id = models.CharField(max_length=64, blank=True)
+    target_name = models.CharField(max_length=255, blank=True, db_index=True)
+    details = models.JSONField(default=dict, blank=True, encoder=DjangoJSONEncoder)
+    outcome = models.CharField(max_length=16, choices=Outcome.choices, default=Outcome.SUCCESS)
+    source_ip = models.GenericIPAddressField(null=True, blank=True)
+    request_id = models.CharField(max_length=64, blank=True)
+    prev_hash = models.CharField(max_length=64)
+    hash = models.CharField(max_length=64, unique=True)
+
+    objects = AuditQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [models.Index(fields=["username", "time"]), models.Index(fields=["outcome", "time"])]
+
+    def __str__(self):
+        return f"{self.time:%Y-%m-%d %H:%M:%S} {self.username or '-'} {self.action} {self.target_name}"
+
+    def save(self, *args, **kwargs):
+        if self.pk is not None:
+            raise AppendOnly("audit events cannot be changed")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise AppendOnly("audit events cannot be deleted")
+
+    def compute_hash(self) -> str:
+        return chain_hash(self.prev_hash, self.canonical())
+
+    def canonical(self) -> str:
+        """The row's content as hashed: every field but the hashes, in a fixed form."""
+        content = {
+            "time": self.time.isoformat(timespec="microseconds"),
+            "actor": self.actor_id,
+            "username": self.username,
+            "role": self.role,
+            "action": self.action,
+            "target_type": self.target_type,
+            "target_id": self.target_id,
+            "target_name": self.target_name,
+            "details": self.details,
+            "outcome": self.outcome,
+            "source_ip": self.source_ip,
+            "request_id": self.request_id,
+        }
+        return json.dumps(content, sort_keys=True, separators=(",", ":"), cls=DjangoJSONEncoder)
+
+
+GENESIS = "0" * 64
+
+
+def chain_hash(prev_hash: str, canonical: str) -> str:
+    return hashlib.sha256(f"{prev_hash}\n{canonical}".encode()).hexdigest()
