@@ -34,8 +34,39 @@ def record(job: MigrationJob, kind: str, data: dict | None = None, **fields) -> 
     return event
 
 
+AUDITED_STATES = {
+    JobState.RUNNING: "started",
+    JobState.SUCCEEDED: "succeeded",
+    JobState.FAILED: "failed",
+    JobState.CANCELLED: "cancelled",
+}
+
+
 def change_state(job: MigrationJob, state: str, data: dict | None = None, **fields) -> JobEvent:
-    return record(job, "state", {"state": state, **(data or {})}, state=state, **fields)
+    with transaction.atomic():
+        event = record(job, "state", {"state": state, **(data or {})}, state=state, **fields)
+        if state in AUDITED_STATES:
+            audit_job(job, AUDITED_STATES[state], actor=job.requested_by)
+    return event
+
+
+def audit_job(job: MigrationJob, what: str, actor=None, request=None, **details) -> None:
+    """One audit event for a job, in the caller's transaction: migration.<what> or storage_move.<what>."""
+    from audit.log import record as audit
+
+    outcome = {"failed": "failure"}.get(what, "success")
+    facts = {
+        "job": job.pk,
+        "transfer_type": job.kind,
+        "source": job.source.fqdn,
+        "destination": job.destination.fqdn,
+        "storage_path": job.storage_path,
+        **details,
+    }
+    if job.error_code:
+        facts["error"] = {"code": job.error_code, "message": job.error_message}
+    action = ("storage_move." if job.kind == "storage" else "migration.") + what
+    audit(action, actor=actor, request=request, target=job.vm, details=facts, outcome=outcome)
 
 
 _executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="announce")

@@ -10,7 +10,7 @@ from __future__ import annotations
 from django.db import IntegrityError, transaction
 
 from fabric.models import Host, PerformanceOption, StorageLocation, VirtualMachine
-from migrations_ui.events import change_state, record
+from migrations_ui.events import audit_job, change_state, record
 from migrations_ui.models import FINAL_STATES, JobState, MigrationJob
 from migrations_ui.paths import path_problem
 from migrations_ui.planner import Assessment
@@ -47,6 +47,7 @@ def create_job(
     add_location: str = "",
     priority: int = 0,
     user=None,
+    request=None,
 ) -> MigrationJob:
     """Record a queued migration job, or raise Refused with the findings that stand in the way.
     add_location: a folder to add to the destination's storage locations along with the job."""
@@ -64,6 +65,7 @@ def create_job(
                 destination,
                 assessment,
                 user,
+                request,
                 storage_path=storage_path,
                 vhds=[list(pair) for pair in vhds],
                 performance_option=performance_option,
@@ -82,7 +84,7 @@ def create_job(
     return job
 
 
-def _record(vm, destination, assessment: Assessment, user, **fields) -> MigrationJob:
+def _record(vm, destination, assessment: Assessment, user, request=None, **fields) -> MigrationJob:
     job = MigrationJob.objects.create(
         kind=assessment.transfer_type,
         vm=vm,
@@ -95,6 +97,7 @@ def _record(vm, destination, assessment: Assessment, user, **fields) -> Migratio
         **fields,
     )
     record(job, "created", {"state": JobState.QUEUED, "user": user.get_username() if user else ""})
+    audit_job(job, "requested", actor=user, request=request, findings=[f["rule"] for f in job.findings])
     transaction.on_commit(_admit)
     return job
 
@@ -117,6 +120,8 @@ def cancel_job(job_id: int, user=None) -> MigrationJob:
         if job is None:
             raise CannotCancel(f"There is no job {job_id}.")
         by = {"user": user.get_username() if user else ""}
+        if job.is_active:
+            audit_job(job, "cancel_requested", actor=user, state=job.state)
         if job.state in (JobState.QUEUED, JobState.ADMITTED):
             if MigrationJob.objects.filter(pk=job.pk, state=job.state).update(state=JobState.CANCELLED):
                 change_state(job, JobState.CANCELLED, by)

@@ -6,6 +6,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
+from console.access import Perm, requires
 from migrations_ui import progress
 from migrations_ui.facts import Kind
 from migrations_ui.forms import MoveForm, StorageMoveForm
@@ -34,6 +35,7 @@ def _gone(vm) -> list[Finding]:
     return []
 
 
+@requires(Perm.MIGRATE)
 def migrate_vm(request, guid):
     vm = get_object_or_404(vm_for_preflight(), guid=guid)
     form = MoveForm(request.POST if request.method == "POST" else request.GET, vm=vm)
@@ -56,6 +58,7 @@ def migrate_vm(request, guid):
                     storage_path=selected.proposal.storage_path,
                     performance_option=form.cleaned_data["performance"],
                     user=request.user,
+                    request=request,
                 )
                 return _created(request, job)
             except Refused as exc:
@@ -79,6 +82,7 @@ def _locations(host) -> list[str]:
     return list(host.storage_locations.values_list("path", flat=True)) if host else []
 
 
+@requires(Perm.MIGRATE)
 def migrate_storage(request, guid):
     vm = get_object_or_404(vm_for_preflight(), guid=guid)
     disks = list(vm.disks.all())
@@ -99,6 +103,7 @@ def migrate_storage(request, guid):
                     vhds=form.vhds(),
                     add_location=form.add_location(),
                     user=request.user,
+                    request=request,
                 )
                 return _created(request, job)
             except Refused as exc:
@@ -132,6 +137,7 @@ def job_detail(request, pk: int):
 
 
 @require_POST
+@requires(Perm.MIGRATE)
 def job_cancel(request, pk: int):
     try:
         job = cancel_job(pk, request.user)

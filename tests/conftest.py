@@ -25,9 +25,35 @@ def admin_user(django_user_model):
     return django_user_model.objects.create_superuser("admin", "admin@contoso.test", "admin-pass-123")
 
 
+def _with_role(user, group_name: str):
+    from django.contrib.auth.models import Group
+
+    user.groups.add(Group.objects.get(name=group_name))
+    return user
+
+
 @pytest.fixture
 def operator_user(django_user_model):
-    return django_user_model.objects.create_user("operator", "operator@contoso.test", "operator-pass-123")
+    user = django_user_model.objects.create_user("operator", "operator@contoso.test", "operator-pass-123")
+    return _with_role(user, "Operator")
+
+
+@pytest.fixture
+def viewer_user(django_user_model):
+    user = django_user_model.objects.create_user("viewer", "viewer@contoso.test", "viewer-pass-123")
+    return _with_role(user, "Viewer")
+
+
+@pytest.fixture
+def outsider_user(django_user_model):
+    """Signed in, but no role."""
+    return django_user_model.objects.create_user("outsider", "outsider@contoso.test", "outsider-pass-123")
+
+
+@pytest.fixture
+def viewer_client(client, viewer_user):
+    client.force_login(viewer_user)
+    return client
 
 
 @pytest.fixture

@@ -1,0 +1,44 @@
+"""Request id, the role gate, and audited refusals."""
+
+import uuid
+
+from django.core.exceptions import PermissionDenied
+from django.shortcuts import render
+
+from console.access import can_view
+
+# Reachable without a role: signing in and out, and static files.
+OPEN_PREFIXES = ("/accounts/login/", "/accounts/logout/", "/static/")
+
+
+class RequestIdMiddleware:
+    """Every request gets an id, echoed in X-Request-ID and written into its audit events."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        request.request_id = uuid.uuid4().hex
+        response = self.get_response(request)
+        response["X-Request-ID"] = request.request_id
+        return response
+
+
+class RoleRequiredMiddleware:
+    """A signed-in user without a role sees nothing (LoginRequiredMiddleware handles anonymous users)."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        user = request.user
+        if user.is_authenticated and not can_view(user) and not request.path.startswith(OPEN_PREFIXES):
+            return render(
+                request, "403.html", {"reason": "Your account has no role yet; ask an administrator."}, status=403
+            )
+        return self.get_response(request)
+
+    def process_exception(self, request, exception):
+        if isinstance(exception, PermissionDenied):
+            return render(request, "403.html", {"reason": str(exception)}, status=403)
+        return None
