@@ -1,0 +1,62 @@
+"""The audit list's filters, parsed leniently: a bad value is ignored with a notice, never a 500."""
+
+from dataclasses import dataclass, field
+from datetime import datetime, time
+
+from django.db.models import Q
+from django.utils import timezone
+from django.utils.dateparse import parse_date, parse_datetime
+
+from audit.models import AuditEvent, Outcome
+
+FIELDS = ("since", "until", "actor", "action", "target", "outcome")
+
+
+@dataclass
+class AuditFilter:
+    values: dict = field(default_factory=dict)
+    notices: list = field(default_factory=list)
+
+    def query(self) -> str:
+        return "&".join(f"{k}={v}" for k, v in self.values.items() if v)
+
+
+def _moment(raw: str, end_of_day: bool):
+    moment = parse_datetime(raw)
+    if moment is None and (day := parse_date(raw)):
+        moment = datetime.combine(day, time.max if end_of_day else time.min)
+    if moment is not None and timezone.is_naive(moment):
+        moment = timezone.make_aware(moment)
+    return moment
+
+
+def parse(params) -> tuple[AuditFilter, Q]:
+    f, q = AuditFilter(), Q()
+    for name in FIELDS:
+        raw = (params.get(name) or "").strip()[:200]
+        if not raw:
+            continue
+        if name in ("since", "until"):
+            moment = _moment(raw, end_of_day=name == "until")
+            if moment is None:
+                f.notices.append(f"Ignored {name}={raw!r}: give a date (2026-11-25) or a date and time.")
+                continue
+            q &= Q(time__gte=moment) if name == "since" else Q(time__lte=moment)
+        elif name == "outcome":
+            if raw not in Outcome.values:
+                f.notices.append(f"Ignored outcome={raw!r}: use one of {', '.join(Outcome.values)}.")
+                continue
+            q &= Q(outcome=raw)
+        elif name == "actor":
+            q &= Q(username__iexact=raw)
+        elif name == "action":
+            q &= Q(action__startswith=raw)
+        elif name == "target":
+            q &= Q(target_name__icontains=raw) | Q(target_id__iexact=raw)
+        f.values[name] = raw
+    return f, q
+
+
+def events(params):
+    f, q = parse(params)
+    return f, AuditEvent.objects.filter(q).order_by("-id")
