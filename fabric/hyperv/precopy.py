@@ -116,3 +116,46 @@ def closed_form_total(memory_bytes: float, ratio: float, rounds: int) -> float:
     if math.isclose(ratio, 1.0):
         return memory_bytes * (rounds + 1)
     return memory_bytes * (1 - ratio ** (rounds + 1)) / (1 - ratio)
+
+
+# --- what one migration stream moves (hyperv.md sections 4 and 8) ----------------------------------
+
+BYTES_PER_GBIT = 125_000_000
+# Per-stream figures of the performance options. The simulator's SimTuning defaults are the same
+# numbers (a test keeps them equal), so planner estimates and simulated runs agree.
+TCP_STREAM_GBPS = 2.5  # one plain TCP stream used about a quarter of 10 GbE
+COMPRESSION_RATIO = 0.5  # bytes on the wire per memory byte: compression "about halves" the time
+COMPRESSION_STREAM_GBPS = 5.0  # memory one stream compresses per second: CPU-bound. UNCONFIRMED.
+PERFORMANCE_OPTIONS = ("tcpip", "compression", "smb")
+
+
+def wire_ratio(option: str, compression_ratio: float = COMPRESSION_RATIO) -> float:
+    """Bytes on the wire per memory byte for a performance option."""
+    return compression_ratio if option == "compression" else 1.0
+
+
+def stream_cap_bytes_s(
+    option: str,
+    *,
+    tcp_stream_gbps: float = TCP_STREAM_GBPS,
+    compression_stream_gbps: float = COMPRESSION_STREAM_GBPS,
+) -> float:
+    """Memory bytes/s one stream can move whatever the link: TCP's window, compression's CPU; SMB none."""
+    if option == "tcpip":
+        return tcp_stream_gbps * BYTES_PER_GBIT
+    if option == "compression":
+        return compression_stream_gbps * BYTES_PER_GBIT
+    return math.inf  # SMB (Direct): close to line rate
+
+
+def memory_rate_bytes_s(
+    option: str,
+    link_bytes_s: float,
+    *,
+    compression_ratio: float = COMPRESSION_RATIO,
+    tcp_stream_gbps: float = TCP_STREAM_GBPS,
+    compression_stream_gbps: float = COMPRESSION_STREAM_GBPS,
+) -> float:
+    """Memory bytes/s of one stream whose share of the link is link_bytes_s (wire bytes/s)."""
+    cap = stream_cap_bytes_s(option, tcp_stream_gbps=tcp_stream_gbps, compression_stream_gbps=compression_stream_gbps)
+    return min(link_bytes_s / wire_ratio(option, compression_ratio), cap)

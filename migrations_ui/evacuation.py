@@ -1,0 +1,171 @@
+"""Plans for many moves at once (pure): evacuate a host, rebalance a set of hosts.
+
+A plan places each VM (migrations_ui.placement: pre-flight per pair, memory with headroom, HA VMs
+in their cluster, guest-cluster nodes apart, Live first) and orders the moves to finish soonest
+within every host's slots (migrations_ui.ordering: list scheduling timed by the same fluid model
+the simulated fabric runs, several orders and improvement passes). Its moves come in the order
+they start: queued as jobs in that order, the console's admission starts them as planned.
+
+No ORM, no I/O: the caller builds the facts (migrations_ui.preflight does it for single moves) and
+the hosts' rates, and runs the plan.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+from migrations_ui.admission import LIVE, STORAGE, Slot
+from migrations_ui.estimates import Estimate
+from migrations_ui.facts import HostFacts, VmFacts
+from migrations_ui.ordering import alone_estimates, best_timeline, lower_bound
+from migrations_ui.placement import (
+    STOPPED_LEAVE,
+    STOPPED_MOVE,
+    Left,
+    Placed,
+    PlanOptions,
+    place_evacuation,
+    place_rebalance,
+)
+from migrations_ui.rules import Finding
+
+__all__ = [
+    "STOPPED_LEAVE",
+    "STOPPED_MOVE",
+    "LeftVm",
+    "Plan",
+    "PlanOptions",
+    "PlannedMove",
+    "plan_evacuation",
+    "plan_rebalance",
+    "slot_limits",
+]
+
+
+@dataclass(frozen=True)
+class PlannedMove:
+    """One move of a plan: where the VM goes, how, and when it is expected to start and end."""
+
+    vm: str
+    vm_id: str
+    source: str  # FQDN (what "Move back" returns the VM to)
+    destination: str  # FQDN
+    destination_name: str
+    transfer_type: str
+    start_s: float
+    end_s: float
+    alone: Estimate  # the move with its hosts to itself: phases, bytes, blackout
+    findings: tuple[Finding, ...] = ()  # pre-flight's warnings and notes for this destination
+
+    def as_json(self) -> dict:
+        return {
+            "vm": self.vm,
+            "destination": self.destination,
+            "transfer_type": self.transfer_type,
+            "start_s": round(self.start_s, 1),
+            "end_s": round(self.end_s, 1),
+        }
+
+
+@dataclass(frozen=True)
+class LeftVm:
+    """A VM the plan does not move, and why."""
+
+    vm: str
+    vm_id: str
+    source: str
+    reason: str
+
+    def as_json(self) -> dict:
+        return {"vm": self.vm, "reason": self.reason}
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Moves in the order they start, the VMs left, the estimated makespan and its lower bound."""
+
+    host: str | None  # the evacuated host's FQDN; None for a rebalance
+    moves: tuple[PlannedMove, ...]
+    left: tuple[LeftVm, ...]
+    makespan_s: float
+    lower_bound_s: float
+    limits: Mapping[Slot, int]  # the slots the plan was made for: (host FQDN, "live"|"storage") -> limit
+
+    def as_json(self) -> dict:
+        """The evacuation plan JSON of architecture.md (stable interface)."""
+        return {
+            "host": self.host,
+            "moves": [m.as_json() for m in self.moves],
+            "left": [v.as_json() for v in self.left],
+            "makespan_s": round(self.makespan_s, 1),
+            "lower_bound_s": round(self.lower_bound_s, 1),
+        }
+
+
+def slot_limits(hosts: Iterable[HostFacts]) -> dict[Slot, int]:
+    """Each host's live and storage migration limits (a cluster node's live limit is the cluster's)."""
+    limits: dict[Slot, int] = {}
+    for h in hosts:
+        limits[(h.fqdn, LIVE)] = h.live_limit
+        limits[(h.fqdn, STORAGE)] = h.max_storage
+    return limits
+
+
+def plan_evacuation(
+    host: HostFacts,
+    vms: Sequence[VmFacts],
+    candidates: Sequence[HostFacts],
+    options: PlanOptions | None = None,
+    *,
+    resident: Mapping[str, Sequence[VmFacts]] | None = None,
+) -> Plan:
+    """Move every VM off `host` (maintenance mode): destinations among `candidates`, then the order.
+
+    vms: the VMs on host. candidates: the hosts they may go to (host itself is skipped).
+    resident: the VMs already on each candidate, by FQDN (only their shared VHDX matter: a guest
+    cluster's nodes never end on one host). Running migrations are not in the plan: they hold slots
+    the plan counts as free, so a busy fabric starts it later than estimated.
+    """
+    options = options or PlanOptions()
+    placed, left = place_evacuation(host, vms, candidates, resident or {}, options)
+    return _plan(host.fqdn, placed, left, [host, *candidates], options)
+
+
+def plan_rebalance(
+    hosts: Sequence[HostFacts], vms: Mapping[str, Sequence[VmFacts]], options: PlanOptions | None = None
+) -> Plan:
+    """Even out memory use across `hosts` (VMs by host FQDN), with as few and as short moves as it can.
+
+    Every host ends within average use +- options.tolerance where the rules and memory allow it;
+    only running VMs move (they are what holds memory).
+    """
+    options = options or PlanOptions()
+    placed = place_rebalance(hosts, vms, options)
+    return _plan(None, placed, [], hosts, options)
+
+
+def _plan(host: str | None, placed: list[Placed], left: list[Left], hosts: Sequence[HostFacts], o: PlanOptions) -> Plan:
+    limits = slot_limits(hosts)
+    specs = [p.spec for p in placed]
+    rates = {h.fqdn: o.rate(h.fqdn) for h in hosts}
+    timeline = best_timeline(specs, rates, limits, o.figures, effort=o.effort)
+    alone = alone_estimates(specs, rates, o.figures)
+    moves = tuple(
+        PlannedMove(
+            vm=placed[j].vm.name,
+            vm_id=placed[j].vm.id,
+            source=placed[j].source.fqdn,
+            destination=placed[j].destination.fqdn,
+            destination_name=placed[j].destination.name,
+            transfer_type=specs[j].kind,
+            start_s=timeline.start_s[j],
+            end_s=timeline.end_s[j],
+            alone=alone[j],
+            findings=tuple(f for f in placed[j].assessment.findings if f.severity != "block"),
+        )
+        for j in timeline.order
+    )
+    lefts = tuple(LeftVm(v.vm.name, v.vm.id, v.source.fqdn, v.reason) for v in left)
+    bound = lower_bound(specs, rates, limits, o.figures) if specs else 0.0
+    return Plan(host, moves, lefts, timeline.makespan_s, bound, limits)

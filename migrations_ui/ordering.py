@@ -1,0 +1,403 @@
+"""When each move of a plan runs: list scheduling within the hosts' slots, timed by a fluid model (pure).
+
+A plan is an order. Its timeline is what the console's admission (migrations_ui.admission) makes
+of that order: whenever a move ends, the waiting moves are walked in order and each one whose slots
+are all free starts (admission's "held" slots are always full ones, so this is the same rule).
+Jobs queued in plan order therefore start in the sequence the plan shows, and a plan never puts a
+host over a limit the admission would not allow either.
+
+Durations come from a fluid simulation of the moves that run at the same time: the phases and
+rates of migrations_ui.estimates, a host's NIC shared equally by its moves on the network, its
+storage by its moves copying files, and the pre-copy passes followed as the simulator runs them
+(each pass sends what the guest dirtied during the previous one). Events are phase ends only;
+moves whose share changes are re-timed, so a 1,000-move plan is timed in well under a second.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from migrations_ui.admission import STORAGE, Slot, slots_needed
+from migrations_ui.estimates import Estimate, Figures, HostRates, MoveSpec, estimate_move
+from migrations_ui.facts import Kind
+
+PREPARE, STORE, MEMORY, QUICK, RESUME = range(5)
+_CODES = {"prepare": PREPARE, "storage": STORE, "memory": MEMORY, "quick": QUICK, "resume": RESUME}
+_ON_NETWORK = frozenset({STORE, MEMORY})  # every planned move is between two hosts: files cross the link
+_ON_DISKS = frozenset({STORE, QUICK})
+# Events closer than this (seconds) happen together: float dust must not split a simultaneous end.
+_SAME_TIME = 1e-9
+
+
+def move_slots(kind: str, source: str, destination: str) -> list[Slot]:
+    """The slots a move holds from start to end: the admission's, plus a storage slot for Network.
+
+    The admission counts an offline (Network) copy as a live migration, the simulated Hyper-V as a
+    storage migration (Move-VM -IncludeStorage); a plan holds both so it stays within either count.
+    """
+    slots = slots_needed(kind, source, destination)
+    if kind == Kind.NETWORK:
+        slots += [(host, STORAGE) for host in dict.fromkeys((source, destination))]
+    return slots
+
+
+@dataclass(frozen=True)
+class Timeline:
+    """Start and end of every move (by index), in the order they start."""
+
+    order: tuple[int, ...]
+    start_s: tuple[float, ...]
+    end_s: tuple[float, ...]
+
+    @property
+    def makespan_s(self) -> float:
+        return max(self.end_s, default=0.0)
+
+
+class _Flow:
+    """One simulation of an order: per-move arrays for speed (a plan may hold a thousand moves)."""
+
+    def __init__(self, specs, rates, limits, figures):
+        f = figures
+        hosts = sorted({h for s in specs for h in (s.source, s.destination)})
+        index = {h: i for i, h in enumerate(hosts)}
+        self.nic = [rates.get(h, HostRates()).nic_bytes_s for h in hosts]
+        self.disk = [rates.get(h, HostRates()).disk_bytes_s for h in hosts]
+        self.src = [index[s.source] for s in specs]
+        self.dst = [index[s.destination] for s in specs]
+        self.wire = [f.wire_ratio(s.option) for s in specs]
+        self.cap = [f.stream_cap(s.option) for s in specs]
+        self.mem = [s.memory_bytes for s in specs]
+        self.dirty = [s.dirty_bytes_s for s in specs]
+        self.files = [s.storage_bytes for s in specs]
+        self.phases = [tuple(_CODES[p] for p in s.phases) for s in specs]
+        slot_ids: dict[Slot, int] = {}
+        self.slots = [
+            tuple(slot_ids.setdefault(slot, len(slot_ids)) for slot in move_slots(s.kind, s.source, s.destination))
+            for s in specs
+        ]
+        self.limit = [0] * len(slot_ids)
+        for slot, i in slot_ids.items():
+            self.limit[i] = limits.get(slot, 0)
+        self.f = f
+        self.hosts_n = len(hosts)
+
+    def run(self, order: Sequence[int]) -> Timeline:
+        n, f = len(self.src), self.f
+        rank = [0] * n
+        for r, j in enumerate(order):
+            rank[j] = r
+        # Each waiting move watches one slot that was full when it last tried; it is looked at again
+        # only when that slot frees (so admission costs little however long the queue is).
+        watch: list[list[tuple[int, int]]] = [[] for _ in self.limit]
+        free = list(self.limit)
+        started = [False] * n
+        start, end = [math.nan] * n, [math.nan] * n
+        # State of running moves.
+        phase_i, phase, left, rate, t0 = [0] * n, [PREPARE] * n, [0.0] * n, [0.0] * n, [0.0] * n
+        passes, elapsed, blackout, version = [0] * n, [0.0] * n, [False] * n, [0] * n
+        net, dsk = [0] * self.hosts_n, [0] * self.hosts_n
+        busy: list[set[int]] = [set() for _ in range(self.hosts_n)]  # moves using a host's NIC or disks
+        events: list[tuple[float, int, int, int]] = []
+        seq = 0
+        thr, maxp = f.threshold_bytes, f.max_passes
+        src, dst, nic, disk, slots = self.src, self.dst, self.nic, self.disk, self.slots
+
+        def speed(j: int) -> float:
+            p, a, b = phase[j], src[j], dst[j]
+            if p == MEMORY:
+                return min(min(nic[a] / net[a], nic[b] / net[b]) / self.wire[j], self.cap[j])
+            if p == STORE:
+                return min(disk[a] / dsk[a], disk[b] / dsk[b], nic[a] / net[a], nic[b] / net[b])
+            return min(disk[a] / dsk[a], disk[b] / dsk[b])  # QUICK
+
+        def advance(j: int, t: float) -> None:
+            dt, t0[j] = t - t0[j], t
+            if phase[j] != MEMORY:
+                left[j] -= dt * rate[j] if phase[j] in _ON_DISKS else dt
+                return
+            r = rate[j]
+            while dt > 0:
+                need = left[j] / r
+                if need > dt:
+                    left[j] -= r * dt
+                    elapsed[j] += dt
+                    return
+                dt -= need
+                elapsed[j] += need
+                if blackout[j]:
+                    left[j] = 0.0
+                    return
+                # The pass is over: the next sends what the guest dirtied meanwhile (precopy.precopy_rounds).
+                rest = min(self.mem[j], self.dirty[j] * elapsed[j])
+                passes[j] += 1
+                blackout[j] = rest < thr or passes[j] >= maxp
+                left[j], elapsed[j] = rest, 0.0
+
+        def time_left(j: int) -> float:
+            p = phase[j]
+            if p in (PREPARE, RESUME):
+                return left[j]
+            r = rate[j]
+            if r <= 0:
+                return math.inf
+            t = left[j] / r
+            if p != MEMORY or blackout[j]:
+                return t
+            pel, k = elapsed[j] + t, passes[j]
+            while True:
+                rest = min(self.mem[j], self.dirty[j] * pel)
+                k += 1
+                if rest < thr or k >= maxp:
+                    return t + rest / r
+                t += rest / r
+                pel = rest / r
+
+        def reschedule(j: int, t: float) -> None:
+            nonlocal seq
+            version[j] += 1
+            seq += 1
+            heapq.heappush(events, (t + time_left(j), seq, j, version[j]))
+
+        def enter(j: int, t: float, p: int) -> None:
+            """Move j into phase p at time t, re-timing every move that shares a host with it."""
+            old = phase[j]
+            a, b = src[j], dst[j]
+            touched = (old in _ON_NETWORK or old in _ON_DISKS) or (p in _ON_NETWORK or p in _ON_DISKS)
+            others = (busy[a] | busy[b]) - {j} if touched else set()
+            for k in others:
+                advance(k, t)
+            for h in {a, b}:
+                net[h] += (p in _ON_NETWORK) - (old in _ON_NETWORK)
+                dsk[h] += (p in _ON_DISKS) - (old in _ON_DISKS)
+                if p in _ON_NETWORK or p in _ON_DISKS:
+                    busy[h].add(j)
+                else:
+                    busy[h].discard(j)
+            phase[j], t0[j] = p, t
+            if p == PREPARE:
+                left[j] = f.prepare_s
+            elif p == RESUME:
+                left[j] = f.resume_s
+            elif p == MEMORY:
+                left[j], passes[j], elapsed[j], blackout[j] = self.mem[j], 0, 0.0, False
+            elif p == STORE:
+                left[j] = self.files[j]
+            else:
+                left[j] = self.mem[j]
+            for k in sorted(others):
+                rate[k] = speed(k)
+                reschedule(k, t)
+            if p in _ON_NETWORK or p in _ON_DISKS:
+                rate[j] = speed(j)
+            reschedule(j, t)
+
+        def begin(j: int, t: float) -> None:
+            started[j], start[j] = True, t
+            for s in self.slots[j]:
+                free[s] -= 1
+            phase_i[j], phase[j] = 0, PREPARE
+            enter(j, t, self.phases[j][0])
+
+        def full_slot(j: int) -> int:
+            for x in slots[j]:
+                if free[x] <= 0:
+                    return x
+            return -1
+
+        def admit(freed: Sequence[int], t: float) -> None:
+            """Look at the moves watching a freed slot, in order; start each whose slots are all free."""
+            blocked = []
+            while True:
+                # The waiting move first in order among the watchers of freed slots that still have room.
+                first, key, room = -1, None, False
+                for s in freed:
+                    room = room or free[s] > 0
+                    w = watch[s]
+                    if w and (first < 0 or w[0] < key):
+                        first, key = s, w[0]
+                if first < 0 or not room:
+                    break
+                r, j = heapq.heappop(watch[first])
+                x = full_slot(j)
+                if x < 0:
+                    begin(j, t)
+                else:
+                    blocked.append((x, r, j))
+            for x, r, j in blocked:
+                heapq.heappush(watch[x], (r, j))
+
+        for r, j in enumerate(order):
+            x = full_slot(j)
+            if x < 0:
+                begin(j, 0.0)
+            else:
+                watch[x].append((r, j))  # appended in order: already a heap
+        while events:
+            t = events[0][0]
+            freed: list[int] = []
+            while events and events[0][0] <= t + _SAME_TIME:
+                _, _, j, v = heapq.heappop(events)
+                if v != version[j]:
+                    continue
+                advance(j, t)
+                phase_i[j] += 1
+                if phase_i[j] < len(self.phases[j]):
+                    enter(j, t, self.phases[j][phase_i[j]])
+                    continue
+                enter(j, t, RESUME)  # leaves its NIC and disks to the others
+                version[j] += 1  # the move is over: no event of it stays valid
+                end[j] = t
+                for s in self.slots[j]:
+                    free[s] += 1
+                freed.extend(self.slots[j])
+            if freed:
+                admit(list(dict.fromkeys(freed)), t)
+        if not all(started):
+            raise ValueError("a move needs a slot no host offers (a limit of 0)")
+        started_order = tuple(sorted(range(n), key=lambda j: (start[j], rank[j])))
+        return Timeline(started_order, tuple(start), tuple(end))
+
+
+def simulate(
+    specs: Sequence[MoveSpec],
+    order: Sequence[int],
+    rates: Mapping[str, HostRates],
+    limits: Mapping[Slot, int],
+    figures: Figures | None = None,
+) -> Timeline:
+    """The timeline of these moves queued in this order (indices into specs)."""
+    return _Flow(specs, rates, limits, figures or Figures()).run(order)
+
+
+def alone_estimates(
+    specs: Sequence[MoveSpec], rates: Mapping[str, HostRates], figures: Figures | None = None
+) -> list[Estimate]:
+    """Each move with its hosts to itself: its shortest duration and fewest bytes."""
+    f, none = figures or Figures(), HostRates()
+    return [estimate_move(s, rates.get(s.source, none), rates.get(s.destination, none), f) for s in specs]
+
+
+def lower_bound(
+    specs: Sequence[MoveSpec],
+    rates: Mapping[str, HostRates],
+    limits: Mapping[Slot, int],
+    figures: Figures | None = None,
+) -> float:
+    """LB = max(longest move alone, every slot's work / its limit, every host's wire bytes / its NIC rate).
+
+    A move alone is as fast as it can be, and its bytes the fewest it sends (faster passes leave less
+    dirtied memory), so no schedule beats any of the three.
+    """
+    work: dict[Slot, float] = defaultdict(float)
+    wire: dict[str, float] = defaultdict(float)
+    bound = 0.0
+    for s, e in zip(specs, alone_estimates(specs, rates, figures), strict=True):
+        bound = max(bound, e.duration_s)
+        for slot in move_slots(s.kind, s.source, s.destination):
+            work[slot] += e.duration_s
+        for host in {s.source, s.destination}:
+            wire[host] += e.wire_bytes
+    for slot, total in work.items():
+        bound = max(bound, total / max(1, limits.get(slot, 1)))
+    for host, total in wire.items():
+        bound = max(bound, total / rates.get(host, HostRates()).nic_bytes_s)
+    return bound
+
+
+def slot_overuse(
+    moves: Sequence[tuple[str, str, str, float, float]], limits: Mapping[Slot, int]
+) -> list[tuple[float, Slot, int]]:
+    """Sweep a timeline: (time, slot, count) wherever more moves hold a slot than its limit allows.
+
+    moves: (kind, source, destination, start_s, end_s). A move ending at t frees its slots for one
+    starting at t (the admission hands a freed slot on at once).
+    """
+    points = []
+    for kind, source, destination, start, end in moves:
+        for slot in move_slots(kind, source, destination):
+            points.append((start, 1, slot))
+            points.append((end, 0, slot))
+    points.sort(key=lambda p: (p[0], p[1]))  # ends before starts at the same instant
+    used: dict[Slot, int] = defaultdict(int)
+    over = []
+    for t, is_start, slot in points:
+        used[slot] += 1 if is_start else -1
+        if used[slot] > limits.get(slot, 0):
+            over.append((t, slot, used[slot]))
+    return over
+
+
+# --- choosing the order -----------------------------------------------------------------------
+
+# Moves simulated in all by the search: a 1,000-move plan gets a handful of orders, a small one dozens.
+SEARCH_BUDGET = 6000
+MAX_ORDERS = 48
+
+
+def best_timeline(
+    specs: Sequence[MoveSpec],
+    rates: Mapping[str, HostRates],
+    limits: Mapping[Slot, int],
+    figures: Figures | None = None,
+    *,
+    effort: int | None = None,
+) -> Timeline:
+    """The shortest timeline found for these moves: a few list-scheduling orders, then improvement passes.
+
+    Orders tried: longest first (LPT); moves on the most loaded slot or NIC first, longest first among
+    them; the same weighing a move by every load it adds to. Then, effort times, the move that ends
+    last is tried earlier in the order (ahead of the moves that kept it waiting); a change is kept
+    when the makespan (then the sum of ends) goes down. Deterministic: same input, same plan.
+    """
+    n = len(specs)
+    if n == 0:
+        return Timeline((), (), ())
+    f = figures or Figures()
+    flow = _Flow(specs, rates, limits, f)
+    alone = alone_estimates(specs, rates, f)
+    load: dict[object, float] = defaultdict(float)  # seconds of work each slot or NIC must carry
+    for s, e in zip(specs, alone, strict=True):
+        for slot in move_slots(s.kind, s.source, s.destination):
+            load[slot] += e.duration_s / max(1, limits.get(slot, 1))
+        for host in {s.source, s.destination}:
+            load[host] += e.wire_bytes / rates.get(host, HostRates()).nic_bytes_s
+
+    def pressures(j: int) -> list[float]:
+        s = specs[j]
+        return [load[x] for x in (*move_slots(s.kind, s.source, s.destination), s.source, s.destination)]
+
+    duration = [e.duration_s for e in alone]
+    orders = [
+        sorted(range(n), key=lambda j: (-duration[j], j)),
+        sorted(range(n), key=lambda j: (-max(pressures(j)), -duration[j], j)),
+        sorted(range(n), key=lambda j: (-sum(pressures(j)) * duration[j], j)),
+    ]
+    best_order, best, best_key = [], None, (math.inf, math.inf)
+    for order in orders:
+        timeline = flow.run(order)
+        key = (round(timeline.makespan_s, 6), sum(timeline.end_s))
+        if key < best_key:
+            best_order, best, best_key = order, timeline, key
+    tries = effort if effort is not None else max(0, min(MAX_ORDERS, SEARCH_BUDGET // n) - len(orders))
+    step = 0
+    for _ in range(tries):
+        assert best is not None
+        last = max(range(n), key=lambda j: (best.end_s[j], j))
+        position = best_order.index(last)
+        if position == 0:
+            break
+        # Put the last move ahead of a move that started before it, walking further up each try.
+        step += 1
+        ahead = max(0, position - step)
+        order = [*best_order[:ahead], last, *(j for j in best_order[ahead:] if j != last)]
+        timeline = flow.run(order)
+        key = (round(timeline.makespan_s, 6), sum(timeline.end_s))
+        if key < best_key:
+            best_order, best, best_key, step = order, timeline, key, 0
+    assert best is not None
+    return best

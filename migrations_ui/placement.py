@@ -1,0 +1,288 @@
+"""Where each VM of a plan goes (pure): the destinations of a host's evacuation or of a rebalance.
+
+Whether one VM may go to one host is pre-flight's answer (planner.assess; a blocked pair is never
+chosen). What only a whole plan can see is kept here: the memory every destination gives away
+(with headroom), HA VMs staying in their cluster, the nodes of a guest cluster (VMs attached to one
+shared VHDX) never on one host, and Live preferred over the slower kinds. Among the hosts left, an
+evacuation takes the one that stays least full and is not made the plan's bottleneck; a rebalance
+moves VMs from the hosts fullest above the average to those furthest below it.
+
+Pre-flight (about 0.1 ms a pair) runs lazily: candidates are ranked by cheap figures first and
+assessed in that order until one fits, so a 1,000-VM plan assesses about a thousand pairs.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from migrations_ui.estimates import DEFAULT_DIRTY_MBPS, Figures, HostRates, MoveSpec, estimate_move, move_spec
+from migrations_ui.facts import HostFacts, Kind, Proposal, ShareFacts, VmFacts
+from migrations_ui.planner import Assessment, assess, transfer_type
+from migrations_ui.rules import BLOCK
+
+STOPPED_MOVE, STOPPED_LEAVE = "move", "leave"
+# Live first (no outage, no copy); Quick only for an HA VM that cannot go live; files copied last.
+KIND_RANK = {Kind.LIVE: 0, Kind.QUICK: 1, Kind.LIVE_VSM: 2, Kind.NETWORK: 3}
+MAX_REASONS = 3  # hosts named in a left VM's reason before "and N more"
+
+
+@dataclass(frozen=True)
+class PlanOptions:
+    """What the operator and the inventory tell a plan beyond the facts of hosts and VMs."""
+
+    headroom: float = 0.10  # share of each destination's memory left free after the plan
+    stopped: str = STOPPED_LEAVE  # stopped and saved VMs: "move" (offline copy) or "leave" (with the reason)
+    performance: str | None = None  # performance option of every move; None: each source host's own
+    rates: Mapping[str, HostRates] = field(default_factory=dict)  # by host FQDN; missing: HostRates()
+    dirty_mbps: Mapping[str, float] = field(default_factory=dict)  # by VM id; missing: DEFAULT_DIRTY_MBPS
+    figures: Figures = field(default_factory=Figures)
+    shares: tuple[ShareFacts, ...] = ()  # the inventory's shares, for the corrected SMB paths of findings
+    tolerance: float = 0.05  # rebalance: a host within average memory use +- this share counts as balanced
+    effort: int | None = None  # improvement passes of the ordering; None: as many as the size allows
+
+    def rate(self, host: str) -> HostRates:
+        return self.rates.get(host, HostRates())
+
+
+@dataclass(frozen=True)
+class Placed:
+    """A VM and the destination chosen for it, with pre-flight's verdict and its timing model."""
+
+    vm: VmFacts
+    source: HostFacts
+    destination: HostFacts
+    assessment: Assessment
+    spec: MoveSpec
+
+
+@dataclass(frozen=True)
+class Left:
+    vm: VmFacts
+    source: HostFacts
+    reason: str
+
+
+class Ledger:
+    """Memory given away and guest-cluster nodes, as the plan's moves are decided one by one."""
+
+    def __init__(self, hosts: Iterable[HostFacts], vms: Mapping[str, Sequence[VmFacts]], options: PlanOptions):
+        self.options = options
+        self.used: dict[str, float] = {}  # memory in use, what the plan brings included
+        self.room: dict[str, float] = {}  # what the plan may still place there (headroom kept)
+        for h in hosts:
+            self.used[h.fqdn] = h.memory_total_bytes - h.memory_available_bytes
+            self.room[h.fqdn] = h.memory_available_bytes - options.headroom * h.memory_total_bytes
+        self.where: dict[str, str] = {}
+        self.names: dict[str, str] = {}
+        shared: dict[str, set[str]] = defaultdict(set)
+        for host, on_host in vms.items():
+            for vm in on_host:
+                self.where[vm.id], self.names[vm.id] = host, vm.name
+                for disk in vm.disks:
+                    if disk.shared:
+                        shared[disk.path.lower()].add(vm.id)
+        self.partners: dict[str, set[str]] = defaultdict(set)
+        self._seconds: dict[tuple, float] = {}
+        for group in shared.values():
+            for vm_id in group:
+                self.partners[vm_id] |= group - {vm_id}
+
+    def fits(self, vm: VmFacts, host: HostFacts) -> bool:
+        # Only a running VM holds memory where it lands (a stopped one needs it when started: headroom).
+        return not vm.running or vm.memory_bytes <= self.room.get(host.fqdn, 0)
+
+    def partner_on(self, vm: VmFacts, host: HostFacts) -> str | None:
+        """Name of a VM sharing a VHDX with vm (its guest cluster) that is, or will be, on host."""
+        for other in sorted(self.partners.get(vm.id, ())):
+            if self.where.get(other) == host.fqdn:
+                return self.names[other]
+        return None
+
+    def move(self, vm: VmFacts, source: HostFacts, destination: HostFacts) -> None:
+        if vm.running:
+            self.room[destination.fqdn] -= vm.memory_bytes
+            self.used[destination.fqdn] += vm.memory_bytes
+            # The source's memory is only free once the move ends: not lent to other moves of the plan.
+            self.used[source.fqdn] -= vm.memory_bytes
+        self.where[vm.id] = destination.fqdn
+
+    def spec(self, vm: VmFacts, kind: str, source: HostFacts, destination: HostFacts) -> MoveSpec:
+        dirty = self.options.dirty_mbps.get(vm.id, DEFAULT_DIRTY_MBPS)
+        return move_spec(vm, kind, source, destination, dirty_mbps=dirty, performance=self.options.performance)
+
+    def seconds(self, vm: VmFacts, source: HostFacts, destination: HostFacts) -> float:
+        """The move alone, as a Live (or offline) move: what ranking candidates needs."""
+        o = self.options
+        key = (vm.id, source.fqdn, o.rate(destination.fqdn), destination.performance_option)
+        if key not in self._seconds:
+            spec = self.spec(vm, Kind.LIVE if vm.running else Kind.NETWORK, source, destination)
+            self._seconds[key] = estimate_move(
+                spec, o.rate(source.fqdn), o.rate(destination.fqdn), o.figures
+            ).duration_s
+        return self._seconds[key]
+
+
+def choose(
+    vm: VmFacts,
+    source: HostFacts,
+    candidates: Sequence[HostFacts],
+    ledger: Ledger,
+    rank: Callable[[HostFacts], tuple],
+) -> tuple[Placed | None, list[str]]:
+    """The best destination for vm among candidates (ranked best first by `rank`), or the reasons none fits.
+
+    The first candidate (in rank order) that pre-flight allows as a Live move wins; failing that,
+    the best of the slower kinds. Candidates that cannot beat what was found are not assessed.
+    """
+    reasons: list[str] = []
+    found: tuple[int, Assessment, HostFacts] | None = None
+    shares = ledger.options.shares
+    for host in sorted(candidates, key=rank):
+        if vm.clustered and host.cluster != source.cluster:
+            continue  # an HA VM stays in its cluster; the reason is given once, below
+        if not ledger.fits(vm, host):
+            headroom = ledger.options.headroom
+            reasons.append(f"{host.name}: not enough memory left with {headroom:.0%} headroom")
+            continue
+        partner = ledger.partner_on(vm, host)
+        if partner:
+            reasons.append(f"{host.name}: {partner} runs there (the other node of its guest cluster)")
+            continue
+        proposal = Proposal(vm=vm, source=source, destination=host, kind=None, shares=shares)
+        if found is not None and KIND_RANK.get(transfer_type(proposal), 9) >= found[0]:
+            continue
+        verdict = assess(proposal)
+        if not verdict.allowed:
+            block = next(f for f in verdict.findings if f.severity == BLOCK)
+            reasons.append(f"{host.name}: {block.message}")
+            continue
+        if vm.clustered and verdict.transfer_type == Kind.NETWORK:
+            # Hyper-V refuses the storage options of an offline copy for a clustered VM (hyperv.md
+            # section 2); pre-flight does not flag a Network move for it yet.
+            reasons.append(f"{host.name}: Hyper-V refuses an offline copy of the clustered VM {vm.name}")
+            continue
+        kind_rank = KIND_RANK.get(verdict.transfer_type, 9)
+        if found is None or kind_rank < found[0]:
+            found = (kind_rank, verdict, host)
+        if kind_rank == 0:
+            break
+    if found is None:
+        return None, reasons
+    _, verdict, host = found
+    spec = ledger.spec(vm, verdict.transfer_type, source, host)
+    return Placed(vm, source, host, verdict, spec), reasons
+
+
+def left_reason(vm: VmFacts, source: HostFacts, candidates: Sequence[HostFacts], reasons: list[str]) -> str:
+    """Why no destination was found: each distinct reason once, with the hosts it holds for."""
+    if vm.clustered and not any(h.cluster == source.cluster for h in candidates):
+        where = source.cluster_name or source.cluster or "its cluster"
+        return f"{vm.name} is highly available and must stay in {where}: no other node of it can take it."
+    if not reasons:
+        return "No other host to move it to."
+    hosts_by_reason: dict[str, list[str]] = {}
+    for reason in reasons:
+        host, _, text = reason.partition(": ")
+        hosts_by_reason.setdefault(text.rstrip("."), []).append(host)
+    parts = [f"{', '.join(hosts)}: {text}" for text, hosts in hosts_by_reason.items()]
+    more = len(parts) - MAX_REASONS
+    return "No host can take it. " + "; ".join(parts[:MAX_REASONS]) + (f"; {more} more reason(s)." if more > 0 else ".")
+
+
+def stopped_reason(vm: VmFacts) -> str:
+    return (
+        f"{vm.name} is {vm.state}: stopped and saved VMs stay where they are in this plan "
+        "(choose to move them, with an offline copy)."
+    )
+
+
+def place_evacuation(
+    source: HostFacts,
+    vms: Sequence[VmFacts],
+    candidates: Sequence[HostFacts],
+    resident: Mapping[str, Sequence[VmFacts]],
+    options: PlanOptions,
+) -> tuple[list[Placed], list[Left]]:
+    """Destinations for every VM of `source`, largest first (the hardest to fit go while room is widest)."""
+    targets = [h for h in candidates if h.fqdn != source.fqdn]
+    ledger = Ledger([source, *targets], {**resident, source.fqdn: vms}, options)
+    slots = {h.fqdn: max(1, h.live_limit) for h in targets}
+    work: dict[str, float] = defaultdict(float)  # seconds of moves each destination takes, per slot
+    total = {h.fqdn: max(1, h.memory_total_bytes) for h in targets}
+    moving = [vm for vm in vms if vm.running or options.stopped == STOPPED_MOVE]
+    # The source's own work per slot: no destination should be made busier than that.
+    budget = sum(ledger.seconds(vm, source, targets[0]) for vm in moving) / max(1, source.live_limit) if targets else 0
+    placed: list[Placed] = []
+    left: list[Left] = []
+    for vm in sorted(vms, key=lambda v: (-v.memory_bytes, v.name, v.id)):
+        if vm not in moving:
+            left.append(Left(vm, source, stopped_reason(vm)))
+            continue
+
+        def rank(host: HostFacts, vm: VmFacts = vm) -> tuple:
+            busy = work[host.fqdn] + ledger.seconds(vm, source, host) / slots[host.fqdn]
+            full = (ledger.used[host.fqdn] + (vm.memory_bytes if vm.running else 0)) / total[host.fqdn]
+            # Same cluster (or standalone to standalone) first: where an operator would look for room.
+            return (host.cluster != source.cluster, busy > budget, round(full, 9), host.fqdn)
+
+        choice, reasons = choose(vm, source, targets, ledger, rank)
+        if choice is None:
+            left.append(Left(vm, source, left_reason(vm, source, targets, reasons)))
+            continue
+        ledger.move(vm, source, choice.destination)
+        o = options
+        alone = estimate_move(choice.spec, o.rate(source.fqdn), o.rate(choice.destination.fqdn), o.figures)
+        work[choice.destination.fqdn] += alone.duration_s / slots[choice.destination.fqdn]
+        placed.append(choice)
+    return placed, left
+
+
+def place_rebalance(
+    hosts: Sequence[HostFacts], vms: Mapping[str, Sequence[VmFacts]], options: PlanOptions
+) -> list[Placed]:
+    """Moves that bring every host's memory use near the average, fewest and largest-fitting first.
+
+    A host above the average by more than the tolerance sends its running VMs (the one closest to
+    its excess first) to hosts below the average, never lifting a receiver above average +
+    tolerance. A host only sends or only receives, and a VM moves at most once, so the moves may run
+    in any order without a host running short of memory on the way.
+    """
+    up = [h for h in hosts if h.reachable and h.memory_total_bytes > 0]
+    ledger = Ledger(up, vms, options)
+    capacity = sum(h.memory_total_bytes for h in up)
+    target = sum(ledger.used[h.fqdn] for h in up) / capacity if capacity else 0.0
+    band = {h.fqdn: (target + options.tolerance) * h.memory_total_bytes for h in up}
+
+    def excess(h: HostFacts) -> float:
+        return ledger.used[h.fqdn] - target * h.memory_total_bytes
+
+    senders = {h.fqdn: h for h in up if excess(h) > options.tolerance * h.memory_total_bytes}
+    receivers = [h for h in up if h.fqdn not in senders and excess(h) < 0]
+    placed: list[Placed] = []
+    tried: set[str] = set()
+    while senders and receivers:
+        source = max(senders.values(), key=lambda h: (excess(h) / h.memory_total_bytes, h.fqdn))
+        over = excess(source)
+        if over <= options.tolerance * source.memory_total_bytes:
+            del senders[source.fqdn]
+            continue
+        # Never more than the excess and the tolerance: the sender must not end up a receiver.
+        most = over + options.tolerance * source.memory_total_bytes
+        movable = [v for v in vms.get(source.fqdn, ()) if v.running and v.id not in tried and v.memory_bytes <= most]
+        # Closest to the excess first (fewest moves), the larger of two equally close.
+        movable.sort(key=lambda vm: (abs(over - vm.memory_bytes), -vm.memory_bytes, vm.name, vm.id))
+        choice = None
+        for vm in movable:
+            tried.add(vm.id)
+            fitting = [h for h in receivers if ledger.used[h.fqdn] + vm.memory_bytes <= band[h.fqdn]]
+            choice, _ = choose(vm, source, fitting, ledger, lambda h: (excess(h) / h.memory_total_bytes, h.fqdn))
+            if choice is not None:
+                break
+        if choice is None:
+            del senders[source.fqdn]
+            continue
+        ledger.move(choice.vm, source, choice.destination)
+        placed.append(choice)
+    return placed
