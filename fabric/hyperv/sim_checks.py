@@ -12,6 +12,14 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from fabric.hyperv.api import HostUnreachable, HyperVError, MoveRequest
+from fabric.hyperv.remedies import (
+    REMEDY_DELEGATION,
+    REMEDY_DRIVE_LETTERS,
+    REMEDY_LIMIT,
+    REMEDY_MEMORY,
+    REMEDY_NETWORK,
+    REMEDY_SWITCH,
+)
 from fabric.hyperv.sim_world import (
     LIVE_KINDS,
     MEMORY_STATES,
@@ -30,16 +38,6 @@ if TYPE_CHECKING:
     from fabric.hyperv.simulator import Fabric
 
 PERFORMANCE_OPTIONS = ("tcpip", "compression", "smb")
-
-REMEDY_LIMIT = "Wait for a running migration to finish (the console queues the move)"
-REMEDY_MEMORY = "Pick another host or free memory on the destination"
-REMEDY_SWITCH = "Create the virtual switch on the destination or reconnect the adapter"
-REMEDY_DELEGATION = (
-    "Set Kerberos constrained delegation between the hosts for cifs and Microsoft Virtual System Migration Service"
-)
-REMEDY_NETWORK = "Check the firewall (port 6600) and the migration networks of both hosts"
-REMEDY_DRIVE_LETTERS = "Align the system drive letters and paths of the nodes"
-
 
 # Injectable failures: the code Hyper-V reports, its message, remedy and the default percent it fails at.
 FAILURES: dict[str, tuple[str, str, str, int]] = {

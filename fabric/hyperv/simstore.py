@@ -33,8 +33,15 @@ CREATE TABLE IF NOT EXISTS world (
     epoch_sim REAL NOT NULL,
     time_scale REAL,
     data TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS command_log (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    at REAL NOT NULL,
+    entry TEXT NOT NULL
 )
 """
+# Commands kept in the wire log of the host emulator (older ones are dropped).
+COMMAND_LOG_KEPT = 50_000
 
 
 class FabricStore:
@@ -62,7 +69,7 @@ class FabricStore:
             connection = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
             connection.execute("PRAGMA journal_mode=WAL")
             connection.execute("PRAGMA synchronous=NORMAL")
-            connection.execute(SCHEMA)
+            connection.executescript(SCHEMA)
             self._connection, self._pid, self._cached = connection, os.getpid(), None
         return self._connection
 
@@ -138,6 +145,25 @@ class FabricStore:
             if self.time_scale is None:
                 fabric.advance(seconds)
                 fabric.touch()  # the clock itself must reach the other processes
+
+    def log_command(self, entry: dict) -> None:
+        """Append one command a host received (the emulator's wire log); never touches the world itself.
+
+        Reads are logged here rather than in the fabric's record: a row insert costs little, while a
+        change to the record would rewrite the whole world on every read.
+        """
+        with self._transaction() as connection:
+            cursor = connection.execute(
+                "INSERT INTO command_log (at, entry) VALUES (?, ?)", (self.clock(), json.dumps(entry, default=str))
+            )
+            if cursor.lastrowid % 1000 == 0:
+                connection.execute("DELETE FROM command_log WHERE seq <= ?", (cursor.lastrowid - COMMAND_LOG_KEPT,))
+
+    def commands(self, since: int = 0) -> list[dict]:
+        """The logged commands after sequence number `since`, oldest first, each with its "seq"."""
+        with self._transaction() as connection:
+            rows = connection.execute("SELECT seq, entry FROM command_log WHERE seq > ? ORDER BY seq", (since,))
+            return [{"seq": seq, **json.loads(entry)} for seq, entry in rows.fetchall()]
 
     def sim_time(self) -> float:
         with self.session() as fabric:

@@ -1,0 +1,153 @@
+"""Cmdlets that change a host or a cluster: Set-VMHost, Enable-/Disable-VMMigration, cluster roles, job control.
+
+Each passes its parameters, as received, to the fabric method that records it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from psrpcore.types import ErrorCategory
+
+from fabric.hyperv.api import HyperVError
+from fabric.hyperv.emulator import objects as o
+from fabric.hyperv.emulator.binder import Context, as_list
+from fabric.hyperv.emulator.records import plain, prop
+
+# Set-VMHost parameter -> (fabric setting, how to read the value)
+_PERFORMANCE = {
+    "tcpip": "tcpip",
+    "0": "tcpip",
+    "compression": "compression",
+    "1": "compression",
+    "smb": "smb",
+    "2": "smb",
+}
+_AUTH = {"credssp": "credssp", "0": "credssp", "kerberos": "kerberos", "1": "kerberos"}
+
+
+def _enum_name(value: Any) -> str:
+    name = getattr(value, "name", None)
+    return (name or str(value)).lower()
+
+
+def _int(value: Any) -> Any:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return value  # the fabric refuses it with InvalidParameter
+
+
+SET_VMHOST = {
+    "MaximumVirtualMachineMigrations": ("max_live_migrations", _int),
+    "MaximumStorageMigrations": ("max_storage_migrations", _int),
+    "VirtualMachineMigrationPerformanceOption": (
+        "performance_option",
+        lambda v: _PERFORMANCE.get(_enum_name(v), _enum_name(v)),
+    ),
+    "VirtualMachineMigrationAuthenticationType": ("auth_type", lambda v: _AUTH.get(_enum_name(v), _enum_name(v))),
+    "UseAnyNetworkForMigration": ("use_any_network", bool),
+}
+
+
+def _received(ctx: Context, params: dict) -> tuple[str, dict[str, Any]]:
+    return ctx.cmdlet.name, {k: plain(v) for k, v in params.items()}
+
+
+def set_vmhost(ctx: Context, params: dict, inputs) -> list:
+    values = {setting: convert(params[name]) for name, (setting, convert) in SET_VMHOST.items() if name in params}
+    return _set(ctx, params, values)
+
+
+def enable_migration(ctx: Context, params: dict, inputs) -> list:
+    return _set(ctx, params, {"migration_enabled": True})
+
+
+def disable_migration(ctx: Context, params: dict, inputs) -> list:
+    return _set(ctx, params, {"migration_enabled": False})
+
+
+def _set(ctx: Context, params: dict, values: dict[str, Any]) -> list:
+    with ctx.session() as fabric:
+        try:
+            host = fabric.set_host_settings(ctx.fqdn, command=_received(ctx, params), **values)
+        except HyperVError as exc:
+            ctx.hyperv_error(exc, target=ctx.fqdn)
+            return []
+        return [o.vm_host(host)] if params.get("Passthru") else []
+
+
+def remove_cluster_group(ctx: Context, params: dict, inputs) -> list:
+    """Remove-ClusterGroup -VMId|-Name|<piped group> -RemoveResources -Force: the VM leaves high availability."""
+    with ctx.session() as fabric:
+        for vm_id in _role_vm_ids(ctx, fabric, params, inputs, name_param="Name"):
+            try:
+                fabric.remove_cluster_role(ctx.fqdn, vm_id, command=_received(ctx, params))
+            except HyperVError as exc:
+                ctx.hyperv_error(exc, target=vm_id)
+    return []
+
+
+def add_cluster_vm_role(ctx: Context, params: dict, inputs) -> list:
+    """Add-ClusterVirtualMachineRole -VMId|-VirtualMachine [-Cluster]: the VM is highly available again."""
+    out = []
+    with ctx.session() as fabric:
+        host = fabric.hosts[ctx.fqdn]
+        if params.get("Cluster") and str(params["Cluster"]).lower() not in (host.cluster.lower(), ""):
+            ctx.error("ObjectNotFound", f"Cluster '{params['Cluster']}' is not the cluster of '{host.name}'")
+            return []
+        for vm_id in _role_vm_ids(ctx, fabric, params, inputs, name_param="VirtualMachine"):
+            try:
+                fabric.add_cluster_role(ctx.fqdn, vm_id, command=_received(ctx, params))
+            except HyperVError as exc:
+                ctx.hyperv_error(exc, target=vm_id)
+                continue
+            vm = fabric.vms[vm_id]
+            out.append(o.cluster_group(vm, fabric.hosts[vm.host], host.cluster))
+    return out
+
+
+def _role_vm_ids(ctx: Context, fabric, params: dict, inputs, name_param: str) -> list[str]:
+    if inputs:
+        return [str(prop(i, "VMId") or prop(i, "Id")) for i in inputs]
+    if params.get("VMId") is not None:
+        return [str(params["VMId"]).lower()]
+    host = fabric.hosts[ctx.fqdn]
+    nodes = set(fabric.clusters[host.cluster].nodes) if host.cluster in fabric.clusters else {ctx.fqdn}
+    name = str(params.get(name_param, ""))
+    found = [vm.id for vm in fabric.vms.values() if vm.host in nodes and vm.name == name]
+    if not found:
+        ctx.error(
+            "ObjectNotFound",
+            f"The cluster group '{name}' was not found",
+            category=ErrorCategory.ObjectNotFound,
+            target=name,
+        )
+    return found
+
+
+def invoke_cim_method(ctx: Context, params: dict, inputs) -> list:
+    """RequestStateChange on Msvm_MigrationJob instances (4 = terminate: cancels the migration)."""
+    method = str(params.get("MethodName", ""))
+    arguments = params.get("Arguments") or {}
+    instances = [*as_list(params.get("InputObject")), *(inputs or [])]
+    if method.lower() != "requeststatechange":
+        ctx.error("HRESULT 0x80041055", f"Method '{method}' is not supported by this emulated host")
+        return []
+    out = []
+    with ctx.session() as fabric:
+        for instance in instances:
+            job_id = str(prop(instance, "InstanceID", ""))
+            if int(prop(arguments, "RequestedState", 0) or 0) != 4:
+                out.append(o.cim_method_result(32773))  # invalid parameter: only terminating is modelled
+                continue
+            try:
+                fabric.cancel_migration(
+                    job_id, command=(ctx.cmdlet.name, {**_received(ctx, params)[1], "InstanceID": job_id})
+                )
+            except HyperVError as exc:
+                # A job that already ended refuses the change: Hyper-V answers 32775 (invalid state).
+                out.append(o.cim_method_result(32775 if exc.code == "InvalidState" else 32774, Message=exc.message))
+                continue
+            out.append(o.cim_method_result(0))
+    return out

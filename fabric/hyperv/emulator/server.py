@@ -1,0 +1,367 @@
+"""The Hyper-V host emulator: one WS-Management endpoint per simulated host, all serving one shared fabric.
+
+Each endpoint is an HTTP(S) server on the host's address and port (127.0.0.x; when such an address
+cannot be bound, a free port on 127.0.0.1, written back into the fabric so every process finds it).
+Requests need HTTP Basic credentials; the WS-Man actions PSRP uses (Create, Command, Send, Receive,
+Signal, Delete, Get) drive psrpcore runspace pools, and the pipelines run the emulated cmdlets
+against the FabricStore, so the world the emulator changes is the one web and workers read.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import contextlib
+import errno
+import hmac
+import logging
+import socket
+import ssl
+import threading
+import uuid
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from fabric.hyperv.emulator import wsman
+from fabric.hyperv.emulator.binder import HostSide, run_pipeline
+from fabric.hyperv.emulator.cmdlets import CMDLETS
+from fabric.hyperv.emulator.shell import Shell
+from fabric.hyperv.simstore import FabricStore
+
+log = logging.getLogger(__name__)
+
+# WinRM's MaxEnvelopeSizekb is 500 on current Windows: accept envelopes of that size and some more.
+MAX_REQUEST_BYTES = 1024 * 1024
+PSRP_RESOURCE = "http://schemas.microsoft.com/powershell/"
+
+
+@dataclass(frozen=True)
+class Credentials:
+    username: str
+    password: str
+
+    def check(self, header: str | None) -> str | None:
+        """The user name when the Authorization header carries these credentials; None otherwise."""
+        if not header or not header.lower().startswith("basic "):
+            return None
+        try:
+            user, _, password = base64.b64decode(header[6:].strip()).decode("utf-8").partition(":")
+        except (binascii.Error, UnicodeDecodeError):
+            return None
+        # Constant-time comparison: the emulator may listen beyond loopback in a lab.
+        same_user = hmac.compare_digest(user.lower().encode(), self.username.lower().encode())
+        same_password = hmac.compare_digest(password.encode(), self.password.encode())
+        return user if same_user and same_password else None
+
+
+class Endpoint(ThreadingHTTPServer):
+    """The WinRM service of one emulated host."""
+
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 128
+
+    def __init__(self, emulator: Emulator, fqdn: str, address: tuple[str, int]):
+        self.emulator = emulator
+        self.fqdn = fqdn
+        self.shells: dict[str, Shell] = {}
+        self.shells_lock = threading.Lock()
+        self.connections: set[socket.socket] = set()  # open client connections (keep-alive)
+        super().__init__(address, _Handler)
+        self.thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        scheme = "https" if self.emulator.tls else "http"
+        host, port = self.server_address[:2]
+        return f"{scheme}://{host}:{port}/wsman"
+
+    def start(self) -> None:
+        self.thread = threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True)
+        self.thread.name = f"winrm-{self.fqdn}"
+        self.thread.start()
+
+    def stop(self) -> None:
+        """Stop listening and drop every client connection, as a host going down would."""
+        self.shutdown()
+        self.server_close()
+        with self.shells_lock:
+            shells, self.shells = list(self.shells.values()), {}
+            connections, self.connections = list(self.connections), set()
+        for connection in connections:
+            with contextlib.suppress(OSError):
+                connection.shutdown(socket.SHUT_RDWR)
+        for shell in shells:
+            shell.close()
+        if self.thread is not None:
+            self.thread.join(timeout=5)
+
+    # --- WS-Man actions ------------------------------------------------------------------------
+
+    def dispatch(self, request: wsman.Request, user: str, client_ip: str) -> bytes:
+        if request.action == "Create":
+            return self._create(request, user, client_ip)
+        shell = self._shell(request, user)
+        body = request.body
+        if request.action == "Command":
+            command_id = body.get("CommandId") if body is not None else None
+            command_id = (command_id or str(uuid.uuid4())).upper()
+            args = body.find("rsp:Arguments", wsman.NS) if body is not None else None
+            shell.create_pipeline(command_id, _b64(args.text if args is not None else ""))
+            return wsman.command_response(request, command_id)
+        if request.action == "Send":
+            for stream in body.findall("rsp:Stream", wsman.NS) if body is not None else []:
+                command_id = stream.get("CommandId")
+                shell.feed(_b64(stream.text), uuid.UUID(command_id) if command_id else None)
+            return wsman.simple_response(request, "SendResponse")
+        if request.action == "Receive":
+            desired = body.find("rsp:DesiredStream", wsman.NS) if body is not None else None
+            command_id = desired.get("CommandId") if desired is not None else None
+            # Base64 and the envelope around it must fit the client's MaxEnvelopeSize.
+            limit = max(4096, (request.max_envelope_size - 4096) * 3 // 4)
+            data, done = shell.receive(command_id, request.operation_timeout, limit)
+            return wsman.receive_response(request, data, command_id, done)
+        if request.action == "Signal":
+            code = body.find("rsp:Code", wsman.NS) if body is not None else None
+            shell.signal(body.get("CommandId", ""), (code.text or "").strip() if code is not None else "")
+            return wsman.simple_response(request, "SignalResponse")
+        if request.action == "Delete":
+            with self.shells_lock:
+                self.shells.pop(shell.id, None)
+            shell.close()
+            return wsman.simple_response(request, None)
+        # Get: the shell's description (pypsrp's is_alive).
+        return wsman.response(request, wsman.shell_element(shell.resource_uri, shell.id, shell.owner, shell.client_ip))
+
+    def _create(self, request: wsman.Request, user: str, client_ip: str) -> bytes:
+        if not request.resource_uri.startswith(PSRP_RESOURCE):
+            raise wsman.WSManFault(2150858811, "w:InvalidResourceURI", "Only PowerShell Remoting shells are served")
+        body = request.body
+        if body is None or body.tag != wsman.q("rsp", "Shell"):
+            raise wsman.WSManFault(2150858817, "w:SchemaValidationError", "A Create request needs an rsp:Shell")
+        creation = body.find("pwsh:creationXml", wsman.NS)
+        shell_id = (body.get("ShellId") or str(uuid.uuid4())).upper()
+        runner = self.emulator.runner(self.fqdn, user)
+        shell = Shell(shell_id, user, client_ip, request.resource_uri, runner)
+        with self.shells_lock:
+            self.shells[shell.id] = shell
+        shell.feed(_b64(creation.text if creation is not None else ""))
+        return wsman.created(request, self.url, shell.id, user, client_ip)
+
+    def _shell(self, request: wsman.Request, user: str) -> Shell:
+        shell_id = request.selectors.get("ShellId", "").upper()
+        with self.shells_lock:
+            shell = self.shells.get(shell_id)
+        if shell is None:
+            raise wsman.unknown_shell(shell_id)
+        if shell.owner.lower() != user.lower():
+            raise wsman.WSManFault(5, "w:AccessDenied", "Access is denied.")
+        return shell
+
+
+def _b64(text: str | None) -> bytes:
+    try:
+        return base64.b64decode((text or "").strip())
+    except binascii.Error:
+        raise wsman.WSManFault(2150858817, "w:SchemaValidationError", "Stream data is not base64") from None
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive: pypsrp reuses its connection
+    timeout = 600  # an idle client connection is dropped after this
+    server: Endpoint
+
+    def setup(self) -> None:
+        # Small WS-Man answers must not wait for Nagle's algorithm (a 40 ms stall per round trip).
+        self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self._raw = self.request
+        with self.server.shells_lock:
+            self.server.connections.add(self._raw)
+        tls = self.server.emulator.tls
+        if tls is not None:
+            # The handshake runs in this request's thread, not in the accepting loop.
+            self.request.settimeout(self.timeout)
+            self.request = tls.wrap_socket(self.request, server_side=True)
+        super().setup()
+
+    def finish(self) -> None:
+        with self.server.shells_lock:
+            self.server.connections.discard(self._raw)
+        super().finish()
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        if self.path.rstrip("/").lower() != "/wsman":
+            self._drain(length)
+            self._reply(404, b"", "text/plain")
+            return
+        user = self.server.emulator.credentials.check(self.headers.get("Authorization"))
+        if user is None:
+            self._drain(length)
+            self._reply(401, b"", "text/plain", {"WWW-Authenticate": 'Basic realm="WSMAN"'})
+            return
+        if length > MAX_REQUEST_BYTES:
+            self._drain(length)
+            self._reply(413, b"", "text/plain")
+            return
+        data = self.rfile.read(length)
+        request = None
+        try:
+            request = wsman.parse_request(data)
+            payload = self.server.dispatch(request, user, self.client_address[0])
+            self._reply(200, payload)
+        except wsman.WSManFault as fault:
+            relates = request.message_id if request is not None else ""
+            self._reply(fault.http_status, wsman.fault_envelope(fault, relates, self.server.fqdn))
+
+    def _drain(self, length: int) -> None:
+        remaining = min(length, MAX_REQUEST_BYTES * 4)
+        while remaining > 0:
+            chunk = self.rfile.read(min(65536, remaining))
+            if not chunk:
+                break
+            remaining -= len(chunk)
+
+    def _reply(
+        self,
+        status: int,
+        payload: bytes,
+        content_type: str = "application/soap+xml;charset=UTF-8",
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(payload)))
+        self.send_header("Server", "Microsoft-HTTPAPI/2.0")
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        log.debug("%s %s", self.server.fqdn, format % args)
+
+
+class Emulator:
+    """Serves the hosts of the fabric in `store` over WS-Management / PowerShell Remoting.
+
+    username/password: the Basic credentials every endpoint accepts. tls: an ssl.SSLContext for
+    HTTPS (see tls.py), None for HTTP. progress_interval: wall seconds between Move-VM progress
+    records. hosts: serve only these FQDNs (default: every host of the fabric). fallback: when an
+    address like 127.0.0.12 cannot be bound, serve on 127.0.0.1 with a free port instead (ports=0
+    always does that) and write the new address into the fabric.
+    """
+
+    def __init__(
+        self,
+        store: FabricStore,
+        *,
+        username: str,
+        password: str,
+        tls: ssl.SSLContext | None = None,
+        progress_interval: float = 1.0,
+        hosts: list[str] | None = None,
+        free_ports: bool = False,
+        fallback: bool = True,
+        log_size: int = 20_000,
+    ):
+        self.store = store
+        self.credentials = Credentials(username, password)
+        self.tls = tls
+        self.hosts = hosts
+        self.free_ports = free_ports
+        self.fallback = fallback
+        self.endpoints: dict[str, Endpoint] = {}
+        self.side = HostSide(store, progress_interval, self._on_command)
+        self.wire_log: deque[dict[str, Any]] = deque(maxlen=log_size)
+        self._log_lock = threading.Lock()
+        self._sequence = 0
+
+    def runner(self, fqdn: str, user: str) -> Callable[..., None]:
+        def run(pipeline_run, metadata) -> None:
+            run_pipeline(self.side, fqdn, user, pipeline_run, metadata, CMDLETS)
+
+        return run
+
+    def _on_command(self, entry: dict[str, Any]) -> None:
+        with self._log_lock:
+            self._sequence += 1
+            self.wire_log.append({"seq": self._sequence, **entry})
+        try:
+            self.store.log_command(entry)
+        except Exception:  # the wire log must never break a command
+            log.exception("could not write the command log")
+
+    def commands(self, cmdlet: str | None = None) -> list[dict[str, Any]]:
+        """Every command this emulator received (oldest first), optionally of one cmdlet."""
+        with self._log_lock:
+            entries = list(self.wire_log)
+        return [e for e in entries if cmdlet is None or e["cmdlet"].lower() == cmdlet.lower()]
+
+    # --- lifecycle -----------------------------------------------------------------------------
+
+    def start(self) -> None:
+        with self.store.session() as fabric:
+            wanted = [h for h in fabric.hosts.values() if self.hosts is None or h.fqdn in self.hosts]
+            addresses = {h.fqdn: (h.address, 0 if self.free_ports else h.port) for h in wanted}
+        try:
+            for fqdn, address in addresses.items():
+                self.endpoints[fqdn] = self._bind(fqdn, address)
+        except BaseException:
+            self.stop()
+            raise
+        self._publish()
+        for endpoint in self.endpoints.values():
+            endpoint.start()
+        log.info("Hyper-V emulator serving %d hosts", len(self.endpoints))
+
+    def _bind(self, fqdn: str, address: tuple[str, int]) -> Endpoint:
+        try:
+            return Endpoint(self, fqdn, address)
+        except OSError as exc:
+            if not self.fallback or exc.errno not in (errno.EADDRNOTAVAIL, errno.EADDRINUSE, errno.EACCES):
+                raise
+            log.warning("%s: cannot bind %s:%s (%s); serving on 127.0.0.1", fqdn, *address, exc.strerror)
+            return Endpoint(self, fqdn, ("127.0.0.1", 0))
+
+    def _publish(self) -> None:
+        """Write the addresses actually bound into the fabric, so the console registers the right ones."""
+        with self.store.session() as fabric:
+            for fqdn, endpoint in self.endpoints.items():
+                host = fabric.hosts[fqdn]
+                address, port = endpoint.server_address[:2]
+                scheme = "https" if self.tls else "http"
+                if (host.address, host.port, host.transport) != (address, port, scheme):
+                    host.address, host.port, host.transport = address, port, scheme
+                    fabric.touch()
+
+    def address(self, fqdn: str) -> tuple[str, int]:
+        return self.endpoints[fqdn].server_address[:2]
+
+    def stop_host(self, fqdn: str) -> None:
+        """Take one host's WinRM endpoint down (its address then refuses connections)."""
+        endpoint = self.endpoints.pop(fqdn, None)
+        if endpoint is not None:
+            endpoint.stop()
+
+    def start_host(self, fqdn: str, address: tuple[str, int]) -> None:
+        endpoint = Endpoint(self, fqdn, address)
+        self.endpoints[fqdn] = endpoint
+        endpoint.start()
+
+    def stop(self) -> None:
+        # Each endpoint takes up to its poll interval to notice: stop them all at once.
+        fqdns = list(self.endpoints)
+        with ThreadPoolExecutor(max_workers=max(1, min(32, len(fqdns)))) as pool:
+            list(pool.map(self.stop_host, fqdns))
+
+    def __enter__(self) -> Emulator:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -1,0 +1,66 @@
+"""Fixtures for tests that talk to the Hyper-V host emulator over real sockets (emu_* and emulator)."""
+
+from __future__ import annotations
+
+import pytest
+from pypsrp.powershell import RunspacePool
+from pypsrp.wsman import WSMan
+
+from fabric.hyperv.demo import build_demo_fabric
+from fabric.hyperv.emulator import build_emulator
+from fabric.hyperv.simstore import FabricStore
+
+USER, PASSWORD = "hv-admin", "emulator-pass-1"
+SCALE = 40.0  # simulated seconds per wall second: demo moves take a second or two
+
+
+@pytest.fixture
+def emu_fabric_path(tmp_path):
+    path = tmp_path / "fabric.sqlite3"
+    store = FabricStore(path, time_scale=SCALE)
+    store.create(build_demo_fabric())
+    store.close()
+    return path
+
+
+@pytest.fixture
+def emu_store(emu_fabric_path):
+    store = FabricStore(emu_fabric_path, time_scale=SCALE)
+    yield store
+    store.close()
+
+
+@pytest.fixture
+def emulator(emu_fabric_path):
+    emulator = build_emulator(
+        FabricStore(emu_fabric_path, time_scale=SCALE),
+        username=USER,
+        password=PASSWORD,
+        free_ports=True,
+        progress_interval=0.05,
+    )
+    emulator.start()
+    try:
+        yield emulator
+    finally:
+        emulator.stop()
+
+
+def open_pool(emulator, fqdn: str, user: str = USER, password: str = PASSWORD, **kw) -> RunspacePool:
+    address, port = emulator.address(fqdn)
+    wsman = WSMan(
+        address,
+        port=port,
+        username=user,
+        password=password,
+        ssl=False,
+        auth="basic",
+        encryption="never",
+        connection_timeout=3,
+        read_timeout=10,
+        operation_timeout=5,
+        **kw,
+    )
+    pool = RunspacePool(wsman)
+    pool.open()
+    return pool
