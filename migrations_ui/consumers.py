@@ -94,11 +94,12 @@ class JobConsumer(_LiveConsumer):
             self.group = ""
             return
         try:
-            html, self.sequence = await database_sync_to_async(progress.render_job_replay)(self.job_id)
+            state, events, self.sequence = await database_sync_to_async(progress.render_job_replay)(self.job_id)
         except MigrationJob.DoesNotExist:  # deleted since the check
             await self.close(code=NO_SUCH_JOB)
             return
-        await self.send(text_data=html)
+        await self.send(text_data=state)
+        await self.send(text_data=events)
 
     async def job_update(self, event):
         sequence = event["sequence"]
@@ -108,4 +109,7 @@ class JobConsumer(_LiveConsumer):
         if sequence > self.sequence + 1:
             events = await database_sync_to_async(progress.render_events_after)(self.job_id, self.sequence, sequence)
         self.sequence = sequence
-        await self.send(text_data=event["html"] + events)
+        await self.send(text_data=event["html"])
+        if events:
+            # A message of its own: the parser htmx uses drops a <tbody> that follows other elements.
+            await self.send(text_data=events)

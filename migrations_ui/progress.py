@@ -10,7 +10,9 @@ delivers at most once: a lost message only delays a page until the next update o
 from __future__ import annotations
 
 import logging
+import threading
 from dataclasses import dataclass
+from datetime import timedelta
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
@@ -25,6 +27,9 @@ from migrations_ui.scheduler import host_limits, queue_decision, queue_order, sl
 log = logging.getLogger(__name__)
 
 JOBS_GROUP = "jobs"
+# After a job changes state, the Jobs page's sections are sent whole for this long, not just its row:
+# announcements are coalesced, so the state event need not be the newest one when an update is made.
+SECTIONS_AFTER_CHANGE = timedelta(seconds=5)
 FINISHED_PER_PAGE = 25
 FINISHED_STATES = [(s.value, s.label) for s in JobState if s in FINAL_STATES]
 
@@ -181,12 +186,14 @@ def render_events_after(job_id: int, after: int, upto: int | None = None) -> str
     return render_new_events(list(events.order_by("sequence")))
 
 
-def render_job_replay(job_id: int) -> tuple[str, int]:
-    """Everything the detail page shows that changes, from the database, and the newest sequence."""
+def render_job_replay(job_id: int) -> tuple[str, str, int]:
+    """Everything the detail page shows that changes, from the database: the status and steps, the
+    whole event log, and the newest event's sequence. Send the log in a websocket message of its
+    own: a <tbody> after other elements is dropped by the HTML parser htmx uses."""
     job = job_for_page(job_id)
     events = list(job.events.order_by("sequence"))
-    html = render_job_state(job) + render_to_string("partials/job_events.html", {"events": events, "oob": True})
-    return html, events[-1].sequence if events else 0
+    log_html = render_to_string("partials/job_events.html", {"events": events, "oob": True})
+    return render_job_state(job), log_html, events[-1].sequence if events else 0
 
 
 # --- the emitter -------------------------------------------------------------------------------------
@@ -209,11 +216,25 @@ def send_job_update(job_id: int) -> None:
     layer = get_channel_layer()
     if layer is None:
         return
+    # A CLI that queued a job may be exiting while its announcement is pending: sending needs a new
+    # thread, which may not start then. The next update, or the pages' replay, shows the change.
+    if _exiting():
+        log.info("job %s: process exiting, update not sent", job_id)
+        return
     try:
         # One async_to_sync call for both groups: one event loop hop per update, not one per group.
         async_to_sync(_group_send)(layer, messages)
     except Exception:
-        log.exception("job %s: could not send its update to the channel layer", job_id)
+        if _exiting():  # began exiting since the check above
+            log.info("job %s: process exiting, update not sent", job_id)
+        else:
+            log.exception("job %s: could not send its update to the channel layer", job_id)
+
+
+def _exiting() -> bool:
+    # threading sets _SHUTTING_DOWN before it runs the thread pools' exit hooks (after which they
+    # refuse work); a stopped main thread covers the later stage and versions without the flag.
+    return getattr(threading, "_SHUTTING_DOWN", False) or not threading.main_thread().is_alive()
 
 
 async def _group_send(layer, messages: list[tuple[str, dict]]) -> None:
@@ -228,7 +249,7 @@ def _messages(job_id: int) -> list[tuple[str, dict]]:
     job = job_for_page(job_id)
     event = job.events.order_by("-sequence").first()
     sequence = event.sequence if event else 0
-    if event is not None and event.kind == "progress" and job.state in SLOT_STATES:
+    if _only_progress_since_a_while(job, event):
         # A progress sample changes only this job's row; anything else can move jobs between
         # sections and shift queue positions, so the Running and Queued sections go whole.
         context = {"job": job, "oob": True, "sequence": sequence}
@@ -250,3 +271,10 @@ def _messages(job_id: int) -> list[tuple[str, dict]]:
         "event_html": render_new_events([event] if event else []),
     }
     return [(JOBS_GROUP, jobs_message), (job_group(job_id), job_message)]
+
+
+def _only_progress_since_a_while(job: MigrationJob, newest: JobEvent | None) -> bool:
+    if newest is None or newest.kind != "progress" or job.state not in SLOT_STATES:
+        return False
+    other = job.events.exclude(kind="progress").order_by("-sequence").values_list("time", flat=True).first()
+    return other is None or newest.time - other >= SECTIONS_AFTER_CHANGE

@@ -2,11 +2,14 @@
 
 import asyncio
 import logging
+from datetime import timedelta
+from types import SimpleNamespace
 
 import pytest
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.db import transaction
+from django.utils import timezone
 
 from migrations_ui import progress
 from migrations_ui.events import change_state, record
@@ -25,8 +28,11 @@ def in_memory_layer(settings):
 
 @pytest.fixture
 def job():
+    """Running for a while: its state change is older than the window in which samples redraw sections."""
     source, destination = make_host("hv-s1"), make_host("hv-s2")
-    return make_job(source, destination, JobState.RUNNING, step="move", events=[("state", {"state": "running"})])
+    job = make_job(source, destination, JobState.RUNNING, step="move", events=[("state", {"state": "running"})])
+    job.events.update(time=timezone.now() - timedelta(minutes=1))
+    return job
 
 
 async def listen(*groups) -> tuple:
@@ -99,6 +105,19 @@ async def test_a_state_change_sends_the_running_and_queued_sections(job):
     assert board["finished"] is False
 
 
+async def test_samples_right_after_a_state_change_send_the_sections_too(job):
+    # Announcements are coalesced: the one made after a state change may see a sample as newest.
+    layer, channel = await listen("jobs")
+    await database_sync_to_async(change_state)(job, JobState.CANCELLING)
+    await receive(layer, channel)
+
+    await database_sync_to_async(record)(job, "progress", {"percent": 64}, percent=64)
+
+    board = await receive(layer, channel)
+    assert '<section id="jobs-running" class="card wide" hx-swap-oob="true">' in board["html"]
+    assert "64%" in board["html"]
+
+
 async def test_a_job_that_ends_is_flagged_for_the_finished_section(job):
     layer, channel = await listen("jobs", f"job-{job.pk}")
 
@@ -156,3 +175,15 @@ def test_a_job_that_is_gone_sends_nothing(monkeypatch):
     monkeypatch.setattr(progress, "get_channel_layer", lambda: BrokenLayer())
 
     progress.send_job_update(987654)  # no exception, nothing to send
+
+
+def test_a_process_that_is_exiting_sends_nothing_and_says_so_quietly(job, monkeypatch, caplog):
+    # A CLI that queued a job exits while its announcement is pending: no thread may start then.
+    monkeypatch.setattr(progress.threading, "main_thread", lambda: SimpleNamespace(is_alive=lambda: False))
+    monkeypatch.setattr(progress, "get_channel_layer", lambda: BrokenLayer())
+
+    with caplog.at_level(logging.INFO, logger="migrations_ui.progress"):
+        progress.send_job_update(job.pk)
+
+    assert "process exiting, update not sent" in caplog.text
+    assert "ERROR" not in caplog.text
