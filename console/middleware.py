@@ -2,6 +2,7 @@
 
 import uuid
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied
 from django.shortcuts import render
 
@@ -21,6 +22,18 @@ class RequestIdMiddleware:
         request.request_id = uuid.uuid4().hex
         response = self.get_response(request)
         response["X-Request-ID"] = request.request_id
+        return response
+
+
+class ContentSecurityPolicyMiddleware:
+    """Content-Security-Policy on every response (Django 5.2 has none built in)."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        response.setdefault("Content-Security-Policy", settings.CONTENT_SECURITY_POLICY)
         return response
 
 

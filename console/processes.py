@@ -60,9 +60,16 @@ def worker(index: int) -> Child:
     )
 
 
-def console_children(host: str, port: int, workers: int) -> list[Child]:
-    """Everything the embedded console runs besides the serve command itself."""
+def emulator(ready_file: str) -> Child:
+    # The Hyper-V host emulator: the simulated fabric's hosts over WinRM, reached through the psrp
+    # driver like real hosts. It writes ready_file once every endpoint listens.
+    return Child("emulator", (sys.executable, str(MANAGE_PY), "hyperv_emulator", "--ready-file", ready_file))
+
+
+def console_children(host: str, port: int, workers: int, emulator_ready: str | None = None) -> list[Child]:
+    """Everything the embedded console runs besides the serve command itself (the emulator first)."""
     return [
+        *([emulator(emulator_ready)] if emulator_ready else []),
         web(host, port),
         *(worker(i) for i in range(1, workers + 1)),
     ]
@@ -123,9 +130,12 @@ class Supervisor:
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             signal.signal(sig, self.request_stop)
 
-    def start(self) -> None:
+    def start(self, only: set[str] | None = None) -> None:
+        """Start the children not started yet (only those named, if given)."""
         hook = _die_with_parent_hook()
         for child in self.children:
+            if child.name in self.procs or (only is not None and child.name not in only):
+                continue
             # stdin: none of them reads it, and a background process group must not compete for the terminal.
             proc = subprocess.Popen(
                 child.argv, env=self.env, stdin=subprocess.DEVNULL, process_group=0, preexec_fn=hook

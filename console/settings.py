@@ -20,7 +20,28 @@ try:
         "default": env.parse_database_url("DATABASE_URL", os.environ.get("DATABASE_URL"), DATA_DIR / "db.sqlite3")
     }
     REDIS_URL = env.parse_redis_url("REDIS_URL", os.environ.get("REDIS_URL"))
-    HYPERV_DRIVER = env.parse_choice("HYPERV_DRIVER", os.environ.get("HYPERV_DRIVER"), ("psrp", "sim"), "sim")
+    # psrp: WinRM / PowerShell Remoting (production, and the embedded default through the host emulator);
+    # sim: the simulator in process, for fast unit tests.
+    HYPERV_DRIVER = env.parse_choice("HYPERV_DRIVER", os.environ.get("HYPERV_DRIVER"), ("psrp", "sim"), "psrp")
+    # serve runs the Hyper-V host emulator (the simulated fabric over WinRM); false with real hosts.
+    HYPERV_EMULATOR = env.parse_bool("HYPERV_EMULATOR", os.environ.get("HYPERV_EMULATOR"), default=True)
+    HYPERV_EMULATOR_HTTPS = env.parse_bool("HYPERV_EMULATOR_HTTPS", os.environ.get("HYPERV_EMULATOR_HTTPS"), False)
+    HYPERV_EMULATOR_USER = os.environ.get("HYPERV_EMULATOR_USER") or "hyperv-emulator"
+    HYPERV_EMULATOR_PASSWORD = env.secret_key(
+        "HYPERV_EMULATOR_PASSWORD", os.environ.get("HYPERV_EMULATOR_PASSWORD"), DATA_DIR / "emulator_password"
+    )
+    # Basic authentication over plain HTTP sends passwords readable on the wire: only the emulator's
+    # loopback endpoints get it by default; real hosts use HTTPS 5986 and Kerberos/Negotiate/CredSSP.
+    HYPERV_ALLOW_BASIC_HTTP = env.parse_bool(
+        "HYPERV_ALLOW_BASIC_HTTP", os.environ.get("HYPERV_ALLOW_BASIC_HTTP"), default=HYPERV_EMULATOR
+    )
+    HYPERV_CA_BUNDLE = os.environ.get("HYPERV_CA_BUNDLE", "")  # CA file for the hosts' WinRM certificates
+    HYPERV_CONNECT_TIMEOUT = env.parse_int("HYPERV_CONNECT_TIMEOUT", os.environ.get("HYPERV_CONNECT_TIMEOUT"), 10, 1)
+    HYPERV_READ_TIMEOUT = env.parse_int("HYPERV_READ_TIMEOUT", os.environ.get("HYPERV_READ_TIMEOUT"), 30, 12)
+    # Fernet key(s) for stored host credentials; without it a key file is generated in DATA_DIR.
+    CREDENTIAL_KEY = os.environ.get("CREDENTIAL_KEY", "")
+    # Served over HTTPS (directly or behind a TLS proxy): Secure cookies, HSTS, redirect to https.
+    HTTPS = env.parse_bool("CONSOLE_HTTPS", os.environ.get("CONSOLE_HTTPS"), default=False)
     # Simulated seconds per wall-clock second for the fabric simulator (demo moves take 5-30 s).
     SIM_TIME_SCALE = env.parse_int("SIM_TIME_SCALE", os.environ.get("SIM_TIME_SCALE"), default=4, minimum=1)
 except env.ConfigError as exc:
@@ -62,6 +83,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "console.middleware.ContentSecurityPolicyMiddleware",
 ]
 
 ROOT_URLCONF = "console.urls"
@@ -120,9 +142,31 @@ STATIC_ROOT = DATA_DIR / "staticfiles"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 SESSION_COOKIE_HTTPONLY = True
+CSRF_COOKIE_HTTPONLY = True  # htmx takes the token from <body hx-headers>, never from the cookie
 CSRF_COOKIE_SAMESITE = "Strict"
 SESSION_COOKIE_SAMESITE = "Lax"
+SESSION_COOKIE_AGE = 12 * 3600  # a shift
 X_FRAME_OPTIONS = "DENY"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+# No inline script or style anywhere: htmx is configured (base.html) not to inject styles or eval.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+    "font-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'"
+)
+if HTTPS:
+    SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = True
+    SECURE_SSL_REDIRECT = True
+    SECURE_HSTS_SECONDS = 31536000
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    SECURE_HSTS_PRELOAD = True
+    # Behind a TLS-terminating proxy that sets X-Forwarded-Proto.
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+# Sign-in lockout: this many failures for one user name within the window lock it for the window.
+LOGIN_FAILURE_LIMIT = 5
+LOGIN_LOCKOUT_MINUTES = 15
 
 LOGGING = {
     "version": 1,

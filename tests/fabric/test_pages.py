@@ -444,7 +444,7 @@ def test_it_shows_a_running_migration_on_the_vm_page(operator_client):
 def test_it_tells_a_failed_sign_in(client, operator_user):
     response = client.post(reverse("login"), {"username": "operator", "password": "wrong"})
     assert response.status_code == 200
-    assert "did not match" in text(response)
+    assert "Please enter a correct" in text(response)
 
 
 @pytest.mark.parametrize("path", [f"/vms/{uuid.uuid4()}/", "/vms/not-a-guid/", "/nowhere/"])

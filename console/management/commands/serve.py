@@ -6,6 +6,7 @@ import os
 import secrets
 import socket
 import time
+from pathlib import Path
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -65,16 +66,20 @@ class Command(BaseCommand):
         self.verbosity = verbosity
         self._check_port_free(host, port)
         self._migrate()
-        self._seed()
-        self._first_admin()
 
         env = dict(os.environ, PYTHONUNBUFFERED="1")
-        children = console_children(host, port, workers)
+        ready_file = self._emulator_ready_file()
+        children = console_children(host, port, workers, emulator_ready=ready_file and str(ready_file))
         supervisor = Supervisor(children, stop_timeout=stop_timeout, out=self.stdout, env=env)
         supervisor.install_signal_handlers()
         try:
-            supervisor.start()
-            result = supervisor.wait(until=self._ready_check(host, port))
+            # The emulated hosts first: seeding and the inventory sync reach them over WinRM.
+            result = self._start_emulator(supervisor, ready_file) if ready_file else None
+            if result is None:
+                self._seed()
+                self._first_admin()
+                supervisor.start()
+                result = supervisor.wait(until=self._ready_check(host, port))
             if result is None:
                 self.say(f"Console running at {self._url(host, port)}  (Ctrl-C to stop)")
                 result = supervisor.wait()
@@ -109,6 +114,46 @@ class Command(BaseCommand):
             if alias in settings.DATABASES:
                 self.say(f"Applying migrations to the {alias!r} database...")
                 call_command("migrate", database=alias, interactive=False, verbosity=inner)
+
+    def _emulator_ready_file(self) -> Path | None:
+        """Where the emulator child announces it listens; None when serve runs no emulator."""
+        if settings.HYPERV_DRIVER != "psrp" or not getattr(settings, "HYPERV_EMULATOR", False):
+            return None
+        ready = Path(settings.DATA_DIR) / "emulator.ready"
+        ready.unlink(missing_ok=True)
+        return ready
+
+    def _start_emulator(self, supervisor: Supervisor, ready_file: Path) -> int | None:
+        """Start the Hyper-V host emulator and wait until it listens; the exit code if it (or serve) stopped."""
+        self.say("Starting the Hyper-V host emulator...")
+        supervisor.start(only={"emulator"})
+        deadline = time.monotonic() + READY_TIMEOUT_S
+
+        def listening() -> bool:
+            if time.monotonic() > deadline:
+                raise CommandError(f"the Hyper-V emulator did not start within {READY_TIMEOUT_S} s")
+            return ready_file.exists()
+
+        result = supervisor.wait(until=listening)
+        if result is None:
+            self._register_emulated_addresses()
+        return result
+
+    def _register_emulated_addresses(self) -> None:
+        """Hosts already in the inventory follow the addresses the emulator serves them on now."""
+        from fabric.driver import sim_store
+        from fabric.models import Host
+
+        store = sim_store()
+        try:
+            with store.session() as fabric:
+                connections = fabric.connections()
+        finally:
+            store.close()
+        for conn in connections:
+            Host.objects.filter(fqdn=conn.fqdn).exclude(address=conn.address, port=conn.port).update(
+                address=conn.address, port=conn.port, transport=conn.transport
+            )
 
     def _seed(self) -> None:
         from fabric.models import Host

@@ -1,0 +1,37 @@
+"""Sign-in with a lockout: repeated failures for one user name lock it for a while.
+
+Failures are counted from the audit trail (login_failed events), so every web process, on every
+machine, sees the same count without a cache."""
+
+from datetime import timedelta
+
+from django.conf import settings
+from django.contrib.auth.forms import AuthenticationForm
+from django.core.exceptions import ValidationError
+from django.utils import timezone
+
+from audit.log import record
+from audit.models import AuditEvent
+
+
+def locked_out(username: str) -> bool:
+    since = timezone.now() - timedelta(minutes=settings.LOGIN_LOCKOUT_MINUTES)
+    failures = AuditEvent.objects.filter(action="login_failed", username__iexact=username, time__gte=since)
+    return failures.count() >= settings.LOGIN_FAILURE_LIMIT
+
+
+class LockoutAuthenticationForm(AuthenticationForm):
+    def clean(self):
+        username = (self.data.get("username") or "").strip()
+        if username and locked_out(username):
+            record(
+                "login_locked",
+                request=self.request,
+                details={"username": username},
+                outcome="denied",
+            )
+            raise ValidationError(
+                f"Too many failed sign-ins for this account; try again in {settings.LOGIN_LOCKOUT_MINUTES} minutes.",
+                code="locked",
+            )
+        return super().clean()

@@ -1,0 +1,10 @@
+// The console's only script of its own (CSP: no inline script, no eval). It marks a live region
+// as connected or not, from htmx's websocket extension events.
+document.addEventListener("htmx:wsOpen", (event) => {
+  const region = event.target.closest("[data-live]");
+  if (region) region.dataset.live = "on";
+});
+document.addEventListener("htmx:wsClose", (event) => {
+  const region = event.target.closest("[data-live]");
+  if (region) region.dataset.live = "off";
+});
