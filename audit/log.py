@@ -38,10 +38,14 @@ def record(
     target_name: str = "",
     details: dict | None = None,
     outcome: str = Outcome.SUCCESS,
+    username: str = "",
 ) -> AuditEvent:
-    """Append one event to the chain. actor defaults to the request's user; target to a model object."""
+    """Append one event to the chain. actor defaults to the request's user; target may be a model
+    object; username names who acted when there is no user (a failed sign-in's attempted name)."""
     from console.access import role_of
+    from console.middleware import current_request
 
+    request = request if request is not None else current_request.get()
     if actor is None and request is not None and getattr(request, "user", None) is not None:
         actor = request.user if request.user.is_authenticated else None
     if target is not None:
@@ -53,7 +57,7 @@ def record(
         previous = AuditEvent.objects.order_by("-id").values_list("hash", flat=True).first() or GENESIS
         event = AuditEvent(
             actor=actor,
-            username=actor.get_username() if actor else (details or {}).get("username", ""),
+            username=actor.get_username() if actor else username,
             role=role_of(actor) or "",
             action=action,
             target_type=target_type,

@@ -1,6 +1,10 @@
-"""Sign-ins and sign-outs go into the audit trail."""
+"""Sign-ins, sign-outs, users and their roles go into the audit trail. Signals carry no request:
+record() takes the actor from the request being served (console.middleware.current_request)."""
 
+from django.conf import settings
+from django.contrib.auth.models import Group, User
 from django.contrib.auth.signals import user_logged_in, user_logged_out, user_login_failed
+from django.db.models.signals import m2m_changed, post_save
 from django.dispatch import receiver
 
 from audit.log import record
@@ -19,4 +23,39 @@ def _logged_out(sender, request, user, **kwargs):
 @receiver(user_login_failed)
 def _login_failed(sender, credentials, request=None, **kwargs):
     # Only the user name: credentials also hold the password, which must never be stored.
-    record("login_failed", request=request, details={"username": credentials.get("username", "")}, outcome="failure")
+    name = credentials.get("username", "")
+    record("login_failed", request=request, username=name, details={"username": name}, outcome="failure")
+
+
+@receiver(post_save, sender=settings.AUTH_USER_MODEL)
+def _user_saved(sender, instance, created, **kwargs):
+    if kwargs.get("raw") or kwargs.get("update_fields") == frozenset({"last_login"}):
+        return
+    record(
+        "user.created" if created else "user.changed",
+        target=instance,
+        target_type="user",
+        details={
+            "user": instance.get_username(),
+            "active": instance.is_active,
+            "superuser": instance.is_superuser,
+            "staff": instance.is_staff,
+        },
+    )
+
+
+@receiver(m2m_changed, sender=User.groups.through)
+def _roles_changed(sender, instance, action, pk_set, **kwargs):
+    if action not in ("post_add", "post_remove", "post_clear") or not isinstance(instance, User):
+        return
+    groups = list(Group.objects.filter(pk__in=pk_set or ()).values_list("name", flat=True))
+    record(
+        "user.roles_changed",
+        target=instance,
+        target_type="user",
+        details={
+            "change": action.removeprefix("post_"),
+            "groups": groups,
+            "now": list(instance.groups.values_list("name", flat=True)),
+        },
+    )

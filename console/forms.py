@@ -27,6 +27,7 @@ class LockoutAuthenticationForm(AuthenticationForm):
             record(
                 "login_locked",
                 request=self.request,
+                username=username,
                 details={"username": username},
                 outcome="denied",
             )

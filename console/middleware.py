@@ -1,6 +1,7 @@
 """Request id, the role gate, and audited refusals."""
 
 import uuid
+from contextvars import ContextVar
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied
@@ -12,6 +13,10 @@ from console.access import can_view
 OPEN_PREFIXES = ("/accounts/login/", "/accounts/logout/", "/static/")
 
 
+# The request being served, for code that is not handed it (signal receivers writing audit events).
+current_request: ContextVar = ContextVar("current_request", default=None)
+
+
 class RequestIdMiddleware:
     """Every request gets an id, echoed in X-Request-ID and written into its audit events."""
 
@@ -20,7 +25,11 @@ class RequestIdMiddleware:
 
     def __call__(self, request):
         request.request_id = uuid.uuid4().hex
-        response = self.get_response(request)
+        token = current_request.set(request)
+        try:
+            response = self.get_response(request)
+        finally:
+            current_request.reset(token)
         response["X-Request-ID"] = request.request_id
         return response
 

@@ -96,11 +96,28 @@ def test_sign_in_sign_out_and_failed_sign_in_are_audited(client, operator_user):
     client.post(reverse("login"), {"username": "operator", "password": "operator-pass-123"})
     client.post(reverse("logout"))
 
-    rows = list(AuditEvent.objects.order_by("id").values_list("action", "username", "outcome", "role"))
+    signs = AuditEvent.objects.filter(action__in=["login", "logout", "login_failed"]).order_by("id")
+    rows = list(signs.values_list("action", "username", "outcome", "role"))
     assert rows == [
         ("login_failed", "operator", "failure", ""),
         ("login", "operator", "success", "operator"),
         ("logout", "operator", "success", "operator"),
     ]
-    assert all(e.source_ip == "127.0.0.1" and e.request_id for e in AuditEvent.objects.all())
+    assert all(e.source_ip == "127.0.0.1" and e.request_id for e in signs)
     assert "wrong" not in str(list(AuditEvent.objects.values()))
+
+
+def test_user_and_role_changes_are_audited_with_the_acting_admin(admin_client, django_user_model):
+    from django.contrib.auth.models import Group
+
+    url = reverse("admin:auth_user_add")
+    admin_client.post(
+        url, {"username": "newop", "password1": "Xy7!long-enough-pass", "password2": "Xy7!long-enough-pass"}
+    )
+    user = django_user_model.objects.get(username="newop")
+    user.groups.add(Group.objects.get(name="Operator"))
+
+    created = AuditEvent.objects.get(action="user.created", target_name="newop")
+    assert created.username == "admin" and created.request_id  # the admin who did it, from the request
+    roles = AuditEvent.objects.get(action="user.roles_changed", target_name="newop")
+    assert roles.details["groups"] == ["Operator"] and roles.details["change"] == "add"
