@@ -189,3 +189,6 @@ class StorageLocation(models.Model):
 
     def __str__(self):
         return self.path
+
+
+from fabric.credentials import HostCredential  # noqa: E402, F401 - WinRM credentials live in their own module

@@ -15,6 +15,14 @@ def need(available: bool, what: str) -> None:
 
 
 @pytest.fixture(autouse=True)
+def simulator_driver(settings, monkeypatch):
+    """Unit tests drive the in-process simulator (HYPERV_DRIVER defaults to psrp, through the emulator);
+    the variable reaches the processes tests start too. tests/fabric/test_psrp_*.py use the real path."""
+    settings.HYPERV_DRIVER = "sim"
+    monkeypatch.setenv("HYPERV_DRIVER", "sim")
+
+
+@pytest.fixture(autouse=True)
 def announce_in_foreground(settings):
     """Tests see a job's announcement as soon as its transaction commits."""
     settings.ANNOUNCE_IN_BACKGROUND = False

@@ -161,7 +161,7 @@ def test_it_serves_the_console_and_stops_cleanly(tmp_path):
             assert b"htmx" in response.read()
 
         pids = served.child_pids()
-        assert set(pids) == {"web", "worker-1"}
+        assert set(pids) == {"emulator", "web", "worker-1"}  # the Hyper-V host emulator of the embedded default
         worker_cmdline = Path(f"/proc/{pids['worker-1']}/cmdline").read_bytes().split(b"\0")
         assert b"job_worker" in worker_cmdline
         assert b"--no-reload" in worker_cmdline

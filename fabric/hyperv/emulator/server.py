@@ -307,7 +307,7 @@ class Emulator:
     def start(self) -> None:
         with self.store.session() as fabric:
             wanted = [h for h in fabric.hosts.values() if self.hosts is None or h.fqdn in self.hosts]
-            addresses = {h.fqdn: (h.address, 0 if self.free_ports else h.port) for h in wanted}
+            addresses = {h.fqdn: (h.address, 0 if self.free_ports else self._port(h.port)) for h in wanted}
         try:
             for fqdn, address in addresses.items():
                 self.endpoints[fqdn] = self._bind(fqdn, address)
@@ -318,6 +318,14 @@ class Emulator:
         for endpoint in self.endpoints.values():
             endpoint.start()
         log.info("Hyper-V emulator serving %d hosts", len(self.endpoints))
+
+    def _port(self, port: int) -> int:
+        """WinRM's ports: 5985 for HTTP, 5986 for HTTPS; any other port stays as the fabric has it."""
+        if self.tls is not None and port == 5985:
+            return 5986
+        if self.tls is None and port == 5986:
+            return 5985
+        return port
 
     def _bind(self, fqdn: str, address: tuple[str, int]) -> Endpoint:
         try:

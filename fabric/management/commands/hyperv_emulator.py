@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import threading
 from pathlib import Path
@@ -26,9 +27,9 @@ class Command(BaseCommand):
 
     The fabric is the same SQLite file every process of the console uses (settings.SIM_FABRIC_PATH
     by default); when it holds no world yet, the demo fabric is built into it. Each host listens on
-    its own address (127.0.0.11, .12, ... port 5985, or 5986 with --https); where such an address
-    cannot be bound the host gets a free port on 127.0.0.1 and the fabric records it. Stops on
-    SIGTERM or Ctrl-C.
+    its own address (127.0.0.11, .12, ... port 5985, or 5986 with --https or HYPERV_EMULATOR_HTTPS);
+    where such an address cannot be bound the host gets a free port on 127.0.0.1 and the fabric
+    records it. Stops on SIGTERM or Ctrl-C.
     """
 
     help = "Run the Hyper-V host emulator (WinRM + PowerShell Remoting) over the simulated fabric."
@@ -46,6 +47,7 @@ class Command(BaseCommand):
             "--progress-interval", type=_positive, default=1.0, help="seconds between progress records (default 1)"
         )
         parser.add_argument("--free-ports", action="store_true", help="serve every host on 127.0.0.1, free ports")
+        parser.add_argument("--ready-file", type=Path, help="write this file (the endpoints, JSON) once serving")
 
     def handle(self, *args, **options):
         path = options["fabric"] or settings.SIM_FABRIC_PATH
@@ -62,7 +64,7 @@ class Command(BaseCommand):
             store,
             username=user,
             password=password,
-            https=options["https"],
+            https=options["https"] or getattr(settings, "HYPERV_EMULATOR_HTTPS", False),
             cert_dir=options["cert_dir"] or settings.DATA_DIR / "emulator-tls",
             progress_interval=options["progress_interval"],
             free_ports=options["free_ports"],
@@ -70,14 +72,23 @@ class Command(BaseCommand):
         stop = threading.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: stop.set())
+        ready = options["ready_file"]
         emulator.start()
         try:
-            for fqdn, endpoint in sorted(emulator.endpoints.items()):
-                self.stdout.write(f"{fqdn}: {endpoint.url}")
-            self.stdout.write(f"Hyper-V emulator serving {len(emulator.endpoints)} hosts (Ctrl-C to stop)")
+            urls = {fqdn: endpoint.url for fqdn, endpoint in sorted(emulator.endpoints.items())}
+            for fqdn, url in urls.items():
+                self.stdout.write(f"{fqdn}: {url}")
+            self.stdout.write(f"Hyper-V emulator serving {len(urls)} hosts (Ctrl-C to stop)")
             self.stdout.flush()
+            if ready is not None:
+                # Written whole, then renamed: a reader never sees half a file.
+                partial = ready.with_suffix(".tmp")
+                partial.write_text(json.dumps(urls))
+                partial.replace(ready)
             stop.wait()
         finally:
+            if ready is not None:
+                ready.unlink(missing_ok=True)
             emulator.stop()
             store.close()
         self.stdout.write("Hyper-V emulator stopped.")

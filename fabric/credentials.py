@@ -1,0 +1,142 @@
+"""WinRM credentials of the hosts, encrypted at rest (Fernet), and how the driver finds the one to use.
+
+A HostCredential belongs to one host, or to none: that one is the default for hosts without their
+own. The password is stored only as a Fernet token; the key comes from CREDENTIAL_KEY (several keys
+separated by commas: the first encrypts, all decrypt, for rotation) or, in the embedded default,
+from a key file generated once into DATA_DIR. Nothing here renders, logs or returns the password
+except resolve(), which hands it to the driver.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import threading
+import time
+from pathlib import Path
+
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+from django.db import DatabaseError, models
+from django.db.models import Q
+
+from fabric.hyperv.api import Connection
+from fabric.models import Host
+
+
+class WinRMAuth(models.TextChoices):
+    NEGOTIATE = "negotiate", "Negotiate (Kerberos, then NTLM)"
+    KERBEROS = "kerberos", "Kerberos"
+    CREDSSP = "credssp", "CredSSP"
+    NTLM = "ntlm", "NTLM"
+    BASIC = "basic", "Basic (HTTPS only, unless allowed)"
+
+
+class HostCredential(models.Model):
+    """How to log on to a host's WinRM service; host=None is the default credential."""
+
+    host = models.OneToOneField(Host, null=True, blank=True, on_delete=models.CASCADE, related_name="credential")
+    auth = models.CharField(max_length=16, choices=WinRMAuth.choices, default=WinRMAuth.NEGOTIATE)
+    username = models.CharField(max_length=255, help_text="DOMAIN\\user or user@domain")
+    secret = models.BinaryField(editable=False, help_text="The password, Fernet-encrypted")
+    # NULL hosts never collide in a unique index: this flag makes "one default" a constraint.
+    is_default = models.BooleanField(default=False, editable=False)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["is_default"], condition=Q(is_default=True), name="one_default_credential"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.username} ({self.auth}) for {self.host or 'every host without its own'}"
+
+    def __repr__(self) -> str:
+        return f"<HostCredential {self.pk} {self.username!r} host={self.host_id}>"  # never the secret
+
+    def save(self, *args, **kwargs):
+        self.is_default = self.host_id is None
+        super().save(*args, **kwargs)
+        forget_cached()
+
+    def set_password(self, password: str) -> None:
+        self.secret = fernet().encrypt(password.encode("utf-8"))
+
+
+def _keys() -> list[bytes]:
+    configured = getattr(settings, "CREDENTIAL_KEY", "") or os.environ.get("CREDENTIAL_KEY", "")
+    if configured:
+        return [k.strip().encode() for k in configured.split(",") if k.strip()]
+    path = Path(settings.DATA_DIR) / "credential_key"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # Created with 0600 from the start: the key never sits readable by others, not even briefly.
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(Fernet.generate_key() + b"\n")
+    return [path.read_bytes().strip()]
+
+
+def fernet() -> MultiFernet:
+    try:
+        return MultiFernet([Fernet(key) for key in _keys()])
+    except ValueError:
+        raise ImproperlyConfigured(
+            "CREDENTIAL_KEY must be Fernet keys (32 url-safe base64-encoded bytes), separated by commas"
+        ) from None
+
+
+def decrypt(credential: HostCredential) -> str:
+    try:
+        return fernet().decrypt(bytes(credential.secret)).decode("utf-8")
+    except InvalidToken:
+        raise ImproperlyConfigured(
+            f"The stored password of {credential.username} cannot be decrypted with CREDENTIAL_KEY"
+        ) from None
+
+
+# --- what the driver asks ---------------------------------------------------------------------------
+
+_CACHE_SECONDS = 30.0
+_cache: dict[str, tuple[float, HostCredential | None]] = {}
+_cache_lock = threading.Lock()
+
+
+def forget_cached() -> None:
+    with _cache_lock:
+        _cache.clear()
+
+
+def credential_for(fqdn: str) -> HostCredential | None:
+    """The host's own credential, else the default one (looked up at most every 30 s per host)."""
+    now = time.monotonic()
+    with _cache_lock:
+        hit = _cache.get(fqdn)
+        if hit is not None and now - hit[0] < _CACHE_SECONDS:
+            return hit[1]
+    try:
+        found = (
+            HostCredential.objects.filter(host__fqdn=fqdn).first()
+            or HostCredential.objects.filter(is_default=True).first()
+        )
+    except DatabaseError:
+        found = None  # no table yet (before migrate): fall back to the emulator's
+    with _cache_lock:
+        _cache[fqdn] = (now, found)
+    return found
+
+
+def resolve(conn: Connection) -> Connection:
+    """conn with auth, user and password filled in: stored credential, or the embedded emulator's."""
+    if conn.username:
+        return conn
+    credential = credential_for(conn.fqdn)
+    if credential is not None:
+        password = decrypt(credential)
+        return dataclasses.replace(conn, auth=credential.auth, username=credential.username, password=password)
+    if getattr(settings, "HYPERV_EMULATOR", False):
+        return dataclasses.replace(
+            conn, auth="basic", username=settings.HYPERV_EMULATOR_USER, password=settings.HYPERV_EMULATOR_PASSWORD
+        )
+    return conn

@@ -1,0 +1,393 @@
+"""The Driver of api.py over WinRM / PowerShell Remoting (pypsrp): production hosts and the host emulator.
+
+Every command is a cmdlet with typed parameters (psrp_session.build); values never become script
+text. Each host has one runspace pool, opened on first use and reused by every call (thread-safe:
+calls to one host take turns, hosts run in parallel).
+
+A move runs on the source host as a migration job (Msvm_MigrationJob) started by Move-VM,
+Move-VMStorage or Move-ClusterVirtualMachineRole. start_migration begins that pipeline, waits until
+the host reports progress (or refuses), then names the move by the host's job id. While this
+driver holds the pipeline, migration_status reads its progress records (PercentComplete) as they
+arrive; in every case it reads the job itself, so a worker that restarts finds the move again
+(find_migration) and follows it to its end.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+
+from pypsrp.complex_objects import PSInvocationState
+from pypsrp.powershell import PowerShell
+
+from fabric.hyperv import psrp_parse as parse
+from fabric.hyperv.api import (
+    Connection,
+    HostInfo,
+    HostInventory,
+    HostSettings,
+    HyperVError,
+    Incompatibility,
+    MigrationStatus,
+    MoveRequest,
+    VmInfo,
+)
+from fabric.hyperv.powershell import wildcard
+from fabric.hyperv.psrp_session import SWITCH, HostSession, PsrpOptions, Statement, close_quietly, error_id, to_error
+
+log = logging.getLogger(__name__)
+
+VIRT = "root\\virtualization\\v2"
+JOBS = ("Get-CimInstance", {"Namespace": VIRT, "ClassName": "Msvm_MigrationJob"})
+HOST_STATEMENTS: list[Statement] = [
+    [("Get-VMHost", {})],
+    [("Get-VMHostSupportedVersion", {})],
+    [("Get-VMMigrationNetwork", {})],
+    [("Get-VMSwitch", {})],
+    [("Get-CimInstance", {"ClassName": "Win32_OperatingSystem"})],
+    [("Get-CimInstance", {"ClassName": "Win32_Processor"})],
+]
+VM_STATEMENTS: list[Statement] = [
+    [("Get-VM", {})],
+    [("Get-VMHardDiskDrive", {"VMName": "*"})],
+    [("Get-VMHardDiskDrive", {"VMName": "*"}), ("Get-VHD", {})],
+    [("Get-VMNetworkAdapter", {"VMName": "*"})],
+    [("Get-VMProcessor", {"VMName": "*"})],
+]
+CLUSTER_STATEMENTS: list[Statement] = [[("Get-Cluster", {})], [("Get-ClusterNode", {})]]
+# Errors a standalone host writes for the cluster cmdlets, and for a VHD that cannot be read: not failures.
+TOLERATED = {"ClusterServiceNotRunning", "ObjectNotFound"}
+PERFORMANCE = {"tcpip": "TCPIP", "compression": "Compression", "smb": "SMB"}
+AUTH = {"kerberos": "Kerberos", "credssp": "CredSSP"}
+PROGRESS_EVERY = 0.5  # seconds between reads of a move's pipeline
+
+
+@dataclass
+class _Move:
+    """A move pipeline this driver started and still holds."""
+
+    session: HostSession
+    ps: PowerShell
+    percent: int = 0
+    error: HyperVError | None = None
+    polled_at: float = 0.0
+
+
+class PsrpDriver:
+    """The Driver over pypsrp. credentials(conn) fills in user, password and auth for a Connection
+    that carries none (see fabric.credentials); options set timeouts, TLS validation and Basic over HTTP."""
+
+    def __init__(
+        self, options: PsrpOptions | None = None, credentials: Callable[[Connection], Connection] | None = None
+    ):
+        self.options = options or PsrpOptions()
+        self.credentials = credentials
+        self._sessions: dict[tuple, HostSession] = {}
+        self._moves: dict[str, _Move] = {}
+        self._lock = threading.Lock()
+
+    # --- sessions --------------------------------------------------------------------------------
+
+    def session(self, conn: Connection) -> HostSession:
+        if self.credentials is not None and not conn.username:
+            conn = self.credentials(conn)
+        key = (conn.fqdn, conn.address, conn.port, conn.transport, conn.auth, conn.username, hash(conn.password))
+        with self._lock:
+            session = self._sessions.get(key)
+            if session is None:
+                session = self._sessions[key] = HostSession(conn, self.options)
+            return session
+
+    def close(self) -> None:
+        """Close every pool (Delete on each host's shell)."""
+        with self._lock:
+            sessions, self._sessions = list(self._sessions.values()), {}
+            self._moves.clear()
+        for session in sessions:
+            session.close()
+
+    def _run(self, conn: Connection, *statements: Statement, tolerate: set[str] = frozenset()):
+        result = self.session(conn).run(*statements)
+        for record in result.errors:
+            if error_id(record) not in tolerate:
+                raise to_error(record, conn.fqdn)
+        return result.output
+
+    # --- inventory -------------------------------------------------------------------------------
+
+    def inventory(self, conn: Connection) -> HostInventory:
+        output = self._run(
+            conn, *HOST_STATEMENTS, *VM_STATEMENTS, *CLUSTER_STATEMENTS, [("Get-SmbConnection", {})], tolerate=TOLERATED
+        )
+        groups = parse.by_kind(output)
+        servers = sorted({str(c.get("ServerName")) for c in groups.get("MSFT_SmbConnection", [])})
+        fqdns: dict[str, str] = {}
+        if servers:
+            # Shares are registered by whatever name the host used; DNS tells the file server's FQDN.
+            answers = self._run(
+                conn,
+                *([("Resolve-DnsName", {"Name": s, "Type": "A"})] for s in servers),
+                tolerate={"DNS_ERROR_RCODE_NAME_ERROR"},
+            )
+            for answer in answers:
+                p = parse.props(answer)
+                fqdns[str(p.get("QueryName")).lower()] = str(p.get("Name"))
+        return parse.inventory(conn.fqdn, groups, fqdns)
+
+    def get_vm(self, conn: Connection, vm_id: str) -> VmInfo | None:
+        by_id = ("Get-VM", {"Id": vm_id})
+        result = self.session(conn).run(
+            [by_id],
+            [by_id, ("Get-VMHardDiskDrive", {})],
+            [by_id, ("Get-VMHardDiskDrive", {}), ("Get-VHD", {})],
+            [by_id, ("Get-VMNetworkAdapter", {})],
+            [by_id, ("Get-VMProcessor", {})],
+        )
+        for record in result.errors:
+            if error_id(record) not in ("InvalidParameter", "ObjectNotFound"):
+                raise to_error(record, conn.fqdn)
+        found = parse.vms(parse.by_kind(result.output))
+        return found[0] if found else None
+
+    # --- moves -----------------------------------------------------------------------------------
+
+    def compare(self, conn: Connection, request: MoveRequest) -> tuple[Incompatibility, ...]:
+        if request.kind in ("quick", "storage"):
+            # A quick migration is a cluster operation (save, move ownership, restore) and a storage
+            # move stays on its host: Compare-VM checks a VM against another Hyper-V host.
+            return ()
+        target, params = self._vm_target(conn, request.vm_id, "Name")
+        command = ("Compare-VM", {**params, "DestinationHost": request.destination, **_storage_params(request)})
+        output = self._run(conn, [*target, command])
+        reports = [o for o in output if parse.kind(o) == "VMCompatibilityReport"]
+        return parse.incompatibilities(reports[0]) if reports else ()
+
+    def start_migration(self, conn: Connection, request: MoveRequest) -> str:
+        session = self.session(conn)
+        statement = self._move_statement(conn, request)
+        with session.lock:
+            ps = session.start(statement)
+            try:
+                session.wait_started(ps)
+                move = _Move(session, ps)
+                self._read_progress(move)
+                if ps.state != PSInvocationState.RUNNING:
+                    close_quietly(ps)
+                    if move.error is not None:
+                        raise move.error
+            except BaseException:
+                if ps.state == PSInvocationState.RUNNING:
+                    close_quietly(ps)
+                raise
+        job = self._find_job(conn, request.vm_id, running_first=True)
+        if job is None:
+            raise HyperVError(
+                "NotFound", f"{conn.fqdn} accepted the move of {request.vm_id} but shows no migration job for it"
+            )
+        migration_id = str(job.get("InstanceID"))
+        if ps.state == PSInvocationState.RUNNING:
+            with self._lock:
+                self._moves[migration_id] = move
+        return migration_id
+
+    def migration_status(self, conn: Connection, migration_id: str) -> MigrationStatus:
+        move = self._moves.get(migration_id)
+        if move is not None:
+            self._follow(move, migration_id)
+        jobs = self._run(
+            conn, [JOBS, ("Where-Object", {"Property": "InstanceID", "EQ": SWITCH, "Value": migration_id})]
+        )
+        if not jobs:
+            raise HyperVError("NotFound", f"No migration job with id '{migration_id}' on {conn.fqdn}")
+        return parse.job_status(parse.props(jobs[-1]), move.percent if move else None, move.error if move else None)
+
+    def find_migration(self, conn: Connection, vm_id: str) -> MigrationStatus | None:
+        job = self._find_job(conn, vm_id, running_first=False)
+        return None if job is None else parse.job_status(job)
+
+    def cancel_migration(self, conn: Connection, migration_id: str) -> None:
+        jobs = self._run(
+            conn, [JOBS, ("Where-Object", {"Property": "InstanceID", "EQ": SWITCH, "Value": migration_id})]
+        )
+        if not jobs:
+            raise HyperVError("NotFound", f"No migration job with id '{migration_id}' on {conn.fqdn}")
+        job = parse.props(jobs[-1])
+        vm_id = str(job.get("VirtualSystemName"))
+        if self._is_cluster_move(conn, vm_id, str(job.get("DestinationHost") or "")):
+            self._run(conn, [("Move-ClusterVirtualMachineRole", {"VMId": vm_id, "Cancel": SWITCH})])
+            return
+        results = self._run(
+            conn,
+            [
+                JOBS,
+                ("Where-Object", {"Property": "InstanceID", "EQ": SWITCH, "Value": migration_id}),
+                ("Invoke-CimMethod", {"MethodName": "RequestStateChange", "Arguments": {"RequestedState": 4}}),
+            ],
+        )
+        value = int(parse.props(results[0]).get("ReturnValue") or 0) if results else 0
+        if value == 32775:
+            raise HyperVError("InvalidState", "The migration job has already ended", "Refresh its status")
+        if value not in (0, 4096):
+            raise HyperVError(str(value), f"{conn.fqdn} refused to terminate migration job {migration_id}")
+
+    # --- cluster roles and host settings ---------------------------------------------------------
+
+    def remove_cluster_role(self, conn: Connection, vm_id: str) -> None:
+        self._run(conn, [("Remove-ClusterGroup", {"VMId": vm_id, "RemoveResources": SWITCH, "Force": SWITCH})])
+
+    def add_cluster_role(self, conn: Connection, vm_id: str) -> None:
+        self._run(conn, [("Add-ClusterVirtualMachineRole", {"VMId": vm_id})])
+
+    def set_host_settings(self, conn: Connection, settings: HostSettings) -> HostInfo:
+        values = {f.name: getattr(settings, f.name) for f in fields(settings)}
+        params = {
+            "MaximumVirtualMachineMigrations": values["max_live_migrations"],
+            "MaximumStorageMigrations": values["max_storage_migrations"],
+            "VirtualMachineMigrationPerformanceOption": _choice(PERFORMANCE, values["performance_option"]),
+            "VirtualMachineMigrationAuthenticationType": _choice(AUTH, values["auth_type"]),
+        }
+        changes: list[Statement] = []
+        if any(v is not None for v in params.values()):
+            changes.append([("Set-VMHost", {k: v for k, v in params.items() if v is not None})])
+        if values["migration_enabled"] is not None:
+            changes.append([("Enable-VMMigration" if values["migration_enabled"] else "Disable-VMMigration", {})])
+        if changes:
+            self._run(conn, *changes)  # a refusal stops here, before the read-back
+        output = self._run(conn, *HOST_STATEMENTS)
+        return parse.host_info(conn.fqdn, parse.by_kind(output))
+
+    # --- helpers ---------------------------------------------------------------------------------
+
+    def _vm_target(self, conn: Connection, vm_id: str, name_param: str) -> tuple[list, dict]:
+        """How a cmdlet taking a VM name gets this VM: by its literal name when that name (a wildcard
+        pattern to Hyper-V) selects exactly this VM, else piped from Get-VM -Id."""
+        listing = [parse.props(v) for v in self._run(conn, [("Get-VM", {})])]
+        vm = next((v for v in listing if str(v.get("Id")).lower() == vm_id.lower()), None)
+        if vm is None:
+            raise HyperVError(
+                "NotFound", f"Hyper-V was unable to find a virtual machine with id '{vm_id}' on {conn.fqdn}"
+            )
+        name = str(vm.get("Name"))
+        pattern = wildcard(name)
+        if [v for v in listing if pattern.match(str(v.get("Name")))] == [vm]:
+            return [], {name_param: name}
+        return [("Get-VM", {"Id": vm_id})], {}
+
+    def _move_statement(self, conn: Connection, request: MoveRequest) -> Statement:
+        if request.kind == "storage":
+            target, params = self._vm_target(conn, request.vm_id, "VMName")
+            return [*target, ("Move-VMStorage", {**params, **_storage_params(request)})]
+        if request.kind == "quick" or (
+            request.kind == "live" and self._is_cluster_move(conn, request.vm_id, request.destination)
+        ):
+            node = request.destination.split(".")[0]
+            migration_type = "Quick" if request.kind == "quick" else "Live"
+            return [
+                (
+                    "Move-ClusterVirtualMachineRole",
+                    {"VMId": request.vm_id, "Node": node, "MigrationType": migration_type},
+                )
+            ]
+        if request.performance_option:
+            self._check_performance(conn, request.performance_option)
+        target, params = self._vm_target(conn, request.vm_id, "Name")
+        move = {**params, "DestinationHost": request.destination, **_storage_params(request), "Passthru": SWITCH}
+        return [*target, ("Move-VM", move)]
+
+    def _check_performance(self, conn: Connection, option: str) -> None:
+        """Move-VM has no per-move performance option: the host's setting applies. A different one is refused
+        rather than silently ignored (a per-move option needs Msvm_VirtualSystemMigrationSettingData)."""
+        vmhost = parse.props(self._run(conn, [("Get-VMHost", {})])[0])
+        current = parse.text(vmhost.get("VirtualMachineMigrationPerformanceOption")).lower()
+        if option.lower() != current:
+            raise HyperVError(
+                "NotSupported",
+                f"{conn.fqdn} migrates with {current}; a per-migration {option} is not supported by this driver",
+                "Leave the option at the host's default, or change the host's setting "
+                "(host_settings --set performance=...)",
+            )
+
+    def _is_cluster_move(self, conn: Connection, vm_id: str, destination: str) -> bool:
+        output = self._run(
+            conn,
+            [("Get-VM", {"Id": vm_id})],
+            [("Get-ClusterNode", {})],
+            tolerate={"ClusterServiceNotRunning", "InvalidParameter"},
+        )
+        groups = parse.by_kind(output)
+        vm = (groups.get("VirtualMachine") or [{}])[0]
+        if not vm.get("IsClustered"):
+            return False
+        short = destination.split(".")[0].lower()
+        return any(
+            str(n.get("Name")).lower() == short
+            or str(n.get("EmulatorFullyQualifiedName", "")).lower() == destination.lower()
+            for n in groups.get("ClusterNode", [])
+        )
+
+    def _find_job(self, conn: Connection, vm_id: str, running_first: bool) -> dict | None:
+        jobs = [
+            parse.props(j)
+            for j in self._run(
+                conn, [JOBS, ("Where-Object", {"Property": "VirtualSystemName", "EQ": SWITCH, "Value": vm_id})]
+            )
+        ]
+        if running_first:
+            running = [j for j in jobs if parse.JOB_STATES.get(int(j.get("JobState") or 0)) == "running"]
+            jobs = running or jobs
+        # The newest last: by the emulator's start time when given, else in the host's order.
+        jobs.sort(key=lambda j: float(j.get("EmulatorStartedAt") or 0))
+        return jobs[-1] if jobs else None
+
+    def _follow(self, move: _Move, migration_id: str) -> None:
+        """Read what the move's pipeline wrote since last time (progress, errors); release it once it ended."""
+        if time.monotonic() - move.polled_at < PROGRESS_EVERY:
+            return
+        with move.session.lock:
+            if move.ps.state == PSInvocationState.RUNNING:
+                try:
+                    move.session.poll(move.ps, 1)
+                except HyperVError as exc:
+                    log.info("lost the move pipeline of %s: %s", migration_id, exc.message)
+                    with self._lock:
+                        self._moves.pop(migration_id, None)
+                    return
+            move.polled_at = time.monotonic()
+            self._read_progress(move)
+            if move.ps.state != PSInvocationState.RUNNING:
+                close_quietly(move.ps)
+                with self._lock:
+                    self._moves.pop(migration_id, None)
+
+    @staticmethod
+    def _read_progress(move: _Move) -> None:
+        for record in move.ps.streams.progress:
+            if record.percent_complete is not None and record.percent_complete >= 0:
+                move.percent = max(move.percent, int(record.percent_complete))
+        move.ps.streams.progress.clear()
+        if move.ps.streams.error and move.error is None:
+            move.error = to_error(move.ps.streams.error[0], move.session.conn.fqdn)
+
+
+def _storage_params(request: MoveRequest) -> dict:
+    if request.kind not in ("live_vsm", "network", "storage"):
+        return {}
+    if request.vhds:
+        params: dict = {"Vhds": [{"SourceFilePath": s, "DestinationFilePath": d} for s, d in request.vhds]}
+        if request.storage_path:
+            params["VirtualMachinePath"] = request.storage_path
+        return params
+    if request.kind == "storage":
+        return {"DestinationStoragePath": request.storage_path}
+    return {"IncludeStorage": SWITCH, "DestinationStoragePath": request.storage_path or None}
+
+
+def _choice(names: dict[str, str], value: str | None) -> str | None:
+    if value is None:
+        return None
+    if value.lower() not in names:
+        raise HyperVError("InvalidParameter", f"Unknown value {value!r}; expected one of {', '.join(names)}")
+    return names[value.lower()]

@@ -1,0 +1,227 @@
+"""What Hyper-V hosts return over PowerShell Remoting, read into the driver API's dataclasses.
+
+Objects arrive as pypsrp GenericComplexObjects; they are told apart by their .NET type name (the
+last segment: VirtualMachine, VMHost, Win32_OperatingSystem, Msvm_MigrationJob ...). Properties an
+emulated host adds (Emulator*) are used when present and defaulted otherwise.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from typing import Any
+
+from fabric.hyperv.api import (
+    ClusterInfo,
+    DiskInfo,
+    HostInfo,
+    HostInventory,
+    HyperVError,
+    Incompatibility,
+    MigrationStatus,
+    ShareInfo,
+    VmInfo,
+)
+from fabric.hyperv.remedies import remedy_for
+
+JOB_STATES = {
+    2: "running",
+    3: "running",
+    4: "running",
+    5: "running",
+    6: "running",
+    7: "completed",
+    8: "cancelled",
+    9: "cancelled",
+    10: "failed",
+    11: "running",
+    32768: "completed",
+}
+_TRAILING_CODE = re.compile(r"\s*\((0x[0-9A-Fa-f]{8}|\d{3,6})\)\s*$")
+
+
+def props(obj: Any) -> dict[str, Any]:
+    if isinstance(obj, dict):
+        return obj
+    return {**(getattr(obj, "extended_properties", None) or {}), **(getattr(obj, "adapted_properties", None) or {})}
+
+
+def kind(obj: Any) -> str:
+    """The object's most derived .NET type, last segment (VirtualMachine, Win32_Processor ...)."""
+    names = getattr(obj, "types", None) or []
+    if not names:
+        return ""
+    return re.split(r"[.#/]", names[0])[-1]
+
+
+def text(value: Any) -> str:
+    """An enum (serialized with its ToString) or a plain value as text."""
+    if value is None:
+        return ""
+    to_string = getattr(value, "to_string", None)
+    return str(to_string) if to_string is not None else str(value)
+
+
+def by_kind(objects: list[Any]) -> dict[str, list[dict[str, Any]]]:
+    groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for obj in objects:
+        groups[kind(obj)].append(props(obj))
+    return groups
+
+
+def host_info(fqdn: str, g: dict[str, list[dict[str, Any]]]) -> HostInfo:
+    vmhost = g["VMHost"][0]
+    os_ = (g.get("Win32_OperatingSystem") or [{}])[0]
+    cpu = (g.get("Win32_Processor") or [{}])[0]
+    caption = str(os_.get("Caption") or "")
+    networks = sorted(g.get("VMMigrationNetwork", []), key=lambda n: int(n.get("Priority") or 0))
+    versions = sorted((str(v.get("Version")) for v in g.get("VMHostSupportedVersion", [])), key=_version_key)
+    total = int(os_.get("TotalVisibleMemorySize") or 0) * 1024 or int(vmhost.get("MemoryCapacity") or 0)
+    return HostInfo(
+        fqdn=fqdn,
+        name=str(vmhost.get("Name") or fqdn.split(".")[0]),
+        os_version=caption.removeprefix("Microsoft ").strip(),
+        supported_config_versions=tuple(versions),
+        memory_total_bytes=total,
+        memory_available_bytes=int(os_.get("FreePhysicalMemory") or 0) * 1024,
+        processor_family=str(cpu.get("Name") or ""),
+        logical_processors=int(vmhost.get("LogicalProcessorCount") or cpu.get("NumberOfLogicalProcessors") or 0),
+        cpu_load_percent=int(cpu.get("LoadPercentage") or 0),
+        nic_gbps=float(vmhost.get("EmulatorMigrationNicGbps") or 10.0),
+        migration_enabled=bool(vmhost.get("VirtualMachineMigrationEnabled")),
+        max_live_migrations=int(vmhost.get("MaximumVirtualMachineMigrations") or 0),
+        max_storage_migrations=int(vmhost.get("MaximumStorageMigrations") or 0),
+        performance_option=text(vmhost.get("VirtualMachineMigrationPerformanceOption")).lower(),
+        auth_type=text(vmhost.get("VirtualMachineMigrationAuthenticationType")).lower(),
+        # A real host cannot tell its own AD delegation; the emulator reports the simulated setting.
+        delegation_configured=bool(vmhost.get("EmulatorDelegationConfigured", False)),
+        use_any_network=bool(vmhost.get("UseAnyNetworkForMigration")),
+        migration_networks=tuple(str(n.get("Subnet")) for n in networks),
+        virtual_switches=tuple(str(s.get("Name")) for s in g.get("VMSwitch", [])),
+        vm_path=str(vmhost.get("VirtualMachinePath") or ""),
+        vhd_path=str(vmhost.get("VirtualHardDiskPath") or ""),
+    )
+
+
+def _version_key(version: str) -> tuple[int, ...]:
+    return tuple(int(p) if p.isdigit() else 0 for p in version.split("."))
+
+
+def cluster_info(g: dict[str, list[dict[str, Any]]]) -> ClusterInfo | None:
+    if not g.get("Cluster"):
+        return None
+    c = g["Cluster"][0]
+    domain = str(c.get("Domain") or "")
+    name = str(c.get("Name"))
+
+    def node_fqdn(n: dict[str, Any]) -> str:
+        return str(n.get("EmulatorFullyQualifiedName") or (f"{n.get('Name')}.{domain}" if domain else n.get("Name")))
+
+    return ClusterInfo(
+        name=name,
+        fqdn=f"{name.lower()}.{domain}" if domain else name.lower(),
+        functional_level=int(c.get("ClusterFunctionalLevel") or 0),
+        max_parallel_migrations=int(c.get("MaximumParallelMigrations") or 1),
+        nodes=tuple(node_fqdn(n) for n in g.get("ClusterNode", [])),
+    )
+
+
+def shares(g: dict[str, list[dict[str, Any]]], fqdns: dict[str, str]) -> tuple[ShareInfo, ...]:
+    out, seen = [], set()
+    for c in g.get("MSFT_SmbConnection", []):
+        server, share = str(c.get("ServerName")), str(c.get("ShareName"))
+        unc = f"\\\\{server}\\{share}"
+        if unc.lower() not in seen:
+            seen.add(unc.lower())
+            out.append(ShareInfo(unc, server, fqdns.get(server.lower(), "")))
+    return tuple(out)
+
+
+def vms(g: dict[str, list[dict[str, Any]]]) -> tuple[VmInfo, ...]:
+    sizes = {str(v.get("Path")).lower(): int(v.get("FileSize") or 0) for v in g.get("VirtualHardDisk", [])}
+    disks, switches, compat = defaultdict(list), defaultdict(list), {}
+    for d in g.get("HardDiskDrive", []):
+        path = str(d.get("Path"))
+        disks[_id(d.get("VMId"))].append(
+            DiskInfo(path, sizes.get(path.lower(), 0), bool(d.get("SupportPersistentReservations")))
+        )
+    for a in g.get("VMNetworkAdapter", []):
+        if a.get("SwitchName"):
+            switches[_id(a.get("VMId"))].append(str(a.get("SwitchName")))
+    for p in g.get("VMProcessor", []):
+        compat[_id(p.get("VMId"))] = bool(p.get("CompatibilityForMigrationEnabled"))
+    return tuple(vm_info(v, disks, switches, compat) for v in g.get("VirtualMachine", []))
+
+
+def vm_info(v: dict[str, Any], disks, switches, compat) -> VmInfo:
+    vm_id = _id(v.get("Id") or v.get("VMId"))
+    assigned = int(v.get("MemoryAssigned") or 0)
+    return VmInfo(
+        id=vm_id,
+        name=str(v.get("Name")),
+        state=text(v.get("State")).lower() or "other",
+        # Hyper-V reports 0 for a VM that is off; the console plans moves with its startup memory.
+        memory_assigned_bytes=assigned or int(v.get("MemoryStartup") or 0),
+        config_version=str(v.get("Version") or ""),
+        config_path=str(v.get("Path") or v.get("ConfigurationLocation") or ""),
+        is_clustered=bool(v.get("IsClustered")),
+        compat_vector_stale=bool(v.get("EmulatorCompatibilityVectorStale", False)),
+        processor_compatibility=compat.get(vm_id, False),
+        switch_names=tuple(switches.get(vm_id, ())),
+        dirty_rate_mbps=float(v.get("EmulatorDirtyRateMBps") or 0.0),
+        migrating=text(v.get("SecondaryOperationalStatus")) == "MigratingVirtualMachine",
+        disks=tuple(disks.get(vm_id, ())),
+    )
+
+
+def _id(value: Any) -> str:
+    return str(value or "").lower()
+
+
+def inventory(fqdn: str, g: dict[str, list[dict[str, Any]]], fqdns: dict[str, str]) -> HostInventory:
+    return HostInventory(host=host_info(fqdn, g), cluster=cluster_info(g), shares=shares(g, fqdns), vms=vms(g))
+
+
+def incompatibilities(report: Any) -> tuple[Incompatibility, ...]:
+    out = []
+    for item in props(report).get("Incompatibilities") or []:
+        p = props(item)
+        out.append(
+            Incompatibility(int(p.get("MessageId") or 0), str(p.get("Message") or ""), str(p.get("Source") or ""))
+        )
+    return tuple(out)
+
+
+def job_status(job: dict[str, Any], pipeline_percent: int | None = None, pipeline_error: HyperVError | None = None):
+    """Msvm_MigrationJob as MigrationStatus; the percent the Move-VM pipeline reported wins when higher."""
+    state = JOB_STATES.get(int(job.get("JobState") or 0), "running")
+    percent = int(job.get("PercentComplete") or 0)
+    if pipeline_percent is not None and state == "running":
+        percent = max(percent, min(99, pipeline_percent))
+    error = None
+    if state == "failed":
+        error = job_error(job) or pipeline_error
+    blackout = job.get("EmulatorBlackoutMs")
+    return MigrationStatus(
+        migration_id=str(job.get("InstanceID")),
+        vm_id=_id(job.get("VirtualSystemName")),
+        state=state,
+        percent=100 if state == "completed" else percent,
+        bytes_sent=int(job.get("EmulatorBytesSent") or 0),
+        bytes_remaining=int(job.get("EmulatorBytesRemaining") or 0),
+        pass_number=int(job.get("EmulatorMemoryPass") or 0),
+        dirty_rate_mbps=float(job.get("EmulatorDirtyRateMBps") or 0.0),
+        transfer_rate_mbps=float(job.get("EmulatorTransferRateMBps") or 0.0),
+        blackout_ms=None if blackout is None else int(blackout),
+        error=error,
+    )
+
+
+def job_error(job: dict[str, Any]) -> HyperVError | None:
+    description = str(job.get("ErrorDescription") or "").strip()
+    if not description:
+        return None
+    match = _TRAILING_CODE.search(description)
+    code = match.group(1) if match else str(job.get("ErrorCode") or "21502")
+    message = description[: match.start()] if match else description
+    return HyperVError(code, message, str(job.get("EmulatorRecommendedAction") or "") or remedy_for(code))

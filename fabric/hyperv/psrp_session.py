@@ -1,0 +1,312 @@
+"""Sessions of the pypsrp driver: one runspace pool per host, commands as cmdlets with typed parameters.
+
+A command is a list of statements, each a pipeline of (cmdlet, parameters). Parameter values travel
+as typed CLIXML values (pypsrp serializes them), never as script text: a VM named `x'; Remove-VM *`
+reaches the host as that literal string. Errors come back two ways and both become HyperVError:
+non-terminating error records (streams.error, the pipeline still completes) and failed pipelines
+(pypsrp's had_errors). Transport failures become HostUnreachable (no answer) or HyperVError.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import re
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+from pypsrp.complex_objects import PSInvocationState
+from pypsrp.exceptions import AuthenticationError, WinRMError, WinRMTransportError, WSManFaultError
+from pypsrp.powershell import PowerShell, RunspacePool
+from pypsrp.wsman import NAMESPACES, WSMan, WSManAction
+
+from fabric.hyperv.api import Connection, HostUnreachable, HyperVError
+from fabric.hyperv.remedies import remedy_for
+
+log = logging.getLogger(__name__)
+# pypsrp logs every pool and pipeline at INFO: noise in the console's log, unless asked for explicitly.
+if logging.getLogger("pypsrp").level == logging.NOTSET:
+    logging.getLogger("pypsrp").setLevel(logging.WARNING)
+
+SWITCH = object()  # a switch parameter: sent by name only
+AUTHS = ("negotiate", "kerberos", "credssp", "ntlm", "basic")
+TIMED_OUT = 2150858793  # WS-Man: nothing to receive within OperationTimeout; poll again
+UNKNOWN_SHELL = 2150858843  # WS-Man: no shell with that id (closed, or the service restarted)
+_TRAILING_CODE = re.compile(r"\s*\((0x[0-9A-Fa-f]{8}|\d{3,6})\)\s*$")
+
+Statement = list[tuple[str, dict[str, Any]]]
+
+
+@dataclass(frozen=True)
+class PsrpOptions:
+    """How the driver talks WinRM. Timeouts are seconds; read_timeout must exceed operation_timeout."""
+
+    connect_timeout: float = 10.0
+    read_timeout: float = 30.0
+    operation_timeout: int = 20
+    cert_validation: bool | str = True  # True: system CAs; a path: that CA bundle; False: no validation
+    allow_basic_http: bool = False  # Basic over plain HTTP only when explicitly allowed
+    max_runspaces: int = 8
+    start_timeout: float = 60.0  # how long a move may take to show it started on the host
+
+
+class _WSMan(WSMan):
+    """pypsrp's WSMan, except that a Receive is not retried five times on a read timeout.
+
+    pypsrp retries Receive with growing back-off (up to a minute); a host that stopped answering
+    must surface as HostUnreachable within the driver's timeouts instead.
+    """
+
+    def receive(self, resource_uri, resource, option_set=None, selector_set=None, timeout=None):
+        res = self.invoke(WSManAction.RECEIVE, resource_uri, resource, option_set, selector_set, timeout)
+        return res.find("s:Body", namespaces=NAMESPACES)
+
+
+@dataclass
+class Result:
+    output: list[Any]
+    errors: list[Any]  # pypsrp ErrorRecord objects (non-terminating)
+
+
+class HostSession:
+    """The runspace pool of one host, opened on first use and reused; one lock serializes its requests.
+
+    NTLM/Kerberos contexts and message encryption in pypsrp are per session and not safe for
+    concurrent requests, so calls to one host take turns; different hosts run in parallel.
+    """
+
+    def __init__(self, conn: Connection, options: PsrpOptions):
+        self.conn = conn
+        self.options = options
+        self.lock = threading.RLock()
+        self.pool: RunspacePool | None = None
+        self.opened = 0  # pools opened so far (tests check reuse)
+
+    # --- connection ------------------------------------------------------------------------------
+
+    def _open(self) -> RunspacePool:
+        conn, options = self.conn, self.options
+        auth = conn.auth.lower()
+        if auth not in AUTHS:
+            raise HyperVError("InvalidParameter", f"Unknown WinRM authentication {conn.auth!r} for {conn.fqdn}")
+        https = conn.transport.lower() == "https"
+        if auth == "basic" and not https and not options.allow_basic_http:
+            raise HyperVError(
+                "InsecureTransport",
+                f"{conn.fqdn}: Basic authentication over plain HTTP would send the password in clear text",
+                "Use HTTPS (port 5986), or another authentication, or allow Basic over HTTP explicitly "
+                "(HYPERV_ALLOW_BASIC_HTTP) for a lab",
+            )
+        wsman = _WSMan(
+            conn.address or conn.fqdn,
+            port=conn.port,
+            username=conn.username or None,
+            password=conn.password or None,
+            ssl=https,
+            auth=auth,
+            cert_validation=options.cert_validation if https else False,
+            connection_timeout=options.connect_timeout,
+            read_timeout=options.read_timeout,
+            operation_timeout=options.operation_timeout,
+            # Over HTTPS, TLS protects the messages; over HTTP only NTLM/Kerberos/CredSSP can encrypt them.
+            encryption="never" if https or auth == "basic" else "auto",
+            no_proxy=True,
+            max_envelope_size=512000,
+            # The name Kerberos asks a ticket for is the host's FQDN, whatever address is dialled.
+            negotiate_hostname_override=conn.fqdn if auth in ("negotiate", "kerberos") else None,
+        )
+        pool = RunspacePool(wsman, max_runspaces=options.max_runspaces)
+        pool.open()
+        self.opened += 1
+        return pool
+
+    def discard(self) -> None:
+        """Forget a pool whose transport failed (closing it would wait on the same dead host)."""
+        pool, self.pool = self.pool, None
+        if pool is not None:
+            with contextlib.suppress(Exception):  # best effort on a broken session
+                pool.connection.close()
+
+    def close(self) -> None:
+        with self.lock:
+            pool, self.pool = self.pool, None
+            if pool is not None:
+                try:
+                    pool.close()
+                except Exception as exc:
+                    log.info("closing the session to %s: %s", self.conn.fqdn, exc)
+                pool.connection.close()
+
+    @contextmanager
+    def use(self) -> Iterator[None]:
+        """Hold the host's lock; transport failures become HostUnreachable / HyperVError (and drop the pool)."""
+        with self.lock:
+            try:
+                yield
+            except HyperVError:
+                raise
+            except Exception as exc:
+                error = transport_error(self.conn, self.options, exc)
+                if error is None:
+                    raise
+                self.discard()
+                raise error from exc
+
+    def _begin(self, statements: tuple[Statement, ...]) -> PowerShell:
+        """Create the pipeline; a pool whose shell the host no longer knows (the host's WinRM service
+        restarted) is reopened once: nothing ran, so sending the command again is safe."""
+        for attempt in (1, 2):
+            if self.pool is None:
+                self.pool = self._open()
+            try:
+                ps = build(self.pool, statements)
+                ps.begin_invoke()
+                return ps
+            except WSManFaultError as exc:
+                if exc.code != UNKNOWN_SHELL or attempt == 2:
+                    raise
+                log.info("%s no longer knows our shell; opening a new one", self.conn.fqdn)
+                self.discard()
+        raise AssertionError("unreachable")
+
+    # --- commands --------------------------------------------------------------------------------
+
+    def run(self, *statements: Statement) -> Result:
+        """Invoke the statements as one pipeline and wait for it; a failed pipeline raises HyperVError."""
+        with self.use():
+            ps = self._begin(statements)
+            while ps.state == PSInvocationState.RUNNING:
+                poll(ps, 1)
+            output, errors = list(ps.output), list(ps.streams.error)
+            failed = ps.had_errors or ps.state == PSInvocationState.FAILED
+            close_quietly(ps)
+        if failed:
+            raise to_error(errors[-1] if errors else None, self.conn.fqdn)
+        return Result(output, errors)
+
+    def start(self, *statements: Statement) -> PowerShell:
+        """Begin a long pipeline (a move) and return it; the caller polls it under this session's lock."""
+        with self.use():
+            return self._begin(statements)
+
+    def poll(self, ps: PowerShell, timeout: int = 1) -> None:
+        with self.use():
+            if ps.state == PSInvocationState.RUNNING:
+                poll(ps, timeout)
+
+    def wait_started(self, ps: PowerShell) -> None:
+        """Until the move shows progress or ends; a move that writes an error is refused: wait for its end."""
+        deadline = time.monotonic() + self.options.start_timeout
+        while ps.state == PSInvocationState.RUNNING and (ps.streams.error or not ps.streams.progress):
+            if time.monotonic() > deadline:
+                raise HyperVError(
+                    "Timeout",
+                    f"{self.conn.fqdn} did not report the start of the move within {self.options.start_timeout:g} s",
+                    "Look for the migration on the host (Msvm_MigrationJob) before trying again",
+                )
+            self.poll(ps, 1)
+
+
+def build(pool: RunspacePool, statements: tuple[Statement, ...]) -> PowerShell:
+    ps = PowerShell(pool)
+    for i, statement in enumerate(statements):
+        if i:
+            ps.add_statement()
+        for cmdlet, params in statement:
+            ps.add_cmdlet(cmdlet)
+            for name, value in params.items():
+                if value is SWITCH:
+                    ps.add_parameter(name)
+                elif value is not None:
+                    ps.add_parameter(name, value)
+    return ps
+
+
+def poll(ps: PowerShell, timeout: int) -> None:
+    try:
+        ps.poll_invoke(timeout=timeout)
+    except WSManFaultError as exc:
+        if exc.code != TIMED_OUT:
+            raise
+
+
+def close_quietly(ps: PowerShell) -> None:
+    """Release the pipeline on the host (a Terminate signal); a move started by it goes on."""
+    try:
+        if ps.state == PSInvocationState.RUNNING:
+            ps.stop()
+        ps.close()
+    except (WinRMError, requests.RequestException, ValueError) as exc:
+        log.debug("closing a pipeline: %s", exc)
+
+
+# --- errors ----------------------------------------------------------------------------------------
+
+
+def record_text(record: Any) -> str:
+    message = getattr(record, "details_message", None)
+    if not message:
+        exception = getattr(record, "exception", None)
+        props = getattr(exception, "adapted_properties", None) or {}
+        message = props.get("Message") or getattr(exception, "to_string", None)
+    return str(message or getattr(record, "message", "") or record)
+
+
+def error_id(record: Any) -> str:
+    return str(getattr(record, "fq_error", "") or "").split(",")[0]
+
+
+def to_error(record: Any, fqdn: str) -> HyperVError:
+    """An error record as HyperVError: the Hyper-V code (at the end of the message, as Hyper-V writes
+    it, or the record's error id), the message, and the remedy the host recommends or the known one."""
+    if record is None:
+        return HyperVError("PipelineFailed", f"The command failed on {fqdn} without an error record")
+    text = record_text(record).strip()
+    match = _TRAILING_CODE.search(text)
+    code = match.group(1) if match else (error_id(record) or "PowerShellError")
+    message = text[: match.start()] if match else text
+    remedy = str(getattr(record, "action", "") or "") or remedy_for(code)
+    return HyperVError(code, message, remedy)
+
+
+def transport_error(conn: Connection, options: PsrpOptions, exc: BaseException) -> HyperVError | None:
+    """A pypsrp / requests failure as the driver's error; None for anything that is not transport."""
+    if isinstance(exc, requests.exceptions.ConnectTimeout):
+        return HostUnreachable(conn.fqdn, f"no answer to connect within {options.connect_timeout:g} s")
+    if isinstance(exc, requests.exceptions.ReadTimeout):
+        return HostUnreachable(conn.fqdn, f"connected, but no answer within {options.read_timeout:g} s")
+    if isinstance(exc, requests.exceptions.SSLError):
+        return HyperVError(
+            "CertificateError",
+            f"The TLS certificate of {conn.fqdn} was not accepted: {_short(exc)}",
+            "Install the CA that signed the host's WinRM certificate (HYPERV_CA_BUNDLE), or fix the certificate's name",
+        )
+    if isinstance(exc, requests.exceptions.ConnectionError):
+        text = str(exc).lower()
+        reason = "connection refused" if "refused" in text else _short(exc)
+        return HostUnreachable(conn.fqdn, reason)
+    if isinstance(exc, AuthenticationError):
+        return HyperVError(
+            "AccessDenied",
+            f"{conn.fqdn} refused the WinRM credentials ({conn.auth})",
+            "Check the user and password stored for this host",
+        )
+    if isinstance(exc, WSManFaultError):
+        return HyperVError(f"WSMan {exc.code}", f"{conn.fqdn}: {exc.reason}", "Check the WinRM service on the host")
+    if isinstance(exc, WinRMTransportError):
+        return HyperVError(f"HTTP {exc.code}", f"{conn.fqdn} answered HTTP {exc.code}", "Check the WinRM listener")
+    if isinstance(exc, WinRMError):
+        return HyperVError("WinRM", f"{conn.fqdn}: {exc}", "Check the WinRM service on the host")
+    if exc.__class__.__name__ == "InvalidPSRPOperation":
+        return HyperVError("PSRP", f"{conn.fqdn}: {exc}", "Check PowerShell Remoting on the host (Enable-PSRemoting)")
+    return None
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc)
+    return text if len(text) < 200 else text[:197] + "..."

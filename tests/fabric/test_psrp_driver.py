@@ -1,0 +1,373 @@
+"""The pypsrp driver against the Hyper-V host emulator over real sockets."""
+
+import socket
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from fabric.hyperv.api import Connection, HostSettings, HostUnreachable, HyperVError, MoveRequest
+from fabric.hyperv.demo import INJECTION_NAME
+from fabric.hyperv.emulator import build_emulator
+from fabric.hyperv.psrp import PsrpDriver
+from fabric.hyperv.psrp_session import PsrpOptions
+from fabric.hyperv.sim_driver import SimDriver
+from fabric.hyperv.simstore import FabricStore
+from tests.fabric.conftest import PASSWORD, SCALE, USER
+
+D = ".contoso.test"
+FAST = PsrpOptions(allow_basic_http=True, connect_timeout=2, read_timeout=6, operation_timeout=4, start_timeout=20)
+
+
+@pytest.fixture
+def driver():
+    driver = PsrpDriver(FAST)
+    try:
+        yield driver
+    finally:
+        driver.close()
+
+
+@pytest.fixture
+def conns(emulator, emu_store):
+    with emu_store.session() as fabric:
+        return {c.fqdn.split(".")[0]: c for c in fabric.connections(username=USER, password=PASSWORD)}
+
+
+def vm(store, name):
+    with store.session() as fabric:
+        found = fabric.vm_by_name(name)
+        return found.id, found.host
+
+
+def follow(driver, conn, migration_id, timeout=60):
+    samples = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status = driver.migration_status(conn, migration_id)
+        samples.append(status)
+        if status.state != "running":
+            return samples
+        time.sleep(0.05)
+    raise AssertionError("the move did not end")
+
+
+def moves_recorded(store, vm_id=None):
+    with store.session() as fabric:
+        return [
+            r
+            for r in fabric.record
+            if r["cmdlet"] in ("Move-VM", "Move-VMStorage", "Move-ClusterVirtualMachineRole")
+            and r.get("result") == "started"
+            and (vm_id is None or r["request"]["vm_id"] == vm_id)
+        ]
+
+
+def test_it_opens_one_pool_per_host_and_reuses_it(driver, conns, emulator):
+    s3 = conns["hv-s3"]
+    for _ in range(3):
+        driver.inventory(s3)
+    driver.get_vm(s3, "00000000-0000-0000-0000-000000000000")
+
+    assert driver.session(s3).opened == 1
+    assert len(emulator.endpoints["hv-s3" + D].shells) == 1
+
+
+def test_its_inventory_is_what_the_simulator_driver_reads(driver, conns, emu_store):
+    sim = SimDriver(FabricStore(emu_store.path, time_scale=SCALE))
+    for conn in conns.values():
+        assert driver.inventory(conn) == sim.inventory(conn)
+
+
+def test_it_reads_several_hosts_in_parallel(driver, conns):
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        inventories = list(pool.map(driver.inventory, conns.values()))
+
+    assert sorted(i.host.fqdn for i in inventories) == sorted(c.fqdn for c in conns.values())
+    assert sum(len(i.vms) for i in inventories) >= 40
+
+
+def test_calls_to_one_host_from_many_threads_share_its_pool_safely(driver, conns):
+    s1 = conns["hv-s1"]
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        results = list(pool.map(lambda _: len(driver.inventory(s1).vms), range(12)))
+
+    assert len(set(results)) == 1
+    assert driver.session(s1).opened == 1
+
+
+def test_a_move_reports_progress_while_it_runs_and_is_issued_once(driver, conns, emu_store):
+    vm_id, source = vm(emu_store, "web-dmz02")
+    s2, s1 = conns["hv-s2"], conns["hv-s1"]
+
+    migration_id = driver.start_migration(s2, MoveRequest(vm_id, source, s1.fqdn, "live"))
+    samples = follow(driver, s2, migration_id)
+
+    running = [s.percent for s in samples if s.state == "running"]
+    assert any(0 < p < 100 for p in running)
+    assert running == sorted(running)
+    assert samples[-1].state == "completed" and samples[-1].percent == 100
+    assert samples[-1].bytes_sent > 0 and samples[-1].blackout_ms is not None
+    assert driver.get_vm(s1, vm_id).name == "web-dmz02"
+    assert driver.get_vm(s2, vm_id) is None
+    [started] = moves_recorded(emu_store, vm_id)
+    assert started["params"] == {"Name": "web-dmz02", "DestinationHost": s1.fqdn, "Passthru": True}
+
+
+def test_the_injection_vm_moves_and_arrives_with_its_literal_name(driver, conns, emu_store, emulator):
+    vm_id, source = vm(emu_store, INJECTION_NAME)
+    s1, s2 = conns["hv-s1"], conns["hv-s2"]
+
+    migration_id = driver.start_migration(s1, MoveRequest(vm_id, source, s2.fqdn, "live"))
+    assert follow(driver, s1, migration_id)[-1].state == "completed"
+
+    [started] = moves_recorded(emu_store, vm_id)
+    assert started["params"]["Name"] == INJECTION_NAME
+    assert [c["params"]["Name"] for c in emulator.commands("Move-VM")] == [INJECTION_NAME]
+    assert driver.get_vm(s2, vm_id).name == INJECTION_NAME
+    assert len(driver.inventory(s1).vms) == 5  # nothing else on the host was touched
+
+
+def test_a_refused_move_raises_the_hyperv_code_and_remedy_from_the_error_record(driver, conns, emu_store):
+    vm_id, source = vm(emu_store, "legacy-fax")
+    request = MoveRequest(vm_id, source, "hv-new1" + D, "live")
+
+    [incompatibility] = driver.compare(conns["hv-old1"], request)
+    with pytest.raises(HyperVError) as info:
+        driver.start_migration(conns["hv-old1"], request)
+
+    assert (incompatibility.message_id, incompatibility.source) == (33012, "Network Adapter")
+    assert incompatibility.message.startswith("Could not find Ethernet switch 'vSwitch-Legacy'")
+    assert info.value.code == "33012"
+    assert info.value.message.startswith("Could not find Ethernet switch")
+    assert "switch" in info.value.remedy
+    assert moves_recorded(emu_store, vm_id) == []
+
+
+def test_a_failed_pipeline_raises_hyperv_error_too(driver, conns):
+    with pytest.raises(HyperVError) as info:
+        driver.session(conns["hv-s1"]).run([("Remove-VM", {"Name": "*"})])
+
+    assert info.value.code == "CommandNotFoundException"
+    assert "Remove-VM" in info.value.message
+
+
+def test_a_failure_during_the_move_comes_back_as_the_status_error(driver, conns, emu_store):
+    vm_id, source = vm(emu_store, "ci-runner01")
+    with emu_store.session() as fabric:
+        fabric.inject_failure(vm_id, "network", at_percent=30)
+
+    migration_id = driver.start_migration(conns["hv-s2"], MoveRequest(vm_id, source, "hv-s1" + D, "live"))
+    final = follow(driver, conns["hv-s2"], migration_id)[-1]
+
+    assert final.state == "failed"
+    assert final.error.code == "0x8007274C"
+    assert "6600" in final.error.remedy
+
+
+def test_it_cancels_a_running_move_and_a_restarted_driver_finds_it(driver, conns, emu_store):
+    vm_id, source = vm(emu_store, "analytics01")  # 48 GiB: long enough to cancel
+    s2 = conns["hv-s2"]
+    migration_id = driver.start_migration(s2, MoveRequest(vm_id, source, "hv-s1" + D, "live"))
+
+    restarted = PsrpDriver(FAST)  # a worker that died and came back: no pipeline, only the host's job
+    try:
+        found = restarted.find_migration(s2, vm_id)
+        restarted.cancel_migration(s2, migration_id)
+        status = restarted.migration_status(s2, migration_id)
+        with pytest.raises(HyperVError) as again:
+            restarted.cancel_migration(s2, migration_id)
+    finally:
+        restarted.close()
+
+    assert (found.migration_id, found.state) == (migration_id, "running")
+    assert status.state == "cancelled"
+    assert again.value.code == "InvalidState"
+    assert driver.get_vm(s2, vm_id) is not None  # still on its source
+    with emu_store.session() as fabric:
+        cancels = [r for r in fabric.record if r["cmdlet"] == "Invoke-CimMethod"]
+    assert cancels[0]["params"]["MethodName"] == "RequestStateChange"
+    assert cancels[0]["params"]["Arguments"] == {"RequestedState": 4}
+
+
+def test_a_cluster_move_runs_as_a_cluster_role_move_and_cancels_with_cancel(driver, conns, emu_store):
+    vm_id, source = vm(emu_store, "sql-prod02")
+    new2 = conns["hv-new2"]
+
+    migration_id = driver.start_migration(new2, MoveRequest(vm_id, source, "hv-new3" + D, "live"))
+    driver.cancel_migration(new2, migration_id)
+
+    assert driver.migration_status(new2, migration_id).state == "cancelled"
+    with emu_store.session() as fabric:
+        cmdlets = [(r["cmdlet"], r["params"]) for r in fabric.record[-2:]]
+    assert cmdlets[0] == ("Move-ClusterVirtualMachineRole", {"VMId": vm_id, "Node": "hv-new3", "MigrationType": "Live"})
+    assert cmdlets[1] == ("Move-ClusterVirtualMachineRole", {"VMId": vm_id, "Cancel": True})
+
+
+def test_a_vm_leaves_its_cluster_moves_with_its_storage_and_joins_the_other(driver, conns, emu_store):
+    vm_id, source = vm(emu_store, "erp-db01")
+    old1, new1 = conns["hv-old1"], conns["hv-new1"]
+    request = MoveRequest(vm_id, source, new1.fqdn, "live_vsm", storage_path="C:\\ClusterStorage\\Volume1\\VMs\\erp")
+
+    driver.remove_cluster_role(old1, vm_id)
+    assert driver.compare(old1, request) == ()
+    assert follow(driver, old1, driver.start_migration(old1, request))[-1].state == "completed"
+    driver.add_cluster_role(new1, vm_id)
+
+    arrived = driver.get_vm(new1, vm_id)
+    assert arrived.is_clustered and arrived.config_path == "C:\\ClusterStorage\\Volume1\\VMs\\erp"
+    [started] = moves_recorded(emu_store, vm_id)
+    assert started["params"]["IncludeStorage"] is True
+    assert started["params"]["DestinationStoragePath"] == "C:\\ClusterStorage\\Volume1\\VMs\\erp"
+
+
+def test_a_storage_move_goes_through_move_vmstorage(driver, conns, emu_store):
+    vm_id, source = vm(emu_store, "dc02")
+    s3 = conns["hv-s3"]
+    request = MoveRequest(vm_id, source, source, "storage", storage_path="E:\\VMs\\dc02")
+
+    assert follow(driver, s3, driver.start_migration(s3, request))[-1].state == "completed"
+    assert driver.get_vm(s3, vm_id).config_path == "E:\\VMs\\dc02"
+    [started] = moves_recorded(emu_store, vm_id)
+    assert (started["cmdlet"], started["params"]) == (
+        "Move-VMStorage",
+        {"VMName": "dc02", "DestinationStoragePath": "E:\\VMs\\dc02"},
+    )
+
+
+def test_it_refuses_an_over_limit_move_with_21501(driver, conns, emu_store):
+    first, source = vm(emu_store, "sql-prod01")
+    second, _ = vm(emu_store, "api-01")
+    new1 = conns["hv-new1"]
+    driver.start_migration(new1, MoveRequest(first, source, "hv-new2" + D, "live"))
+
+    with pytest.raises(HyperVError) as info:
+        driver.start_migration(new1, MoveRequest(second, source, "hv-new3" + D, "live"))
+
+    assert info.value.code == "21501"
+    assert info.value.remedy
+
+
+def test_host_settings_are_set_and_read_back(driver, conns):
+    s3 = conns["hv-s3"]
+
+    info = driver.set_host_settings(
+        s3, HostSettings(max_live_migrations=4, performance_option="smb", migration_enabled=False)
+    )
+    with pytest.raises(HyperVError) as refused:
+        driver.set_host_settings(s3, HostSettings(max_storage_migrations=0))
+
+    assert (info.max_live_migrations, info.performance_option, info.migration_enabled) == (4, "smb", False)
+    assert refused.value.code == "InvalidParameter"
+    assert driver.inventory(s3).host.max_storage_migrations == 2
+
+
+def test_a_host_that_refuses_connections_is_unreachable_at_once(driver):
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]  # free, and nothing listens once closed
+    started = time.monotonic()
+    with pytest.raises(HostUnreachable) as info:
+        driver.inventory(Connection("gone" + D, "127.0.0.1", port, "http", "basic", USER, PASSWORD))
+
+    assert time.monotonic() - started < 2
+    assert "refused" in info.value.reason
+
+
+def test_a_host_that_accepts_and_never_answers_is_unreachable_within_the_timeout():
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    accepted = []
+    stop = threading.Event()
+
+    def accept():
+        listener.settimeout(0.1)
+        while not stop.is_set():
+            try:
+                accepted.append(listener.accept()[0])  # ...and never read or answer
+            except TimeoutError:
+                continue
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    driver = PsrpDriver(PsrpOptions(allow_basic_http=True, connect_timeout=1, read_timeout=1.5, operation_timeout=1))
+    try:
+        started = time.monotonic()
+        with pytest.raises(HostUnreachable) as info:
+            driver.inventory(
+                Connection("silent" + D, "127.0.0.1", listener.getsockname()[1], "http", "basic", "u", "p")
+            )
+        waited = time.monotonic() - started
+    finally:
+        stop.set()
+        thread.join()
+        for conn in accepted:
+            conn.close()
+        listener.close()
+        driver.close()
+
+    assert waited < 3
+    assert "no answer" in info.value.reason
+
+
+def test_a_stopped_endpoint_makes_only_its_host_unreachable(driver, conns, emulator):
+    driver.inventory(conns["hv-s3"])
+    emulator.stop_host("hv-s3" + D)
+
+    with pytest.raises(HostUnreachable):
+        driver.inventory(conns["hv-s3"])
+    assert driver.inventory(conns["hv-s2"]).host.name == "hv-s2"
+
+
+def test_basic_over_plain_http_needs_explicit_permission(conns):
+    strict = PsrpDriver(PsrpOptions())
+    try:
+        with pytest.raises(HyperVError) as info:
+            strict.inventory(conns["hv-s1"])
+    finally:
+        strict.close()
+
+    assert info.value.code == "InsecureTransport"
+
+
+def test_wrong_credentials_are_access_denied(driver, conns):
+    conn = conns["hv-s1"]
+    wrong = Connection(conn.fqdn, conn.address, conn.port, conn.transport, "basic", USER, "not-the-password")
+
+    with pytest.raises(HyperVError) as info:
+        driver.inventory(wrong)
+
+    assert info.value.code == "AccessDenied"
+    assert "not-the-password" not in str(info.value)
+
+
+def test_https_validates_the_host_certificate_by_default(emu_fabric_path, tmp_path):
+    store = FabricStore(emu_fabric_path, time_scale=SCALE)
+    emulator = build_emulator(
+        store,
+        username=USER,
+        password=PASSWORD,
+        https=True,
+        cert_dir=tmp_path / "tls",
+        free_ports=True,
+        hosts=["hv-s1" + D],
+    )
+    emulator.start()
+    trusting = PsrpDriver(PsrpOptions(cert_validation=str(tmp_path / "tls" / "ca.pem"), connect_timeout=2))
+    default = PsrpDriver(PsrpOptions(connect_timeout=2))
+    try:
+        with store.session() as fabric:
+            conn = fabric.connections(username=USER, password=PASSWORD)[0]
+            conn = next(c for c in fabric.connections(username=USER, password=PASSWORD) if c.fqdn == "hv-s1" + D)
+        assert conn.transport == "https"
+        assert trusting.inventory(conn).host.name == "hv-s1"
+        with pytest.raises(HyperVError) as info:
+            default.inventory(conn)
+        assert info.value.code == "CertificateError"
+    finally:
+        trusting.close()
+        default.close()
+        emulator.stop()
+        store.close()
