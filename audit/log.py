@@ -57,7 +57,7 @@ def record(
         previous = AuditEvent.objects.order_by("-id").values_list("hash", flat=True).first() or GENESIS
         event = AuditEvent(
             actor=actor,
-            username=actor.get_username() if actor else username,
+            username=actor.get_username() if actor else (username or _shell_identity(request)),
             role=role_of(actor) or "",
             action=action,
             target_type=target_type,
@@ -72,6 +72,15 @@ def record(
         event.hash = event.compute_hash()
         event.save()
     return event
+
+
+def _shell_identity(request) -> str:
+    """No user and no request: a management command run from a shell."""
+    if request is not None:
+        return ""
+    import getpass
+
+    return f"cli:{getpass.getuser()}"
 
 
 def _client_ip(request) -> str | None:

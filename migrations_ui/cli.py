@@ -5,6 +5,7 @@ cancelled, 2 bad arguments, 3 blocked by a pre-flight rule.
 """
 
 import json
+import os
 import sys
 import time
 
@@ -15,6 +16,46 @@ from migrations_ui.models import FINAL_STATES, JobState, MigrationJob
 from migrations_ui.serializers import job_json
 
 WAIT_POLL_S = 0.5
+
+
+def add_user_argument(parser) -> None:
+    parser.add_argument(
+        "--user",
+        default=os.environ.get("CONSOLE_CLI_USER", ""),
+        help="the console user this command acts as (audited); default $CONSOLE_CLI_USER, else the first administrator",
+    )
+
+
+def acting_user(name: str, perm: str):
+    """The console user a command acts as; refused (audited) when unknown or without the permission.
+
+    Without a name: the first active superuser, or None when there is none yet (a fresh install
+    driven from the shell: whoever runs manage.py holds the database anyway; the audit trail names
+    the shell user as cli:<login>)."""
+    from django.contrib.auth import get_user_model
+
+    from audit.log import record
+    from console.access import can
+
+    users = get_user_model().objects.filter(is_active=True)
+    if not name:
+        return users.filter(is_superuser=True).order_by("pk").first()
+    user = users.filter(username=name).first()
+    if user is None:
+        raise CommandError(f"--user {name}: no active console user of that name", returncode=2)
+    if not can(user, perm):
+        command = sys.argv[1] if len(sys.argv) > 1 else ""
+        details = {"permission": perm}
+        record(
+            "permission_denied",
+            actor=user,
+            target_type="command",
+            target_name=command,
+            details=details,
+            outcome="denied",
+        )
+        raise CommandError(f"--user {name}: this user's role does not allow it ({perm})", returncode=2)
+    return user
 
 
 def submit(command, make_job, *, wait: bool, as_json: bool) -> None:

@@ -98,3 +98,24 @@ def test_it_refuses_bad_arguments_with_exit_code_2(demo_fabric, args, message):
     with pytest.raises(CommandError, match=message) as raised:
         call_command("preflight", *args, "--json")
     assert raised.value.returncode == 2
+
+
+def test_move_vm_acts_as_a_named_user_and_refuses_a_viewer(demo_fabric, viewer_user, operator_user):
+    from audit.models import AuditEvent
+    from migrations_ui.models import MigrationJob
+
+    with pytest.raises(CommandError, match="does not allow") as raised:
+        call_command("move_vm", "file-s01", "--to", "hv-s2", "--user", "viewer", stdout=io.StringIO())
+    assert raised.value.returncode == 2 and MigrationJob.objects.count() == 0
+    assert AuditEvent.objects.filter(action="permission_denied", username="viewer").exists()
+
+    call_command("move_vm", "file-s01", "--to", "hv-s2", "--user", "operator", "--json", stdout=io.StringIO())
+    assert MigrationJob.objects.get().requested_by == operator_user
+    assert AuditEvent.objects.get(action="migration.requested").username == "operator"
+
+
+def test_move_vm_without_a_user_acts_as_the_shell_on_a_fresh_install(demo_fabric):
+    from audit.models import AuditEvent
+
+    call_command("move_vm", "file-s01", "--to", "hv-s2", "--json", stdout=io.StringIO())
+    assert AuditEvent.objects.get(action="migration.requested").username.startswith("cli:")

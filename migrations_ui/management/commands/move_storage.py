@@ -2,7 +2,8 @@
 
 from django.core.management.base import BaseCommand, CommandError
 
-from migrations_ui.cli import submit
+from console.access import Perm
+from migrations_ui.cli import acting_user, add_user_argument, submit
 from migrations_ui.jobs import create_job
 from migrations_ui.lookup import NotFound, find_vm
 
@@ -26,8 +27,10 @@ class Command(BaseCommand):
         )
         parser.add_argument("--wait", action="store_true", help="wait for the end, printing progress")
         parser.add_argument("--json", action="store_true", dest="as_json", help="print the job as JSON")
+        add_user_argument(parser)
 
-    def handle(self, *args, vm, to_path, vhd, add_default_location, wait, as_json, **options):
+    def handle(self, *args, vm, to_path, vhd, add_default_location, wait, as_json, user, **options):
+        actor = acting_user(user, Perm.MIGRATE)
         try:
             machine = find_vm(vm)
         except NotFound as exc:
@@ -39,5 +42,6 @@ class Command(BaseCommand):
             storage_path="" if vhds else to_path,
             vhds=vhds,
             add_location=to_path if add_default_location else "",
+            user=actor,
         )
         submit(self, make, wait=wait, as_json=as_json)

@@ -2,8 +2,9 @@
 
 from django.core.management.base import BaseCommand, CommandError
 
+from console.access import Perm
 from fabric.models import PerformanceOption
-from migrations_ui.cli import submit
+from migrations_ui.cli import acting_user, add_user_argument, submit
 from migrations_ui.jobs import create_job
 from migrations_ui.lookup import NotFound, find_host, find_vm
 
@@ -21,13 +22,20 @@ class Command(BaseCommand):
         parser.add_argument("--priority", type=int, default=0, help="higher runs first among waiting jobs")
         parser.add_argument("--wait", action="store_true", help="wait for the end, printing progress")
         parser.add_argument("--json", action="store_true", dest="as_json", help="print the job as JSON")
+        add_user_argument(parser)
 
-    def handle(self, *args, vm, to, storage_path, performance, priority, wait, as_json, **options):
+    def handle(self, *args, vm, to, storage_path, performance, priority, wait, as_json, user, **options):
+        actor = acting_user(user, Perm.MIGRATE)
         try:
             machine, destination = find_vm(vm), find_host(to)
         except NotFound as exc:
             raise CommandError(str(exc), returncode=2) from None
         make = lambda: create_job(  # noqa: E731
-            machine, destination, storage_path=storage_path, performance_option=performance, priority=priority
+            machine,
+            destination,
+            storage_path=storage_path,
+            performance_option=performance,
+            priority=priority,
+            user=actor,
         )
         submit(self, make, wait=wait, as_json=as_json)
