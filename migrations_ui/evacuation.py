@@ -16,9 +16,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from migrations_ui.admission import LIVE, STORAGE, Slot
-from migrations_ui.estimates import Estimate
+from migrations_ui.estimates import Estimate, MoveSpec
 from migrations_ui.facts import HostFacts, VmFacts
-from migrations_ui.ordering import alone_estimates, best_timeline, lower_bound
+from migrations_ui.ordering import alone_estimates, lower_bound
 from migrations_ui.placement import (
     STOPPED_LEAVE,
     STOPPED_MOVE,
@@ -28,6 +28,7 @@ from migrations_ui.placement import (
     place_evacuation,
     place_rebalance,
 )
+from migrations_ui.plan_search import best_timeline
 from migrations_ui.rules import Finding
 
 __all__ = [
@@ -56,6 +57,7 @@ class PlannedMove:
     start_s: float
     end_s: float
     alone: Estimate  # the move with its hosts to itself: phases, bytes, blackout
+    spec: MoveSpec  # what the timing model was given: bytes, dirty rate, performance option
     findings: tuple[Finding, ...] = ()  # pre-flight's warnings and notes for this destination
 
     def as_json(self) -> dict:
@@ -90,7 +92,10 @@ class Plan:
     left: tuple[LeftVm, ...]
     makespan_s: float
     lower_bound_s: float
-    limits: Mapping[Slot, int]  # the slots the plan was made for: (host FQDN, "live"|"storage") -> limit
+    # The slots the plan runs within: (host FQDN, "live"|"storage") -> limit. Lower than a host's own
+    # limits (capped) where fewer moves at once finish sooner: the run must then hold to these.
+    limits: Mapping[Slot, int]
+    capped: bool = False
 
     def as_json(self) -> dict:
         """The evacuation plan JSON of architecture.md (stable interface)."""
@@ -149,7 +154,8 @@ def _plan(host: str | None, placed: list[Placed], left: list[Left], hosts: Seque
     limits = slot_limits(hosts)
     specs = [p.spec for p in placed]
     rates = {h.fqdn: o.rate(h.fqdn) for h in hosts}
-    timeline = best_timeline(specs, rates, limits, o.figures, effort=o.effort)
+    strong = lower_bound(specs, rates, limits, o.figures, strong=True) if specs else 0.0
+    timeline = best_timeline(specs, rates, limits, o.figures, effort=o.effort, bound=strong)
     alone = alone_estimates(specs, rates, o.figures)
     moves = tuple(
         PlannedMove(
@@ -162,10 +168,12 @@ def _plan(host: str | None, placed: list[Placed], left: list[Left], hosts: Seque
             start_s=timeline.start_s[j],
             end_s=timeline.end_s[j],
             alone=alone[j],
+            spec=specs[j],
             findings=tuple(f for f in placed[j].assessment.findings if f.severity != "block"),
         )
         for j in timeline.order
     )
     lefts = tuple(LeftVm(v.vm.name, v.vm.id, v.source.fqdn, v.reason) for v in left)
     bound = lower_bound(specs, rates, limits, o.figures) if specs else 0.0
-    return Plan(host, moves, lefts, timeline.makespan_s, bound, limits)
+    capped = any(timeline.limits.get(slot, limit) < limit for slot, limit in limits.items())
+    return Plan(host, moves, lefts, timeline.makespan_s, bound, timeline.limits, capped)

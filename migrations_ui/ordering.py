@@ -19,7 +19,7 @@ import heapq
 import math
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from migrations_ui.admission import STORAGE, Slot, slots_needed
 from migrations_ui.estimates import Estimate, Figures, HostRates, MoveSpec, estimate_move
@@ -29,6 +29,10 @@ PREPARE, STORE, MEMORY, QUICK, RESUME = range(5)
 _CODES = {"prepare": PREPARE, "storage": STORE, "memory": MEMORY, "quick": QUICK, "resume": RESUME}
 _ON_NETWORK = frozenset({STORE, MEMORY})  # every planned move is between two hosts: files cross the link
 _ON_DISKS = frozenset({STORE, QUICK})
+# The same by phase code, for the simulation's inner loop.
+_NET = tuple(int(p in _ON_NETWORK) for p in range(5))
+_DISK = tuple(int(p in _ON_DISKS) for p in range(5))
+_USES = tuple(bool(_NET[p] or _DISK[p]) for p in range(5))
 # Events closer than this (seconds) happen together: float dust must not split a simultaneous end.
 _SAME_TIME = 1e-9
 
@@ -47,19 +51,20 @@ def move_slots(kind: str, source: str, destination: str) -> list[Slot]:
 
 @dataclass(frozen=True)
 class Timeline:
-    """Start and end of every move (by index), in the order they start."""
+    """Start and end of every move (by index), in the order they start, and the slots it was made for."""
 
     order: tuple[int, ...]
     start_s: tuple[float, ...]
     end_s: tuple[float, ...]
+    limits: Mapping[Slot, int] = field(default_factory=dict)
 
     @property
     def makespan_s(self) -> float:
         return max(self.end_s, default=0.0)
 
 
-class _Flow:
-    """One simulation of an order: per-move arrays for speed (a plan may hold a thousand moves)."""
+class Flow:
+    """The fluid model of a set of moves, ready to time any order of them (run); arrays for speed."""
 
     def __init__(self, specs, rates, limits, figures):
         f = figures
@@ -80,6 +85,7 @@ class _Flow:
             tuple(slot_ids.setdefault(slot, len(slot_ids)) for slot in move_slots(s.kind, s.source, s.destination))
             for s in specs
         ]
+        self.limits = dict(limits)
         self.limit = [0] * len(slot_ids)
         for slot, i in slot_ids.items():
             self.limit[i] = limits.get(slot, 0)
@@ -164,19 +170,17 @@ class _Flow:
             heapq.heappush(events, (t + time_left(j), seq, j, version[j]))
 
         def enter(j: int, t: float, p: int) -> None:
-            """Move j into phase p at time t, re-timing every move that shares a host with it."""
+            """Move j into phase p at time t, re-timing the moves on its hosts whose share changes."""
             old = phase[j]
+            was, now = _USES[old], _USES[p]
             a, b = src[j], dst[j]
-            touched = (old in _ON_NETWORK or old in _ON_DISKS) or (p in _ON_NETWORK or p in _ON_DISKS)
-            others = (busy[a] | busy[b]) - {j} if touched else set()
-            for k in others:
-                advance(k, t)
-            for h in {a, b}:
-                net[h] += (p in _ON_NETWORK) - (old in _ON_NETWORK)
-                dsk[h] += (p in _ON_DISKS) - (old in _ON_DISKS)
-                if p in _ON_NETWORK or p in _ON_DISKS:
+            others = (busy[a] | busy[b]) - {j} if was or now else ()
+            for h in (a,) if a == b else (a, b):
+                net[h] += _NET[p] - _NET[old]
+                dsk[h] += _DISK[p] - _DISK[old]
+                if now:
                     busy[h].add(j)
-                else:
+                elif was:
                     busy[h].discard(j)
             phase[j], t0[j] = p, t
             if p == PREPARE:
@@ -190,9 +194,12 @@ class _Flow:
             else:
                 left[j] = self.mem[j]
             for k in sorted(others):
-                rate[k] = speed(k)
-                reschedule(k, t)
-            if p in _ON_NETWORK or p in _ON_DISKS:
+                r = speed(k)
+                if r != rate[k]:  # a capped stream may not notice a neighbour: its end stays where it was
+                    advance(k, t)  # at the old rate, up to now
+                    rate[k] = r
+                    reschedule(k, t)
+            if now:
                 rate[j] = speed(j)
             reschedule(j, t)
 
@@ -213,14 +220,14 @@ class _Flow:
             """Look at the moves watching a freed slot, in order; start each whose slots are all free."""
             blocked = []
             while True:
-                # The waiting move first in order among the watchers of freed slots that still have room.
-                first, key, room = -1, None, False
+                # The waiting move first in order among the watchers of freed slots that still have room
+                # (a watcher of a full slot needs that slot: it cannot start, no need to look).
+                first, key = -1, None
                 for s in freed:
-                    room = room or free[s] > 0
                     w = watch[s]
-                    if w and (first < 0 or w[0] < key):
+                    if w and free[s] > 0 and (first < 0 or w[0] < key):
                         first, key = s, w[0]
-                if first < 0 or not room:
+                if first < 0:
                     break
                 r, j = heapq.heappop(watch[first])
                 x = full_slot(j)
@@ -260,7 +267,7 @@ class _Flow:
         if not all(started):
             raise ValueError("a move needs a slot no host offers (a limit of 0)")
         started_order = tuple(sorted(range(n), key=lambda j: (start[j], rank[j])))
-        return Timeline(started_order, tuple(start), tuple(end))
+        return Timeline(started_order, tuple(start), tuple(end), self.limits)
 
 
 def simulate(
@@ -271,7 +278,7 @@ def simulate(
     figures: Figures | None = None,
 ) -> Timeline:
     """The timeline of these moves queued in this order (indices into specs)."""
-    return _Flow(specs, rates, limits, figures or Figures()).run(order)
+    return Flow(specs, rates, limits, figures or Figures()).run(order)
 
 
 def alone_estimates(
@@ -287,25 +294,42 @@ def lower_bound(
     rates: Mapping[str, HostRates],
     limits: Mapping[Slot, int],
     figures: Figures | None = None,
+    *,
+    strong: bool = False,
 ) -> float:
     """LB = max(longest move alone, every slot's work / its limit, every host's wire bytes / its NIC rate).
 
     A move alone is as fast as it can be, and its bytes the fewest it sends (faster passes leave less
-    dirtied memory), so no schedule beats any of the three.
+    dirtied memory), so no schedule beats any of the three. strong=True adds bounds that hold as
+    well: every host's wire bytes / NIC rate and file bytes / storage rate after the prepare phase,
+    and, for a slot of limit L held by more than L moves, the L-th plus the (L+1)-th longest of them
+    (of L+1 intervals never more than L at once, two do not overlap: intervals that meet pairwise
+    share a point).
     """
-    work: dict[Slot, float] = defaultdict(float)
+    work: dict[Slot, list[float]] = defaultdict(list)
     wire: dict[str, float] = defaultdict(float)
+    files: dict[str, float] = defaultdict(float)
     bound = 0.0
     for s, e in zip(specs, alone_estimates(specs, rates, figures), strict=True):
         bound = max(bound, e.duration_s)
         for slot in move_slots(s.kind, s.source, s.destination):
-            work[slot] += e.duration_s
+            work[slot].append(e.duration_s)
         for host in {s.source, s.destination}:
             wire[host] += e.wire_bytes
-    for slot, total in work.items():
-        bound = max(bound, total / max(1, limits.get(slot, 1)))
+            files[host] += s.storage_bytes
+    for slot, durations in work.items():
+        limit = max(1, limits.get(slot, 1))
+        bound = max(bound, sum(durations) / limit)
+        if strong and len(durations) > limit:
+            longest = sorted(durations, reverse=True)
+            bound = max(bound, longest[limit - 1] + longest[limit])
+    prepare = (figures or Figures()).prepare_s
     for host, total in wire.items():
-        bound = max(bound, total / rates.get(host, HostRates()).nic_bytes_s)
+        r = rates.get(host, HostRates())
+        bound = max(bound, total / r.nic_bytes_s)
+        if strong:
+            # No byte moves before a move's prepare phase is over.
+            bound = max(bound, prepare + total / r.nic_bytes_s, prepare + files[host] / r.disk_bytes_s)
     return bound
 
 
@@ -330,74 +354,3 @@ def slot_overuse(
         if used[slot] > limits.get(slot, 0):
             over.append((t, slot, used[slot]))
     return over
-
-
-# --- choosing the order -----------------------------------------------------------------------
-
-# Moves simulated in all by the search: a 1,000-move plan gets a handful of orders, a small one dozens.
-SEARCH_BUDGET = 6000
-MAX_ORDERS = 48
-
-
-def best_timeline(
-    specs: Sequence[MoveSpec],
-    rates: Mapping[str, HostRates],
-    limits: Mapping[Slot, int],
-    figures: Figures | None = None,
-    *,
-    effort: int | None = None,
-) -> Timeline:
-    """The shortest timeline found for these moves: a few list-scheduling orders, then improvement passes.
-
-    Orders tried: longest first (LPT); moves on the most loaded slot or NIC first, longest first among
-    them; the same weighing a move by every load it adds to. Then, effort times, the move that ends
-    last is tried earlier in the order (ahead of the moves that kept it waiting); a change is kept
-    when the makespan (then the sum of ends) goes down. Deterministic: same input, same plan.
-    """
-    n = len(specs)
-    if n == 0:
-        return Timeline((), (), ())
-    f = figures or Figures()
-    flow = _Flow(specs, rates, limits, f)
-    alone = alone_estimates(specs, rates, f)
-    load: dict[object, float] = defaultdict(float)  # seconds of work each slot or NIC must carry
-    for s, e in zip(specs, alone, strict=True):
-        for slot in move_slots(s.kind, s.source, s.destination):
-            load[slot] += e.duration_s / max(1, limits.get(slot, 1))
-        for host in {s.source, s.destination}:
-            load[host] += e.wire_bytes / rates.get(host, HostRates()).nic_bytes_s
-
-    def pressures(j: int) -> list[float]:
-        s = specs[j]
-        return [load[x] for x in (*move_slots(s.kind, s.source, s.destination), s.source, s.destination)]
-
-    duration = [e.duration_s for e in alone]
-    orders = [
-        sorted(range(n), key=lambda j: (-duration[j], j)),
-        sorted(range(n), key=lambda j: (-max(pressures(j)), -duration[j], j)),
-        sorted(range(n), key=lambda j: (-sum(pressures(j)) * duration[j], j)),
-    ]
-    best_order, best, best_key = [], None, (math.inf, math.inf)
-    for order in orders:
-        timeline = flow.run(order)
-        key = (round(timeline.makespan_s, 6), sum(timeline.end_s))
-        if key < best_key:
-            best_order, best, best_key = order, timeline, key
-    tries = effort if effort is not None else max(0, min(MAX_ORDERS, SEARCH_BUDGET // n) - len(orders))
-    step = 0
-    for _ in range(tries):
-        assert best is not None
-        last = max(range(n), key=lambda j: (best.end_s[j], j))
-        position = best_order.index(last)
-        if position == 0:
-            break
-        # Put the last move ahead of a move that started before it, walking further up each try.
-        step += 1
-        ahead = max(0, position - step)
-        order = [*best_order[:ahead], last, *(j for j in best_order[ahead:] if j != last)]
-        timeline = flow.run(order)
-        key = (round(timeline.makespan_s, 6), sum(timeline.end_s))
-        if key < best_key:
-            best_order, best, best_key, step = order, timeline, key, 0
-    assert best is not None
-    return best

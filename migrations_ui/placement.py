@@ -13,8 +13,9 @@ assessed in that order until one fits, so a 1,000-VM plan assesses about a thous
 
 from __future__ import annotations
 
+import bisect
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from migrations_ui.estimates import DEFAULT_DIRTY_MBPS, Figures, HostRates, MoveSpec, estimate_move, move_spec
@@ -84,7 +85,17 @@ class Ledger:
                     if disk.shared:
                         shared[disk.path.lower()].add(vm.id)
         self.partners: dict[str, set[str]] = defaultdict(set)
-        self._seconds: dict[tuple, float] = {}
+        self.rates = {h.fqdn: options.rate(h.fqdn) for h in hosts}
+        self._guesses: dict[tuple[str, int], Cost] = {}
+        # Hosts with equal rates cost a move the same: estimates are made once per class.
+        classes: dict[HostRates, int] = {}
+        self.klass: dict[str, int] = {}
+        self.example: list[HostFacts] = []
+        for h in hosts:
+            if self.rates[h.fqdn] not in classes:
+                classes[self.rates[h.fqdn]] = len(self.example)
+                self.example.append(h)
+            self.klass[h.fqdn] = classes[self.rates[h.fqdn]]
         for group in shared.values():
             for vm_id in group:
                 self.partners[vm_id] |= group - {vm_id}
@@ -95,7 +106,8 @@ class Ledger:
 
     def partner_on(self, vm: VmFacts, host: HostFacts) -> str | None:
         """Name of a VM sharing a VHDX with vm (its guest cluster) that is, or will be, on host."""
-        for other in sorted(self.partners.get(vm.id, ())):
+        partners = self.partners.get(vm.id)
+        for other in sorted(partners) if partners else ():
             if self.where.get(other) == host.fqdn:
                 return self.names[other]
         return None
@@ -112,26 +124,60 @@ class Ledger:
         dirty = self.options.dirty_mbps.get(vm.id, DEFAULT_DIRTY_MBPS)
         return move_spec(vm, kind, source, destination, dirty_mbps=dirty, performance=self.options.performance)
 
-    def seconds(self, vm: VmFacts, source: HostFacts, destination: HostFacts) -> float:
-        """The move alone, as a Live (or offline) move: what ranking candidates needs."""
+    def guess(self, vm: VmFacts, source: HostFacts, destination: str) -> Cost:
+        """The move alone as a Live (or offline) move, before pre-flight says which kind it is: what
+        ranking candidates needs. Hosts of one rate class cost the same: estimated once per class."""
+        klass = self.klass[destination]
+        key = (vm.id, klass)
+        if key not in self._guesses:
+            kind = Kind.LIVE if vm.running else Kind.NETWORK
+            self._guesses[key] = self.cost(self.spec(vm, kind, source, self.example[klass]))
+        return self._guesses[key]
+
+    def cost(self, spec: MoveSpec) -> Cost:
         o = self.options
-        key = (vm.id, source.fqdn, o.rate(destination.fqdn), destination.performance_option)
-        if key not in self._seconds:
-            spec = self.spec(vm, Kind.LIVE if vm.running else Kind.NETWORK, source, destination)
-            self._seconds[key] = estimate_move(
-                spec, o.rate(source.fqdn), o.rate(destination.fqdn), o.figures
-            ).duration_s
-        return self._seconds[key]
+        alone = estimate_move(spec, self.rates[spec.source], self.rates[spec.destination], o.figures)
+        return Cost(alone.duration_s, alone.wire_bytes, spec.storage_bytes)
+
+
+@dataclass(frozen=True)
+class Cost:
+    """What a move asks of the hosts it touches: seconds of a slot, bytes through NICs, bytes through disks."""
+
+    seconds: float
+    wire_bytes: float
+    file_bytes: float
+
+
+def _speeds(rates: HostRates) -> tuple[float, float]:
+    return rates.nic_bytes_s, rates.disk_bytes_s
+
+
+class Load:
+    """How long each host is kept busy by the moves given to it so far, in seconds (its slots, NIC, disks)."""
+
+    def __init__(self, hosts: Iterable[HostFacts], rates: Mapping[str, HostRates]):
+        self.per = {
+            h.fqdn: (max(1, h.live_limit), rates[h.fqdn].nic_bytes_s, rates[h.fqdn].disk_bytes_s) for h in hosts
+        }
+        self.taken: dict[str, list[float]] = {fqdn: [0.0, 0.0, 0.0] for fqdn in self.per}
+
+    def after(self, host: str, cost: Cost) -> float:
+        seconds, wire, files = self.taken[host]
+        slots, nic, disk = self.per[host]
+        return max((seconds + cost.seconds) / slots, (wire + cost.wire_bytes) / nic, (files + cost.file_bytes) / disk)
+
+    def add(self, host: str, cost: Cost) -> None:
+        t = self.taken[host]
+        t[0] += cost.seconds
+        t[1] += cost.wire_bytes
+        t[2] += cost.file_bytes
 
 
 def choose(
-    vm: VmFacts,
-    source: HostFacts,
-    candidates: Sequence[HostFacts],
-    ledger: Ledger,
-    rank: Callable[[HostFacts], tuple],
+    vm: VmFacts, source: HostFacts, ranked: Iterable[HostFacts], ledger: Ledger
 ) -> tuple[Placed | None, list[str]]:
-    """The best destination for vm among candidates (ranked best first by `rank`), or the reasons none fits.
+    """The best destination for vm among candidates ranked best first, or the reasons none fits.
 
     The first candidate (in rank order) that pre-flight allows as a Live move wins; failing that,
     the best of the slower kinds. Candidates that cannot beat what was found are not assessed.
@@ -139,7 +185,7 @@ def choose(
     reasons: list[str] = []
     found: tuple[int, Assessment, HostFacts] | None = None
     shares = ledger.options.shares
-    for host in sorted(candidates, key=rank):
+    for host in ranked:
         if vm.clustered and host.cluster != source.cluster:
             continue  # an HA VM stays in its cluster; the reason is given once, below
         if not ledger.fits(vm, host):
@@ -208,33 +254,53 @@ def place_evacuation(
     """Destinations for every VM of `source`, largest first (the hardest to fit go while room is widest)."""
     targets = [h for h in candidates if h.fqdn != source.fqdn]
     ledger = Ledger([source, *targets], {**resident, source.fqdn: vms}, options)
-    slots = {h.fqdn: max(1, h.live_limit) for h in targets}
-    work: dict[str, float] = defaultdict(float)  # seconds of moves each destination takes, per slot
+    load = Load([source, *targets], ledger.rates)
     total = {h.fqdn: max(1, h.memory_total_bytes) for h in targets}
     moving = [vm for vm in vms if vm.running or options.stopped == STOPPED_MOVE]
-    # The source's own work per slot: no destination should be made busier than that.
-    budget = sum(ledger.seconds(vm, source, targets[0]) for vm in moving) / max(1, source.live_limit) if targets else 0
+    moving_ids = {vm.id for vm in moving}
+    for vm in moving if targets else ():
+        load.add(source.fqdn, ledger.guess(vm, source, targets[0].fqdn))
+    # What the source must carry is the plan's least makespan: no destination should be made busier.
+    budget = load.after(source.fqdn, Cost(0.0, 0.0, 0.0))
+    # Same cluster (or standalone to standalone) first: where an operator would look for room; then
+    # the least full host this move does not make busier than the source; the busier ones last.
+    # Kept sorted as moves are added (one host changes each time): a VM usually takes the first.
+    entry = {
+        h.fqdn: (h.cluster != source.cluster, ledger.used[h.fqdn] / total[h.fqdn], h.fqdn, i)
+        for i, h in enumerate(targets)
+    }
+    by_fullness = sorted(entry.values())
+
+    def ranked(vm: VmFacts) -> Iterator[HostFacts]:
+        deferred: list[HostFacts] = []
+        domain = False
+        for other, _, fqdn, i in list(by_fullness):
+            if other != domain:
+                yield from deferred
+                deferred, domain = [], other
+            if load.after(fqdn, ledger.guess(vm, source, fqdn)) > budget:
+                deferred.append(targets[i])
+            else:
+                yield targets[i]
+        yield from deferred
+
     placed: list[Placed] = []
     left: list[Left] = []
     for vm in sorted(vms, key=lambda v: (-v.memory_bytes, v.name, v.id)):
-        if vm not in moving:
+        if vm.id not in moving_ids:
             left.append(Left(vm, source, stopped_reason(vm)))
             continue
 
-        def rank(host: HostFacts, vm: VmFacts = vm) -> tuple:
-            busy = work[host.fqdn] + ledger.seconds(vm, source, host) / slots[host.fqdn]
-            full = (ledger.used[host.fqdn] + (vm.memory_bytes if vm.running else 0)) / total[host.fqdn]
-            # Same cluster (or standalone to standalone) first: where an operator would look for room.
-            return (host.cluster != source.cluster, busy > budget, round(full, 9), host.fqdn)
-
-        choice, reasons = choose(vm, source, targets, ledger, rank)
+        choice, reasons = choose(vm, source, ranked(vm), ledger)
         if choice is None:
             left.append(Left(vm, source, left_reason(vm, source, targets, reasons)))
             continue
+        fqdn = choice.destination.fqdn
+        by_fullness.remove(entry[fqdn])
         ledger.move(vm, source, choice.destination)
-        o = options
-        alone = estimate_move(choice.spec, o.rate(source.fqdn), o.rate(choice.destination.fqdn), o.figures)
-        work[choice.destination.fqdn] += alone.duration_s / slots[choice.destination.fqdn]
+        load.add(fqdn, ledger.cost(choice.spec))
+        entry[fqdn] = (entry[fqdn][0], ledger.used[fqdn] / total[fqdn], fqdn, entry[fqdn][3])
+        bisect.insort(by_fullness, entry[fqdn])
         placed.append(choice)
     return placed, left
 
@@ -242,47 +308,72 @@ def place_evacuation(
 def place_rebalance(
     hosts: Sequence[HostFacts], vms: Mapping[str, Sequence[VmFacts]], options: PlanOptions
 ) -> list[Placed]:
-    """Moves that bring every host's memory use near the average, fewest and largest-fitting first.
+    """Moves that bring every host's memory use near its group's average, few and large first.
 
-    A host above the average by more than the tolerance sends its running VMs (the one closest to
-    its excess first) to hosts below the average, never lifting a receiver above average +
-    tolerance. A host only sends or only receives, and a VM moves at most once, so the moves may run
-    in any order without a host running short of memory on the way.
+    HA VMs can only move inside their cluster, so each cluster is balanced first with all its VMs;
+    then every host together, with the VMs free to leave their host's cluster (not HA). A VM moves
+    at most once, and a move never counts on memory another move frees (the room of a host only
+    shrinks), so the moves may run in any order without a host running short on the way.
     """
     up = [h for h in hosts if h.reachable and h.memory_total_bytes > 0]
     ledger = Ledger(up, vms, options)
-    capacity = sum(h.memory_total_bytes for h in up)
-    target = sum(ledger.used[h.fqdn] for h in up) / capacity if capacity else 0.0
-    band = {h.fqdn: (target + options.tolerance) * h.memory_total_bytes for h in up}
+    moved: set[str] = set()
+    placed: list[Placed] = []
+    clusters: dict[str, list[HostFacts]] = defaultdict(list)
+    for h in up:
+        if h.cluster:
+            clusters[h.cluster].append(h)
+    for cluster in sorted(clusters):
+        placed += _balance(clusters[cluster], vms, ledger, moved, lambda vm: True)
+    placed += _balance(up, vms, ledger, moved, lambda vm: not vm.clustered)
+    return placed
+
+
+def _balance(
+    group: list[HostFacts],
+    vms: Mapping[str, Sequence[VmFacts]],
+    ledger: Ledger,
+    moved: set[str],
+    may_move: Callable[[VmFacts], bool],
+) -> list[Placed]:
+    """Within group: hosts above average + tolerance send running VMs (the one closest to their
+    excess first) to hosts below average, never lifting a receiver above average + tolerance."""
+    tolerance = ledger.options.tolerance
+    capacity = sum(h.memory_total_bytes for h in group)
+    target = sum(ledger.used[h.fqdn] for h in group) / capacity
+    band = {h.fqdn: (target + tolerance) * h.memory_total_bytes for h in group}
 
     def excess(h: HostFacts) -> float:
         return ledger.used[h.fqdn] - target * h.memory_total_bytes
 
-    senders = {h.fqdn: h for h in up if excess(h) > options.tolerance * h.memory_total_bytes}
-    receivers = [h for h in up if h.fqdn not in senders and excess(h) < 0]
+    senders = {h.fqdn: h for h in group if excess(h) > tolerance * h.memory_total_bytes}
+    receivers = [h for h in group if h.fqdn not in senders and excess(h) < 0]
     placed: list[Placed] = []
     tried: set[str] = set()
     while senders and receivers:
         source = max(senders.values(), key=lambda h: (excess(h) / h.memory_total_bytes, h.fqdn))
         over = excess(source)
-        if over <= options.tolerance * source.memory_total_bytes:
-            del senders[source.fqdn]
-            continue
         # Never more than the excess and the tolerance: the sender must not end up a receiver.
-        most = over + options.tolerance * source.memory_total_bytes
-        movable = [v for v in vms.get(source.fqdn, ()) if v.running and v.id not in tried and v.memory_bytes <= most]
+        most = over + tolerance * source.memory_total_bytes
+        movable = [
+            v
+            for v in vms.get(source.fqdn, ())
+            if v.running and v.id not in moved and v.id not in tried and v.memory_bytes <= most and may_move(v)
+        ]
         # Closest to the excess first (fewest moves), the larger of two equally close.
-        movable.sort(key=lambda vm: (abs(over - vm.memory_bytes), -vm.memory_bytes, vm.name, vm.id))
+        movable.sort(key=lambda v: (abs(over - v.memory_bytes), -v.memory_bytes, v.name, v.id))
         choice = None
         for vm in movable:
             tried.add(vm.id)
             fitting = [h for h in receivers if ledger.used[h.fqdn] + vm.memory_bytes <= band[h.fqdn]]
-            choice, _ = choose(vm, source, fitting, ledger, lambda h: (excess(h) / h.memory_total_bytes, h.fqdn))
+            fitting.sort(key=lambda h: (excess(h) / h.memory_total_bytes, h.fqdn))
+            choice, _ = choose(vm, source, fitting, ledger)
             if choice is not None:
                 break
-        if choice is None:
-            del senders[source.fqdn]
-            continue
-        ledger.move(choice.vm, source, choice.destination)
-        placed.append(choice)
+        if choice is None or over - choice.vm.memory_bytes <= tolerance * source.memory_total_bytes:
+            del senders[source.fqdn]  # balanced, or nothing more it can give
+        if choice is not None:
+            ledger.move(choice.vm, source, choice.destination)
+            moved.add(choice.vm.id)
+            placed.append(choice)
     return placed

@@ -1,0 +1,136 @@
+"""Choosing the order of a plan's moves (pure): list-scheduling orders, a concurrency cap, improvement passes.
+
+Every candidate is timed by migrations_ui.ordering's fluid model exactly as the admission would
+run it, and the shortest kept. The search is deterministic (a seeded generator): the same facts
+give the same plan.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+
+from migrations_ui.admission import Slot
+from migrations_ui.estimates import Figures, HostRates, MoveSpec, memory_rate
+from migrations_ui.ordering import Flow, Timeline, alone_estimates, move_slots
+
+# Moves simulated in all by the improvement passes: a 1,000-move plan gets a few, a small one dozens.
+SEARCH_BUDGET = 6000
+MAX_PASSES = 60
+# A cap below the hosts' own limits must gain this much: running it asks more of the caller.
+CAP_GAIN = 0.02
+
+
+def best_timeline(
+    specs: Sequence[MoveSpec],
+    rates: Mapping[str, HostRates],
+    limits: Mapping[Slot, int],
+    figures: Figures | None = None,
+    *,
+    effort: int | None = None,
+    bound: float = 0.0,
+) -> Timeline:
+    """The shortest timeline found for these moves within limits (the search stops if it reaches bound).
+
+    1. Orders: longest first (LPT); moves on the most loaded slot, NIC or disk first, longest first
+       among them; moves weighed by all the load they add.
+    2. A lower concurrency cap, where streams slow each other down (uncapped SMB streams, slow
+       links, shared disks): sharing a link slows every pass, and a busy guest then dirties more,
+       so fewer moves at once can finish sooner. Kept only if it gains CAP_GAIN; the timeline's
+       limits say what it was made for.
+    3. effort improvement passes (default: by size): alternately the move that ends last is put
+       ahead of a move that started before it, or two moves swap places; a change is kept when the
+       makespan (then the sum of the ends) goes down.
+    """
+    n = len(specs)
+    if n == 0:
+        return Timeline((), (), (), dict(limits))
+    f = figures or Figures()
+    duration, pressure = _weights(specs, rates, limits, f)
+    orders = [
+        sorted(range(n), key=lambda j: (-duration[j], j)),
+        sorted(range(n), key=lambda j: (-max(pressure[j]), -duration[j], j)),
+        sorted(range(n), key=lambda j: (-sum(pressure[j]) * duration[j], j)),
+    ]
+    flow = Flow(specs, rates, limits, f)
+    best_order, best = _best_of(flow, orders)
+    if _streams_contend(specs, rates, limits, f):
+        top = max(limits.values(), default=1)
+        for cap in range(top - 1, 0, -1):
+            capped = Flow(specs, rates, {slot: min(limit, cap) for slot, limit in limits.items()}, f)
+            order, timeline = _best_of(capped, orders[:2])
+            if timeline.makespan_s < best.makespan_s * (1 - CAP_GAIN):
+                flow, best_order, best = capped, order, timeline
+    passes = effort if effort is not None else min(MAX_PASSES, SEARCH_BUDGET // n)
+    return _improve(flow, best_order, best, passes, bound)
+
+
+def _weights(specs, rates, limits, f) -> tuple[list[float], list[list[float]]]:
+    """Each move's duration alone, and the load (seconds) of every slot, NIC and disk it touches."""
+    alone = alone_estimates(specs, rates, f)
+    load: dict[object, float] = defaultdict(float)
+    for s, e in zip(specs, alone, strict=True):
+        for slot in move_slots(s.kind, s.source, s.destination):
+            load[slot] += e.duration_s / max(1, limits.get(slot, 1))
+        for host in {s.source, s.destination}:
+            r = rates.get(host, HostRates())
+            load[("nic", host)] += e.wire_bytes / r.nic_bytes_s
+            load[("disk", host)] += s.storage_bytes / r.disk_bytes_s
+    pressure = []
+    for s in specs:
+        keys = [*move_slots(s.kind, s.source, s.destination)]
+        keys += [(what, host) for host in (s.source, s.destination) for what in ("nic", "disk")]
+        pressure.append([load[k] for k in keys])
+    return [e.duration_s for e in alone], pressure
+
+
+def _streams_contend(specs, rates, limits, f) -> bool:
+    """Could moves running together slow each other? Not when every host's slots of capped streams
+    fit its link (compression, TCP on 10 GbE) and nothing copies files: then a cap only loses."""
+    fastest: dict[str, float] = defaultdict(float)  # the quickest stream on each host, wire bytes/s
+    for s in specs:
+        if s.storage_bytes > 0 or s.kind not in ("live", "live_vsm"):
+            return True
+        link = min(rates.get(h, HostRates()).nic_bytes_s for h in (s.source, s.destination))
+        wire = memory_rate(s, link, f) * f.wire_ratio(s.option)
+        for host in (s.source, s.destination):
+            fastest[host] = max(fastest[host], wire)
+    for host, wire in fastest.items():
+        if limits.get((host, "live"), 1) * wire > rates.get(host, HostRates()).nic_bytes_s * (1 + 1e-9):
+            return True
+    return False
+
+
+def _key(timeline: Timeline) -> tuple[float, float]:
+    return round(timeline.makespan_s, 6), sum(timeline.end_s)
+
+
+def _best_of(flow: Flow, orders: list[list[int]]) -> tuple[list[int], Timeline]:
+    results = [(order, flow.run(order)) for order in orders]
+    return min(results, key=lambda pair: _key(pair[1]))
+
+
+def _improve(flow: Flow, order: list[int], best: Timeline, passes: int, bound: float) -> Timeline:
+    n = len(order)
+    rng = random.Random(n)  # seeded: a plan is reproducible
+    best_key, step = _key(best), 0
+    for i in range(passes):
+        if n < 2 or best.makespan_s <= bound * (1 + 1e-9):
+            break  # nothing to gain: the plan is as short as any can be
+        if i % 2 == 0:
+            last = max(range(n), key=lambda j: (best.end_s[j], j))
+            position = order.index(last)
+            step = step + 1 if position - step - 1 >= 0 else 1
+            ahead = max(0, position - step)
+            if ahead == position:
+                continue
+            candidate = [*order[:ahead], last, *(j for j in order[ahead:] if j != last)]
+        else:
+            a, b = rng.sample(range(n), 2)
+            candidate = list(order)
+            candidate[a], candidate[b] = candidate[b], candidate[a]
+        timeline = flow.run(candidate)
+        if _key(timeline) < best_key:
+            order, best, best_key, step = candidate, timeline, _key(timeline), 0
+    return best
