@@ -77,8 +77,22 @@ class JobsConsumer(_LiveConsumer):
         html = event["html"]
         # Only the first page gains the new row; later pages would shift under the reader.
         if event.get("finished") and self.filters["page"] == 1:
-            html += await database_sync_to_async(progress.render_finished)(self.filters)
+            key = (event["id"], *self.filters.values())
+            html += await database_sync_to_async(_finished_once)(key, self.filters)
         await self.send(text_data=html)
+
+
+_finished_html: dict[tuple, str] = {}
+
+
+def _finished_once(key: tuple, filters: dict) -> str:
+    """The Finished section for one update and one set of filters, rendered once per process: every
+    client on the Jobs page gets the update at once, most of them with the same (or no) filters."""
+    if key not in _finished_html:
+        if len(_finished_html) > 64:
+            _finished_html.clear()
+        _finished_html[key] = progress.render_finished(filters)
+    return _finished_html[key]
 
 
 class JobConsumer(_LiveConsumer):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -258,6 +259,7 @@ def _messages(job_id: int) -> list[tuple[str, dict]]:
         board = render_sections()
     jobs_message = {
         "type": "jobs.update",
+        "id": uuid.uuid4().hex,  # lets each web process render a client's Finished section once per update
         "job_id": job_id,
         "sequence": sequence,
         "html": board,

@@ -4,7 +4,7 @@ from datetime import timedelta
 
 import pytest
 from channels.db import database_sync_to_async
-from channels.layers import get_channel_layer
+from channels.layers import InMemoryChannelLayer, get_channel_layer
 from channels.testing import WebsocketCommunicator
 from channels_lite.layers.core import SQLiteChannelLayer
 from django.conf import settings
@@ -12,6 +12,7 @@ from django.test import Client
 from django.utils import timezone
 
 from console.asgi import build_application
+from migrations_ui import consumers, progress
 from migrations_ui.consumers import JobsConsumer
 from migrations_ui.events import change_state, record
 from migrations_ui.models import JobEvent, JobState
@@ -191,10 +192,33 @@ async def test_a_group_send_through_the_sqlite_layer_reaches_a_consumer(settings
     await board.receive_from(timeout=5)
     # Another instance, as a worker process has: the message crosses through the database only.
     sender = SQLiteChannelLayer(database="channels")
-    message = {"type": "jobs.update", "job_id": 1, "sequence": 1, "html": '<p id="x">hello</p>', "finished": False}
+    html = '<p id="x">hello</p>'
+    message = {"type": "jobs.update", "id": "1", "job_id": 1, "sequence": 1, "html": html, "finished": False}
 
     await sender.group_send("jobs", message)
 
     assert await board.receive_from(timeout=5) == '<p id="x">hello</p>'
     await board.disconnect()
     await get_channel_layer().close()
+
+
+async def test_a_layer_that_fails_on_join_closes_so_that_htmx_reconnects(admin_user, monkeypatch):
+    async def broken(*args):
+        raise ConnectionError("layer down")
+
+    monkeypatch.setattr(InMemoryChannelLayer, "group_add", broken)
+
+    communicator, _ = await connect("/ws/jobs/", admin_user)
+
+    assert await closed_with(communicator) == 1011  # htmx's ws extension retries 1011 with backoff
+
+
+def test_the_finished_section_is_rendered_once_per_update_and_filters(monkeypatch):
+    renders = []
+    monkeypatch.setattr(progress, "render_finished", lambda filters: renders.append(filters) or "html")
+    same, other = {"state": "", "vm": "", "page": 1}, {"state": "failed", "vm": "", "page": 1}
+
+    for filters in (same, dict(same), other, same):
+        assert consumers._finished_once(("update-1", *filters.values()), filters) == "html"
+
+    assert renders == [same, other]
