@@ -232,7 +232,7 @@ def left_reason(vm: VmFacts, source: HostFacts, candidates: Sequence[HostFacts],
     for reason in reasons:
         host, _, text = reason.partition(": ")
         hosts_by_reason.setdefault(text.rstrip("."), []).append(host)
-    parts = [f"{', '.join(hosts)}: {text}" for text, hosts in hosts_by_reason.items()]
+    parts = [f"{', '.join(sorted(hosts))}: {text}" for text, hosts in hosts_by_reason.items()]
     more = len(parts) - MAX_REASONS
     return "No host can take it. " + "; ".join(parts[:MAX_REASONS]) + (f"; {more} more reason(s)." if more > 0 else ".")
 
