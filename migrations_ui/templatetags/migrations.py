@@ -99,7 +99,7 @@ def event_text(event) -> str:
             return (
                 f"{d.get('percent', 0)}% · pass {d.get('pass_number', 0)} · "
                 f"{filesizeformat(d.get('bytes_sent', 0))} sent, {filesizeformat(d.get('bytes_remaining', 0))} left"
-                f" · {d.get('transfer_rate_mbps', 0):.0f} Mbit/s"
+                f" · {d.get('transfer_rate_mbps', 0):.0f} MB/s"
             )
         case "move_requested":
             return "Move sent to the host again" if d.get("resend") else "Move sent to the host"
