@@ -320,3 +320,37 @@ def test_host_slots_uses_the_cluster_limit_on_a_node(django_assert_num_queries):
     assert Template("{% load migrations %}{% host_slots host %}").render(Context({"host": node})) == (
         "live 0/4, storage 0/2"
     )
+
+
+@pytest.mark.parametrize(
+    ("kind", "data", "text"),
+    [
+        ("created", {"user": "admin"}, "Queued by admin"),
+        ("state", {"state": "cancelling", "user": "op"}, "Cancelling by op"),
+        ("step", {"step": "move", "label": "x"}, "Migrate"),
+        ("step", {"step": "move", "done": True, "blackout_ms": 120}, "Done: Migrate (blackout 120 ms)"),
+        (
+            "step",
+            {"step": "join_cluster", "host": "hv-s1"},
+            "Make the VM highly available on the destination cluster on hv-s1",
+        ),
+        (
+            "progress",
+            {
+                "percent": 40,
+                "pass_number": 2,
+                "bytes_sent": 2**30,
+                "bytes_remaining": 2**31,
+                "transfer_rate_mbps": 512.4,
+            },
+            "40% · pass 2 · 1.0\xa0GB sent, 2.0\xa0GB left · 512 MB/s",
+        ),
+        ("move_requested", {"resend": True}, "Move sent to the host again"),
+        ("warning", {"message": "HA not restored"}, "Warning: HA not restored"),
+        ("something_new", {"a": 1}, "something_new {'a': 1}"),
+    ],
+)
+def test_the_event_log_words_each_event(kind, data, text):
+    from migrations_ui.templatetags.migrations import event_text
+
+    assert event_text(JobEvent(kind=kind, data=data)) == text
