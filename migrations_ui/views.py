@@ -1,3 +1,5 @@
+from dataclasses import dataclass, field
+
 from django.contrib import messages
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -12,6 +14,7 @@ from migrations_ui.facts import Kind
 from migrations_ui.forms import MoveForm, StorageMoveForm
 from migrations_ui.jobs import CannotCancel, Refused, cancel_job, create_job
 from migrations_ui.models import JobState, MigrationJob
+from migrations_ui.planner import Assessment
 from migrations_ui.preflight import Preflight, vm_for_preflight
 from migrations_ui.rules import Finding
 
@@ -29,10 +32,37 @@ def _created(request, job: MigrationJob) -> HttpResponse:
     return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
 
 
-def _gone(vm) -> list[Finding]:
+@dataclass
+class WizardOutcome:
+    selected: Assessment | None = None
+    refusal: list[Finding] = field(default_factory=list)
+    status: int = 200
+    job: MigrationJob | None = None
+
+
+def _wizard(request, vm, form, assess, submit) -> WizardOutcome:
+    """Both wizards' flow: validate; assess; on POST create the job. Bad input answers 400, a refusal
+    409 (to htmx and to POSTs; a plain GET page shows the message with 200)."""
+    strict = request.method == "POST" or bool(request.htmx)
+    out = WizardOutcome()
     if vm.removed:
-        return [Finding("vm-gone", "block", f"{vm.name} is no longer in Hyper-V's inventory; nothing can move it.")]
-    return []
+        out.refusal = [
+            Finding("vm-gone", "block", f"{vm.name} is no longer in Hyper-V's inventory; nothing can move it.")
+        ]
+    if form.is_bound and not form.is_valid():
+        out.status = 400 if strict else 200
+        return out
+    if form.is_bound:
+        out.selected = assess(form)
+        if out.selected is not None and request.method == "POST" and not out.refusal:
+            try:
+                out.job = submit(form, out.selected)
+                return out
+            except Refused as exc:
+                out.refusal = exc.findings
+    if out.refusal:
+        out.status = 409 if strict else 200
+    return out
 
 
 @requires(Perm.MIGRATE)
@@ -40,42 +70,42 @@ def migrate_vm(request, guid):
     vm = get_object_or_404(vm_for_preflight(), guid=guid)
     form = MoveForm(request.POST if request.method == "POST" else request.GET, vm=vm)
     preflight = Preflight(vm)
-    refusal, status = _gone(vm), 200
-    selected = None
-    if not form.is_valid():
-        status = 400 if request.method == "POST" or request.htmx else 200
-    elif (destination := form.cleaned_data["to"]) is not None:
-        storage_path = form.cleaned_data["storage_path"]
-        selected = preflight.assess(destination, storage_path=storage_path)
-        if selected.transfer_type == Kind.LIVE_VSM and not storage_path and destination.vm_path:
+
+    def assess(f):
+        destination, path = f.cleaned_data["to"], f.cleaned_data["storage_path"]
+        if destination is None:
+            return None
+        selected = preflight.assess(destination, storage_path=path)
+        if selected.transfer_type == Kind.LIVE_VSM and not path and destination.vm_path:
             # Live (VSM) needs a target: start from the destination's default location, as VMM does.
             selected = preflight.assess(destination, storage_path=destination.vm_path)
-        if request.method == "POST" and not refusal:
-            try:
-                job = create_job(
-                    vm,
-                    destination,
-                    storage_path=selected.proposal.storage_path,
-                    performance_option=form.cleaned_data["performance"],
-                    user=request.user,
-                    request=request,
-                )
-                return _created(request, job)
-            except Refused as exc:
-                refusal, status = exc.findings, 409
-    if refusal:
-        status = 409 if request.method == "POST" or request.htmx else 200
+        return selected
+
+    def submit(f, selected):
+        path, performance = selected.proposal.storage_path, f.cleaned_data["performance"]
+        return create_job(
+            vm,
+            f.cleaned_data["to"],
+            storage_path=path,
+            performance_option=performance,
+            user=request.user,
+            request=request,
+        )
+
+    out = _wizard(request, vm, form, assess, submit)
+    if out.job:
+        return _created(request, out.job)
     context = {
         "vm": vm,
         "form": form,
-        "selected": selected,
-        "refusal": refusal,
+        "selected": out.selected,
+        "refusal": out.refusal,
         "source_performance": vm.host.get_performance_option_display(),
-        "locations": _locations(form.cleaned_data.get("to") if selected else None),
+        "locations": _locations(form.cleaned_data.get("to") if out.selected else None),
     }
     if not request.htmx:
         context["ranked"] = preflight.destinations()
-    return _render(request, "migrations_ui/migrate_vm.html", "partials/migrate_details.html", context, status)
+    return _render(request, "migrations_ui/migrate_vm.html", "partials/migrate_details.html", context, out.status)
 
 
 def _locations(host) -> list[str]:
@@ -86,39 +116,34 @@ def _locations(host) -> list[str]:
 def migrate_storage(request, guid):
     vm = get_object_or_404(vm_for_preflight(), guid=guid)
     disks = list(vm.disks.all())
-    data = request.POST if request.method == "POST" else (request.GET or None)
-    form = StorageMoveForm(data, disks=disks)
-    refusal, status, selected = _gone(vm), 200, None
-    if form.is_bound and not form.is_valid():
-        status = 400 if request.method == "POST" or request.htmx else 200
-    elif form.is_bound:
-        preflight = Preflight(vm)
-        selected = preflight.assess(vm.host, storage_path=form.target(), vhds=form.vhds())
-        if request.method == "POST" and not refusal:
-            try:
-                job = create_job(
-                    vm,
-                    vm.host,
-                    storage_path=form.target(),
-                    vhds=form.vhds(),
-                    add_location=form.add_location(),
-                    user=request.user,
-                    request=request,
-                )
-                return _created(request, job)
-            except Refused as exc:
-                refusal, status = exc.findings, 409
-    if refusal:
-        status = 409 if request.method == "POST" or request.htmx else 200
+    form = StorageMoveForm(request.POST if request.method == "POST" else (request.GET or None), disks=disks)
+
+    def assess(f):
+        return Preflight(vm).assess(vm.host, storage_path=f.target(), vhds=f.vhds())
+
+    def submit(f, selected):
+        return create_job(
+            vm,
+            vm.host,
+            storage_path=f.target(),
+            vhds=f.vhds(),
+            add_location=f.add_location(),
+            user=request.user,
+            request=request,
+        )
+
+    out = _wizard(request, vm, form, assess, submit)
+    if out.job:
+        return _created(request, out.job)
     context = {
         "vm": vm,
         "form": form,
         "disks": disks,
         "locations": vm.host.storage_locations.all(),
-        "selected": selected,
-        "refusal": refusal,
+        "selected": out.selected,
+        "refusal": out.refusal,
     }
-    return _render(request, "migrations_ui/migrate_storage.html", "partials/storage_details.html", context, status)
+    return _render(request, "migrations_ui/migrate_storage.html", "partials/storage_details.html", context, out.status)
 
 
 def job_list(request):
