@@ -18,7 +18,8 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from migrations_ui.estimates import DEFAULT_DIRTY_MBPS, Figures, HostRates, MoveSpec, estimate_move, move_spec
+from fabric.hyperv.precopy import closed_form_total
+from migrations_ui.estimates import DEFAULT_DIRTY_MBPS, MB, Figures, HostRates, MoveSpec, estimate_move, move_spec
 from migrations_ui.facts import HostFacts, Kind, Proposal, ShareFacts, VmFacts
 from migrations_ui.planner import Assessment, assess, transfer_type
 from migrations_ui.rules import BLOCK
@@ -90,12 +91,8 @@ class Ledger:
         # Hosts with equal rates cost a move the same: estimates are made once per class.
         classes: dict[HostRates, int] = {}
         self.klass: dict[str, int] = {}
-        self.example: list[HostFacts] = []
         for h in hosts:
-            if self.rates[h.fqdn] not in classes:
-                classes[self.rates[h.fqdn]] = len(self.example)
-                self.example.append(h)
-            self.klass[h.fqdn] = classes[self.rates[h.fqdn]]
+            self.klass[h.fqdn] = classes.setdefault(self.rates[h.fqdn], len(classes))
         for group in shared.values():
             for vm_id in group:
                 self.partners[vm_id] |= group - {vm_id}
@@ -125,13 +122,28 @@ class Ledger:
         return move_spec(vm, kind, source, destination, dirty_mbps=dirty, performance=self.options.performance)
 
     def guess(self, vm: VmFacts, source: HostFacts, destination: str) -> Cost:
-        """The move alone as a Live (or offline) move, before pre-flight says which kind it is: what
-        ranking candidates needs. Hosts of one rate class cost the same: estimated once per class."""
+        """The move alone as a Live (or offline) move, before pre-flight says which kind it is: what ranking
+        candidates needs. The closed form of the pre-copy (hyperv.md section 8) is close enough for a
+        ranking and far cheaper; hosts of one rate class cost the same, so it is worked out once a class."""
         klass = self.klass[destination]
         key = (vm.id, klass)
         if key not in self._guesses:
-            kind = Kind.LIVE if vm.running else Kind.NETWORK
-            self._guesses[key] = self.cost(self.spec(vm, kind, source, self.example[klass]))
+            f, here, there = self.options.figures, self.rates[source.fqdn], self.rates[destination]
+            link = min(here.nic_bytes_s, there.nic_bytes_s)
+            if vm.running:
+                option = self.options.performance or source.performance_option
+                rate = min(link / f.wire_ratio(option), f.stream_cap(option))
+                ratio = self.options.dirty_mbps.get(vm.id, DEFAULT_DIRTY_MBPS) * MB / rate
+                rounds = f.max_passes
+                sent = (
+                    vm.memory_bytes * (rounds + 1) if ratio >= 1 else closed_form_total(vm.memory_bytes, ratio, rounds)
+                )
+                cost = Cost(f.prepare_s + sent / rate + f.resume_s, sent * f.wire_ratio(option), 0.0)
+            else:
+                files = sum(d.size_bytes for d in vm.disks) + (vm.memory_bytes if vm.state == "saved" else 0)
+                speed = min(link, here.disk_bytes_s, there.disk_bytes_s)
+                cost = Cost(f.prepare_s + files / speed, float(files), float(files))
+            self._guesses[key] = cost
         return self._guesses[key]
 
     def cost(self, spec: MoveSpec) -> Cost:

@@ -34,7 +34,8 @@ def best_timeline(
     """The shortest timeline found for these moves within limits (the search stops if it reaches bound).
 
     1. Orders: longest first (LPT); moves on the most loaded slot, NIC or disk first, longest first
-       among them; moves weighed by all the load they add.
+       among them; moves weighed by all the load they add; LPT with the moves on one of the two most
+       loaded resources spread evenly through it (so that resource is busy all along).
     2. A lower concurrency cap, where streams slow each other down (uncapped SMB streams, slow
        links, shared disks): sharing a link slows every pass, and a busy guest then dirties more,
        so fewer moves at once can finish sooner. Kept only if it gains CAP_GAIN; the timeline's
@@ -47,12 +48,14 @@ def best_timeline(
     if n == 0:
         return Timeline((), (), (), dict(limits))
     f = figures or Figures()
-    duration, pressure = _weights(specs, rates, limits, f)
+    duration, pressure, users = _weights(specs, rates, limits, f)
+    longest = sorted(range(n), key=lambda j: (-duration[j], j))
     orders = [
-        sorted(range(n), key=lambda j: (-duration[j], j)),
+        longest,
         sorted(range(n), key=lambda j: (-max(pressure[j]), -duration[j], j)),
         sorted(range(n), key=lambda j: (-sum(pressure[j]) * duration[j], j)),
     ]
+    orders += [_spread(longest, duration, group) for group in users]
     flow = Flow(specs, rates, limits, f)
     best_order, best = _best_of(flow, orders)
     if _streams_contend(specs, rates, limits, f):
@@ -66,23 +69,49 @@ def best_timeline(
     return _improve(flow, best_order, best, passes, bound)
 
 
-def _weights(specs, rates, limits, f) -> tuple[list[float], list[list[float]]]:
-    """Each move's duration alone, and the load (seconds) of every slot, NIC and disk it touches."""
+def _weights(specs, rates, limits, f) -> tuple[list[float], list[list[float]], list[set[int]]]:
+    """Each move's duration alone; the load (seconds) of every slot, NIC and disk it touches; and the
+    moves using each of the two most loaded resources that not every move uses."""
     alone = alone_estimates(specs, rates, f)
     load: dict[object, float] = defaultdict(float)
-    for s, e in zip(specs, alone, strict=True):
-        for slot in move_slots(s.kind, s.source, s.destination):
+    uses: dict[object, set[int]] = defaultdict(set)
+    keys = []
+    for j, (s, e) in enumerate(zip(specs, alone, strict=True)):
+        mine = [*move_slots(s.kind, s.source, s.destination)]
+        for slot in mine:
             load[slot] += e.duration_s / max(1, limits.get(slot, 1))
         for host in {s.source, s.destination}:
             r = rates.get(host, HostRates())
             load[("nic", host)] += e.wire_bytes / r.nic_bytes_s
-            load[("disk", host)] += s.storage_bytes / r.disk_bytes_s
-    pressure = []
-    for s in specs:
-        keys = [*move_slots(s.kind, s.source, s.destination)]
-        keys += [(what, host) for host in (s.source, s.destination) for what in ("nic", "disk")]
-        pressure.append([load[k] for k in keys])
-    return [e.duration_s for e in alone], pressure
+            if s.storage_bytes:
+                load[("disk", host)] += s.storage_bytes / r.disk_bytes_s
+                mine.append(("disk", host))
+            mine.append(("nic", host))
+        keys.append(mine)
+        for key in mine:
+            uses[key].add(j)
+    pressure = [[load[k] for k in mine] for mine in keys]
+    partial = sorted((k for k in load if len(uses[k]) < len(specs)), key=lambda k: (-load[k], str(k)))
+    return [e.duration_s for e in alone], pressure, [uses[k] for k in partial[:2]]
+
+
+def _spread(order: list[int], duration: list[float], group: set[int]) -> list[int]:
+    """order with the moves of group spread evenly through it (by work done), each part keeping its order:
+    the resource they share stays busy from start to end instead of in one crowded stretch."""
+    mine, others = [j for j in order if j in group], [j for j in order if j not in group]
+    total, total_mine = sum(duration), sum(duration[j] for j in mine) or 1.0
+    out: list[int] = []
+    done = done_mine = 0.0
+    a = b = 0
+    while a < len(mine) or b < len(others):
+        if a < len(mine) and (b >= len(others) or done_mine / total_mine <= done / total):
+            j, a = mine[a], a + 1
+            done_mine += duration[j]
+        else:
+            j, b = others[b], b + 1
+        done += duration[j]
+        out.append(j)
+    return out
 
 
 def _streams_contend(specs, rates, limits, f) -> bool:
