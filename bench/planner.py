@@ -8,7 +8,7 @@ same moves one at a time (VMM's way: one selection, one migration) against it, a
 timeline proving no host ever runs more migrations than its slots allow. Then the planning time
 for 1,000 VMs on 64 hosts.
 
-Run: .venv/bin/python bench/planner.py [--seeds 6] [--quick]
+Run: .venv/bin/python bench/planner.py [--seeds 6] [--quick] [--uniform]
 """
 
 from __future__ import annotations
@@ -40,8 +40,11 @@ HOST_RESERVE = 8 * GIB
 class Fabric:
     """Hosts, VMs by host, and the rates the inventory would give the planner."""
 
-    def __init__(self, seed: int, hosts: int, vms: int, slots: int, *, skew: float = 0.0, clusters: bool = True):
+    def __init__(
+        self, seed: int, hosts: int, vms: int, slots: int, *, skew: float = 0.0, clusters: bool = True, uniform=False
+    ):
         rng = random.Random(seed)
+        self.uniform = uniform  # shared storage, compression, 10 GbE, running VMs only: the common fabric
         clustered = hosts // 2 // 4 * 4 if clusters else 0
         # skew > 0: some hosts hold far more than others (what a rebalance is for).
         weights = [rng.lognormvariate(0, skew) for _ in range(hosts)] if skew else [1.0] * hosts
@@ -57,7 +60,7 @@ class Fabric:
             fqdn, cluster = f"hv{h:03d}.{DOMAIN}", None
             if h < clustered:
                 cluster = f"cl{h // 4:02d}.{DOMAIN}"
-            local_only = cluster is None and rng.random() < 0.15
+            local_only = cluster is None and rng.random() < 0.15 and not uniform
             total = max(256 * GIB, int(need * 1.3) // (64 * GIB) * 64 * GIB + 64 * GIB) if skew else 0
             total = total or max(256 * GIB, (sum(m for _, m in plans[h]) * GIB * 2 // (64 * GIB) + 1) * 64 * GIB)
             used = sum(m for _, m in plans[h]) * GIB
@@ -73,14 +76,15 @@ class Fabric:
                 processor_family="Xeon",
                 max_live=slots,
                 max_storage=slots,
-                performance_option=rng.choice(("compression",) * 6 + ("tcpip", "smb")),
+                performance_option="compression" if uniform else rng.choice(("compression",) * 6 + ("tcpip", "smb")),
                 migration_networks=("10.0.0.0/24",),
                 virtual_switches=("vSwitch-Prod",),
                 shares=() if local_only else SHARES,
                 vm_path="D:\\Hyper-V" if local_only else SHARES[h % 2],
             )
             self.hosts.append(host)
-            self.rates[fqdn] = HostRates(rng.choice((10.0, 10.0, 10.0, 25.0)), rng.choice((500.0, 800.0, 1500.0)))
+            nic = 10.0 if uniform else rng.choice((10.0, 10.0, 10.0, 25.0))
+            self.rates[fqdn] = HostRates(nic, rng.choice((500.0, 800.0, 1500.0)))
             self.vms[fqdn] = [self._vm(rng, name, mem, host, local_only) for name, mem in plans[h]]
         self._guest_clusters(rng)
 
@@ -91,7 +95,7 @@ class Fabric:
         vm = VmFacts(
             id=f"id-{name}",
             name=name,
-            state=rng.choice(("running",) * 18 + ("off", "saved")),
+            state="running" if self.uniform else rng.choice(("running",) * 18 + ("off", "saved")),
             memory_bytes=memory_gib * GIB,
             config_version="10.0",
             config_path=folder,
@@ -154,8 +158,9 @@ def pct(values: list[float], q: float) -> float:
     return values[max(0, math.ceil(q * len(values)) - 1)] if values else float("nan")
 
 
-def plans_of(kind: str, hosts: int, vms: int, slots: int, seed: int) -> tuple[Fabric, list[Plan]]:
-    fabric = Fabric(seed * 1000 + hosts, hosts, vms, slots, skew=1.0 if kind == "rebalance" else 0.0)
+def plans_of(kind: str, hosts: int, vms: int, slots: int, seed: int, uniform=False) -> tuple[Fabric, list[Plan]]:
+    skew = 1.0 if kind == "rebalance" else 0.0
+    fabric = Fabric(seed * 1000 + hosts, hosts, vms, slots, skew=skew, uniform=uniform)
     if kind == "rebalance":
         return fabric, [fabric.rebalance()]
     return fabric, [fabric.evacuate(i) for i in range(0, hosts, max(1, hosts // 4))]
@@ -165,6 +170,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, default=6, help="fabrics per size and slot count")
     parser.add_argument("--quick", action="store_true", help="the first four sizes only")
+    parser.add_argument(
+        "--uniform", action="store_true", help="shared storage, compression, 10 GbE, running VMs (no VSM or offline)"
+    )
     args = parser.parse_args()
     sizes = SIZES[:4] if args.quick else SIZES
     worst: list[tuple[float, str]] = []
@@ -175,7 +183,7 @@ def main() -> None:
             started = time.perf_counter()
             for hosts, vms in sizes:
                 for seed in range(args.seeds):
-                    fabric, plans = plans_of(kind, hosts, vms, slots, seed)
+                    fabric, plans = plans_of(kind, hosts, vms, slots, seed, args.uniform)
                     for plan in plans:
                         if not plan.moves:
                             continue

@@ -22,14 +22,18 @@ from migrations_ui.ordering import alone_estimates, lower_bound
 from migrations_ui.placement import (
     STOPPED_LEAVE,
     STOPPED_MOVE,
+    Ledger,
     Left,
     Placed,
     PlanOptions,
+    choose,
+    left_reason,
     place_evacuation,
     place_rebalance,
+    stopped_reason,
 )
 from migrations_ui.plan_search import best_timeline
-from migrations_ui.rules import Finding
+from migrations_ui.rules import BLOCK, Finding
 
 __all__ = [
     "STOPPED_LEAVE",
@@ -39,6 +43,7 @@ __all__ = [
     "PlanOptions",
     "PlannedMove",
     "plan_evacuation",
+    "plan_moves",
     "plan_rebalance",
     "slot_limits",
 ]
@@ -150,6 +155,37 @@ def plan_rebalance(
     return _plan(None, placed, [], hosts, options)
 
 
+def plan_moves(
+    moves: Sequence[tuple[VmFacts, HostFacts, HostFacts]],
+    options: PlanOptions | None = None,
+    *,
+    resident: Mapping[str, Sequence[VmFacts]] | None = None,
+    host: str | None = None,
+) -> Plan:
+    """Order moves whose destinations are already chosen: (VM, where it is, where it goes).
+
+    For "Move back" after maintenance (each VM to the host it came from) and for a selection sent to
+    one host. Each pair is pre-flighted, memory is counted with headroom across the moves and guest
+    clusters kept apart (resident: the VMs on the hosts now, by FQDN); a pair that cannot go is left
+    with the reason. An HA VM may leave its cluster here: the operator chose the host.
+    """
+    options = options or PlanOptions()
+    hosts = list({h.fqdn: h for _, source, destination in moves for h in (source, destination)}.values())
+    ledger = Ledger(hosts, {**(resident or {})}, options)
+    placed, left = [], []
+    for vm, source, destination in moves:
+        if not vm.running and options.stopped != STOPPED_MOVE:
+            left.append(Left(vm, source, stopped_reason(vm)))
+            continue
+        choice, reasons = choose(vm, source, [destination], ledger, ha_in_cluster=False)
+        if choice is None:
+            left.append(Left(vm, source, left_reason(vm, source, [destination], reasons)))
+            continue
+        ledger.move(vm, source, destination)
+        placed.append(choice)
+    return _plan(host, placed, left, hosts, options)
+
+
 def _plan(host: str | None, placed: list[Placed], left: list[Left], hosts: Sequence[HostFacts], o: PlanOptions) -> Plan:
     limits = slot_limits(hosts)
     specs = [p.spec for p in placed]
@@ -169,7 +205,7 @@ def _plan(host: str | None, placed: list[Placed], left: list[Left], hosts: Seque
             end_s=timeline.end_s[j],
             alone=alone[j],
             spec=specs[j],
-            findings=tuple(f for f in placed[j].assessment.findings if f.severity != "block"),
+            findings=tuple(f for f in placed[j].assessment.findings if f.severity != BLOCK),
         )
         for j in timeline.order
     )

@@ -27,7 +27,7 @@ from migrations_ui.rules import BLOCK
 STOPPED_MOVE, STOPPED_LEAVE = "move", "leave"
 # Live first (no outage, no copy); Quick only for an HA VM that cannot go live; files copied last.
 KIND_RANK = {Kind.LIVE: 0, Kind.QUICK: 1, Kind.LIVE_VSM: 2, Kind.NETWORK: 3}
-MAX_REASONS = 3  # hosts named in a left VM's reason before "and N more"
+MAX_REASONS = 3  # distinct reasons given for a VM left in place, before "N more reason(s)"
 
 
 @dataclass(frozen=True)
@@ -161,10 +161,6 @@ class Cost:
     file_bytes: float
 
 
-def _speeds(rates: HostRates) -> tuple[float, float]:
-    return rates.nic_bytes_s, rates.disk_bytes_s
-
-
 class Load:
     """How long each host is kept busy by the moves given to it so far, in seconds (its slots, NIC, disks)."""
 
@@ -187,18 +183,19 @@ class Load:
 
 
 def choose(
-    vm: VmFacts, source: HostFacts, ranked: Iterable[HostFacts], ledger: Ledger
+    vm: VmFacts, source: HostFacts, ranked: Iterable[HostFacts], ledger: Ledger, *, ha_in_cluster: bool = True
 ) -> tuple[Placed | None, list[str]]:
     """The best destination for vm among candidates ranked best first, or the reasons none fits.
 
     The first candidate (in rank order) that pre-flight allows as a Live move wins; failing that,
     the best of the slower kinds. Candidates that cannot beat what was found are not assessed.
+    ha_in_cluster=False: an HA VM may leave its cluster (an operator's explicit choice; pre-flight warns).
     """
     reasons: list[str] = []
     found: tuple[int, Assessment, HostFacts] | None = None
     shares = ledger.options.shares
     for host in ranked:
-        if vm.clustered and host.cluster != source.cluster:
+        if ha_in_cluster and vm.clustered and host.cluster != source.cluster:
             continue  # an HA VM stays in its cluster; the reason is given once, below
         if not ledger.fits(vm, host):
             headroom = ledger.options.headroom
@@ -235,10 +232,10 @@ def choose(
 
 def left_reason(vm: VmFacts, source: HostFacts, candidates: Sequence[HostFacts], reasons: list[str]) -> str:
     """Why no destination was found: each distinct reason once, with the hosts it holds for."""
-    if vm.clustered and not any(h.cluster == source.cluster for h in candidates):
-        where = source.cluster_name or source.cluster or "its cluster"
-        return f"{vm.name} is highly available and must stay in {where}: no other node of it can take it."
     if not reasons:
+        if vm.clustered and not any(h.cluster == source.cluster for h in candidates):
+            where = source.cluster_name or source.cluster or "its cluster"
+            return f"{vm.name} is highly available and must stay in {where}: no other node of it can take it."
         return "No other host to move it to."
     hosts_by_reason: dict[str, list[str]] = {}
     for reason in reasons:

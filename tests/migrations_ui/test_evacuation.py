@@ -15,6 +15,7 @@ from migrations_ui.evacuation import (
     Plan,
     PlanOptions,
     plan_evacuation,
+    plan_moves,
     plan_rebalance,
     slot_limits,
 )
@@ -317,6 +318,36 @@ def test_a_rebalance_keeps_ha_vms_in_their_cluster():
 
     assert plan.moves
     assert {m.destination for m in plan.moves} == {nodes[1].fqdn}
+
+
+def test_move_back_returns_each_vm_to_where_it_came_from():
+    vms = [vm("db", 16), vm("web", 4), vm("dmz", 4, switches=("vSwitch-DMZ",))]
+    away = evacuate(A, vms, [A, replace(B, virtual_switches=("vSwitch-Prod", "vSwitch-DMZ")), C])
+    by_name = {v.name: v for v in vms}
+    hosts = {h.fqdn: h for h in (B, C)} | {B.fqdn: replace(B, virtual_switches=("vSwitch-Prod", "vSwitch-DMZ"))}
+    home = replace(A, virtual_switches=("vSwitch-Prod",))  # the DMZ switch did not come back after maintenance
+
+    back = plan_moves([(by_name[m.vm], hosts[m.destination], home) for m in away.moves], host=A.fqdn)
+
+    assert {m.vm: m.destination for m in back.moves} == {"db": A.fqdn, "web": A.fqdn}
+    assert [v.vm for v in back.left] == ["dmz"]
+    assert "hv-a has no virtual switch named 'vSwitch-DMZ'" in back.left[0].reason
+    assert sweep(back) == []
+
+
+def test_an_operator_may_send_an_ha_vm_out_of_its_cluster_with_a_warning():
+    n1, other = host("hv-n1", cluster="CL1"), host("hv-o1", cluster="CL2")
+    plan = plan_moves([(vm("ha", 8, clustered=True), n1, other)])
+    assert plan.moves[0].destination == other.fqdn
+    assert "ha-lost-during-move" in {f.rule for f in plan.moves[0].findings}
+
+
+def test_moves_to_one_host_count_its_memory_once():
+    target = host("hv-t", free_gib=60)  # 60 - 25.6 headroom: room for 34.4 GiB
+    moves = [(vm(f"v{i}", 16), A, target) for i in range(3)]
+    plan = plan_moves(moves)
+    assert len(plan.moves) == 2
+    assert "not enough memory" in plan.left[0].reason
 
 
 # --- the demo fabric: a plan run on the simulated Hyper-V ---------------------------------------
