@@ -197,6 +197,9 @@ def choose(
     for host in ranked:
         if ha_in_cluster and vm.clustered and host.cluster != source.cluster:
             continue  # an HA VM stays in its cluster; the reason is given once, below
+        if host.live_limit < 1 or (source.live_limit < 1 and host.fqdn != source.fqdn):
+            reasons.append(f"{host.name if host.live_limit < 1 else source.name}: allows no migration at all (limit 0)")
+            continue
         if not ledger.fits(vm, host):
             headroom = ledger.options.headroom
             reasons.append(f"{host.name}: not enough memory left with {headroom:.0%} headroom")

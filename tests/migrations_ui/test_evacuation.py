@@ -204,6 +204,13 @@ def test_a_stopped_ha_vm_is_not_copied_offline():
     assert "refuses an offline copy of the clustered VM ha-off" in plan.left[0].reason
 
 
+def test_a_host_that_allows_no_migration_is_never_planned_for():
+    stuck = evacuate(replace(A, max_live=0), [vm("a1", 4)], [A, B])
+    assert stuck.moves == () and "hv-a: allows no migration at all (limit 0)" in stuck.left[0].reason
+    plan = evacuate(A, [vm("a1", 4)], [A, replace(B, max_live=0, memory_available_bytes=2048 * GIB), C])
+    assert where(plan) == {"a1": "hv-c"}
+
+
 def test_the_json_is_the_stable_shape():
     plan = evacuate(A, [vm("a1", 4), vm('x"; $(Remove-VM *) <b>', 2), vm("off", 2, state="off")], [A, B])
 
