@@ -39,3 +39,24 @@ def host_tree() -> tuple[list[Cluster], list[Host]]:
         else:
             standalone.append(host)
     return list(clusters.values()), standalone
+
+
+def settings_views():
+    """Every host's live-migration settings as the drift guard reads them (one query)."""
+    from fabric.drift import HostSettingsView
+
+    rows = Host.objects.select_related("cluster").order_by("fqdn")
+    return [
+        HostSettingsView(
+            fqdn=h.fqdn,
+            name=h.name,
+            cluster=h.cluster.name if h.cluster else None,
+            cluster_max_parallel=h.cluster.max_parallel_migrations if h.cluster else None,
+            performance_option=h.performance_option,
+            auth_type=h.auth_type,
+            max_live_migrations=h.max_live_migrations,
+            max_storage_migrations=h.max_storage_migrations,
+            migration_enabled=h.migration_enabled,
+        )
+        for h in rows
+    ]
