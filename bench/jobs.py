@@ -238,19 +238,23 @@ class WebSocket:
 
 
 async def listen(ws: WebSocket, bench: "Bench") -> None:
-    """Note when each progress row of the bench's job arrives; the first message is the replay."""
+    """Note when each progress row of the bench's jobs arrives; the first message is the replay."""
     first = True
-    while (payload := await ws.receive()) is not None:
-        now = time.monotonic()
-        if first:
-            first = False
-            bench.replayed += 1
-            continue
-        match = SEQUENCE.search(payload[:200])
-        if match:
-            bench.arrivals.append((id(ws), (int(match.group(1)), int(match.group(2))), now))
+    try:
+        while (payload := await ws.receive()) is not None:
+            now = time.monotonic()
+            if first:
+                first = False
+                bench.replayed += 1
+                continue
+            match = SEQUENCE.search(payload[:200])
+            if match:
+                bench.arrivals.append((id(ws), (int(match.group(1)), int(match.group(2))), now))
+        reason = "closed by the server"
+    except (asyncio.IncompleteReadError, ConnectionError) as exc:
+        reason = f"connection lost: {exc!r}"
     if not bench.stopping:
-        bench.errors.append("closed by the server")
+        bench.errors.append(reason)
 
 
 class Bench:
@@ -306,28 +310,33 @@ async def run(args, port: int, cookie: str, jobs: list[MigrationJob], deadline: 
     bench = Bench()
     progress.send_job_update = timed_emitter(bench)  # events.announce looks it up at each call
     headers = {"Cookie": cookie, "Origin": f"http://127.0.0.1:{port}"}
-    sockets = [await WebSocket.connect(port, "/ws/jobs/", headers) for _ in range(args.clients)]
-    readers = [asyncio.create_task(listen(ws, bench)) for ws in sockets]
-    while bench.replayed < args.clients and time.monotonic() < deadline:
-        await asyncio.sleep(0.05)
-    if bench.replayed < args.clients:
-        raise SystemExit(f"only {bench.replayed}/{args.clients} clients got their replay; errors: {bench.errors[:3]}")
-    print(
-        f"{args.clients} clients connected and replayed; {args.updates} rounds of one sample on each of"
-        f" {len(jobs)} job(s), every {args.interval} s"
-    )
-    expected = args.updates * len(jobs) * args.clients
-    await asyncio.to_thread(send_updates, bench, jobs, args.updates, args.interval)
-    settle = min(deadline, time.monotonic() + args.settle)
-    while len(bench.arrivals) < expected and time.monotonic() < settle:
-        await asyncio.sleep(0.05)
-    bench.stopping = True
-    for ws in sockets:
-        ws.close()
-    for reader in readers:
-        reader.cancel()
-    await asyncio.gather(*readers, return_exceptions=True)
-    return bench
+    sockets, readers = [], []
+    try:
+        for _ in range(args.clients):
+            sockets.append(await WebSocket.connect(port, "/ws/jobs/", headers))
+            readers.append(asyncio.create_task(listen(sockets[-1], bench)))
+        replay_by = min(deadline, time.monotonic() + 60)
+        while bench.replayed < args.clients and time.monotonic() < replay_by:
+            await asyncio.sleep(0.05)
+        if bench.replayed < args.clients:
+            raise SystemExit(f"only {bench.replayed}/{args.clients} clients got their replay; {bench.errors[:3]}")
+        print(
+            f"{args.clients} clients connected and replayed; {args.updates} rounds of one sample on each of"
+            f" {len(jobs)} job(s), every {args.interval} s"
+        )
+        expected = args.updates * len(jobs) * args.clients
+        await asyncio.to_thread(send_updates, bench, jobs, args.updates, args.interval)
+        settle = min(deadline, time.monotonic() + args.settle)
+        while len(bench.arrivals) < expected and time.monotonic() < settle:
+            await asyncio.sleep(0.05)
+        return bench
+    finally:
+        bench.stopping = True
+        for ws in sockets:
+            ws.close()
+        for reader in readers:
+            reader.cancel()
+        await asyncio.gather(*readers, return_exceptions=True)
 
 
 def percentile(values: list[float], p: float) -> float:
