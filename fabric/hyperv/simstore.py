@@ -146,18 +146,21 @@ class FabricStore:
                 fabric.advance(seconds)
                 fabric.touch()  # the clock itself must reach the other processes
 
-    def log_command(self, entry: dict) -> None:
-        """Append one command a host received (the emulator's wire log); never touches the world itself.
+    def log_commands(self, entries: list[dict]) -> None:
+        """Append commands hosts received (the emulator's wire log); never touches the world itself.
 
         Reads are logged here rather than in the fabric's record: a row insert costs little, while a
         change to the record would rewrite the whole world on every read.
         """
+        if not entries:
+            return
         with self._transaction() as connection:
-            cursor = connection.execute(
-                "INSERT INTO command_log (at, entry) VALUES (?, ?)", (self.clock(), json.dumps(entry, default=str))
-            )
-            if cursor.lastrowid % 1000 == 0:
-                connection.execute("DELETE FROM command_log WHERE seq <= ?", (cursor.lastrowid - COMMAND_LOG_KEPT,))
+            now = self.clock()
+            rows = [(now, json.dumps(entry, default=str)) for entry in entries]
+            connection.executemany("INSERT INTO command_log (at, entry) VALUES (?, ?)", rows)
+            (last,) = connection.execute("SELECT max(seq) FROM command_log").fetchone()
+            if last % 1000 < len(rows):
+                connection.execute("DELETE FROM command_log WHERE seq <= ?", (last - COMMAND_LOG_KEPT,))
 
     def commands(self, since: int = 0) -> list[dict]:
         """The logged commands after sequence number `since`, oldest first, each with its "seq"."""

@@ -157,6 +157,7 @@ def test_it_keeps_every_command_with_its_parameters_exactly_as_received(emulator
         assert fabric.vm_by_name(INJECTION_NAME).host == "hv-s2" + D
     assert len(moves) == 1
     assert moves[0]["params"] == {"Name": INJECTION_NAME, "DestinationHost": "hv-s2" + D}
+    emulator.flush_log()
     logged = [c for c in store.commands() if c["cmdlet"] in ("Get-VM", "Move-VM")]
     assert [c["params"]["Name"] for c in logged] == [INJECTION_NAME, INJECTION_NAME]
     assert emulator.commands("Move-VM")[0]["params"]["Name"] == INJECTION_NAME

@@ -55,6 +55,7 @@ class HostSide:
     store: FabricStore
     progress_interval: float = 1.0
     on_command: Callable[[dict[str, Any]], None] | None = None
+    latency: float = 0.0  # seconds a host spends in each cmdlet (WMI on a real host); for benchmarks
 
 
 @dataclass
@@ -245,6 +246,8 @@ def _run_statement(
             raise
         ctx = Context(side, fqdn, user, run, cmdlet)
         started = time.monotonic()
+        if side.latency and ctx.wait(side.latency) is False:
+            return
         try:
             objects = list(cmdlet.func(ctx, params, objects) or [])
         finally:

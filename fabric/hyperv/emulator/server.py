@@ -253,7 +253,8 @@ class Emulator:
     HTTPS (see tls.py), None for HTTP. progress_interval: wall seconds between Move-VM progress
     records. hosts: serve only these FQDNs (default: every host of the fabric). fallback: when an
     address like 127.0.0.12 cannot be bound, serve on 127.0.0.1 with a free port instead (ports=0
-    always does that) and write the new address into the fabric.
+    always does that) and write the new address into the fabric. latency: seconds each cmdlet takes,
+    as WMI does on a real host (benchmarks); 0 by default.
     """
 
     def __init__(
@@ -268,6 +269,7 @@ class Emulator:
         free_ports: bool = False,
         fallback: bool = True,
         log_size: int = 20_000,
+        latency: float = 0.0,
     ):
         self.store = store
         self.credentials = Credentials(username, password)
@@ -276,10 +278,14 @@ class Emulator:
         self.free_ports = free_ports
         self.fallback = fallback
         self.endpoints: dict[str, Endpoint] = {}
-        self.side = HostSide(store, progress_interval, self._on_command)
+        self.side = HostSide(store, progress_interval, self._on_command, latency)
         self.wire_log: deque[dict[str, Any]] = deque(maxlen=log_size)
         self._log_lock = threading.Lock()
         self._sequence = 0
+        self._unsaved: list[dict[str, Any]] = []
+        self._log_due = threading.Event()
+        self._stopping = threading.Event()
+        self._log_thread: threading.Thread | None = None
 
     def runner(self, fqdn: str, user: str) -> Callable[..., None]:
         def run(pipeline_run, metadata) -> None:
@@ -291,8 +297,22 @@ class Emulator:
         with self._log_lock:
             self._sequence += 1
             self.wire_log.append({"seq": self._sequence, **entry})
+            self._unsaved.append(entry)
+        self._log_due.set()
+
+    def _save_log(self) -> None:
+        """Write the wire log to the fabric file in batches: one transaction per batch, not per command."""
+        while not self._stopping.is_set():
+            self._log_due.wait()
+            self._stopping.wait(0.1)  # let a burst of commands gather
+            self.flush_log()
+
+    def flush_log(self) -> None:
+        with self._log_lock:
+            entries, self._unsaved = self._unsaved, []
+            self._log_due.clear()
         try:
-            self.store.log_command(entry)
+            self.store.log_commands(entries)
         except Exception:  # the wire log must never break a command
             log.exception("could not write the command log")
 
@@ -315,6 +335,9 @@ class Emulator:
             self.stop()
             raise
         self._publish()
+        self._stopping.clear()
+        self._log_thread = threading.Thread(target=self._save_log, name="emulator-wire-log", daemon=True)
+        self._log_thread.start()
         for endpoint in self.endpoints.values():
             endpoint.start()
         log.info("Hyper-V emulator serving %d hosts", len(self.endpoints))
@@ -366,6 +389,12 @@ class Emulator:
         fqdns = list(self.endpoints)
         with ThreadPoolExecutor(max_workers=max(1, min(32, len(fqdns)))) as pool:
             list(pool.map(self.stop_host, fqdns))
+        self._stopping.set()
+        self._log_due.set()
+        if self._log_thread is not None:
+            self._log_thread.join(timeout=5)
+            self._log_thread = None
+        self.flush_log()
 
     def __enter__(self) -> Emulator:
         self.start()

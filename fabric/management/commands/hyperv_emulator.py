@@ -48,6 +48,10 @@ class Command(BaseCommand):
         )
         parser.add_argument("--free-ports", action="store_true", help="serve every host on 127.0.0.1, free ports")
         parser.add_argument("--ready-file", type=Path, help="write this file (the endpoints, JSON) once serving")
+        parser.add_argument("--host", action="append", dest="hosts", help="serve only this host FQDN (repeatable)")
+        parser.add_argument(
+            "--latency", type=float, default=0.0, help="seconds each cmdlet takes, like WMI on a real host (default 0)"
+        )
 
     def handle(self, *args, **options):
         path = options["fabric"] or settings.SIM_FABRIC_PATH
@@ -68,6 +72,8 @@ class Command(BaseCommand):
             cert_dir=options["cert_dir"] or settings.DATA_DIR / "emulator-tls",
             progress_interval=options["progress_interval"],
             free_ports=options["free_ports"],
+            hosts=options["hosts"],
+            latency=options["latency"],
         )
         stop = threading.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):

@@ -1,0 +1,158 @@
+"""Bench of the inventory sync over WinRM: 100 emulated Hyper-V hosts, in parallel versus one at a time.
+
+Run from the repository root:
+    .venv/bin/python bench/sync.py [--hosts 100] [--vms-per-host 20] [--repeat 3] [--processes 4] [--latency 0 0.05]
+
+A generated fabric (half the hosts in 4-node clusters) is served by host emulator processes
+(manage.py hyperv_emulator, each serving a slice of the hosts on free ports of 127.0.0.1, so the
+hosts' work is not done under this process's GIL); the console's sync (fabric.sync.sync_inventory)
+reads it through the pypsrp driver into a throwaway SQLite database. For each host latency (the
+seconds a real host's WMI spends in each cmdlet; 0 = only protocol and serialization cost) it
+prints the first sync (runspace pools opened) and the medians of the next runs (pools reused),
+parallel (16 threads, the sync's default) and one host at a time.
+"""
+
+import argparse
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA_DIR = tempfile.mkdtemp(prefix="console-bench-sync-")
+# Before django.setup(): a throwaway database, the psrp driver, nothing from the caller's environment.
+os.environ["CONSOLE_DATA_DIR"] = DATA_DIR
+os.environ["HYPERV_DRIVER"] = "psrp"
+os.environ["HYPERV_EMULATOR"] = "1"
+os.environ["HYPERV_ALLOW_BASIC_HTTP"] = "1"
+for name in ("DATABASE_URL", "REDIS_URL", "SECRET_KEY", "HYPERV_EMULATOR_USER", "HYPERV_EMULATOR_PASSWORD"):
+    os.environ.pop(name, None)
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "console.settings")
+sys.path.insert(0, str(ROOT))
+
+import django  # noqa: E402
+
+django.setup()
+
+from django.conf import settings  # noqa: E402
+from django.core.management import call_command  # noqa: E402
+
+from fabric.driver import get_driver  # noqa: E402
+from fabric.hyperv.demo import build_demo_fabric  # noqa: E402
+from fabric.hyperv.simstore import FabricStore  # noqa: E402
+from fabric.models import Host, VirtualMachine  # noqa: E402
+from fabric.sync import sync_inventory  # noqa: E402
+
+
+def timed_sync(workers: int) -> float:
+    started = time.perf_counter()
+    report = sync_inventory(get_driver(), max_workers=workers)
+    elapsed = time.perf_counter() - started
+    if report.unreachable:
+        raise SystemExit(f"unreachable hosts: {report.unreachable}")
+    return elapsed
+
+
+def start_emulators(fqdns: list[str], processes: int, latency: float) -> list[subprocess.Popen]:
+    """Emulator processes, each serving a slice of the hosts; returns once every one is ready."""
+    procs, ready_files = [], []
+    for i in range(processes):
+        ready = Path(DATA_DIR) / f"emulator-{i}.ready"
+        ready.unlink(missing_ok=True)
+        hosts = [arg for fqdn in fqdns[i::processes] for arg in ("--host", fqdn)]
+        command = [
+            sys.executable,
+            str(ROOT / "manage.py"),
+            "hyperv_emulator",
+            "--free-ports",
+            "--ready-file",
+            str(ready),
+            "--latency",
+            str(latency),
+            *hosts,
+        ]
+        procs.append(subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        ready_files.append(ready)
+    deadline = time.monotonic() + 60
+    while not all(f.exists() for f in ready_files):
+        if time.monotonic() > deadline or any(p.poll() is not None for p in procs):
+            stop_emulators(procs)
+            raise SystemExit("the emulator processes did not start")
+        time.sleep(0.1)
+    return procs
+
+
+def stop_emulators(procs: list[subprocess.Popen]) -> None:
+    for proc in procs:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+    for proc in procs:
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def register_hosts(store: FabricStore) -> None:
+    """The console's inventory follows the addresses the emulators serve the hosts on now."""
+    with store.session() as fabric:
+        connections = fabric.connections()
+    for conn in connections:
+        Host.objects.update_or_create(
+            fqdn=conn.fqdn,
+            defaults={"name": conn.fqdn.split(".")[0], "address": conn.address, "port": conn.port, "transport": "http"},
+        )
+
+
+def bench(store: FabricStore, fqdns: list[str], args: argparse.Namespace, latency: float) -> None:
+    procs = start_emulators(fqdns, args.processes, latency)
+    try:
+        register_hosts(store)
+        get_driver().close()  # new endpoints: no pool of the previous round is valid
+        print(f"\nhost latency {1000 * latency:.0f} ms per cmdlet ({args.processes} emulator processes)")
+        first = timed_sync(16)
+        print(f"  first sync, parallel (opens {len(fqdns)} runspace pools): {first:7.2f} s")
+        parallel = [timed_sync(16) for _ in range(args.repeat)]
+        serial = [timed_sync(1) for _ in range(args.repeat)]
+        p, s = statistics.median(parallel), statistics.median(serial)
+        print(f"  sync, parallel (16 threads), pools reused:  {p:7.2f} s  (median of {args.repeat})")
+        print(f"  sync, one host at a time, pools reused:     {s:7.2f} s  (median of {args.repeat})")
+        print(f"  per host, one at a time:                    {1000 * s / len(fqdns):7.1f} ms")
+        print(f"  parallel speed-up:                          {s / p:7.1f}x")
+    finally:
+        get_driver().close()
+        stop_emulators(procs)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--hosts", type=int, default=100)
+    parser.add_argument("--vms-per-host", type=int, default=20)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--processes", type=int, default=4, help="emulator processes (default 4)")
+    parser.add_argument("--latency", type=float, nargs="+", default=[0.0, 0.05], help="seconds per cmdlet")
+    args = parser.parse_args()
+
+    call_command("migrate", verbosity=0)
+    store = FabricStore(settings.SIM_FABRIC_PATH, time_scale=settings.SIM_TIME_SCALE)
+    store.create(build_demo_fabric(seed=1, hosts=args.hosts, vms=args.hosts * args.vms_per_host))
+    with store.session() as fabric:
+        fqdns = sorted(fabric.hosts)
+    try:
+        print(f"{args.hosts} emulated hosts, {args.hosts * args.vms_per_host} VMs, WinRM (HTTP, Basic) on 127.0.0.1")
+        for latency in args.latency:
+            bench(store, fqdns, args, latency)
+        print(f"\nVMs in the database: {VirtualMachine.objects.filter(removed=False).count()}")
+    finally:
+        store.close()
+        shutil.rmtree(DATA_DIR, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
