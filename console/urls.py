@@ -9,6 +9,7 @@ urlpatterns = [
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
     path("audit/", include("audit.urls")),
+    path("manage/", include("fabric.admin_urls")),
     path("", include("fabric.urls")),
     path("", include("migrations_ui.urls")),
 ]

@@ -1,0 +1,193 @@
+"""Adding and editing a managed host with its WinRM credentials, and testing the connection first.
+
+Staff with the manage_hosts permission only. The password is write-only: it is encrypted when saved
+(fabric.credentials), never put back into the form, never logged, never in the audit details, and
+hidden from Django's error reports (sensitive_post_parameters / sensitive_variables).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from django import forms
+from django.core.exceptions import PermissionDenied
+from django.db import transaction
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
+
+from console.access import Perm, check
+from fabric.credentials import HostCredential, WinRMAuth
+from fabric.hyperv.api import Connection, HyperVError
+from fabric.models import Host, Transport
+
+log = logging.getLogger(__name__)
+
+
+class HostForm(forms.Form):
+    fqdn = forms.CharField(label="FQDN", max_length=255, help_text="hv01.contoso.com")
+    address = forms.CharField(
+        max_length=255, required=False, help_text="IP or DNS name WinRM answers on (default: the FQDN)"
+    )
+    port = forms.IntegerField(min_value=1, max_value=65535, initial=5986)
+    transport = forms.ChoiceField(choices=Transport.choices, initial=Transport.HTTPS)
+    auth = forms.ChoiceField(label="Authentication", choices=WinRMAuth.choices, initial=WinRMAuth.NEGOTIATE)
+    username = forms.CharField(max_length=255, help_text="DOMAIN\\user or user@domain")
+    # render_value=False: a password typed once is never sent back to the browser, not even on errors.
+    password = forms.CharField(widget=forms.PasswordInput(render_value=False), required=False, strip=False)
+
+    def __init__(self, *args, editing: Host | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.editing = editing
+        if editing is not None:
+            self.fields["fqdn"].disabled = True
+            self.fields["password"].help_text = "Leave empty to keep the stored password"
+
+    def clean_fqdn(self) -> str:
+        fqdn = self.cleaned_data["fqdn"].strip().lower().rstrip(".")
+        if self.editing is None and Host.objects.filter(fqdn=fqdn).exists():
+            raise forms.ValidationError("This host is already managed: edit it instead.")
+        if "." not in fqdn or any(c.isspace() or c in "/\\@" for c in fqdn):
+            raise forms.ValidationError("Give the host's fully qualified name, e.g. hv01.contoso.com")
+        return fqdn
+
+    def clean(self):
+        data = super().clean()
+        stored = self.editing is not None and HostCredential.objects.filter(host=self.editing).exists()
+        if not data.get("password") and not stored:
+            self.add_error("password", "A password is needed for a new host.")
+        return data
+
+    @sensitive_variables("password")
+    def connection(self) -> Connection:
+        """The connection as typed (with the stored password when the field was left empty)."""
+        data = self.cleaned_data
+        password = data.get("password") or ""
+        if not password and self.editing is not None:
+            from fabric.credentials import decrypt
+
+            password = decrypt(HostCredential.objects.get(host=self.editing))
+        return Connection(
+            fqdn=data["fqdn"],
+            address=data.get("address") or data["fqdn"],
+            port=data["port"],
+            transport=data["transport"],
+            auth=data["auth"],
+            username=data["username"],
+            password=password,
+        )
+
+
+def _allowed(request) -> None:
+    if not request.user.is_staff:
+        raise PermissionDenied("Managing hosts is for staff.")
+    check(request, Perm.MANAGE_HOSTS)
+
+
+@sensitive_post_parameters("password")
+def host_form(request, fqdn: str | None = None):
+    """Add (or edit) a host: "Test connection" asks the host for its inventory and saves nothing."""
+    _allowed(request)
+    host = get_object_or_404(Host, fqdn=fqdn) if fqdn else None
+    form = HostForm(request.POST or None, editing=host, initial=_initial(host))
+    tested = None
+    if request.method == "POST" and form.is_valid():
+        if request.POST.get("action") == "test":
+            tested = _test(form.connection())
+        else:
+            saved = _save(request, form, host)
+            return redirect(saved.get_absolute_url())
+    return render(request, "fabric/host_form.html", {"form": form, "host": host, "tested": tested})
+
+
+def _initial(host: Host | None) -> dict:
+    if host is None:
+        return {}
+    credential = HostCredential.objects.filter(host=host).first()
+    return {
+        "fqdn": host.fqdn,
+        "address": host.address,
+        "port": host.port,
+        "transport": host.transport,
+        "auth": credential.auth if credential else WinRMAuth.NEGOTIATE,
+        "username": credential.username if credential else "",
+    }
+
+
+@sensitive_variables("conn")
+def _test(conn: Connection) -> dict:
+    """Open a session with exactly these settings, read the host, close it again."""
+    from django.conf import settings
+
+    if settings.HYPERV_DRIVER == "sim":
+        from fabric.driver import get_driver
+
+        driver, close = get_driver(), None
+    else:
+        from fabric.driver import psrp_options
+        from fabric.hyperv.psrp import PsrpDriver
+
+        driver = PsrpDriver(psrp_options())
+        close = driver.close
+    try:
+        inventory = driver.inventory(conn)
+    except HyperVError as exc:
+        return {"ok": False, "code": exc.code, "message": exc.message, "remedy": exc.remedy}
+    finally:
+        if close is not None:
+            close()
+    info = inventory.host
+    return {
+        "ok": True,
+        "name": info.name,
+        "os": info.os_version,
+        "vms": len(inventory.vms),
+        "cluster": inventory.cluster.name if inventory.cluster else "",
+    }
+
+
+def _save(request, form: HostForm, host: Host | None) -> Host:
+    from audit.log import record
+
+    data = form.cleaned_data
+    fqdn = host.fqdn if host else data["fqdn"]
+    with transaction.atomic():
+        host, created = Host.objects.update_or_create(
+            fqdn=fqdn,
+            defaults={
+                "name": fqdn.split(".")[0],
+                "address": data.get("address") or fqdn,
+                "port": data["port"],
+                "transport": data["transport"],
+            },
+        )
+        credential = HostCredential.objects.filter(host=host).first() or HostCredential(host=host)
+        credential.auth, credential.username = data["auth"], data["username"]
+        if data.get("password"):
+            credential.set_password(data["password"])
+        credential.save()
+        record(
+            "host.add" if created else "host.change",
+            request=request,
+            target=host,
+            details={
+                "address": host.address,
+                "port": host.port,
+                "transport": host.transport,
+                "auth": credential.auth,
+                "username": credential.username,
+                "password_changed": bool(data.get("password")),
+            },
+        )
+    _sync(host)
+    return host
+
+
+def _sync(host: Host) -> None:
+    """Read the new host's inventory now; a failure marks it unreachable with the reason (sync does)."""
+    from fabric.driver import get_driver
+    from fabric.sync import sync_inventory
+
+    try:
+        sync_inventory(get_driver(), [host])
+    except Exception:
+        log.exception("the first inventory sync of %s failed", host.fqdn)

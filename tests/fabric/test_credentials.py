@@ -1,0 +1,184 @@
+"""Host credentials: encrypted at rest, resolved for the driver, and the staff page that adds a host."""
+
+import logging
+
+import pytest
+from cryptography.fernet import Fernet
+from django.core.exceptions import ImproperlyConfigured
+from django.db import connection
+from django.test import Client
+from django.urls import reverse
+
+from audit.models import AuditEvent
+from fabric.credentials import HostCredential, credential_for, decrypt, forget_cached, resolve
+from fabric.hyperv.api import Connection
+from fabric.models import Host
+from tests.fabric.conftest import PASSWORD, USER
+
+SECRET = "Tr0ub4dor&3-never-shown"
+
+
+@pytest.fixture(autouse=True)
+def own_key(settings, tmp_path):
+    settings.DATA_DIR = tmp_path
+    settings.CREDENTIAL_KEY = ""
+    forget_cached()
+    yield
+    forget_cached()
+
+
+def make_host(fqdn="hv01.contoso.test", **kw):
+    return Host.objects.create(fqdn=fqdn, name=fqdn.split(".")[0], address=kw.pop("address", "10.0.0.1"), **kw)
+
+
+def store_credential(host=None, username="CONTOSO\\svc-hyperv", password=SECRET, auth="negotiate"):
+    credential = HostCredential(host=host, username=username, auth=auth)
+    credential.set_password(password)
+    credential.save()
+    return credential
+
+
+@pytest.mark.django_db
+def test_it_stores_only_ciphertext_and_decrypts_with_the_key(settings, tmp_path):
+    credential = store_credential(make_host())
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT secret FROM fabric_hostcredential WHERE id = %s", [credential.pk])
+        raw = bytes(cursor.fetchone()[0])
+    assert SECRET.encode() not in raw
+    assert decrypt(HostCredential.objects.get(pk=credential.pk)) == SECRET
+    assert SECRET not in repr(credential) and SECRET not in str(credential)
+    key_file = tmp_path / "credential_key"
+    assert key_file.stat().st_mode & 0o777 == 0o600
+
+
+@pytest.mark.django_db
+def test_it_uses_the_key_from_the_environment_and_refuses_a_wrong_one(settings):
+    first, second = Fernet.generate_key().decode(), Fernet.generate_key().decode()
+    settings.CREDENTIAL_KEY = first
+    credential = store_credential(make_host())
+
+    settings.CREDENTIAL_KEY = f"{second},{first}"  # rotation: a new key first, the old one still decrypts
+    assert decrypt(credential) == SECRET
+    settings.CREDENTIAL_KEY = second
+    with pytest.raises(ImproperlyConfigured, match="cannot be decrypted"):
+        decrypt(credential)
+    settings.CREDENTIAL_KEY = "not-a-key"
+    with pytest.raises(ImproperlyConfigured, match="Fernet"):
+        decrypt(credential)
+
+
+@pytest.mark.django_db
+def test_it_resolves_the_hosts_own_credential_then_the_default_then_the_emulators(settings):
+    own, other = make_host("hv01.contoso.test"), make_host("hv02.contoso.test", address="10.0.0.2")
+    store_credential(own, username="CONTOSO\\hv01-admin", auth="kerberos")
+    settings.HYPERV_EMULATOR = True
+    settings.HYPERV_EMULATOR_USER, settings.HYPERV_EMULATOR_PASSWORD = "emu", "emu-pass"
+
+    def conn(host):
+        return Connection(host.fqdn, host.address, 5986)
+
+    assert (resolve(conn(own)).username, resolve(conn(own)).auth) == ("CONTOSO\\hv01-admin", "kerberos")
+    assert (resolve(conn(other)).username, resolve(conn(other)).auth) == ("emu", "basic")
+    store_credential(None, username="CONTOSO\\default")
+    assert resolve(conn(other)).username == "CONTOSO\\default"
+    assert resolve(conn(other)).password == SECRET
+    assert credential_for("hv02.contoso.test").is_default
+    explicit = Connection("x.contoso.test", "10.0.0.9", 5986, username="given", password="given-pass")
+    assert resolve(explicit) is explicit
+
+
+@pytest.mark.django_db
+def test_the_host_page_is_for_staff_with_the_manage_hosts_permission(admin_user, operator_user):
+    url = reverse("fabric_admin:host_add")
+    anonymous, operator, admin = Client(), Client(), Client()
+    operator.force_login(operator_user)
+    admin.force_login(admin_user)
+
+    assert anonymous.get(url).status_code == 302  # to the login page
+    assert operator.get(url).status_code == 403
+    page = admin.get(url)
+    assert page.status_code == 200
+    assert b"Test connection" in page.content
+
+
+def test_adding_a_host_encrypts_its_password_and_never_shows_or_logs_it(admin_client, demo_fabric, caplog):
+    caplog.set_level(logging.DEBUG)
+    form = {
+        "fqdn": "hv-new9.contoso.test",
+        "address": "127.0.0.99",
+        "port": 5986,
+        "transport": "https",
+        "auth": "kerberos",
+        "username": "CONTOSO\\svc-hyperv",
+        "password": SECRET,
+        "action": "save",
+    }
+    response = admin_client.post(reverse("fabric_admin:host_add"), form)
+
+    host = Host.objects.get(fqdn="hv-new9.contoso.test")
+    assert response.status_code == 302
+    assert (host.address, host.port, host.transport) == ("127.0.0.99", 5986, "https")
+    assert decrypt(host.credential) == SECRET
+    assert not host.reachable  # the sync could not reach it, and says why
+    assert "unreachable" in host.last_error
+    event = AuditEvent.objects.filter(action="host.add").get()
+    assert event.details["username"] == "CONTOSO\\svc-hyperv"
+    assert SECRET not in str(event.details)
+    assert SECRET not in caplog.text
+    edit = admin_client.get(reverse("fabric_admin:host_edit", args=[host.fqdn]))
+    assert SECRET.encode() not in edit.content
+    assert b"CONTOSO\\svc-hyperv" in edit.content
+
+
+def test_a_form_with_errors_does_not_send_the_password_back(admin_client, demo_fabric):
+    response = admin_client.post(
+        reverse("fabric_admin:host_add"),
+        {"fqdn": "not a name", "port": 5986, "transport": "https", "auth": "ntlm", "username": "u", "password": SECRET},
+    )
+
+    assert response.status_code == 200
+    assert SECRET.encode() not in response.content
+    assert not Host.objects.filter(fqdn="not a name").exists()
+
+
+def test_test_connection_reads_the_host_through_the_driver_and_saves_nothing(admin_client, demo_fabric):
+    form = {
+        "address": "10.9.9.9",
+        "port": 5986,
+        "transport": "https",
+        "auth": "basic",
+        "username": "u",
+        "password": SECRET,
+        "action": "test",
+    }
+
+    response = admin_client.post(reverse("fabric_admin:host_edit", args=["hv-s1.contoso.test"]), form)
+
+    assert b"Connected: hv-s1 runs Windows Server 2022 Datacenter" in response.content
+    assert SECRET.encode() not in response.content
+    host = Host.objects.get(fqdn="hv-s1.contoso.test")
+    assert host.address != "10.9.9.9"
+    assert not HostCredential.objects.filter(host=host).exists()
+
+
+def test_test_connection_through_the_emulator_over_winrm(admin_client, settings, emulator):
+    settings.HYPERV_DRIVER = "psrp"
+    settings.HYPERV_ALLOW_BASIC_HTTP = True
+    address, port = emulator.address("hv-s3.contoso.test")
+    form = {
+        "fqdn": "hv-s3.contoso.test",
+        "address": address,
+        "port": port,
+        "transport": "http",
+        "auth": "basic",
+        "username": USER,
+        "action": "test",
+    }
+
+    connected = admin_client.post(reverse("fabric_admin:host_add"), {**form, "password": PASSWORD})
+    refused = admin_client.post(reverse("fabric_admin:host_add"), {**form, "password": "wrong"})
+
+    assert b"Connected: hv-s3 runs Windows Server 2019 Datacenter with 6 virtual machines" in connected.content
+    assert b"Connection failed</strong> (AccessDenied)" in refused.content
+    assert b"wrong" not in refused.content
