@@ -18,7 +18,7 @@ LIVE, STORAGE = "live", "storage"
 _NEEDS = {
     "live": (LIVE,),
     "quick": (LIVE,),
-    "network": (LIVE,),
+    "network": (LIVE, STORAGE),  # an offline move copies files: hold both, as a host may count either
     "live_vsm": (LIVE, STORAGE),
     "storage": (STORAGE,),
 }

@@ -21,9 +21,8 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from migrations_ui.admission import STORAGE, Slot, slots_needed
+from migrations_ui.admission import Slot, slots_needed
 from migrations_ui.estimates import Estimate, Figures, HostRates, MoveSpec, estimate_move
-from migrations_ui.facts import Kind
 
 PREPARE, STORE, MEMORY, QUICK, RESUME = range(5)
 _CODES = {"prepare": PREPARE, "storage": STORE, "memory": MEMORY, "quick": QUICK, "resume": RESUME}
@@ -38,15 +37,9 @@ _SAME_TIME = 1e-9
 
 
 def move_slots(kind: str, source: str, destination: str) -> list[Slot]:
-    """The slots a move holds from start to end: the admission's, plus a storage slot for Network.
-
-    The admission counts an offline (Network) copy as a live migration, the simulated Hyper-V as a
-    storage migration (Move-VM -IncludeStorage); a plan holds both so it stays within either count.
-    """
-    slots = slots_needed(kind, source, destination)
-    if kind == Kind.NETWORK:
-        slots += [(host, STORAGE) for host in dict.fromkeys((source, destination))]
-    return slots
+    """The slots a move holds from start to end: exactly the admission's (an offline Network copy
+    holds a live and a storage slot, as a host may count it as either)."""
+    return slots_needed(kind, source, destination)
 
 
 @dataclass(frozen=True)

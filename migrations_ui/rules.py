@@ -242,7 +242,7 @@ def kerberos_delegation_missing(p: Proposal) -> Iterator[Finding]:
 
 
 def clustered_vm_storage_move(p: Proposal) -> Iterator[Finding]:
-    if not p.vm.clustered or p.kind not in (Kind.LIVE_VSM, Kind.STORAGE):
+    if not p.vm.clustered or p.kind not in (Kind.LIVE_VSM, Kind.STORAGE, Kind.NETWORK):
         return
     if p.cross_cluster:
         yield Finding(
@@ -251,10 +251,11 @@ def clustered_vm_storage_move(p: Proposal) -> Iterator[Finding]:
             f"{p.vm.name} is removed from its cluster role before the move and made highly available again after.",
         )
     else:
+        what = "an offline copy" if p.kind == Kind.NETWORK else "storage options of a move"
         yield Finding(
             "clustered-vm-storage-move",
             BLOCK,
-            f"Hyper-V refuses storage options of a move for the clustered VM {p.vm.name}.",
+            f"Hyper-V refuses {what} of the clustered VM {p.vm.name}.",
             "Move it with its cluster (storage stays on the cluster's shared volume), or remove it from the "
             "cluster first and try again.",
         )

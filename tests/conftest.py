@@ -15,17 +15,17 @@ def need(available: bool, what: str) -> None:
 
 
 @pytest.fixture(autouse=True)
-def simulator_driver(settings, monkeypatch):
+def test_settings(monkeypatch):
     """Unit tests drive the in-process simulator (HYPERV_DRIVER defaults to psrp, through the emulator);
-    the variable reaches the processes tests start too. tests/fabric/test_psrp_*.py use the real path."""
-    settings.HYPERV_DRIVER = "sim"
+    the variable reaches the processes tests start too; tests/fabric/test_psrp_*.py use the real path.
+    And they see a job's announcement as soon as its transaction commits. (Not through pytest-django's
+    settings fixture: the pure test modules also run with -p no:django.)"""
+    from django.conf import settings
+
     monkeypatch.setenv("HYPERV_DRIVER", "sim")
-
-
-@pytest.fixture(autouse=True)
-def announce_in_foreground(settings):
-    """Tests see a job's announcement as soon as its transaction commits."""
-    settings.ANNOUNCE_IN_BACKGROUND = False
+    if settings.configured:
+        monkeypatch.setattr(settings, "HYPERV_DRIVER", "sim")
+        monkeypatch.setattr(settings, "ANNOUNCE_IN_BACKGROUND", False)
 
 
 @pytest.fixture

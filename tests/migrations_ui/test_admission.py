@@ -22,7 +22,7 @@ def limits(hosts=(1, 2, 3), live=2, storage=2, special=None):
         ("quick", 1, 2, [(1, "live"), (2, "live")]),
         ("live_vsm", 1, 2, [(1, "live"), (1, "storage"), (2, "live"), (2, "storage")]),
         ("storage", 1, 1, [(1, "storage")]),
-        ("network", 3, 1, [(3, "live"), (1, "live")]),
+        ("network", 3, 1, [(3, "live"), (3, "storage"), (1, "live"), (1, "storage")]),
     ],
 )
 def test_it_knows_the_slots_each_kind_needs(kind, src, dst, needs):
