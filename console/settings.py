@@ -114,7 +114,12 @@ else:
     DATABASES["channels"] = env.sqlite_database(DATA_DIR / "channels.sqlite3")
     DATABASE_ROUTERS = ["console.routers.ChannelsDatabaseRouter"]
     CHANNEL_LAYERS = {
-        "default": {"BACKEND": "channels_lite.layers.core.SQLiteChannelLayer", "CONFIG": {"database": "channels"}}
+        # capacity: messages waiting per channel before new ones are dropped; the layer counts them per
+        # process, and one update fans out to every open page (bench/jobs.py).
+        "default": {
+            "BACKEND": "channels_lite.layers.core.SQLiteChannelLayer",
+            "CONFIG": {"database": "channels", "capacity": 1000},
+        }
     }
 
 # Job updates are rendered and sent to browsers from a background thread (see migrations_ui.events).

@@ -11,6 +11,7 @@ import time
 
 from django.core.management.base import CommandError
 
+from migrations_ui.events import flush
 from migrations_ui.jobs import Refused
 from migrations_ui.models import FINAL_STATES, JobState, MigrationJob
 from migrations_ui.serializers import job_json
@@ -75,6 +76,7 @@ def submit(command, make_job, *, wait: bool, as_json: bool) -> None:
         sys.exit(3)
     if wait:
         job = _wait(command, job.pk, quiet=as_json)
+    flush()  # open pages hear of the new job before this process exits
     data = job_json(job)
     command.stdout.write(json.dumps(data, indent=2) if as_json else _describe(data))
     if job.state in (JobState.FAILED, JobState.CANCELLED):

@@ -7,6 +7,7 @@ channel layer).
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
@@ -86,6 +87,13 @@ def announce(job_id: int) -> None:
             return
         _pending.add(job_id)
     _executor.submit(_send, job_id, True)
+
+
+def flush(timeout: float = 5.0) -> None:
+    """Wait until the announcements made so far are sent (a command about to exit calls this)."""
+    # A slow layer must not hold a command up for long, nor fail it: give up after the timeout.
+    with contextlib.suppress(TimeoutError):
+        _executor.submit(lambda: None).result(timeout)
 
 
 def _send(job_id: int, background: bool = False) -> None:
