@@ -131,3 +131,17 @@ def capabilities(user) -> dict:
         "host_settings": can(user, Perm.HOST_SETTINGS),
         "manage_users": can(user, Perm.MANAGE_USERS),
     }
+
+
+def ensure_roles() -> None:
+    """Create the role groups with their permissions where missing (the data migration does this on
+    install; tests whose database is flushed between tests call it again)."""
+    from django.contrib.auth.models import Group, Permission
+
+    for role, perms in ROLE_PERMS.items():
+        group, _ = Group.objects.get_or_create(name=GROUP_NAMES[role])
+        wanted = []
+        for perm in perms:
+            app_label, codename = perm.split(".")
+            wanted += Permission.objects.filter(content_type__app_label=app_label, codename=codename)
+        group.permissions.set(wanted)

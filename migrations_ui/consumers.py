@@ -14,6 +14,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.http import QueryDict
 
+from console.access import can_view
 from migrations_ui import progress
 from migrations_ui.models import MigrationJob
 
@@ -27,7 +28,7 @@ def watch_refusal(user, job_id: int | None = None) -> int | None:
     otherwise the close code. Per-object rules (who may see which job) belong here."""
     if user is None or not user.is_authenticated:
         return NOT_LOGGED_IN
-    if not user.is_active:
+    if not can_view(user):  # inactive, or no role (console.access)
         return FORBIDDEN
     if job_id is not None and not MigrationJob.objects.filter(pk=job_id).exists():
         return NO_SUCH_JOB

@@ -222,3 +222,14 @@ def test_the_finished_section_is_rendered_once_per_update_and_filters(monkeypatc
         assert consumers._finished_once(("update-1", *filters.values()), filters) == "html"
 
     assert renders == [same, other]
+
+
+async def test_a_viewer_watches_but_a_user_without_a_role_is_closed(viewer_user, outsider_user, job):
+    communicator, connected = await connect(f"/ws/jobs/{job.pk}/", viewer_user)
+    assert connected
+    first = await communicator.receive_from(timeout=5)
+    assert job.vm_name in first
+    await communicator.disconnect()
+
+    communicator, _ = await connect("/ws/jobs/", outsider_user)
+    assert await closed_with(communicator) == 4403
