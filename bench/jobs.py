@@ -15,8 +15,11 @@ update. Everything it started is stopped at the end.
 With --redis it starts its own redis-server (it must be installed) and runs the same through
 channels_redis instead of the SQLite channel layer.
 
+Then, unless --no-slots, it runs bench/slots.py: slot-free to next-job-running latency with real
+job_worker processes (p50, p99).
+
 Run from the repository root: .venv/bin/python bench/jobs.py [--clients 100] [--jobs 1] [--updates 30]
-    [--interval 1.0] [--redis]
+    [--interval 1.0] [--redis] [--no-slots]
 """
 
 import argparse
@@ -51,6 +54,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--settle", type=float, default=10.0, help="seconds to wait for late messages")
     parser.add_argument("--timeout", type=float, default=240.0, help="bound on the whole run")
     parser.add_argument("--redis", action="store_true", help="channels_redis on a redis-server of its own")
+    parser.add_argument("--no-slots", action="store_true", help="skip the slot-free latency part (bench/slots.py)")
     return parser.parse_args()
 
 
@@ -380,6 +384,8 @@ def main(args: argparse.Namespace) -> None:
             redis.wait(10)
         connections.close_all()
         shutil.rmtree(DATA_DIR, ignore_errors=True)
+    if not args.no_slots:
+        subprocess.run([sys.executable, str(Path(__file__).with_name("slots.py"))], check=False, timeout=900)
 
 
 if __name__ == "__main__":
