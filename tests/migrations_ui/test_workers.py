@@ -176,3 +176,27 @@ def test_queued_jobs_survive_a_restart_of_everything(console):
     console.start_worker()
 
     assert console.wait_for(lambda: {j["state"] for j in console.jobs().values()} == {"succeeded"}, timeout=90)
+
+
+def test_evacuating_a_cluster_node_follows_its_plan(console):
+    planned = console.manage("evacuate", "hv-new2", "--plan-only", "--json")
+    assert planned.returncode == 0, planned.stderr
+    plan = json.loads(planned.stdout)
+    assert plan["host"] == "hv-new2.contoso.test" and plan["moves"]
+    assert {m["destination"] for m in plan["moves"]} <= {"hv-new1.contoso.test", "hv-new3.contoso.test"}
+    assert plan["lower_bound_s"] <= plan["makespan_s"]
+    for _ in range(3):
+        console.start_worker()
+
+    ran = console.manage("evacuate", "hv-new2", "--wait", "--json")
+
+    assert ran.returncode == 0, ran.stderr[-2000:]
+    result = json.loads(ran.stdout)
+    assert [j["state"] for j in result["jobs"]] == ["succeeded"] * len(plan["moves"])
+    fabric = console.fabric()
+    moved = {m["vm"] for m in plan["moves"]}
+    assert all(vm.host != "hv-new2.contoso.test" for vm in fabric.vms.values() if vm.name in moved)
+    runs = [m for m in fabric.migrations.values() if m.vm_name in moved]
+    makespan = max(m.ended_at for m in runs) - min(m.started_at for m in runs)
+    assert makespan == pytest.approx(plan["makespan_s"], rel=0.10)
+    assert max_concurrent(fabric)["hv-new2.contoso.test"] <= 1  # CL-NEW: MaximumParallelMigrations 1
