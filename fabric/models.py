@@ -86,6 +86,10 @@ class Host(models.Model):
     vhd_path = models.CharField(max_length=260, blank=True, help_text="Default folder for virtual disks")
 
     reachable = models.BooleanField(default=False)
+    # Console state, not Hyper-V's: a paused queue starts no job touching the host; maintenance marks
+    # a host being evacuated (cleared by Move back).
+    queue_paused = models.BooleanField(default=False, help_text="Queued jobs touching this host wait")
+    maintenance = models.BooleanField(default=False, help_text="Evacuated for maintenance by the console")
     last_sync = models.DateTimeField(null=True, blank=True)
     last_error = models.TextField(blank=True)
 

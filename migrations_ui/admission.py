@@ -12,7 +12,7 @@ at a time), while jobs that need other slots go on.
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 LIVE, STORAGE = "live", "storage"
 _NEEDS = {
@@ -39,6 +39,7 @@ class Decision:
     admit: tuple[int, ...]
     waiting_for: dict[int, tuple[Slot, ...]]  # job id -> the slots it waits for
     position: dict[int, int]  # job id -> 1-based place in the queue
+    paused: dict[int, tuple[str, ...]] = field(default_factory=dict)  # job id -> paused hosts' names
 
 
 def slots_needed(kind: str, source: int, destination: int) -> list[Slot]:

@@ -1,63 +1,133 @@
-"""Evacuating a host against the inventory: facts in, the pure planner's plan out, jobs in plan order.
+"""Plans for many moves against the inventory: facts in, the pure planner's plan out.
 
-Jobs are created in the plan's order with one priority, so the admission (FIFO per slot) starts
-them as the plan's timeline expects (migrations_ui.evacuation).
+Evacuating a host (maintenance), a selection of VMs (to one host or placed by the console) and
+Move back all build the same snapshot of the fabric and call migrations_ui.evacuation; the jobs are
+then created in the plan's order with one priority (migrations_ui.batches), so the admission (FIFO
+per slot) starts them as the plan's timeline expects.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections import defaultdict
-
-from django.db import transaction
+from collections.abc import Sequence
 
 from fabric.models import Host, VirtualMachine
 from migrations_ui.estimates import HostRates
-from migrations_ui.evacuation import Plan, plan_evacuation
+from migrations_ui.evacuation import LeftVm, Plan, plan_evacuation, plan_moves
+from migrations_ui.facts import HostFacts
 from migrations_ui.jobs import Refused, create_job
 from migrations_ui.models import MigrationJob
-from migrations_ui.placement import PlanOptions
+from migrations_ui.placement import PlanOptions, place_evacuation
 from migrations_ui.preflight import host_facts, hosts_for_preflight, share_facts, slot_usage, vm_facts, vm_for_preflight
 
 
+class Snapshot:
+    """The fabric as the planner sees it now: host facts by pk, VM facts by host, the plan options."""
+
+    def __init__(self, *, move_stopped: bool = False):
+        usage = slot_usage()
+        self.hosts = list(hosts_for_preflight())
+        self.facts = {h.pk: host_facts(h, usage) for h in self.hosts}
+        self.by_host = defaultdict(list)
+        self.vm_facts = {}
+        dirty = {}
+        for vm in vm_for_preflight().filter(removed=False):
+            facts = vm_facts(vm)
+            self.by_host[vm.host_id].append(facts)
+            self.vm_facts[vm.pk] = facts
+            dirty[str(vm.guid)] = vm.dirty_rate_mbps
+        self.options = PlanOptions(
+            stopped="move" if move_stopped else "leave",
+            rates={h.fqdn: HostRates(nic_gbps=h.nic_gbps) for h in self.hosts},
+            dirty_mbps=dirty,
+            shares=share_facts(),
+        )
+
+    def resident(self, but: Host | None = None) -> dict:
+        return {self.facts[h.pk].fqdn: self.by_host[h.pk] for h in self.hosts if but is None or h.pk != but.pk}
+
+    def candidates(self, but_pk: int) -> list[HostFacts]:
+        return [self.facts[h.pk] for h in self.hosts if h.pk != but_pk and h.reachable]
+
+
 def evacuation_plan(host: Host, *, move_stopped: bool = False) -> Plan:
-    usage = slot_usage()
-    hosts = list(hosts_for_preflight())
-    facts = {h.pk: host_facts(h, usage) for h in hosts}
-    by_host = defaultdict(list)
-    dirty = {}
-    for vm in vm_for_preflight().filter(removed=False):
-        by_host[vm.host_id].append(vm_facts(vm))
-        dirty[str(vm.guid)] = vm.dirty_rate_mbps
-    options = PlanOptions(
-        stopped="move" if move_stopped else "leave",
-        rates={h.fqdn: HostRates(nic_gbps=h.nic_gbps) for h in hosts},
-        dirty_mbps=dirty,
-        shares=share_facts(),
+    fabric = Snapshot(move_stopped=move_stopped)
+    return plan_evacuation(
+        fabric.facts[host.pk],
+        fabric.by_host[host.pk],
+        fabric.candidates(host.pk),
+        fabric.options,
+        resident=fabric.resident(but=host),
     )
-    candidates = [facts[h.pk] for h in hosts if h.pk != host.pk and h.reachable]
-    resident = {facts[h.pk].fqdn: by_host[h.pk] for h in hosts if h.pk != host.pk}
-    return plan_evacuation(facts[host.pk], by_host[host.pk], candidates, options, resident=resident)
 
 
-def run_plan(plan: Plan, user=None, request=None) -> tuple[list[MigrationJob], list[dict]]:
+def selection_plan(vms: Sequence[VirtualMachine], destination: Host | None, *, move_stopped: bool = False) -> Plan:
+    """Move a selection: every VM to `destination`, or (None) each to the best other host, placed as
+    an evacuation of its host would place it (memory with headroom, HA VMs in their cluster...)."""
+    fabric = Snapshot(move_stopped=move_stopped)
+    left = []
+    if destination is not None:
+        moves = []
+        for vm in vms:
+            if vm.host_id == destination.pk:
+                left.append(LeftVm(vm.name, str(vm.guid), vm.host.fqdn, f"Already on {destination.name}."))
+            else:
+                moves.append((fabric.vm_facts[vm.pk], fabric.facts[vm.host_id], fabric.facts[destination.pk]))
+    else:
+        moves, left = _placed(fabric, vms)
+    plan = plan_moves(moves, fabric.options, resident=fabric.resident())
+    return dataclasses.replace(plan, left=plan.left + tuple(left))
+
+
+def _placed(fabric: Snapshot, vms: Sequence[VirtualMachine]) -> tuple[list, list[LeftVm]]:
+    """Destinations per source host; memory a source's VMs take is gone for the next source's."""
+    by_source = defaultdict(list)
+    for vm in vms:
+        by_source[vm.host_id].append(fabric.vm_facts[vm.pk])
+    facts = dict(fabric.facts)
+    moves, left = [], []
+    for source_pk, selected in sorted(by_source.items()):
+        candidates = [facts[h.pk] for h in fabric.hosts if h.pk != source_pk and h.reachable]
+        placed, unplaced = place_evacuation(facts[source_pk], selected, candidates, fabric.resident(), fabric.options)
+        for p in placed:
+            moves.append((p.vm, fabric.facts[source_pk], fabric.facts[_pk(fabric, p.destination.fqdn)]))
+            pk = _pk(fabric, p.destination.fqdn)
+            facts[pk] = dataclasses.replace(
+                facts[pk], memory_available_bytes=facts[pk].memory_available_bytes - p.vm.memory_bytes
+            )
+        left += [LeftVm(u.vm.name, u.vm.id, u.source.fqdn, u.reason) for u in unplaced]
+    return moves, left
+
+
+def _pk(fabric: Snapshot, fqdn: str) -> int:
+    return next(h.pk for h in fabric.hosts if h.fqdn == fqdn)
+
+
+def move_back_plan(jobs: Sequence[MigrationJob], *, move_stopped: bool = False) -> Plan:
+    """Each VM the jobs moved back to the host it came from (those still where the job left them)."""
+    fabric = Snapshot(move_stopped=move_stopped)
+    moves, left = [], []
+    for job in jobs:
+        vm = job.vm
+        if vm.removed or vm.pk not in fabric.vm_facts:
+            left.append(LeftVm(vm.name, str(vm.guid), job.destination.fqdn, "The VM is no longer in the inventory."))
+        elif vm.host_id == job.source_id:
+            left.append(LeftVm(vm.name, str(vm.guid), job.source.fqdn, f"Already back on {job.source.name}."))
+        else:
+            moves.append((fabric.vm_facts[vm.pk], fabric.facts[vm.host_id], fabric.facts[job.source_id]))
+    plan = plan_moves(moves, fabric.options, resident=fabric.resident())
+    return dataclasses.replace(plan, left=plan.left + tuple(left))
+
+
+def run_plan(plan: Plan, user=None, request=None, batch=None) -> tuple[list[MigrationJob], list[dict]]:
     """Queue one job per planned move, in plan order; a move refused meanwhile is reported, not fatal."""
-    from audit.log import record as audit
-
     hosts = {h.fqdn: h for h in Host.objects.filter(fqdn__in={m.destination for m in plan.moves})}
     vms = {str(v.guid): v for v in VirtualMachine.objects.filter(guid__in=[m.vm_id for m in plan.moves])}
     jobs, refused = [], []
-    with transaction.atomic():
-        audit(
-            "evacuation.started",
-            actor=user,
-            request=request,
-            target_type="host",
-            target_name=plan.host or "",
-            details={"moves": len(plan.moves), "left": len(plan.left), "makespan_s": plan.makespan_s},
-        )
     for move in plan.moves:
         try:
-            jobs.append(create_job(vms[move.vm_id], hosts[move.destination], user=user, request=request))
+            jobs.append(create_job(vms[move.vm_id], hosts[move.destination], batch=batch, user=user, request=request))
         except Refused as exc:
-            refused.append({"vm": move.vm, "reason": "; ".join(f.message for f in exc.findings)})
+            refused.append({"vm": move.vm, "vm_id": move.vm_id, "reason": "; ".join(f.message for f in exc.findings)})
     return jobs, refused

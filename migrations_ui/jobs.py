@@ -46,6 +46,7 @@ def create_job(
     performance_option: str = "",
     add_location: str = "",
     priority: int = 0,
+    batch=None,
     user=None,
     request=None,
 ) -> MigrationJob:
@@ -71,6 +72,7 @@ def create_job(
                 performance_option=performance_option,
                 add_default_location=bool(add_location),
                 priority=priority,
+                batch=batch,
             )
             if add_location:
                 StorageLocation.objects.get_or_create(

@@ -36,6 +36,32 @@ SLOT_STATES = (JobState.ADMITTED, JobState.RUNNING, JobState.CANCELLING)  # hold
 FINAL_STATES = (JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED)
 
 
+class BatchKind(models.TextChoices):
+    EVACUATION = "evacuation", "Evacuation"
+    SELECTION = "selection", "Selection"
+    MOVE_BACK = "move_back", "Move back"
+
+
+class Batch(models.Model):
+    """Jobs started together (an evacuation, a selection, a move back) with the plan they follow."""
+
+    name = models.CharField(max_length=255)
+    kind = models.CharField(max_length=16, choices=BatchKind.choices)
+    host = models.ForeignKey(Host, null=True, blank=True, on_delete=models.PROTECT, related_name="batches")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL)
+    plan = models.JSONField(default=dict, blank=True, help_text="The plan as started (see migrations_ui.batches)")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+
+    def __str__(self):
+        return self.name
+
+    def get_absolute_url(self):
+        return reverse("migrations_ui:batch", args=[self.pk])
+
+
 class MigrationJob(models.Model):
     kind = models.CharField(max_length=16, choices=TransferType.choices)
     vm = models.ForeignKey(VirtualMachine, on_delete=models.PROTECT, related_name="jobs")
@@ -50,6 +76,9 @@ class MigrationJob(models.Model):
     )
     findings = models.JSONField(default=list, blank=True, help_text="Pre-flight findings when the job was created")
     priority = models.SmallIntegerField(default=0)
+    # Set when an operator reorders the queue (scheduler.queue_order); new jobs (null) queue after them.
+    queue_key = models.IntegerField(null=True, blank=True)
+    batch = models.ForeignKey(Batch, null=True, blank=True, on_delete=models.SET_NULL, related_name="jobs")
     requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL)
 
     state = models.CharField(max_length=16, choices=JobState.choices, default=JobState.QUEUED)

@@ -62,7 +62,8 @@ def running_jobs() -> list[MigrationJob]:
 
 
 def queued_jobs() -> list[MigrationJob]:
-    """Queued jobs in queue order, each with .position and .waits (the slots it waits for)."""
+    """Queued jobs in queue order, each with .position, .waits (the slots it waits for) and .paused_on
+    (the hosts whose paused queue it waits for)."""
     jobs = list(queue_order().select_related("source", "destination"))
     if not jobs:
         return []
@@ -72,6 +73,7 @@ def queued_jobs() -> list[MigrationJob]:
     limits = host_limits(names)
     for job in jobs:
         job.position = decision.position.get(job.pk)
+        job.paused_on = decision.paused.get(job.pk, ())
         job.waits = [
             Wait(kind, names.get(host, f"host {host}"), in_use[(host, kind)], limits.get((host, kind), 0))
             for host, kind in decision.waiting_for.get(job.pk, ())

@@ -9,8 +9,10 @@ slot.
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import replace
 
 from django.db import transaction
+from django.db.models import F
 
 from console.db import serialize_writers
 from fabric.models import Host
@@ -20,7 +22,11 @@ from migrations_ui.models import SLOT_STATES, JobState, MigrationJob
 
 
 def queue_order():
-    return MigrationJob.objects.filter(state=JobState.QUEUED).order_by("-priority", "created_at", "pk")
+    # The one place the queue's order is defined: priority, then an operator's reordering (queue.py),
+    # then age. Jobs never reordered have no key and queue after those that have one.
+    return MigrationJob.objects.filter(state=JobState.QUEUED).order_by(
+        "-priority", F("queue_key").asc(nulls_last=True), "created_at", "pk"
+    )
 
 
 def slots_in_use() -> Counter:
@@ -33,18 +39,31 @@ def slots_in_use() -> Counter:
 
 
 def host_limits(host_ids) -> dict[Slot, int]:
+    return _limits(Host.objects.filter(pk__in=set(host_ids)).select_related("cluster"))
+
+
+def _limits(hosts) -> dict[Slot, int]:
     limits = {}
-    for host in Host.objects.filter(pk__in=set(host_ids)).select_related("cluster"):
+    for host in hosts:
         limits[(host.pk, LIVE)] = host.effective_max_live_migrations
         limits[(host.pk, STORAGE)] = host.max_storage_migrations
     return limits
 
 
 def queue_decision() -> Decision:
-    """Who may start now, and for the others which slot they wait for and their place in the queue."""
+    """Who may start now, and for the others which slot they wait for, their place in the queue, or
+    the paused hosts they wait for."""
     waiting = [Waiting(*row) for row in queue_order().values_list("pk", "kind", "source", "destination")]
-    hosts = {h for w in waiting for h in (w.source, w.destination)}
-    return decide(waiting, slots_in_use(), host_limits(hosts))
+    ids = {h for w in waiting for h in (w.source, w.destination)}
+    hosts = list(Host.objects.filter(pk__in=ids).select_related("cluster"))
+    paused = {h.pk: h.name for h in hosts if h.queue_paused}
+    # A job touching a paused host neither starts nor holds a slot in line: the others go on.
+    held = {
+        w.job_id: tuple(paused[h] for h in dict.fromkeys((w.source, w.destination)) if h in paused) for w in waiting
+    }
+    free = [w for w in waiting if not held[w.job_id]]
+    decision = decide(free, slots_in_use(), _limits(hosts))
+    return replace(decision, paused={pk: names for pk, names in held.items() if names})
 
 
 def admit_waiting() -> list[int]:

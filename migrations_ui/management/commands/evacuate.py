@@ -11,11 +11,12 @@ import time
 from django.core.management.base import BaseCommand, CommandError
 
 from console.access import Perm
+from migrations_ui.batches import BatchRefused, evacuation_refusal, start_batch
 from migrations_ui.cli import acting_user, add_user_argument
-from migrations_ui.evacuate import evacuation_plan, run_plan
+from migrations_ui.evacuate import evacuation_plan
 from migrations_ui.events import flush
 from migrations_ui.lookup import NotFound, find_host
-from migrations_ui.models import FINAL_STATES, JobState, MigrationJob
+from migrations_ui.models import FINAL_STATES, BatchKind, JobState, MigrationJob
 from migrations_ui.serializers import job_json
 
 
@@ -41,11 +42,25 @@ class Command(BaseCommand):
         if plan_only:
             self.stdout.write(json.dumps(data, indent=2) if as_json else _describe(data))
             return
-        jobs, refused = run_plan(plan, user=actor)
+        if refusal := evacuation_refusal(source):
+            raise CommandError(refusal, returncode=1)
+        # The same service as the Evacuate page: a batch, the host in maintenance, jobs in plan order.
+        try:
+            batch = start_batch(
+                plan,
+                BatchKind.EVACUATION,
+                f"Evacuate {source.name}",
+                host=source,
+                move_stopped=move_stopped,
+                user=actor,
+            )
+        except BatchRefused as exc:
+            raise CommandError(str(exc), returncode=1) from None
+        jobs, refused = list(batch.jobs.order_by("pk")), batch.plan["refused"]
         flush()
         if wait:
             jobs = _follow(self, [j.pk for j in jobs], quiet=as_json)
-        result = {"plan": data, "jobs": [job_json(j) for j in jobs], "refused": refused}
+        result = {"plan": data, "batch": batch.pk, "jobs": [job_json(j) for j in jobs], "refused": refused}
         self.stdout.write(json.dumps(result, indent=2) if as_json else _describe(data) + f"\nqueued {len(jobs)} moves")
         if any(j.state in (JobState.FAILED, JobState.CANCELLED) for j in jobs) or refused:
             sys.exit(1)

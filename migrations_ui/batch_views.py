@@ -1,0 +1,133 @@
+from django import forms
+from django.contrib import messages
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.safestring import mark_safe
+
+from console.access import Perm, requires
+from fabric.models import Host, VirtualMachine
+from migrations_ui.batches import (
+    BatchRefused,
+    batch_context,
+    evacuation_refusal,
+    last_evacuation,
+    start_batch,
+    start_move_back,
+)
+from migrations_ui.evacuate import evacuation_plan, selection_plan
+from migrations_ui.models import Batch, BatchKind
+from migrations_ui.timeline import timeline_svg
+
+MOST_SELECTED = 500
+
+
+class SelectionForm(forms.Form):
+    vm = forms.TypedMultipleChoiceField(coerce=str, required=False)  # choices are checked in clean_vm
+    to = forms.ModelChoiceField(Host.objects.select_related("cluster"), to_field_name="fqdn", required=False)
+    move_stopped = forms.BooleanField(required=False)
+    name = forms.CharField(max_length=200, required=False)
+
+    def __init__(self, data):
+        super().__init__(data)
+        self.fields["vm"].valid_value = lambda value: True
+
+    def clean_vm(self):
+        guids = list(dict.fromkeys(self.cleaned_data["vm"]))
+        if not guids:
+            raise forms.ValidationError("Select at least one VM in the VM list.")
+        if len(guids) > MOST_SELECTED:
+            raise forms.ValidationError(f"At most {MOST_SELECTED} VMs can be moved at once.")
+        try:
+            vms = list(VirtualMachine.objects.select_related("host").filter(guid__in=guids, removed=False))
+        except Exception:  # a value that is not a UUID
+            raise forms.ValidationError("The selection holds a value that is not a VM id.") from None
+        if len(vms) != len(guids):
+            raise forms.ValidationError(f"{len(guids) - len(vms)} selected VM(s) are no longer in the inventory.")
+        return vms
+
+
+@requires(Perm.MIGRATE)
+def migrate_selected(request):
+    form = SelectionForm(request.POST if request.method == "POST" else request.GET)
+    if not form.is_valid():
+        return render(request, "migrations_ui/migrate_selected.html", {"form": form}, status=400)
+    data = form.cleaned_data
+    plan = selection_plan(data["vm"], data["to"], move_stopped=data["move_stopped"])
+    if request.method == "POST":
+        name = data["name"] or f"{len(data['vm'])} VMs to {data['to'].name if data['to'] else 'placed hosts'}"
+        try:
+            batch = start_batch(
+                plan, BatchKind.SELECTION, name, move_stopped=data["move_stopped"], user=request.user, request=request
+            )
+        except BatchRefused as exc:
+            return render(request, "migrations_ui/migrate_selected.html", _preview(form, plan, str(exc)), status=409)
+        return redirect(batch)
+    return render(request, "migrations_ui/migrate_selected.html", _preview(form, plan))
+
+
+def _preview(form, plan, refusal: str = "") -> dict:
+    return {"form": form, "plan": plan, "refusal": refusal, "vms": form.cleaned_data["vm"], "svg": _svg(plan)}
+
+
+def _svg(plan) -> str:
+    # timeline_svg escapes every name it draws: its output is the only markup marked safe here.
+    return mark_safe(timeline_svg(plan)) if plan.moves else ""  # noqa: S308
+
+
+@requires(Perm.EVACUATE)
+def evacuate_host(request, fqdn: str):
+    host = get_object_or_404(Host.objects.select_related("cluster"), fqdn=fqdn)
+    params = request.POST if request.method == "POST" else request.GET
+    move_stopped = params.get("move_stopped") in ("1", "on", "true")
+    refusal = evacuation_refusal(host)
+    plan = evacuation_plan(host, move_stopped=move_stopped)
+    if request.method == "POST" and not refusal:
+        name = f"Evacuate {host.name}"
+        batch = start_batch(
+            plan, BatchKind.EVACUATION, name, host=host, move_stopped=move_stopped, user=request.user, request=request
+        )
+        messages.success(request, f"{host.name} is in maintenance; {len(plan.moves)} moves queued.")
+        return redirect(batch)
+    context = {"host": host, "plan": plan, "move_stopped": move_stopped, "refusal": refusal, "svg": _svg(plan)}
+    status = 409 if refusal and request.method == "POST" else 200
+    return render(request, "migrations_ui/evacuate.html", context, status=status)
+
+
+def batch_detail(request, pk: int):
+    batch = get_object_or_404(Batch.objects.select_related("host", "created_by"), pk=pk)
+    context = batch_context(batch)
+    # Only timeline_svg's output (every name escaped in it) is marked safe.
+    context["plan_svg"], context["actual_svg"] = mark_safe(context["plan_svg"]), mark_safe(context["actual_svg"])  # noqa: S308
+    return render(request, "migrations_ui/batch.html", context)
+
+
+@requires(Perm.EVACUATE)
+def batch_move_back(request, pk: int):
+    if request.method != "POST":
+        return redirect("migrations_ui:batch", pk)
+    batch = get_object_or_404(Batch.objects.select_related("host"), pk=pk)
+    return _move_back(request, batch, batch)
+
+
+@requires(Perm.EVACUATE)
+def host_move_back(request, fqdn: str):
+    host = get_object_or_404(Host, fqdn=fqdn)
+    if request.method != "POST":
+        return redirect(host)
+    batch = last_evacuation(host)
+    if batch is None:
+        messages.error(request, f"{host.name} has not been evacuated by the console: nothing to move back.")
+        return redirect(host)
+    return _move_back(request, batch, host)
+
+
+def _move_back(request, batch: Batch, back_to):
+    try:
+        moving = start_move_back(batch, request.user, request)
+    except BatchRefused as exc:
+        messages.error(request, str(exc))
+        return redirect(back_to)
+    if moving is None:
+        messages.success(request, f"Nothing to move back: {batch.host.name}'s maintenance has ended.")
+        return redirect(batch.host)
+    messages.success(request, f"Moving {len(moving.plan['moves'])} VMs back to {batch.host.name}.")
+    return redirect(moving)

@@ -1,0 +1,189 @@
+"""Batches: jobs started together from one plan (an evacuation, a selection, a move back).
+
+start_batch records the batch, the host's maintenance flag and the audit row and queues the plan's
+jobs, all in one transaction: a batch is never half made. A move refused at that moment (the VM
+began moving meanwhile, a rule now blocks) is an outcome of the batch, kept in its plan.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+
+from django.db import transaction
+
+from fabric.models import Host
+from migrations_ui.evacuate import move_back_plan, run_plan
+from migrations_ui.evacuation import LeftVm, Plan, PlannedMove
+from migrations_ui.models import ACTIVE_STATES, Batch, BatchKind, JobState, MigrationJob
+from migrations_ui.timeline import timeline_svg
+
+
+class BatchRefused(Exception):
+    """The batch cannot start; the message says why (nothing was recorded)."""
+
+
+def stored(plan: Plan, **extra) -> dict:
+    """The plan's stable JSON, plus what the batch page and Move back need to redraw it."""
+    data = plan.as_json()
+    for row, move in zip(data["moves"], plan.moves, strict=True):
+        row.update(vm_id=move.vm_id, source=move.source, destination_name=move.destination_name)
+    for row, left in zip(data["left"], plan.left, strict=True):
+        row.update(vm_id=left.vm_id, source=left.source)
+    return {**data, **extra}
+
+
+def plan_of(data: dict) -> Plan:
+    """A stored plan back as a Plan, enough for the timeline (no model details: they are not kept)."""
+    moves = tuple(
+        PlannedMove(
+            vm=m["vm"],
+            vm_id=m.get("vm_id", ""),
+            source=m.get("source", ""),
+            destination=m["destination"],
+            destination_name=m.get("destination_name", ""),
+            transfer_type=m["transfer_type"],
+            start_s=m["start_s"],
+            end_s=m["end_s"],
+            alone=None,
+            spec=None,
+        )
+        for m in data.get("moves", [])
+    )
+    left = tuple(LeftVm(v["vm"], v.get("vm_id", ""), v.get("source", ""), v["reason"]) for v in data.get("left", []))
+    return Plan(data.get("host"), moves, left, data.get("makespan_s", 0.0), data.get("lower_bound_s", 0.0), {})
+
+
+def start_batch(
+    plan: Plan, kind: str, name: str, *, host: Host | None = None, move_stopped: bool = False, user=None, request=None
+) -> Batch:
+    """Record the batch and queue its jobs in plan order. An evacuation marks its host in
+    maintenance; a move back clears it. Raises BatchRefused when there is nothing to do."""
+    from audit.log import record
+
+    if not plan.moves and kind != BatchKind.EVACUATION:
+        reasons = "; ".join(f"{v.vm}: {v.reason}" for v in plan.left[:5])
+        raise BatchRefused("Nothing to move" + (f" ({reasons})." if reasons else "."))
+    with transaction.atomic():
+        batch = Batch.objects.create(name=name[:255], kind=kind, host=host, created_by=user, plan={})
+        jobs, refused = run_plan(plan, user=user, request=request, batch=batch)
+        batch.plan = stored(plan, move_stopped=move_stopped, refused=refused)
+        batch.save(update_fields=["plan"])
+        if host is not None and kind in (BatchKind.EVACUATION, BatchKind.MOVE_BACK):
+            Host.objects.filter(pk=host.pk).update(maintenance=kind == BatchKind.EVACUATION)
+            host.maintenance = kind == BatchKind.EVACUATION
+        details = {"batch": batch.pk, "moves": len(plan.moves), "queued": len(jobs), "left": len(plan.left)}
+        details["makespan_s"] = round(plan.makespan_s, 1)
+        action = "evacuation.started" if kind == BatchKind.EVACUATION else f"batch.{kind}.started"
+        target = {"target_type": "host", "target_name": host.fqdn} if host else {"target_type": "batch"}
+        record(action, actor=user, request=request, target_id=str(batch.pk), details=details, **target)
+    return batch
+
+
+def evacuation_refusal(host: Host) -> str | None:
+    """Why the host cannot be evacuated now (an evacuation of it is still running), or None."""
+    active = MigrationJob.objects.filter(batch__host=host, batch__kind=BatchKind.EVACUATION, state__in=ACTIVE_STATES)
+    if n := active.count():
+        return f"An evacuation of {host.name} is still running ({n} move{'s' if n != 1 else ''} not finished)."
+    return None
+
+
+def last_evacuation(host: Host) -> Batch | None:
+    return Batch.objects.filter(host=host, kind=BatchKind.EVACUATION).order_by("-created_at", "-pk").first()
+
+
+def start_move_back(batch: Batch, user=None, request=None) -> Batch | None:
+    """Return each VM the evacuation moved to the host it came from, and end the maintenance.
+    None: there was nothing to bring back, the maintenance just ended."""
+    if batch.kind != BatchKind.EVACUATION or batch.host is None:
+        raise BatchRefused("Only an evacuation's VMs can be moved back.")
+    if not batch.host.maintenance:
+        raise BatchRefused(f"{batch.host.name} is not in maintenance: its VMs were moved back already.")
+    jobs = list(batch.jobs.select_related("vm", "source", "destination"))
+    if running := sum(j.state in ACTIVE_STATES for j in jobs):
+        raise BatchRefused(f"The evacuation is still running ({running} moves not finished); move back afterwards.")
+    moved = [j for j in jobs if j.state == JobState.SUCCEEDED]
+    move_stopped = bool(batch.plan.get("move_stopped"))
+    plan = move_back_plan(moved, move_stopped=move_stopped)
+    if not plan.moves:
+        # Nothing left to bring back (all back already, or nothing had moved): maintenance just ends.
+        from audit.log import record
+
+        with transaction.atomic():
+            Host.objects.filter(pk=batch.host.pk).update(maintenance=False)
+            batch.host.maintenance = False
+            record("maintenance.ended", actor=user, request=request, target_type="host", target_name=batch.host.fqdn)
+        return None
+    name = f"Move back to {batch.host.name}"
+    return start_batch(
+        plan, BatchKind.MOVE_BACK, name, host=batch.host, move_stopped=move_stopped, user=user, request=request
+    )
+
+
+# --- the batch page ----------------------------------------------------------------------------------
+
+
+def _since(t0, start, end) -> tuple[float, float | None]:
+    return (start - t0).total_seconds(), (end - t0).total_seconds() if end else None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    vm: str
+    destination: str
+    transfer_type: str
+    start_s: float | None
+    end_s: float | None
+    job: MigrationJob | None
+    note: str  # why no job: refused or left
+
+
+def batch_context(batch: Batch) -> dict:
+    """Each VM's outcome, the batch's counts and progress, and the plan beside the actual run."""
+    jobs = list(batch.jobs.select_related("vm", "source", "destination").order_by("pk"))
+    by_vm = {str(j.vm.guid): j for j in jobs}
+    refused = {r.get("vm_id"): r["reason"] for r in batch.plan.get("refused", [])}
+    outcomes = [
+        Outcome(
+            m["vm"],
+            m.get("destination_name") or m["destination"],
+            m["transfer_type"],
+            m["start_s"],
+            m["end_s"],
+            by_vm.get(m.get("vm_id")),
+            "" if m.get("vm_id") in by_vm else refused.get(m.get("vm_id"), "No job."),
+        )
+        for m in batch.plan.get("moves", [])
+    ]
+    outcomes += [Outcome(v["vm"], "", "", None, None, None, v["reason"]) for v in batch.plan.get("left", [])]
+    counts = Counter(j.state for j in jobs)
+    done = sum(100 if j.state == JobState.SUCCEEDED else j.percent for j in jobs)
+    plan = plan_of(batch.plan)
+    started = [j.started_at for j in jobs if j.started_at]
+    t0 = min(started) if started else None
+    actual = {
+        str(j.vm.guid): (
+            (j.started_at - t0).total_seconds(),
+            (j.finished_at - t0).total_seconds() if j.finished_at else None,
+        )
+        for j in jobs
+        if t0 and j.started_at
+    }
+    ends = [j.finished_at for j in jobs if j.finished_at]
+    finished = not any(j.is_active for j in jobs)
+    return {
+        "batch": batch,
+        "outcomes": outcomes,
+        "counts": [(JobState(s).label, n) for s, n in counts.items()],
+        "percent": round(done / len(jobs)) if jobs else 100,
+        "finished": finished,
+        "active": sum(j.is_active for j in jobs),
+        "makespan_s": batch.plan.get("makespan_s", 0),
+        "actual_s": round((max(ends) - t0).total_seconds(), 1) if finished and t0 and ends else None,
+        "plan_svg": timeline_svg(plan, title=f"Plan: {batch.name}") if plan.moves else "",
+        "actual_svg": timeline_svg(plan, actual=actual, title=f"Plan and run: {batch.name}") if actual else "",
+        "can_move_back": batch.kind == BatchKind.EVACUATION
+        and batch.host is not None
+        and batch.host.maintenance
+        and finished,
+    }

@@ -1,0 +1,69 @@
+from django.contrib import messages
+from django.http import HttpResponse
+from django.shortcuts import get_object_or_404, redirect
+from django.template.loader import render_to_string
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_POST
+
+from console.access import Perm, requires
+from fabric.models import Host
+from migrations_ui import progress
+from migrations_ui.queue import QueueError, cancel_jobs, move_job, set_paused
+
+
+@require_POST
+@requires(Perm.MIGRATE)
+def job_move(request, pk: int):
+    try:
+        job = move_job(pk, request.POST.get("direction", ""), request.user, request)
+    except QueueError as exc:
+        return _answer(request, [(messages.ERROR, str(exc))], 409)
+    return _answer(request, [(messages.SUCCESS, f"Job {job.pk} ({job.vm_name}) moved {request.POST['direction']}.")])
+
+
+@require_POST
+@requires(Perm.MIGRATE)
+def jobs_cancel(request):
+    raw = request.POST.getlist("job")
+    if not all(value.isdigit() for value in raw):
+        return _answer(request, [(messages.ERROR, "Job ids must be numbers; nothing was cancelled.")], 400)
+    try:
+        results = cancel_jobs([int(value) for value in raw], request.user)
+    except QueueError as exc:
+        return _answer(request, [(messages.ERROR, str(exc))], 400)
+    notes = [(messages.SUCCESS if r.ok else messages.ERROR, r.message) for r in results]
+    return _answer(request, notes, 200 if any(r.ok for r in results) else 409)
+
+
+@require_POST
+@requires(Perm.MIGRATE)
+def host_queue(request, fqdn: str):
+    host = get_object_or_404(Host, fqdn=fqdn)
+    paused = request.POST.get("paused")
+    if paused not in ("0", "1"):
+        messages.error(request, "Say paused=1 to pause the queue or paused=0 to resume it; nothing changed.")
+        return redirect(host)
+    set_paused(host, paused == "1", request.user, request)
+    state = "paused: its queued jobs wait" if paused == "1" else "resumed"
+    messages.success(request, f"The queue of {host.name} is {state}.")
+    return _back(request, host.get_absolute_url())
+
+
+def _answer(request, notes: list[tuple[int, str]], status: int = 200) -> HttpResponse:
+    """htmx: the notices, with the Jobs page's sections redrawn out of band; plain: messages, back."""
+    if request.htmx:
+        html = "".join(
+            render_to_string("partials/job_notice.html", {"text": text, "level": messages.DEFAULT_TAGS[level]})
+            for level, text in notes
+        )
+        return HttpResponse(html + progress.render_sections(), status=status)
+    for level, text in notes:
+        messages.add_message(request, level, text)
+    return _back(request, "/jobs/")
+
+
+def _back(request, default: str):
+    back = request.POST.get("next", "")
+    if url_has_allowed_host_and_scheme(back, {request.get_host()}, request.is_secure()):
+        return redirect(back)
+    return redirect(default)
