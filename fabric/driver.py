@@ -7,6 +7,7 @@ every caller (sync, workers, pages). In the embedded default the hosts are the e
 
 from __future__ import annotations
 
+import atexit
 import threading
 
 from django.conf import settings
@@ -59,5 +60,8 @@ def get_driver() -> Driver:
         if _psrp is None or _psrp[0] != (options,):
             if _psrp is not None:
                 _psrp[1].close()
-            _psrp = ((options,), PsrpDriver(options, credentials=credentials_for))
+            driver = PsrpDriver(options, credentials=credentials_for)
+            # A process that ends closes its shells on the hosts rather than leaving them to time out.
+            atexit.register(driver.close)
+            _psrp = ((options,), driver)
         return _psrp[1]

@@ -169,19 +169,24 @@ class PsrpDriver:
         session = self.session(conn)
         statement = self._move_statement(conn, request)
         with session.lock:
-            ps = session.start(statement)
+            restore = self._use_performance(conn, request) if request.kind in ("live", "live_vsm") else None
             try:
-                session.wait_started(ps)
-                move = _Move(session, ps)
-                self._read_progress(move)
-                if ps.state != PSInvocationState.RUNNING:
-                    close_quietly(ps)
-                    if move.error is not None:
-                        raise move.error
-            except BaseException:
-                if ps.state == PSInvocationState.RUNNING:
-                    close_quietly(ps)
-                raise
+                ps = session.start(statement)
+                try:
+                    session.wait_started(ps)
+                    move = _Move(session, ps)
+                    self._read_progress(move)
+                    if ps.state != PSInvocationState.RUNNING:
+                        close_quietly(ps)
+                        if move.error is not None:
+                            raise move.error
+                except BaseException:
+                    if ps.state == PSInvocationState.RUNNING:
+                        close_quietly(ps)
+                    raise
+            finally:
+                if restore is not None:
+                    self._run(conn, [("Set-VMHost", {"VirtualMachineMigrationPerformanceOption": restore})])
         job = self._find_job(conn, request.vm_id, running_first=True)
         if job is None:
             raise HyperVError(
@@ -291,24 +296,29 @@ class PsrpDriver:
                     {"VMId": request.vm_id, "Node": node, "MigrationType": migration_type},
                 )
             ]
-        if request.performance_option:
-            self._check_performance(conn, request.performance_option)
         target, params = self._vm_target(conn, request.vm_id, "Name")
         move = {**params, "DestinationHost": request.destination, **_storage_params(request), "Passthru": SWITCH}
         return [*target, ("Move-VM", move)]
 
-    def _check_performance(self, conn: Connection, option: str) -> None:
-        """Move-VM has no per-move performance option: the host's setting applies. A different one is refused
-        rather than silently ignored (a per-move option needs Msvm_VirtualSystemMigrationSettingData)."""
+    def _use_performance(self, conn: Connection, request: MoveRequest) -> str | None:
+        """A per-migration performance option, as the source's setting while the move starts.
+
+        Move-VM has no option of its own (a single migration can choose one only through
+        Msvm_VirtualSystemMigrationSettingData in WMI): the driver sets the source host's
+        VirtualMachineMigrationPerformanceOption, starts the move (the host reads it then) and puts
+        the previous value back. Returns that value, None when nothing had to change. Another
+        console process starting a move from the same host in those seconds would get the option too.
+        """
+        option = request.performance_option.lower()
+        if not option:
+            return None
+        wanted = _choice(PERFORMANCE, option)
         vmhost = parse.props(self._run(conn, [("Get-VMHost", {})])[0])
-        current = parse.text(vmhost.get("VirtualMachineMigrationPerformanceOption")).lower()
-        if option.lower() != current:
-            raise HyperVError(
-                "NotSupported",
-                f"{conn.fqdn} migrates with {current}; a per-migration {option} is not supported by this driver",
-                "Leave the option at the host's default, or change the host's setting "
-                "(host_settings --set performance=...)",
-            )
+        current = parse.text(vmhost.get("VirtualMachineMigrationPerformanceOption"))
+        if current.lower() == option:
+            return None
+        self._run(conn, [("Set-VMHost", {"VirtualMachineMigrationPerformanceOption": wanted})])
+        return current
 
     def _is_cluster_move(self, conn: Connection, vm_id: str, destination: str) -> bool:
         output = self._run(

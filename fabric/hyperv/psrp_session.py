@@ -136,6 +136,9 @@ class HostSession:
         with self.lock:
             pool, self.pool = self.pool, None
             if pool is not None:
+                # Closing is a courtesy to the host (its shell would time out anyway): never wait long on it.
+                pool.connection.transport.connection_timeout = min(2, self.options.connect_timeout)
+                pool.connection.transport.read_timeout = min(5, self.options.read_timeout)
                 try:
                     pool.close()
                 except Exception as exc:
@@ -288,7 +291,12 @@ def transport_error(conn: Connection, options: PsrpOptions, exc: BaseException) 
         )
     if isinstance(exc, requests.exceptions.ConnectionError):
         text = str(exc).lower()
-        reason = "connection refused" if "refused" in text else _short(exc)
+        if "refused" in text:
+            reason = "connection refused"
+        elif "aborted" in text or "reset" in text:
+            reason = "connection reset (the WinRM service went away)"
+        else:
+            reason = _short(exc)
         return HostUnreachable(conn.fqdn, reason)
     if isinstance(exc, AuthenticationError):
         return HyperVError(
@@ -302,6 +310,12 @@ def transport_error(conn: Connection, options: PsrpOptions, exc: BaseException) 
         return HyperVError(f"HTTP {exc.code}", f"{conn.fqdn} answered HTTP {exc.code}", "Check the WinRM listener")
     if isinstance(exc, WinRMError):
         return HyperVError("WinRM", f"{conn.fqdn}: {exc}", "Check the WinRM service on the host")
+    if isinstance(exc, ImportError):  # pypsrp imports CredSSP and Kerberos support only when asked for
+        return HyperVError(
+            "NotInstalled",
+            f"{conn.auth} authentication to {conn.fqdn} is not available here: {exc}",
+            "Install pypsrp's extra for it: pip install 'pypsrp[credssp]' or 'pypsrp[kerberos]'",
+        )
     if exc.__class__.__name__ == "InvalidPSRPOperation":
         return HyperVError("PSRP", f"{conn.fqdn}: {exc}", "Check PowerShell Remoting on the host (Enable-PSRemoting)")
     return None

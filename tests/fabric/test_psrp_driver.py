@@ -371,3 +371,56 @@ def test_https_validates_the_host_certificate_by_default(emu_fabric_path, tmp_pa
         default.close()
         emulator.stop()
         store.close()
+
+
+def test_a_per_migration_performance_option_applies_to_that_move_only(driver, conns, emu_store):
+    vm_id, source = vm(emu_store, "dc01")  # hv-s3 migrates with TCP/IP
+    s3 = conns["hv-s3"]
+
+    request = MoveRequest(
+        vm_id,
+        source,
+        "hv-s1" + D,
+        "live_vsm",
+        storage_path="\\\\fs01.contoso.test\\vms\\dc01",
+        performance_option="smb",
+    )
+    migration_id = driver.start_migration(s3, request)
+
+    with emu_store.session() as fabric:
+        assert fabric.migrations[migration_id].performance_option == "smb"
+        settings = [r["params"] for r in fabric.record if r["cmdlet"] == "Set-VMHost"]
+    assert settings == [
+        {"VirtualMachineMigrationPerformanceOption": "SMB"},
+        {"VirtualMachineMigrationPerformanceOption": "TCPIP"},
+    ]
+    assert driver.inventory(s3).host.performance_option == "tcpip"
+
+
+def test_a_shared_nothing_move_with_per_file_paths_sends_vhds_as_hashtables(driver, conns, emu_store):
+    vm_id, source = vm(emu_store, "app-s01")
+    with emu_store.session() as fabric:
+        [disk] = [d.path for d in fabric.vms[vm_id].disks]
+    target = "D:\\Hyper-V\\app-s01"
+    request = MoveRequest(
+        vm_id, source, "hv-s3" + D, "live_vsm", storage_path=target, vhds=((disk, f"{target}\\app-s01.vhdx"),)
+    )
+
+    assert follow(driver, conns["hv-s1"], driver.start_migration(conns["hv-s1"], request))[-1].state == "completed"
+
+    arrived = driver.get_vm(conns["hv-s3"], vm_id)
+    assert [d.path for d in arrived.disks] == [f"{target}\\app-s01.vhdx"]
+    [started] = moves_recorded(emu_store, vm_id)
+    assert started["params"]["Vhds"] == [{"SourceFilePath": disk, "DestinationFilePath": f"{target}\\app-s01.vhdx"}]
+    assert started["params"]["VirtualMachinePath"] == target
+
+
+def test_credssp_without_its_package_is_a_clear_error(driver, conns):
+    conn = conns["hv-s1"]
+    credssp = Connection(conn.fqdn, conn.address, conn.port, "https", "credssp", USER, PASSWORD)
+
+    with pytest.raises(HyperVError) as info:
+        driver.inventory(credssp)
+
+    assert info.value.code == "NotInstalled"
+    assert "requests-credssp" in info.value.message

@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 # WinRM's MaxEnvelopeSizekb is 500 on current Windows: accept envelopes of that size and some more.
 MAX_REQUEST_BYTES = 1024 * 1024
 PSRP_RESOURCE = "http://schemas.microsoft.com/powershell/"
+IDLE_TIMEOUT_S = 7200  # WinRM's default IdleTimeOut: a shell nobody used for this long is closed
 
 
 @dataclass(frozen=True)
@@ -148,7 +149,12 @@ class Endpoint(ThreadingHTTPServer):
         runner = self.emulator.runner(self.fqdn, user)
         shell = Shell(shell_id, user, client_ip, request.resource_uri, runner)
         with self.shells_lock:
+            idle = [s for s in self.shells.values() if s.idle_for() > IDLE_TIMEOUT_S]
+            for old in idle:
+                del self.shells[old.id]
             self.shells[shell.id] = shell
+        for old in idle:  # clients that went away without closing their pool
+            old.close()
         shell.feed(_b64(creation.text if creation is not None else ""))
         return wsman.created(request, self.url, shell.id, user, client_ip)
 
@@ -158,6 +164,7 @@ class Endpoint(ThreadingHTTPServer):
             shell = self.shells.get(shell_id)
         if shell is None:
             raise wsman.unknown_shell(shell_id)
+        shell.touch()
         if shell.owner.lower() != user.lower():
             raise wsman.WSManFault(5, "w:AccessDenied", "Access is denied.")
         return shell
@@ -283,6 +290,7 @@ class Emulator:
         self._log_lock = threading.Lock()
         self._sequence = 0
         self._unsaved: list[dict[str, Any]] = []
+        self._flush_lock = threading.Lock()
         self._log_due = threading.Event()
         self._stopping = threading.Event()
         self._log_thread: threading.Thread | None = None
@@ -308,13 +316,15 @@ class Emulator:
             self.flush_log()
 
     def flush_log(self) -> None:
-        with self._log_lock:
-            entries, self._unsaved = self._unsaved, []
-            self._log_due.clear()
-        try:
-            self.store.log_commands(entries)
-        except Exception:  # the wire log must never break a command
-            log.exception("could not write the command log")
+        """Write what is pending; returns once every command received so far is in the fabric file."""
+        with self._flush_lock:  # a flush in progress elsewhere finishes first
+            with self._log_lock:
+                entries, self._unsaved = self._unsaved, []
+                self._log_due.clear()
+            try:
+                self.store.log_commands(entries)
+            except Exception:  # the wire log must never break a command
+                log.exception("could not write the command log")
 
     def commands(self, cmdlet: str | None = None) -> list[dict[str, Any]]:
         """Every command this emulator received (oldest first), optionally of one cmdlet."""

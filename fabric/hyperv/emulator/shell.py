@@ -53,6 +53,16 @@ class Shell:
         self.out: dict[uuid.UUID | None, deque[bytes]] = {None: deque()}
         self.runs: dict[uuid.UUID, PipelineRun] = {}
         self.closed = False
+        self.used_at = time.monotonic()
+
+    def touch(self) -> None:
+        self.used_at = time.monotonic()
+
+    def idle_for(self) -> float:
+        """Seconds since the client last used the shell; a pipeline still running keeps it busy."""
+        if any(not run.finished for run in self.runs.values()):
+            return 0.0
+        return time.monotonic() - self.used_at
 
     # --- input ---------------------------------------------------------------------------------
 

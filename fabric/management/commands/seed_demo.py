@@ -2,6 +2,7 @@
 
 import argparse
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from fabric.driver import get_driver, sim_store
@@ -62,3 +63,9 @@ class Command(BaseCommand):
             f"Registered {len(connections)} hosts; synced {len(report.synced)}, {report.vms_seen} VMs"
             + (f", {len(report.unreachable)} unreachable" if report.unreachable else "")
         )
+        if report.unreachable and not report.synced and settings.HYPERV_DRIVER == "psrp":
+            # With the psrp driver the demo hosts are the emulator's endpoints: nothing answers without it.
+            self.stdout.write(
+                "No emulated host answered: start the Hyper-V emulator (manage.py hyperv_emulator), or use "
+                "manage.py serve, which starts it, then run manage.py sync_inventory."
+            )
