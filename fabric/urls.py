@@ -1,12 +1,15 @@
 from django.urls import path
 
-from fabric import views
+from fabric import settings_views, views
 
 app_name = "fabric"
 
 urlpatterns = [
     path("", views.hosts, name="hosts"),
     path("hosts/<str:fqdn>/", views.host_detail, name="host"),
+    path("hosts/<str:fqdn>/settings/", settings_views.host_settings, name="host_settings"),
+    path("clusters/<str:cluster>/settings/", settings_views.host_settings, name="cluster_settings"),
+    path("settings/", settings_views.host_settings, name="settings"),
     path("vms/", views.vm_list, name="vms"),
     path("vms/<uuid:guid>/", views.vm_detail, name="vm"),
 ]

@@ -5,7 +5,8 @@ from django.urls import reverse
 
 from audit.models import AuditEvent
 from console.access import Role, capabilities, role_of
-from migrations_ui.models import MigrationJob
+from fabric.models import Host
+from migrations_ui.models import Batch, MigrationJob
 from tests.fabric.factories import make_host, make_vm
 
 pytestmark = pytest.mark.django_db
@@ -17,21 +18,33 @@ def world():
     source, destination = make_host("hv-a", **ready), make_host("hv-b", **ready)
     vm = make_vm("web01", host=source)
     job = MigrationJob.objects.create(kind="live", vm=vm, vm_name=vm.name, source=source, destination=destination)
-    return {"vm": vm, "job": job, "destination": destination}
+    batch = Batch.objects.create(name="Evacuate hv-a", kind="evacuation", host=source)
+    return {"vm": vm, "job": job, "destination": destination, "batch": batch}
 
 
 def mutating(world):
-    """(name, url, POST data): extend this list with every new URL that changes something."""
-    vm, job = world["vm"], world["job"]
+    """(name, url, POST data, the least role allowed): extend this list with every URL that changes something."""
+    vm, job, destination = world["vm"], world["job"], world["destination"]
     return [
-        ("migrate vm", reverse("migrations_ui:migrate_vm", args=[vm.guid]), {"to": world["destination"].fqdn}),
+        ("migrate vm", reverse("migrations_ui:migrate_vm", args=[vm.guid]), {"to": destination.fqdn}, "operator"),
         (
             "migrate storage",
             reverse("migrations_ui:migrate_storage", args=[vm.guid]),
             {"mode": "whole", "storage_path": "E:\\VMs"},
+            "operator",
         ),
-        ("cancel job", reverse("migrations_ui:cancel_job", args=[job.pk]), {}),
+        ("cancel job", reverse("migrations_ui:cancel_job", args=[job.pk]), {}, "operator"),
+        (
+            "host settings",
+            reverse("fabric:settings"),
+            {"hosts": [destination.fqdn], "max_live_migrations": "x"},  # invalid: nothing reaches a host
+            "administrator",
+        ),
+        ("add host", reverse("fabric_admin:host_add"), {"fqdn": "bad name"}, "administrator"),
     ]
+
+
+RANK = {"anonymous": 0, "outsider": 0, "viewer": 1, "operator": 2, "administrator": 3}
 
 
 PERSONAS = ["anonymous", "outsider", "viewer", "operator", "administrator"]
@@ -52,13 +65,13 @@ def as_persona(client, django_user_model, outsider_user, viewer_user, operator_u
 @pytest.mark.parametrize("persona", PERSONAS)
 def test_every_mutating_url_answers_each_persona_as_its_role_allows(world, as_persona, persona):
     client = as_persona(persona)
-    for name, url, data in mutating(world):
+    for name, url, data, least in mutating(world):
         denied_before = AuditEvent.objects.filter(action="permission_denied").count()
         response = client.post(url, data)
         if persona == "anonymous":
             assert response.status_code == 302 and "/accounts/login/" in response["Location"], name
-        elif persona in ("outsider", "viewer"):
-            assert response.status_code == 403, name
+        elif RANK[persona] < RANK[least]:
+            assert response.status_code == 403, (name, persona)
         else:
             assert response.status_code != 403, (name, response.status_code)
         if persona == "viewer":
@@ -69,16 +82,21 @@ def test_every_mutating_url_answers_each_persona_as_its_role_allows(world, as_pe
 
 def test_a_viewer_changes_nothing(world, as_persona):
     client = as_persona("viewer")
-    for _, url, data in mutating(world):
+    for _, url, data, _least in mutating(world):
         client.post(url, data)
     assert MigrationJob.objects.count() == 1
     assert MigrationJob.objects.get().state == "queued"
+    assert Batch.objects.count() == 1
+    assert not Host.objects.filter(queue_paused=True).exists()
+    assert not Host.objects.filter(maintenance=True).exists()
 
 
 @pytest.mark.parametrize("persona", ["viewer", "operator", "administrator"])
 def test_every_role_sees_the_pages(world, as_persona, persona):
     client = as_persona(persona)
-    for url in ["/", "/vms/", world["vm"].get_absolute_url(), "/jobs/", world["job"].get_absolute_url(), "/audit/"]:
+    pages = ["/", "/vms/", world["vm"].get_absolute_url(), "/jobs/", world["job"].get_absolute_url(), "/audit/"]
+    pages += [world["batch"].get_absolute_url(), reverse("migrations_ui:evacuate", args=[world["vm"].host.fqdn])]
+    for url in pages:
         assert client.get(url).status_code == 200, url
 
 
