@@ -5,14 +5,25 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.utils.cache import patch_vary_headers
 
+from fabric.drift import find_drift
 from fabric.filters import parse_vm_filter, vm_page
 from fabric.models import Host, VirtualMachine, VmState
-from fabric.queries import host_tree
+from fabric.queries import host_tree, settings_views
 
 
 def hosts(request: HttpRequest) -> HttpResponse:
     clusters, standalone = host_tree()
-    return render(request, "fabric/hosts.html", {"clusters": clusters, "standalone": standalone})
+    drift = find_drift(settings_views())
+    flagged_only = request.GET.get("flagged") == "1"
+    for host in [*standalone, *(h for c in clusters for h in c.node_list)]:
+        host.drift = drift.get(host.fqdn, [])
+    if flagged_only:
+        standalone = [h for h in standalone if h.drift]
+        for cluster in clusters:
+            cluster.node_list = [h for h in cluster.node_list if h.drift]
+        clusters = [c for c in clusters if c.node_list]
+    context = {"clusters": clusters, "standalone": standalone, "flagged_only": flagged_only, "flagged": len(drift)}
+    return render(request, "fabric/hosts.html", context)
 
 
 def host_detail(request: HttpRequest, fqdn: str) -> HttpResponse:

@@ -55,3 +55,17 @@ def test_the_demo_fabric_flags_the_odd_host_and_the_capped_cluster(demo_fabric):
     assert set(rows) == {"hv-s3.contoso.test", "hv-new1.contoso.test", "hv-new2.contoso.test", "hv-new3.contoso.test"}
     assert rows["hv-new1.contoso.test"]["cluster"] == "CL-NEW"
     assert "caps live migrations at 1" in rows["hv-new2.contoso.test"]["reasons"][0]
+
+
+@pytest.mark.django_db
+def test_all_hosts_flags_drift_and_filters_to_flagged_hosts(admin_client, demo_fabric):
+    page = admin_client.get("/")
+    assert page.context["flagged"] == 4 and "Settings drift" in page.content.decode()
+
+    flagged = admin_client.get("/?flagged=1")
+
+    names = {h.name for h in flagged.context["standalone"]} | {
+        h.name for c in flagged.context["clusters"] for h in c.node_list
+    }
+    assert names == {"hv-s3", "hv-new1", "hv-new2", "hv-new3"}
+    assert [c.name for c in flagged.context["clusters"]] == ["CL-NEW"]

@@ -116,8 +116,8 @@ def test_it_keeps_the_hosts_page_queries_constant(admin_client, django_assert_nu
     for i in range(hosts):
         host = make_host(cluster=clusters[i % 3] if i % 3 < 2 else None)
         make_vm(host=host, migrating=i % 2 == 0)
-    # session, user, clusters, their nodes, standalone hosts
-    with django_assert_num_queries(5):
+    # session, user, clusters, their nodes, standalone hosts, the drift guard's settings
+    with django_assert_num_queries(6):
         response = admin_client.get(reverse("fabric:hosts"))
     assert response.content.decode().count('<tr class="host') == hosts
 
