@@ -53,6 +53,7 @@ class PsrpOptions:
     allow_basic_http: bool = False  # Basic over plain HTTP only when explicitly allowed
     max_runspaces: int = 8
     start_timeout: float = 60.0  # how long a move may take to show it started on the host
+    command_timeout: float = 300.0  # how long any other command may run before it is stopped
 
 
 class _WSMan(WSMan):
@@ -142,7 +143,7 @@ class HostSession:
                 try:
                     pool.close()
                 except Exception as exc:
-                    log.info("closing the session to %s: %s", self.conn.fqdn, exc)
+                    log.debug("closing the session to %s: %s", self.conn.fqdn, exc)
                 pool.connection.close()
 
     @contextmanager
@@ -183,7 +184,16 @@ class HostSession:
         """Invoke the statements as one pipeline and wait for it; a failed pipeline raises HyperVError."""
         with self.use():
             ps = self._begin(statements)
+            deadline = time.monotonic() + self.options.command_timeout
             while ps.state == PSInvocationState.RUNNING:
+                if time.monotonic() > deadline:
+                    close_quietly(ps)
+                    raise HyperVError(
+                        "Timeout",
+                        f"{self.conn.fqdn} did not finish {statements[0][0][0]} "
+                        f"within {self.options.command_timeout:g} s",
+                        "Check the host's Hyper-V management service (vmms) and WinRM",
+                    )
                 poll(ps, 1)
             output, errors = list(ps.output), list(ps.streams.error)
             failed = ps.had_errors or ps.state == PSInvocationState.FAILED
