@@ -1,0 +1,217 @@
+"""Batches: Evacuate a host (maintenance, Move back), migrate a selection from the VM list, the batch page."""
+
+import io
+import json
+from datetime import timedelta
+
+import pytest
+from django.core.management import call_command
+from django.urls import reverse
+from django.utils import timezone
+
+from audit.models import AuditEvent
+from fabric.models import Host, VirtualMachine
+from migrations_ui.models import Batch, BatchKind, JobState, MigrationJob
+
+pytestmark = pytest.mark.django_db
+
+NODE = "hv-new2"
+
+
+@pytest.fixture
+def node(demo_fabric):
+    return Host.objects.select_related("cluster").get(name=NODE)
+
+
+def evacuate_url(host):
+    return reverse("migrations_ui:evacuate", args=[host.fqdn])
+
+
+def finish(batch, *, moved=True):
+    """What the workers would leave: every job succeeded, each VM on its destination, times set."""
+    start = timezone.now() - timedelta(minutes=10)
+    for n, job in enumerate(batch.jobs.select_related("vm")):
+        MigrationJob.objects.filter(pk=job.pk).update(
+            state=JobState.SUCCEEDED,
+            percent=100,
+            started_at=start + timedelta(seconds=10 * n),
+            finished_at=start + timedelta(seconds=10 * n + 60),
+        )
+        if moved:
+            VirtualMachine.objects.filter(pk=job.vm_id).update(host=job.destination)
+
+
+def test_the_evacuate_page_previews_the_plan_with_a_timeline(operator_client, node):
+    response = operator_client.get(evacuate_url(node))
+    body = response.content.decode()
+    assert response.status_code == 200
+    assert "<svg" in body and "Estimated start" in body
+    on_node = VirtualMachine.objects.filter(host=node, removed=False, state="running")
+    for vm in on_node:
+        assert vm.name in body
+    assert not Batch.objects.exists() and not MigrationJob.objects.exists()
+
+
+def test_stopped_vms_are_left_with_the_reason_or_moved_as_the_operator_chooses(operator_client, node):
+    stopped = VirtualMachine.objects.filter(host=node, removed=False).first()
+    # A stopped HA VM is never copied offline (it would leave its cluster role): take a plain one.
+    VirtualMachine.objects.filter(pk=stopped.pk).update(state="off", is_clustered=False)
+    left = operator_client.get(evacuate_url(node)).context["plan"]
+    assert stopped.name in [v.vm for v in left.left]
+    moved = operator_client.get(evacuate_url(node), {"move_stopped": "1"}).context["plan"]
+    assert stopped.name in [m.vm for m in moved.moves]
+
+
+def test_running_an_evacuation_makes_a_batch_and_puts_the_host_in_maintenance(operator_client, node):
+    plan = operator_client.get(evacuate_url(node)).context["plan"]
+    response = operator_client.post(evacuate_url(node))
+    batch = Batch.objects.get()
+    assert response.status_code == 302 and response["Location"] == batch.get_absolute_url()
+    assert batch.kind == BatchKind.EVACUATION and batch.host == node
+    node.refresh_from_db()
+    assert node.maintenance
+    jobs = list(batch.jobs.order_by("pk"))
+    assert [j.vm_name for j in jobs] == [m.vm for m in plan.moves]
+    assert {j.destination.cluster_id for j in jobs} == {node.cluster_id}
+    assert AuditEvent.objects.filter(action="evacuation.started", target_name=node.fqdn).exists()
+    page = operator_client.get(batch.get_absolute_url()).content.decode()
+    assert "In maintenance" in page and jobs[0].vm_name in page
+    assert "Maintenance" in operator_client.get(reverse("fabric:hosts")).content.decode()
+
+
+def test_a_second_evacuation_while_one_runs_is_refused(operator_client, node):
+    operator_client.post(evacuate_url(node))
+    response = operator_client.post(evacuate_url(node))
+    assert response.status_code == 409
+    assert "still running" in response.content.decode()
+    assert Batch.objects.count() == 1
+
+
+def test_move_back_waits_for_the_evacuation_to_end(operator_client, node):
+    operator_client.post(evacuate_url(node))
+    batch = Batch.objects.get()
+    response = operator_client.post(reverse("migrations_ui:batch_move_back", args=[batch.pk]), follow=True)
+    assert "still running" in response.content.decode()
+    assert Batch.objects.count() == 1
+
+
+def test_move_back_returns_each_vm_to_where_it_came_from_and_ends_maintenance(operator_client, node):
+    operator_client.post(evacuate_url(node))
+    evacuation = Batch.objects.get()
+    finish(evacuation)
+    page = operator_client.get(evacuation.get_absolute_url())
+    assert page.context["can_move_back"] and page.context["actual_svg"]
+    assert "the run took" in page.content.decode()
+
+    response = operator_client.post(reverse("migrations_ui:batch_move_back", args=[evacuation.pk]))
+    back = Batch.objects.get(kind=BatchKind.MOVE_BACK)
+    assert response["Location"] == back.get_absolute_url()
+    moved = {j.vm_id: j.source_id for j in evacuation.jobs.all()}
+    assert {j.vm_id: j.destination_id for j in back.jobs.all()} == moved
+    node.refresh_from_db()
+    assert not node.maintenance
+    # Maintenance is over: a second Move back is refused with the reason, nothing made.
+    again = operator_client.post(reverse("migrations_ui:host_move_back", args=[node.fqdn]), follow=True)
+    assert "not in maintenance" in again.content.decode()
+    assert Batch.objects.count() == 2
+
+
+def test_move_back_with_nothing_to_bring_back_just_ends_maintenance(operator_client, node):
+    operator_client.post(evacuate_url(node))
+    finish(Batch.objects.get(), moved=False)
+    response = operator_client.post(reverse("migrations_ui:host_move_back", args=[node.fqdn]), follow=True)
+    assert "maintenance has ended" in response.content.decode()
+    node.refresh_from_db()
+    assert not node.maintenance and Batch.objects.count() == 1
+
+
+def test_the_evacuate_command_makes_the_batch_and_sets_maintenance(admin_user, node):
+    out = io.StringIO()
+    call_command("evacuate", NODE, "--json", "--user", "admin", stdout=out)
+    data = json.loads(out.getvalue())
+    batch = Batch.objects.get(pk=data["batch"])
+    assert batch.kind == BatchKind.EVACUATION and batch.jobs.count() == len(data["jobs"]) == len(data["plan"]["moves"])
+    node.refresh_from_db()
+    assert node.maintenance
+
+
+# --- a selection from the VM list -------------------------------------------------------------------
+
+
+def selection(n=3, exclude=None):
+    vms = VirtualMachine.objects.filter(state="running", removed=False, is_clustered=False)
+    if exclude:
+        vms = vms.exclude(host=exclude)
+    return list(vms.order_by("name")[:n])
+
+
+SELECTED = reverse("migrations_ui:migrate_selected")
+
+
+def test_the_vm_list_offers_selection_to_operators_only(operator_client, viewer_user, client, demo_fabric):
+    assert 'form="vm-selection"' in operator_client.get(reverse("fabric:vms")).content.decode()
+    client.force_login(viewer_user)
+    body = client.get(reverse("fabric:vms")).content.decode()
+    assert 'form="vm-selection"' not in body and "Migrate selected" not in body
+
+
+def test_a_dry_run_to_one_host_lists_each_vm_and_starts_nothing(operator_client, node):
+    vms = selection(exclude=node)
+    response = operator_client.get(SELECTED, {"vm": [str(v.guid) for v in vms], "to": node.fqdn})
+    assert response.status_code == 200
+    plan = response.context["plan"]
+    assert {m.vm for m in plan.moves} | {v.vm for v in plan.left} == {v.name for v in vms}
+    assert all(m.destination == node.fqdn for m in plan.moves)
+    assert not MigrationJob.objects.exists() and not Batch.objects.exists()
+
+
+def test_the_console_places_a_selection_on_other_hosts(operator_client, demo_fabric):
+    vms = selection()
+    plan = operator_client.get(SELECTED, {"vm": [str(v.guid) for v in vms]}).context["plan"]
+    where = {v.name: v.host.fqdn for v in vms}
+    assert plan.moves and all(m.destination != where[m.vm] for m in plan.moves)
+
+
+def test_starting_a_selection_makes_one_batch_and_leads_to_its_page(operator_client, node):
+    vms = selection(exclude=node)
+    response = operator_client.post(SELECTED, {"vm": [str(v.guid) for v in vms], "to": node.fqdn, "name": "patch"})
+    batch = Batch.objects.get()
+    assert response.status_code == 302 and response["Location"] == batch.get_absolute_url()
+    assert batch.kind == BatchKind.SELECTION and batch.name == "patch"
+    assert batch.jobs.count() == len(batch.plan["moves"]) > 0
+    page = operator_client.get(batch.get_absolute_url())
+    assert page.status_code == 200 and "Progress" in page.content.decode()
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({}, "Select at least one VM"),
+        ({"vm": ["not-a-uuid"]}, "not a VM id"),
+        ({"vm": ["00000000-0000-0000-0000-000000000000"]}, "no longer in the inventory"),
+        ({"to": "nowhere.contoso.test"}, "Select a valid choice"),
+    ],
+)
+def test_bad_selections_answer_400_and_make_nothing(operator_client, demo_fabric, params, message):
+    if "to" in params:
+        params = {**params, "vm": [str(selection(1)[0].guid)]}
+    response = operator_client.post(SELECTED, params)
+    assert response.status_code == 400
+    assert message in response.content.decode()
+    assert not Batch.objects.exists() and not MigrationJob.objects.exists()
+
+
+def test_a_selection_with_nothing_to_move_is_refused(operator_client, node):
+    vm = VirtualMachine.objects.filter(host=node, removed=False).first()
+    response = operator_client.post(SELECTED, {"vm": [str(vm.guid)], "to": node.fqdn})
+    assert response.status_code == 409
+    assert "Already on" in response.content.decode()
+    assert not Batch.objects.exists()
+
+
+def test_names_on_the_batch_page_are_escaped(operator_client, node):
+    vm = selection(1, exclude=node)[0]
+    VirtualMachine.objects.filter(pk=vm.pk).update(name='x"><script>alert(1)</script>')
+    operator_client.post(SELECTED, {"vm": [str(vm.guid)], "to": node.fqdn})
+    body = operator_client.get(Batch.objects.get().get_absolute_url()).content.decode()
+    assert "<script>alert(1)</script>" not in body
