@@ -34,6 +34,18 @@ def mutating(world):
             "operator",
         ),
         ("cancel job", reverse("migrations_ui:cancel_job", args=[job.pk]), {}, "operator"),
+        ("move job", reverse("migrations_ui:move_job", args=[job.pk]), {"direction": "up"}, "operator"),
+        ("cancel jobs", reverse("migrations_ui:cancel_jobs"), {"job": [job.pk]}, "operator"),
+        ("pause queue", reverse("migrations_ui:host_queue", args=[destination.fqdn]), {"paused": "1"}, "operator"),
+        (
+            "migrate selected",
+            reverse("migrations_ui:migrate_selected"),
+            {"vm": [str(vm.guid)], "to": destination.fqdn},
+            "operator",
+        ),
+        ("evacuate", reverse("migrations_ui:evacuate", args=[vm.host.fqdn]), {}, "operator"),
+        ("host move back", reverse("migrations_ui:host_move_back", args=[vm.host.fqdn]), {}, "operator"),
+        ("batch move back", reverse("migrations_ui:batch_move_back", args=[world["batch"].pk]), {}, "operator"),
         (
             "host settings",
             reverse("fabric:settings"),
