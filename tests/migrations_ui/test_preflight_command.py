@@ -119,3 +119,14 @@ def test_move_vm_without_a_user_acts_as_the_shell_on_a_fresh_install(demo_fabric
 
     call_command("move_vm", "file-s01", "--to", "hv-s2", "--json", stdout=io.StringIO())
     assert AuditEvent.objects.get(action="migration.requested").username.startswith("cli:")
+
+
+def test_an_evacuation_plan_is_audited(demo_fabric):
+    from audit.models import AuditEvent
+
+    out = io.StringIO()
+    call_command("evacuate", "hv-new2", "--plan-only", "--json", stdout=out)
+
+    plan = json.loads(out.getvalue())
+    event = AuditEvent.objects.get(action="evacuation.planned")
+    assert event.target_name == "hv-new2" and event.details["moves"] == len(plan["moves"])

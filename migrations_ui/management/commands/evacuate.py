@@ -40,6 +40,10 @@ class Command(BaseCommand):
         plan = evacuation_plan(source, move_stopped=move_stopped)
         data = plan.as_json()
         if plan_only:
+            from audit.log import record
+
+            summary = {"moves": len(plan.moves), "left": len(plan.left), "makespan_s": data["makespan_s"]}
+            record("evacuation.planned", target=source, target_type="host", details=summary)
             self.stdout.write(json.dumps(data, indent=2) if as_json else _describe(data))
             return
         if refusal := evacuation_refusal(source):
