@@ -208,8 +208,8 @@ def test_it_keeps_the_host_page_queries_constant(admin_client, django_assert_num
     share = make_share(hosts=[host])
     for i in range(vms):
         make_vm(host=host, share=share if i % 2 else None)
-    # session, user, host + cluster, storage locations, shares, VMs
-    with django_assert_num_queries(6):
+    # session, user, host + cluster, storage locations, shares, VMs, migration slots in use
+    with django_assert_num_queries(7):
         response = admin_client.get(reverse("fabric:host", args=["hv01.contoso.test"]))
     assert len(response.context["vms"]) == vms
 

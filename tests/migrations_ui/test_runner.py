@@ -242,3 +242,12 @@ def test_a_driver_error_never_leaves_a_job_stuck(demo, monkeypatch):
     job.refresh_from_db()
     assert job.state == JobState.FAILED and job.error_code == "console"
     assert "connection pool exploded" in job.error_message
+
+
+def test_the_host_page_shows_the_slots_in_use(demo, admin_client):
+    submit("file-s01", "hv-s2")
+    submit("app-s01", "hv-s2")
+
+    body = admin_client.get(host("hv-s1").get_absolute_url()).content.decode()
+
+    assert "live 2/2, storage 0/2" in body
