@@ -6,6 +6,7 @@ from datetime import datetime, time
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
+from django.utils.translation import gettext as _
 
 from audit.models import AuditEvent, Outcome
 
@@ -39,12 +40,18 @@ def parse(params) -> tuple[AuditFilter, Q]:
         if name in ("since", "until"):
             moment = _moment(raw, end_of_day=name == "until")
             if moment is None:
-                f.notices.append(f"Ignored {name}={raw!r}: give a date (2026-11-25) or a date and time.")
+                f.notices.append(
+                    _("Ignored %(name)s=%(value)s: give a date (2026-11-25) or a date and time.")
+                    % {"name": name, "value": repr(raw)}
+                )
                 continue
             q &= Q(time__gte=moment) if name == "since" else Q(time__lte=moment)
         elif name == "outcome":
             if raw not in Outcome.values:
-                f.notices.append(f"Ignored outcome={raw!r}: use one of {', '.join(Outcome.values)}.")
+                f.notices.append(
+                    _("Ignored outcome=%(value)s: use one of %(choices)s.")
+                    % {"value": repr(raw), "choices": ", ".join(Outcome.values)}
+                )
                 continue
             q &= Q(outcome=raw)
         elif name == "actor":

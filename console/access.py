@@ -13,6 +13,7 @@ from functools import wraps
 
 from django.core.exceptions import PermissionDenied
 from django.db import models
+from django.utils.translation import gettext
 
 
 class Role(models.TextChoices):
@@ -89,7 +90,7 @@ def check(request, perm: str, target: str = "") -> None:
             details={"permission": perm, "method": request.method},
             outcome="denied",
         )
-        raise PermissionDenied(f"Your role does not allow this ({perm}).")
+        raise PermissionDenied(gettext("Your role does not allow this (%(permission)s).") % {"permission": perm})
 
 
 def requires(perm: str):

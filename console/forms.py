@@ -9,6 +9,7 @@ from django.conf import settings
 from django.contrib.auth.forms import AuthenticationForm
 from django.core.exceptions import ValidationError
 from django.utils import timezone
+from django.utils.translation import ngettext
 
 from audit.log import record
 from audit.models import AuditEvent
@@ -32,7 +33,12 @@ class LockoutAuthenticationForm(AuthenticationForm):
                 outcome="denied",
             )
             raise ValidationError(
-                f"Too many failed sign-ins for this account; try again in {settings.LOGIN_LOCKOUT_MINUTES} minutes.",
+                ngettext(
+                    "Too many failed sign-ins for this account; try again in %(minutes)d minute.",
+                    "Too many failed sign-ins for this account; try again in %(minutes)d minutes.",
+                    settings.LOGIN_LOCKOUT_MINUTES,
+                )
+                % {"minutes": settings.LOGIN_LOCKOUT_MINUTES},
                 code="locked",
             )
         return super().clean()

@@ -6,11 +6,12 @@ from contextvars import ContextVar
 from django.conf import settings
 from django.core.exceptions import PermissionDenied
 from django.shortcuts import render
+from django.utils.translation import gettext
 
 from console.access import can_view
 
-# Reachable without a role: signing in and out, and static files.
-OPEN_PREFIXES = ("/accounts/login/", "/accounts/logout/", "/static/")
+# Reachable without a role: signing in and out, choosing the language, and static files.
+OPEN_PREFIXES = ("/accounts/login/", "/accounts/logout/", "/i18n/", "/static/")
 
 
 # The request being served, for code that is not handed it (signal receivers writing audit events).
@@ -56,7 +57,10 @@ class RoleRequiredMiddleware:
         user = request.user
         if user.is_authenticated and not can_view(user) and not request.path.startswith(OPEN_PREFIXES):
             return render(
-                request, "403.html", {"reason": "Your account has no role yet; ask an administrator."}, status=403
+                request,
+                "403.html",
+                {"reason": gettext("Your account has no role yet; ask an administrator.")},
+                status=403,
             )
         return self.get_response(request)
 

@@ -1,6 +1,8 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
+from django.contrib.auth.decorators import login_not_required
 from django.urls import include, path
+from django.views.i18n import set_language
 
 from console.forms import LockoutAuthenticationForm
 
@@ -8,6 +10,8 @@ urlpatterns = [
     path("accounts/login/", auth_views.LoginView.as_view(authentication_form=LockoutAuthenticationForm), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
+    # Open before signing in too: the login page has the language switch.
+    path("i18n/setlang/", login_not_required(set_language), name="set_language"),
     path("audit/", include("audit.urls")),
     path("manage/", include("fabric.admin_urls")),
     path("", include("fabric.urls")),
