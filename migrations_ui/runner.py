@@ -227,6 +227,10 @@ class Runner:
         if now - self.last_sample >= 1.0 or s.state != "running":
             self.last_sample = now
             data = {k: v for k, v in fields.items() if k != "heartbeat_at"}
+            # Pre-copy figures only a host that reports them gives (convergence.py reads them back).
+            for name in ("memory_rate_mbps", "memory_remaining_bytes"):
+                if getattr(s, name) is not None:
+                    data[name] = getattr(s, name)
             record(self.job, "progress", data, **fields)
         else:
             for name, value in fields.items():

@@ -128,6 +128,13 @@ class MigrationStatus:
     transfer_rate_mbps: float = 0.0
     blackout_ms: int | None = None
     error: HyperVError | None = None
+    # Pre-copy figures a real host may not report (the emulator does; psrp_parse reads its Emulator*
+    # properties). None means unknown, not zero: the convergence chart then says the host gives none.
+    # memory_rate_mbps is memory copied per second (more than the wire carries with compression): it
+    # is what competes with the dirty rate. memory_remaining_bytes is memory the destination does not
+    # yet have in its current state: the rest of this pass plus what the guest dirtied during it.
+    memory_rate_mbps: float | None = None
+    memory_remaining_bytes: int | None = None
 
 
 class HyperVError(Exception):

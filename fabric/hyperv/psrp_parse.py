@@ -214,7 +214,14 @@ def job_status(job: dict[str, Any], pipeline_percent: int | None = None, pipelin
         transfer_rate_mbps=float(job.get("EmulatorTransferRateMBps") or 0.0),
         blackout_ms=None if blackout is None else int(blackout),
         error=error,
+        # Absent on a real host (only the emulator adds them): None, and the chart says so.
+        memory_rate_mbps=_optional(job.get("EmulatorMemoryRateMBps"), float),
+        memory_remaining_bytes=_optional(job.get("EmulatorMemoryRemainingBytes"), int),
     )
+
+
+def _optional(value: Any, kind: type) -> Any:
+    return None if value is None else kind(value)
 
 
 def job_error(job: dict[str, Any]) -> HyperVError | None:

@@ -65,7 +65,27 @@ def status(fabric: Fabric, m: SimMigration) -> MigrationStatus:
         transfer_rate_mbps=sim_flow.on_wire(fabric, m, rate) / MB if running else 0.0,
         blackout_ms=None if m.blackout_s is None else round(m.blackout_s * 1000),
         error=None if error is None else HyperVError(error["code"], error["message"], error["remedy"]),
+        memory_rate_mbps=None if not m.memory_bytes else (rate / MB if m.phase in _MEMORY_PHASES else 0.0),
+        memory_remaining_bytes=_memory_remaining(m),
     )
+
+
+_MEMORY_PHASES = frozenset({"precopy", "blackout", "quick"})
+
+
+def _memory_remaining(m: SimMigration) -> int | None:
+    """Memory the destination lacks in its current state (None for a move that copies none)."""
+    if not m.memory_bytes:
+        return None
+    if m.phase in ("prepare", "storage"):
+        return m.memory_bytes
+    if m.phase == "precopy":
+        # The rest of this pass, and the pages dirtied since it began (a page counts once).
+        dirtied = m.dirty_bytes_s * m.pass_elapsed
+        return round(min(m.memory_bytes, m.phase_left + dirtied))
+    if m.phase in ("blackout", "quick"):
+        return round(m.phase_left)
+    return 0  # resume, done: everything is on the destination (or the move ended)
 
 
 def _round_number(m: SimMigration) -> int:

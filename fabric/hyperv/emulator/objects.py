@@ -291,6 +291,10 @@ def migration_job(fabric: Fabric, m: SimMigration) -> object:
         EmulatorDirtyRateMBps=float(status.dirty_rate_mbps),
         EmulatorTransferRateMBps=float(status.transfer_rate_mbps),
         EmulatorBlackoutMs=None if status.blackout_ms is None else int64(status.blackout_ms),
+        EmulatorMemoryRateMBps=status.memory_rate_mbps,
+        EmulatorMemoryRemainingBytes=None
+        if status.memory_remaining_bytes is None
+        else uint64(status.memory_remaining_bytes),
         EmulatorRecommendedAction="" if error is None else error.remedy,
         **{MIGRATION_PHASE: m.phase},
     )
