@@ -11,7 +11,8 @@ from django.utils.translation import gettext
 from console.access import can_view
 
 # Reachable without a role: signing in and out, choosing the language, and static files.
-OPEN_PREFIXES = ("/accounts/login/", "/accounts/logout/", "/i18n/", "/static/")
+# The API is not closed here: it refuses a user without a role itself, in its JSON error shape.
+OPEN_PREFIXES = ("/accounts/login/", "/accounts/logout/", "/i18n/", "/static/", "/api/")
 
 
 # The request being served, for code that is not handed it (signal receivers writing audit events).

@@ -67,6 +67,8 @@ INSTALLED_APPS = [
     "fabric",
     "migrations_ui",
     "audit",
+    "ninja",  # its bundled Swagger UI files (no CDN) for /api/v1/docs
+    "api",
 ]
 if REDIS_URL is None:
     INSTALLED_APPS.append("channels_lite")

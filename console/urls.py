@@ -4,6 +4,7 @@ from django.contrib.auth.decorators import login_not_required
 from django.urls import include, path
 from django.views.i18n import set_language
 
+from api.urls import account_urls, api_urls
 from console.forms import LockoutAuthenticationForm
 
 urlpatterns = [
@@ -12,6 +13,8 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     # Open before signing in too: the login page has the language switch.
     path("i18n/setlang/", login_not_required(set_language), name="set_language"),
+    path("api/v1/", api_urls),
+    path("account/", include(account_urls)),
     path("audit/", include("audit.urls")),
     path("manage/", include("fabric.admin_urls")),
     path("", include("fabric.urls")),

@@ -1,0 +1,305 @@
+"""Request and response shapes. The preflight, plan and job shapes are the project's stable JSON
+(architecture.md): the endpoints return what migrations_ui's serializers produce, these schemas only
+describe it for OpenAPI."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from ninja import Schema
+from pydantic import Field, StringConstraints
+
+# Bounded so no value overflows a database integer; text without NUL (PostgreSQL refuses it).
+MAX_ID = 2**53
+Id = Annotated[int, Field(ge=1, le=MAX_ID)]
+Cursor = Annotated[int, Field(ge=0, le=MAX_ID)]
+Text = Annotated[str, StringConstraints(max_length=255, pattern=r"^[^\x00]*$")]
+PathText = Annotated[str, StringConstraints(max_length=400, pattern=r"^[^\x00]*$")]
+Limit = Annotated[int, Field(ge=1, le=200)]
+TransferType = Literal["live", "live_vsm", "storage", "quick", "network"]
+
+
+class Page(Schema):
+    next_cursor: str | None = Field(None, description="Pass as ?cursor= for the next page; null on the last page")
+
+
+# --- inventory ---------------------------------------------------------------------------------------
+
+
+class ClusterOut(Schema):
+    name: str
+    fqdn: str
+    functional_level: int
+    max_parallel_migrations: int
+    nodes: list[str]
+    last_sync: datetime | None
+
+
+class ClusterPage(Page):
+    items: list[ClusterOut]
+
+
+class HostOut(Schema):
+    fqdn: str
+    name: str
+    cluster: str | None
+    os_version: str
+    reachable: bool
+    last_error: str
+    last_sync: datetime | None
+    maintenance: bool
+    queue_paused: bool
+    memory_total_bytes: int
+    memory_available_bytes: int
+    logical_processors: int
+    cpu_load_percent: int
+    processor_family: str
+    migration_enabled: bool
+    max_live_migrations: int
+    effective_max_live_migrations: int
+    max_storage_migrations: int
+    performance_option: str
+    auth_type: str
+    use_any_network: bool
+    migration_networks: list[Any]
+    virtual_switches: list[Any]
+    vm_path: str
+    vhd_path: str
+
+
+class HostPage(Page):
+    items: list[HostOut]
+
+
+class ShareOut(Schema):
+    id: int
+    unc_path: str
+    file_server: str
+    file_server_fqdn: str
+    hosts: list[str]
+
+
+class SharePage(Page):
+    items: list[ShareOut]
+
+
+class DiskOut(Schema):
+    path: str
+    size_bytes: int
+    shared: bool
+
+
+class VmOut(Schema):
+    id: str
+    name: str
+    host: str
+    cluster: str | None
+    state: str
+    memory_assigned_bytes: int
+    config_version: str
+    is_clustered: bool
+    migrating: bool
+    removed: bool
+    share: str | None
+    last_seen: datetime | None
+
+
+class VmDetailOut(VmOut):
+    config_path: str
+    switch_names: list[Any]
+    processor_compatibility: bool
+    compat_vector_stale: bool
+    disks: list[DiskOut]
+
+
+class VmPage(Page):
+    items: list[VmOut]
+
+
+# --- preflight and jobs ------------------------------------------------------------------------------
+
+
+class FindingOut(Schema):
+    rule: str
+    severity: Literal["block", "warn", "info"]
+    message: str
+    remedy: str
+
+
+class PreflightOut(Schema):
+    vm: str
+    destination: str
+    transfer_type: TransferType | None
+    allowed: bool
+    rating: float
+    findings: list[FindingOut]
+
+
+class VhdIn(Schema):
+    source: PathText
+    destination: PathText
+
+
+class MigrationIn(Schema):
+    vm: Text = Field(description="VM name or GUID")
+    to: Text | None = Field(
+        None, description="Destination host (FQDN or name); omitted: a storage move on the VM's host"
+    )
+    storage_path: PathText = Field("", description="One folder for all the VM's files (Live VSM, storage move)")
+    vhds: list[VhdIn] = Field([], max_length=64, description="Storage move of selected disks: source -> destination")
+    performance_option: Literal["tcpip", "compression", "smb"] | None = None
+    add_default_location: bool = Field(False, description="Add storage_path to the host's storage locations")
+    transfer_type: TransferType | None = Field(
+        None, description="The kind of move expected: refused (409) when pre-flight finds another kind"
+    )
+
+
+class JobErrorOut(Schema):
+    code: str
+    message: str
+    remedy: str
+
+
+class JobOut(Schema):
+    id: int
+    vm: str
+    vm_id: str
+    transfer_type: str
+    source: str
+    destination: str
+    storage_path: str
+    vhds: list[Any]
+    performance_option: str | None
+    state: str
+    step: str | None
+    percent: int
+    bytes_sent: int
+    bytes_remaining: int
+    pass_number: int
+    transfer_rate_mbps: float
+    dirty_rate_mbps: float
+    blackout_ms: int | None
+    error: JobErrorOut | None
+    findings: list[FindingOut]
+    created_at: str | None
+    started_at: str | None
+    finished_at: str | None
+
+
+class JobPage(Page):
+    items: list[JobOut]
+
+
+class EventOut(Schema):
+    id: int
+    job: int
+    sequence: int
+    time: datetime
+    kind: str
+    data: dict[str, Any]
+
+
+class EventPage(Schema):
+    items: list[EventOut]
+    cursor: int = Field(description="The last event's id (or the one given): pass as ?after= to get only newer events")
+
+
+# --- plans and batches -------------------------------------------------------------------------------
+
+
+class PlannedMoveOut(Schema):
+    vm: str
+    destination: str
+    transfer_type: str
+    start_s: float
+    end_s: float
+
+
+class LeftOut(Schema):
+    vm: str
+    reason: str
+
+
+class PlanOut(Schema):
+    host: str | None
+    moves: list[PlannedMoveOut]
+    left: list[LeftOut]
+    makespan_s: float
+    lower_bound_s: float
+
+
+class SelectionIn(Schema):
+    vms: list[Text] = Field(description="VM GUIDs", max_length=500)
+    to: Text | None = Field(None, description="One destination host (FQDN); omitted: the console places each VM")
+    move_stopped: bool = False
+    name: Annotated[str, StringConstraints(max_length=200, pattern=r"^[^\x00]*$")] = ""
+
+
+class EvacuationIn(Schema):
+    host: Text = Field(description="The host to evacuate (FQDN or name)")
+    move_stopped: bool = Field(False, description="Copy stopped and saved VMs offline too")
+
+
+class RefusedMoveOut(Schema):
+    vm: str
+    vm_id: str
+    reason: str
+
+
+class BatchOut(Schema):
+    id: int
+    name: str
+    kind: Literal["evacuation", "selection", "move_back"]
+    host: str | None
+    created_by: str | None
+    created_at: datetime
+    plan: PlanOut
+    refused: list[RefusedMoveOut]
+    jobs: list[JobOut]
+    counts: dict[str, int]
+    percent: int
+    finished: bool
+    makespan_s: float
+    actual_s: float | None
+
+
+class BatchSummaryOut(Schema):
+    id: int
+    name: str
+    kind: str
+    host: str | None
+    created_at: datetime
+
+
+class BatchPage(Page):
+    items: list[BatchSummaryOut]
+
+
+class MoveBackOut(Schema):
+    message: str
+    batch: BatchOut | None
+
+
+# --- audit ---------------------------------------------------------------------------------------------
+
+
+class AuditOut(Schema):
+    id: int
+    time: datetime
+    username: str
+    role: str
+    action: str
+    target_type: str
+    target_id: str
+    target_name: str
+    outcome: str
+    source_ip: str | None
+    request_id: str
+    details: dict[str, Any]
+    prev_hash: str
+    hash: str
+
+
+class AuditPage(Page):
+    items: list[AuditOut]
