@@ -1,19 +1,37 @@
-"""Administrators change hosts' live-migration settings: one host, every node of a cluster, or a selection."""
+"""Administrators change live-migration settings: one host, every node of a cluster, or a selection,
+and a cluster's MaximumParallelMigrations, in one action."""
+
+import re
 
 from django import forms
 from django.shortcuts import get_object_or_404, render
 
 from console.access import Perm, requires_always
 from fabric.driver import get_driver
-from fabric.host_settings import apply_settings
+from fabric.host_settings import (
+    apply_cluster_cap,
+    apply_settings,
+    change_locations,
+    normal_subnets,
+    path_problem,
+    subnets_problems,
+)
 from fabric.hyperv.api import HostSettings
-from fabric.models import AuthType, Cluster, Host, PerformanceOption
+from fabric.models import AuthType, Cluster, Host, PerformanceOption, StorageLocation
 
 BLANK = [("", "— unchanged —")]
+_SEPARATORS = re.compile(r"[\s,;]+")
+
+
+def _words(text: str) -> list[str]:
+    return [w for w in _SEPARATORS.split(text.strip()) if w]
 
 
 class SettingsForm(forms.Form):
-    hosts = forms.ModelMultipleChoiceField(queryset=Host.objects.all(), to_field_name="fqdn")
+    hosts = forms.ModelMultipleChoiceField(queryset=Host.objects.all(), to_field_name="fqdn", required=False)
+    cluster_max_parallel = forms.IntegerField(
+        required=False, min_value=0, max_value=64, label="Cluster MaximumParallelMigrations"
+    )
     max_live_migrations = forms.IntegerField(
         required=False, min_value=0, max_value=64, label="Simultaneous live migrations"
     )
@@ -25,45 +43,121 @@ class SettingsForm(forms.Form):
     migration_enabled = forms.ChoiceField(
         required=False, choices=[*BLANK, ("true", "Enabled"), ("false", "Disabled")], label="Live migration"
     )
+    use_any_network = forms.ChoiceField(
+        required=False,
+        choices=[*BLANK, ("true", "Use any available network"), ("false", "Use only the listed subnets")],
+        label="Migration networks",
+    )
+    add_networks = forms.CharField(required=False, label="Add subnets", help_text="CIDR, e.g. 10.20.0.0/24")
+    remove_networks = forms.MultipleChoiceField(required=False, label="Remove subnets")
+    vm_path = forms.CharField(required=False, max_length=260, label="Default folder for VM files")
+    vhd_path = forms.CharField(required=False, max_length=260, label="Default folder for virtual disks")
+    add_location = forms.CharField(required=False, max_length=260, label="Add a storage location")
+    remove_locations = forms.MultipleChoiceField(required=False, label="Remove storage locations")
+
+    def __init__(self, *args, cluster=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.cluster = cluster
+        if cluster is None:
+            del self.fields["cluster_max_parallel"]
+        networks = sorted({s for h in Host.objects.only("migration_networks") for s in h.migration_networks})
+        self.fields["remove_networks"].choices = [(s, s) for s in networks]
+        added = StorageLocation.objects.filter(is_default=False).values_list("path", flat=True).distinct()
+        self.fields["remove_locations"].choices = [(p, p) for p in sorted(set(added))]
+
+    def clean_add_networks(self):
+        subnets = _words(self.cleaned_data["add_networks"])
+        if problems := subnets_problems(subnets):
+            raise forms.ValidationError(problems)
+        return normal_subnets(subnets)
+
+    def _clean_path(self, name):
+        path = self.cleaned_data[name].strip()
+        if path and (problem := path_problem(path)):
+            raise forms.ValidationError(problem)
+        return path or None
+
+    def clean_vm_path(self):
+        return self._clean_path("vm_path")
+
+    def clean_vhd_path(self):
+        return self._clean_path("vhd_path")
+
+    def clean_add_location(self):
+        return self._clean_path("add_location")
 
     def wanted(self) -> HostSettings:
         data = self.cleaned_data
-        enabled = {"true": True, "false": False}.get(data["migration_enabled"])
+        yes_no = {"true": True, "false": False}
         return HostSettings(
             max_live_migrations=data["max_live_migrations"],
             max_storage_migrations=data["max_storage_migrations"],
             performance_option=data["performance_option"] or None,
             auth_type=data["auth_type"] or None,
-            migration_enabled=enabled,
+            migration_enabled=yes_no.get(data["migration_enabled"]),
+            use_any_network=yes_no.get(data["use_any_network"]),
+            add_networks=data["add_networks"],
+            remove_networks=tuple(data["remove_networks"]),
+            vm_path=data["vm_path"],
+            vhd_path=data["vhd_path"],
         )
+
+    def cluster_value(self):
+        return self.cleaned_data.get("cluster_max_parallel")
+
+    def host_changes(self) -> bool:
+        data = self.cleaned_data
+        return not self.wanted().is_empty() or bool(data["add_location"] or data["remove_locations"])
 
     def clean(self):
         data = super().clean()
-        if not self.errors and all(v is None for v in vars(self.wanted()).values()):
+        if self.errors:
+            return data
+        if not self.host_changes() and self.cluster_value() is None:
             raise forms.ValidationError("Choose at least one setting to change.")
+        if self.host_changes() and not data["hosts"]:
+            raise forms.ValidationError("Choose the hosts to apply the settings to.")
         return data
 
 
 @requires_always(Perm.HOST_SETTINGS)
 def host_settings(request, fqdn: str | None = None, cluster: str | None = None):
     targets = _targets(fqdn, cluster)
-    form = SettingsForm(request.POST or None, initial={"hosts": [h.fqdn for h in targets]})
-    results = None
+    the_cluster = _cluster(cluster)
+    form = SettingsForm(request.POST or None, cluster=the_cluster, initial={"hosts": [h.fqdn for h in targets]})
+    outcome = {}
     status = 200
     if request.method == "POST":
         if form.is_valid():
-            hosts = list(form.cleaned_data["hosts"].select_related("cluster"))
-            results = apply_settings(get_driver(), hosts, form.wanted(), user=request.user, request=request)
+            outcome = _apply(request, form)
         else:
             status = 400
     context = {
         "form": form,
         "targets": targets,
-        "cluster": _cluster(cluster),
-        "results": results,
+        "cluster": the_cluster,
+        "nodes": _targets(None, cluster) if cluster else [],
+        **outcome,
         "all_hosts": Host.objects.select_related("cluster").order_by("cluster__name", "name"),
     }
     return render(request, "fabric/host_settings.html", context, status=status)
+
+
+def _apply(request, form: SettingsForm) -> dict:
+    """The cluster first (its cap bounds the nodes), then each host, then the storage locations."""
+    driver, user, data = get_driver(), request.user, form.cleaned_data
+    out = {}
+    if form.cluster_value() is not None:
+        value = form.cluster_value()
+        out["cluster_result"] = apply_cluster_cap(driver, form.cluster, value, user=user, request=request)
+        form.cluster.refresh_from_db()
+    hosts = list(data["hosts"].select_related("cluster"))
+    if not form.wanted().is_empty():
+        out["results"] = apply_settings(driver, hosts, form.wanted(), user=user, request=request)
+    if data["add_location"] or data["remove_locations"]:
+        add = [data["add_location"]] if data["add_location"] else []
+        out["locations_done"] = change_locations(hosts, add, data["remove_locations"], user=user, request=request)
+    return out
 
 
 def _targets(fqdn, cluster) -> list[Host]:

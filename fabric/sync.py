@@ -172,15 +172,17 @@ def share_for_path(path: str, shares: list[SmbShare]) -> SmbShare | None:
 
 def _sync_storage_locations(inventories: list[HostInventory], hosts: dict[str, Host]) -> None:
     for inv in inventories:
-        host = hosts[inv.host.fqdn]
-        defaults = {p for p in (inv.host.vm_path, inv.host.vhd_path) if p}
-        # Locations a user added stay; the host's own defaults follow what it reports.
-        StorageLocation.objects.filter(host=host, is_default=True, added_by_user=False).exclude(
-            path__in=defaults
-        ).delete()
-        StorageLocation.objects.filter(host=host, is_default=True).exclude(path__in=defaults).update(is_default=False)
-        for path in defaults:
-            StorageLocation.objects.update_or_create(host=host, path=path, defaults={"is_default": True})
+        follow_default_locations(hosts[inv.host.fqdn], inv.host.vm_path, inv.host.vhd_path)
+
+
+def follow_default_locations(host: Host, vm_path: str, vhd_path: str) -> None:
+    """The host's default folders (VirtualMachinePath, VirtualHardDiskPath) as its storage locations."""
+    defaults = {p for p in (vm_path, vhd_path) if p}
+    # Locations a user added stay; the host's own defaults follow what it reports.
+    StorageLocation.objects.filter(host=host, is_default=True, added_by_user=False).exclude(path__in=defaults).delete()
+    StorageLocation.objects.filter(host=host, is_default=True).exclude(path__in=defaults).update(is_default=False)
+    for path in defaults:
+        StorageLocation.objects.update_or_create(host=host, path=path, defaults={"is_default": True})
 
 
 def _upsert_vms(inventories, hosts, shares, now) -> dict[uuid.UUID, int]:

@@ -175,6 +175,30 @@ class HostSettings:
     performance_option: str | None = None
     auth_type: str | None = None
     migration_enabled: bool | None = None
+    use_any_network: bool | None = None  # Set-VMHost -UseAnyNetworkForMigration
+    add_networks: tuple[str, ...] = ()  # Add-VMMigrationNetwork -Subnet (CIDR), after the host's own
+    remove_networks: tuple[str, ...] = ()  # Remove-VMMigrationNetwork -Subnet
+    vm_path: str | None = None  # Set-VMHost -VirtualMachinePath: the default folder for VM files
+    vhd_path: str | None = None  # Set-VMHost -VirtualHardDiskPath: the default folder for virtual disks
+
+    def is_empty(self) -> bool:
+        return (
+            not self.add_networks
+            and not self.remove_networks
+            and all(getattr(self, name) is None for name in SCALAR_SETTINGS)
+        )
+
+
+SCALAR_SETTINGS = (
+    "max_live_migrations",
+    "max_storage_migrations",
+    "performance_option",
+    "auth_type",
+    "migration_enabled",
+    "use_any_network",
+    "vm_path",
+    "vhd_path",
+)
 
 
 class Driver(Protocol):
@@ -206,3 +230,7 @@ class Driver(Protocol):
 
     def set_host_settings(self, conn: Connection, settings: HostSettings) -> HostInfo:
         """Set-VMHost (and Enable-/Disable-VMMigration); returns the values read back."""
+
+    def set_cluster_parallel_migrations(self, conn: Connection, cluster: str, value: int) -> ClusterInfo:
+        """The cluster's MaximumParallelMigrations, asked of one of its nodes (no cmdlet sets it: a
+        constant script, powershell.SET_CLUSTER_PARALLEL_MIGRATIONS); returns the cluster read back."""

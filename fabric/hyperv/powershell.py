@@ -30,3 +30,11 @@ def wildcard(pattern: str) -> re.Pattern[str]:
             out.append(re.escape(c))
         i += 1
     return re.compile("".join(out) + r"\Z", re.IGNORECASE | re.DOTALL)
+
+
+# No cmdlet sets a cluster's MaximumParallelMigrations: it is a property of the cluster object. The
+# script text is a constant (the host emulator accepts exactly this text and nothing else); the
+# cluster's name and the value enter as typed parameters, never as text.
+SET_CLUSTER_PARALLEL_MIGRATIONS = (
+    "param([string]$Cluster, [int]$Value)\n(Get-Cluster -Name $Cluster).MaximumParallelMigrations = $Value"
+)

@@ -18,13 +18,14 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 from pypsrp.complex_objects import PSInvocationState
 from pypsrp.powershell import PowerShell
 
 from fabric.hyperv import psrp_parse as parse
 from fabric.hyperv.api import (
+    ClusterInfo,
     Connection,
     HostInfo,
     HostInventory,
@@ -35,8 +36,17 @@ from fabric.hyperv.api import (
     MoveRequest,
     VmInfo,
 )
-from fabric.hyperv.powershell import wildcard
-from fabric.hyperv.psrp_session import SWITCH, HostSession, PsrpOptions, Statement, close_quietly, error_id, to_error
+from fabric.hyperv.powershell import SET_CLUSTER_PARALLEL_MIGRATIONS, wildcard
+from fabric.hyperv.psrp_session import (
+    SWITCH,
+    HostSession,
+    PsrpOptions,
+    Script,
+    Statement,
+    close_quietly,
+    error_id,
+    to_error,
+)
 
 log = logging.getLogger(__name__)
 
@@ -247,22 +257,46 @@ class PsrpDriver:
         self._run(conn, [("Add-ClusterVirtualMachineRole", {"VMId": vm_id})])
 
     def set_host_settings(self, conn: Connection, settings: HostSettings) -> HostInfo:
-        values = {f.name: getattr(settings, f.name) for f in fields(settings)}
         params = {
-            "MaximumVirtualMachineMigrations": values["max_live_migrations"],
-            "MaximumStorageMigrations": values["max_storage_migrations"],
-            "VirtualMachineMigrationPerformanceOption": _choice(PERFORMANCE, values["performance_option"]),
-            "VirtualMachineMigrationAuthenticationType": _choice(AUTH, values["auth_type"]),
+            "MaximumVirtualMachineMigrations": settings.max_live_migrations,
+            "MaximumStorageMigrations": settings.max_storage_migrations,
+            "VirtualMachineMigrationPerformanceOption": _choice(PERFORMANCE, settings.performance_option),
+            "VirtualMachineMigrationAuthenticationType": _choice(AUTH, settings.auth_type),
+            "UseAnyNetworkForMigration": settings.use_any_network,
+            "VirtualMachinePath": settings.vm_path,
+            "VirtualHardDiskPath": settings.vhd_path,
         }
         changes: list[Statement] = []
         if any(v is not None for v in params.values()):
             changes.append([("Set-VMHost", {k: v for k, v in params.items() if v is not None})])
-        if values["migration_enabled"] is not None:
-            changes.append([("Enable-VMMigration" if values["migration_enabled"] else "Disable-VMMigration", {})])
+        if settings.migration_enabled is not None:
+            changes.append([("Enable-VMMigration" if settings.migration_enabled else "Disable-VMMigration", {})])
+        changes += self._network_changes(conn, settings)
         if changes:
             self._run(conn, *changes)  # a refusal stops here, before the read-back
         output = self._run(conn, *HOST_STATEMENTS)
         return parse.host_info(conn.fqdn, parse.by_kind(output))
+
+    def _network_changes(self, conn: Connection, settings: HostSettings) -> list[Statement]:
+        """Add-/Remove-VMMigrationNetwork for what differs from the host's list: adding a subnet it has,
+        or removing one it lacks, is no change (applied to many hosts, each may start from another list)."""
+        if not settings.add_networks and not settings.remove_networks:
+            return []
+        have = {str(parse.props(n).get("Subnet")).lower() for n in self._run(conn, [("Get-VMMigrationNetwork", {})])}
+        removes = [s for s in settings.remove_networks if s.lower() in have]
+        adds = [s for s in settings.add_networks if s.lower() not in have]
+        return [[("Remove-VMMigrationNetwork", {"Subnet": s})] for s in removes] + [
+            [("Add-VMMigrationNetwork", {"Subnet": s})] for s in adds
+        ]
+
+    def set_cluster_parallel_migrations(self, conn: Connection, cluster: str, value: int) -> ClusterInfo:
+        script = (Script(SET_CLUSTER_PARALLEL_MIGRATIONS), {"Cluster": cluster, "Value": value})
+        self._run(conn, [script])  # a refusal stops here, before the read-back
+        output = self._run(conn, [("Get-Cluster", {"Name": cluster})], [("Get-ClusterNode", {})])
+        info = parse.cluster_info(parse.by_kind(output))
+        if info is None:
+            raise HyperVError("ClusterNotFound", f"{conn.fqdn} shows no cluster '{cluster}'")
+        return info
 
     # --- helpers ---------------------------------------------------------------------------------
 

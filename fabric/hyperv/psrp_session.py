@@ -42,6 +42,10 @@ _TRAILING_CODE = re.compile(r"\s*\((0x[0-9A-Fa-f]{8}|\d{3,6})\)\s*$")
 Statement = list[tuple[str, dict[str, Any]]]
 
 
+class Script(str):
+    """A constant script's text in a statement, sent as a script (its values still go as parameters)."""
+
+
 @dataclass(frozen=True)
 class PsrpOptions:
     """How the driver talks WinRM. Timeouts are seconds; read_timeout must exceed operation_timeout."""
@@ -231,7 +235,10 @@ def build(pool: RunspacePool, statements: tuple[Statement, ...]) -> PowerShell:
         if i:
             ps.add_statement()
         for cmdlet, params in statement:
-            ps.add_cmdlet(cmdlet)
+            if isinstance(cmdlet, Script):
+                ps.add_script(str(cmdlet))
+            else:
+                ps.add_cmdlet(cmdlet)
             for name, value in params.items():
                 if value is SWITCH:
                     ps.add_parameter(name)

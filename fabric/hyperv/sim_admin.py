@@ -12,8 +12,9 @@ from typing import TYPE_CHECKING, Any
 
 from fabric.hyperv import sim_report
 from fabric.hyperv.api import HyperVError, Incompatibility, MigrationStatus, MoveRequest, VmInfo
+from fabric.hyperv.host_values import folder_problem, subnet_problem
 from fabric.hyperv.sim_checks import PERFORMANCE_OPTIONS, REMEDY_MEMORY, validate
-from fabric.hyperv.sim_world import MEMORY_STATES, SimHost, SimVm, is_csv_path, unc_parts
+from fabric.hyperv.sim_world import MEMORY_STATES, SimCluster, SimHost, SimVm, is_csv_path, unc_parts
 
 if TYPE_CHECKING:
     from fabric.hyperv.simulator import Fabric
@@ -172,9 +173,42 @@ class FabricAdmin(_Base):
         self._log(cmdlet, params)
         return host
 
-    def set_cluster_parallel_migrations(self, name: str, value: int) -> None:
-        self.clusters[name].max_parallel_migrations = value
-        self._log("Set-ClusterParameter", {"Cluster": name, "MaximumParallelMigrations": value})
+    def set_cluster_parallel_migrations(
+        self, name: str, value: int, *, fqdn: str | None = None, command: Command = None
+    ) -> SimCluster:
+        """(Get-Cluster -Name X).MaximumParallelMigrations = N, asked of a node (fqdn) or of the world.
+
+        The cluster refuses anything but a whole number of at least 1, as Hyper-V's cluster service
+        refuses the property change (ERROR_INVALID_PARAMETER); a refusal changes nothing.
+        """
+        cmdlet, params = command or ("Set-ClusterParameter", {"Cluster": name, "MaximumParallelMigrations": value})
+        host = self.reachable_host(fqdn) if fqdn is not None else None
+        try:
+            if host is not None:
+                known = (host.cluster.lower(), self.clusters[host.cluster].fqdn.lower()) if host.cluster else ()
+                if name.lower() not in known:
+                    raise HyperVError(
+                        "ClusterNotFound",
+                        f"The cluster '{name}' was not found from '{host.name}': it is not the cluster of this node",
+                    )
+                name = host.cluster
+            if name not in self.clusters:
+                raise HyperVError("ClusterNotFound", f"The cluster '{name}' was not found")
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise HyperVError(
+                    "0x80070057",
+                    f'Exception setting "MaximumParallelMigrations": "Unable to save property changes for '
+                    f"'{name}'. The parameter is incorrect: MaximumParallelMigrations must be 1 or more, not "
+                    f'{value!r}."',
+                    "Set at least 1 parallel migration",
+                )
+        except HyperVError as exc:
+            self._log(cmdlet, params, result="refused", code=exc.code)
+            raise
+        cluster = self.clusters[name]
+        cluster.max_parallel_migrations = value
+        self._log(cmdlet, params)
+        return cluster
 
     def set_vm_state(self, vm_id: str, state: str) -> None:
         """Start-VM / Stop-VM / Save-VM: the VM takes or frees memory; a start refreshes its compatibility vector."""
@@ -199,10 +233,31 @@ class FabricAdmin(_Base):
         self._log("Restart-VM", {"VMId": vm_id})
 
 
+# Set-VMHost's parameter for each limit, as its messages name it.
+_LIMIT_PARAMETERS = {
+    "max_live_migrations": "MaximumVirtualMachineMigrations",
+    "max_storage_migrations": "MaximumStorageMigrations",
+}
+
+
 def _check_settings(values: dict[str, Any]) -> None:
-    for name in ("max_live_migrations", "max_storage_migrations"):
-        if name in values and (not isinstance(values[name], int) or isinstance(values[name], bool) or values[name] < 1):
-            raise HyperVError("InvalidParameter", f"{name} must be a whole number of at least 1, not {values[name]!r}")
+    for name, parameter in _LIMIT_PARAMETERS.items():
+        value = values.get(name)
+        if name in values and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+            # PowerShell's ValidateRange text, as Set-VMHost answers a limit of 0.
+            raise HyperVError(
+                "InvalidParameter",
+                f"Cannot validate argument on parameter '{parameter}'. The {value} argument is less than the "
+                "minimum allowed range of 1. Supply an argument that is greater than or equal to 1 and then try "
+                "the command again.",
+                "Set at least 1",
+            )
+    for name in ("vm_path", "vhd_path"):
+        if name in values and (problem := folder_problem(str(values[name]))):
+            raise HyperVError("InvalidParameter", f"Failed to modify the host's default folder: {problem}")
+    for subnet in values.get("migration_networks", ()):
+        if problem := subnet_problem(str(subnet)):
+            raise HyperVError("InvalidParameter", f"Failed to add the migration network: {problem}")
     if "performance_option" in values and values["performance_option"] not in PERFORMANCE_OPTIONS:
         raise HyperVError("InvalidParameter", f"Unknown performance option {values['performance_option']!r}")
     if "auth_type" in values and values["auth_type"] not in AUTH_TYPES:

@@ -6,10 +6,10 @@ started by a worker is seen by the web process and by the next worker.
 
 from __future__ import annotations
 
-from dataclasses import fields
-
 from fabric.hyperv import sim_report
 from fabric.hyperv.api import (
+    SCALAR_SETTINGS,
+    ClusterInfo,
     Connection,
     HostInfo,
     HostInventory,
@@ -73,8 +73,19 @@ class SimDriver:
             fabric.add_cluster_role(conn.fqdn, vm_id)
 
     def set_host_settings(self, conn: Connection, settings: HostSettings) -> HostInfo:
-        values = {f.name: getattr(settings, f.name) for f in fields(settings) if getattr(settings, f.name) is not None}
+        values = {name: getattr(settings, name) for name in SCALAR_SETTINGS if getattr(settings, name) is not None}
         with self.store.session() as fabric:
+            host = fabric.reachable_host(conn.fqdn)
+            if settings.add_networks or settings.remove_networks:
+                # As Add-/Remove-VMMigrationNetwork would leave them: new subnets after the host's own.
+                gone = {s.lower() for s in settings.remove_networks}
+                kept = [s for s in host.migration_networks if s.lower() not in gone]
+                values["migration_networks"] = kept + [s for s in settings.add_networks if s not in kept]
             if values:
                 fabric.set_host_settings(conn.fqdn, **values)
             return sim_report.host_info(fabric.reachable_host(conn.fqdn))
+
+    def set_cluster_parallel_migrations(self, conn: Connection, cluster: str, value: int) -> ClusterInfo:
+        with self.store.session() as fabric:
+            c = fabric.set_cluster_parallel_migrations(cluster, value, fqdn=conn.fqdn)
+            return ClusterInfo(c.name, c.fqdn, c.functional_level, c.max_parallel_migrations, tuple(c.nodes))

@@ -60,6 +60,9 @@ HOST_SETTINGS = frozenset(
         "migration_enabled",
         "use_any_network",
         "delegation_configured",
+        "migration_networks",  # Add-/Remove-VMMigrationNetwork
+        "vm_path",
+        "vhd_path",
     }
 )
 

@@ -1,10 +1,11 @@
 """Running a PSRP pipeline's commands as an emulated host: parameter binding, statements, the context.
 
-Only cmdlets are accepted: a command sent as script text fails the pipeline (the console must never
-send script). Parameters bind by name, case-insensitively (an unambiguous prefix works, as in
-PowerShell); positional arguments take the cmdlet's positional parameters in order. Errors a cmdlet
-writes are non-terminating (error records, the pipeline completes); binding errors and unknown
-commands are terminating (the pipeline fails), as on a real host.
+Only cmdlets are accepted, and the few constant scripts a host knows by their exact text (values
+bound as their parameters): any other script text fails the pipeline (the console never builds one).
+Parameters bind by name, case-insensitively (an unambiguous prefix works, as in PowerShell);
+positional arguments take the cmdlet's positional parameters in order. Errors a cmdlet writes are
+non-terminating (error records, the pipeline completes); binding errors and unknown commands are
+terminating (the pipeline fails), as on a real host.
 """
 
 from __future__ import annotations
@@ -191,7 +192,13 @@ def _binding_error(cmdlet: Cmdlet, message: str, error_id: str) -> ErrorRecord:
 
 
 def run_pipeline(
-    side: HostSide, fqdn: str, user: str, run: PipelineRun, metadata: Any, cmdlets: dict[str, Cmdlet]
+    side: HostSide,
+    fqdn: str,
+    user: str,
+    run: PipelineRun,
+    metadata: Any,
+    cmdlets: dict[str, Cmdlet],
+    scripts: dict[str, Cmdlet] | None = None,
 ) -> None:
     """Execute every statement of a CreatePipeline; a terminating error fails the pipeline."""
     statements: list[list[Any]] = [[]]
@@ -203,18 +210,26 @@ def run_pipeline(
         for statement in (s for s in statements if s):
             if run.stop_requested.is_set():
                 return
-            _run_statement(side, fqdn, user, run, statement, cmdlets)
+            _run_statement(side, fqdn, user, run, statement, cmdlets, scripts or {})
     except Terminating as exc:
         run.fail(exc.record)
 
 
 def _run_statement(
-    side: HostSide, fqdn: str, user: str, run: PipelineRun, commands: list[Any], cmdlets: dict[str, Cmdlet]
+    side: HostSide,
+    fqdn: str,
+    user: str,
+    run: PipelineRun,
+    commands: list[Any],
+    cmdlets: dict[str, Cmdlet],
+    scripts: dict[str, Cmdlet],
 ) -> None:
     objects: list | None = None
     for command in commands:
         name = str(command.command_text)
-        if command.is_script:
+        # A known constant script (its exact text) runs like a cmdlet whose parameters are the script's.
+        cmdlet = scripts.get(name) if command.is_script else cmdlets.get(name.lower())
+        if command.is_script and cmdlet is None:
             _log(side, fqdn, user, name, {"script": name}, None, "refused: script")
             raise Terminating(
                 error_record(
@@ -224,7 +239,6 @@ def _run_statement(
                     exception="notfound",
                 )
             )
-        cmdlet = cmdlets.get(name.lower())
         if cmdlet is None:
             _log(side, fqdn, user, name, {}, None, "refused: unknown command")
             raise Terminating(

@@ -1,4 +1,4 @@
-"""The cmdlets an emulated Hyper-V host understands, with their parameter sets."""
+"""The cmdlets an emulated Hyper-V host understands, with their parameter sets, and its one known script."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from fabric.hyperv.emulator import cmdlets_admin as admin
 from fabric.hyperv.emulator import cmdlets_move as move
 from fabric.hyperv.emulator import cmdlets_read as read
 from fabric.hyperv.emulator.binder import Cmdlet
+from fabric.hyperv.powershell import SET_CLUSTER_PARALLEL_MIGRATIONS
 
 HV = "Microsoft.HyperV.PowerShell.Commands."
 FC = "Microsoft.FailoverClusters.PowerShell."
@@ -69,9 +70,25 @@ CMDLETS_LIST = [
             "VirtualMachineMigrationPerformanceOption",
             "VirtualMachineMigrationAuthenticationType",
             "UseAnyNetworkForMigration",
+            "VirtualMachinePath",
+            "VirtualHardDiskPath",
             "ComputerName",
         ),
         ("Passthru",),
+    ),
+    _hv(
+        "Add-VMMigrationNetwork",
+        admin.add_migration_network,
+        ("Subnet", "Priority", "ComputerName"),
+        ("Passthru",),
+        ("Subnet", "Priority"),
+    ),
+    _hv(
+        "Remove-VMMigrationNetwork",
+        admin.remove_migration_network,
+        ("Subnet", "ComputerName"),
+        ("Passthru",),
+        ("Subnet",),
     ),
     _hv("Enable-VMMigration", admin.enable_migration, ("ComputerName",), ("Passthru",)),
     _hv("Disable-VMMigration", admin.disable_migration, ("ComputerName",), ("Passthru",)),
@@ -135,3 +152,15 @@ CMDLETS_LIST = [
 ]
 
 CMDLETS = {c.name.lower(): c for c in CMDLETS_LIST}
+
+# Scripts an emulated host runs: only these exact constant texts, their values bound as parameters.
+SCRIPTS = {
+    SET_CLUSTER_PARALLEL_MIGRATIONS: Cmdlet(
+        "Set-ClusterMaximumParallelMigrations (script)",
+        admin.set_cluster_parallel_migrations,
+        ("Cluster", "Value"),
+        (),
+        ("Cluster", "Value"),
+        "System.Management.Automation.ScriptBlock",
+    )
+}

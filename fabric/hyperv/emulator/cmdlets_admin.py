@@ -1,4 +1,5 @@
-"""Cmdlets that change a host or a cluster: Set-VMHost, Enable-/Disable-VMMigration, cluster roles, job control.
+"""Cmdlets that change a host or a cluster: Set-VMHost, Enable-/Disable-VMMigration, migration networks,
+cluster roles, job control, and the one known script (a cluster's MaximumParallelMigrations).
 
 Each passes its parameters, as received, to the fabric method that records it.
 """
@@ -13,6 +14,7 @@ from fabric.hyperv.api import HyperVError
 from fabric.hyperv.emulator import objects as o
 from fabric.hyperv.emulator.binder import Context, as_list
 from fabric.hyperv.emulator.records import plain, prop
+from fabric.hyperv.host_values import normal_subnet, subnet_problem
 
 # Set-VMHost parameter -> (fabric setting, how to read the value)
 _PERFORMANCE = {
@@ -47,6 +49,8 @@ SET_VMHOST = {
     ),
     "VirtualMachineMigrationAuthenticationType": ("auth_type", lambda v: _AUTH.get(_enum_name(v), _enum_name(v))),
     "UseAnyNetworkForMigration": ("use_any_network", bool),
+    "VirtualMachinePath": ("vm_path", str),
+    "VirtualHardDiskPath": ("vhd_path", str),
 }
 
 
@@ -75,6 +79,65 @@ def _set(ctx: Context, params: dict, values: dict[str, Any]) -> list:
             ctx.hyperv_error(exc, target=ctx.fqdn)
             return []
         return [o.vm_host(host)] if params.get("Passthru") else []
+
+
+def add_migration_network(ctx: Context, params: dict, inputs) -> list:
+    """Add-VMMigrationNetwork -Subnet [-Priority]: a subnet the host may use for live migration."""
+    subnet = str(params.get("Subnet") or "")
+    with ctx.session() as fabric:
+        networks = list(fabric.hosts[ctx.fqdn].migration_networks)
+        if subnet_problem(subnet) is None and normal_subnet(subnet) in networks:
+            return []  # already there: Hyper-V keeps one entry per subnet
+        wanted = [*networks, normal_subnet(subnet) if subnet_problem(subnet) is None else subnet]
+        return _set_networks(ctx, fabric, params, wanted, subnet)
+
+
+def remove_migration_network(ctx: Context, params: dict, inputs) -> list:
+    """Remove-VMMigrationNetwork -Subnet: the host no longer migrates over that subnet."""
+    subnet = str(params.get("Subnet") or "")
+    with ctx.session() as fabric:
+        networks = list(fabric.hosts[ctx.fqdn].migration_networks)
+        wanted = [n for n in networks if n.lower() != subnet.strip().lower()]
+        if wanted == networks:
+            ctx.error(
+                "ObjectNotFound",
+                f"No migration network was found for subnet '{subnet}' on '{fabric.hosts[ctx.fqdn].name}'.",
+                category=ErrorCategory.ObjectNotFound,
+                target=subnet,
+            )
+            return []
+        return _set_networks(ctx, fabric, params, wanted, subnet)
+
+
+def _set_networks(ctx: Context, fabric, params: dict, wanted: list[str], subnet: str) -> list:
+    try:
+        host = fabric.set_host_settings(ctx.fqdn, command=_received(ctx, params), migration_networks=wanted)
+    except HyperVError as exc:
+        ctx.hyperv_error(exc, target=subnet)
+        return []
+    return o.migration_networks(host) if params.get("Passthru") else []
+
+
+def set_cluster_parallel_migrations(ctx: Context, params: dict, inputs) -> list:
+    """The known script powershell.SET_CLUSTER_PARALLEL_MIGRATIONS: ([int]$Value binds as PowerShell would)."""
+    cluster, raw = str(params.get("Cluster") or ""), params.get("Value")
+    try:
+        value = int(raw)
+    except (TypeError, ValueError):
+        ctx.error(
+            "ParameterArgumentTransformationError",
+            f"Cannot process argument transformation on parameter 'Value'. Cannot convert value \"{raw}\" to type "
+            '"System.Int32". Error: "Input string was not in a correct format."',
+            category=ErrorCategory.InvalidData,
+            target=raw,
+        )
+        return []
+    with ctx.session() as fabric:
+        try:
+            fabric.set_cluster_parallel_migrations(cluster, value, fqdn=ctx.fqdn, command=_received(ctx, params))
+        except HyperVError as exc:
+            ctx.hyperv_error(exc, target=cluster)
+    return []
 
 
 def remove_cluster_group(ctx: Context, params: dict, inputs) -> list:

@@ -149,6 +149,16 @@ def _cluster(ctx: Context, fabric) -> Any:
 def get_cluster(ctx: Context, params: dict, inputs) -> list:
     with ctx.session() as fabric:
         cluster = _cluster(ctx, fabric)
+        name = str(params.get("Name") or "")
+        if cluster is not None and name and name.lower() not in (cluster.name.lower(), cluster.fqdn.lower()):
+            # An emulated node reaches only its own cluster.
+            ctx.error(
+                "ClusterNotFound",
+                f"The cluster '{name}' was not found or could not be reached from '{fabric.hosts[ctx.fqdn].name}'.",
+                category=ErrorCategory.ObjectNotFound,
+                target=name,
+            )
+            return []
         return [] if cluster is None else [o.cluster_object(cluster)]
 
 

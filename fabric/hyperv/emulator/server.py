@@ -28,7 +28,7 @@ from typing import Any
 
 from fabric.hyperv.emulator import wsman
 from fabric.hyperv.emulator.binder import HostSide, run_pipeline
-from fabric.hyperv.emulator.cmdlets import CMDLETS
+from fabric.hyperv.emulator.cmdlets import CMDLETS, SCRIPTS
 from fabric.hyperv.emulator.shell import Shell
 from fabric.hyperv.simstore import FabricStore
 
@@ -297,7 +297,7 @@ class Emulator:
 
     def runner(self, fqdn: str, user: str) -> Callable[..., None]:
         def run(pipeline_run, metadata) -> None:
-            run_pipeline(self.side, fqdn, user, pipeline_run, metadata, CMDLETS)
+            run_pipeline(self.side, fqdn, user, pipeline_run, metadata, CMDLETS, SCRIPTS)
 
         return run
 
