@@ -1,13 +1,17 @@
 from django import forms
 from django.contrib import messages
-from django.shortcuts import get_object_or_404, redirect, render
+from django.http import Http404
+from django.shortcuts import get_object_or_404, redirect, render, resolve_url
 from django.utils.safestring import mark_safe
+from django_htmx.http import HttpResponseClientRedirect
 
 from console.access import Perm, requires
 from fabric.models import Host, VirtualMachine
 from migrations_ui.batches import (
     BatchRefused,
     batch_context,
+    batch_for_page,
+    end_maintenance,
     evacuation_refusal,
     last_evacuation,
     start_batch,
@@ -93,11 +97,11 @@ def evacuate_host(request, fqdn: str):
 
 
 def batch_detail(request, pk: int):
-    batch = get_object_or_404(Batch.objects.select_related("host", "created_by"), pk=pk)
-    context = batch_context(batch)
-    # Only timeline_svg's output (every name escaped in it) is marked safe.
-    context["plan_svg"], context["actual_svg"] = mark_safe(context["plan_svg"]), mark_safe(context["actual_svg"])  # noqa: S308
-    return render(request, "migrations_ui/batch.html", context)
+    try:
+        batch = batch_for_page(pk)
+    except Batch.DoesNotExist:
+        raise Http404("No such batch") from None
+    return render(request, "migrations_ui/batch.html", batch_context(batch))
 
 
 @requires(Perm.EVACUATE)
@@ -125,9 +129,29 @@ def _move_back(request, batch: Batch, back_to):
         moving = start_move_back(batch, request.user, request)
     except BatchRefused as exc:
         messages.error(request, str(exc))
-        return redirect(back_to)
+        return _go(request, back_to)
     if moving is None:
         messages.success(request, f"Nothing to move back: {batch.host.name}'s maintenance has ended.")
-        return redirect(batch.host)
+        return _go(request, batch.host)
     messages.success(request, f"Moving {len(moving.plan['moves'])} VMs back to {batch.host.name}.")
-    return redirect(moving)
+    return _go(request, moving)
+
+
+@requires(Perm.EVACUATE)
+def host_end_maintenance(request, fqdn: str):
+    """End the maintenance and leave the VMs where the evacuation put them."""
+    host = get_object_or_404(Host, fqdn=fqdn)
+    if request.method != "POST":
+        return redirect(host)
+    try:
+        end_maintenance(host, request.user, request)
+    except BatchRefused as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, f"{host.name}'s maintenance has ended; its VMs stay where they are.")
+    return _go(request, host)
+
+
+def _go(request, to):
+    """A redirect; for htmx (the batch page's live buttons) one the browser follows as a page load."""
+    return HttpResponseClientRedirect(resolve_url(to)) if request.htmx else redirect(to)

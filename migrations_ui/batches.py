@@ -11,11 +11,14 @@ from collections import Counter
 from dataclasses import dataclass
 
 from django.db import transaction
+from django.db.models import Max
+from django.template.loader import render_to_string
+from django.utils.safestring import mark_safe
 
 from fabric.models import Host
 from migrations_ui.evacuate import move_back_plan, run_plan
 from migrations_ui.evacuation import LeftVm, Plan, PlannedMove
-from migrations_ui.models import ACTIVE_STATES, Batch, BatchKind, JobState, MigrationJob
+from migrations_ui.models import ACTIVE_STATES, Batch, BatchKind, JobEvent, JobState, MigrationJob
 from migrations_ui.timeline import timeline_svg
 
 
@@ -113,18 +116,54 @@ def start_move_back(batch: Batch, user=None, request=None) -> Batch | None:
             Host.objects.filter(pk=batch.host.pk).update(maintenance=False)
             batch.host.maintenance = False
             record("maintenance.ended", actor=user, request=request, target_type="host", target_name=batch.host.fqdn)
+            _tell_batch_page(batch.pk)
         return None
     name = f"Move back to {batch.host.name}"
-    return start_batch(
-        plan, BatchKind.MOVE_BACK, name, host=batch.host, move_stopped=move_stopped, user=user, request=request
-    )
+    with transaction.atomic():
+        moving = start_batch(
+            plan, BatchKind.MOVE_BACK, name, host=batch.host, move_stopped=move_stopped, user=user, request=request
+        )
+        _tell_batch_page(batch.pk)  # the evacuation's page: its host is out of maintenance
+    return moving
+
+
+def end_maintenance(host: Host, user=None, request=None) -> Batch | None:
+    """End the host's maintenance and leave the evacuated VMs where they are (the operator may want
+    them to stay). Audited; refused while an evacuation of the host still runs. Returns the host's
+    last evacuation (its page is told), or None."""
+    from audit.log import record
+
+    if running := evacuation_refusal(host):
+        raise BatchRefused(f"{running} Wait for it, or cancel its moves, before ending the maintenance.")
+    evacuation = last_evacuation(host)
+    with transaction.atomic():
+        # From the database, not the object: a second click, or another operator, may have ended it.
+        if not Host.objects.filter(pk=host.pk, maintenance=True).update(maintenance=False):
+            raise BatchRefused(f"{host.name} is not in maintenance.")
+        host.maintenance = False
+        details = {"moved_back": False, "batch": evacuation.pk if evacuation else None}
+        record(
+            "maintenance.ended",
+            actor=user,
+            request=request,
+            target_type="host",
+            target_id=str(host.pk),
+            target_name=host.fqdn,
+            details=details,
+        )
+        if evacuation is not None:
+            _tell_batch_page(evacuation.pk)
+    return evacuation
+
+
+def _tell_batch_page(batch_id: int) -> None:
+    from migrations_ui.progress import send_batch_update
+
+    transaction.on_commit(lambda: send_batch_update(batch_id))
 
 
 # --- the batch page ----------------------------------------------------------------------------------
-
-
-def _since(t0, start, end) -> tuple[float, float | None]:
-    return (start - t0).total_seconds(), (end - t0).total_seconds() if end else None
+# The page, the websocket replay and the emitter's updates all render through the functions below.
 
 
 @dataclass(frozen=True)
@@ -138,27 +177,39 @@ class Outcome:
     note: str  # why no job: refused or left
 
 
-def batch_context(batch: Batch) -> dict:
-    """Each VM's outcome, the batch's counts and progress, and the plan beside the actual run."""
-    jobs = list(batch.jobs.select_related("vm", "source", "destination").order_by("pk"))
+def batch_for_page(batch_id: int) -> Batch:
+    return Batch.objects.select_related("host", "created_by").get(pk=batch_id)
+
+
+def _jobs(batch: Batch) -> list[MigrationJob]:
+    return list(batch.jobs.select_related("vm", "source", "destination").order_by("pk"))
+
+
+def _outcome(move: dict, job: MigrationJob | None, note: str = "") -> Outcome:
+    return Outcome(
+        move["vm"],
+        move.get("destination_name") or move["destination"],
+        move["transfer_type"],
+        move["start_s"],
+        move["end_s"],
+        job,
+        note,
+    )
+
+
+def outcomes(batch: Batch, jobs: list[MigrationJob]) -> list[Outcome]:
+    """Each planned VM with its job (or why it has none), then the VMs the plan left."""
     by_vm = {str(j.vm.guid): j for j in jobs}
     refused = {r.get("vm_id"): r["reason"] for r in batch.plan.get("refused", [])}
-    outcomes = [
-        Outcome(
-            m["vm"],
-            m.get("destination_name") or m["destination"],
-            m["transfer_type"],
-            m["start_s"],
-            m["end_s"],
-            by_vm.get(m.get("vm_id")),
-            "" if m.get("vm_id") in by_vm else refused.get(m.get("vm_id"), "No job."),
-        )
-        for m in batch.plan.get("moves", [])
-    ]
-    outcomes += [Outcome(v["vm"], "", "", None, None, None, v["reason"]) for v in batch.plan.get("left", [])]
-    counts = Counter(j.state for j in jobs)
-    done = sum(100 if j.state == JobState.SUCCEEDED else j.percent for j in jobs)
-    plan = plan_of(batch.plan)
+    rows = []
+    for m in batch.plan.get("moves", []):
+        job = by_vm.get(m.get("vm_id"))
+        rows.append(_outcome(m, job, "" if job else refused.get(m.get("vm_id"), "No job.")))
+    return rows + [Outcome(v["vm"], "", "", None, None, None, v["reason"]) for v in batch.plan.get("left", [])]
+
+
+def _actual(jobs: list[MigrationJob]) -> tuple[dict, object]:
+    """Each started job's actual (start, end) in seconds from the first start, and that first start."""
     started = [j.started_at for j in jobs if j.started_at]
     t0 = min(started) if started else None
     actual = {
@@ -169,21 +220,73 @@ def batch_context(batch: Batch) -> dict:
         for j in jobs
         if t0 and j.started_at
     }
+    return actual, t0
+
+
+def progress_context(batch: Batch, jobs: list[MigrationJob]) -> dict:
+    """The batch's counts, overall progress and what can be done now (Move back, End maintenance)."""
+    counts = Counter(j.state for j in jobs)
+    done = sum(100 if j.state == JobState.SUCCEEDED else j.percent for j in jobs)
+    _, t0 = _actual(jobs)
     ends = [j.finished_at for j in jobs if j.finished_at]
     finished = not any(j.is_active for j in jobs)
+    in_maintenance = batch.kind == BatchKind.EVACUATION and batch.host is not None and batch.host.maintenance
     return {
         "batch": batch,
-        "outcomes": outcomes,
         "counts": [(JobState(s).label, n) for s, n in counts.items()],
         "percent": round(done / len(jobs)) if jobs else 100,
         "finished": finished,
         "active": sum(j.is_active for j in jobs),
         "makespan_s": batch.plan.get("makespan_s", 0),
         "actual_s": round((max(ends) - t0).total_seconds(), 1) if finished and t0 and ends else None,
-        "plan_svg": timeline_svg(plan, title=f"Plan: {batch.name}") if plan.moves else "",
-        "actual_svg": timeline_svg(plan, actual=actual, title=f"Plan and run: {batch.name}") if actual else "",
-        "can_move_back": batch.kind == BatchKind.EVACUATION
-        and batch.host is not None
-        and batch.host.maintenance
-        and finished,
+        "in_maintenance": in_maintenance,
+        # Both end the maintenance: offered once the evacuation has ended (batches.start_move_back).
+        "can_move_back": in_maintenance and finished,
     }
+
+
+def timelines_context(batch: Batch, jobs: list[MigrationJob]) -> dict:
+    plan = plan_of(batch.plan)
+    actual, _ = _actual(jobs)
+    # timeline_svg escapes every name it draws: its output is the only markup marked safe here.
+    plan_svg = timeline_svg(plan, title=f"Plan: {batch.name}") if plan.moves else ""
+    actual_svg = timeline_svg(plan, actual=actual, title=f"Plan and run: {batch.name}") if actual else ""
+    return {"plan_svg": mark_safe(plan_svg), "actual_svg": mark_safe(actual_svg)}  # noqa: S308
+
+
+def batch_context(batch: Batch) -> dict:
+    """Each VM's outcome, the batch's counts and progress, and the plan beside the actual run."""
+    jobs = _jobs(batch)
+    return {"outcomes": outcomes(batch, jobs), **progress_context(batch, jobs), **timelines_context(batch, jobs)}
+
+
+def render_batch_state(batch: Batch, jobs: list[MigrationJob], *, timelines: bool = True) -> str:
+    """The progress section, and the timelines (they change when a move starts or ends), as
+    out-of-band swaps."""
+    html = render_to_string("partials/batch_progress.html", {**progress_context(batch, jobs), "oob": True})
+    if timelines:
+        html += render_to_string("partials/batch_timelines.html", {**timelines_context(batch, jobs), "oob": True})
+    return html
+
+
+def render_batch_replay(batch_id: int) -> tuple[str, str, dict[int, int]]:
+    """Everything the batch page shows that changes, from the database: the state sections, the VM
+    rows (a <tbody>: send it in a message of its own) and each job's newest event sequence."""
+    batch = batch_for_page(batch_id)
+    jobs = _jobs(batch)
+    rows = render_to_string("partials/batch_rows.html", {"outcomes": outcomes(batch, jobs), "oob": True})
+    newest = JobEvent.objects.filter(job__batch=batch).values("job_id").annotate(n=Max("sequence"))
+    return render_batch_state(batch, jobs), rows, {r["job_id"]: r["n"] for r in newest}
+
+
+def render_batch_job(job: MigrationJob, *, timelines: bool) -> tuple[str, str]:
+    """After a change of one of the batch's jobs: the batch's state sections and that job's row."""
+    batch = batch_for_page(job.batch_id)
+    jobs = _jobs(batch)
+    guid = str(job.vm.guid)
+    move = next((m for m in batch.plan.get("moves", []) if m.get("vm_id") == guid), None)
+    if move is None:  # not in the stored plan (an older batch): the job has the facts
+        move = {"vm": job.vm_name, "destination": job.destination.name, "transfer_type": job.kind}
+        move |= {"start_s": None, "end_s": None}
+    row = render_to_string("partials/batch_row.html", {"o": _outcome(move, job), "oob": True})
+    return render_batch_state(batch, jobs, timelines=timelines), row

@@ -1,4 +1,5 @@
-"""Websocket consumers of the Jobs pages: replay the current state from the database, then stream.
+"""Websocket consumers of the Jobs pages and the batch page: replay the current state from the
+database, then stream.
 
 The origin is checked by AllowedHostsOriginValidator in console.asgi; these consumers check who
 may watch (watch_refusal), join their group, and only then send anything. A refused connection is
@@ -16,32 +17,36 @@ from django.http import QueryDict
 
 from console.access import can_view
 from migrations_ui import progress
-from migrations_ui.models import MigrationJob
+from migrations_ui.batches import render_batch_replay
+from migrations_ui.models import Batch, MigrationJob
 
 log = logging.getLogger(__name__)
 
 NOT_LOGGED_IN, FORBIDDEN, NO_SUCH_JOB = 4401, 4403, 4404
+NO_SUCH_BATCH = NO_SUCH_JOB
 
 
-def watch_refusal(user, job_id: int | None = None) -> int | None:
-    """The one access check of the live pages: None lets `user` watch (all jobs, or job_id);
-    otherwise the close code. Per-object rules (who may see which job) belong here."""
+def watch_refusal(user, job_id: int | None = None, batch_id: int | None = None) -> int | None:
+    """The one access check of the live pages: None lets `user` watch (all jobs, job_id or
+    batch_id); otherwise the close code. Per-object rules (who may see which job) belong here."""
     if user is None or not user.is_authenticated:
         return NOT_LOGGED_IN
     if not can_view(user):  # inactive, or no role (console.access)
         return FORBIDDEN
     if job_id is not None and not MigrationJob.objects.filter(pk=job_id).exists():
         return NO_SUCH_JOB
+    if batch_id is not None and not Batch.objects.filter(pk=batch_id).exists():
+        return NO_SUCH_BATCH
     return None
 
 
 class _LiveConsumer(AsyncWebsocketConsumer):
     group = ""
 
-    async def refuse_or_join(self, job_id: int | None = None) -> bool:
+    async def refuse_or_join(self, job_id: int | None = None, batch_id: int | None = None) -> bool:
         """Accept, authorise, join the group; False (and closed) when the client may not watch."""
         await self.accept()
-        refusal = await database_sync_to_async(watch_refusal)(self.scope.get("user"), job_id)
+        refusal = await database_sync_to_async(watch_refusal)(self.scope.get("user"), job_id, batch_id)
         if refusal is not None:
             await self.close(code=refusal)
             return False
@@ -128,3 +133,35 @@ class JobConsumer(_LiveConsumer):
         if events:
             # A message of its own: the parser htmx uses drops a <tbody> that follows other elements.
             await self.send(text_data=events)
+
+
+class BatchConsumer(_LiveConsumer):
+    """ws/batches/<id>/: a batch's page. Replays its progress, timelines and every VM's row, then
+    streams the updates the emitter sends for the batch's jobs. It remembers each job's newest
+    event sequence the client has, so a late copy of an older update cannot undo a newer one."""
+
+    async def connect(self):
+        self.batch_id = self.scope["url_route"]["kwargs"]["batch_id"]
+        self.group = progress.batch_group(self.batch_id)
+        self.sequences: dict[int, int] = {}
+        if not await self.refuse_or_join(batch_id=self.batch_id):
+            self.group = ""
+            return
+        try:
+            state, rows, self.sequences = await database_sync_to_async(render_batch_replay)(self.batch_id)
+        except Batch.DoesNotExist:  # deleted since the check
+            await self.close(code=NO_SUCH_BATCH)
+            return
+        await self.send(text_data=state)
+        # The rows in a message of their own: the parser htmx uses drops a <tbody> after other elements.
+        await self.send(text_data=rows)
+
+    async def batch_update(self, event):
+        job_id = event.get("job_id")
+        if job_id is not None:  # None: the batch itself changed (its host's maintenance)
+            if event["sequence"] <= self.sequences.get(job_id, 0):
+                return  # older than what the client already shows
+            self.sequences[job_id] = event["sequence"]
+        await self.send(text_data=event["html"])
+        if event["row_html"]:
+            await self.send(text_data=event["row_html"])  # a <tr>: alone, as on the Jobs page

@@ -39,6 +39,10 @@ def job_group(job_id: int) -> str:
     return f"job-{job_id}"
 
 
+def batch_group(batch_id: int) -> str:
+    return f"batch-{batch_id}"
+
+
 # --- the Jobs page --------------------------------------------------------------------------------
 
 
@@ -203,11 +207,13 @@ def render_job_replay(job_id: int) -> tuple[str, str, int]:
 
 
 def send_job_update(job_id: int) -> None:
-    """Tell every open Jobs page and this job's pages what changed; call it after commit only.
+    """Tell every open Jobs page, this job's pages and its batch's pages what changed; call it
+    after commit only.
 
     Renders from the database (so it sends what is committed, whatever order announcements come
-    in) and group_sends to `jobs` and `job-<id>`. It never raises: the database is the truth, a
-    lost message is caught up by the next one or by the consumer's replay on reconnect.
+    in) and group_sends to `jobs`, `job-<id>` and, for a job of a batch, `batch-<id>`. It never
+    raises: the database is the truth, a lost message is caught up by the next one or by the
+    consumer's replay on reconnect.
     """
     try:
         messages = _messages(job_id)
@@ -216,22 +222,40 @@ def send_job_update(job_id: int) -> None:
     except Exception:
         log.exception("job %s: could not render its update for the browsers", job_id)
         return
+    _send(f"job {job_id}", messages)
+
+
+def send_batch_update(batch_id: int) -> None:
+    """Tell the batch's pages that the batch changed without a job changing (its host's maintenance
+    ended); after commit only. Never raises, as send_job_update."""
+    from migrations_ui.batches import batch_for_page, render_batch_state
+
+    try:
+        batch = batch_for_page(batch_id)
+        html = render_batch_state(batch, list(batch.jobs.all()), timelines=False)
+    except Exception:
+        log.exception("batch %s: could not render its update for the browsers", batch_id)
+        return
+    _send(f"batch {batch_id}", [(batch_group(batch_id), {"type": "batch.update", "html": html, "row_html": ""})])
+
+
+def _send(what: str, messages: list[tuple[str, dict]]) -> None:
     layer = get_channel_layer()
     if layer is None:
         return
     # A CLI that queued a job may be exiting while its announcement is pending: sending needs a new
     # thread, which may not start then. The next update, or the pages' replay, shows the change.
     if _exiting():
-        log.info("job %s: process exiting, update not sent", job_id)
+        log.info("%s: process exiting, update not sent", what)
         return
     try:
-        # One async_to_sync call for both groups: one event loop hop per update, not one per group.
+        # One async_to_sync call for all groups: one event loop hop per update, not one per group.
         async_to_sync(_group_send)(layer, messages)
     except Exception:
         if _exiting():  # began exiting since the check above
-            log.info("job %s: process exiting, update not sent", job_id)
+            log.info("%s: process exiting, update not sent", what)
         else:
-            log.exception("job %s: could not send its update to the channel layer", job_id)
+            log.exception("%s: could not send its update to the channel layer", what)
 
 
 def _exiting() -> bool:
@@ -274,7 +298,24 @@ def _messages(job_id: int) -> list[tuple[str, dict]]:
         "html": render_job_state(job),
         "event_html": render_new_events([event] if event else []),
     }
-    return [(JOBS_GROUP, jobs_message), (job_group(job_id), job_message)]
+    messages = [(JOBS_GROUP, jobs_message), (job_group(job_id), job_message)]
+    if job.batch_id:
+        messages += _batch_message(job, event, sequence)
+    return messages
+
+
+def _batch_message(job: MigrationJob, event: JobEvent | None, sequence: int) -> list[tuple[str, dict]]:
+    """The batch page's share of a job's update: the batch's progress (and timelines, unless only
+    progress changed) and the job's row. A failure here must not cost the Jobs pages their update."""
+    from migrations_ui.batches import render_batch_job  # batches imports the planner: only when needed
+
+    try:
+        html, row = render_batch_job(job, timelines=event is None or event.kind != "progress")
+    except Exception:
+        log.exception("job %s: could not render its batch's update", job.pk)
+        return []
+    message = {"type": "batch.update", "job_id": job.pk, "sequence": sequence, "html": html, "row_html": row}
+    return [(batch_group(job.batch_id), message)]
 
 
 def _only_progress_since_a_while(job: MigrationJob, newest: JobEvent | None) -> bool:

@@ -15,6 +15,7 @@ urlpatterns = [
     path("hosts/<str:fqdn>/queue/", queue_views.host_queue, name="host_queue"),
     path("hosts/<str:fqdn>/evacuate/", batch_views.evacuate_host, name="evacuate"),
     path("hosts/<str:fqdn>/move-back/", batch_views.host_move_back, name="host_move_back"),
+    path("hosts/<str:fqdn>/end-maintenance/", batch_views.host_end_maintenance, name="host_end_maintenance"),
     path("vms/migrate-selected/", batch_views.migrate_selected, name="migrate_selected"),
     path("batches/<int:pk>/", batch_views.batch_detail, name="batch"),
     path("batches/<int:pk>/move-back/", batch_views.batch_move_back, name="batch_move_back"),

@@ -13,9 +13,10 @@ from django.utils import timezone
 
 from console.asgi import build_application
 from migrations_ui import consumers, progress
+from migrations_ui.batches import end_maintenance
 from migrations_ui.consumers import JobsConsumer
 from migrations_ui.events import change_state, record
-from migrations_ui.models import JobEvent, JobState
+from migrations_ui.models import Batch, BatchKind, JobEvent, JobState
 from tests.fabric.factories import make_host, make_vm
 from tests.migrations_ui.test_jobs_pages import make_job
 
@@ -233,3 +234,130 @@ async def test_a_viewer_watches_but_a_user_without_a_role_is_closed(viewer_user,
 
     communicator, _ = await connect("/ws/jobs/", outsider_user)
     assert await closed_with(communicator) == 4403
+
+
+# --- the batch page ---------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def batch(hosts):
+    """An evacuation of hv-s1 (in maintenance) with two moves: web01 running at 30%, db01 queued."""
+    source, destination = hosts
+    source.maintenance = True
+    source.save(update_fields=["maintenance"])
+    batch = Batch.objects.create(name="Evacuate hv-s1", kind=BatchKind.EVACUATION, host=source)
+    jobs = [
+        make_job(source, destination, JobState.RUNNING, vm=make_vm("web01", host=source), percent=30, batch=batch),
+        make_job(source, destination, vm=make_vm("db01", host=source), batch=batch),
+    ]
+    moves = [
+        {
+            "vm": job.vm_name,
+            "vm_id": str(job.vm.guid),
+            "source": source.fqdn,
+            "destination": destination.fqdn,
+            "destination_name": destination.name,
+            "transfer_type": "live",
+            "start_s": 40.0 * n,
+            "end_s": 40.0 * n + 40,
+        }
+        for n, job in enumerate(jobs)
+    ]
+    batch.plan = {"host": source.fqdn, "moves": moves, "left": [], "makespan_s": 80.0, "lower_bound_s": 80.0}
+    batch.save()
+    batch.running, batch.queued = jobs
+    return batch
+
+
+async def drained(communicator, n: int = 2) -> list[str]:
+    return [await communicator.receive_from() for _ in range(n)]
+
+
+async def test_the_batch_page_gets_its_current_state_first(viewer_user, batch):
+    communicator, connected = await connect(f"/ws/batches/{batch.pk}/", viewer_user)
+
+    assert connected
+    state, rows = await drained(communicator)
+    assert '<section id="batch-progress" class="card wide" hx-swap-oob="true">' in state
+    assert '<progress max="100" value="15">' in state  # (30 + 0) / 2
+    assert "1 running, 1 queued" in state and "Move back to" not in state  # not before the moves end
+    assert 'id="batch-timelines"' in state
+    # Every VM's row, in a message of its own starting with the <tbody>.
+    assert rows.lstrip().startswith('<tbody id="batch-outcomes" hx-swap-oob="true">')
+    assert f'<tr id="batch-job-{batch.running.pk}">' in rows and "30%" in rows
+    assert f'<tr id="batch-job-{batch.queued.pk}">' in rows and "Queued" in rows
+    await communicator.disconnect()
+
+
+async def test_a_batch_job_progress_reaches_the_batch_page(viewer_user, batch):
+    page, _ = await connect(f"/ws/batches/{batch.pk}/", viewer_user)
+    await drained(page)
+
+    await database_sync_to_async(record)(batch.running, "progress", {"percent": 70}, percent=70)
+
+    state, row = await drained(page)
+    assert '<progress max="100" value="35">' in state  # the batch's bar: (70 + 0) / 2
+    assert 'id="batch-timelines"' not in state  # a progress sample moves no bar of the timeline
+    assert row.startswith(f'<tr id="batch-job-{batch.running.pk}" hx-swap-oob="true"') and "70%" in row
+    await page.disconnect()
+
+
+async def test_the_end_of_the_batch_reaches_the_page_with_move_back(operator_user, batch):
+    page, _ = await connect(f"/ws/batches/{batch.pk}/", operator_user)
+    await drained(page)
+
+    await database_sync_to_async(change_state)(batch.running, JobState.SUCCEEDED, percent=100)
+    state, row = await drained(page)
+    assert "1 succeeded, 1 queued" in state and '<progress max="100" value="50">' in state
+    assert "Succeeded" in row and "Move back to" not in state
+    assert 'id="batch-timelines"' in state and "thin black bars" in state  # the actual run is drawn
+
+    await database_sync_to_async(change_state)(batch.queued, JobState.FAILED, error_message="The host refused.")
+    state, row = await drained(page)
+    assert row.startswith(f'<tr id="batch-job-{batch.queued.pk}"') and "The host refused." in row
+    assert "1 succeeded, 1 failed" in state and "the run took" in state
+    assert "Move back to hv-s1" in state and "End maintenance, VMs stay" in state
+    await page.disconnect()
+
+
+async def test_ending_the_maintenance_updates_the_batch_page(operator_user, batch):
+    for job in (batch.running, batch.queued):
+        await database_sync_to_async(change_state)(job, JobState.SUCCEEDED, percent=100)
+    page, _ = await connect(f"/ws/batches/{batch.pk}/", operator_user)
+    state, _ = await drained(page)
+    assert "In maintenance" in state and "Move back to" in state
+
+    await database_sync_to_async(end_maintenance)(batch.host, operator_user)
+
+    state = await page.receive_from()
+    assert 'id="batch-progress"' in state and "In maintenance" not in state and "Move back to" not in state
+    await page.disconnect()
+
+
+async def test_the_batch_page_hears_only_its_own_jobs_and_drops_stale_copies(viewer_user, batch, hosts):
+    other = await database_sync_to_async(make_job)(*hosts, JobState.RUNNING, percent=5)
+    page, _ = await connect(f"/ws/batches/{batch.pk}/", viewer_user)
+    await drained(page)
+
+    await database_sync_to_async(record)(other, "progress", {"percent": 60}, percent=60)
+    assert await page.receive_nothing()
+    # A late copy of an update older than the replay (the running job's only event is #1).
+    stale = {"type": "batch.update", "job_id": batch.running.pk, "sequence": 1, "html": "stale", "row_html": ""}
+    await get_channel_layer().group_send(f"batch-{batch.pk}", stale)
+    assert await page.receive_nothing()
+    await page.disconnect()
+
+
+async def test_an_outsider_or_anonymous_user_is_refused_the_batch_page(outsider_user, batch):
+    communicator, _ = await connect(f"/ws/batches/{batch.pk}/", outsider_user)
+    assert await closed_with(communicator) == 4403
+    assert await communicator.receive_nothing()
+
+    communicator, _ = await connect(f"/ws/batches/{batch.pk}/")
+    assert await closed_with(communicator) == 4401
+
+
+async def test_an_unknown_batch_closes_with_4404(admin_user):
+    communicator, _ = await connect("/ws/batches/424242/", admin_user)
+
+    assert await closed_with(communicator) == 4404
