@@ -6,11 +6,12 @@ Get-VM, Get-VMHardDiskDrive, Get-Cluster and the hosts' SMB connections.
 
 from django.db import models
 from django.urls import reverse
+from django.utils.translation import gettext_lazy as _
 
 
 class PerformanceOption(models.TextChoices):
     TCPIP = "tcpip", "TCP/IP"
-    COMPRESSION = "compression", "Compression"
+    COMPRESSION = "compression", _("Compression")
     SMB = "smb", "SMB"
 
 
@@ -25,13 +26,13 @@ class Transport(models.TextChoices):
 
 
 class VmState(models.TextChoices):
-    RUNNING = "running", "Running"
-    OFF = "off", "Off"
-    SAVED = "saved", "Saved"
-    PAUSED = "paused", "Paused"
-    STARTING = "starting", "Starting"
-    STOPPING = "stopping", "Stopping"
-    OTHER = "other", "Other"
+    RUNNING = "running", _("Running")
+    OFF = "off", _("Off")
+    SAVED = "saved", _("Saved")
+    PAUSED = "paused", _("Paused")
+    STARTING = "starting", _("Starting")
+    STOPPING = "stopping", _("Stopping")
+    OTHER = "other", _("Other")
 
 
 class Cluster(models.Model):

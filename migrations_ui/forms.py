@@ -1,7 +1,10 @@
 """The wizards' input: validated here, so views only read cleaned data."""
 
 from django import forms
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
+from console.texts import localized
 from fabric.models import Host, PerformanceOption, VirtualMachine
 from migrations_ui.paths import path_problem
 
@@ -10,7 +13,7 @@ def _clean_path(value: str, required: bool) -> str:
     if not value and not required:
         return ""
     if problem := path_problem(value):
-        raise forms.ValidationError(problem)
+        raise forms.ValidationError(localized(problem))
     return value
 
 
@@ -23,7 +26,9 @@ class MoveForm(forms.Form):
 
     to = forms.CharField(max_length=255, required=False)
     storage_path = forms.CharField(max_length=400, required=False, strip=False)
-    performance = forms.ChoiceField(choices=[("", "Host default"), *PerformanceOption.choices], required=False)
+    performance = forms.ChoiceField(
+        choices=[("", gettext_lazy("Host default")), *PerformanceOption.choices], required=False
+    )
 
     def __init__(self, *args, vm: VirtualMachine, **kwargs):
         super().__init__(*args, **kwargs)
@@ -35,10 +40,11 @@ class MoveForm(forms.Form):
             return None
         host = Host.objects.select_related("cluster").filter(fqdn=fqdn).first()
         if host is None:
-            raise forms.ValidationError(f"There is no host {fqdn} in the inventory.")
+            raise forms.ValidationError(_("There is no host %(host)s in the inventory.") % {"host": fqdn})
         if host.pk == self.vm.host_id:
             raise forms.ValidationError(
-                f"{host.name} is where {self.vm.name} runs already; choose another host, or migrate its storage."
+                _("%(host)s is where %(vm)s runs already; choose another host, or migrate its storage.")
+                % {"host": host.name, "vm": self.vm.name}
             )
         return host
 
@@ -50,7 +56,9 @@ class StorageMoveForm(forms.Form):
     """Migrate storage: the whole VM or selected VHDs to one folder on the same host."""
 
     WHOLE, SELECTED = "whole", "selected"
-    mode = forms.ChoiceField(choices=[(WHOLE, "The whole virtual machine"), (SELECTED, "Selected virtual disks")])
+    mode = forms.ChoiceField(
+        choices=[(WHOLE, gettext_lazy("The whole virtual machine")), (SELECTED, gettext_lazy("Selected virtual disks"))]
+    )
     storage_path = forms.CharField(max_length=400, required=False, strip=False)
     vhd = forms.MultipleChoiceField(required=False)
     add_default_location = forms.BooleanField(required=False)
@@ -65,7 +73,7 @@ class StorageMoveForm(forms.Form):
     def clean(self):
         data = super().clean()
         if data.get("mode") == self.SELECTED and not data.get("vhd"):
-            self.add_error("vhd", "Select at least one virtual disk, or move the whole virtual machine.")
+            self.add_error("vhd", _("Select at least one virtual disk, or move the whole virtual machine."))
         return data
 
     def vhds(self) -> tuple[tuple[str, str], ...]:

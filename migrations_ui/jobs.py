@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from django.db import IntegrityError, transaction
 
+from console.texts import Msg
 from fabric.models import Host, PerformanceOption, StorageLocation, VirtualMachine
 from migrations_ui.events import audit_job, change_state, record
 from migrations_ui.models import FINAL_STATES, JobState, MigrationJob
@@ -29,11 +30,20 @@ class Refused(Exception):
 def input_problems(storage_path: str = "", vhds=(), performance_option: str = "") -> list[Finding]:
     """Refusals for typed input, before any rule runs."""
     problems = []
-    for label, path in [("Destination path", storage_path), *[("VHD destination", dst) for _, dst in vhds]]:
+    labelled = [(Msg("Destination path"), storage_path), *[(Msg("VHD destination"), dst) for _, dst in vhds]]
+    for label, path in labelled:
         if path and (problem := path_problem(path)):
-            problems.append(Finding("invalid-input", BLOCK, f"{label}: {problem}"))
+            problems.append(
+                Finding("invalid-input", BLOCK, Msg("%(label)s: %(problem)s", label=label, problem=problem))
+            )
     if performance_option and performance_option not in PerformanceOption.values:
-        problems.append(Finding("invalid-input", BLOCK, f"Unknown performance option {performance_option!r}."))
+        problems.append(
+            Finding(
+                "invalid-input",
+                BLOCK,
+                Msg("Unknown performance option %(option)s.", option=repr(performance_option)),
+            )
+        )
     return problems
 
 
@@ -79,9 +89,9 @@ def create_job(
                     host=destination, path=add_location, defaults={"added_by_user": True}
                 )
     except VirtualMachine.DoesNotExist:
-        raise Refused([Finding("vm-gone", BLOCK, "The VM is no longer in the inventory.")]) from None
+        raise Refused([Finding("vm-gone", BLOCK, Msg("The VM is no longer in the inventory."))]) from None
     except IntegrityError:
-        message = f"{vm.name} already has a migration queued or running."
+        message = Msg("%(vm)s already has a migration queued or running.", vm=vm.name)
         raise Refused([Finding("vm-already-moving", BLOCK, message)]) from None
     return job
 
@@ -93,7 +103,7 @@ def _record(vm, destination, assessment: Assessment, user, request=None, **field
         vm_name=vm.name,
         source=vm.host,
         destination=destination,
-        findings=[f.as_dict() for f in assessment.findings],
+        findings=[f.as_stored() for f in assessment.findings],
         requested_by=user,
         state=JobState.QUEUED,
         **fields,

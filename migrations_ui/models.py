@@ -9,6 +9,8 @@ as a JobEvent row before it is announced to browsers.
 from django.conf import settings
 from django.db import models
 from django.urls import reverse
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from fabric.models import Host, PerformanceOption, VirtualMachine
 
@@ -16,19 +18,19 @@ from fabric.models import Host, PerformanceOption, VirtualMachine
 class TransferType(models.TextChoices):
     LIVE = "live", "Live"
     LIVE_VSM = "live_vsm", "Live (VSM)"
-    STORAGE = "storage", "Storage"
-    QUICK = "quick", "Quick"
-    NETWORK = "network", "Network"
+    STORAGE = "storage", _("Storage")
+    QUICK = "quick", _("Quick")
+    NETWORK = "network", _("Network")
 
 
 class JobState(models.TextChoices):
-    QUEUED = "queued", "Queued"
-    ADMITTED = "admitted", "Starting"
-    RUNNING = "running", "Running"
-    SUCCEEDED = "succeeded", "Succeeded"
-    FAILED = "failed", "Failed"
-    CANCELLING = "cancelling", "Cancelling"
-    CANCELLED = "cancelled", "Cancelled"
+    QUEUED = "queued", _("Queued")
+    ADMITTED = "admitted", pgettext_lazy("job state", "Starting")
+    RUNNING = "running", pgettext_lazy("job state", "Running")
+    SUCCEEDED = "succeeded", _("Succeeded")
+    FAILED = "failed", _("Failed")
+    CANCELLING = "cancelling", _("Cancelling")
+    CANCELLED = "cancelled", _("Cancelled")
 
 
 ACTIVE_STATES = (JobState.QUEUED, JobState.ADMITTED, JobState.RUNNING, JobState.CANCELLING)
@@ -37,9 +39,9 @@ FINAL_STATES = (JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED)
 
 
 class BatchKind(models.TextChoices):
-    EVACUATION = "evacuation", "Evacuation"
-    SELECTION = "selection", "Selection"
-    MOVE_BACK = "move_back", "Move back"
+    EVACUATION = "evacuation", _("Evacuation")
+    SELECTION = "selection", _("Selection")
+    MOVE_BACK = "move_back", _("Move back")
 
 
 class Batch(models.Model):

@@ -10,6 +10,8 @@ import ipaddress
 import re
 from dataclasses import dataclass
 
+from console.texts import Msg
+
 MAX_PATH = 260
 LONG_PREFIX = "\\\\?\\"
 LONG_UNC_PREFIX = "\\\\?\\unc\\"
@@ -90,17 +92,21 @@ def is_local_path(path: str) -> bool:
 def path_problem(path: str) -> str | None:
     """Why a typed destination path cannot be used at all, or None. Independent of shares and FQDNs."""
     if not path or not path.strip():
-        return "Enter a destination path."
+        return Msg("Enter a destination path.")
     if _CONTROL.search(path):
-        return "The path contains control characters."
+        return Msg("The path contains control characters.")
     if path != path.strip():
-        return "The path starts or ends with spaces."
+        return Msg("The path starts or ends with spaces.")
     long_form = path.lower().startswith(LONG_PREFIX)
     if len(path) > MAX_PATH and not long_form:
-        return f"The path is {len(path)} characters long; Windows allows {MAX_PATH} unless written as \\\\?\\..."
+        return Msg(
+            "The path is %(length)s characters long; Windows allows %(limit)s unless written as \\\\?\\...",
+            length=len(path),
+            limit=MAX_PATH,
+        )
     body = path[len(LONG_PREFIX) :] if long_form else path
     if any(c in _ILLEGAL for c in body[2:]):  # past "D:" or the leading backslashes
-        return 'The path contains a character Windows does not allow in file names (< > " | * ? :).'
+        return Msg('The path contains a character Windows does not allow in file names (< > " | * ? :).')
     if not (is_local_path(path) or parse_share_path(path)):
-        return "Give a local path such as D:\\Hyper-V or a share such as \\\\fileserver.contoso.com\\vms."
+        return Msg("Give a local path such as D:\\Hyper-V or a share such as \\\\fileserver.contoso.com\\vms.")
     return None

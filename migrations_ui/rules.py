@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 
+from console.texts import Msg
 from migrations_ui.facts import Kind, Proposal, ShareFacts
 from migrations_ui.paths import parse_share_path
 
@@ -19,13 +20,36 @@ SEVERITY_ORDER = {BLOCK: 0, WARN: 1, INFO: 2}
 
 @dataclass(frozen=True)
 class Finding:
+    """message and remedy are English (JSON, CLI, audit); as Msg texts pages show them translated."""
+
     rule: str
     severity: str
     message: str
     remedy: str = ""
 
     def as_dict(self) -> dict:
-        return asdict(self)
+        return {k: str(v) for k, v in asdict(self).items()}
+
+    def as_stored(self) -> dict:
+        """as_dict, and the texts' templates and values so a page can translate them later (job.findings)."""
+        stored = self.as_dict()
+        i18n = {
+            part: text.as_stored() for part in ("message", "remedy") if isinstance(text := getattr(self, part), Msg)
+        }
+        if i18n:
+            stored["i18n"] = i18n
+        return stored
+
+
+# How findings name a VM's state (VirtualMachine.state values).
+_STATES = {
+    "running": Msg("running"),
+    "off": Msg("off"),
+    "saved": Msg("saved"),
+    "paused": Msg("paused"),
+    "starting": Msg("starting"),
+    "stopping": Msg("stopping"),
+}
 
 
 Rule = Callable[[Proposal], Iterator[Finding]]
@@ -52,18 +76,29 @@ def share_path_finding(path: str, shares: tuple[ShareFacts, ...] = ()) -> Findin
     if kind == "fqdn" and not parsed.forward_slashes:
         return None
     if kind == "ip":
-        problem = f"uses the IP address {parsed.host}"
+        problem = Msg("uses the IP address %(server)s", server=parsed.host)
     elif kind == "short":
-        problem = f"uses the short name '{parsed.host}'"
+        problem = Msg("uses the short name '%(server)s'", server=parsed.host)
     else:
-        problem = "is written with forward slashes"
+        problem = Msg("is written with forward slashes")
         corrected = parsed.with_server(parsed.host)
-    fix = f" Use {corrected}." if corrected else " Write the file server's fully qualified domain name."
+    fix = (
+        Msg(" Use %(path)s.", path=corrected)
+        if corrected
+        else Msg(" Write the file server's fully qualified domain name.")
+    )
     return Finding(
         "smb-path-not-fqdn",
         BLOCK,
-        f"The SMB path {path} {problem}; Hyper-V needs SMB 3.0 share paths with the file server's FQDN.{fix}",
-        f"Write the path as {corrected}" if corrected else "Write the path as \\\\fileserver.domain.tld\\share\\...",
+        Msg(
+            "The SMB path %(path)s %(problem)s; Hyper-V needs SMB 3.0 share paths with the file server's FQDN.%(fix)s",
+            path=path,
+            problem=problem,
+            fix=fix,
+        ),
+        Msg("Write the path as %(path)s", path=corrected)
+        if corrected
+        else Msg("Write the path as \\\\fileserver.domain.tld\\share\\..."),
     )
 
 
@@ -86,9 +121,14 @@ def shared_vhdx_not_movable(p: Proposal) -> Iterator[Finding]:
             yield Finding(
                 "shared-vhdx-not-movable",
                 BLOCK,
-                f"{disk.path} is a shared VHDX (attached to several VMs); it cannot be moved while they run.",
-                "Shut down the VMs sharing the disk, move the file, then start them again; "
-                "or leave the shared disk out of the move.",
+                Msg(
+                    "%(path)s is a shared VHDX (attached to several VMs); it cannot be moved while they run.",
+                    path=disk.path,
+                ),
+                Msg(
+                    "Shut down the VMs sharing the disk, move the file, then start them again; "
+                    "or leave the shared disk out of the move."
+                ),
             )
 
 
@@ -97,9 +137,13 @@ def compat_vector_restart_required(p: Proposal) -> Iterator[Finding]:
         yield Finding(
             "compat-vector-restart-required",
             BLOCK,
-            f"{p.vm.name} came from an older cluster version and still carries its compatibility vector; "
-            f"it cannot migrate within {p.source.cluster_name or p.source.cluster} until it restarts.",
-            "Restart the VM (shut down and start), then migrate it.",
+            Msg(
+                "%(vm)s came from an older cluster version and still carries its compatibility vector; "
+                "it cannot migrate within %(cluster)s until it restarts.",
+                vm=p.vm.name,
+                cluster=p.source.cluster_name or p.source.cluster,
+            ),
+            Msg("Restart the VM (shut down and start), then migrate it."),
         )
 
 
@@ -109,22 +153,35 @@ def config_version_unsupported(p: Proposal) -> Iterator[Finding]:
         yield Finding(
             "config-version-unsupported",
             BLOCK,
-            f"{p.destination.name} ({p.destination.os_version or 'its OS'}) does not run VM configuration version "
-            f"{p.vm.config_version}; it supports {', '.join(supported)}.",
-            "Choose a host that supports this version. Update-VMVersion only goes up, and needs the VM off.",
+            Msg(
+                "%(host)s (%(os)s) does not run VM configuration version %(version)s; it supports %(supported)s.",
+                host=p.destination.name,
+                os=p.destination.os_version or Msg("its OS"),
+                version=p.vm.config_version,
+                supported=", ".join(supported),
+            ),
+            Msg("Choose a host that supports this version. Update-VMVersion only goes up, and needs the VM off."),
         )
 
 
 def ha_lost_during_move(p: Proposal) -> Iterator[Finding]:
     if p.vm.clustered and p.cross_cluster and p.kind is not None:
         where = p.destination.cluster_name or p.destination.cluster
-        after = f"it is added to {where} again after the move" if where else "the destination is not clustered"
+        after = (
+            Msg("it is added to %(cluster)s again after the move", cluster=where)
+            if where
+            else Msg("the destination is not clustered")
+        )
         yield Finding(
             "ha-lost-during-move",
             WARN,
-            f"High availability is lost during this move: {p.vm.name} leaves its cluster role, so a host failure "
-            f"during the move leaves it unavailable; {after}.",
-            "Move in a maintenance window, or choose a node of the same cluster.",
+            Msg(
+                "High availability is lost during this move: %(vm)s leaves its cluster role, so a host failure "
+                "during the move leaves it unavailable; %(after)s.",
+                vm=p.vm.name,
+                after=after,
+            ),
+            Msg("Move in a maintenance window, or choose a node of the same cluster."),
         )
 
 
@@ -135,15 +192,23 @@ def vm_not_running(p: Proposal) -> Iterator[Finding]:
         yield Finding(
             "vm-not-running",
             INFO,
-            f"{p.vm.name} is {p.vm.state}: its files are copied offline (Network), the slowest kind of move.",
-            "Start the VM first to live-migrate it instead.",
+            Msg(
+                "%(vm)s is %(state)s: its files are copied offline (Network), the slowest kind of move.",
+                vm=p.vm.name,
+                state=_STATES.get(p.vm.state, p.vm.state),
+            ),
+            Msg("Start the VM first to live-migrate it instead."),
         )
     elif p.kind in Kind.LIVE_KINDS:
         yield Finding(
             "vm-not-running",
             BLOCK,
-            f"A live migration needs a running VM; {p.vm.name} is {p.vm.state}.",
-            "Start the VM, or move it offline.",
+            Msg(
+                "A live migration needs a running VM; %(vm)s is %(state)s.",
+                vm=p.vm.name,
+                state=_STATES.get(p.vm.state, p.vm.state),
+            ),
+            Msg("Start the VM, or move it offline."),
         )
 
 
@@ -159,8 +224,8 @@ def migration_disabled(p: Proposal) -> Iterator[Finding]:
             yield Finding(
                 "migration-disabled",
                 BLOCK,
-                f"Live migration is disabled on {host.name}.",
-                f"Enable incoming and outgoing live migrations on {host.name} (Enable-VMMigration).",
+                Msg("Live migration is disabled on %(host)s.", host=host.name),
+                Msg("Enable incoming and outgoing live migrations on %(host)s (Enable-VMMigration).", host=host.name),
             )
 
 
@@ -172,8 +237,11 @@ def no_migration_network(p: Proposal) -> Iterator[Finding]:
             yield Finding(
                 "no-migration-network",
                 BLOCK,
-                f"{host.name} has no live-migration network and does not allow any network.",
-                f"Add a migration network on {host.name} (Add-VMMigrationNetwork) or allow any available network.",
+                Msg("%(host)s has no live-migration network and does not allow any network.", host=host.name),
+                Msg(
+                    "Add a migration network on %(host)s (Add-VMMigrationNetwork) or allow any available network.",
+                    host=host.name,
+                ),
             )
 
 
@@ -185,9 +253,15 @@ def insufficient_memory(p: Proposal) -> Iterator[Finding]:
         yield Finding(
             "insufficient-memory",
             BLOCK,
-            f"{p.destination.name} has {_gib(free)} free; {p.vm.name} needs {_gib(need)} "
-            "(Hyper-V would fail with 0x800705AA before 10%).",
-            "Choose another host or free memory on this one.",
+            Msg(
+                "%(host)s has %(free)s GiB free; %(vm)s needs %(need)s GiB "
+                "(Hyper-V would fail with 0x800705AA before 10%%).",
+                host=p.destination.name,
+                free=_gib(free),
+                vm=p.vm.name,
+                need=_gib(need),
+            ),
+            Msg("Choose another host or free memory on this one."),
         )
 
 
@@ -200,8 +274,16 @@ def vswitch_missing(p: Proposal) -> Iterator[Finding]:
             yield Finding(
                 "vswitch-missing",
                 BLOCK,
-                f"{p.destination.name} has no virtual switch named '{switch}' (Compare-VM 33012).",
-                f"Create the switch '{switch}' on {p.destination.name}, or reconnect the VM's adapter.",
+                Msg(
+                    "%(host)s has no virtual switch named '%(switch)s' (Compare-VM 33012).",
+                    host=p.destination.name,
+                    switch=switch,
+                ),
+                Msg(
+                    "Create the switch '%(switch)s' on %(host)s, or reconnect the VM's adapter.",
+                    switch=switch,
+                    host=p.destination.name,
+                ),
             )
 
 
@@ -213,8 +295,18 @@ def processor_incompatible(p: Proposal) -> Iterator[Finding]:
         yield Finding(
             "processor-incompatible",
             BLOCK,
-            f"{p.source.name} ({src}) and {p.destination.name} ({dst}) have different processor generations.",
-            "Shut the VM down and enable processor compatibility (Set-VMProcessor -CompatibilityForMigrationEnabled).",
+            Msg(
+                "%(source)s (%(source_family)s) and %(destination)s (%(destination_family)s) have different "
+                "processor generations.",
+                source=p.source.name,
+                source_family=src,
+                destination=p.destination.name,
+                destination_family=dst,
+            ),
+            Msg(
+                "Shut the VM down and enable processor compatibility "
+                "(Set-VMProcessor -CompatibilityForMigrationEnabled)."
+            ),
         )
 
 
@@ -226,18 +318,27 @@ def kerberos_delegation_missing(p: Proposal) -> Iterator[Finding]:
             yield Finding(
                 "kerberos-delegation-missing",
                 BLOCK,
-                f"{host.name} authenticates live migrations with CredSSP, which needs the operator signed in on "
-                "the source host; from this console the move would fail with 0x8009030D.",
-                f"Switch {host.name} to Kerberos and configure constrained delegation "
-                "(cifs and Microsoft Virtual System Migration Service).",
+                Msg(
+                    "%(host)s authenticates live migrations with CredSSP, which needs the operator signed in on "
+                    "the source host; from this console the move would fail with 0x8009030D.",
+                    host=host.name,
+                ),
+                Msg(
+                    "Switch %(host)s to Kerberos and configure constrained delegation "
+                    "(cifs and Microsoft Virtual System Migration Service).",
+                    host=host.name,
+                ),
             )
         elif not host.delegation_configured:
             yield Finding(
                 "kerberos-delegation-missing",
                 BLOCK,
-                f"{host.name} has no Kerberos constrained delegation to the other host; "
-                "the move would fail with 0x8009030E.",
-                "Configure constrained delegation for cifs and Microsoft Virtual System Migration Service.",
+                Msg(
+                    "%(host)s has no Kerberos constrained delegation to the other host; "
+                    "the move would fail with 0x8009030E.",
+                    host=host.name,
+                ),
+                Msg("Configure constrained delegation for cifs and Microsoft Virtual System Migration Service."),
             )
 
 
@@ -248,16 +349,24 @@ def clustered_vm_storage_move(p: Proposal) -> Iterator[Finding]:
         yield Finding(
             "clustered-vm-storage-move",
             INFO,
-            f"{p.vm.name} is removed from its cluster role before the move and made highly available again after.",
+            Msg(
+                "%(vm)s is removed from its cluster role before the move and made highly available again after.",
+                vm=p.vm.name,
+            ),
         )
     else:
-        what = "an offline copy" if p.kind == Kind.NETWORK else "storage options of a move"
+        if p.kind == Kind.NETWORK:
+            message = Msg("Hyper-V refuses an offline copy of the clustered VM %(vm)s.", vm=p.vm.name)
+        else:
+            message = Msg("Hyper-V refuses storage options of a move of the clustered VM %(vm)s.", vm=p.vm.name)
         yield Finding(
             "clustered-vm-storage-move",
             BLOCK,
-            f"Hyper-V refuses {what} of the clustered VM {p.vm.name}.",
-            "Move it with its cluster (storage stays on the cluster's shared volume), or remove it from the "
-            "cluster first and try again.",
+            message,
+            Msg(
+                "Move it with its cluster (storage stays on the cluster's shared volume), or remove it from the "
+                "cluster first and try again."
+            ),
         )
 
 
@@ -268,11 +377,20 @@ def host_migration_limit(p: Proposal) -> Iterator[Finding]:
         for label, used, limit in _slots_needed(p, host):
             if used >= limit:
                 ahead = host.queued
+                if ahead:
+                    wait = Msg(
+                        "this move will wait for a free slot on %(host)s behind %(ahead)s other queued move(s).",
+                        host=host.name,
+                        ahead=ahead,
+                    )
+                else:
+                    wait = Msg("this move will wait for a free slot on %(host)s.", host=host.name)
+                if label == "live":
+                    text = "%(host)s runs %(used)s of %(limit)s live migrations; %(wait)s"
+                else:
+                    text = "%(host)s runs %(used)s of %(limit)s storage migrations; %(wait)s"
                 yield Finding(
-                    "host-migration-limit",
-                    INFO,
-                    f"{host.name} runs {used} of {limit} {label} migrations; this move will wait for a free slot "
-                    f"on {host.name}" + (f" behind {ahead} other queued move(s)." if ahead else "."),
+                    "host-migration-limit", INFO, Msg(text, host=host.name, used=used, limit=limit, wait=wait)
                 )
 
 
@@ -293,10 +411,15 @@ def cluster_parallel_limit(p: Proposal) -> Iterator[Finding]:
             yield Finding(
                 "cluster-parallel-limit",
                 INFO,
-                f"Cluster {host.cluster_name or host.cluster} allows {host.cluster_max_parallel} parallel live "
-                f"migration(s) (MaximumParallelMigrations); that wins over {host.name}'s own limit of "
-                f"{host.max_live}.",
-                "Raise the cluster property MaximumParallelMigrations to allow more at once.",
+                Msg(
+                    "Cluster %(cluster)s allows %(parallel)s parallel live migration(s) (MaximumParallelMigrations); "
+                    "that wins over %(host)s's own limit of %(limit)s.",
+                    cluster=host.cluster_name or host.cluster,
+                    parallel=host.cluster_max_parallel,
+                    host=host.name,
+                    limit=host.max_live,
+                ),
+                Msg("Raise the cluster property MaximumParallelMigrations to allow more at once."),
             )
 
 
@@ -305,8 +428,8 @@ def vm_already_moving(p: Proposal) -> Iterator[Finding]:
         yield Finding(
             "vm-already-moving",
             BLOCK,
-            f"{p.vm.name} already has a migration queued or running.",
-            "Wait for it to finish, or cancel it on the Jobs page.",
+            Msg("%(vm)s already has a migration queued or running.", vm=p.vm.name),
+            Msg("Wait for it to finish, or cancel it on the Jobs page."),
         )
 
 
@@ -316,14 +439,20 @@ def host_unreachable(p: Proposal) -> Iterator[Finding]:
             yield Finding(
                 "host-unreachable",
                 BLOCK,
-                f"{host.name} did not answer at the last inventory sync"
-                + (f": {host.last_error}" if host.last_error else "."),
-                f"Check that {host.name} is up and WinRM answers, then refresh the inventory.",
+                Msg(
+                    "%(host)s did not answer at the last inventory sync: %(error)s",
+                    host=host.name,
+                    error=host.last_error,
+                )
+                if host.last_error
+                else Msg("%(host)s did not answer at the last inventory sync.", host=host.name),
+                Msg("Check that %(host)s is up and WinRM answers, then refresh the inventory.", host=host.name),
             )
 
 
-def _gib(n: int) -> str:
-    return f"{n / 2**30:.1f} GiB"
+def _gib(n: int) -> float:
+    """GiB with one decimal: a float, so a German page writes 7,5."""
+    return round(n / 2**30, 1)
 
 
 RULES: tuple[Rule, ...] = (

@@ -1,12 +1,33 @@
 from django import template
 from django.template.defaultfilters import filesizeformat
 from django.utils import timezone
+from django.utils.formats import number_format
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy, pgettext_lazy
 
 from migrations_ui.facts import Kind
 from migrations_ui.models import JobState
 from migrations_ui.runner import STEPS
 
 register = template.Library()
+
+# Hyper-V's (and VMM's) transfer types; "Live" stays "Live" in German, the others are translated.
+TRANSFER_LABELS = {
+    Kind.LIVE: pgettext_lazy("transfer type", "Live"),
+    Kind.LIVE_VSM: pgettext_lazy("transfer type", "Live (VSM)"),
+    Kind.STORAGE: pgettext_lazy("transfer type", "Storage"),
+    Kind.QUICK: pgettext_lazy("transfer type", "Quick"),
+    Kind.NETWORK: pgettext_lazy("transfer type", "Network"),
+}
+# The runner's steps (runner.STEPS keeps the English the event log records).
+STEP_LABELS = {
+    "compare": gettext_lazy("Check compatibility on the destination (Compare-VM)"),
+    "leave_cluster": gettext_lazy("Remove the VM from its cluster"),
+    "move": gettext_lazy("Migrate"),
+    "verify": gettext_lazy("Verify where the VM runs"),
+    "join_cluster": gettext_lazy("Make the VM highly available on the destination cluster"),
+    "refresh": gettext_lazy("Refresh the inventory"),
+}
 
 
 @register.filter
@@ -19,7 +40,9 @@ def stars(rating: float) -> str:
 
 @register.filter
 def transfer_label(kind: str | None) -> str:
-    return Kind.LABELS.get(kind, "Not possible") if kind else "Not possible"
+    if not kind:
+        return _("Not possible")
+    return TRANSFER_LABELS.get(kind) or Kind.LABELS.get(kind) or _("Not possible")
 
 
 @register.filter
@@ -47,12 +70,21 @@ def host_slots(context, host) -> str:
             request._slots_in_use = in_use
     live = in_use[(host.pk, "live")]
     storage = in_use[(host.pk, "storage")]
-    return f"live {live}/{host.effective_max_live_migrations}, storage {storage}/{host.max_storage_migrations}"
+    return _("live %(live)s/%(live_limit)s, storage %(storage)s/%(storage_limit)s") % {
+        "live": live,
+        "live_limit": host.effective_max_live_migrations,
+        "storage": storage,
+        "storage_limit": host.max_storage_migrations,
+    }
 
 
 @register.filter
 def step_label(step: str) -> str:
-    return STEPS.get(step, step)
+    return _step(step)
+
+
+def _step(step) -> str:
+    return STEP_LABELS.get(step) or STEPS.get(step, step)
 
 
 @register.filter
@@ -71,46 +103,53 @@ def duration(job) -> str:
     end = job.finished_at or timezone.now()
     seconds = max(int((end - job.started_at).total_seconds()), 0)
     if seconds < 60:
-        return f"{seconds} s"
+        return _("%(s)d s") % {"s": seconds}
     minutes, seconds = divmod(seconds, 60)
     if minutes < 60:
-        return f"{minutes} min {seconds} s"
+        return _("%(min)d min %(s)d s") % {"min": minutes, "s": seconds}
     hours, minutes = divmod(minutes, 60)
-    return f"{hours} h {minutes} min"
+    return _("%(h)d h %(min)d min") % {"h": hours, "min": minutes}
 
 
 @register.filter
 def event_text(event) -> str:
-    """One line of a job's event log, in words."""
+    """One line of a job's event log, in words (in the reader's language; the data stays as recorded)."""
     d = event.data or {}
-    who = f" by {d['user']}" if d.get("user") else ""
+    user = d.get("user")
     match event.kind:
         case "created":
-            return f"Queued{who}"
+            return _("Queued by %(user)s") % {"user": user} if user else _("Queued")
         case "state":
-            return f"{_state_label(d.get('state', ''))}{who}"
+            state = _state_label(d.get("state", ""))
+            return _("%(state)s by %(user)s") % {"state": state, "user": user} if user else str(state)
         case "step" if d.get("done"):
-            extra = f" (blackout {d['blackout_ms']} ms)" if d.get("blackout_ms") is not None else ""
-            return f"Done: {STEPS.get(d.get('step'), d.get('step'))}{extra}"
+            step = _step(d.get("step"))
+            if d.get("blackout_ms") is not None:
+                return _("Done: %(step)s (blackout %(ms)s ms)") % {"step": step, "ms": d["blackout_ms"]}
+            return _("Done: %(step)s") % {"step": step}
         case "step":
-            where = f" on {d['host']}" if d.get("host") else ""
-            return f"{STEPS.get(d.get('step'), d.get('step'))}{where}"
+            step = _step(d.get("step"))
+            return _("%(step)s on %(host)s") % {"step": step, "host": d["host"]} if d.get("host") else str(step)
         case "progress":
-            return (
-                f"{d.get('percent', 0)}% · pass {d.get('pass_number', 0)} · "
-                f"{filesizeformat(d.get('bytes_sent', 0))} sent, {filesizeformat(d.get('bytes_remaining', 0))} left"
-                f" · {d.get('transfer_rate_mbps', 0):.0f} MB/s"
-            )
+            return _("%(percent)s%% · pass %(pass)s · %(sent)s sent, %(left)s left · %(rate)s MB/s") % {
+                "percent": d.get("percent", 0),
+                "pass": d.get("pass_number", 0),
+                "sent": filesizeformat(d.get("bytes_sent", 0)),
+                "left": filesizeformat(d.get("bytes_remaining", 0)),
+                "rate": number_format(d.get("transfer_rate_mbps", 0), decimal_pos=0),
+            }
         case "move_requested":
-            return "Move sent to the host again" if d.get("resend") else "Move sent to the host"
+            return _("Move sent to the host again") if d.get("resend") else _("Move sent to the host")
         case "host_job":
-            return f"Host migration job {d.get('migration_id', '')}"
+            return _("Host migration job %(id)s") % {"id": d.get("migration_id", "")}
         case "cancel_sent":
-            return "Cancel passed to the host"
+            return _("Cancel passed to the host")
         case "recovery":
-            return f"Taken over by {d.get('worker', 'another worker')} after its worker stopped"
+            if d.get("worker"):
+                return _("Taken over by %(worker)s after its worker stopped") % {"worker": d["worker"]}
+            return _("Taken over by another worker after its worker stopped")
         case "warning":
-            return f"Warning: {d.get('message', '')}"
+            return _("Warning: %(message)s") % {"message": d.get("message", "")}
     return f"{event.kind} {d}" if d else event.kind
 
 

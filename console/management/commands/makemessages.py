@@ -1,0 +1,7 @@
+"""Django's makemessages, also extracting the templates of console.texts.Msg("...") texts."""
+
+from django.core.management.commands import makemessages
+
+
+class Command(makemessages.Command):
+    xgettext_options = [*makemessages.Command.xgettext_options, "--keyword=Msg"]

@@ -1,0 +1,32 @@
+"""Showing recorded English texts (console.texts.Msg, stored findings) in the reader's language."""
+
+from collections.abc import Mapping
+
+from django import template
+from django.utils.translation import gettext_lazy as _
+
+from console.texts import Msg, localized
+
+register = template.Library()
+
+SEVERITIES = {"block": _("block"), "warn": _("warn"), "info": _("info")}
+
+
+@register.filter(name="localized")
+def localized_filter(text) -> str:
+    return localized(text)
+
+
+@register.filter
+def finding_text(finding, part: str) -> str:
+    """A finding's message or remedy translated: a Finding, or a job's stored copy (with its "i18n")."""
+    if isinstance(finding, Mapping):
+        english = finding.get(part) or ""
+        stored = (finding.get("i18n") or {}).get(part)
+        return localized(Msg.from_stored(stored, english)) if stored else english
+    return localized(getattr(finding, part, ""))
+
+
+@register.filter
+def severity_label(severity: str) -> str:
+    return SEVERITIES.get(severity, severity)
