@@ -70,7 +70,7 @@ def evacuation_plan_view(request, fqdn: str, query: Query[PlanQuery]):
     host = get_host(fqdn)
     data = evacuation_plan(host, move_stopped=query.move_stopped).as_json()
     summary = {"moves": len(data["moves"]), "left": len(data["left"]), "makespan_s": data["makespan_s"]}
-    record("evacuation.planned", request=request, target=host, target_type="host", details=summary)
+    record("evacuation.planned", request=request, target=host, target_name=host.fqdn, details=summary)
     return data
 
 

@@ -1,0 +1,172 @@
+"""The API of a running console (`manage.py serve`: web server, job workers, the Hyper-V host
+emulator), used as a script would: a token, plain HTTP, nothing else. Then schemathesis fuzzes
+every operation of the same running API."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.console.test_serve import SETTINGS_VARIABLES, alive, free_port, wait_for_page
+
+pytestmark = pytest.mark.slow
+
+REPO = Path(__file__).resolve().parents[2]
+SCALE = 30  # simulated seconds per wall second: an evacuation of minutes takes seconds
+# No 5xx; status codes, content types and bodies as documented; invalid input refused.
+CHECKS = "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance,negative_data_rejection"
+
+
+class Console:
+    """`manage.py serve` on a temporary data directory, and manage.py commands beside it."""
+
+    def __init__(self, data_dir: Path):
+        self.port = free_port()
+        self.env = {k: v for k, v in os.environ.items() if k not in SETTINGS_VARIABLES}
+        self.env.update(CONSOLE_DATA_DIR=str(data_dir), PYTHONUNBUFFERED="1", SIM_TIME_SCALE=str(SCALE))
+        self.lines: list[str] = []
+        self.proc = subprocess.Popen(
+            [sys.executable, str(REPO / "manage.py"), "serve", "--port", str(self.port), "--workers", "2"],
+            cwd=REPO,
+            env=self.env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        threading.Thread(
+            target=lambda: self.lines.extend(line.rstrip() for line in self.proc.stdout), daemon=True
+        ).start()
+
+    def url(self, path: str = "") -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def manage(self, *args: str) -> str:
+        done = subprocess.run(
+            [sys.executable, str(REPO / "manage.py"), *args], cwd=REPO, env=self.env, capture_output=True, text=True,
+            timeout=120,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        return done.stdout.strip()
+
+    def stop(self) -> None:
+        pids = [int(p) for line in self.lines if "(pid " in line for p in [line.split("(pid ")[1].split(")")[0]]]
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        for pid in pids:
+            if alive(pid):
+                os.kill(pid, 9)
+
+
+@pytest.fixture(scope="module")
+def console(tmp_path_factory):
+    served = Console(tmp_path_factory.mktemp("console"))
+    try:
+        wait_for_page(served.url("/accounts/login/"), timeout=90)
+        # An operator (the role that may evacuate) and their token, made as an administrator would.
+        served.manage(
+            "shell", "-c",
+            "from django.contrib.auth.models import Group, User; "
+            "u = User.objects.create_user('ops', password='ops-pass-123456'); "
+            "u.groups.add(Group.objects.get(name='Operator'))",
+        )  # fmt: skip
+        served.token = served.manage("create_api_token", "ops", "--name", "maintenance script")
+        yield served
+    finally:
+        served.stop()
+
+
+def call(console, method: str, path: str, token: str, data: dict | None = None) -> tuple[int, dict]:
+    """One request as a script sends it: JSON in, JSON out, the token in the Authorization header."""
+    request = urllib.request.Request(
+        console.url("/api/v1" + path),
+        method=method,
+        data=json.dumps(data).encode() if data is not None else None,
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 - our own 127.0.0.1 URL
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+def test_it_plans_and_runs_an_evacuation_to_the_end_through_the_api_alone(console):
+    token = console.token
+    status, hosts = call(console, "GET", "/hosts?cluster=CL-NEW", token)
+    assert status == 200
+    host = hosts["items"][0]["fqdn"]
+    status, vms = call(console, "GET", f"/vms?host={host}", token)
+    resident = {vm["name"] for vm in vms["items"]}
+
+    status, plan = call(console, "GET", f"/hosts/{host}/evacuation-plan", token)
+    assert status == 200 and plan["host"] == host and plan["moves"], plan
+    planned = {m["vm"]: m["destination"] for m in plan["moves"]}
+    assert set(planned) | {v["vm"] for v in plan["left"]} == resident
+
+    status, batch = call(console, "POST", "/evacuations", token, {"host": host})
+    assert status == 201, batch
+    assert {j["vm"] for j in batch["jobs"]} == set(planned)
+
+    # Follow the run through the event feed, as a script would, until the batch has finished.
+    cursor, seen, started = 0, [], time.monotonic()
+    while True:
+        status, events = call(console, "GET", f"/events?batch={batch['id']}&after={cursor}", token)
+        assert status == 200
+        seen += events["items"]
+        cursor = events["cursor"]
+        status, batch = call(console, "GET", f"/batches/{batch['id']}", token)
+        if batch["finished"]:
+            break
+        assert time.monotonic() - started < 240, f"evacuation still running: {batch['counts']}"
+        time.sleep(1)
+    assert batch["counts"] == {"succeeded": len(planned)}, batch
+    assert batch["percent"] == 100
+    states = [e["data"].get("state") for e in seen if e["kind"] == "state"]
+    assert states.count("succeeded") == len(planned)
+
+    status, after = call(console, "GET", f"/vms?host={host}", token)
+    assert {vm["name"] for vm in after["items"]} == {v["vm"] for v in plan["left"]}
+    for name, destination in planned.items():
+        status, found = call(console, "GET", f"/vms?q={name}", token)
+        assert [vm["host"] for vm in found["items"] if vm["name"] == name] == [destination]
+    status, host_now = call(console, "GET", f"/hosts/{host}", token)
+    assert host_now["maintenance"] is True
+
+    # The audit trail names the script's user, as for the Evacuate page.
+    status, audit = call(console, "GET", f"/audit-events?action=evacuation.&target={host}", token)
+    assert {(e["action"], e["username"]) for e in audit["items"]} >= {
+        ("evacuation.planned", "ops"),
+        ("evacuation.started", "ops"),
+    }
+
+
+def test_schemathesis_finds_no_server_error_and_no_answer_outside_the_schema(console, tmp_path):
+    """Every operation of the running API, with generated valid and invalid input (bounded: 25
+    examples per operation), as the operator's token: no 5xx, every answer as the schema says."""
+    report = tmp_path / "schemathesis.xml"
+    run = subprocess.run(
+        [
+            str(Path(sys.executable).with_name("schemathesis")), "run", console.url("/api/v1/openapi.json"),
+            "--header", f"Authorization: Bearer {console.token}",
+            "--max-examples", "25", "--seed", "20261125", "--max-time", "150", "--workers", "2",
+            "--checks", CHECKS, "--report", "junit", "--report-junit-path", str(report),
+        ],
+        capture_output=True, text=True, timeout=300, cwd=tmp_path,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-2000:]
+    assert 'errors="0"' in report.read_text() or 'failures="0"' in report.read_text()
