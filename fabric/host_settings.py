@@ -92,6 +92,12 @@ def path_problem(path: str) -> str | None:
 # --- hosts -------------------------------------------------------------------------------------------
 
 
+def read_back(driver, host: Host) -> dict:
+    """The host's settings as it reports them now (an empty change asks nothing and reads back)."""
+    info = driver.set_host_settings(connection_for(host), HostSettings())
+    return {name: list(v) if isinstance(v := getattr(info, name), tuple) else v for name in FIELDS}
+
+
 def apply_settings(driver, hosts: list[Host], wanted: HostSettings, *, user=None, request=None) -> list[HostResult]:
     """Apply the same settings to each host; one result per host, in order."""
     from audit.log import record

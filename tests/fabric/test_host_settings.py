@@ -3,10 +3,11 @@ import json
 
 import pytest
 from django.core.management import call_command
+from django.core.management.base import CommandError
 from django.urls import reverse
 
 from audit.models import AuditEvent
-from fabric.models import Host
+from fabric.models import Host, StorageLocation
 
 pytestmark = pytest.mark.django_db
 
@@ -80,3 +81,64 @@ def test_only_administrators_open_the_page(request, demo_fabric, persona):
 def test_nothing_chosen_is_a_clear_error(admin_client, demo_fabric):
     response = admin_client.post(reverse("fabric:settings"), {"hosts": ["hv-s1.contoso.test"]})
     assert response.status_code == 400 and "Choose at least one setting" in response.content.decode()
+
+
+def recorded(store):
+    with store.session() as fabric:
+        return list(fabric.record)
+
+
+def run_cli(*args):
+    out = io.StringIO()
+    try:
+        call_command("host_settings", *args, stdout=out)
+    except CommandError as exc:
+        return exc.returncode, out.getvalue(), str(exc)
+    return 0, out.getvalue(), ""
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("add_networks", "10.40.0.1/24", "has host bits set: the subnet is 10.40.0.0/24"),
+        ("add_networks", "10.40.0.0", "CIDR form"),
+        ("add_networks", "10.400.0.0/24", "not a valid IPv4 or IPv6 subnet"),
+        ("vm_path", "Hyper-V\\VMs", "relative path"),
+        ("vhd_path", "\\\\fs01\\vmstore2\\disks", "\\\\fs01.contoso.test\\vmstore2\\disks"),
+        ("add_location", "\\\\10.0.0.5\\vms", "without its FQDN"),
+    ],
+)
+def test_it_refuses_a_bad_value_before_asking_any_host(admin_client, demo_fabric, field, value, message):
+    before = recorded(demo_fabric)
+
+    response = admin_client.post(reverse("fabric:settings"), {"hosts": ["hv-s1.contoso.test"], field: value})
+
+    assert response.status_code == 400
+    assert message in response.content.decode().replace("&#x27;", "'")
+    assert recorded(demo_fabric) == before  # no host was asked anything
+    assert not AuditEvent.objects.filter(action__startswith="host.").exists()
+    assert not StorageLocation.objects.filter(added_by_user=True).exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["hv-s1", "--set", "performance=fast"], "expected one of tcpip|compression|smb"),
+        (["hv-s1", "--set", "live_migrations=-1"], "expected a whole number"),
+        (["hv-s1", "--set", "auth=ntlm", "live_migrations=3"], "expected one of kerberos|credssp"),
+        (["hv-s1", "--set", "speed=3"], "unknown setting"),
+        (["hv-s1", "--set", "enabled"], "write key=value"),
+        (["hv-s1", "--set", "cluster_parallel=2"], "needs --cluster"),
+        (["--cluster", "CL-NOPE", "--set", "live_migrations=3"], "no cluster of that name"),
+        (["hv-nope", "--json"], "no host named"),
+        (["--json"], "name one host"),
+    ],
+)
+def test_the_command_refuses_bad_usage_with_exit_2_and_changes_nothing(admin_user, demo_fabric, args, message):
+    before = recorded(demo_fabric)
+
+    code, _, error = run_cli(*args)
+
+    assert (code, message in error) == (2, True), error
+    assert recorded(demo_fabric) == before
+    assert not AuditEvent.objects.filter(action__startswith="host.").exists()
