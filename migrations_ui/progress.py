@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
@@ -21,6 +22,7 @@ from django.core.paginator import Page, Paginator
 from django.template.loader import render_to_string
 from django.utils.http import urlencode
 
+from migrations_ui.chart_data import PRECOPY_KINDS, job_chart
 from migrations_ui.models import FINAL_STATES, SLOT_STATES, JobEvent, JobState, MigrationJob
 from migrations_ui.runner import STEPS
 from migrations_ui.scheduler import host_limits, queue_decision, queue_order, slots_in_use
@@ -169,7 +171,7 @@ def step_rows(job: MigrationJob) -> list[dict]:
 
 
 def detail_context(job: MigrationJob) -> dict:
-    return {"job": job, "steps": step_rows(job), "events": list(job.events.all())}
+    return {"job": job, "steps": step_rows(job), "events": list(job.events.all()), "chart": job_chart(job)}
 
 
 def render_job_state(job: MigrationJob) -> str:
@@ -177,6 +179,32 @@ def render_job_state(job: MigrationJob) -> str:
     and step list, as out-of-band swaps."""
     context = {"job": job, "steps": step_rows(job), "oob": True}
     return render_to_string("partials/job_status.html", context) + render_to_string("partials/job_steps.html", context)
+
+
+# The chart re-reads all of a job's samples: with a progress sample it is sent at most this often;
+# with any other event (a state, a step), and on every replay, always.
+CHART_EVERY_S = 3.0
+_chart_sent: dict[int, float] = {}  # job id -> when this process last sent its chart (monotonic)
+
+
+def render_job_chart(job: MigrationJob) -> str:
+    """The convergence chart as an out-of-band swap ("" for a move without a pre-copy)."""
+    return render_to_string("partials/job_chart.html", {"chart": job_chart(job), "oob": True})
+
+
+def _chart_if_due(job: MigrationJob, newest: JobEvent | None) -> str:
+    if job.kind not in PRECOPY_KINDS:
+        return ""
+    now, last = time.monotonic(), _chart_sent.get(job.pk)
+    if newest is not None and newest.kind == "progress" and last is not None and now - last < CHART_EVERY_S:
+        return ""
+    if job.state in FINAL_STATES:
+        _chart_sent.pop(job.pk, None)
+    else:
+        if len(_chart_sent) > 1000:  # jobs whose end another process announced
+            _chart_sent.clear()
+        _chart_sent[job.pk] = now
+    return render_job_chart(job)
 
 
 def render_new_events(events: list[JobEvent]) -> str:
@@ -200,7 +228,7 @@ def render_job_replay(job_id: int) -> tuple[str, str, int]:
     job = job_for_page(job_id)
     events = list(job.events.order_by("sequence"))
     log_html = render_to_string("partials/job_events.html", {"events": events, "oob": True})
-    return render_job_state(job), log_html, events[-1].sequence if events else 0
+    return render_job_state(job) + render_job_chart(job), log_html, events[-1].sequence if events else 0
 
 
 # --- the emitter -------------------------------------------------------------------------------------
@@ -295,7 +323,7 @@ def _messages(job_id: int) -> list[tuple[str, dict]]:
         "type": "job.update",
         "job_id": job_id,
         "sequence": sequence,
-        "html": render_job_state(job),
+        "html": render_job_state(job) + _chart_if_due(job, event),
         "event_html": render_new_events([event] if event else []),
     }
     messages = [(JOBS_GROUP, jobs_message), (job_group(job_id), job_message)]
