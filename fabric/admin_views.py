@@ -12,6 +12,7 @@ import logging
 from django import forms
 from django.db import transaction
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.translation import gettext_lazy as _
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 
 from console.access import Perm, check
@@ -25,35 +26,40 @@ log = logging.getLogger(__name__)
 class HostForm(forms.Form):
     fqdn = forms.CharField(label="FQDN", max_length=255, help_text="hv01.contoso.com")
     address = forms.CharField(
-        max_length=255, required=False, help_text="IP or DNS name WinRM answers on (default: the FQDN)"
+        label=_("Address"),
+        max_length=255,
+        required=False,
+        help_text=_("IP or DNS name WinRM answers on (default: the FQDN)"),
     )
-    port = forms.IntegerField(min_value=1, max_value=65535, initial=5986)
-    transport = forms.ChoiceField(choices=Transport.choices, initial=Transport.HTTPS)
-    auth = forms.ChoiceField(label="Authentication", choices=WinRMAuth.choices, initial=WinRMAuth.NEGOTIATE)
-    username = forms.CharField(max_length=255, help_text="DOMAIN\\user or user@domain")
+    port = forms.IntegerField(label=_("Port"), min_value=1, max_value=65535, initial=5986)
+    transport = forms.ChoiceField(label=_("Transport"), choices=Transport.choices, initial=Transport.HTTPS)
+    auth = forms.ChoiceField(label=_("Authentication"), choices=WinRMAuth.choices, initial=WinRMAuth.NEGOTIATE)
+    username = forms.CharField(label=_("User name"), max_length=255, help_text=_("DOMAIN\\user or user@domain"))
     # render_value=False: a password typed once is never sent back to the browser, not even on errors.
-    password = forms.CharField(widget=forms.PasswordInput(render_value=False), required=False, strip=False)
+    password = forms.CharField(
+        label=_("Password"), widget=forms.PasswordInput(render_value=False), required=False, strip=False
+    )
 
     def __init__(self, *args, editing: Host | None = None, **kwargs):
         super().__init__(*args, **kwargs)
         self.editing = editing
         if editing is not None:
             self.fields["fqdn"].disabled = True
-            self.fields["password"].help_text = "Leave empty to keep the stored password"
+            self.fields["password"].help_text = _("Leave empty to keep the stored password")
 
     def clean_fqdn(self) -> str:
         fqdn = self.cleaned_data["fqdn"].strip().lower().rstrip(".")
         if self.editing is None and Host.objects.filter(fqdn=fqdn).exists():
-            raise forms.ValidationError("This host is already managed: edit it instead.")
+            raise forms.ValidationError(_("This host is already managed: edit it instead."))
         if "." not in fqdn or any(c.isspace() or c in "/\\@" for c in fqdn):
-            raise forms.ValidationError("Give the host's fully qualified name, e.g. hv01.contoso.com")
+            raise forms.ValidationError(_("Give the host's fully qualified name, e.g. hv01.contoso.com"))
         return fqdn
 
     def clean(self):
         data = super().clean()
         stored = self.editing is not None and HostCredential.objects.filter(host=self.editing).exists()
         if not data.get("password") and not stored:
-            self.add_error("password", "A password is needed for a new host.")
+            self.add_error("password", _("A password is needed for a new host."))
         return data
 
     @sensitive_variables("password")

@@ -20,17 +20,18 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.db import DatabaseError, models
 from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
 
 from fabric.hyperv.api import Connection
 from fabric.models import Host
 
 
 class WinRMAuth(models.TextChoices):
-    NEGOTIATE = "negotiate", "Negotiate (Kerberos, then NTLM)"
+    NEGOTIATE = "negotiate", _("Negotiate (Kerberos, then NTLM)")
     KERBEROS = "kerberos", "Kerberos"
     CREDSSP = "credssp", "CredSSP"
     NTLM = "ntlm", "NTLM"
-    BASIC = "basic", "Basic (HTTPS only, unless allowed)"
+    BASIC = "basic", _("Basic (HTTPS only, unless allowed)")
 
 
 class HostCredential(models.Model):

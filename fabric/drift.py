@@ -11,14 +11,23 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 
+from console.texts import Msg
+
+# Reasons are Msg texts: the drift command prints them in English, the hosts page translates them.
 LABELS = {
-    "performance_option": "performance option",
-    "auth_type": "authentication",
-    "max_live_migrations": "simultaneous live migrations",
-    "max_storage_migrations": "simultaneous storage migrations",
-    "migration_enabled": "live migration enabled",
+    "performance_option": Msg("performance option"),
+    "auth_type": Msg("authentication"),
+    "max_live_migrations": Msg("simultaneous live migrations"),
+    "max_storage_migrations": Msg("simultaneous storage migrations"),
+    "migration_enabled": Msg("live migration enabled"),
 }
-SHOWN = {"tcpip": "TCP/IP", "compression": "Compression", "smb": "SMB", "kerberos": "Kerberos", "credssp": "CredSSP"}
+SHOWN = {
+    "tcpip": "TCP/IP",
+    "compression": Msg("Compression"),
+    "smb": "SMB",
+    "kerberos": "Kerberos",
+    "credssp": "CredSSP",
+}
 
 
 @dataclass(frozen=True)
@@ -36,7 +45,7 @@ class HostSettingsView:
 
 def _show(value) -> str:
     if isinstance(value, bool):
-        return "yes" if value else "no"
+        return Msg("yes") if value else Msg("no")
     return SHOWN.get(value, str(value))
 
 
@@ -51,15 +60,28 @@ def find_drift(hosts: list[HostSettingsView]) -> dict[str, list[str]]:
         for field, label in LABELS.items():
             values = Counter(getattr(n, field) for n in nodes)
             if len(values) > 1:
-                summary = ", ".join(f"{_show(v)} on {c}" for v, c in values.most_common())
+                summary = tuple(Msg("%(value)s on %(count)s", value=_show(v), count=c) for v, c in values.most_common())
                 for node in nodes:
-                    flags.setdefault(node.fqdn, []).append(f"nodes of {cluster} differ in {label}: {summary}")
+                    flags.setdefault(node.fqdn, []).append(
+                        Msg(
+                            "nodes of %(cluster)s differ in %(setting)s: %(summary)s",
+                            cluster=cluster,
+                            setting=label,
+                            summary=summary,
+                        )
+                    )
         for node in nodes:
             cap = node.cluster_max_parallel
             if cap is not None and cap < node.max_live_migrations:
                 flags.setdefault(node.fqdn, []).append(
-                    f"cluster {cluster} caps live migrations at {cap} (MaximumParallelMigrations) "
-                    f"while {node.name} is set to {node.max_live_migrations}"
+                    Msg(
+                        "cluster %(cluster)s caps live migrations at %(cap)s (MaximumParallelMigrations) "
+                        "while %(host)s is set to %(limit)s",
+                        cluster=cluster,
+                        cap=cap,
+                        host=node.name,
+                        limit=node.max_live_migrations,
+                    )
                 )
     standalone = [h for h in hosts if not h.cluster]
     usual = Counter(h.performance_option for h in hosts).most_common(1)
@@ -68,7 +90,12 @@ def find_drift(hosts: list[HostSettingsView]) -> dict[str, list[str]]:
         for host in standalone:
             if host.performance_option != common:
                 flags.setdefault(host.fqdn, []).append(
-                    f"performance option {_show(host.performance_option)} differs from the rest of the fabric "
-                    f"({_show(common)} on {count} hosts)"
+                    Msg(
+                        "performance option %(option)s differs from the rest of the fabric "
+                        "(%(common)s on %(count)s hosts)",
+                        option=_show(host.performance_option),
+                        common=_show(common),
+                        count=count,
+                    )
                 )
     return flags

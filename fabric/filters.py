@@ -20,6 +20,7 @@ from django.db.models import QuerySet, Value
 from django.http import QueryDict
 from django.utils.html import format_html_join
 from django.utils.safestring import SafeString
+from django.utils.translation import gettext as _
 
 from fabric.models import Cluster, Host, VirtualMachine, VmState
 
@@ -85,7 +86,7 @@ def parse_vm_filter(params: QueryDict) -> VmFilter:
 
     state = params.get("state", "").strip()
     if state and state not in VmState.values:
-        f.notices.append(f"Unknown state “{state[:60]}” ignored.")
+        f.notices.append(_("Unknown state “%(value)s” ignored.") % {"value": state[:60]})
     else:
         f.state = state
     host = params.get("host", "").strip()
@@ -95,7 +96,7 @@ def parse_vm_filter(params: QueryDict) -> VmFilter:
             f.host = found[0][1]
             f.host_ids = {found[0][0]}
         else:
-            f.notices.append(f"Unknown host “{host[:100]}” ignored.")
+            f.notices.append(_("Unknown host “%(value)s” ignored.") % {"value": host[:100]})
     cluster = params.get("cluster", "").strip()
     if cluster:
         cluster_ids = {pk for pk, name in clusters if name.lower() == cluster.lower()}
@@ -104,7 +105,7 @@ def parse_vm_filter(params: QueryDict) -> VmFilter:
             nodes = {pk for pk, _, cluster_id in hosts if cluster_id in cluster_ids}
             f.host_ids = nodes if f.host_ids is None else f.host_ids & nodes
         else:
-            f.notices.append(f"Unknown cluster “{cluster[:100]}” ignored.")
+            f.notices.append(_("Unknown cluster “%(value)s” ignored.") % {"value": cluster[:100]})
     return f
 
 
@@ -153,10 +154,10 @@ def _page_number(paginator: Paginator, raw_page: str | None, notices: list[str])
     try:
         number = int(raw_page)
     except ValueError:
-        notices.append(f"Page “{raw_page[:20]}” is not a number; showing page 1.")
+        notices.append(_("Page “%(value)s” is not a number; showing page 1.") % {"value": raw_page[:20]})
         return 1
     if number < 1:
-        notices.append(f"Page {number} does not exist; showing page 1.")
+        notices.append(_("Page %(number)s does not exist; showing page 1.") % {"number": number})
         return 1
     if number > paginator.num_pages:
         notices.append(f"Page {number} does not exist; showing page {paginator.num_pages}.")

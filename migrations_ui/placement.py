@@ -18,11 +18,12 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from console.texts import Msg, without_period
 from fabric.hyperv.precopy import closed_form_total
 from migrations_ui.estimates import DEFAULT_DIRTY_MBPS, MB, Figures, HostRates, MoveSpec, estimate_move, move_spec
 from migrations_ui.facts import HostFacts, Kind, Proposal, ShareFacts, VmFacts
 from migrations_ui.planner import Assessment, assess, transfer_type
-from migrations_ui.rules import BLOCK
+from migrations_ui.rules import BLOCK, VM_STATES
 
 STOPPED_MOVE, STOPPED_LEAVE = "move", "leave"
 # Live first (no outage, no copy); Quick only for an HA VM that cannot go live; files copied last.
@@ -191,22 +192,27 @@ def choose(
     the best of the slower kinds. Candidates that cannot beat what was found are not assessed.
     ha_in_cluster=False: an HA VM may leave its cluster (an operator's explicit choice; pre-flight warns).
     """
-    reasons: list[str] = []
+    reasons: list[tuple[str, str]] = []  # (host, why): Msg texts, translated where a page shows them
     found: tuple[int, Assessment, HostFacts] | None = None
     shares = ledger.options.shares
     for host in ranked:
         if ha_in_cluster and vm.clustered and host.cluster != source.cluster:
             continue  # an HA VM stays in its cluster; the reason is given once, below
         if host.live_limit < 1 or (source.live_limit < 1 and host.fqdn != source.fqdn):
-            reasons.append(f"{host.name if host.live_limit < 1 else source.name}: allows no migration at all (limit 0)")
+            blocked_host = host.name if host.live_limit < 1 else source.name
+            reasons.append((blocked_host, Msg("allows no migration at all (limit 0)")))
             continue
         if not ledger.fits(vm, host):
             headroom = ledger.options.headroom
-            reasons.append(f"{host.name}: not enough memory left with {headroom:.0%} headroom")
+            reasons.append(
+                (host.name, Msg("not enough memory left with %(headroom)s%% headroom", headroom=round(headroom * 100)))
+            )
             continue
         partner = ledger.partner_on(vm, host)
         if partner:
-            reasons.append(f"{host.name}: {partner} runs there (the other node of its guest cluster)")
+            reasons.append(
+                (host.name, Msg("%(partner)s runs there (the other node of its guest cluster)", partner=partner))
+            )
             continue
         proposal = Proposal(vm=vm, source=source, destination=host, kind=None, shares=shares)
         if found is not None and KIND_RANK.get(transfer_type(proposal), 9) >= found[0]:
@@ -214,12 +220,12 @@ def choose(
         verdict = assess(proposal)
         if not verdict.allowed:
             block = next(f for f in verdict.findings if f.severity == BLOCK)
-            reasons.append(f"{host.name}: {block.message}")
+            reasons.append((host.name, block.message))
             continue
         if vm.clustered and verdict.transfer_type == Kind.NETWORK:
             # Hyper-V refuses the storage options of an offline copy for a clustered VM (hyperv.md
             # section 2); pre-flight does not flag a Network move for it yet.
-            reasons.append(f"{host.name}: Hyper-V refuses an offline copy of the clustered VM {vm.name}")
+            reasons.append((host.name, Msg("Hyper-V refuses an offline copy of the clustered VM %(vm)s", vm=vm.name)))
             continue
         kind_rank = KIND_RANK.get(verdict.transfer_type, 9)
         if found is None or kind_rank < found[0]:
@@ -233,26 +239,39 @@ def choose(
     return Placed(vm, source, host, verdict, spec), reasons
 
 
-def left_reason(vm: VmFacts, source: HostFacts, candidates: Sequence[HostFacts], reasons: list[str]) -> str:
+def left_reason(vm: VmFacts, source: HostFacts, candidates: Sequence[HostFacts], reasons: list[tuple[str, str]]) -> str:
     """Why no destination was found: each distinct reason once, with the hosts it holds for."""
     if not reasons:
         if vm.clustered and not any(h.cluster == source.cluster for h in candidates):
-            where = source.cluster_name or source.cluster or "its cluster"
-            return f"{vm.name} is highly available and must stay in {where}: no other node of it can take it."
-        return "No other host to move it to."
+            where = source.cluster_name or source.cluster or Msg("its cluster")
+            return Msg(
+                "%(vm)s is highly available and must stay in %(cluster)s: no other node of it can take it.",
+                vm=vm.name,
+                cluster=where,
+            )
+        return Msg("No other host to move it to.")
     hosts_by_reason: dict[str, list[str]] = {}
-    for reason in reasons:
-        host, _, text = reason.partition(": ")
-        hosts_by_reason.setdefault(text.rstrip("."), []).append(host)
-    parts = [f"{', '.join(sorted(hosts))}: {text}" for text, hosts in hosts_by_reason.items()]
+    for host, text in reasons:
+        hosts_by_reason.setdefault(text, []).append(host)
+    parts = [
+        Msg("%(hosts)s: %(reason)s", hosts=", ".join(sorted(hosts)), reason=without_period(text))
+        for text, hosts in hosts_by_reason.items()
+    ]
     more = len(parts) - MAX_REASONS
-    return "No host can take it. " + "; ".join(parts[:MAX_REASONS]) + (f"; {more} more reason(s)." if more > 0 else ".")
+    listed = parts[0]
+    for part in parts[1:MAX_REASONS]:
+        listed = Msg("%(reasons)s; %(reason)s", reasons=listed, reason=part)
+    if more > 0:
+        return Msg("No host can take it. %(reasons)s; %(more)s more reason(s).", reasons=listed, more=more)
+    return Msg("No host can take it. %(reasons)s.", reasons=listed)
 
 
 def stopped_reason(vm: VmFacts) -> str:
-    return (
-        f"{vm.name} is {vm.state}: stopped and saved VMs stay where they are in this plan "
-        "(choose to move them, with an offline copy)."
+    return Msg(
+        "%(vm)s is %(state)s: stopped and saved VMs stay where they are in this plan "
+        "(choose to move them, with an offline copy).",
+        vm=vm.name,
+        state=VM_STATES.get(vm.state, vm.state),
     )
 
 

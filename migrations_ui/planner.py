@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+from console.texts import Msg
 from migrations_ui.facts import HostFacts, Kind, Proposal, VmFacts
-from migrations_ui.rules import BLOCK, Finding, blocked, evaluate
+from migrations_ui.rules import BLOCK, VM_STATES, Finding, blocked, evaluate
 
 CSV_ROOT = "c:\\clusterstorage\\"
 # Rules that stop a live migration but not a quick one (saved state moves inside the cluster).
@@ -84,9 +85,16 @@ def assess(p: Proposal) -> Assessment:
         p = replace(p, kind=Kind.QUICK)
         kind, findings = Kind.QUICK, evaluate(p)
     if kind is None:
-        reason = "The destination is the VM's own host." if p.source.fqdn == p.destination.fqdn else ""
-        reason = reason or f"{p.vm.name} is {p.vm.state}; it can only move when running, off or saved."
-        findings = [Finding("no-transfer-type", BLOCK, reason, "Choose another host or change the VM's state.")]
+        if p.source.fqdn == p.destination.fqdn:
+            reason = Msg("The destination is the VM's own host.")
+        else:
+            reason = Msg(
+                "%(vm)s is %(state)s; it can only move when running, off or saved.",
+                vm=p.vm.name,
+                state=VM_STATES.get(p.vm.state, p.vm.state),
+            )
+        remedy = Msg("Choose another host or change the VM's state.")
+        findings = [Finding("no-transfer-type", BLOCK, reason, remedy)]
         findings += [f for f in evaluate(p) if f.severity != BLOCK]
     stars, reason = rating(p.vm, p.destination, findings)
     return Assessment(p, kind, tuple(findings), stars, reason)
@@ -110,6 +118,10 @@ def rating(vm: VmFacts, host: HostFacts, findings: list[Finding]) -> tuple[float
     slots_free = max(0.0, 1 - host.live_in_use / limit)
     score = 5 * (0.5 * min(1.0, memory_left * 2) + 0.3 * cpu_free + 0.2 * slots_free)
     stars = max(0.5, round(score * 2) / 2)
-    parts = [f"{memory_left:.0%} memory free after the move", f"CPU {host.cpu_load_percent}%"]
-    parts.append(f"{host.live_in_use}/{limit} live migrations running")
-    return stars, ", ".join(parts)
+    return stars, Msg(
+        "%(memory)s%% memory free after the move, CPU %(cpu)s%%, %(used)s/%(limit)s live migrations running",
+        memory=round(memory_left * 100),
+        cpu=host.cpu_load_percent,
+        used=host.live_in_use,
+        limit=limit,
+    )

@@ -3,6 +3,7 @@ from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.template.loader import render_to_string
 from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from console.access import Perm, requires
@@ -18,7 +19,7 @@ def job_move(request, pk: int):
         job = move_job(pk, request.POST.get("direction", ""), request.user, request)
     except QueueError as exc:
         return _answer(request, [(messages.ERROR, str(exc))], 409)
-    return _answer(request, [(messages.SUCCESS, f"Job {job.pk} ({job.vm_name}) moved {request.POST['direction']}.")])
+    return _answer(request, [(messages.SUCCESS, _moved_text(job, request.POST["direction"]))])
 
 
 @require_POST
@@ -26,7 +27,7 @@ def job_move(request, pk: int):
 def jobs_cancel(request):
     raw = request.POST.getlist("job")
     if not all(value.isdigit() for value in raw):
-        return _answer(request, [(messages.ERROR, "Job ids must be numbers; nothing was cancelled.")], 400)
+        return _answer(request, [(messages.ERROR, _("Job ids must be numbers; nothing was cancelled."))], 400)
     try:
         results = cancel_jobs([int(value) for value in raw], request.user)
     except QueueError as exc:
@@ -41,11 +42,14 @@ def host_queue(request, fqdn: str):
     host = get_object_or_404(Host, fqdn=fqdn)
     paused = request.POST.get("paused")
     if paused not in ("0", "1"):
-        messages.error(request, "Say paused=1 to pause the queue or paused=0 to resume it; nothing changed.")
+        messages.error(request, _("Say paused=1 to pause the queue or paused=0 to resume it; nothing changed."))
         return redirect(host)
     set_paused(host, paused == "1", request.user, request)
-    state = "paused: its queued jobs wait" if paused == "1" else "resumed"
-    messages.success(request, f"The queue of {host.name} is {state}.")
+    if paused == "1":
+        text = _("The queue of %(host)s is paused: its queued jobs wait.") % {"host": host.name}
+    else:
+        text = _("The queue of %(host)s is resumed.") % {"host": host.name}
+    messages.success(request, text)
     return _back(request, host.get_absolute_url())
 
 
@@ -67,3 +71,12 @@ def _back(request, default: str):
     if url_has_allowed_host_and_scheme(back, {request.get_host()}, request.is_secure()):
         return redirect(back)
     return redirect(default)
+
+
+def _moved_text(job, direction: str) -> str:
+    values = {"pk": job.pk, "vm": job.vm_name}
+    if direction == "up":
+        return _("Job %(pk)s (%(vm)s) moved up.") % values
+    if direction == "down":
+        return _("Job %(pk)s (%(vm)s) moved down.") % values
+    return _("Job %(pk)s (%(vm)s) moved %(direction)s.") % {**values, "direction": direction}

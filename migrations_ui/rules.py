@@ -42,7 +42,7 @@ class Finding:
 
 
 # How findings name a VM's state (VirtualMachine.state values).
-_STATES = {
+VM_STATES = {
     "running": Msg("running"),
     "off": Msg("off"),
     "saved": Msg("saved"),
@@ -195,7 +195,7 @@ def vm_not_running(p: Proposal) -> Iterator[Finding]:
             Msg(
                 "%(vm)s is %(state)s: its files are copied offline (Network), the slowest kind of move.",
                 vm=p.vm.name,
-                state=_STATES.get(p.vm.state, p.vm.state),
+                state=VM_STATES.get(p.vm.state, p.vm.state),
             ),
             Msg("Start the VM first to live-migrate it instead."),
         )
@@ -206,7 +206,7 @@ def vm_not_running(p: Proposal) -> Iterator[Finding]:
             Msg(
                 "A live migration needs a running VM; %(vm)s is %(state)s.",
                 vm=p.vm.name,
-                state=_STATES.get(p.vm.state, p.vm.state),
+                state=VM_STATES.get(p.vm.state, p.vm.state),
             ),
             Msg("Start the VM, or move it offline."),
         )

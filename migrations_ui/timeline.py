@@ -17,6 +17,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from console.texts import Msg, localized
 from migrations_ui.evacuation import Plan, PlannedMove
 from migrations_ui.facts import Kind
 
@@ -86,7 +87,10 @@ def timeline_svg(
     span = max([plan.makespan_s, *(e for _, e in actual.values() if e is not None)], default=0.0) or 1.0
     plot_x, plot_w = LANE_LABEL_W, max(100, width - LANE_LABEL_W - PAD)
     height = PAD + rows * ROW_H + AXIS_H + LEGEND_H + PAD
-    label = title or (f"Evacuation plan for {plan.host}" if plan.host else "Rebalance plan")
+    summary = localized(Msg("%(n)s moves, estimated %(time)s", n=len(plan.moves), time=clock(plan.makespan_s)))
+    label = title or localized(
+        Msg("Evacuation plan for %(host)s", host=plan.host) if plan.host else Msg("Rebalance plan")
+    )
 
     def x(t: float) -> float:
         return plot_x + plot_w * max(0.0, t) / span
@@ -95,7 +99,7 @@ def timeline_svg(
         f'<svg xmlns="http://www.w3.org/2000/svg" class="plan-timeline" width="{width}" height="{height}" '
         f'viewBox="0 0 {width} {height}" role="img" aria-label="{esc(label)}" font-family="sans-serif" '
         f'font-size="11">',
-        f"<title>{esc(label)}: {len(plan.moves)} moves, estimated {esc(clock(plan.makespan_s))}</title>",
+        f"<title>{esc(label)}: {esc(summary)}</title>",
     ]
     top = PAD
     for first_row, name, height_rows in lane_names:
@@ -141,12 +145,20 @@ def _bar(bar: _Bar, top: float, x, real: tuple[float, float | None] | None) -> l
     y = top + bar.row * ROW_H + (ROW_H - BAR_H - ACTUAL_H) / 2
     x0, x1 = x(m.start_s), x(m.end_s)
     w = max(1.0, x1 - x0)
-    tip = (
-        f"{m.vm}: {Kind.LABELS.get(m.transfer_type, m.transfer_type)} to {m.destination}, "
-        f"{clock(m.start_s)} - {clock(m.end_s)} (estimated)"
+    tip = localized(
+        Msg(
+            "%(vm)s: %(kind)s to %(destination)s, %(start)s - %(end)s (estimated)",
+            vm=m.vm,
+            kind=_kind(m.transfer_type),
+            destination=m.destination,
+            start=clock(m.start_s),
+            end=clock(m.end_s),
+        )
     )
-    if real is not None:
-        tip += f"; ran {clock(real[0])} - " + (clock(real[1]) if real[1] is not None else "still running")
+    if real is not None and real[1] is not None:
+        tip += localized(Msg("; ran %(start)s - %(end)s", start=clock(real[0]), end=clock(real[1])))
+    elif real is not None:
+        tip += localized(Msg("; ran %(start)s - still running", start=clock(real[0])))
     parts = [
         f'<g class="move" data-kind="{esc(m.transfer_type)}"><title>{esc(tip)}</title>',
         f'<rect x="{x0:.1f}" y="{y:.1f}" width="{w:.1f}" height="{BAR_H}" rx="2" '
@@ -181,12 +193,26 @@ def _legend(plan: Plan, y: float, with_actual: bool) -> list[str]:
     out, cursor = [], float(LANE_LABEL_W)
     for kind in kinds:
         out.append(f'<rect x="{cursor:.1f}" y="{y + 4}" width="10" height="10" fill="{COLORS[kind]}"/>')
-        out.append(f'<text x="{cursor + 14:.1f}" y="{y + 13}" fill="#333">{esc(Kind.LABELS[kind])}</text>')
-        cursor += 24 + CHAR_W * len(Kind.LABELS[kind])
+        out.append(f'<text x="{cursor + 14:.1f}" y="{y + 13}" fill="#333">{esc(_kind(kind))}</text>')
+        cursor += 24 + CHAR_W * len(_kind(kind))
     if with_actual:
         out.append(f'<rect x="{cursor:.1f}" y="{y + 7}" width="10" height="4" fill="{ACTUAL_COLOR}"/>')
-        out.append(f'<text x="{cursor + 14:.1f}" y="{y + 13}" fill="#333">actual</text>')
+        out.append(f'<text x="{cursor + 14:.1f}" y="{y + 13}" fill="#333">{esc(localized(Msg("actual")))}</text>')
     return out
+
+
+# Transfer types as VMM names them (Kind.LABELS keeps the English).
+_KINDS = {
+    Kind.LIVE: Msg("Live"),
+    Kind.LIVE_VSM: Msg("Live (VSM)"),
+    Kind.STORAGE: Msg("Storage"),
+    Kind.QUICK: Msg("Quick"),
+    Kind.NETWORK: Msg("Network"),
+}
+
+
+def _kind(kind: str) -> str:
+    return localized(_KINDS[kind]) if kind in _KINDS else str(kind)
 
 
 def _cut(text: str, room: float) -> str:

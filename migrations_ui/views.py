@@ -5,12 +5,12 @@ from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.cache import patch_vary_headers
 from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.translation import gettext
 from django.views.decorators.http import require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
 from console.access import Perm, requires
-from fabric.drift import find_drift
-from fabric.queries import settings_views
+from console.texts import Msg
 from migrations_ui import progress
 from migrations_ui.facts import Kind
 from migrations_ui.forms import MoveForm, StorageMoveForm
@@ -49,7 +49,9 @@ def _wizard(request, vm, form, assess, submit) -> WizardOutcome:
     out = WizardOutcome()
     if vm.removed:
         out.refusal = [
-            Finding("vm-gone", "block", f"{vm.name} is no longer in Hyper-V's inventory; nothing can move it.")
+            Finding(
+                "vm-gone", "block", Msg("%(vm)s is no longer in Hyper-V's inventory; nothing can move it.", vm=vm.name)
+            )
         ]
     if form.is_bound and not form.is_valid():
         out.status = 400 if strict else 200
@@ -106,18 +108,8 @@ def migrate_vm(request, guid):
         "locations": _locations(form.cleaned_data.get("to") if out.selected else None),
     }
     if not request.htmx:
-        context["ranked"] = _with_drift(vm.host, preflight.destinations())
+        context["ranked"] = preflight.destinations()
     return _render(request, "migrations_ui/migrate_vm.html", "partials/migrate_details.html", context, out.status)
-
-
-def _with_drift(source, ranked):
-    """The drift guard's reasons on the source and each destination: a move uses the source's
-    performance option and both hosts' limits and authentication, so drift there affects it."""
-    flags = find_drift(settings_views())
-    source.drift = flags.get(source.fqdn, [])
-    for host, _ in ranked:
-        host.drift = flags.get(host.fqdn, [])
-    return ranked
 
 
 def _locations(host) -> list[str]:
@@ -182,9 +174,11 @@ def job_cancel(request, pk: int):
         status = 409 if MigrationJob.objects.filter(pk=pk).exists() else 404
         return _cancel_answer(request, pk, str(exc), messages.ERROR, status)
     if job.state == JobState.CANCELLED:
-        text = f"Job {pk} cancelled: it had not started."
+        text = gettext("Job %(pk)s cancelled: it had not started.") % {"pk": pk}
     else:
-        text = f"Cancelling job {pk}: the host is asked to stop the migration; the job ends when it confirms."
+        text = gettext(
+            "Cancelling job %(pk)s: the host is asked to stop the migration; the job ends when it confirms."
+        ) % {"pk": pk}
     return _cancel_answer(request, pk, text, messages.SUCCESS, 200)
 
 

@@ -30,3 +30,9 @@ def finding_text(finding, part: str) -> str:
 @register.filter
 def severity_label(severity: str) -> str:
     return SEVERITIES.get(severity, severity)
+
+
+@register.filter
+def localized_each(texts) -> list[str]:
+    """Each text of a list in the active language: {{ host.drift|localized_each|join:"; " }}."""
+    return [localized(t) for t in texts or ()]
