@@ -7,8 +7,9 @@ never sends one on its own. A user without a role is refused as on the pages.
 """
 
 from django.conf import settings
-from ninja.errors import AuthorizationError
+from ninja.errors import AuthorizationError, HttpError
 from ninja.security import APIKeyCookie, HttpBearer
+from ninja.utils import check_csrf
 
 from api.tokens import user_for
 from console.access import can_view
@@ -32,14 +33,20 @@ class TokenAuth(HttpBearer):
 
 
 class SessionAuth(APIKeyCookie):
-    """Django's session, CSRF-checked for POST (csrf=True is APIKeyCookie's default)."""
+    """Django's session; unsafe methods need the CSRF token (X-CSRFToken), as the pages' forms do."""
 
     param_name = settings.SESSION_COOKIE_NAME
 
+    def _get_key(self, request):
+        # No signed-in user: not this scheme (401 follows), rather than a CSRF refusal.
+        if not request.user.is_authenticated:
+            return None
+        if check_csrf(request) is not None:
+            raise HttpError(403, "CSRF check failed: send the X-CSRFToken header with a signed-in session.")
+        return request.COOKIES.get(self.param_name)
+
     def authenticate(self, request, key):
-        if request.user.is_authenticated:
-            return _with_role(request.user)
-        return None
+        return _with_role(request.user) if key is not None else None
 
 
 AUTH = [TokenAuth(), SessionAuth()]
