@@ -39,6 +39,7 @@ AXIS_COLOR, TEXT_COLOR, GRID_COLOR = "#999", "#333", "#e3e6ea"
 LEFT, RIGHT, TOP, BOTTOM = 64, 76, 30, 30
 MAX_POINTS = 600  # a line needs no more points than the chart has pixels; the verdict uses every sample
 PASS_LABEL_W = 22  # room a "P10" label needs between two pass lines
+MIB, GIB = 1024**2, 1024**3
 
 
 def percent(ratio: float) -> str:
@@ -82,6 +83,11 @@ def job_summary(verdict: Verdict, outcome: str = RUNNING) -> str:
         if verdict.memory_trend == NOT_FALLING:
             text += _(", memory left not falling")
         return text + "." + (_ahead(verdict) if outcome == RUNNING else "")
+    if outcome == SUCCEEDED and verdict.status == SLOW:
+        return _(
+            "Converged only at the pass cap, after %(n)d passes: the stop-and-copy carried what was left "
+            "(see the blackout)."
+        ) % {"n": n}
     if outcome == SUCCEEDED:
         text = ngettext("Converged in %(n)d pass", "Converged in %(n)d passes", n) % {"n": n}
         if verdict.status == AT_RISK:
@@ -104,7 +110,10 @@ def job_summary(verdict: Verdict, outcome: str = RUNNING) -> str:
             "Converging slowly: %(n)d passes, the dirty rate %(share)s of the transfer rate.",
             n,
         )
-        return text % {"n": n, "share": share} + _ahead(verdict)
+        text = text % {"n": n, "share": share}
+        if verdict.final_bytes is None:  # no projection: the cap is reached, this is the stop-and-copy
+            return text + " " + _("The pass cap is reached: the stop-and-copy sends what is left.")
+        return text + _ahead(verdict)
     text = ngettext("Converging: %(n)d pass", "Converging: %(n)d passes", n) % {"n": n}
     if verdict.memory_trend == FALLING:
         text += _(", memory left falling")
@@ -119,8 +128,10 @@ def job_badge(verdict: Verdict, outcome: str = RUNNING) -> tuple[str, str] | Non
         return None
     if verdict.status == NOT_CONVERGING:
         return "bad", _("Not converging") if outcome == RUNNING else _("Did not converge")
+    if outcome == SUCCEEDED:
+        return ("warn", _("Converged slowly")) if verdict.status == SLOW else ("ok", _("Converged"))
     if outcome != RUNNING:
-        return ("ok", _("Converged")) if outcome == SUCCEEDED else None
+        return None
     if verdict.status == SLOW:
         return "warn", _("Converging slowly")
     if verdict.status == AT_RISK:
@@ -198,7 +209,12 @@ def job_chart_svg(samples: list[Sample], verdict: Verdict, *, width: int = 720, 
     plot_w, plot_h = width - LEFT - RIGHT, height - TOP - BOTTOM
     top_rate = nice_ceiling(max(max(s.transfer_mbps, s.dirty_mbps) for s in points) * 1.05)
     memory = [s for s in points if s.memory_left is not None]
-    top_memory = nice_ceiling(max((s.memory_left for s in memory), default=0) or 1)
+    most = max((s.memory_left for s in memory), default=0) or 1
+    unit = GIB if most >= GIB else MIB  # round in binary units: the labels are filesizeformat's
+    top_memory = nice_ceiling(most / unit) * unit
+    # A pass read only as it ended (the final sample, rate 0) would pull the lines down to nothing.
+    rated = {p.number for p in verdict.passes if p.rated}
+    lines = [s for s in points if s.pass_number in rated]
 
     def x(t: float) -> float:
         return LEFT + plot_w * (t - t0) / span
@@ -225,8 +241,8 @@ def job_chart_svg(samples: list[Sample], verdict: Verdict, *, width: int = 720, 
             f'<polygon class="memory-left" points="{x(memory[0].t):.1f},{base} {coords} {x(memory[-1].t):.1f},{base}" '
             f'fill="{MEMORY_COLOR}" fill-opacity="0.22" stroke="{MEMORY_COLOR}" stroke-width="1"/>'
         )
-    out.append(_line("transfer-rate", [(x(s.t), y_rate(s.transfer_mbps)) for s in points], TRANSFER_COLOR, ""))
-    out.append(_line("dirty-rate", [(x(s.t), y_rate(s.dirty_mbps)) for s in points], DIRTY_COLOR, "6 3"))
+    out.append(_line("transfer-rate", [(x(s.t), y_rate(s.transfer_mbps)) for s in lines], TRANSFER_COLOR, ""))
+    out.append(_line("dirty-rate", [(x(s.t), y_rate(s.dirty_mbps)) for s in lines], DIRTY_COLOR, "6 3"))
     out.extend(_rate_axis(top_rate, y_rate))
     if memory:
         out.extend(_memory_axis(top_memory, y_memory, width))
@@ -267,7 +283,7 @@ def _pass_bands(passes: tuple[Pass, ...], end: float, x, plot_h: float) -> list[
                 f'<line class="pass-start" x1="{x0:.1f}" y1="{TOP}" x2="{x0:.1f}" y2="{TOP + plot_h}" '
                 f'stroke="{AXIS_COLOR}" stroke-dasharray="2 3"/>'
             )
-        if x1 - x0 >= PASS_LABEL_W or i == len(passes) - 1:
+        if x1 - x0 >= PASS_LABEL_W:
             out.append(f'<text x="{x0 + 3:.1f}" y="{TOP + 11}" fill="#555">P{p.number}</text>')
     return out
 

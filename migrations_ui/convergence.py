@@ -30,7 +30,7 @@ FALLING_BY = 0.02
 WAITING = "waiting"  # no sample of the memory copy yet
 NOT_REPORTED = "not_reported"  # the host gives no pre-copy figures: nothing to judge
 CONVERGING = "converging"
-SLOW = "slow"  # the passes shrink, but not enough before the pass cap: a long stop-and-copy ahead
+SLOW = "slow"  # the passes shrink, but not enough before the pass cap (or it was hit): a long stop-and-copy
 AT_RISK = "at_risk"  # the latest passes are near or above, not yet several
 NOT_CONVERGING = "not_converging"
 
@@ -163,6 +163,7 @@ def judge(
     near: float = NEAR_RATIO,
     several: int = SEVERAL_PASSES,
     threshold_bytes: float = DEFAULT_THRESHOLD_BYTES,
+    max_passes: int = DEFAULT_MAX_PASSES,
 ) -> Verdict:
     """The verdict on a migration from its samples so far (or all of them, once it ended)."""
     if not samples:
@@ -180,12 +181,14 @@ def judge(
         if not p.ratio >= near:
             break
         hot += 1
-    ahead = project(samples, judged[-1], threshold_bytes=threshold_bytes)
+    ahead = project(samples, judged[-1], threshold_bytes=threshold_bytes, max_passes=max_passes)
+    # A pass beyond the cap is the stop-and-copy of a copy that never got under the threshold.
+    capped = found[-1].number > max_passes
     if hot >= several:
         status = NOT_CONVERGING
     elif hot:
         status = AT_RISK
-    elif ahead is not None and ahead[0] >= threshold_bytes:
+    elif capped or (ahead is not None and ahead[0] >= threshold_bytes):
         status = SLOW
     else:
         status = CONVERGING

@@ -153,6 +153,20 @@ def test_the_chart_escapes_its_title():
             "Did not converge",
         ),
         (run((125, 10), (125, 10)), charts.STOPPED, CONVERGING, "Stopped after 2 passes: it was converging.", None),
+        (
+            run(*[(125, 100)] * 11),
+            charts.SUCCEEDED,
+            SLOW,
+            "Converged only at the pass cap, after 11 passes: the stop-and-copy carried what was left",
+            "Converged slowly",
+        ),
+        (
+            run(*[(125, 100)] * 11),
+            charts.RUNNING,
+            SLOW,
+            "Converging slowly: 11 passes, the dirty rate 80 % of the transfer rate. The pass cap is reached",
+            "Converging slowly",
+        ),
     ],
 )
 def test_it_words_the_verdict(samples, outcome, status, words, badge):

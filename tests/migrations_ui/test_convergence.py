@@ -171,3 +171,13 @@ def test_it_projects_nothing_without_the_memory_left_or_after_the_pass_cap():
     assert project(plain, first) is None
     assert project(late, stop) is None
     assert judge(plain).final_bytes is None
+
+
+def test_a_copy_that_reached_the_pass_cap_converged_slowly():
+    # lambda 0.8 for ten passes, then the stop-and-copy (pass 11): the passes shrank, but too little.
+    samples = run(*[(125, 100)] * 11)
+
+    verdict = judge(samples)
+
+    assert (verdict.status, verdict.final_bytes) == (SLOW, None)
+    assert judge(run(*[(125, 100)] * 10)).status == CONVERGING  # without the memory left, the cap tells
