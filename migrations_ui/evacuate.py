@@ -47,8 +47,11 @@ class Snapshot:
     def resident(self, but: Host | None = None) -> dict:
         return {self.facts[h.pk].fqdn: self.by_host[h.pk] for h in self.hosts if but is None or h.pk != but.pk}
 
-    def candidates(self, but_pk: int) -> list[HostFacts]:
-        return [self.facts[h.pk] for h in self.hosts if h.pk != but_pk and h.reachable]
+    def candidates(self, but_pk: int, facts: dict[int, HostFacts] | None = None) -> list[HostFacts]:
+        """The hosts the planner may choose: reachable, not `but_pk`, and not in maintenance (a host
+        being emptied, or waiting for its own VMs to come back, takes no others)."""
+        facts = facts or self.facts
+        return [facts[h.pk] for h in self.hosts if h.pk != but_pk and h.reachable and not h.maintenance]
 
 
 def evacuation_plan(host: Host, *, move_stopped: bool = False) -> Plan:
@@ -72,6 +75,9 @@ def selection_plan(vms: Sequence[VirtualMachine], destination: Host | None, *, m
         for vm in vms:
             if vm.host_id == destination.pk:
                 left.append(LeftVm(vm.name, str(vm.guid), vm.host.fqdn, f"Already on {destination.name}."))
+            elif destination.maintenance:
+                reason = f"{destination.name} is in maintenance: end its maintenance first, or choose another host."
+                left.append(LeftVm(vm.name, str(vm.guid), vm.host.fqdn, reason))
             else:
                 moves.append((fabric.vm_facts[vm.pk], fabric.facts[vm.host_id], fabric.facts[destination.pk]))
     else:
@@ -88,7 +94,7 @@ def _placed(fabric: Snapshot, vms: Sequence[VirtualMachine]) -> tuple[list, list
     facts = dict(fabric.facts)
     moves, left = [], []
     for source_pk, selected in sorted(by_source.items()):
-        candidates = [facts[h.pk] for h in fabric.hosts if h.pk != source_pk and h.reachable]
+        candidates = fabric.candidates(source_pk, facts)
         placed, unplaced = place_evacuation(facts[source_pk], selected, candidates, fabric.resident(), fabric.options)
         for p in placed:
             moves.append((p.vm, fabric.facts[source_pk], fabric.facts[_pk(fabric, p.destination.fqdn)]))

@@ -133,8 +133,9 @@ class Preflight:
         return assess(proposal)
 
     def destinations(self) -> list[tuple[Host, Assessment]]:
-        """Every other reachable host, best first: allowed before blocked, then by stars."""
+        """Every other reachable host, best first: allowed before blocked, hosts in maintenance after
+        the others (being emptied, or waiting for their VMs back), then by stars."""
         ranked = [
             (host, self.assess(host)) for host in self.hosts.values() if host.pk != self.vm.host_id and host.reachable
         ]
-        return sorted(ranked, key=lambda pair: (not pair[1].allowed, -pair[1].rating, pair[0].name))
+        return sorted(ranked, key=lambda p: (not p[1].allowed, p[0].maintenance, -p[1].rating, p[0].name))

@@ -8,3 +8,9 @@ document.addEventListener("htmx:wsClose", (event) => {
   const region = event.target.closest("[data-live]");
   if (region) region.dataset.live = "off";
 });
+// A form marked data-autosubmit submits itself when one of its choices changes (the evacuation
+// preview plans again); its own button does the same without script.
+document.addEventListener("change", (event) => {
+  const form = event.target.form;
+  if (form && form.hasAttribute("data-autosubmit")) form.requestSubmit();
+});

@@ -45,6 +45,7 @@ def mutating(world):
         ),
         ("evacuate", reverse("migrations_ui:evacuate", args=[vm.host.fqdn]), {}, "operator"),
         ("host move back", reverse("migrations_ui:host_move_back", args=[vm.host.fqdn]), {}, "operator"),
+        ("end maintenance", reverse("migrations_ui:host_end_maintenance", args=[vm.host.fqdn]), {}, "operator"),
         ("batch move back", reverse("migrations_ui:batch_move_back", args=[world["batch"].pk]), {}, "operator"),
         (
             "host settings",

@@ -215,3 +215,137 @@ def test_names_on_the_batch_page_are_escaped(operator_client, node):
     operator_client.post(SELECTED, {"vm": [str(vm.guid)], "to": node.fqdn})
     body = operator_client.get(Batch.objects.get().get_absolute_url()).content.decode()
     assert "<script>alert(1)</script>" not in body
+
+
+# --- maintenance: End maintenance, the host page, the planner and the wizard ------------------------
+
+
+def end_maintenance_url(host):
+    return reverse("migrations_ui:host_end_maintenance", args=[host.fqdn])
+
+
+def test_end_maintenance_leaves_the_vms_where_they_are_and_is_audited(operator_client, node):
+    operator_client.post(evacuate_url(node))
+    evacuation = Batch.objects.get()
+    finish(evacuation)
+    where = dict(VirtualMachine.objects.filter(jobs__batch=evacuation).values_list("pk", "host_id"))
+
+    response = operator_client.post(end_maintenance_url(node), follow=True)
+
+    assert "maintenance has ended; its VMs stay" in response.content.decode()
+    node.refresh_from_db()
+    assert not node.maintenance
+    assert Batch.objects.count() == 1  # no Move back batch, no job
+    assert dict(VirtualMachine.objects.filter(pk__in=where).values_list("pk", "host_id")) == where
+    event = AuditEvent.objects.get(action="maintenance.ended")
+    assert event.target_name == node.fqdn and event.username == "operator"
+    assert event.details == {"moved_back": False, "batch": evacuation.pk}
+    # Once ended, a second click changes nothing and says why.
+    again = operator_client.post(end_maintenance_url(node), follow=True)
+    assert "is not in maintenance" in again.content.decode()
+    assert AuditEvent.objects.filter(action="maintenance.ended").count() == 1
+
+
+def test_end_maintenance_waits_for_the_evacuation_to_end(operator_client, node):
+    operator_client.post(evacuate_url(node))
+
+    response = operator_client.post(end_maintenance_url(node), follow=True)
+
+    assert "still running" in response.content.decode()
+    node.refresh_from_db()
+    assert node.maintenance and not AuditEvent.objects.filter(action="maintenance.ended").exists()
+
+
+def test_the_batch_pages_buttons_post_through_htmx_and_the_browser_follows(operator_client, node):
+    operator_client.post(evacuate_url(node))
+    evacuation = Batch.objects.get()
+    finish(evacuation)
+    page = operator_client.get(evacuation.get_absolute_url()).content.decode()
+    assert f'ws-connect="/ws/batches/{evacuation.pk}/"' in page
+    assert f'hx-post="{end_maintenance_url(node)}"' in page and "Move back to" in page
+
+    response = operator_client.post(end_maintenance_url(node), HTTP_HX_REQUEST="true")
+
+    assert response.status_code == 200 and response["HX-Redirect"] == node.get_absolute_url()
+    node.refresh_from_db()
+    assert not node.maintenance
+
+
+def test_the_host_page_shows_maintenance_with_both_actions(operator_client, viewer_user, client, node):
+    move_back = reverse("migrations_ui:host_move_back", args=[node.fqdn])
+    body = operator_client.get(node.get_absolute_url()).content.decode()
+    assert "In maintenance" not in body and move_back not in body and end_maintenance_url(node) not in body
+
+    operator_client.post(evacuate_url(node))
+    body = operator_client.get(node.get_absolute_url()).content.decode()
+    assert "In maintenance" in body and Batch.objects.get().get_absolute_url() in body
+    assert f'action="{move_back}"' in body and f'action="{end_maintenance_url(node)}"' in body
+
+    client.force_login(viewer_user)
+    body = client.get(node.get_absolute_url()).content.decode()
+    assert "In maintenance" in body and move_back not in body and end_maintenance_url(node) not in body
+
+
+def test_a_host_in_maintenance_is_never_chosen_by_the_planner(operator_client, node):
+    chosen = {m.destination for m in operator_client.get(evacuate_url(node)).context["plan"].moves}
+    resting = Host.objects.get(fqdn=sorted(chosen)[0])  # a node the plan uses while it is not in maintenance
+    Host.objects.filter(pk=resting.pk).update(maintenance=True)
+
+    plan = operator_client.get(evacuate_url(node)).context["plan"]
+    assert plan.moves and resting.fqdn not in {m.destination for m in plan.moves}
+    placed = operator_client.get(SELECTED, {"vm": [str(v.guid) for v in selection(20)]}).context["plan"]
+    assert placed.moves and resting.fqdn not in {m.destination for m in placed.moves}
+
+
+def test_a_selection_sent_to_a_host_in_maintenance_is_left_with_the_reason(operator_client, node):
+    Host.objects.filter(pk=node.pk).update(maintenance=True)
+    vms = selection(exclude=node)
+
+    response = operator_client.post(SELECTED, {"vm": [str(v.guid) for v in vms], "to": node.fqdn})
+
+    assert response.status_code == 409 and "is in maintenance" in response.content.decode()
+    assert not Batch.objects.exists() and not MigrationJob.objects.exists()
+
+
+def test_the_wizard_offers_a_host_in_maintenance_last(operator_client, node):
+    vm = selection(1, exclude=node)[0]
+    url = reverse("migrations_ui:migrate_vm", args=[vm.guid])
+    first = operator_client.get(url).context["ranked"][0][0]
+    Host.objects.filter(pk=first.pk).update(maintenance=True)
+
+    response = operator_client.get(url)
+
+    ranked = response.context["ranked"]
+    allowed = [host for host, a in ranked if a.allowed]
+    assert ranked[0][0].pk != first.pk
+    assert allowed[-1].pk == first.pk  # after every other allowed host, still offered
+    assert "In maintenance" in response.content.decode()
+
+
+def test_the_stopped_vms_option_works_from_the_page(operator_client, node):
+    stopped = VirtualMachine.objects.filter(host=node, removed=False).first()
+    # A stopped HA VM is never copied offline (it would leave its cluster role): take a plain one.
+    VirtualMachine.objects.filter(pk=stopped.pk).update(state="off", is_clustered=False)
+    page = operator_client.get(evacuate_url(node)).content.decode()
+    # The choice submits without an inline handler (the CSP forbids them) and says what each does.
+    assert "onchange" not in page and "data-autosubmit" in page and "Plan again</button>" in page
+    assert 'name="move_stopped" value="1"' in page and "non-live transfer" in page
+    chosen = operator_client.get(evacuate_url(node), {"move_stopped": "1"}).content.decode()
+    assert '<input type="hidden" name="move_stopped" value="1">' in chosen
+
+    operator_client.post(evacuate_url(node), {"move_stopped": "1"})
+
+    job = MigrationJob.objects.get(vm=stopped)
+    assert job.kind == "network" and job.destination.cluster_id == node.cluster_id
+
+
+def test_leaving_the_stopped_vms_shows_the_reason_on_the_batch_page(operator_client, node):
+    stopped = VirtualMachine.objects.filter(host=node, removed=False).first()
+    VirtualMachine.objects.filter(pk=stopped.pk).update(state="saved", is_clustered=False)
+
+    operator_client.post(evacuate_url(node), {"move_stopped": "0"})
+
+    batch = Batch.objects.get()
+    assert not MigrationJob.objects.filter(vm=stopped).exists()
+    assert stopped.name in [v["vm"] for v in batch.plan["left"]]
+    assert "Not moved" in operator_client.get(batch.get_absolute_url()).content.decode()
