@@ -279,7 +279,7 @@ async def test_the_batch_page_gets_its_current_state_first(viewer_user, batch):
     assert connected
     state, rows = await drained(communicator)
     assert '<section id="batch-progress" class="card wide" hx-swap-oob="true">' in state
-    assert '<progress max="100" value="15">' in state  # (30 + 0) / 2
+    assert '<progress max="100" value="15"' in state and 'aria-valuenow="15"' in state  # (30 + 0) / 2
     assert "1 running, 1 queued" in state and "Move back to" not in state  # not before the moves end
     assert 'id="batch-timelines"' in state
     # Every VM's row, in a message of its own starting with the <tbody>.
@@ -296,7 +296,7 @@ async def test_a_batch_job_progress_reaches_the_batch_page(viewer_user, batch):
     await database_sync_to_async(record)(batch.running, "progress", {"percent": 70}, percent=70)
 
     state, row = await drained(page)
-    assert '<progress max="100" value="35">' in state  # the batch's bar: (70 + 0) / 2
+    assert '<progress max="100" value="35"' in state and 'aria-valuenow="35"' in state  # the batch's bar: (70 + 0) / 2
     assert 'id="batch-timelines"' not in state  # a progress sample moves no bar of the timeline
     assert row.startswith(f'<tr id="batch-job-{batch.running.pk}" hx-swap-oob="true"') and "70%" in row
     await page.disconnect()
@@ -308,7 +308,7 @@ async def test_the_end_of_the_batch_reaches_the_page_with_move_back(operator_use
 
     await database_sync_to_async(change_state)(batch.running, JobState.SUCCEEDED, percent=100)
     state, row = await drained(page)
-    assert "1 succeeded, 1 queued" in state and '<progress max="100" value="50">' in state
+    assert "1 succeeded, 1 queued" in state and '<progress max="100" value="50"' in state
     assert "Succeeded" in row and "Move back to" not in state
     assert 'id="batch-timelines"' in state and "thin black bars" in state  # the actual run is drawn
 

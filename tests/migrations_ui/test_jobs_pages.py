@@ -63,7 +63,8 @@ def test_it_shows_running_jobs_with_their_progress(admin_client, running):
     body = response.content.decode()
     running_section = body[body.index('id="jobs-running"') : body.index('id="jobs-queued"')]
     assert "web01" in running_section and "web02" in running_section
-    assert '<progress max="100" value="42">' in running_section
+    assert '<progress max="100" value="42"' in running_section
+    assert 'role="progressbar" aria-valuemin="0" aria-valuemax="100" aria-valuenow="42"' in running_section
     assert "1180 MB/s" in running_section
     assert ">3</td>" in running_section  # pass
     assert "Migrate" in running_section  # the step, as VMM words it
