@@ -142,3 +142,38 @@ def test_the_command_refuses_bad_usage_with_exit_2_and_changes_nothing(admin_use
     assert (code, message in error) == (2, True), error
     assert recorded(demo_fabric) == before
     assert not AuditEvent.objects.filter(action__startswith="host.").exists()
+
+
+def test_the_simulator_driver_round_trips_networks_folders_and_the_cluster_cap(admin_client, demo_fabric):
+    nodes = list(Host.objects.filter(cluster__name="CL-OLD").order_by("fqdn"))
+    response = admin_client.post(
+        reverse("fabric:cluster_settings", args=["CL-OLD"]),
+        {
+            "hosts": [h.fqdn for h in nodes],
+            "cluster_max_parallel": 3,
+            "add_networks": "10.60.0.0/24",
+            "vm_path": "C:\\ClusterStorage\\Volume2\\VMs",
+        },
+    )
+
+    assert response.context["cluster_result"].after == 3
+    assert all(r.ok for r in response.context["results"])
+    with demo_fabric.session() as fabric:
+        assert fabric.clusters["CL-OLD"].max_parallel_migrations == 3
+        for node in nodes:
+            assert fabric.hosts[node.fqdn].migration_networks[-1] == "10.60.0.0/24"
+            assert fabric.hosts[node.fqdn].vm_path == "C:\\ClusterStorage\\Volume2\\VMs"
+    for node in Host.objects.filter(cluster__name="CL-OLD"):
+        assert node.effective_max_live_migrations == 3 and "10.60.0.0/24" in node.migration_networks
+        assert node.storage_locations.get(path="C:\\ClusterStorage\\Volume2\\VMs").is_default
+    assert AuditEvent.objects.get(action="cluster.settings_changed").details["after"] == {"max_parallel_migrations": 3}
+
+
+def test_a_host_s_default_folder_is_not_offered_for_removal(admin_client, demo_fabric):
+    host = Host.objects.get(name="hv-s3")
+    response = admin_client.post(
+        reverse("fabric:host_settings", args=[host.fqdn]), {"hosts": [host.fqdn], "remove_locations": [host.vm_path]}
+    )
+
+    assert response.status_code == 400 and "not one of the available choices" in response.content.decode()
+    assert host.storage_locations.filter(path=host.vm_path, is_default=True).exists()
