@@ -13,7 +13,10 @@ import logging
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
 from django.http import QueryDict
+from django.utils import translation
+from django.utils.translation.trans_real import parse_accept_lang_header
 
 from console.access import can_view
 from migrations_ui import progress
@@ -40,11 +43,42 @@ def watch_refusal(user, job_id: int | None = None, batch_id: int | None = None) 
     return None
 
 
+def scope_language(scope) -> str:
+    """The language of the page that opened the socket, as LocaleMiddleware chose it: the cookie of
+    the language switch, else the browser's Accept-Language, else the default."""
+    chosen = [(scope.get("cookies") or {}).get(settings.LANGUAGE_COOKIE_NAME, "")]
+    accept = dict(scope.get("headers") or []).get(b"accept-language", b"").decode("latin-1")
+    chosen += [code for code, _q in parse_accept_lang_header(accept)]
+    for code in chosen:
+        if code and code != "*":
+            try:
+                return translation.get_supported_language_variant(code)
+            except LookupError:
+                continue
+    return settings.LANGUAGE_CODE
+
+
 class _LiveConsumer(AsyncWebsocketConsumer):
     group = ""
+    language = settings.LANGUAGE_CODE
+
+    def in_language(self, event: dict, field: str = "html") -> str:
+        """A message's HTML in this client's language (progress.in_every_language renders each)."""
+        copy = event.get("languages", {}).get(self.language, {})
+        return copy[field] if field in copy else event.get(field, "")
+
+    async def rendered(self, render, *args):
+        """render(*args) from the database, in this client's language."""
+
+        def in_language():
+            with translation.override(self.language):
+                return render(*args)
+
+        return await database_sync_to_async(in_language)()
 
     async def refuse_or_join(self, job_id: int | None = None, batch_id: int | None = None) -> bool:
         """Accept, authorise, join the group; False (and closed) when the client may not watch."""
+        self.language = scope_language(self.scope)
         await self.accept()
         refusal = await database_sync_to_async(watch_refusal)(self.scope.get("user"), job_id, batch_id)
         if refusal is not None:
@@ -77,14 +111,14 @@ class JobsConsumer(_LiveConsumer):
     async def connect(self):
         self.filters = progress.finished_filters(QueryDict(self.scope.get("query_string", b"")))
         if await self.refuse_or_join():
-            await self.send(text_data=await database_sync_to_async(progress.render_sections)(self.filters))
+            await self.send(text_data=await self.rendered(progress.render_sections, self.filters))
 
     async def jobs_update(self, event):
-        html = event["html"]
+        html = self.in_language(event)
         # Only the first page gains the new row; later pages would shift under the reader.
         if event.get("finished") and self.filters["page"] == 1:
-            key = (event["id"], *self.filters.values())
-            html += await database_sync_to_async(_finished_once)(key, self.filters)
+            key = (event["id"], self.language, *self.filters.values())
+            html += await self.rendered(_finished_once, key, self.filters)
         await self.send(text_data=html)
 
 
@@ -114,7 +148,7 @@ class JobConsumer(_LiveConsumer):
             self.group = ""
             return
         try:
-            state, events, self.sequence = await database_sync_to_async(progress.render_job_replay)(self.job_id)
+            state, events, self.sequence = await self.rendered(progress.render_job_replay, self.job_id)
         except MigrationJob.DoesNotExist:  # deleted since the check
             await self.close(code=NO_SUCH_JOB)
             return
@@ -125,11 +159,11 @@ class JobConsumer(_LiveConsumer):
         sequence = event["sequence"]
         if sequence <= self.sequence:
             return  # older than what the client already shows
-        events = event["event_html"]
+        events = self.in_language(event, "event_html")
         if sequence > self.sequence + 1:
-            events = await database_sync_to_async(progress.render_events_after)(self.job_id, self.sequence, sequence)
+            events = await self.rendered(progress.render_events_after, self.job_id, self.sequence, sequence)
         self.sequence = sequence
-        await self.send(text_data=event["html"])
+        await self.send(text_data=self.in_language(event))
         if events:
             # A message of its own: the parser htmx uses drops a <tbody> that follows other elements.
             await self.send(text_data=events)
@@ -148,7 +182,7 @@ class BatchConsumer(_LiveConsumer):
             self.group = ""
             return
         try:
-            state, rows, self.sequences = await database_sync_to_async(render_batch_replay)(self.batch_id)
+            state, rows, self.sequences = await self.rendered(render_batch_replay, self.batch_id)
         except Batch.DoesNotExist:  # deleted since the check
             await self.close(code=NO_SUCH_BATCH)
             return
@@ -162,6 +196,6 @@ class BatchConsumer(_LiveConsumer):
             if event["sequence"] <= self.sequences.get(job_id, 0):
                 return  # older than what the client already shows
             self.sequences[job_id] = event["sequence"]
-        await self.send(text_data=event["html"])
-        if event["row_html"]:
-            await self.send(text_data=event["row_html"])  # a <tr>: alone, as on the Jobs page
+        await self.send(text_data=self.in_language(event))
+        if row := self.in_language(event, "row_html"):
+            await self.send(text_data=row)  # a <tr>: alone, as on the Jobs page

@@ -18,8 +18,10 @@ from datetime import timedelta
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
+from django.conf import settings
 from django.core.paginator import Page, Paginator
 from django.template.loader import render_to_string
+from django.utils import translation
 from django.utils.http import urlencode
 
 from migrations_ui.chart_data import PRECOPY_KINDS, job_chart
@@ -192,19 +194,19 @@ def render_job_chart(job: MigrationJob) -> str:
     return render_to_string("partials/job_chart.html", {"chart": job_chart(job), "oob": True})
 
 
-def _chart_if_due(job: MigrationJob, newest: JobEvent | None) -> str:
+def _chart_due(job: MigrationJob, newest: JobEvent | None) -> bool:
     if job.kind not in PRECOPY_KINDS:
-        return ""
+        return False
     now, last = time.monotonic(), _chart_sent.get(job.pk)
     if newest is not None and newest.kind == "progress" and last is not None and now - last < CHART_EVERY_S:
-        return ""
+        return False
     if job.state in FINAL_STATES:
         _chart_sent.pop(job.pk, None)
     else:
         if len(_chart_sent) > 1000:  # jobs whose end another process announced
             _chart_sent.clear()
         _chart_sent[job.pk] = now
-    return render_job_chart(job)
+    return True
 
 
 def render_new_events(events: list[JobEvent]) -> str:
@@ -260,11 +262,43 @@ def send_batch_update(batch_id: int) -> None:
 
     try:
         batch = batch_for_page(batch_id)
-        html = render_batch_state(batch, list(batch.jobs.all()), timelines=False)
+        jobs = list(batch.jobs.all())
+        messages = in_every_language(
+            lambda: [
+                (
+                    batch_group(batch_id),
+                    {"type": "batch.update", "html": render_batch_state(batch, jobs, timelines=False), "row_html": ""},
+                )
+            ]
+        )
     except Exception:
         log.exception("batch %s: could not render its update for the browsers", batch_id)
         return
-    _send(f"batch {batch_id}", [(batch_group(batch_id), {"type": "batch.update", "html": html, "row_html": ""})])
+    _send(f"batch {batch_id}", messages)
+
+
+# The fields of a message that hold rendered HTML. They are rendered in the default language and,
+# under "languages", in each other one; a consumer sends its client the copy in the client's
+# language (consumers.in_language).
+HTML_FIELDS = ("html", "event_html", "row_html")
+
+
+def in_every_language(build) -> list[tuple[str, dict]]:
+    """The messages build() renders in the default language, each with its other languages' HTML."""
+    with translation.override(settings.LANGUAGE_CODE):
+        merged = build()
+    for code, _name in settings.LANGUAGES:
+        if code == settings.LANGUAGE_CODE:
+            continue
+        with translation.override(code):
+            # A part that failed in one language (a batch's) leaves the default language's copy.
+            by_group = dict(build())
+        for group, into in merged:
+            other = by_group.get(group, {})
+            copies = {f: other[f] for f in HTML_FIELDS if f in other and f in into}
+            if copies:
+                into.setdefault("languages", {})[code] = copies
+    return merged
 
 
 def _send(what: str, messages: list[tuple[str, dict]]) -> None:
@@ -304,32 +338,39 @@ def _messages(job_id: int) -> list[tuple[str, dict]]:
     job = job_for_page(job_id)
     event = job.events.order_by("-sequence").first()
     sequence = event.sequence if event else 0
-    if _only_progress_since_a_while(job, event):
-        # A progress sample changes only this job's row; anything else can move jobs between
-        # sections and shift queue positions, so the Running and Queued sections go whole.
-        context = {"job": job, "oob": True, "sequence": sequence}
-        board = render_to_string("partials/job_running_row.html", context)
-    else:
-        board = render_sections()
-    jobs_message = {
-        "type": "jobs.update",
-        "id": uuid.uuid4().hex,  # lets each web process render a client's Finished section once per update
-        "job_id": job_id,
-        "sequence": sequence,
-        "html": board,
-        "finished": job.state in FINAL_STATES and event is not None and event.kind != "progress",
-    }
-    job_message = {
-        "type": "job.update",
-        "job_id": job_id,
-        "sequence": sequence,
-        "html": render_job_state(job) + _chart_if_due(job, event),
-        "event_html": render_new_events([event] if event else []),
-    }
-    messages = [(JOBS_GROUP, jobs_message), (job_group(job_id), job_message)]
-    if job.batch_id:
-        messages += _batch_message(job, event, sequence)
-    return messages
+    # Decided once, rendered in every language: the chart's rate limit must not drop a language's copy.
+    progress_only = _only_progress_since_a_while(job, event)
+    chart_due = _chart_due(job, event)
+
+    def build() -> list[tuple[str, dict]]:
+        if progress_only:
+            # A progress sample changes only this job's row; anything else can move jobs between
+            # sections and shift queue positions, so the Running and Queued sections go whole.
+            context = {"job": job, "oob": True, "sequence": sequence}
+            board = render_to_string("partials/job_running_row.html", context)
+        else:
+            board = render_sections()
+        jobs_message = {
+            "type": "jobs.update",
+            "id": uuid.uuid4().hex,  # lets each web process render a client's Finished section once per update
+            "job_id": job_id,
+            "sequence": sequence,
+            "html": board,
+            "finished": job.state in FINAL_STATES and event is not None and event.kind != "progress",
+        }
+        job_message = {
+            "type": "job.update",
+            "job_id": job_id,
+            "sequence": sequence,
+            "html": render_job_state(job) + (render_job_chart(job) if chart_due else ""),
+            "event_html": render_new_events([event] if event else []),
+        }
+        messages = [(JOBS_GROUP, jobs_message), (job_group(job_id), job_message)]
+        if job.batch_id:
+            messages += _batch_message(job, event, sequence)
+        return messages
+
+    return in_every_language(build)
 
 
 def _batch_message(job: MigrationJob, event: JobEvent | None, sequence: int) -> list[tuple[str, dict]]:
