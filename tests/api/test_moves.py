@@ -1,0 +1,226 @@
+"""Migrations, pre-flight, events and errors through the API: the wizards' rules and audit, one
+error shape, never a 500."""
+
+import uuid
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from audit.models import AuditEvent
+from fabric.models import Host, VirtualMachine, VmState
+from migrations_ui.models import JobState, MigrationJob
+from migrations_ui.preflight import Preflight, vm_for_preflight
+
+
+def pairs(kind: str, cross_cluster: bool | None = None):
+    """(vm, destination) pairs pre-flight allows with the given kind."""
+    for vm in vm_for_preflight().filter(state=VmState.RUNNING, removed=False):
+        for host, assessment in Preflight(vm).destinations():
+            if not assessment.allowed or assessment.transfer_type != kind:
+                continue
+            crossing = host.cluster_id != vm.host.cluster_id or host.cluster_id is None
+            if cross_cluster is None or crossing == cross_cluster:
+                yield vm, host
+
+
+@pytest.mark.django_db
+def test_a_live_migration_is_created_audited_and_shown(apis, demo_fabric):
+    vm, host = next(pairs("live", cross_cluster=False))
+    status, job = apis["operator"].post("/migrations", {"vm": vm.name, "to": host.fqdn, "transfer_type": "live"})
+    assert status == 201, job
+    assert (job["transfer_type"], job["state"], job["destination"]) == ("live", "queued", host.fqdn)
+    event = AuditEvent.objects.get(action="migration.requested")
+    assert (event.username, event.target_id, event.details["job"]) == ("operator", str(vm.guid), job["id"])
+    assert apis["viewer"].get(f"/migrations/{job['id']}") == (200, job)
+    status, page = apis["viewer"].get("/migrations", state="queued")
+    assert [j["id"] for j in page["items"]] == [job["id"]]
+
+
+@pytest.mark.django_db
+def test_a_cross_cluster_move_goes_through_the_same_rules(apis, demo_fabric):
+    vm, host = next(pairs("live_vsm", cross_cluster=True), None) or next(pairs("live", cross_cluster=True))
+    body = {"vm": str(vm.guid), "to": host.fqdn}
+    status, preflight = apis["viewer"].get("/preflight", vm=str(vm.guid), to=host.fqdn)
+    assert preflight["allowed"]
+    if preflight["transfer_type"] == "live_vsm":
+        body["storage_path"] = host.vm_path
+    status, job = apis["admin"].post("/migrations", body)
+    assert status == 201, job
+    assert job["source"] == vm.host.fqdn and job["destination"] == host.fqdn
+
+
+@pytest.mark.django_db
+def test_a_storage_move_takes_a_path_and_a_second_move_of_the_vm_is_refused(apis, demo_fabric):
+    vm = VirtualMachine.objects.filter(state=VmState.RUNNING, is_clustered=False, removed=False).first()
+    target = "D:\\Hyper-V\\Moved"
+    status, job = apis["operator"].post("/migrations", {"vm": vm.name, "storage_path": target})
+    assert status == 201, job
+    assert (job["transfer_type"], job["source"], job["destination"], job["storage_path"]) == (
+        "storage",
+        vm.host.fqdn,
+        vm.host.fqdn,
+        target,
+    )
+    assert AuditEvent.objects.filter(action="storage_move.requested").count() == 1
+    # One active job per VM: a second move is refused with the rule that stands in the way.
+    status, body = apis["operator"].post("/migrations", {"vm": vm.name, "storage_path": target})
+    assert status == 409
+    assert body["code"] == "refused" and "vm-already-moving" in body["errors"]
+
+
+@pytest.mark.django_db
+def test_a_blocked_move_is_409_with_its_rules_and_records_nothing(apis, demo_fabric):
+    vm = VirtualMachine.objects.filter(state=VmState.RUNNING, removed=False).first()
+    blocked = next(h for h, a in Preflight(vm_for_preflight().get(pk=vm.pk)).destinations() if not a.allowed)
+    status, body = apis["operator"].post("/migrations", {"vm": vm.name, "to": blocked.fqdn})
+    assert status == 409
+    assert body["errors"] and all(isinstance(m, list) for m in body["errors"].values())
+    assert not MigrationJob.objects.exists()
+
+
+@pytest.mark.django_db
+def test_an_unexpected_kind_of_move_is_refused_before_anything_starts(apis, demo_fabric):
+    vm, host = next(pairs("live"))
+    status, body = apis["operator"].post("/migrations", {"vm": vm.name, "to": host.fqdn, "transfer_type": "storage"})
+    assert status == 409 and "transfer_type" in body["errors"]
+    assert not MigrationJob.objects.exists()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"vm": "no-such-vm", "to": "hv-s1.contoso.test"}, "vm"),
+        ({"vm": "api-01", "to": "nowhere.contoso.test"}, "to"),
+        ({"vm": "api-01", "storage_path": "relative\\path"}, "storage_path"),
+        ({"vm": "api-01", "storage_path": "D:\\x", "vhds": [{"source": "C:\\no.vhdx", "destination": "D:\\x"}]},
+         "vhds.0.source"),
+        ({"vm": "api-01", "performance_option": "fast"}, "performance_option"),
+        ({"to": "hv-s1.contoso.test"}, "vm"),
+        ({"vm": "api-01\x00"}, "vm"),
+    ],
+)  # fmt: skip
+def test_bad_input_is_400_naming_the_field_and_changes_nothing(apis, demo_fabric, body, field):
+    status, answer = apis["operator"].post("/migrations", body)
+    assert status == 400, answer
+    assert answer["code"] == "invalid" and field in answer["errors"], answer
+    assert not MigrationJob.objects.exists()
+
+
+@pytest.mark.django_db
+def test_malformed_requests_get_the_error_shape_never_a_500(apis, demo_fabric):
+    api = apis["operator"]
+    for path, params in [
+        ("/vms", {"limit": "0"}),
+        ("/vms", {"limit": "many"}),
+        ("/vms", {"cursor": "!!!"}),
+        ("/vms", {"cursor": "WzEsMiwzXQ"}),  # a list of the wrong length
+        ("/vms", {"state": "melting"}),
+        ("/vms", {"host": "nowhere"}),
+        ("/migrations", {"batch": str(2**70)}),
+        ("/events", {"after": "-1"}),
+        ("/audit-events", {"since": "yesterday-ish"}),
+        ("/preflight", {"vm": "api-01"}),
+    ]:
+        status, body = api.get(path, **params)
+        assert status == 400 and set(body) == {"code", "message", "errors"}, (path, params, body)
+    for path in ["/vms/not-a-uuid", f"/vms/{uuid.uuid4()}", "/migrations/99999", "/batches/99999", "/nope",
+                 "/hosts/nowhere.contoso.test", "/shares/9999", "/audit-events/99999", "/clusters/none"]:  # fmt: skip
+        status, body = api.get(path)
+        assert status in (400, 404) and set(body) == {"code", "message", "errors"}, (path, body)
+    response = api.client.post("/api/v1/migrations", "{not json", content_type="application/json", headers=api.headers)
+    assert response.status_code == 400 and response.json()["code"] == "invalid"
+
+
+@pytest.mark.django_db
+def test_cancel_a_waiting_job_then_cancelling_again_is_409(apis, demo_fabric):
+    vm, host = next(pairs("live"))
+    _, job = apis["operator"].post("/migrations", {"vm": vm.name, "to": host.fqdn})
+    status, cancelled = apis["operator"].post(f"/migrations/{job['id']}/cancel")
+    assert (status, cancelled["state"]) == (200, JobState.CANCELLED)
+    status, body = apis["operator"].post(f"/migrations/{job['id']}/cancel")
+    assert (status, body["code"]) == (409, "conflict")
+    assert apis["operator"].post("/migrations/424242/cancel")[0] == 404
+    assert AuditEvent.objects.filter(action="migration.cancel_requested").count() == 1
+
+
+@pytest.mark.django_db
+def test_events_since_a_cursor_return_only_newer_events(apis, demo_fabric):
+    vm, host = next(pairs("live"))
+    _, job = apis["operator"].post("/migrations", {"vm": vm.name, "to": host.fqdn})
+    status, first = apis["viewer"].get("/events", job=str(job["id"]))
+    assert status == 200 and [e["kind"] for e in first["items"]][:1] == ["created"]
+    apis["operator"].post(f"/migrations/{job['id']}/cancel")
+    status, newer = apis["viewer"].get("/events", job=str(job["id"]), after=str(first["cursor"]))
+    assert [e["data"].get("state") for e in newer["items"]] == ["cancelled"]
+    assert all(e["id"] > first["cursor"] for e in newer["items"])
+    status, none = apis["viewer"].get("/events", after=str(newer["cursor"]))
+    assert none == {"items": [], "cursor": newer["cursor"]}
+
+
+@pytest.mark.django_db
+def test_cursor_pages_walk_the_whole_filtered_list_once(apis, demo_fabric):
+    everything = list(
+        VirtualMachine.objects.filter(removed=False).order_by("name", "pk").values_list("name", flat=True)
+    )
+    names, cursor = [], None
+    while True:
+        params = {"limit": "7", **({"cursor": cursor} if cursor else {})}
+        status, page = apis["viewer"].get("/vms", **params)
+        names += [vm["name"] for vm in page["items"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert names == everything
+    host = Host.objects.filter(vms__isnull=False).first()
+    status, page = apis["viewer"].get("/vms", host=host.fqdn, state="running", limit="200")
+    expected = set(host.vms.filter(state="running", removed=False).values_list("name", flat=True))
+    assert {vm["name"] for vm in page["items"]} == expected
+
+
+@pytest.mark.django_db
+def test_audit_events_filter_and_page_newest_first(apis, demo_fabric):
+    apis["viewer"].post("/migrations", {"vm": "x"})  # a refusal: permission_denied
+    status, page = apis["admin"].get("/audit-events", outcome="denied")
+    assert [e["action"] for e in page["items"]] == ["permission_denied"]
+    assert page["items"][0]["username"] == "viewer"
+    status, all_events = apis["admin"].get("/audit-events", limit="2")
+    ids = [e["id"] for e in all_events["items"]]
+    assert ids == sorted(ids, reverse=True)
+    status, older = apis["admin"].get("/audit-events", limit="2", cursor=all_events["next_cursor"])
+    assert max(e["id"] for e in older["items"]) < min(ids)
+
+
+# --- property: generated names and paths into pre-flight ------------------------------------------------
+
+names = st.one_of(st.text(max_size=80), st.sampled_from(["api-01", "sql-prod01", "hv-s1.contoso.test", "hv-new2"]))
+paths = st.one_of(
+    st.text(max_size=300),
+    st.builds(
+        lambda server, share, rest: f"\\\\{server}\\{share}\\{rest}",
+        st.text(max_size=40),
+        st.text(max_size=20),
+        st.text(max_size=40),
+    ),  # fmt: skip
+    st.builds(lambda drive, rest: f"{drive}:\\{rest}", st.characters(), st.text(max_size=260)),
+)
+
+
+@pytest.mark.django_db
+def test_preflight_explains_every_block_and_never_fails_whatever_names_and_paths_it_gets(apis, demo_fabric):
+    api = apis["viewer"]
+
+    @settings(max_examples=100, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(vm=names, to=names, storage_path=paths)
+    def check(vm, to, storage_path):
+        status, body = api.get("/preflight", vm=vm, to=to, storage_path=storage_path)
+        assert status in (200, 400), body
+        if status == 400:
+            assert body["code"] == "invalid" and body["errors"] and body["message"]
+            return
+        if not body["allowed"]:
+            blocks = [f for f in body["findings"] if f["severity"] == "block"]
+            assert blocks and all(f["message"] for f in blocks), body
+
+    check()
