@@ -167,14 +167,14 @@ def test_cursor_pages_walk_the_whole_filtered_list_once(apis, demo_fabric):
     names, cursor = [], None
     while True:
         params = {"limit": "7", **({"cursor": cursor} if cursor else {})}
-        status, page = apis["viewer"].get("/vms", **params)
+        _status, page = apis["viewer"].get("/vms", **params)
         names += [vm["name"] for vm in page["items"]]
         cursor = page["next_cursor"]
         if cursor is None:
             break
     assert names == everything
     host = Host.objects.filter(vms__isnull=False).first()
-    status, page = apis["viewer"].get("/vms", host=host.fqdn, state="running", limit="200")
+    _, page = apis["viewer"].get("/vms", host=host.fqdn, state="running", limit="200")
     expected = set(host.vms.filter(state="running", removed=False).values_list("name", flat=True))
     assert {vm["name"] for vm in page["items"]} == expected
 
@@ -182,13 +182,13 @@ def test_cursor_pages_walk_the_whole_filtered_list_once(apis, demo_fabric):
 @pytest.mark.django_db
 def test_audit_events_filter_and_page_newest_first(apis, demo_fabric):
     apis["viewer"].post("/migrations", {"vm": "x"})  # a refusal: permission_denied
-    status, page = apis["admin"].get("/audit-events", outcome="denied")
+    _, page = apis["admin"].get("/audit-events", outcome="denied")
     assert [e["action"] for e in page["items"]] == ["permission_denied"]
     assert page["items"][0]["username"] == "viewer"
-    status, all_events = apis["admin"].get("/audit-events", limit="2")
+    _status, all_events = apis["admin"].get("/audit-events", limit="2")
     ids = [e["id"] for e in all_events["items"]]
     assert ids == sorted(ids, reverse=True)
-    status, older = apis["admin"].get("/audit-events", limit="2", cursor=all_events["next_cursor"])
+    _, older = apis["admin"].get("/audit-events", limit="2", cursor=all_events["next_cursor"])
     assert max(e["id"] for e in older["items"]) < min(ids)
 
 
@@ -202,7 +202,7 @@ paths = st.one_of(
         st.text(max_size=40),
         st.text(max_size=20),
         st.text(max_size=40),
-    ),  # fmt: skip
+    ),
     st.builds(lambda drive, rest: f"{drive}:\\{rest}", st.characters(), st.text(max_size=260)),
 )
 
