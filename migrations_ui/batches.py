@@ -15,6 +15,7 @@ from django.db.models import Max
 from django.template.loader import render_to_string
 from django.utils.safestring import mark_safe
 
+from console.texts import Msg, without_period
 from fabric.models import Host
 from migrations_ui.evacuate import move_back_plan, run_plan
 from migrations_ui.evacuation import LeftVm, Plan, PlannedMove
@@ -65,8 +66,13 @@ def start_batch(
     from audit.log import record
 
     if not plan.moves and kind != BatchKind.EVACUATION:
-        reasons = "; ".join(f"{v.vm}: {v.reason}" for v in plan.left[:5])
-        raise BatchRefused("Nothing to move" + (f" ({reasons})." if reasons else "."))
+        if not plan.left:
+            raise BatchRefused(Msg("Nothing to move."))
+        reasons = Msg("%(vm)s: %(reason)s", vm=plan.left[0].vm, reason=without_period(plan.left[0].reason))
+        for v in plan.left[1:5]:
+            reason = Msg("%(vm)s: %(reason)s", vm=v.vm, reason=without_period(v.reason))
+            reasons = Msg("%(reasons)s; %(reason)s", reasons=reasons, reason=reason)
+        raise BatchRefused(Msg("Nothing to move (%(reasons)s).", reasons=reasons))
     with transaction.atomic():
         batch = Batch.objects.create(name=name[:255], kind=kind, host=host, created_by=user, plan={})
         jobs, refused = run_plan(plan, user=user, request=request, batch=batch)
@@ -87,7 +93,9 @@ def evacuation_refusal(host: Host) -> str | None:
     """Why the host cannot be evacuated now (an evacuation of it is still running), or None."""
     active = MigrationJob.objects.filter(batch__host=host, batch__kind=BatchKind.EVACUATION, state__in=ACTIVE_STATES)
     if n := active.count():
-        return f"An evacuation of {host.name} is still running ({n} move{'s' if n != 1 else ''} not finished)."
+        if n == 1:
+            return Msg("An evacuation of %(host)s is still running (1 move not finished).", host=host.name)
+        return Msg("An evacuation of %(host)s is still running (%(n)s moves not finished).", host=host.name, n=n)
     return None
 
 
@@ -99,12 +107,19 @@ def start_move_back(batch: Batch, user=None, request=None) -> Batch | None:
     """Return each VM the evacuation moved to the host it came from, and end the maintenance.
     None: there was nothing to bring back, the maintenance just ended."""
     if batch.kind != BatchKind.EVACUATION or batch.host is None:
-        raise BatchRefused("Only an evacuation's VMs can be moved back.")
+        raise BatchRefused(Msg("Only an evacuation's VMs can be moved back."))
     if not batch.host.maintenance:
-        raise BatchRefused(f"{batch.host.name} is not in maintenance: its VMs were moved back already.")
+        raise BatchRefused(
+            Msg("%(host)s is not in maintenance: its VMs were moved back already.", host=batch.host.name)
+        )
     jobs = list(batch.jobs.select_related("vm", "source", "destination"))
     if running := sum(j.state in ACTIVE_STATES for j in jobs):
-        raise BatchRefused(f"The evacuation is still running ({running} moves not finished); move back afterwards.")
+        raise BatchRefused(
+            Msg(
+                "The evacuation is still running (%(n)s moves not finished); move back afterwards.",
+                n=running,
+            )
+        )
     moved = [j for j in jobs if j.state == JobState.SUCCEEDED]
     move_stopped = bool(batch.plan.get("move_stopped"))
     plan = move_back_plan(moved, move_stopped=move_stopped)
@@ -134,12 +149,17 @@ def end_maintenance(host: Host, user=None, request=None) -> Batch | None:
     from audit.log import record
 
     if running := evacuation_refusal(host):
-        raise BatchRefused(f"{running} Wait for it, or cancel its moves, before ending the maintenance.")
+        raise BatchRefused(
+            Msg(
+                "%(running)s Wait for it, or cancel its moves, before ending the maintenance.",
+                running=running,
+            )
+        )
     evacuation = last_evacuation(host)
     with transaction.atomic():
         # From the database, not the object: a second click, or another operator, may have ended it.
         if not Host.objects.filter(pk=host.pk, maintenance=True).update(maintenance=False):
-            raise BatchRefused(f"{host.name} is not in maintenance.")
+            raise BatchRefused(Msg("%(host)s is not in maintenance.", host=host.name))
         host.maintenance = False
         details = {"moved_back": False, "batch": evacuation.pk if evacuation else None}
         record(

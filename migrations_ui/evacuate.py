@@ -12,6 +12,7 @@ import dataclasses
 from collections import defaultdict
 from collections.abc import Sequence
 
+from console.texts import Msg
 from fabric.models import Host, VirtualMachine
 from migrations_ui.estimates import HostRates
 from migrations_ui.evacuation import LeftVm, Plan, plan_evacuation, plan_moves
@@ -74,9 +75,13 @@ def selection_plan(vms: Sequence[VirtualMachine], destination: Host | None, *, m
         moves = []
         for vm in vms:
             if vm.host_id == destination.pk:
-                left.append(LeftVm(vm.name, str(vm.guid), vm.host.fqdn, f"Already on {destination.name}."))
+                reason = Msg("Already on %(host)s.", host=destination.name)
+                left.append(LeftVm(vm.name, str(vm.guid), vm.host.fqdn, reason))
             elif destination.maintenance:
-                reason = f"{destination.name} is in maintenance: end its maintenance first, or choose another host."
+                reason = Msg(
+                    "%(host)s is in maintenance: end its maintenance first, or choose another host.",
+                    host=destination.name,
+                )
                 left.append(LeftVm(vm.name, str(vm.guid), vm.host.fqdn, reason))
             else:
                 moves.append((fabric.vm_facts[vm.pk], fabric.facts[vm.host_id], fabric.facts[destination.pk]))
@@ -117,9 +122,11 @@ def move_back_plan(jobs: Sequence[MigrationJob], *, move_stopped: bool = False) 
     for job in jobs:
         vm = job.vm
         if vm.removed or vm.pk not in fabric.vm_facts:
-            left.append(LeftVm(vm.name, str(vm.guid), job.destination.fqdn, "The VM is no longer in the inventory."))
+            reason = Msg("The VM is no longer in the inventory.")
+            left.append(LeftVm(vm.name, str(vm.guid), job.destination.fqdn, reason))
         elif vm.host_id == job.source_id:
-            left.append(LeftVm(vm.name, str(vm.guid), job.source.fqdn, f"Already back on {job.source.name}."))
+            reason = Msg("Already back on %(host)s.", host=job.source.name)
+            left.append(LeftVm(vm.name, str(vm.guid), job.source.fqdn, reason))
         else:
             moves.append((fabric.vm_facts[vm.pk], fabric.facts[vm.host_id], fabric.facts[job.source_id]))
     plan = plan_moves(moves, fabric.options, resident=fabric.resident())

@@ -120,6 +120,14 @@ def _admit() -> None:
     admit_waiting()
 
 
+# How a refusal names an ended job's state.
+_ENDED = {
+    JobState.SUCCEEDED: Msg("succeeded"),
+    JobState.FAILED: Msg("failed"),
+    JobState.CANCELLED: Msg("cancelled"),
+}
+
+
 class CannotCancel(Exception):
     pass
 
@@ -130,7 +138,7 @@ def cancel_job(job_id: int, user=None) -> MigrationJob:
     with transaction.atomic():
         job = MigrationJob.objects.filter(pk=job_id).first()
         if job is None:
-            raise CannotCancel(f"There is no job {job_id}.")
+            raise CannotCancel(Msg("There is no job %(pk)s.", pk=job_id))
         by = {"user": user.get_username() if user else ""}
         if job.is_active:
             audit_job(job, "cancel_requested", actor=user, state=job.state)
@@ -144,7 +152,9 @@ def cancel_job(job_id: int, user=None) -> MigrationJob:
                 change_state(job, JobState.CANCELLING, by)
                 return job
         elif job.state in FINAL_STATES:
-            raise CannotCancel(f"Job {job.pk} has already ended ({job.get_state_display().lower()}).")
+            raise CannotCancel(
+                Msg("Job %(pk)s has already ended (%(state)s).", pk=job.pk, state=_ENDED.get(job.state, job.state))
+            )
         elif job.state == JobState.CANCELLING:
-            raise CannotCancel(f"Job {job.pk} is already being cancelled.")
-        raise CannotCancel(f"Job {job.pk} changed state meanwhile; look again.")
+            raise CannotCancel(Msg("Job %(pk)s is already being cancelled.", pk=job.pk))
+        raise CannotCancel(Msg("Job %(pk)s changed state meanwhile; look again.", pk=job.pk))

@@ -10,7 +10,7 @@ from django.views.decorators.http import require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
 from console.access import Perm, requires
-from console.texts import Msg
+from console.texts import Msg, localized_error
 from migrations_ui import progress
 from migrations_ui.facts import Kind
 from migrations_ui.forms import MoveForm, StorageMoveForm
@@ -172,7 +172,7 @@ def job_cancel(request, pk: int):
         job = cancel_job(pk, request.user)
     except CannotCancel as exc:
         status = 409 if MigrationJob.objects.filter(pk=pk).exists() else 404
-        return _cancel_answer(request, pk, str(exc), messages.ERROR, status)
+        return _cancel_answer(request, pk, localized_error(exc), messages.ERROR, status)
     if job.state == JobState.CANCELLED:
         text = gettext("Job %(pk)s cancelled: it had not started.") % {"pk": pk}
     else:

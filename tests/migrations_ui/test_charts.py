@@ -367,3 +367,39 @@ def test_slots_held_come_from_admission_to_the_end(db):
         (-1800, -300, 1, 1),
         (-120, None, 0, 1),
     ]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_real_run_of_a_vm_that_never_converges_is_flagged(settings, tmp_path, viewer_client):
+    """The whole path: the runner samples the simulated host, the event rows carry the pre-copy figures,
+    the job page judges them. cache-01 dirties 700 MB/s, faster than any stream copies."""
+    from django.core.management import call_command
+
+    from fabric.driver import sim_store
+    from fabric.models import Host, VirtualMachine
+    from migrations_ui.jobs import create_job
+    from migrations_ui.scheduler import admit_waiting
+    from migrations_ui.tasks import run_job
+
+    settings.SIM_FABRIC_PATH = tmp_path / "fabric.sqlite3"
+    # A pass of its 4 GiB at 625 MB/s takes 6.9 s: about a second of wall time at this scale, so the
+    # runner's samples (one a second) fall in most passes; a cap of 5 passes keeps the run short.
+    settings.SIM_TIME_SCALE = 6
+    call_command("seed_demo", stdout=open("/dev/null", "w"))  # noqa: SIM115
+    with sim_store().session() as fabric:
+        fabric.tuning.max_passes = 5
+        fabric.touch()  # saved only when marked changed
+    job = create_job(VirtualMachine.objects.get(name="cache-01"), Host.objects.get(name="hv-new3"))
+    admit_waiting()
+
+    run_job.call(job.pk)
+
+    job.refresh_from_db()
+    chart = chart_data.job_chart(job)
+    assert job.state == JobState.SUCCEEDED, job.error_message
+    assert len([p for p in chart["verdict"].passes if p.rated]) >= 3
+    assert chart["verdict"].status == NOT_CONVERGING
+    assert all(p["memory_at_start"] for p in chart["passes"])
+    assert not chart["wire_rate"]
+    page = viewer_client.get(job.get_absolute_url()).content.decode()
+    assert "Did not converge" in page and 'class="chart convergence-chart"' in page
