@@ -136,7 +136,7 @@ def host_settings(request, fqdn: str | None = None, cluster: str | None = None):
         "form": form,
         "targets": targets,
         "cluster": the_cluster,
-        "nodes": _targets(None, cluster) if cluster else [],
+        "current": _targets(fqdn, cluster),  # read again: after a change, what the hosts read back
         **outcome,
         "all_hosts": Host.objects.select_related("cluster").order_by("cluster__name", "name"),
     }
@@ -161,10 +161,11 @@ def _apply(request, form: SettingsForm) -> dict:
 
 
 def _targets(fqdn, cluster) -> list[Host]:
+    hosts = Host.objects.select_related("cluster").prefetch_related("storage_locations")
     if fqdn:
-        return [get_object_or_404(Host.objects.select_related("cluster"), fqdn=fqdn)]
+        return [get_object_or_404(hosts, fqdn=fqdn)]
     if cluster:
-        return list(_cluster(cluster).nodes.select_related("cluster").order_by("name"))
+        return list(hosts.filter(cluster=_cluster(cluster)).order_by("name"))
     return []
 
 

@@ -12,9 +12,10 @@ from django.urls import reverse
 
 from audit.models import AuditEvent
 from fabric.driver import get_driver
+from fabric.hyperv.api import HostSettings, HyperVError
 from fabric.hyperv.powershell import SET_CLUSTER_PARALLEL_MIGRATIONS
 from fabric.models import Cluster, Host, StorageLocation
-from fabric.sync import sync_inventory
+from fabric.sync import connection_for, sync_inventory
 from tests.fabric.conftest import open_pool
 from tests.fabric.test_embedded_psrp import psrp_settings  # noqa: F401 - the fixture
 
@@ -71,6 +72,8 @@ def test_it_round_trips_networks_and_default_folders_through_the_emulator(admin_
     assert response.status_code == 200
     result = response.context["results"][0]
     assert result.ok, result.error
+    shown = response.content.decode().split('id="current-values"')[1]
+    assert "10.40.0.0/24, 10.50.0.0/16" in shown and "F:\\Fast" in shown  # the page shows what was read back
     simulated = world_host(emu_store, fqdn)
     assert simulated.migration_networks == ["10.40.0.0/24", "10.50.0.0/16"]
     assert (simulated.vm_path, simulated.vhd_path) == ("E:\\Hyper-V\\VMs", "\\\\fs01.contoso.test\\vms\\Disks")
@@ -157,6 +160,13 @@ def test_it_shows_a_limit_the_host_rejects_with_hyper_v_s_message(admin_client, 
     assert not AuditEvent.objects.filter(action="host.settings_changed").exists()
     assert AuditEvent.objects.get(action="host.settings_refused").details["asked"] == {"max_storage_migrations": 0}
 
+    # The emulated host itself refuses what the console would have stopped first: a subnet with host bits.
+    conn, bad = connection_for(Host.objects.get(fqdn=fqdn)), HostSettings(add_networks=("10.9.9.9/24",))
+    with pytest.raises(HyperVError) as refused:
+        get_driver().set_host_settings(conn, bad)
+    assert refused.value.code == "InvalidParameter" and "has host bits set" in refused.value.message
+    assert world_host(emu_store, fqdn).migration_networks == ["10.10.0.0/24"]
+
 
 def test_it_flags_a_node_changed_on_the_host_after_the_next_sync(synced, emu_store):
     old_nodes = {"hv-old1" + D, "hv-old2" + D}
@@ -193,7 +203,7 @@ def test_done_when_the_flags_clear_after_one_action_on_the_whole_cluster(admin_c
     assert [r.ok for r in response.context["results"]] == [True, True, True]
     driver = get_driver()
     for node in Host.objects.filter(fqdn__in=NEW_NODES):  # the emulated hosts report the new values
-        inventory = driver.inventory(node_connection(node))
+        inventory = driver.inventory(connection_for(node))
         assert (inventory.host.performance_option, inventory.host.max_live_migrations) == ("smb", 2)
         assert inventory.host.max_storage_migrations == 2 and inventory.cluster.max_parallel_migrations == 2
     assert not drift_hosts() & set(NEW_NODES)
@@ -207,12 +217,6 @@ def test_done_when_the_flags_clear_after_one_action_on_the_whole_cluster(admin_c
         viewer.post(reverse("fabric:cluster_settings", args=["CL-NEW"]), {"cluster_max_parallel": 5}).status_code == 403
     )
     assert world_cap(emu_store, "CL-NEW") == 2
-
-
-def node_connection(host):
-    from fabric.sync import connection_for
-
-    return connection_for(host)
 
 
 def run_cli(*args):
