@@ -1,0 +1,228 @@
+"""End-to-end fixtures: Debian's chromium driven by Playwright against the real console.
+
+pytest-django's live_server has no websockets, so the session starts the console as an operator does
+(`manage.py serve`: daphne, job workers, the Hyper-V host emulator, the pypsrp driver) on temporary
+files and a free port, creates one user per role, and hands each test fresh browser contexts.
+Screenshots land in tests/e2e/output/ (git-ignored) for review.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import need
+from tests.console.test_serve import SETTINGS_VARIABLES, alive, free_port, wait_for_page
+
+# Playwright's sync API keeps an event loop in this thread; nothing here uses the ORM from it, but
+# Django's async-safety guard would refuse any call that did (architecture.md).
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+REPO = Path(__file__).resolve().parents[2]
+CHROMIUM = Path("/usr/bin/chromium")
+OUTPUT = Path(__file__).resolve().parent / "output"
+AXE = "/static/vendor/axe-core/axe.min.js"
+# Demo moves take a few seconds at this scale: long enough to watch the bar move, short for CI.
+TIME_SCALE = 8
+PASSWORDS = {"admin": "e2e-admin-pass-1", "operator": "e2e-operator-pass-1", "viewer": "e2e-viewer-pass-1"}
+USERS_SCRIPT = """
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+from console.access import ensure_roles
+ensure_roles()
+for name, group, password in {users!r}:
+    user = get_user_model().objects.create_user(name, f"{{name}}@contoso.test", password)
+    user.groups.set([Group.objects.get(name=group)])
+"""
+
+
+def _install_chromium() -> str:
+    """apt-get install chromium (we are root in CI); an update first when the package lists are stale."""
+    if shutil.which("apt-get") is None:
+        return "apt-get is not available"
+    install = ["apt-get", "install", "-y", "--no-install-recommends", "chromium"]
+    attempts = (install, ["apt-get", "update"], install)
+    environ = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    output = ""
+    for argv in attempts:
+        result = subprocess.run(argv, env=environ, capture_output=True, text=True, timeout=900)
+        output = result.stdout[-2000:] + result.stderr[-2000:]
+        if argv[1] == "install" and result.returncode == 0 and CHROMIUM.exists():
+            return ""
+    return output
+
+
+@pytest.fixture(scope="session")
+def chromium() -> Path:
+    if not CHROMIUM.exists():
+        problem = _install_chromium()
+        need(CHROMIUM.exists(), f"Chromium ({CHROMIUM}, `apt-get install chromium`: {problem.strip()[-500:]})")
+    return CHROMIUM
+
+
+@pytest.fixture(scope="session")
+def output_dir() -> Path:
+    OUTPUT.mkdir(exist_ok=True)
+    for old in OUTPUT.glob("*.png"):
+        old.unlink()
+    print(f"\ne2e screenshots: {OUTPUT}")
+    return OUTPUT
+
+
+class Console:
+    """`manage.py serve` in a subprocess with the embedded default (psrp driver, host emulator)."""
+
+    def __init__(self, data_dir: Path):
+        self.data_dir = data_dir
+        self.port = free_port()
+        self.lines: list[str] = []
+        self.environ = {
+            k: v for k, v in os.environ.items() if k not in SETTINGS_VARIABLES and not k.startswith("HYPERV_")
+        }
+        self.environ.update(
+            CONSOLE_DATA_DIR=str(data_dir),
+            SIM_TIME_SCALE=str(TIME_SCALE),
+            DJANGO_SUPERUSER_PASSWORD=PASSWORDS["admin"],
+            PYTHONUNBUFFERED="1",
+        )
+        self.log = (data_dir / "serve.log").open("w")
+        self.proc = subprocess.Popen(
+            [sys.executable, str(REPO / "manage.py"), "serve", "--port", str(self.port), "--workers", "3"],
+            cwd=REPO,
+            env=self.environ,
+            stdin=subprocess.DEVNULL,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
+
+    @property
+    def output(self) -> str:
+        return (self.data_dir / "serve.log").read_text()
+
+    def url(self, path: str = "/") -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def wait_until_running(self, timeout: float = 120) -> None:
+        deadline = time.monotonic() + timeout
+        while "Console running at" not in self.output:
+            assert self.proc.poll() is None, f"serve exited:\n{self.output[-5000:]}"
+            assert time.monotonic() < deadline, f"serve did not start within {timeout} s:\n{self.output[-5000:]}"
+            time.sleep(0.2)
+        wait_for_page(self.url("/accounts/login/"))
+
+    def manage(self, *argv: str, stdin: str = "") -> str:
+        result = subprocess.run(
+            [sys.executable, str(REPO / "manage.py"), *argv],
+            cwd=REPO,
+            env=self.environ,
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
+        return result.stdout
+
+    def stop(self) -> None:
+        pids = [int(p) for p in re.findall(r"Started \S+ \(pid (\d+)\)", self.output)]
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        for pid in pids:
+            if alive(pid):
+                os.kill(pid, 9)
+        self.log.close()
+
+
+@pytest.fixture(scope="session")
+def console(tmp_path_factory, chromium):
+    served = Console(tmp_path_factory.mktemp("e2e-console"))
+    try:
+        served.wait_until_running()
+        users = [("operator", "Operator", PASSWORDS["operator"]), ("viewer", "Viewer", PASSWORDS["viewer"])]
+        served.manage("shell", "--no-imports", "-c", USERS_SCRIPT.format(users=users))
+        yield served
+    finally:
+        served.stop()
+
+
+@pytest.fixture(scope="session")
+def browser(chromium, console):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(chromium))
+        yield browser
+        browser.close()
+
+
+@dataclass
+class Session:
+    """One signed-in browser context: its page, and the console it talks to."""
+
+    page: object
+    console: Console
+
+    def goto(self, path: str):
+        response = self.page.goto(self.console.url(path))
+        assert response.status == 200, f"{path}: HTTP {response.status}"
+        return response
+
+
+def sign_in(browser, console: Console, username: str, viewport=(1280, 900)) -> Session:
+    context = browser.new_context(viewport={"width": viewport[0], "height": viewport[1]}, locale="en-US")
+    context.set_default_timeout(15_000)
+    page = context.new_page()
+    page.goto(console.url("/accounts/login/"))
+    page.get_by_label("User name").fill(username)
+    page.get_by_label("Password").fill(PASSWORDS[username])
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(lambda url: "/accounts/login/" not in url)
+    return Session(page, console)
+
+
+@pytest.fixture
+def signed_in(browser, console):
+    """signed_in("operator") -> a Session in a fresh browser context; closed after the test."""
+    contexts = []
+
+    def open_session(username: str, viewport=(1280, 900)) -> Session:
+        session = sign_in(browser, console, username, viewport)
+        contexts.append(session.page.context)
+        return session
+
+    yield open_session
+    for context in contexts:
+        context.close()
+
+
+def shoot(page, output_dir: Path, name: str) -> Path:
+    path = output_dir / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    return path
+
+
+def serious_violations(page) -> list[str]:
+    """axe-core (vendored in static/, so the page's CSP allows it) run on the page as it stands:
+    violations of impact serious or critical, one line each with the offending elements."""
+    if not page.evaluate("typeof window.axe !== 'undefined'"):
+        page.add_script_tag(url=AXE)
+    result = page.evaluate("async () => await axe.run(document, {resultTypes: ['violations']})")
+    lines = []
+    for v in result["violations"]:
+        if v["impact"] in ("serious", "critical"):
+            targets = ", ".join(" ".join(n["target"]) for n in v["nodes"][:5])
+            lines.append(f"{v['id']} ({v['impact']}, {len(v['nodes'])} nodes): {v['help']} -> {targets}")
+    return lines
