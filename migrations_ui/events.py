@@ -97,11 +97,15 @@ def flush(timeout: float = 5.0) -> None:
 
 
 def _send(job_id: int, background: bool = False) -> None:
-    from migrations_ui.progress import send_job_update
+    from migrations_ui.progress import _exiting, send_job_update
 
     if background:
         with _pending_lock:
             _pending.discard(job_id)
+        if _exiting():
+            # Nothing can be sent any more; rendering first (a long Queued section takes a while)
+            # would hold the process's exit up by that much for every pending announcement.
+            return
     send_job_update(job_id)
 
 

@@ -67,7 +67,8 @@ def create_job(
     try:
         with transaction.atomic():
             # Read the VM again inside the transaction: it may have moved since the page was drawn.
-            vm = vm_for_preflight().select_for_update().get(pk=vm.pk, removed=False)
+            # of=self: PostgreSQL refuses FOR UPDATE on the nullable side of the outer joins.
+            vm = vm_for_preflight().select_for_update(of=("self",)).get(pk=vm.pk, removed=False)
             assessment = Preflight(vm).assess(destination, storage_path=storage_path, vhds=vhds)
             if not assessment.allowed:
                 raise Refused([f for f in assessment.findings if f.severity == BLOCK])

@@ -1,0 +1,175 @@
+"""The scale-out path for real: job_worker processes on PostgreSQL with the Redis channel layer.
+
+4 workers run 500 jobs on a fresh database, the simulator at full speed on a shared fabric file:
+every job ends succeeded, none is run twice (the simulator's own migrations and the job's events),
+and no host ever took part in more migrations than its limit (from the simulator's record).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from fabric.hyperv.demo import build_demo_fabric
+from fabric.hyperv.simstore import FabricStore
+from tests.scale.conftest import REPO, console_env, manage
+
+pytestmark = pytest.mark.slow
+
+JOBS = 500
+HOSTS = 20
+WORKERS = 4
+SCALE = 100_000  # simulated seconds per wall second: a move takes about a millisecond
+GIB = 1024**3
+
+# Runs inside `manage.py shell`: one move per VM to the next host of its group (the next node of its
+# cluster, or the next standalone host), so every move is allowed and every host sends and receives.
+CREATE_JOBS = """
+import json
+from collections import defaultdict
+from fabric.models import Host, VirtualMachine
+from migrations_ui.jobs import Refused, create_job
+
+groups = defaultdict(list)
+for host in Host.objects.order_by("fqdn"):
+    groups[host.cluster_id].append(host)
+following = dict()
+for members in groups.values():
+    for i, host in enumerate(members):
+        following[host.pk] = members[(i + 1) % len(members)]
+refused = []
+for vm in VirtualMachine.objects.filter(removed=False).select_related("host").order_by("name")[:JOBS]:
+    try:
+        create_job(vm, following[vm.host_id])
+    except Refused as exc:
+        refused.append([vm.name, str(exc)])
+print(json.dumps(dict(refused=refused)))
+"""
+
+
+def tiny_fabric(path: Path) -> None:
+    """A generated fabric of HOSTS hosts and JOBS VMs of 1 GiB memory and a 1 GiB disk each."""
+    fabric = build_demo_fabric(seed=11, hosts=HOSTS, vms=JOBS)
+    for vm in fabric.vms.values():
+        vm.state = "running"  # an offline move of a clustered VM is refused
+        vm.memory_bytes = GIB
+        vm.dirty_rate_mbps = 1.0
+        for disk in vm.disks:
+            disk.size_bytes = GIB
+    # Keep every finished migration, so the check below sees all of them.
+    fabric.tuning.max_finished_kept = 10 * JOBS
+    FabricStore(path, time_scale=SCALE).create(fabric)
+
+
+def peak_concurrency(migrations) -> dict[str, int]:
+    """The most migrations each host took part in at one time (an end before a start at a tie)."""
+    events = []
+    for m in migrations:
+        for host in {m.source, m.destination}:
+            events += [(m.started_at, 1, host), (m.ended_at, -1, host)]
+    running: dict[str, int] = {}
+    peak: dict[str, int] = {}
+    for _, delta, host in sorted(events, key=lambda e: (e[0], e[1])):
+        running[host] = running.get(host, 0) + delta
+        peak[host] = max(peak.get(host, 0), running[host])
+    return peak
+
+
+def test_it_runs_500_jobs_on_4_workers_once_each_within_every_hosts_limit(postgres_database, redis_url, tmp_path):
+    env = console_env(
+        tmp_path,
+        DATABASE_URL=postgres_database,
+        REDIS_URL=redis_url,
+        HYPERV_DRIVER="sim",
+        SIM_TIME_SCALE=str(SCALE),
+    )
+    tiny_fabric(tmp_path / "fabric.sqlite3")
+    for args in (["migrate", "-v0"], ["seed_demo"]):
+        done = manage(env, *args)
+        assert done.returncode == 0, done.stderr[-2000:]
+    assert not (tmp_path / "db.sqlite3").exists()  # everything went to PostgreSQL
+
+    created = manage(env, "shell", "-c", CREATE_JOBS.replace("JOBS", str(JOBS)), timeout=300)
+    assert created.returncode == 0, created.stderr[-2000:]
+    assert json.loads(created.stdout.strip().splitlines()[-1]) == {"refused": []}
+
+    started = time.monotonic()
+    workers = [
+        subprocess.Popen(
+            [sys.executable, str(REPO / "manage.py"), "job_worker", "--no-reload", "-v0"],
+            cwd=REPO,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(WORKERS)
+    ]
+    try:
+        with psycopg.connect(postgres_database, autocommit=True) as db:
+            states = {}
+            while time.monotonic() - started < 900:
+                states = dict(db.execute("SELECT state, count(*) FROM migrations_ui_migrationjob GROUP BY state"))
+                if states.get("succeeded", 0) + states.get("failed", 0) + states.get("cancelled", 0) == JOBS:
+                    break
+                assert all(w.poll() is None for w in workers), "a worker exited"
+                time.sleep(1)
+            elapsed = time.monotonic() - started
+            print(f"{JOBS} jobs on {WORKERS} workers: {elapsed:.1f} s ({60 * JOBS / elapsed:.0f} per minute)")
+            assert states == {"succeeded": JOBS}, states
+
+            runs = dict(
+                db.execute(
+                    "SELECT job_id, count(*) FROM migrations_ui_jobevent"
+                    " WHERE kind = 'state' AND data->>'state' = 'running' GROUP BY job_id"
+                )
+            )
+            by_worker = dict(db.execute("SELECT worker, count(*) FROM migrations_ui_migrationjob GROUP BY worker"))
+            tasks = db.execute(
+                "SELECT status, jsonb_array_length(worker_ids::jsonb) FROM django_tasks_database_dbtaskresult"
+            ).fetchall()
+            job_vms = {
+                r[0]
+                for r in db.execute(
+                    "SELECT v.guid::text FROM migrations_ui_migrationjob j"
+                    " JOIN fabric_virtualmachine v ON v.id = j.vm_id"
+                )
+            }
+    finally:
+        for w in workers:
+            w.terminate()
+        for w in workers:
+            try:
+                w.wait(20)
+            except subprocess.TimeoutExpired:
+                w.kill()
+                w.wait()
+
+    assert len(runs) == JOBS and set(runs.values()) == {1}  # each job started running once
+    assert len(by_worker) == WORKERS  # every worker took its share
+    assert len(tasks) == JOBS and set(tasks) == {("SUCCESSFUL", 1)}  # each task claimed by one worker
+
+    with FabricStore(tmp_path / "fabric.sqlite3", time_scale=SCALE).session() as fabric:
+        migrations = list(fabric.migrations.values())
+        limits = {
+            fqdn: fabric.clusters[h.cluster].max_parallel_migrations if h.cluster else h.max_live_migrations
+            for fqdn, h in fabric.hosts.items()
+        }
+        refused = [r for r in fabric.record if r.get("result") == "refused"]
+    moves_per_vm: dict[str, int] = {}
+    for m in migrations:
+        moves_per_vm[m.vm_id] = moves_per_vm.get(m.vm_id, 0) + 1
+    assert set(moves_per_vm) == job_vms and set(moves_per_vm.values()) == {1}  # one Move-VM per job
+    assert all(m.state == "completed" for m in migrations)
+    assert refused == []  # Hyper-V never had to refuse an over-limit move
+    peak = peak_concurrency(migrations)
+    over = {fqdn: (n, limits[fqdn]) for fqdn, n in peak.items() if n > limits[fqdn]}
+    assert over == {}
+    assert max(peak.values()) >= 2  # the workers did run moves side by side
