@@ -105,3 +105,8 @@ def localized(text) -> str:
     except (KeyError, TypeError, ValueError):  # a broken translation: the English text, never a 500
         return str(text)
     return translated.rstrip(".") if text.trim_period else translated
+
+
+def localized_error(exc: Exception) -> str:
+    """An exception's message (a Msg, or plain English) in the active language."""
+    return localized(exc.args[0]) if exc.args else str(exc)

@@ -3,9 +3,12 @@ from django.contrib import messages
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render, resolve_url
 from django.utils.safestring import mark_safe
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 from django_htmx.http import HttpResponseClientRedirect
 
 from console.access import Perm, requires
+from console.texts import localized_error
 from fabric.models import Host, VirtualMachine
 from migrations_ui.batches import (
     BatchRefused,
@@ -37,15 +40,23 @@ class SelectionForm(forms.Form):
     def clean_vm(self):
         guids = list(dict.fromkeys(self.cleaned_data["vm"]))
         if not guids:
-            raise forms.ValidationError("Select at least one VM in the VM list.")
+            raise forms.ValidationError(_("Select at least one VM in the VM list."))
         if len(guids) > MOST_SELECTED:
-            raise forms.ValidationError(f"At most {MOST_SELECTED} VMs can be moved at once.")
+            raise forms.ValidationError(_("At most %(n)s VMs can be moved at once.") % {"n": MOST_SELECTED})
         try:
             vms = list(VirtualMachine.objects.select_related("host").filter(guid__in=guids, removed=False))
         except Exception:  # a value that is not a UUID
-            raise forms.ValidationError("The selection holds a value that is not a VM id.") from None
+            raise forms.ValidationError(_("The selection holds a value that is not a VM id.")) from None
         if len(vms) != len(guids):
-            raise forms.ValidationError(f"{len(guids) - len(vms)} selected VM(s) are no longer in the inventory.")
+            gone = len(guids) - len(vms)
+            raise forms.ValidationError(
+                ngettext(
+                    "%(n)s selected VM is no longer in the inventory.",
+                    "%(n)s selected VMs are no longer in the inventory.",
+                    gone,
+                )
+                % {"n": gone}
+            )
         return vms
 
 
@@ -63,7 +74,9 @@ def migrate_selected(request):
                 plan, BatchKind.SELECTION, name, move_stopped=data["move_stopped"], user=request.user, request=request
             )
         except BatchRefused as exc:
-            return render(request, "migrations_ui/migrate_selected.html", _preview(form, plan, str(exc)), status=409)
+            return render(
+                request, "migrations_ui/migrate_selected.html", _preview(form, plan, localized_error(exc)), status=409
+            )
         return redirect(batch)
     return render(request, "migrations_ui/migrate_selected.html", _preview(form, plan))
 
@@ -89,7 +102,10 @@ def evacuate_host(request, fqdn: str):
         batch = start_batch(
             plan, BatchKind.EVACUATION, name, host=host, move_stopped=move_stopped, user=request.user, request=request
         )
-        messages.success(request, f"{host.name} is in maintenance; {len(plan.moves)} moves queued.")
+        messages.success(
+            request,
+            _("%(host)s is in maintenance; %(n)s moves queued.") % {"host": host.name, "n": len(plan.moves)},
+        )
         return redirect(batch)
     context = {"host": host, "plan": plan, "move_stopped": move_stopped, "refusal": refusal, "svg": _svg(plan)}
     status = 409 if refusal and request.method == "POST" else 200
@@ -119,7 +135,9 @@ def host_move_back(request, fqdn: str):
         return redirect(host)
     batch = last_evacuation(host)
     if batch is None:
-        messages.error(request, f"{host.name} has not been evacuated by the console: nothing to move back.")
+        messages.error(
+            request, _("%(host)s has not been evacuated by the console: nothing to move back.") % {"host": host.name}
+        )
         return redirect(host)
     return _move_back(request, batch, host)
 
@@ -128,12 +146,17 @@ def _move_back(request, batch: Batch, back_to):
     try:
         moving = start_move_back(batch, request.user, request)
     except BatchRefused as exc:
-        messages.error(request, str(exc))
+        messages.error(request, localized_error(exc))
         return _go(request, back_to)
     if moving is None:
-        messages.success(request, f"Nothing to move back: {batch.host.name}'s maintenance has ended.")
+        messages.success(
+            request, _("Nothing to move back: %(host)s's maintenance has ended.") % {"host": batch.host.name}
+        )
         return _go(request, batch.host)
-    messages.success(request, f"Moving {len(moving.plan['moves'])} VMs back to {batch.host.name}.")
+    messages.success(
+        request,
+        _("Moving %(n)s VMs back to %(host)s.") % {"n": len(moving.plan["moves"]), "host": batch.host.name},
+    )
     return _go(request, moving)
 
 
@@ -146,9 +169,11 @@ def host_end_maintenance(request, fqdn: str):
     try:
         end_maintenance(host, request.user, request)
     except BatchRefused as exc:
-        messages.error(request, str(exc))
+        messages.error(request, localized_error(exc))
     else:
-        messages.success(request, f"{host.name}'s maintenance has ended; its VMs stay where they are.")
+        messages.success(
+            request, _("%(host)s's maintenance has ended; its VMs stay where they are.") % {"host": host.name}
+        )
     return _go(request, host)
 
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from django.db import transaction
 
 from console.db import serialize_writers
+from console.texts import Msg
 from fabric.models import Host
 from migrations_ui.jobs import CannotCancel, cancel_job
 from migrations_ui.models import JobState, MigrationJob
@@ -28,16 +29,18 @@ class QueueError(Exception):
 def move_job(job_id: int, direction: str, user=None, request=None) -> MigrationJob:
     """Swap a queued job with its neighbour in the queue; raises QueueError with the reason."""
     if direction not in (UP, DOWN):
-        raise QueueError(f"Unknown direction {direction!r}: use up or down.")
+        raise QueueError(Msg("Unknown direction %(direction)s: use up or down.", direction=repr(direction)))
     with transaction.atomic():
         serialize_writers("admission")  # the admission reads the order under the same lock
         queue = list(queue_order().only("pk", "priority", "vm_name"))
         at = next((i for i, job in enumerate(queue) if job.pk == job_id), None)
         if at is None:
-            raise QueueError(f"Job {job_id} is not queued (any more): only waiting jobs can be reordered.")
+            raise QueueError(Msg("Job %(pk)s is not queued (any more): only waiting jobs can be reordered.", pk=job_id))
         other = at - 1 if direction == UP else at + 1
         if not 0 <= other < len(queue):
-            raise QueueError(f"Job {job_id} is already {'first' if direction == UP else 'last'} in the queue.")
+            if direction == UP:
+                raise QueueError(Msg("Job %(pk)s is already first in the queue.", pk=job_id))
+            raise QueueError(Msg("Job %(pk)s is already last in the queue.", pk=job_id))
         job, neighbour = queue[at], queue[other]
         queue[at], queue[other] = neighbour, job
         # Exchanging priorities too keeps the order true where the two had different priorities.
@@ -80,9 +83,9 @@ class CancelResult:
 def cancel_jobs(ids: list[int], user=None) -> list[CancelResult]:
     """Cancel each job on its own (one job that cannot be cancelled does not stop the others)."""
     if not ids:
-        raise QueueError("Select at least one job to cancel.")
+        raise QueueError(Msg("Select at least one job to cancel."))
     if len(ids) > MOST_AT_ONCE:
-        raise QueueError(f"At most {MOST_AT_ONCE} jobs can be cancelled at once.")
+        raise QueueError(Msg("At most %(n)s jobs can be cancelled at once.", n=MOST_AT_ONCE))
     results = []
     for job_id in dict.fromkeys(ids):
         try:
@@ -91,9 +94,10 @@ def cancel_jobs(ids: list[int], user=None) -> list[CancelResult]:
             results.append(CancelResult(job_id, False, str(exc)))
             continue
         if job.state == JobState.CANCELLED:
-            results.append(CancelResult(job_id, True, f"Job {job_id} ({job.vm_name}) cancelled: it had not started."))
+            text = Msg("Job %(pk)s (%(vm)s) cancelled: it had not started.", pk=job_id, vm=job.vm_name)
         else:
-            results.append(CancelResult(job_id, True, f"Job {job_id} ({job.vm_name}): the host is asked to stop."))
+            text = Msg("Job %(pk)s (%(vm)s): the host is asked to stop.", pk=job_id, vm=job.vm_name)
+        results.append(CancelResult(job_id, True, text))
     return results
 
 

@@ -7,6 +7,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from console.access import Perm, requires
+from console.texts import localized, localized_error
 from fabric.models import Host
 from migrations_ui import progress
 from migrations_ui.queue import QueueError, cancel_jobs, move_job, set_paused
@@ -18,7 +19,7 @@ def job_move(request, pk: int):
     try:
         job = move_job(pk, request.POST.get("direction", ""), request.user, request)
     except QueueError as exc:
-        return _answer(request, [(messages.ERROR, str(exc))], 409)
+        return _answer(request, [(messages.ERROR, localized_error(exc))], 409)
     return _answer(request, [(messages.SUCCESS, _moved_text(job, request.POST["direction"]))])
 
 
@@ -31,8 +32,8 @@ def jobs_cancel(request):
     try:
         results = cancel_jobs([int(value) for value in raw], request.user)
     except QueueError as exc:
-        return _answer(request, [(messages.ERROR, str(exc))], 400)
-    notes = [(messages.SUCCESS if r.ok else messages.ERROR, r.message) for r in results]
+        return _answer(request, [(messages.ERROR, localized_error(exc))], 400)
+    notes = [(messages.SUCCESS if r.ok else messages.ERROR, localized(r.message)) for r in results]
     return _answer(request, notes, 200 if any(r.ok for r in results) else 409)
 
 
