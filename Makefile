@@ -13,7 +13,7 @@ ARGS ?=
 # parametrize with uuid4() values, which differ per worker.
 PYTEST_ARGS ?=
 
-.PHONY: setup run test lint format
+.PHONY: setup run test lint format messages
 
 setup: $(STAMP)
 
@@ -37,3 +37,8 @@ test: lint
 format: setup
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
+
+# German catalogue (README, Languages): extract the texts again, then compile the .mo that is committed.
+messages: setup
+	$(PY) manage.py makemessages -l de --ignore ".venv/*" --ignore "var/*" --ignore "tests/*" --ignore "bench/*"
+	msgfmt --check-format -o locale/de/LC_MESSAGES/django.mo locale/de/LC_MESSAGES/django.po
