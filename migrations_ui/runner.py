@@ -16,6 +16,7 @@ from datetime import timedelta
 
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext_noop
 
 from fabric.driver import get_driver
 from fabric.hyperv.api import HyperVError, MigrationStatus, MoveRequest
@@ -173,7 +174,7 @@ class Runner:
             if status.state == "cancelled":
                 raise Cancelled()
             if status.state == "failed":
-                raise status.error or HyperVError("21502", "The migration failed on the host.")
+                raise status.error or HyperVError("21502", gettext_noop("The migration failed on the host."))
             time.sleep(POLL_S)
 
     def _finish(self) -> None:
@@ -182,7 +183,7 @@ class Runner:
             raise HyperVError(
                 "verify",
                 f"{self.job.vm_name} is not running where the move should have left it.",
-                "Check the VM on both hosts in Hyper-V Manager; refresh the inventory.",
+                gettext_noop("Check the VM on both hosts in Hyper-V Manager; refresh the inventory."),
             )
         if self.job.ha_removed and self.job.destination.cluster_id:
             self._step("join_cluster")
@@ -263,7 +264,9 @@ class Runner:
                 JobState.FAILED,
                 error_code="console",
                 error_message=f"The console failed while running the job: {type(exc).__name__}: {exc}",
-                error_remedy="Check the VM's state on the hosts; the event log shows the last step reached.",
+                error_remedy=gettext_noop(
+                    "Check the VM's state on the hosts; the event log shows the last step reached."
+                ),
             )
         finally:
             admit_waiting()
@@ -286,6 +289,6 @@ def _load(job_id: int) -> MigrationJob:
 
 def _compare_remedy(message_id: int) -> str:
     remedies = {
-        33012: "Create the virtual switch on the destination, or reconnect the VM's network adapter.",
+        33012: gettext_noop("Create the virtual switch on the destination, or reconnect the VM's network adapter."),
     }
-    return remedies.get(message_id, "Resolve the incompatibility Compare-VM reports, then try again.")
+    return remedies.get(message_id, gettext_noop("Resolve the incompatibility Compare-VM reports, then try again."))
