@@ -7,8 +7,11 @@ began moving meanwhile, a rule now blocks) is an outcome of the batch, kept in i
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from dataclasses import dataclass
+from datetime import datetime
+from typing import NamedTuple
 
 from django.db import transaction
 from django.db.models import Max
@@ -19,7 +22,7 @@ from console.texts import Msg, without_period
 from fabric.models import Host
 from migrations_ui.evacuate import move_back_plan, run_plan
 from migrations_ui.evacuation import LeftVm, Plan, PlannedMove
-from migrations_ui.models import ACTIVE_STATES, Batch, BatchKind, JobEvent, JobState, MigrationJob
+from migrations_ui.models import ACTIVE_STATES, FINAL_STATES, Batch, BatchKind, JobEvent, JobState, MigrationJob
 from migrations_ui.timeline import timeline_svg
 
 
@@ -201,8 +204,27 @@ def batch_for_page(batch_id: int) -> Batch:
     return Batch.objects.select_related("host", "created_by").get(pk=batch_id)
 
 
+class Run(NamedTuple):
+    """What the progress bar and the timelines need of a job: a batch may hold a thousand, read
+    again on every update, so these come as plain rows, not model instances."""
+
+    vm_id: str
+    state: str
+    percent: int
+    started_at: datetime | None
+    finished_at: datetime | None
+
+
+def _runs(batch: Batch) -> list[Run]:
+    rows = MigrationJob.objects.filter(batch_id=batch.pk).order_by("pk")
+    fields = ("vm__guid", "state", "percent", "started_at", "finished_at")
+    return [Run(str(guid), *rest) for guid, *rest in rows.values_list(*fields)]
+
+
 def _jobs(batch: Batch) -> list[MigrationJob]:
-    return list(batch.jobs.select_related("vm", "source", "destination").order_by("pk"))
+    """The jobs for the VM rows (not batch.jobs: its manager would set .batch on every one)."""
+    fields = ("state", "percent", "error_message", "vm_name", "kind", "batch", "vm__guid")
+    return list(MigrationJob.objects.filter(batch_id=batch.pk).select_related("vm").only(*fields).order_by("pk"))
 
 
 def _outcome(move: dict, job: MigrationJob | None, note: str = "") -> Outcome:
@@ -228,35 +250,33 @@ def outcomes(batch: Batch, jobs: list[MigrationJob]) -> list[Outcome]:
     return rows + [Outcome(v["vm"], "", "", None, None, None, v["reason"]) for v in batch.plan.get("left", [])]
 
 
-def _actual(jobs: list[MigrationJob]) -> tuple[dict, object]:
+def _actual(runs: list[Run]) -> tuple[dict, datetime | None]:
     """Each started job's actual (start, end) in seconds from the first start, and that first start."""
-    started = [j.started_at for j in jobs if j.started_at]
+    started = [r.started_at for r in runs if r.started_at]
     t0 = min(started) if started else None
     actual = {
-        str(j.vm.guid): (
-            (j.started_at - t0).total_seconds(),
-            (j.finished_at - t0).total_seconds() if j.finished_at else None,
-        )
-        for j in jobs
-        if t0 and j.started_at
+        r.vm_id: ((r.started_at - t0).total_seconds(), (r.finished_at - t0).total_seconds() if r.finished_at else None)
+        for r in runs
+        if t0 and r.started_at
     }
     return actual, t0
 
 
-def progress_context(batch: Batch, jobs: list[MigrationJob]) -> dict:
+def progress_context(batch: Batch, runs: list[Run]) -> dict:
     """The batch's counts, overall progress and what can be done now (Move back, End maintenance)."""
-    counts = Counter(j.state for j in jobs)
-    done = sum(100 if j.state == JobState.SUCCEEDED else j.percent for j in jobs)
-    _, t0 = _actual(jobs)
-    ends = [j.finished_at for j in jobs if j.finished_at]
-    finished = not any(j.is_active for j in jobs)
+    counts = Counter(r.state for r in runs)
+    done = sum(100 if r.state == JobState.SUCCEEDED else r.percent for r in runs)
+    _, t0 = _actual(runs)
+    ends = [r.finished_at for r in runs if r.finished_at]
+    active = sum(r.state in ACTIVE_STATES for r in runs)
+    finished = not active
     in_maintenance = batch.kind == BatchKind.EVACUATION and batch.host is not None and batch.host.maintenance
     return {
         "batch": batch,
         "counts": [(JobState(s).label, n) for s, n in counts.items()],
-        "percent": round(done / len(jobs)) if jobs else 100,
+        "percent": round(done / len(runs)) if runs else 100,
         "finished": finished,
-        "active": sum(j.is_active for j in jobs),
+        "active": active,
         "makespan_s": batch.plan.get("makespan_s", 0),
         "actual_s": round((max(ends) - t0).total_seconds(), 1) if finished and t0 and ends else None,
         "in_maintenance": in_maintenance,
@@ -265,27 +285,57 @@ def progress_context(batch: Batch, jobs: list[MigrationJob]) -> dict:
     }
 
 
-def timelines_context(batch: Batch, jobs: list[MigrationJob]) -> dict:
+def timelines_context(batch: Batch, runs: list[Run], *, plan_too: bool = True) -> dict:
+    """The plan's timeline (it never changes) and the plan with the actual run drawn in."""
     plan = plan_of(batch.plan)
-    actual, _ = _actual(jobs)
+    actual, _ = _actual(runs)
     # timeline_svg escapes every name it draws: its output is the only markup marked safe here.
-    plan_svg = timeline_svg(plan, title=f"Plan: {batch.name}") if plan.moves else ""
+    plan_svg = timeline_svg(plan, title=f"Plan: {batch.name}") if plan.moves and plan_too else ""
     actual_svg = timeline_svg(plan, actual=actual, title=f"Plan and run: {batch.name}") if actual else ""
     return {"plan_svg": mark_safe(plan_svg), "actual_svg": mark_safe(actual_svg)}  # noqa: S308
 
 
+# The actual run's timeline of a batch of a thousand moves is ~300 kB of SVG: it is redrawn when a
+# move starts or ends, at most this often per batch, and always when the batch's last move ends.
+ACTUAL_EVERY_S = 5.0
+_actual_sent: dict[int, float] = {}
+
+
+def actual_due(job: MigrationJob, newest: JobEvent | None) -> bool:
+    """Whether this update of a batch's job redraws the batch's actual-run timeline."""
+    if newest is not None and newest.kind == "progress":
+        return False
+    running = MigrationJob.objects.filter(batch_id=job.batch_id, state__in=ACTIVE_STATES)
+    if job.state in FINAL_STATES and not running.exists():
+        _actual_sent.pop(job.batch_id, None)
+        return True
+    now, last = time.monotonic(), _actual_sent.get(job.batch_id)
+    if last is not None and now - last < ACTUAL_EVERY_S:
+        return False
+    if len(_actual_sent) > 1000:  # batches whose end another process announced
+        _actual_sent.clear()
+    _actual_sent[job.batch_id] = now
+    return True
+
+
 def batch_context(batch: Batch) -> dict:
     """Each VM's outcome, the batch's counts and progress, and the plan beside the actual run."""
-    jobs = _jobs(batch)
-    return {"outcomes": outcomes(batch, jobs), **progress_context(batch, jobs), **timelines_context(batch, jobs)}
+    runs = _runs(batch)
+    return {
+        "outcomes": outcomes(batch, _jobs(batch)),
+        **progress_context(batch, runs),
+        **timelines_context(batch, runs),
+    }
 
 
-def render_batch_state(batch: Batch, jobs: list[MigrationJob], *, timelines: bool = True) -> str:
-    """The progress section, and the timelines (they change when a move starts or ends), as
-    out-of-band swaps."""
-    html = render_to_string("partials/batch_progress.html", {**progress_context(batch, jobs), "oob": True})
+def render_batch_state(batch: Batch, *, timelines: bool = True) -> str:
+    """The progress section and, with timelines, the actual run's timeline (it changes when a move
+    starts or ends), as out-of-band swaps."""
+    runs = _runs(batch)
+    html = render_to_string("partials/batch_progress.html", {**progress_context(batch, runs), "oob": True})
     if timelines:
-        html += render_to_string("partials/batch_timelines.html", {**timelines_context(batch, jobs), "oob": True})
+        context = {**timelines_context(batch, runs, plan_too=False), "oob": True}
+        html += render_to_string("partials/batch_actual.html", context)
     return html
 
 
@@ -293,20 +343,19 @@ def render_batch_replay(batch_id: int) -> tuple[str, str, dict[int, int]]:
     """Everything the batch page shows that changes, from the database: the state sections, the VM
     rows (a <tbody>: send it in a message of its own) and each job's newest event sequence."""
     batch = batch_for_page(batch_id)
-    jobs = _jobs(batch)
-    rows = render_to_string("partials/batch_rows.html", {"outcomes": outcomes(batch, jobs), "oob": True})
     newest = JobEvent.objects.filter(job__batch=batch).values("job_id").annotate(n=Max("sequence"))
-    return render_batch_state(batch, jobs), rows, {r["job_id"]: r["n"] for r in newest}
+    sequences = {r["job_id"]: r["n"] for r in newest}  # first: the rows below are at least this new
+    rows = render_to_string("partials/batch_rows.html", {"outcomes": outcomes(batch, _jobs(batch)), "oob": True})
+    return render_batch_state(batch), rows, sequences
 
 
 def render_batch_job(job: MigrationJob, *, timelines: bool) -> tuple[str, str]:
     """After a change of one of the batch's jobs: the batch's state sections and that job's row."""
     batch = batch_for_page(job.batch_id)
-    jobs = _jobs(batch)
     guid = str(job.vm.guid)
     move = next((m for m in batch.plan.get("moves", []) if m.get("vm_id") == guid), None)
     if move is None:  # not in the stored plan (an older batch): the job has the facts
         move = {"vm": job.vm_name, "destination": job.destination.name, "transfer_type": job.kind}
         move |= {"start_s": None, "end_s": None}
     row = render_to_string("partials/batch_row.html", {"o": _outcome(move, job), "oob": True})
-    return render_batch_state(batch, jobs, timelines=timelines), row
+    return render_batch_state(batch, timelines=timelines), row

@@ -262,12 +262,11 @@ def send_batch_update(batch_id: int) -> None:
 
     try:
         batch = batch_for_page(batch_id)
-        jobs = list(batch.jobs.all())
         messages = in_every_language(
             lambda: [
                 (
                     batch_group(batch_id),
-                    {"type": "batch.update", "html": render_batch_state(batch, jobs, timelines=False), "row_html": ""},
+                    {"type": "batch.update", "html": render_batch_state(batch, timelines=False), "row_html": ""},
                 )
             ]
         )
@@ -341,6 +340,7 @@ def _messages(job_id: int) -> list[tuple[str, dict]]:
     # Decided once, rendered in every language: the chart's rate limit must not drop a language's copy.
     progress_only = _only_progress_since_a_while(job, event)
     chart_due = _chart_due(job, event)
+    actual_due = bool(job.batch_id) and _batch_actual_due(job, event)
 
     def build() -> list[tuple[str, dict]]:
         if progress_only:
@@ -367,19 +367,29 @@ def _messages(job_id: int) -> list[tuple[str, dict]]:
         }
         messages = [(JOBS_GROUP, jobs_message), (job_group(job_id), job_message)]
         if job.batch_id:
-            messages += _batch_message(job, event, sequence)
+            messages += _batch_message(job, sequence, actual_due)
         return messages
 
     return in_every_language(build)
 
 
-def _batch_message(job: MigrationJob, event: JobEvent | None, sequence: int) -> list[tuple[str, dict]]:
-    """The batch page's share of a job's update: the batch's progress (and timelines, unless only
-    progress changed) and the job's row. A failure here must not cost the Jobs pages their update."""
-    from migrations_ui.batches import render_batch_job  # batches imports the planner: only when needed
+def _batch_actual_due(job: MigrationJob, event: JobEvent | None) -> bool:
+    from migrations_ui.batches import actual_due  # batches imports the planner: only when needed
 
     try:
-        html, row = render_batch_job(job, timelines=event is None or event.kind != "progress")
+        return actual_due(job, event)
+    except Exception:
+        log.exception("job %s: could not tell whether its batch's timeline is due", job.pk)
+        return False
+
+
+def _batch_message(job: MigrationJob, sequence: int, actual_due: bool) -> list[tuple[str, dict]]:
+    """The batch page's share of a job's update: the batch's progress, the job's row and, when due,
+    the actual run's timeline. A failure here must not cost the Jobs pages their update."""
+    from migrations_ui.batches import render_batch_job
+
+    try:
+        html, row = render_batch_job(job, timelines=actual_due)
     except Exception:
         log.exception("job %s: could not render its batch's update", job.pk)
         return []

@@ -12,7 +12,7 @@ from django.test import Client
 from django.utils import timezone
 
 from console.asgi import build_application
-from migrations_ui import consumers, progress
+from migrations_ui import batches, consumers, progress
 from migrations_ui.batches import end_maintenance
 from migrations_ui.consumers import JobsConsumer
 from migrations_ui.events import change_state, record
@@ -245,6 +245,7 @@ def batch(hosts):
     source, destination = hosts
     source.maintenance = True
     source.save(update_fields=["maintenance"])
+    batches._actual_sent.clear()  # the timeline's rate limit is per batch id, and ids are reused
     batch = Batch.objects.create(name="Evacuate hv-s1", kind=BatchKind.EVACUATION, host=source)
     jobs = [
         make_job(source, destination, JobState.RUNNING, vm=make_vm("web01", host=source), percent=30, batch=batch),
@@ -281,7 +282,7 @@ async def test_the_batch_page_gets_its_current_state_first(viewer_user, batch):
     assert '<section id="batch-progress" class="card wide" hx-swap-oob="true">' in state
     assert '<progress max="100" value="15"' in state and 'aria-valuenow="15"' in state  # (30 + 0) / 2
     assert "1 running, 1 queued" in state and "Move back to" not in state  # not before the moves end
-    assert 'id="batch-timelines"' in state
+    assert '<figure id="batch-actual" hx-swap-oob="true">' in state and "thin black bars" in state
     # Every VM's row, in a message of its own starting with the <tbody>.
     assert rows.lstrip().startswith('<tbody id="batch-outcomes" hx-swap-oob="true">')
     assert f'<tr id="batch-job-{batch.running.pk}">' in rows and "30%" in rows
@@ -297,7 +298,7 @@ async def test_a_batch_job_progress_reaches_the_batch_page(viewer_user, batch):
 
     state, row = await drained(page)
     assert '<progress max="100" value="35"' in state and 'aria-valuenow="35"' in state  # the batch's bar: (70 + 0) / 2
-    assert 'id="batch-timelines"' not in state  # a progress sample moves no bar of the timeline
+    assert 'id="batch-actual"' not in state  # a progress sample moves no bar of the timeline
     assert row.startswith(f'<tr id="batch-job-{batch.running.pk}" hx-swap-oob="true"') and "70%" in row
     await page.disconnect()
 
@@ -310,12 +311,13 @@ async def test_the_end_of_the_batch_reaches_the_page_with_move_back(operator_use
     state, row = await drained(page)
     assert "1 succeeded, 1 queued" in state and '<progress max="100" value="50"' in state
     assert "Succeeded" in row and "Move back to" not in state
-    assert 'id="batch-timelines"' in state and "thin black bars" in state  # the actual run is drawn
+    assert 'id="batch-actual"' in state and "thin black bars" in state  # the actual run is drawn
 
     await database_sync_to_async(change_state)(batch.queued, JobState.FAILED, error_message="The host refused.")
     state, row = await drained(page)
     assert row.startswith(f'<tr id="batch-job-{batch.queued.pk}"') and "The host refused." in row
     assert "1 succeeded, 1 failed" in state and "the run took" in state
+    assert 'id="batch-actual"' in state  # the batch's end redraws it, however soon after the last
     assert "Move back to hv-s1" in state and "End maintenance, VMs stay" in state
     await page.disconnect()
 
@@ -361,3 +363,16 @@ async def test_an_unknown_batch_closes_with_4404(admin_user):
     communicator, _ = await connect("/ws/batches/424242/", admin_user)
 
     assert await closed_with(communicator) == 4404
+
+
+async def test_the_actual_timeline_is_redrawn_at_most_every_few_seconds(viewer_user, batch):
+    page, _ = await connect(f"/ws/batches/{batch.pk}/", viewer_user)
+    await drained(page)
+
+    await database_sync_to_async(change_state)(batch.queued, JobState.RUNNING)  # a move starts: drawn
+    state, _ = await drained(page)
+    assert 'id="batch-actual"' in state
+    await database_sync_to_async(change_state)(batch.running, JobState.CANCELLING)  # at once after: not
+    state, row = await drained(page)
+    assert 'id="batch-actual"' not in state and "Cancelling" in row
+    await page.disconnect()
