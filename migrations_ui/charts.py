@@ -194,7 +194,7 @@ def nice_ceiling(value: float) -> float:
     return 10 * power
 
 
-def job_chart_svg(samples: list[Sample], verdict: Verdict, *, width: int = 720, height: int = 240, title="") -> str:
+def job_chart_svg(samples: list[Sample], verdict: Verdict, *, width: int = 960, height: int = 240, title="") -> str:
     """Transfer and dirty rate (left axis, MB/s) and memory left (right axis, shaded) over the passes.
 
     Passes whose dirty rate was near or above the transfer rate are shaded red. Returns "" when
@@ -365,7 +365,7 @@ def slots_chart_svg(
     storage_limit: int,
     *,
     window_s: float = 3600.0,
-    width: int = 720,
+    width: int = 960,
     height: int = 170,
     title: str = "",
 ) -> str:

@@ -97,9 +97,7 @@ def test_the_job_chart_draws_a_long_copy_with_a_bounded_number_of_points():
 
     line = points(root, "transfer-rate")
     assert len(line) == charts.MAX_POINTS
-    assert line[-1][0] == pytest.approx(
-        charts.LEFT + 720 - charts.LEFT - charts.RIGHT
-    )  # the newest is at the right edge
+    assert line[-1][0] == pytest.approx(float(root.get("width")) - charts.RIGHT)  # the newest at the right edge
 
 
 def test_the_chart_escapes_its_title():
