@@ -82,6 +82,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # A signed-in user's saved language (console.language) wins over the browser's.
+    "console.language.PreferredLanguageMiddleware",
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
     "console.middleware.RoleRequiredMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
