@@ -36,3 +36,12 @@ def severity_label(severity: str) -> str:
 def localized_each(texts) -> list[str]:
     """Each text of a list in the active language: {{ host.drift|localized_each|join:"; " }}."""
     return [localized(t) for t in texts or ()]
+
+
+@register.filter
+def translated(text) -> str:
+    """A recorded English text (a job's error remedy...) through the catalogue: translated where
+    it is one of the console's own constant texts, as it is otherwise (Hyper-V's messages)."""
+    from django.utils.translation import gettext
+
+    return gettext(str(text)) if text else ""

@@ -155,3 +155,35 @@ def event_text(event) -> str:
 
 def _state_label(state: str) -> str:
     return JobState(state).label if state in JobState.values else state
+
+
+# The event log's kinds and the steps' statuses, as the pages name them (the records keep the codes).
+EVENT_KINDS = {
+    "created": gettext_lazy("created"),
+    "state": gettext_lazy("state"),
+    "step": gettext_lazy("step"),
+    "progress": gettext_lazy("progress"),
+    "move_requested": gettext_lazy("move requested"),
+    "host_job": gettext_lazy("host job"),
+    "cancel_sent": gettext_lazy("cancel sent"),
+    "recovery": gettext_lazy("recovery"),
+    "warning": gettext_lazy("warning"),
+}
+STEP_STATUSES = {
+    "done": gettext_lazy("done"),
+    "current": gettext_lazy("current"),
+    "failed": pgettext_lazy("step", "failed"),
+    "cancelled": pgettext_lazy("step", "cancelled"),
+    "pending": gettext_lazy("pending"),
+    "not run": gettext_lazy("not run"),
+}
+
+
+@register.filter
+def event_kind(kind: str) -> str:
+    return EVENT_KINDS.get(kind, kind)
+
+
+@register.filter
+def step_status(status: str) -> str:
+    return STEP_STATUSES.get(status, status)
