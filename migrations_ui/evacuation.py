@@ -13,13 +13,16 @@ the hosts' rates, and runs the plan.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from migrations_ui.admission import LIVE, STORAGE, Slot
 from migrations_ui.estimates import Estimate, MoveSpec
 from migrations_ui.facts import HostFacts, VmFacts
 from migrations_ui.ordering import alone_estimates, lower_bound
 from migrations_ui.placement import (
+    PICK_CLOSEST,
+    PICK_EVEN,
+    PICK_SHORT_LAST,
     STOPPED_LEAVE,
     STOPPED_MOVE,
     Ledger,
@@ -36,6 +39,9 @@ from migrations_ui.plan_search import best_timeline
 from migrations_ui.rules import BLOCK, Finding
 
 __all__ = [
+    "PICK_CLOSEST",
+    "PICK_EVEN",
+    "PICK_SHORT_LAST",
     "STOPPED_LEAVE",
     "STOPPED_MOVE",
     "LeftVm",
@@ -143,16 +149,29 @@ def plan_evacuation(
 
 
 def plan_rebalance(
-    hosts: Sequence[HostFacts], vms: Mapping[str, Sequence[VmFacts]], options: PlanOptions | None = None
+    hosts: Sequence[HostFacts],
+    vms: Mapping[str, Sequence[VmFacts]],
+    options: PlanOptions | None = None,
+    *,
+    picks: Sequence[str] = (PICK_CLOSEST, PICK_SHORT_LAST, PICK_EVEN),
 ) -> Plan:
     """Even out memory use across `hosts` (VMs by host FQDN), with as few and as short moves as it can.
 
     Every host ends within average use +- options.tolerance where the rules and memory allow it;
-    only running VMs move (they are what holds memory).
+    only running VMs move (they are what holds memory). Of the ways placement may choose the VMs to
+    move (picks: placement.PICK_*), the plan that ends sooner.
     """
     options = options or PlanOptions()
-    placed = place_rebalance(hosts, vms, options)
-    return _plan(None, placed, [], hosts, options)
+    # Ways of choosing which VMs leave a host (closest to exact balance, a short last move, even
+    # rounds): all keep every host in the band; the plan ending sooner wins.
+    placements = [place_rebalance(hosts, vms, options, pick) for pick in picks]
+    if len(placements) > 1:
+        # Compared by their first orders only (no improvement passes): the search runs once, on the winner.
+        quick = replace(options, effort=0)
+        plans = [_plan(None, placed, [], hosts, quick) for placed in placements]
+        best = min(range(len(plans)), key=lambda i: (round(plans[i].makespan_s, 6), len(plans[i].moves), i))
+        placements = [placements[best]]
+    return _plan(None, placements[0], [], hosts, options)
 
 
 def plan_moves(

@@ -295,9 +295,8 @@ def lower_bound(
     A move alone is as fast as it can be, and its bytes the fewest it sends (faster passes leave less
     dirtied memory), so no schedule beats any of the three. strong=True adds bounds that hold as
     well: every host's wire bytes / NIC rate and file bytes / storage rate after the prepare phase,
-    and, for a slot of limit L held by more than L moves, the L-th plus the (L+1)-th longest of them
-    (of L+1 intervals never more than L at once, two do not overlap: intervals that meet pairwise
-    share a point).
+    and, for a slot of limit L held by more than L moves, the packing bound of _packing_bound (k = 1:
+    the L-th plus the (L+1)-th longest; k = 2: the (2L-1)-th to (2L+1)-th...).
     """
     work: dict[Slot, list[float]] = defaultdict(list)
     wire: dict[str, float] = defaultdict(float)
@@ -314,8 +313,7 @@ def lower_bound(
         limit = max(1, limits.get(slot, 1))
         bound = max(bound, sum(durations) / limit)
         if strong and len(durations) > limit:
-            longest = sorted(durations, reverse=True)
-            bound = max(bound, longest[limit - 1] + longest[limit])
+            bound = max(bound, _packing_bound(sorted(durations, reverse=True), limit))
     prepare = (figures or Figures()).prepare_s
     for host, total in wire.items():
         r = rates.get(host, HostRates())
@@ -323,6 +321,20 @@ def lower_bound(
         if strong:
             # No byte moves before a move's prepare phase is over.
             bound = max(bound, prepare + total / r.nic_bytes_s, prepare + files[host] / r.disk_bytes_s)
+    return bound
+
+
+def _packing_bound(longest: Sequence[float], limit: int) -> float:
+    """The most any k+1 moves that must share one of `limit` slots take end to end (longest: descending).
+
+    Intervals never more than `limit` at once can be laid on `limit` rows (an interval graph is
+    coloured with as many colours as its largest clique), so among the k*limit + 1 longest moves one
+    row holds k + 1 of them, one after the other: at least the k + 1 shortest of those.
+    """
+    bound, k = 0.0, 1
+    while k * limit < len(longest):
+        bound = max(bound, sum(longest[k * limit - k : k * limit + 1]))
+        k += 1
     return bound
 
 

@@ -14,6 +14,7 @@ assessed in that order until one fits, so a 1,000-VM plan assesses about a thous
 from __future__ import annotations
 
 import bisect
+import math
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -26,6 +27,7 @@ from migrations_ui.planner import Assessment, assess, transfer_type
 from migrations_ui.rules import BLOCK, VM_STATES
 
 STOPPED_MOVE, STOPPED_LEAVE = "move", "leave"
+PICK_CLOSEST, PICK_SHORT_LAST, PICK_EVEN = "closest", "short-last", "even"
 # Live first (no outage, no copy); Quick only for an HA VM that cannot go live; files copied last.
 KIND_RANK = {Kind.LIVE: 0, Kind.QUICK: 1, Kind.LIVE_VSM: 2, Kind.NETWORK: 3}
 MAX_REASONS = 3  # distinct reasons given for a VM left in place, before "N more reason(s)"
@@ -79,6 +81,7 @@ class Ledger:
             self.room[h.fqdn] = h.memory_available_bytes - options.headroom * h.memory_total_bytes
         self.where: dict[str, str] = {}
         self.names: dict[str, str] = {}
+        self.sent: dict[str, int] = defaultdict(int)  # moves planned out of each host
         shared: dict[str, set[str]] = defaultdict(set)
         for host, on_host in vms.items():
             for vm in on_host:
@@ -117,6 +120,7 @@ class Ledger:
             # The source's memory is only free once the move ends: not lent to other moves of the plan.
             self.used[source.fqdn] -= vm.memory_bytes
         self.where[vm.id] = destination.fqdn
+        self.sent[source.fqdn] += 1
 
     def spec(self, vm: VmFacts, kind: str, source: HostFacts, destination: HostFacts) -> MoveSpec:
         dirty = self.options.dirty_mbps.get(vm.id, DEFAULT_DIRTY_MBPS)
@@ -337,7 +341,7 @@ def place_evacuation(
 
 
 def place_rebalance(
-    hosts: Sequence[HostFacts], vms: Mapping[str, Sequence[VmFacts]], options: PlanOptions
+    hosts: Sequence[HostFacts], vms: Mapping[str, Sequence[VmFacts]], options: PlanOptions, pick: str = PICK_CLOSEST
 ) -> list[Placed]:
     """Moves that bring every host's memory use near its group's average, few and large first.
 
@@ -345,6 +349,9 @@ def place_rebalance(
     then every host together, with the VMs free to leave their host's cluster (not HA). A VM moves
     at most once, and a move never counts on memory another move frees (the room of a host only
     shrinks), so the moves may run in any order without a host running short on the way.
+    pick: which VM a sender gives next, PICK_CLOSEST (the one closest to its excess), PICK_SHORT_LAST
+    (the largest until one VM is enough, then the smallest that is: the last move is short) or
+    PICK_EVEN (moves of about equal size, as many as fill the sender's slots in whole rounds).
     """
     up = [h for h in hosts if h.reachable and h.memory_total_bytes > 0]
     ledger = Ledger(up, vms, options)
@@ -355,8 +362,8 @@ def place_rebalance(
         if h.cluster:
             clusters[h.cluster].append(h)
     for cluster in sorted(clusters):
-        placed += _balance(clusters[cluster], vms, ledger, moved, lambda vm: True)
-    placed += _balance(up, vms, ledger, moved, lambda vm: not vm.clustered)
+        placed += _balance(clusters[cluster], vms, ledger, moved, lambda vm: True, pick)
+    placed += _balance(up, vms, ledger, moved, lambda vm: not vm.clustered, pick)
     return placed
 
 
@@ -366,6 +373,7 @@ def _balance(
     ledger: Ledger,
     moved: set[str],
     may_move: Callable[[VmFacts], bool],
+    pick: str,
 ) -> list[Placed]:
     """Within group: hosts above average + tolerance send running VMs (the one closest to their
     excess first) to hosts below average, never lifting a receiver above average + tolerance."""
@@ -391,8 +399,24 @@ def _balance(
             for v in vms.get(source.fqdn, ())
             if v.running and v.id not in moved and v.id not in tried and v.memory_bytes <= most and may_move(v)
         ]
-        # Closest to the excess first (fewest moves), the larger of two equally close.
-        movable.sort(key=lambda v: (abs(over - v.memory_bytes), -v.memory_bytes, v.name, v.id))
+        if pick == PICK_EVEN and movable:
+            # As many moves as fill the sender's slots evenly (whole rounds), each near an equal share
+            # of the excess: three 64 GiB moves on two slots take two rounds, four of 48 GiB as well.
+            need = over - tolerance * source.memory_total_bytes
+            fewest = max(1, math.ceil(need / max(v.memory_bytes for v in movable)))
+            done, slots = ledger.sent[source.fqdn], max(1, source.live_limit)
+            more = max(1, math.ceil((done + fewest) / slots) * slots - done)
+            share = over / more
+            movable.sort(key=lambda v: (abs(v.memory_bytes - share), -v.memory_bytes, v.name, v.id))
+        elif pick == PICK_CLOSEST:
+            # Closest to the excess first (fewest moves, the most even result), the larger of two equally close.
+            movable.sort(key=lambda v: (abs(over - v.memory_bytes), -v.memory_bytes, v.name, v.id))
+        else:
+            # The smallest VM whose move leaves the sender balanced (a sender's moves beyond its slots
+            # queue behind the others, so its last one decides when it is done: make it short);
+            # while none is enough, the largest (fewest moves).
+            need = over - tolerance * source.memory_total_bytes
+            movable.sort(key=lambda v: (v.memory_bytes < need, abs(v.memory_bytes - need), v.name, v.id))
         choice = None
         for vm in movable:
             tried.add(vm.id)

@@ -1,0 +1,128 @@
+"""How good plans are, not only whether they are allowed: the bounds they are measured against and
+the choices that bring them closer (bench/planner.py measures the same on generated fabrics)."""
+
+from dataclasses import replace
+from types import SimpleNamespace
+
+import pytest
+
+from migrations_ui.estimates import HostRates
+from migrations_ui.evacuation import (
+    PICK_CLOSEST,
+    PICK_EVEN,
+    PICK_SHORT_LAST,
+    PlanOptions,
+    plan_evacuation,
+    plan_rebalance,
+)
+from migrations_ui.ordering import _packing_bound, lower_bound
+from tests.migrations_ui.test_evacuation import GIB, _random_fabric, host, sweep, vm
+
+PICKS = (PICK_CLOSEST, PICK_SHORT_LAST, PICK_EVEN)
+
+
+@pytest.fixture
+def settings():
+    """Stands in for pytest-django's fixture (asked for by tests/conftest.py's autouse fixtures): pure tests."""
+    return SimpleNamespace()
+
+
+@pytest.mark.parametrize(
+    ("durations", "slots", "expected"),
+    [
+        ([5, 4, 3], 2, 7),  # of 3 moves on 2 slots, two run one after the other: at least 4 + 3
+        ([3, 3, 2, 2, 2], 2, 6),  # of 5 on 2, one slot runs 3: at least 2 + 2 + 2
+        ([1] * 9, 4, 3),
+        ([9, 1], 2, 0),  # no more moves than slots: nothing to add
+    ],
+)
+def test_the_packing_bound_counts_moves_that_must_follow_each_other(durations, slots, expected):
+    assert _packing_bound(sorted(durations, reverse=True), slots) == expected
+
+
+def test_five_equal_moves_on_four_slots_end_at_the_packing_bound():
+    source = host("hv-a", live=4, storage=4)
+    others = [host(f"hv-{c}", live=4, storage=4) for c in "bcde"]
+    vms = [vm(f"v{k}", 16) for k in range(5)]
+    options = PlanOptions(dirty_mbps={v.id: 10.0 for v in vms})
+
+    plan = plan_evacuation(source, vms, [source, *others], options)
+
+    specs = [m.spec for m in plan.moves]
+    strong = lower_bound(specs, {}, plan.limits, strong=True)
+    one = plan.moves[0].alone.duration_s
+    assert plan.lower_bound_s == pytest.approx(5 * one / 4)  # the issue's LB: work per slot
+    assert strong == pytest.approx(2 * one)  # one slot must run two of them
+    assert plan.makespan_s == pytest.approx(strong, rel=1e-6)  # and the plan does no worse
+
+
+@pytest.mark.parametrize("slots", [1, 2, 4])
+def test_no_plan_ends_before_the_strong_bound(slots):
+    for seed in range(8):
+        hosts, vms, options = _random_fabric(seed, slots)
+        plans = [plan_rebalance(hosts, vms, options)]
+        plans += [plan_evacuation(h, vms[h.fqdn], hosts, options, resident=vms) for h in hosts[:3]]
+        for plan in plans:
+            if not plan.moves:
+                continue
+            strong = lower_bound([m.spec for m in plan.moves], options.rates, plan.limits, strong=True)
+            assert plan.lower_bound_s <= strong + 1e-6
+            assert strong <= plan.makespan_s * (1 + 1e-9)
+
+
+def _crowded_sender():
+    """hv0 holds six 48 GiB VMs and two small ones, three empty hosts beside it, 4 slots each."""
+    hosts = [host(f"hv{i}", memory_gib=512, live=4, storage=4) for i in range(4)]
+    sizes = [48] * 6 + [16, 4]
+    vms = {hosts[0].fqdn: [vm(f"v{k}", m) for k, m in enumerate(sizes)]} | {h.fqdn: [] for h in hosts[1:]}
+    hosts = [replace(h, memory_available_bytes=h.memory_total_bytes - sum(v.memory_bytes for v in vms[h.fqdn]))
+             for h in hosts]  # fmt: skip
+    options = PlanOptions(dirty_mbps={v.id: 20.0 for on in vms.values() for v in on})
+    return hosts, vms, options
+
+
+def test_a_rebalance_keeps_the_last_move_of_a_busy_sender_short():
+    hosts, vms, options = _crowded_sender()
+
+    closest = plan_rebalance(hosts, vms, options, picks=(PICK_CLOSEST,))
+    plan = plan_rebalance(hosts, vms, options)
+
+    # Closest to the excess sends five 48 GiB VMs over 4 slots: the fifth waits for a whole move.
+    assert sorted(m.spec.memory_bytes // GIB for m in closest.moves) == [48] * 5
+    assert sorted(m.spec.memory_bytes // GIB for m in plan.moves) == [16, 48, 48, 48, 48]
+    assert plan.makespan_s < 0.75 * closest.makespan_s
+    assert plan == plan_rebalance(hosts, vms, options, picks=(PICK_SHORT_LAST,))
+    assert sweep(plan) == []
+    # Still balanced: every host within average use + the tolerance.
+    used = {h.fqdn: h.memory_total_bytes - h.memory_available_bytes for h in hosts}
+    for m in plan.moves:
+        used[m.source] -= m.spec.memory_bytes
+        used[m.destination] += m.spec.memory_bytes
+    average = sum(used.values()) / sum(h.memory_total_bytes for h in hosts)
+    assert all(u / (512 * GIB) <= average + options.tolerance for u in used.values())
+
+
+def test_a_rebalance_keeps_the_placement_that_ends_sooner():
+    for seed in range(6):
+        hosts, vms, options = _random_fabric(seed, 4)
+        first_orders = replace(options, effort=0)
+        each = [plan_rebalance(hosts, vms, first_orders, picks=(pick,)).makespan_s for pick in PICKS]
+        plan = plan_rebalance(hosts, vms, options)
+        assert plan.makespan_s <= min(each) + 1e-6
+        assert sweep(plan) == []
+
+
+def test_on_shared_storage_with_capped_streams_evacuations_sit_on_the_bound():
+    """The class of plans where moves on a host do not slow each other: within 2% of the strong bound."""
+    hosts = [host(f"hv{i:02d}", memory_gib=512, live=2, storage=2, performance_option="compression") for i in range(6)]
+    rates = {h.fqdn: HostRates(10.0, 800.0) for h in hosts}
+    sizes = (1, 2, 4, 8, 12, 16, 24, 32, 48, 64)
+    ratios = []
+    for i, source in enumerate(hosts):
+        vms = [vm(f"v{i}-{k}", sizes[(k * 7 + i) % len(sizes)]) for k in range(12)]
+        options = PlanOptions(rates=rates, dirty_mbps={v.id: 5.0 + 13.0 * (k % 5) for k, v in enumerate(vms)})
+        plan = plan_evacuation(source, vms, hosts, options)
+        assert len(plan.moves) == 12 and sweep(plan) == []
+        strong = lower_bound([m.spec for m in plan.moves], rates, plan.limits, strong=True)
+        ratios.append(plan.makespan_s / strong)
+    assert max(ratios) <= 1.02
