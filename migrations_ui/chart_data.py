@@ -26,10 +26,11 @@ SLOT_WINDOW = timedelta(hours=1)
 
 
 def job_samples(job: MigrationJob) -> list[Sample]:
-    return _samples(_progress(job))
+    return _samples(progress_rows(job))
 
 
-def _progress(job: MigrationJob) -> list[tuple[datetime, dict]]:
+def progress_rows(job: MigrationJob) -> list[tuple[datetime, dict]]:
+    """The job's progress events as (time, data), oldest first."""
     rows = JobEvent.objects.filter(job=job, kind="progress").order_by("sequence").values_list("time", "data")
     return [(time, data or {}) for time, data in rows]
 
@@ -60,11 +61,12 @@ OUTCOMES = {
 }
 
 
-def job_chart(job: MigrationJob) -> dict | None:
-    """What the job page's chart partial shows; None for a move without a pre-copy."""
+def job_chart(job: MigrationJob, rows: list[tuple[datetime, dict]] | None = None) -> dict | None:
+    """What the job page's chart partial shows; None for a move without a pre-copy.
+    rows: the job's progress_rows when already read (the emitter renders once per language)."""
     if job.kind not in PRECOPY_KINDS:
         return None
-    rows = _progress(job)
+    rows = progress_rows(job) if rows is None else rows
     samples = _samples(rows)
     verdict = judge(samples)
     outcome = OUTCOMES.get(job.state, charts.RUNNING)

@@ -21,10 +21,10 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 from django.core.paginator import Page, Paginator
 from django.template.loader import render_to_string
-from django.utils import translation
+from django.utils import timezone, translation
 from django.utils.http import urlencode
 
-from migrations_ui.chart_data import PRECOPY_KINDS, job_chart
+from migrations_ui.chart_data import PRECOPY_KINDS, job_chart, progress_rows
 from migrations_ui.models import FINAL_STATES, SLOT_STATES, JobEvent, JobState, MigrationJob
 from migrations_ui.runner import STEPS
 from migrations_ui.scheduler import host_limits, queue_decision, queue_order, slots_in_use
@@ -183,22 +183,29 @@ def render_job_state(job: MigrationJob) -> str:
     return render_to_string("partials/job_status.html", context) + render_to_string("partials/job_steps.html", context)
 
 
-# The chart re-reads all of a job's samples: with a progress sample it is sent at most this often;
-# with any other event (a state, a step), and on every replay, always.
+# The chart re-reads all of a job's samples: with a progress sample it is sent at most this often,
+# and less often as a long move gathers samples (an hour's move: every 30 s); with any other event
+# (a state, a step), and on every replay, always.
 CHART_EVERY_S = 3.0
+CHART_EVERY_SHARE = 1 / 120  # of the time the job has run
 _chart_sent: dict[int, float] = {}  # job id -> when this process last sent its chart (monotonic)
 
 
-def render_job_chart(job: MigrationJob) -> str:
+def render_job_chart(job: MigrationJob, rows: list | None = None) -> str:
     """The convergence chart as an out-of-band swap ("" for a move without a pre-copy)."""
-    return render_to_string("partials/job_chart.html", {"chart": job_chart(job), "oob": True})
+    return render_to_string("partials/job_chart.html", {"chart": job_chart(job, rows), "oob": True})
+
+
+def chart_every_s(job: MigrationJob) -> float:
+    ran = (timezone.now() - job.started_at).total_seconds() if job.started_at else 0.0
+    return max(CHART_EVERY_S, ran * CHART_EVERY_SHARE)
 
 
 def _chart_due(job: MigrationJob, newest: JobEvent | None) -> bool:
     if job.kind not in PRECOPY_KINDS:
         return False
     now, last = time.monotonic(), _chart_sent.get(job.pk)
-    if newest is not None and newest.kind == "progress" and last is not None and now - last < CHART_EVERY_S:
+    if newest is not None and newest.kind == "progress" and last is not None and now - last < chart_every_s(job):
         return False
     if job.state in FINAL_STATES:
         _chart_sent.pop(job.pk, None)
@@ -340,6 +347,7 @@ def _messages(job_id: int) -> list[tuple[str, dict]]:
     # Decided once, rendered in every language: the chart's rate limit must not drop a language's copy.
     progress_only = _only_progress_since_a_while(job, event)
     chart_due = _chart_due(job, event)
+    chart_rows = progress_rows(job) if chart_due else None  # read once for every language
     actual_due = bool(job.batch_id) and _batch_actual_due(job, event)
 
     def build() -> list[tuple[str, dict]]:
@@ -362,7 +370,7 @@ def _messages(job_id: int) -> list[tuple[str, dict]]:
             "type": "job.update",
             "job_id": job_id,
             "sequence": sequence,
-            "html": render_job_state(job) + (render_job_chart(job) if chart_due else ""),
+            "html": render_job_state(job) + (render_job_chart(job, chart_rows) if chart_due else ""),
             "event_html": render_new_events([event] if event else []),
         }
         messages = [(JOBS_GROUP, jobs_message), (job_group(job_id), job_message)]

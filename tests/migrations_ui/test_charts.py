@@ -401,3 +401,11 @@ def test_a_real_run_of_a_vm_that_never_converges_is_flagged(settings, tmp_path, 
     assert not chart["wire_rate"]
     page = viewer_client.get(job.get_absolute_url()).content.decode()
     assert "Did not converge" in page and 'class="chart convergence-chart"' in page
+
+
+@pytest.mark.django_db
+def test_a_long_move_has_its_chart_sent_less_often(hot_job):
+    assert progress.chart_every_s(hot_job) == progress.CHART_EVERY_S  # started 90 s ago
+    hot_job.started_at = timezone.now() - timedelta(hours=1)
+
+    assert progress.chart_every_s(hot_job) == pytest.approx(30, abs=0.1)
