@@ -228,7 +228,7 @@ def job_chart_svg(samples: list[Sample], verdict: Verdict, *, width: int = 960, 
     out = [
         f'<svg xmlns="http://www.w3.org/2000/svg" class="chart convergence-chart" width="{width}" height="{height}" '
         f'viewBox="0 0 {width} {height}" role="img" aria-labelledby="convergence-title convergence-desc" '
-        f'font-family="sans-serif" font-size="11" style="max-width:100%;height:auto">',
+        f'font-family="sans-serif" font-size="11">',
         f'<title id="convergence-title">{esc(label)}</title>',
         f'<desc id="convergence-desc">{esc(_describe_job(verdict))}</desc>',
     ]
@@ -388,7 +388,7 @@ def slots_chart_svg(
     out = [
         f'<svg xmlns="http://www.w3.org/2000/svg" class="chart slots-chart" width="{width}" height="{height}" '
         f'viewBox="0 0 {width} {height}" role="img" aria-labelledby="slots-title slots-desc" '
-        f'font-family="sans-serif" font-size="11" style="max-width:100%;height:auto">',
+        f'font-family="sans-serif" font-size="11">',
         f'<title id="slots-title">{esc(label)}</title>',
         f'<desc id="slots-desc">{esc(slots_summary(series, live_limit, storage_limit))}</desc>',
     ]
