@@ -49,11 +49,15 @@ class SettingsForm(forms.Form):
         label="Migration networks",
     )
     add_networks = forms.CharField(required=False, label="Add subnets", help_text="CIDR, e.g. 10.20.0.0/24")
-    remove_networks = forms.MultipleChoiceField(required=False, label="Remove subnets")
+    remove_networks = forms.MultipleChoiceField(
+        required=False, label="Remove subnets", widget=forms.CheckboxSelectMultiple
+    )
     vm_path = forms.CharField(required=False, max_length=260, label="Default folder for VM files")
     vhd_path = forms.CharField(required=False, max_length=260, label="Default folder for virtual disks")
     add_location = forms.CharField(required=False, max_length=260, label="Add a storage location")
-    remove_locations = forms.MultipleChoiceField(required=False, label="Remove storage locations")
+    remove_locations = forms.MultipleChoiceField(
+        required=False, label="Remove storage locations", widget=forms.CheckboxSelectMultiple
+    )
 
     def __init__(self, *args, cluster=None, **kwargs):
         super().__init__(*args, **kwargs)
