@@ -8,6 +8,7 @@ large to the small fabric. Target: the large fabric within 1.5x of the small one
 """
 
 import argparse
+import json
 import os
 import secrets
 import shutil
@@ -145,6 +146,7 @@ def measure(client: Client, url: str, repeat: int, databases: dict[int, Path]) -
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=25, help="requests per page and size (default 25)")
+    parser.add_argument("--json", metavar="FILE", help="also write the figures to FILE as JSON (bench/run_all.py)")
     args = parser.parse_args()
 
     call_command("migrate", verbosity=0)
@@ -181,6 +183,7 @@ def main() -> None:
         "All Hosts (grows w/ hosts)": ("/", False),
     }
     small, large = SIZES
+    results = {}
     print(f"\nmedian of {args.repeat} requests, server CPU time (wall time in brackets);")
     print("rows = table rows rendered, queries and rows as 100 VMs / 20,000 VMs")
     print(f"{'page':<28} {'100 VMs':>18} {'20,000 VMs':>19} {'ratio':>6}  {'queries':>7}  rows")
@@ -198,7 +201,17 @@ def main() -> None:
             f"{name:<28} {c_small:>6.1f} ms ({w_small:>6.1f}) {c_large:>6.1f} ms ({w_large:>6.1f}) {ratio:>5.2f}x"
             f"  {q_small:>3} / {q_large:<3} {r_small} / {r_large}{flag}"
         )
+        results[name] = {
+            "url": url,
+            "targeted": name in pages,
+            "small_ms": c_small,
+            "large_ms": c_large,
+            "ratio": ratio,
+            "queries": [q_small, q_large],
+        }
     print("target (first five): 20,000-VM time within 1.5x of the 100-VM time, same query count")
+    if args.json:
+        Path(args.json).write_text(json.dumps(results))
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ Run from the repository root: .venv/bin/python bench/jobs.py [--clients 100] [--
 import argparse
 import asyncio
 import base64
+import json
 import os
 import re
 import secrets
@@ -55,6 +56,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--timeout", type=float, default=240.0, help="bound on the whole run")
     parser.add_argument("--redis", action="store_true", help="channels_redis on a redis-server of its own")
     parser.add_argument("--no-slots", action="store_true", help="skip the slot-free latency part (bench/slots.py)")
+    parser.add_argument("--json", metavar="FILE", help="also write the figures to FILE as JSON (bench/run_all.py)")
     return parser.parse_args()
 
 
@@ -348,9 +350,19 @@ def percentile(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
-def report(bench: Bench, args) -> None:
+def report(bench: Bench, args) -> dict:
     latencies = [(at - bench.sent[key]) * 1000 for _, key, at in bench.arrivals if key in bench.sent]
     expected = args.updates * args.jobs * args.clients
+    figures = {
+        "clients": args.clients,
+        "events_per_s": args.jobs / args.interval,
+        "delivered": len(latencies),
+        "expected": expected,
+        "p50_ms": percentile(latencies, 50) if latencies else None,
+        "p99_ms": percentile(latencies, 99) if latencies else None,
+        "max_ms": max(latencies) if latencies else None,
+        "errors": len(bench.errors),
+    }
     print(f"delivered/expected: {len(latencies)}/{expected} ({100 * len(latencies) / expected:.1f}%)")
     if latencies:
         print(
@@ -362,6 +374,7 @@ def report(bench: Bench, args) -> None:
         print(f"emitter per update, render + group_send (ms): p50 {statistics.median(ms):.1f}  max {max(ms):.1f}")
     if bench.errors:
         print(f"connection errors: {len(bench.errors)}, first: {bench.errors[0]}")
+    return figures
 
 
 def main(args: argparse.Namespace) -> None:
@@ -375,7 +388,10 @@ def main(args: argparse.Namespace) -> None:
         jobs = running_jobs(args.jobs)
         print(f"channel layer: {'channels_redis' if redis else 'channels_lite SQLiteChannelLayer'}")
         bench = asyncio.run(asyncio.wait_for(run(args, port, cookie, jobs, deadline), args.timeout))
-        report(bench, args)
+        figures = report(bench, args)
+        figures["layer"] = "redis" if redis else "sqlite"
+        if args.json:
+            Path(args.json).write_text(json.dumps(figures))
     finally:
         if server is not None:
             stop_server(server)

@@ -7,6 +7,7 @@ p50, p99 and the sample count. Run: .venv/bin/python bench/slots.py [--waves 4]
 """
 
 import argparse
+import json
 import os
 import sqlite3
 import statistics
@@ -28,6 +29,7 @@ def main() -> None:
     parser.add_argument("--waves", type=int, default=4, help="rounds of moves back and forth")
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--scale", type=int, default=40, help="simulated seconds per wall second")
+    parser.add_argument("--json", metavar="FILE", help="also write the figures to FILE as JSON (bench/run_all.py)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as data:
         env = {**os.environ, "CONSOLE_DATA_DIR": data, "HYPERV_DRIVER": "sim", "SIM_TIME_SCALE": str(args.scale)}
@@ -63,6 +65,19 @@ def main() -> None:
                 w.wait(15)
         latencies = measure(Path(data) / "db.sqlite3")
     report(latencies, elapsed)
+    if args.json:
+        Path(args.json).write_text(json.dumps(figures(latencies, elapsed)))
+
+
+def figures(latencies: list[float], elapsed: float) -> dict:
+    ordered = sorted(latencies)
+    p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] if ordered else None
+    return {
+        "n": len(ordered),
+        "p50_ms": statistics.median(ordered) if ordered else None,
+        "p99_ms": p99,
+        "elapsed_s": elapsed,
+    }
 
 
 def measure(db_path: Path) -> list[float]:

@@ -13,6 +13,7 @@ parallel (16 threads, the sync's default) and one host at a time.
 """
 
 import argparse
+import json
 import os
 import shutil
 import signal
@@ -110,7 +111,7 @@ def register_hosts(store: FabricStore) -> None:
         )
 
 
-def bench(store: FabricStore, fqdns: list[str], args: argparse.Namespace, latency: float) -> None:
+def bench(store: FabricStore, fqdns: list[str], args: argparse.Namespace, latency: float) -> dict:
     procs = start_emulators(fqdns, args.processes, latency)
     try:
         register_hosts(store)
@@ -125,6 +126,7 @@ def bench(store: FabricStore, fqdns: list[str], args: argparse.Namespace, latenc
         print(f"  sync, one host at a time, pools reused:     {s:7.2f} s  (median of {args.repeat})")
         print(f"  per host, one at a time:                    {1000 * s / len(fqdns):7.1f} ms")
         print(f"  parallel speed-up:                          {s / p:7.1f}x")
+        return {"latency_s": latency, "first_s": first, "parallel_s": p, "sequential_s": s, "speedup": s / p}
     finally:
         get_driver().close()
         stop_emulators(procs)
@@ -137,6 +139,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--processes", type=int, default=4, help="emulator processes (default 4)")
     parser.add_argument("--latency", type=float, nargs="+", default=[0.0, 0.05], help="seconds per cmdlet")
+    parser.add_argument("--json", metavar="FILE", help="also write the figures to FILE as JSON (bench/run_all.py)")
     args = parser.parse_args()
 
     call_command("migrate", verbosity=0)
@@ -146,8 +149,9 @@ def main() -> None:
         fqdns = sorted(fabric.hosts)
     try:
         print(f"{args.hosts} emulated hosts, {args.hosts * args.vms_per_host} VMs, WinRM (HTTP, Basic) on 127.0.0.1")
-        for latency in args.latency:
-            bench(store, fqdns, args, latency)
+        runs = [bench(store, fqdns, args, latency) for latency in args.latency]
+        if args.json:
+            Path(args.json).write_text(json.dumps({"hosts": args.hosts, "runs": runs}))
         print(f"\nVMs in the database: {VirtualMachine.objects.filter(removed=False).count()}")
     finally:
         store.close()

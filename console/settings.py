@@ -20,6 +20,9 @@ try:
         "default": env.parse_database_url("DATABASE_URL", os.environ.get("DATABASE_URL"), DATA_DIR / "db.sqlite3")
     }
     REDIS_URL = env.parse_redis_url("REDIS_URL", os.environ.get("REDIS_URL"))
+    # One subscription per process and group, fanned out to its pages in memory (console/fanout.py);
+    # off only to measure the plain layer (bench/run_all.py). Every process must agree.
+    CHANNEL_FANOUT = env.parse_bool("CHANNEL_FANOUT", os.environ.get("CHANNEL_FANOUT"), default=True)
     # psrp: WinRM / PowerShell Remoting (production, and the embedded default through the host emulator);
     # sim: the simulator in process, for fast unit tests.
     HYPERV_DRIVER = env.parse_choice("HYPERV_DRIVER", os.environ.get("HYPERV_DRIVER"), ("psrp", "sim"), "psrp")
@@ -126,6 +129,11 @@ else:
             "BACKEND": "channels_lite.layers.core.SQLiteChannelLayer",
             "CONFIG": {"database": "channels", "capacity": 1000},
         }
+    }
+if CHANNEL_FANOUT:
+    CHANNEL_LAYERS["default"] = {
+        "BACKEND": "console.fanout.FanoutChannelLayer",
+        "CONFIG": {"layer": CHANNEL_LAYERS["default"], "capacity": 1000},
     }
 
 # Job updates are rendered and sent to browsers from a background thread (see migrations_ui.events).
