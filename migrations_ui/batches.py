@@ -37,7 +37,20 @@ def stored(plan: Plan, **extra) -> dict:
         row.update(vm_id=move.vm_id, source=move.source, destination_name=move.destination_name)
     for row, left in zip(data["left"], plan.left, strict=True):
         row.update(vm_id=left.vm_id, source=left.source)
+    # The reasons' templates and values, so a page in another language can show them (not in the API).
+    texts = [left.reason.as_stored() if isinstance(left.reason, Msg) else None for left in plan.left]
+    if any(texts):
+        data["i18n_left"] = texts
     return {**data, **extra}
+
+
+def _left_reasons(data: dict) -> list[str]:
+    """The left VMs' reasons, as Msg texts again where the batch kept their templates."""
+    texts = data.get("i18n_left") or []
+    return [
+        Msg.from_stored(texts[i], row["reason"]) if i < len(texts) and texts[i] else row["reason"]
+        for i, row in enumerate(data.get("left", []))
+    ]
 
 
 def plan_of(data: dict) -> Plan:
@@ -57,7 +70,10 @@ def plan_of(data: dict) -> Plan:
         )
         for m in data.get("moves", [])
     )
-    left = tuple(LeftVm(v["vm"], v.get("vm_id", ""), v.get("source", ""), v["reason"]) for v in data.get("left", []))
+    left = tuple(
+        LeftVm(v["vm"], v.get("vm_id", ""), v.get("source", ""), reason)
+        for v, reason in zip(data.get("left", []), _left_reasons(data), strict=True)
+    )
     return Plan(data.get("host"), moves, left, data.get("makespan_s", 0.0), data.get("lower_bound_s", 0.0), {})
 
 
@@ -247,7 +263,8 @@ def outcomes(batch: Batch, jobs: list[MigrationJob]) -> list[Outcome]:
     for m in batch.plan.get("moves", []):
         job = by_vm.get(m.get("vm_id"))
         rows.append(_outcome(m, job, "" if job else refused.get(m.get("vm_id"), "No job.")))
-    return rows + [Outcome(v["vm"], "", "", None, None, None, v["reason"]) for v in batch.plan.get("left", [])]
+    left = zip(batch.plan.get("left", []), _left_reasons(batch.plan), strict=True)
+    return rows + [Outcome(v["vm"], "", "", None, None, None, reason) for v, reason in left]
 
 
 def _actual(runs: list[Run]) -> tuple[dict, datetime | None]:
