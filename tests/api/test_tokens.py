@@ -134,3 +134,20 @@ def test_the_create_api_token_command_prints_a_working_token_once(operator_user)
     secret = out.getvalue().strip()
     assert Api(secret).get("/vms")[0] == 200
     assert AuditEvent.objects.filter(action="token.created", username="operator").exists()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("persona", "expected"), [("anonymous", 302), ("outsider", 403), ("viewer", 201), ("operator", 201), ("admin", 201)]
+)
+def test_every_role_may_have_tokens_acting_with_that_role(client, persona_users, persona, expected):
+    if persona != "anonymous":
+        client.force_login(persona_users[persona])
+    response = client.post("/account/tokens/", {"name": "script"})
+    assert response.status_code == expected
+    assert ApiToken.objects.count() == (1 if expected == 201 else 0)
+    if expected == 201:
+        secret = re.search(r'id="new-token">([^<]+)<', response.content.decode()).group(1)
+        # The token can do what its user can: a viewer's reads, but starts nothing.
+        assert Api(secret).get("/vms")[0] == 200
+        assert Api(secret).post("/evacuations", {"host": "nowhere"})[0] == (403 if persona == "viewer" else 400)
