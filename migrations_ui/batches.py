@@ -262,7 +262,7 @@ def outcomes(batch: Batch, jobs: list[MigrationJob]) -> list[Outcome]:
     rows = []
     for m in batch.plan.get("moves", []):
         job = by_vm.get(m.get("vm_id"))
-        rows.append(_outcome(m, job, "" if job else refused.get(m.get("vm_id"), "No job.")))
+        rows.append(_outcome(m, job, "" if job else refused.get(m.get("vm_id"), Msg("No job."))))
     left = zip(batch.plan.get("left", []), _left_reasons(batch.plan), strict=True)
     return rows + [Outcome(v["vm"], "", "", None, None, None, reason) for v, reason in left]
 
