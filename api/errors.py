@@ -89,6 +89,9 @@ def install(api) -> None:
         errors: dict[str, list[str]] = {}
         for finding in exc.findings:
             errors.setdefault(finding.rule, []).append(finding.message)
+        # create_job's own checks of typed input (paths, options) are bad input, not a rule's refusal.
+        if set(errors) == {"invalid-input"}:
+            return respond(request, 400, body("invalid", str(exc), {"input": errors["invalid-input"]}))
         return respond(request, 409, body("refused", str(exc), errors))
 
     @api.exception_handler(CannotCancel)
