@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass
 
 from django.db import transaction
 
+from console.texts import Msg
 from fabric.hyperv.api import HostSettings, HyperVError
 from fabric.hyperv.host_values import folder_problem, normal_subnet, server_not_fqdn, share_server, subnet_problem
 from fabric.models import Cluster, Host, SmbShare, StorageLocation
@@ -197,7 +198,7 @@ def change_locations(hosts: list[Host], add: list[str], remove: list[str], *, us
                 if created:
                     details = {"path": path}
                     record("host.storage_location_added", request=request, actor=user, target=host, details=details)
-                    done.append(f"{host.name}: added {path}")
+                    done.append(Msg("%(host)s: added %(path)s", host=host.name, path=path))
             for path in remove:
                 # The host's own default folders are not the console's to remove: change them instead.
                 gone = StorageLocation.objects.filter(host=host, path__iexact=path, is_default=False)
@@ -209,6 +210,6 @@ def change_locations(hosts: list[Host], add: list[str], remove: list[str], *, us
                         target=host,
                         details={"path": location.path},
                     )
-                    done.append(f"{host.name}: removed {location.path}")
+                    done.append(Msg("%(host)s: removed %(path)s", host=host.name, path=location.path))
                 gone.delete()
     return done

@@ -5,8 +5,10 @@ import re
 
 from django import forms
 from django.shortcuts import get_object_or_404, render
+from django.utils.translation import gettext_lazy as _
 
 from console.access import Perm, requires_always
+from console.texts import localized
 from fabric.driver import get_driver
 from fabric.host_settings import (
     apply_cluster_cap,
@@ -19,7 +21,7 @@ from fabric.host_settings import (
 from fabric.hyperv.api import HostSettings
 from fabric.models import AuthType, Cluster, Host, PerformanceOption, StorageLocation
 
-BLANK = [("", "— unchanged —")]
+BLANK = [("", _("— unchanged —"))]
 _SEPARATORS = re.compile(r"[\s,;]+")
 
 
@@ -30,33 +32,35 @@ def _words(text: str) -> list[str]:
 class SettingsForm(forms.Form):
     hosts = forms.ModelMultipleChoiceField(queryset=Host.objects.all(), to_field_name="fqdn", required=False)
     cluster_max_parallel = forms.IntegerField(
-        required=False, min_value=0, max_value=64, label="Cluster MaximumParallelMigrations"
+        required=False, min_value=0, max_value=64, label=_("Cluster MaximumParallelMigrations")
     )
     max_live_migrations = forms.IntegerField(
-        required=False, min_value=0, max_value=64, label="Simultaneous live migrations"
+        required=False, min_value=0, max_value=64, label=_("Simultaneous live migrations")
     )
     max_storage_migrations = forms.IntegerField(
-        required=False, min_value=0, max_value=64, label="Simultaneous storage migrations"
+        required=False, min_value=0, max_value=64, label=_("Simultaneous storage migrations")
     )
-    performance_option = forms.ChoiceField(required=False, choices=BLANK + PerformanceOption.choices)
-    auth_type = forms.ChoiceField(required=False, choices=BLANK + AuthType.choices, label="Authentication")
+    performance_option = forms.ChoiceField(
+        required=False, choices=BLANK + PerformanceOption.choices, label=_("Performance option")
+    )
+    auth_type = forms.ChoiceField(required=False, choices=BLANK + AuthType.choices, label=_("Authentication"))
     migration_enabled = forms.ChoiceField(
-        required=False, choices=[*BLANK, ("true", "Enabled"), ("false", "Disabled")], label="Live migration"
+        required=False, choices=[*BLANK, ("true", _("Enabled")), ("false", _("Disabled"))], label=_("Live migration")
     )
     use_any_network = forms.ChoiceField(
         required=False,
-        choices=[*BLANK, ("true", "Use any available network"), ("false", "Use only the listed subnets")],
-        label="Migration networks",
+        choices=[*BLANK, ("true", _("Use any available network")), ("false", _("Use only the listed subnets"))],
+        label=_("Migration networks"),
     )
-    add_networks = forms.CharField(required=False, label="Add subnets", help_text="CIDR, e.g. 10.20.0.0/24")
+    add_networks = forms.CharField(required=False, label=_("Add subnets"), help_text=_("CIDR, e.g. 10.20.0.0/24"))
     remove_networks = forms.MultipleChoiceField(
-        required=False, label="Remove subnets", widget=forms.CheckboxSelectMultiple
+        required=False, label=_("Remove subnets"), widget=forms.CheckboxSelectMultiple
     )
-    vm_path = forms.CharField(required=False, max_length=260, label="Default folder for VM files")
-    vhd_path = forms.CharField(required=False, max_length=260, label="Default folder for virtual disks")
-    add_location = forms.CharField(required=False, max_length=260, label="Add a storage location")
+    vm_path = forms.CharField(required=False, max_length=260, label=_("Default folder for VM files"))
+    vhd_path = forms.CharField(required=False, max_length=260, label=_("Default folder for virtual disks"))
+    add_location = forms.CharField(required=False, max_length=260, label=_("Add a storage location"))
     remove_locations = forms.MultipleChoiceField(
-        required=False, label="Remove storage locations", widget=forms.CheckboxSelectMultiple
+        required=False, label=_("Remove storage locations"), widget=forms.CheckboxSelectMultiple
     )
 
     def __init__(self, *args, cluster=None, **kwargs):
@@ -78,7 +82,7 @@ class SettingsForm(forms.Form):
     def _clean_path(self, name):
         path = self.cleaned_data[name].strip()
         if path and (problem := path_problem(path)):
-            raise forms.ValidationError(problem)
+            raise forms.ValidationError(localized(problem))
         return path or None
 
     def clean_vm_path(self):
@@ -118,9 +122,9 @@ class SettingsForm(forms.Form):
         if self.errors:
             return data
         if not self.host_changes() and self.cluster_value() is None:
-            raise forms.ValidationError("Choose at least one setting to change.")
+            raise forms.ValidationError(_("Choose at least one setting to change."))
         if self.host_changes() and not data["hosts"]:
-            raise forms.ValidationError("Choose the hosts to apply the settings to.")
+            raise forms.ValidationError(_("Choose the hosts to apply the settings to."))
         return data
 
 
