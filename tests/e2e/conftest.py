@@ -14,7 +14,7 @@ import shutil
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -95,7 +95,17 @@ class Console:
         )
         self.log = (data_dir / "serve.log").open("w")
         self.proc = subprocess.Popen(
-            [sys.executable, str(REPO / "manage.py"), "serve", "--port", str(self.port), "--workers", "3"],
+            [
+                sys.executable,
+                str(REPO / "manage.py"),
+                "serve",
+                "--port",
+                str(self.port),
+                "--workers",
+                "3",
+                "--stop-timeout",
+                "3",
+            ],
             cwd=REPO,
             env=self.environ,
             stdin=subprocess.DEVNULL,
@@ -170,10 +180,21 @@ def browser(chromium, console):
 
 @dataclass
 class Session:
-    """One signed-in browser context: its page, and the console it talks to."""
+    """One signed-in browser context: its page, the console it talks to, and the errors the browser
+    reported (script errors, anything the Content-Security-Policy blocked, failed loads)."""
 
     page: object
     console: Console
+    errors: list[str] = field(default_factory=list)
+
+    def watch_errors(self) -> None:
+        def on_console(message) -> None:
+            # Chromium asks every site for /favicon.ico; the console has none.
+            if message.type == "error" and not message.location.get("url", "").endswith("/favicon.ico"):
+                self.errors.append(f"{self.page.url}: {message.text}")
+
+        self.page.on("console", on_console)
+        self.page.on("pageerror", lambda error: self.errors.append(f"{self.page.url}: {error}"))
 
     def goto(self, path: str):
         response = self.page.goto(self.console.url(path))
@@ -184,13 +205,15 @@ class Session:
 def sign_in(browser, console: Console, username: str, viewport=(1280, 900)) -> Session:
     context = browser.new_context(viewport={"width": viewport[0], "height": viewport[1]}, locale="en-US")
     context.set_default_timeout(15_000)
-    page = context.new_page()
+    session = Session(context.new_page(), console)
+    session.watch_errors()
+    page = session.page
     page.goto(console.url("/accounts/login/"))
     page.get_by_label("User name").fill(username)
     page.get_by_label("Password").fill(PASSWORDS[username])
     page.get_by_role("button", name="Sign in").click()
     page.wait_for_url(lambda url: "/accounts/login/" not in url)
-    return Session(page, console)
+    return session
 
 
 @pytest.fixture
