@@ -36,11 +36,11 @@ def settings():
         ([9, 1], 2, 0),  # no more moves than slots: nothing to add
     ],
 )
-def test_the_packing_bound_counts_moves_that_must_follow_each_other(durations, slots, expected):
+def test_it_counts_moves_that_must_follow_each_other_in_the_packing_bound(durations, slots, expected):
     assert _packing_bound(sorted(durations, reverse=True), slots) == expected
 
 
-def test_five_equal_moves_on_four_slots_end_at_the_packing_bound():
+def test_it_ends_five_equal_moves_on_four_slots_at_the_packing_bound():
     source = host("hv-a", live=4, storage=4)
     others = [host(f"hv-{c}", live=4, storage=4) for c in "bcde"]
     vms = [vm(f"v{k}", 16) for k in range(5)]
@@ -57,7 +57,7 @@ def test_five_equal_moves_on_four_slots_end_at_the_packing_bound():
 
 
 @pytest.mark.parametrize("slots", [1, 2, 4])
-def test_no_plan_ends_before_the_strong_bound(slots):
+def test_it_never_ends_a_plan_before_the_strong_bound(slots):
     for seed in range(8):
         hosts, vms, options = _random_fabric(seed, slots)
         plans = [plan_rebalance(hosts, vms, options)]
@@ -81,7 +81,7 @@ def _crowded_sender():
     return hosts, vms, options
 
 
-def test_a_rebalance_keeps_the_last_move_of_a_busy_sender_short():
+def test_it_keeps_the_last_move_of_a_busy_sender_short():
     hosts, vms, options = _crowded_sender()
 
     closest = plan_rebalance(hosts, vms, options, picks=(PICK_CLOSEST,))
@@ -102,7 +102,7 @@ def test_a_rebalance_keeps_the_last_move_of_a_busy_sender_short():
     assert all(u / (512 * GIB) <= average + options.tolerance for u in used.values())
 
 
-def test_a_rebalance_keeps_the_placement_that_ends_sooner():
+def test_it_keeps_the_rebalance_placement_that_ends_sooner():
     for seed in range(6):
         hosts, vms, options = _random_fabric(seed, 4)
         first_orders = replace(options, effort=0)
@@ -112,7 +112,7 @@ def test_a_rebalance_keeps_the_placement_that_ends_sooner():
         assert sweep(plan) == []
 
 
-def test_on_shared_storage_with_capped_streams_evacuations_sit_on_the_bound():
+def test_it_puts_evacuations_with_capped_streams_on_the_bound():
     """The class of plans where moves on a host do not slow each other: within 2% of the strong bound."""
     hosts = [host(f"hv{i:02d}", memory_gib=512, live=2, storage=2, performance_option="compression") for i in range(6)]
     rates = {h.fqdn: HostRates(10.0, 800.0) for h in hosts}
