@@ -80,7 +80,10 @@ class Console:
 def console(tmp_path_factory):
     served = Console(tmp_path_factory.mktemp("console"))
     try:
-        wait_for_page(served.url("/accounts/login/"), timeout=90)
+        try:
+            wait_for_page(served.url("/accounts/login/"), timeout=120)
+        except AssertionError:
+            pytest.fail("serve did not start:\n" + "\n".join(served.lines[-40:]))
         # An operator (the role that may evacuate) and their token, made as an administrator would.
         served.manage(
             "shell", "-c",
