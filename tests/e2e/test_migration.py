@@ -35,18 +35,18 @@ def test_it_migrates_a_vm_through_the_wizard_with_live_progress(signed_in, outpu
     operator = signed_in("operator")
     page = operator.page
     operator.goto("/vms/")
-    page.get_by_role("link", name="k8s-node01", exact=True).click()
-    expect(page.get_by_role("heading", level=1)).to_have_text("k8s-node01")
+    page.get_by_role("link", name="hr-app01", exact=True).click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("hr-app01")
     shoot(page, output_dir, "vm-detail")
 
     page.get_by_role("link", name="Migrate…").click()
     expect(page.get_by_role("heading", name="1. Select host")).to_be_visible()
     shoot(page, output_dir, "wizard-1-select-host")
-    page.get_by_label("hv-new3", exact=True).check()
+    page.get_by_label("hv-old1", exact=True).check()
     summary = page.locator("#summary")
-    expect(summary).to_contain_text("hv-new3")
+    expect(summary).to_contain_text("hv-old1")
     expect(summary).to_contain_text("Live")
-    assert "to=hv-new3.contoso.test" in page.url  # the choice is in the address: reload or share it
+    assert "to=hv-old1.contoso.test" in page.url  # the choice is in the address: reload or share it
     shoot(page, output_dir, "wizard-2-storage-performance-summary")
 
     page.get_by_role("button", name="Move", exact=True).click()
@@ -60,7 +60,7 @@ def test_it_migrates_a_vm_through_the_wizard_with_live_progress(signed_in, outpu
 
     # The second context's Jobs page lists the job while it runs, without a reload.
     row = watcher.page.locator(f"#jobs-running #job-{job_id}")
-    expect(row).to_contain_text("k8s-node01", timeout=MIGRATION_TIMEOUT_MS)
+    expect(row).to_contain_text("hr-app01", timeout=MIGRATION_TIMEOUT_MS)
     expect(page.locator("#job-status .job-running")).to_be_visible(timeout=MIGRATION_TIMEOUT_MS)
     expect(bar).not_to_have_attribute("aria-valuenow", "0", timeout=MIGRATION_TIMEOUT_MS)
     shoot(page, output_dir, "job-running")
@@ -76,16 +76,16 @@ def test_it_migrates_a_vm_through_the_wizard_with_live_progress(signed_in, outpu
 
     # Meanwhile the Jobs page moved it to Finished, still the same document.
     finished = watcher.page.locator("#jobs-finished")
-    expect(finished).to_contain_text("k8s-node01", timeout=10_000)
-    expect(watcher.page.locator("#jobs-running")).not_to_contain_text("k8s-node01")
+    expect(finished).to_contain_text("hr-app01", timeout=10_000)
+    expect(watcher.page.locator("#jobs-running")).not_to_contain_text("hr-app01")
     assert watcher.page.evaluate("window.e2e && window.e2e.jobsPage") is True
     shoot(watcher.page, output_dir, "jobs-after")
 
     # The VM is on the destination now: its host page lists it.
-    page.get_by_role("link", name="hv-new3", exact=True).first.click()
-    expect(page.get_by_role("heading", level=1)).to_contain_text("hv-new3")
-    expect(page.get_by_role("link", name="k8s-node01", exact=True)).to_be_visible()
+    page.get_by_role("link", name="hv-old1", exact=True).first.click()
+    expect(page.get_by_role("heading", level=1)).to_contain_text("hv-old1")
+    expect(page.get_by_role("link", name="hr-app01", exact=True)).to_be_visible()
     shoot(page, output_dir, "host-destination")
-    operator.goto("/vms/?q=k8s-node01")
-    vm_row = page.locator("tr", has=page.get_by_role("link", name="k8s-node01", exact=True))
-    expect(vm_row).to_contain_text("hv-new3")
+    operator.goto("/vms/?q=hr-app01")
+    vm_row = page.locator("tr", has=page.get_by_role("link", name="hr-app01", exact=True))
+    expect(vm_row).to_contain_text("hv-old1")
