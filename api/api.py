@@ -31,7 +31,21 @@ def signed_in(view):
     return wrapped
 
 
-api = NinjaAPI(
+class ConsoleApi(NinjaAPI):
+    def __init__(self, **options):
+        super().__init__(**options)
+        self._schemas = {}
+
+    def get_openapi_schema(self, *, path_prefix=None, path_params=None):
+        # The document depends on the code only: build it once per process (it takes a while, and
+        # scripts and schemathesis fetch it often).
+        key = path_prefix if path_prefix is not None else self.get_root_path(path_params or {})
+        if key not in self._schemas:
+            self._schemas[key] = super().get_openapi_schema(path_prefix=key)
+        return self._schemas[key]
+
+
+api = ConsoleApi(
     title="Hyper-V migration console API",
     version="1",
     description=(

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import need
 from tests.console.test_serve import SETTINGS_VARIABLES, alive, free_port, wait_for_page
 
 pytestmark = pytest.mark.slow
@@ -190,6 +191,7 @@ def test_the_docs_page_works_in_a_browser_under_the_content_security_policy(cons
     the CSP (no inline script, nothing from another origin)."""
     from playwright.sync_api import sync_playwright
 
+    need(Path("/usr/bin/chromium").exists(), "Chromium (apt-get install chromium)")
     problems = []
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=["--no-sandbox"])
