@@ -1,20 +1,23 @@
 """What an operator should do about a Hyper-V failure, by its code (hyperv.md section 7).
 
 The simulator raises these remedies with its refusals; the pypsrp driver uses them when a real
-host's error record carries no recommended action of its own.
+host's error record carries no recommended action of its own. They stay English where they are
+recorded (a job's error_remedy); marked for the catalogue, pages show them translated.
 """
 
-REMEDY_LIMIT = "Wait for a running migration to finish (the console queues the move)"
-REMEDY_MEMORY = "Pick another host or free memory on the destination"
-REMEDY_SWITCH = "Create the virtual switch on the destination or reconnect the adapter"
-REMEDY_DELEGATION = (
+from django.utils.translation import gettext_noop
+
+REMEDY_LIMIT = gettext_noop("Wait for a running migration to finish (the console queues the move)")
+REMEDY_MEMORY = gettext_noop("Pick another host or free memory on the destination")
+REMEDY_SWITCH = gettext_noop("Create the virtual switch on the destination or reconnect the adapter")
+REMEDY_DELEGATION = gettext_noop(
     "Set Kerberos constrained delegation between the hosts for cifs and Microsoft Virtual System Migration Service"
 )
-REMEDY_NETWORK = "Check the firewall (port 6600) and the migration networks of both hosts"
-REMEDY_DRIVE_LETTERS = "Align the system drive letters and paths of the nodes"
-REMEDY_POSSIBLE_OWNER = "Add the destination to the possible owners of the VM's cluster role"
-REMEDY_VERSION = "Upgrade the destination host, or pick a host that supports this version"
-REMEDY_PROCESSOR = (
+REMEDY_NETWORK = gettext_noop("Check the firewall (port 6600) and the migration networks of both hosts")
+REMEDY_DRIVE_LETTERS = gettext_noop("Align the system drive letters and paths of the nodes")
+REMEDY_POSSIBLE_OWNER = gettext_noop("Add the destination to the possible owners of the VM's cluster role")
+REMEDY_VERSION = gettext_noop("Upgrade the destination host, or pick a host that supports this version")
+REMEDY_PROCESSOR = gettext_noop(
     "Turn the VM off and enable processor compatibility (Set-VMProcessor -CompatibilityForMigrationEnabled)"
 )
 
