@@ -18,7 +18,7 @@ from django.db.models import Max
 from django.template.loader import render_to_string
 from django.utils.safestring import mark_safe
 
-from console.texts import Msg, without_period
+from console.texts import Msg, localized, without_period
 from fabric.models import Host
 from migrations_ui.evacuate import move_back_plan, run_plan
 from migrations_ui.evacuation import LeftVm, Plan, PlannedMove
@@ -307,8 +307,14 @@ def timelines_context(batch: Batch, runs: list[Run], *, plan_too: bool = True) -
     plan = plan_of(batch.plan)
     actual, _ = _actual(runs)
     # timeline_svg escapes every name it draws: its output is the only markup marked safe here.
-    plan_svg = timeline_svg(plan, title=f"Plan: {batch.name}") if plan.moves and plan_too else ""
-    actual_svg = timeline_svg(plan, actual=actual, title=f"Plan and run: {batch.name}") if actual else ""
+    plan_svg = (
+        timeline_svg(plan, title=localized(Msg("Plan: %(name)s", name=batch.name))) if plan.moves and plan_too else ""
+    )
+    actual_svg = (
+        timeline_svg(plan, actual=actual, title=localized(Msg("Plan and run: %(name)s", name=batch.name)))
+        if actual
+        else ""
+    )
     return {"plan_svg": mark_safe(plan_svg), "actual_svg": mark_safe(actual_svg)}  # noqa: S308
 
 
