@@ -45,3 +45,10 @@ def translated(text) -> str:
     from django.utils.translation import gettext
 
     return gettext(str(text)) if text else ""
+
+
+@register.filter
+def lowerfirst(text) -> str:
+    """A label inside a sentence: "4 queued", "4 in der Warteschlange" (German keeps its nouns' capitals)."""
+    text = str(text)
+    return text[:1].lower() + text[1:]
