@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from django.http import Http404
 from ninja import Query, Router, Schema, Status
+from pydantic import Field
 
 from api.errors import ERRORS, ApiError, bad_input
 from api.pagination import keyset
@@ -51,8 +52,8 @@ def _path(value: str, field: str) -> None:
 
 
 class PreflightQuery(Schema):
-    vm: Text
-    to: Text
+    vm: Text = Field(description="VM name or GUID")
+    to: Text = Field(description="Destination host (FQDN or name)")
     storage_path: PathText = ""
 
 

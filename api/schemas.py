@@ -142,9 +142,11 @@ class VhdIn(Schema):
 
 
 class MigrationIn(Schema):
-    vm: Text = Field(description="VM name or GUID")
+    vm: Text = Field(description="VM name or GUID", examples=["api-01"])
     to: Text | None = Field(
-        None, description="Destination host (FQDN or name); omitted: a storage move on the VM's host"
+        None,
+        description="Destination host (FQDN or name); omitted: a storage move on the VM's host",
+        examples=["hv-new2.contoso.test"],
     )
     storage_path: PathText = Field("", description="One folder for all the VM's files (Live VSM, storage move)")
     vhds: list[VhdIn] = Field([], max_length=64, description="Storage move of selected disks: source -> destination")
@@ -237,7 +239,7 @@ class SelectionIn(Schema):
 
 
 class EvacuationIn(Schema):
-    host: Text = Field(description="The host to evacuate (FQDN or name)")
+    host: Text = Field(description="The host to evacuate (FQDN or name)", examples=["hv-s1.contoso.test"])
     move_stopped: bool = Field(False, description="Copy stopped and saved VMs offline too")
 
 

@@ -56,3 +56,12 @@ def test_the_docs_page_uses_only_local_files_and_no_inline_script(viewer_client)
 def test_the_docs_page_sends_strangers_to_sign_in():
     response = Client().get("/api/v1/docs")
     assert response.status_code == 302 and "/accounts/login/" in response["Location"]
+
+
+@pytest.mark.django_db
+def test_every_operation_of_the_document_loads_in_schemathesis(operator_user):
+    import schemathesis
+
+    _, document = Api(create_token(operator_user, "docs")[1]).get("/openapi.json")
+    operations = [result.ok() for result in schemathesis.openapi.from_dict(document).get_all_operations()]
+    assert len(operations) == sum(len(methods) for methods in document["paths"].values()) == 23
