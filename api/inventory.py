@@ -111,7 +111,7 @@ def clusters(request, filters: Query[ClusterFilter]):
 
 @router.get("/clusters/{fqdn}", response={200: ClusterOut, **ERRORS}, summary="One cluster")
 def cluster(request, fqdn: str):
-    found = Cluster.objects.prefetch_related("nodes").filter(fqdn__iexact=fqdn).first()
+    found = None if "\x00" in fqdn else Cluster.objects.prefetch_related("nodes").filter(fqdn__iexact=fqdn).first()
     if found is None:
         raise Http404(f"There is no cluster {fqdn!r}.")
     return cluster_json(found)
@@ -143,7 +143,8 @@ def hosts(request, filters: Query[HostFilter]):
 
 
 def get_host(fqdn: str) -> Host:
-    host = Host.objects.select_related("cluster").filter(fqdn__iexact=fqdn).first()
+    # A NUL cannot be in a name, and PostgreSQL refuses it in a query: no such host.
+    host = None if "\x00" in fqdn else Host.objects.select_related("cluster").filter(fqdn__iexact=fqdn).first()
     if host is None:
         raise Http404(f"There is no host {fqdn!r}.")
     return host
