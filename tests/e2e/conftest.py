@@ -22,10 +22,6 @@ import pytest
 from tests.conftest import need
 from tests.console.test_serve import SETTINGS_VARIABLES, alive, free_port, wait_for_page
 
-# Playwright's sync API keeps an event loop in this thread; nothing here uses the ORM from it, but
-# Django's async-safety guard would refuse any call that did (architecture.md).
-os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-
 REPO = Path(__file__).resolve().parents[2]
 CHROMIUM = Path("/usr/bin/chromium")
 OUTPUT = Path(__file__).resolve().parent / "output"
@@ -156,7 +152,9 @@ class Console:
         self.log.close()
 
 
-@pytest.fixture(scope="session")
+# Package scope: the console, its workers and the browser stop when the last e2e test is done,
+# not at the end of the whole run.
+@pytest.fixture(scope="package")
 def console(tmp_path_factory, chromium):
     served = Console(tmp_path_factory.mktemp("e2e-console"))
     try:
@@ -168,14 +166,24 @@ def console(tmp_path_factory, chromium):
         served.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser(chromium, console):
     from playwright.sync_api import sync_playwright
 
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(chromium))
-        yield browser
-        browser.close()
+    # Playwright's sync API keeps an event loop in this thread; no e2e test uses the ORM, but Django's
+    # async-safety guard would refuse any call that did (architecture.md). Only while e2e runs.
+    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    try:
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=str(chromium))
+            yield browser
+            browser.close()
+    finally:
+        if previous is None:
+            os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+        else:
+            os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
 
 
 @dataclass
