@@ -1,5 +1,3 @@
-import time
-
 import pytest
 
 from fabric.hyperv.api import HyperVError, MoveRequest
@@ -150,12 +148,10 @@ def test_it_builds_the_same_world_for_a_seed():
     )
 
 
-def test_it_generates_a_large_fabric_quickly():
-    started = time.perf_counter()
+def test_it_generates_a_large_fabric():
+    # How fast: bench/fabric.py.
     fabric = build_demo_fabric(hosts=100, vms=20_000)
-    took = time.perf_counter() - started
 
-    assert took < 3.0
     assert len(fabric.hosts) == 100
     assert len(fabric.vms) == 20_000
     assert fabric.clusters

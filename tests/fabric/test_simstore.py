@@ -1,7 +1,6 @@
 import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -208,19 +207,17 @@ def test_it_drives_the_world_through_the_driver_api(store, path):
         driver.inventory(Connection("nowhere.contoso.test", "127.0.0.99"))
 
 
-def test_it_loads_and_saves_a_20000_vm_world_in_well_under_two_seconds(path):
+def test_it_loads_and_saves_a_20000_vm_world(path):
+    # How fast: bench/fabric.py.
     fabric = build_demo_fabric(hosts=100, vms=20_000)
     FabricStore(path, time_scale=None).create(fabric)
     vm = next(v for v in fabric.vms.values() if v.state == "running" and not v.is_clustered)
     destination = next(h for h in fabric.hosts if h != vm.host and not fabric.hosts[h].cluster)
 
     fresh = FabricStore(path, time_scale=None)  # nothing cached: parses the file
-    started = time.perf_counter()
     with fresh.session() as world:
         world.start_migration(MoveRequest(vm.id, vm.host, destination, "live"))
-    load_and_save = time.perf_counter() - started
 
-    assert load_and_save < 2.0
     with FabricStore(path, time_scale=None).session() as world:
         assert len(world.vms) == 20_000
         assert len(world.running_migrations()) == 1
