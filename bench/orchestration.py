@@ -88,7 +88,10 @@ def manage(env: dict[str, str], *args: str, timeout: float = 600) -> str:
 
 
 def last_json(output: str) -> dict:
-    return json.loads(output.strip().splitlines()[-1])
+    """The JSON document a command printed last (one line, or indented over several)."""
+    lines = output.strip().splitlines()
+    start = max(i for i, line in enumerate(lines) if line.startswith("{"))
+    return json.loads("\n".join(lines[start:]))
 
 
 def start_workers(env: dict[str, str], count: int) -> list[subprocess.Popen]:

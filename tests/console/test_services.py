@@ -6,6 +6,7 @@ They skip where the service is absent and fail under REQUIRE_SERVICES=1 (CI), th
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import subprocess
 import sys
@@ -17,6 +18,7 @@ import pytest
 import redis
 from channels_redis.core import RedisChannelLayer
 
+from console.fanout import FanoutChannelLayer
 from tests.conftest import need
 
 REPO = Path(__file__).resolve().parents[2]
@@ -108,13 +110,16 @@ async def test_it_sends_to_a_group_across_two_redis_layer_instances(redis_layers
         await receiver.group_discard(group, channel)
 
 
-async def test_it_reaches_a_redis_group_from_another_process_through_settings(redis_layers, tmp_path):
-    """REDIS_URL in the environment selects the Redis layer, and a message crosses processes."""
-    receiver = redis_layers[0]
+async def test_it_reaches_a_redis_group_from_another_process_through_settings(tmp_path):
+    """REDIS_URL in the environment selects the Redis layer (under the fan-out), and a message
+    crosses processes."""
+    need(_redis_up(), "Redis at 127.0.0.1:6379")
+    inner = {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [REDIS_URL]}}
+    receiver = FanoutChannelLayer(layer=inner)  # a web process, as settings build it
     group = f"jobs-{uuid.uuid4().hex}"
     script = (
         "from asgiref.sync import async_to_sync; from channels.layers import get_channel_layer;"
-        "layer = get_channel_layer(); print(type(layer).__name__);"
+        "layer = get_channel_layer(); print(type(layer).__name__, type(layer.inner).__name__);"
         f"async_to_sync(layer.group_send)({group!r}, {{'type': 'job.update', 'state': 'running'}})"
     )
     channel = await receiver.new_channel()
@@ -122,8 +127,42 @@ async def test_it_reaches_a_redis_group_from_another_process_through_settings(re
     try:
         sent = await asyncio.to_thread(_manage, ["shell", "-c", script], tmp_path, REDIS_URL=REDIS_URL)
         assert sent.returncode == 0, sent.stderr
-        assert "RedisChannelLayer" in sent.stdout
+        assert "FanoutChannelLayer RedisChannelLayer" in sent.stdout
         message = await asyncio.wait_for(receiver.receive(channel), timeout=10)
         assert message == {"type": "job.update", "state": "running"}
     finally:
         await receiver.group_discard(group, channel)
+        await receiver.close()
+
+
+def test_it_keeps_postgresql_connections_across_requests_and_replaces_a_dead_one(postgres_database, tmp_path):
+    script = (
+        "import json, psycopg\n"
+        "from django.conf import settings\n"
+        "from django.core.signals import request_finished, request_started\n"
+        "from django.db import connection\n"
+        "def one_request():\n"
+        "    request_started.send(sender=None)\n"
+        "    with connection.cursor() as cursor:\n"
+        "        cursor.execute('SELECT pg_backend_pid()')\n"
+        "        pid = cursor.fetchone()[0]\n"
+        "    request_finished.send(sender=None)\n"
+        "    return pid\n"
+        "pids = [one_request(), one_request()]\n"
+        f"with psycopg.connect({postgres_database!r}, autocommit=True) as admin:\n"
+        "    admin.execute('SELECT pg_terminate_backend(%s)', [pids[-1]])\n"
+        "pids.append(one_request())\n"
+        "db, layer = settings.DATABASES['default'], settings.CHANNEL_LAYERS['default']\n"
+        "print(json.dumps({'pids': pids, 'max_age': db['CONN_MAX_AGE'], 'health': db['CONN_HEALTH_CHECKS'],"
+        " 'layer': layer['BACKEND'], 'inner': layer['CONFIG']['layer']['BACKEND']}))\n"
+    )
+    ran = _manage(["shell", "-c", script], tmp_path, DATABASE_URL=postgres_database, REDIS_URL=REDIS_URL)
+
+    assert ran.returncode == 0, ran.stderr[-2000:]
+    seen = json.loads(ran.stdout.strip().splitlines()[-1])
+    first, second, third = seen["pids"]
+    assert first == second  # CONN_MAX_AGE: the second request reused the connection
+    assert third != second  # CONN_HEALTH_CHECKS: the dead one was noticed and replaced, no error
+    assert seen["max_age"] >= 60 and seen["health"] is True
+    assert seen["layer"] == "console.fanout.FanoutChannelLayer"
+    assert seen["inner"] == "channels_redis.core.RedisChannelLayer"
