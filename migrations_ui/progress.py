@@ -27,7 +27,7 @@ from django.utils.http import urlencode
 from migrations_ui.chart_data import PRECOPY_KINDS, job_chart, progress_rows
 from migrations_ui.models import FINAL_STATES, SLOT_STATES, JobEvent, JobState, MigrationJob
 from migrations_ui.runner import STEPS
-from migrations_ui.scheduler import host_limits, queue_decision, queue_order, slots_in_use
+from migrations_ui.scheduler import batch_caps, host_limits, queue_decision, queue_order, slots_in_use
 
 log = logging.getLogger(__name__)
 
@@ -78,15 +78,20 @@ def queued_jobs() -> list[MigrationJob]:
     decision = queue_decision()
     names = {h.pk: h.name for job in jobs for h in (job.source, job.destination)}
     in_use = slots_in_use()
-    limits = host_limits(names)
+    limits = {**host_limits(names), **batch_caps({job.batch_id for job in jobs if job.batch_id})}
     for job in jobs:
         job.position = decision.position.get(job.pk)
         job.paused_on = decision.paused.get(job.pk, ())
-        job.waits = [
-            Wait(kind, names.get(host, f"host {host}"), in_use[(host, kind)], limits.get((host, kind), 0))
-            for host, kind in decision.waiting_for.get(job.pk, ())
-        ]
+        job.waits = [_wait(slot, names, in_use, limits) for slot in decision.waiting_for.get(job.pk, ())]
     return jobs
+
+
+def _wait(slot: tuple, names: dict, in_use, limits) -> Wait:
+    host, kind = slot[:2]
+    name = names.get(host, f"host {host}")
+    if len(slot) == 3:  # the cap of the job's batch plan, not the host's own limit
+        name = translation.gettext("%(host)s (its batch plan's cap)") % {"host": name}
+    return Wait(kind, name, in_use[slot], limits.get(slot, 0))
 
 
 def finished_filters(params) -> dict:

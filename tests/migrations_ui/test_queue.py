@@ -150,3 +150,22 @@ def test_a_bad_bulk_cancel_changes_nothing(operator_client, queued, data, messag
     response = operator_client.post(reverse("migrations_ui:cancel_jobs"), data, follow=True)
     assert message in response.content.decode()
     assert not MigrationJob.objects.filter(state=JobState.CANCELLED).exists()
+
+
+def test_a_capped_batch_plan_runs_no_more_moves_at_once_than_planned(operator_client):
+    from migrations_ui.models import Batch
+
+    source, a, b = (make_host(name, max_live_migrations=2) for name in ("hv-c1", "hv-c2", "hv-c3"))
+    batch = Batch.objects.create(name="capped", kind="selection", plan={"caps": [[source.pk, "live", 1]]})
+    first = make_job(source, a, batch=batch)
+    second = make_job(source, b, batch=batch)
+
+    decision = queue_decision()
+    assert decision.admit == (first.pk,)
+    assert decision.waiting_for[second.pk] == ((source.pk, "live", batch.pk),)
+
+    MigrationJob.objects.filter(pk=first.pk).update(state=JobState.RUNNING)
+    assert queue_decision().admit == ()  # the running job holds the plan's one slot
+    assert "hv-c1 (its batch plan&#x27;s cap) (1/1 in use)" in operator_client.get(JOBS).content.decode()
+    MigrationJob.objects.filter(pk=first.pk).update(state=JobState.SUCCEEDED)
+    assert queue_decision().admit == (second.pk,)
