@@ -8,8 +8,9 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from ninja import Schema
-from pydantic import Field, StringConstraints
+from pydantic import Field, StrictBool, StringConstraints
 
+# JSON bodies are strict about booleans (0 is not false); query strings are text, read leniently.
 # Bounded so no value overflows a database integer; text without NUL (PostgreSQL refuses it).
 MAX_ID = 2**53
 Id = Annotated[int, Field(ge=1, le=MAX_ID)]
@@ -151,7 +152,7 @@ class MigrationIn(Schema):
     storage_path: PathText = Field("", description="One folder for all the VM's files (Live VSM, storage move)")
     vhds: list[VhdIn] = Field([], max_length=64, description="Storage move of selected disks: source -> destination")
     performance_option: Literal["tcpip", "compression", "smb"] | None = None
-    add_default_location: bool = Field(False, description="Add storage_path to the host's storage locations")
+    add_default_location: StrictBool = Field(False, description="Add storage_path to the host's storage locations")
     transfer_type: TransferType | None = Field(
         None, description="The kind of move expected: refused (409) when pre-flight finds another kind"
     )
@@ -234,13 +235,13 @@ class PlanOut(Schema):
 class SelectionIn(Schema):
     vms: list[Text] = Field(description="VM GUIDs", max_length=500)
     to: Text | None = Field(None, description="One destination host (FQDN); omitted: the console places each VM")
-    move_stopped: bool = False
+    move_stopped: StrictBool = False
     name: Annotated[str, StringConstraints(max_length=200, pattern=r"^[^\x00]*$")] = ""
 
 
 class EvacuationIn(Schema):
     host: Text = Field(description="The host to evacuate (FQDN or name)", examples=["hv-s1.contoso.test"])
-    move_stopped: bool = Field(False, description="Copy stopped and saved VMs offline too")
+    move_stopped: StrictBool = Field(False, description="Copy stopped and saved VMs offline too")
 
 
 class RefusedMoveOut(Schema):

@@ -229,3 +229,10 @@ def test_preflight_explains_every_block_and_never_fails_whatever_names_and_paths
             assert blocks and all(f["message"] for f in blocks), body
 
     check()
+
+
+@pytest.mark.django_db
+def test_json_booleans_are_strict(apis, demo_fabric):
+    status, body = apis["operator"].post("/evacuations", {"host": "hv-s1.contoso.test", "move_stopped": 0})
+    assert (status, list(body["errors"])) == (400, ["move_stopped"])
+    assert not Host.objects.filter(maintenance=True).exists()
