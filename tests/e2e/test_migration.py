@@ -61,6 +61,7 @@ def test_it_migrates_a_vm_through_the_wizard_with_live_progress(signed_in, outpu
     # The second context's Jobs page lists the job while it runs, without a reload.
     row = watcher.page.locator(f"#jobs-running #job-{job_id}")
     expect(row).to_contain_text("hr-app01", timeout=MIGRATION_TIMEOUT_MS)
+    expect(row.get_by_role("progressbar")).to_have_accessible_name(f"Progress of job {job_id}")
     expect(page.locator("#job-status .job-running")).to_be_visible(timeout=MIGRATION_TIMEOUT_MS)
     expect(bar).not_to_have_attribute("aria-valuenow", "0", timeout=MIGRATION_TIMEOUT_MS)
     shoot(page, output_dir, "job-running")
