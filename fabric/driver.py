@@ -18,6 +18,13 @@ _lock = threading.Lock()
 _psrp: tuple[tuple, Driver] | None = None
 
 
+def fabric_seconds_per_second() -> int:
+    """The fabric's seconds per wall-clock second: plans and estimates count in host seconds, and a
+    simulated fabric (the sim driver, or the emulator behind psrp) runs SIM_TIME_SCALE times faster."""
+    simulated = settings.HYPERV_DRIVER == "sim" or getattr(settings, "HYPERV_EMULATOR", False)
+    return (settings.SIM_TIME_SCALE or 1) if simulated else 1  # None: a test's manual clock
+
+
 def sim_store():
     from fabric.hyperv.simstore import FabricStore
 

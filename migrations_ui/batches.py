@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import NamedTuple
 
 from django.db import transaction
@@ -19,6 +19,7 @@ from django.template.loader import render_to_string
 from django.utils.safestring import mark_safe
 
 from console.texts import Msg, localized, without_period
+from fabric.driver import fabric_seconds_per_second
 from fabric.models import Host
 from migrations_ui.evacuate import move_back_plan, run_plan
 from migrations_ui.evacuation import LeftVm, Plan, PlannedMove
@@ -277,15 +278,20 @@ def outcomes(batch: Batch, jobs: list[MigrationJob]) -> list[Outcome]:
 
 
 def _actual(runs: list[Run]) -> tuple[dict, datetime | None]:
-    """Each started job's actual (start, end) in seconds from the first start, and that first start."""
+    """Each started job's actual (start, end) in the fabric's seconds (those of the plan) from the first
+    start, and that first start."""
     started = [r.started_at for r in runs if r.started_at]
     t0 = min(started) if started else None
     actual = {
-        r.vm_id: ((r.started_at - t0).total_seconds(), (r.finished_at - t0).total_seconds() if r.finished_at else None)
+        r.vm_id: (_fabric_s(r.started_at - t0), _fabric_s(r.finished_at - t0) if r.finished_at else None)
         for r in runs
         if t0 and r.started_at
     }
     return actual, t0
+
+
+def _fabric_s(wall: timedelta) -> float:
+    return wall.total_seconds() * fabric_seconds_per_second()
 
 
 def progress_context(batch: Batch, runs: list[Run]) -> dict:
@@ -304,7 +310,7 @@ def progress_context(batch: Batch, runs: list[Run]) -> dict:
         "finished": finished,
         "active": active,
         "makespan_s": batch.plan.get("makespan_s", 0),
-        "actual_s": round((max(ends) - t0).total_seconds(), 1) if finished and t0 and ends else None,
+        "actual_s": round(_fabric_s(max(ends) - t0), 1) if finished and t0 and ends else None,
         "in_maintenance": in_maintenance,
         # Both end the maintenance: offered once the evacuation has ended (batches.start_move_back).
         "can_move_back": in_maintenance and finished,

@@ -364,3 +364,18 @@ def test_a_capped_plan_keeps_its_caps_with_the_batch_and_an_uncapped_one_none():
         [host.pk, "storage", 4],
     ]
     assert _caps(Plan(host.fqdn, (), (), 0.0, 0.0, limits, capped=False)) == []
+
+
+@pytest.mark.parametrize(("scale", "took"), [(None, 60 + 10 * 3), (4, 4 * (60 + 10 * 3))])
+def test_the_actual_run_is_shown_in_the_fabric_seconds_the_plan_counts(operator_client, node, settings, scale, took):
+    # A simulated fabric runs SIM_TIME_SCALE times faster than the wall clock; the plan is in its seconds.
+    operator_client.post(evacuate_url(node))
+    evacuation = Batch.objects.get()
+    assert evacuation.jobs.count() == 4, "the demo node's four VMs; the expected time below assumes it"
+    settings.SIM_TIME_SCALE = scale
+    finish(evacuation)
+
+    page = operator_client.get(evacuation.get_absolute_url())
+
+    assert page.context["actual_s"] == took
+    assert f"the run took {took} s" in page.content.decode()
