@@ -62,7 +62,11 @@ def test_it_migrates_a_vm_through_the_wizard_with_live_progress(signed_in, outpu
     row = watcher.page.locator(f"#jobs-running #job-{job_id}")
     expect(row).to_contain_text("hr-app01", timeout=MIGRATION_TIMEOUT_MS)
     expect(row.get_by_role("progressbar")).to_have_accessible_name(f"Progress of job {job_id}")
+    # The row pushed to every watcher carries the Cancel form; a viewer's page hides it.
+    expect(row.locator("form.cancel")).to_have_count(1)
+    expect(row.get_by_role("button", name="Cancel")).to_be_hidden()
     expect(page.locator("#job-status .job-running")).to_be_visible(timeout=MIGRATION_TIMEOUT_MS)
+    expect(page.locator("#job-status").get_by_role("button", name="Cancel")).to_be_visible()  # the operator's
     expect(bar).not_to_have_attribute("aria-valuenow", "0", timeout=MIGRATION_TIMEOUT_MS)
     shoot(page, output_dir, "job-running")
     shoot(watcher.page, output_dir, "jobs-running")
