@@ -151,7 +151,7 @@ def main() -> None:
 
     call_command("migrate", verbosity=0)
     password = secrets.token_urlsafe(16)
-    get_user_model().objects.create_user("bench", password=password)
+    get_user_model().objects.create_superuser("bench", password=password)  # a role: Administrator
     client = Client()
     if not client.login(username="bench", password=password):
         raise SystemExit("could not log in")

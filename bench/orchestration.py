@@ -28,6 +28,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 MANAGE = str(ROOT / "manage.py")
 sys.path.insert(0, str(ROOT))
+# The fabric modules need settings (translated messages): a throwaway data directory, nothing more.
+os.environ["CONSOLE_DATA_DIR"] = tempfile.mkdtemp(prefix="console-bench-orch-settings-")
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "console.settings")
+
+import django  # noqa: E402
+
+django.setup()
 
 from fabric.hyperv.demo import build_demo_fabric  # noqa: E402
 from fabric.hyperv.simstore import FabricStore  # noqa: E402
