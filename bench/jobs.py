@@ -275,12 +275,17 @@ class Bench:
 
 def send_updates(bench: Bench, jobs: list[MigrationJob], updates: int, interval: float) -> None:
     """Progress samples as workers write them; runs in a thread (the emitter's async_to_sync needs one)."""
+    # Spread evenly over the interval (20 events/s: one every 50 ms), as samples from jobs in several
+    # workers arrive; a burst of all of them at once would measure this one emitter's queue instead.
+    spacing = interval / len(jobs)
     try:
+        started = time.monotonic()
         for i in range(1, updates + 1):
-            round_started = time.monotonic()
-            for job in jobs:
+            for j, job in enumerate(jobs):
+                due = started + ((i - 1) * len(jobs) + j) * spacing
+                time.sleep(max(0.0, due - time.monotonic()))
                 sample(bench, job, i)
-            time.sleep(max(0.0, interval - (time.monotonic() - round_started)))
+        time.sleep(max(0.0, started + updates * interval - time.monotonic()))
     finally:
         connections.close_all()
 
