@@ -11,6 +11,8 @@ from django_htmx.http import HttpResponseClientRedirect
 
 from console.access import Perm, requires
 from console.texts import Msg, localized_error
+from fabric.drift import find_drift
+from fabric.queries import settings_views
 from migrations_ui import progress
 from migrations_ui.facts import Kind
 from migrations_ui.forms import MoveForm, StorageMoveForm
@@ -108,8 +110,18 @@ def migrate_vm(request, guid):
         "locations": _locations(form.cleaned_data.get("to") if out.selected else None),
     }
     if not request.htmx:
-        context["ranked"] = preflight.destinations()
+        context["ranked"] = _with_drift(vm.host, preflight.destinations())
     return _render(request, "migrations_ui/migrate_vm.html", "partials/migrate_details.html", context, out.status)
+
+
+def _with_drift(source, ranked):
+    """The drift guard's reasons on the source and each destination: a move uses the source's
+    performance option and both hosts' limits and authentication, so drift there affects it."""
+    flags = find_drift(settings_views())
+    source.drift = flags.get(source.fqdn, [])
+    for host, _ in ranked:
+        host.drift = flags.get(host.fqdn, [])
+    return ranked
 
 
 def _locations(host) -> list[str]:
