@@ -47,6 +47,7 @@ class FanoutChannelLayer(BaseChannelLayer):
         self._process_channel: str | None = None
         self._pump: asyncio.Task | None = None
         self._groups: dict[str, set[str]] = defaultdict(set)  # group -> local channels
+        self._joined: dict[str, set[str]] = defaultdict(set)  # local channel -> its groups
         self._queues: dict[str, asyncio.Queue] = {}  # local channel -> its messages
 
     def _bind(self) -> None:
@@ -76,9 +77,16 @@ class FanoutChannelLayer(BaseChannelLayer):
 
     async def receive(self, channel: str) -> dict:
         self._bind()
-        if self._is_local(channel):
-            return await self._queue(channel).get()
-        return await self.inner.receive(channel)
+        if not self._is_local(channel):
+            return await self.inner.receive(channel)
+        queue = self._queue(channel)
+        try:
+            return await queue.get()
+        finally:
+            # A consumer that ends (or never joined a group: a refused page) leaves nothing behind.
+            if queue.empty() and not self._joined.get(channel):
+                self._queues.pop(channel, None)
+                self._joined.pop(channel, None)
 
     def _deliver(self, channel: str, message: dict) -> None:
         try:
@@ -97,6 +105,7 @@ class FanoutChannelLayer(BaseChannelLayer):
             await self.inner.group_add(group, channel)
             return
         self._groups[group].add(channel)
+        self._joined[channel].add(group)
         # Each join renews the process's membership too (a cheap write per page opened).
         await self.inner.group_add(group, await self._subscriber())
 
@@ -107,11 +116,13 @@ class FanoutChannelLayer(BaseChannelLayer):
             return
         members = self._groups.get(group, set())
         members.discard(channel)
+        self._joined.get(channel, set()).discard(group)
         if not members:
             self._groups.pop(group, None)
             if self._process_channel:
                 await self.inner.group_discard(group, self._process_channel)
-        if not any(channel in m for m in self._groups.values()):
+        if not self._joined.get(channel):
+            self._joined.pop(channel, None)
             self._queues.pop(channel, None)
 
     async def group_send(self, group: str, message: dict) -> None:

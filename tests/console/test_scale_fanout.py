@@ -48,6 +48,21 @@ async def test_a_page_that_left_gets_nothing_and_the_last_one_leaving_unsubscrib
     assert "job-7" not in layer.inner.groups
 
 
+async def test_a_consumer_that_ends_leaves_no_queue_behind():
+    layer = FanoutChannelLayer(layer=IN_MEMORY)
+    joined, refused = await layer.new_channel(), await layer.new_channel()
+    await layer.group_add("jobs", joined)
+    readers = [asyncio.ensure_future(layer.receive(c)) for c in (joined, refused)]
+    await asyncio.sleep(0.05)
+
+    await layer.group_discard("jobs", joined)  # the page closed; the other was never let in
+    for reader in readers:
+        reader.cancel()
+    await asyncio.gather(*readers, return_exceptions=True)
+
+    assert layer._queues == {} and not layer._groups
+
+
 async def test_a_page_that_does_not_read_loses_its_own_messages_only():
     layer = FanoutChannelLayer(layer=IN_MEMORY, capacity=3)
     stuck, reading = await layer.new_channel(), await layer.new_channel()
