@@ -36,6 +36,7 @@ SAME_IN_GERMAN = set(
     s ms min h mb gb gib tb kb bytes gbit mbps
     name status host hosts cluster live audit token worker limit details english deutsch id hash start
     offline online export import admin operator administrator viewer pass ha port transport version position
+    optional
     """.split()  # noqa: SIM905 - one string keeps a hundred short words readable
 )
 WORD = re.compile(r"[A-Za-zÄÖÜäöüß]+")
@@ -139,6 +140,7 @@ def main_pages(objects, admin_client) -> list[str]:
         reverse("fabric_admin:host_edit", args=[node.fqdn]),
         reverse("fabric:vms"),
         reverse("fabric:vm", args=[vm.guid]),
+        reverse("migrations_ui:migrate_selected") + f"?vm={vm.guid}&vm={storage_vm.guid}",
         reverse("migrations_ui:migrate_vm", args=[storage_vm.guid]),
         reverse("migrations_ui:migrate_vm", args=[storage_vm.guid]) + f"?to={other.fqdn}",
         reverse("migrations_ui:migrate_storage", args=[storage_vm.guid]),
@@ -151,6 +153,7 @@ def main_pages(objects, admin_client) -> list[str]:
         reverse("fabric:host_settings", args=[node.fqdn]),
         reverse("audit:list"),
         reverse("audit:detail", args=[AuditEvent.objects.order_by("-pk").values_list("pk", flat=True)[0]]),
+        "/account/tokens/",
     ]
 
 
@@ -342,3 +345,10 @@ def test_it_keeps_a_signed_in_users_language_for_the_next_browser(client, operat
     other.post(reverse("set_language"), {"language": "en", "next": "/"})
     assert Preference.objects.get(user=operator_user).language == "en"
     assert '<html lang="en">' in other.get(reverse("fabric:hosts")).content.decode()
+
+
+def test_it_explains_refusals_in_german(viewer_client):
+    missing = in_language(viewer_client, "de").get("/hosts/no-such-host.contoso.test/")
+    assert missing.status_code == 404 and "Nicht gefunden" in missing.content.decode()
+    refused = in_language(viewer_client, "de").post(reverse("migrations_ui:cancel_jobs"), {"job": "1"})
+    assert refused.status_code == 403 and "Ihre Rolle erlaubt das nicht" in refused.content.decode()
