@@ -169,3 +169,18 @@ def test_a_capped_batch_plan_runs_no_more_moves_at_once_than_planned(operator_cl
     assert "hv-c1 (its batch plan&#x27;s cap) (1/1 in use)" in operator_client.get(JOBS).content.decode()
     MigrationJob.objects.filter(pk=first.pk).update(state=JobState.SUCCEEDED)
     assert queue_decision().admit == (second.pk,)
+
+
+def test_the_jobs_page_lists_the_head_of_a_long_queue_and_counts_the_rest(operator_client, hosts, monkeypatch):
+    from migrations_ui import progress
+
+    monkeypatch.setattr(progress, "QUEUE_SHOWN", 3)
+    jobs = [make_job(hosts["hv-q1"], hosts["hv-q2"]) for _ in range(5)]
+
+    response = operator_client.get(JOBS)
+
+    assert [j.pk for j in response.context["queued"]] == [j.pk for j in jobs[:3]]
+    page = response.content.decode()
+    assert 'Queued <span class="muted">(5)</span>' in page
+    assert "… and 2 more jobs waiting behind these." in page
+    assert f'id="job-{jobs[3].pk}"' not in page
