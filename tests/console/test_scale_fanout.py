@@ -10,7 +10,8 @@ import pytest
 
 from console.fanout import FanoutChannelLayer
 from tests.conftest import need
-from tests.console.test_services import REDIS_URL, _redis_up
+from tests.console.test_services import REDIS_URL
+from tests.services import redis_up
 
 IN_MEMORY = {"BACKEND": "channels.layers.InMemoryChannelLayer"}
 
@@ -77,7 +78,7 @@ async def test_a_page_that_does_not_read_loses_its_own_messages_only():
 
 
 async def test_it_fans_out_across_processes_through_redis():
-    need(_redis_up(), "Redis at 127.0.0.1:6379")
+    need(redis_up(REDIS_URL), "Redis at 127.0.0.1:6379")
     inner = {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [REDIS_URL]}}
     web, worker = FanoutChannelLayer(layer=inner), FanoutChannelLayer(layer=inner)  # as two processes
     group = f"jobs-{uuid.uuid4().hex}"

@@ -15,32 +15,16 @@ from pathlib import Path
 
 import psycopg
 import pytest
-import redis
 from channels_redis.core import RedisChannelLayer
 
 from console.fanout import FanoutChannelLayer
 from tests.conftest import need
+from tests.services import POSTGRES, postgres_up, redis_up
 
 REPO = Path(__file__).resolve().parents[2]
-POSTGRES = "postgres://postgres@127.0.0.1:5432"
 REDIS_URL = "redis://127.0.0.1:6379/9"
 
 _SETTINGS_VARIABLES = {"DATABASE_URL", "REDIS_URL", "SECRET_KEY", "DEBUG", "ALLOWED_HOSTS", "DJANGO_SETTINGS_MODULE"}
-
-
-def _postgres_up() -> bool:
-    try:
-        with psycopg.connect(f"{POSTGRES}/postgres", connect_timeout=3):
-            return True
-    except psycopg.Error:
-        return False
-
-
-def _redis_up() -> bool:
-    try:
-        return bool(redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).ping())
-    except redis.RedisError:
-        return False
 
 
 def _manage(args: list[str], tmp_path: Path, **variables: str) -> subprocess.CompletedProcess:
@@ -60,7 +44,7 @@ def _manage(args: list[str], tmp_path: Path, **variables: str) -> subprocess.Com
 @pytest.fixture
 def postgres_database():
     """A database of its own, created for the test and dropped after it."""
-    need(_postgres_up(), "PostgreSQL at 127.0.0.1:5432")
+    need(postgres_up(), "PostgreSQL at 127.0.0.1:5432")
     name = f"console_test_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(f"{POSTGRES}/postgres", autocommit=True) as admin:
         admin.execute(f'CREATE DATABASE "{name}"')
@@ -90,7 +74,7 @@ def test_it_migrates_and_checks_on_postgresql(postgres_database, tmp_path):
 @pytest.fixture
 async def redis_layers():
     """Two independent layer instances, as two processes would have."""
-    need(_redis_up(), "Redis at 127.0.0.1:6379")
+    need(redis_up(REDIS_URL), "Redis at 127.0.0.1:6379")
     layers = [RedisChannelLayer(hosts=[REDIS_URL]), RedisChannelLayer(hosts=[REDIS_URL])]
     yield layers
     for layer in layers:
@@ -113,7 +97,7 @@ async def test_it_sends_to_a_group_across_two_redis_layer_instances(redis_layers
 async def test_it_reaches_a_redis_group_from_another_process_through_settings(tmp_path):
     """REDIS_URL in the environment selects the Redis layer (under the fan-out), and a message
     crosses processes."""
-    need(_redis_up(), "Redis at 127.0.0.1:6379")
+    need(redis_up(REDIS_URL), "Redis at 127.0.0.1:6379")
     inner = {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [REDIS_URL]}}
     receiver = FanoutChannelLayer(layer=inner)  # a web process, as settings build it
     group = f"jobs-{uuid.uuid4().hex}"

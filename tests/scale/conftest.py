@@ -13,9 +13,9 @@ from pathlib import Path
 
 import psycopg
 import pytest
-import redis
 
 from tests.conftest import need
+from tests.services import postgres_up, redis_up
 
 REPO = Path(__file__).resolve().parents[2]
 POSTGRES = os.environ.get("TEST_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432")
@@ -24,25 +24,10 @@ REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/10")
 SETTINGS_VARIABLES = {"DATABASE_URL", "REDIS_URL", "SECRET_KEY", "DEBUG", "ALLOWED_HOSTS", "DJANGO_SETTINGS_MODULE"}
 
 
-def postgres_up() -> bool:
-    try:
-        with psycopg.connect(f"{POSTGRES}/postgres", connect_timeout=3):
-            return True
-    except psycopg.Error:
-        return False
-
-
-def redis_up() -> bool:
-    try:
-        return bool(redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).ping())
-    except redis.RedisError:
-        return False
-
-
 @pytest.fixture
 def postgres_database():
     """A database of its own, created for the test and dropped after it."""
-    need(postgres_up(), "PostgreSQL at 127.0.0.1:5432")
+    need(postgres_up(POSTGRES), "PostgreSQL at 127.0.0.1:5432")
     name = f"console_scale_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(f"{POSTGRES}/postgres", autocommit=True) as admin:
         admin.execute(f'CREATE DATABASE "{name}"')
@@ -56,7 +41,7 @@ def postgres_database():
 
 @pytest.fixture
 def redis_url():
-    need(redis_up(), "Redis at 127.0.0.1:6379")
+    need(redis_up(REDIS_URL), "Redis at 127.0.0.1:6379")
     return REDIS_URL
 
 
