@@ -171,9 +171,11 @@ def test_schemathesis_finds_no_server_error_and_no_answer_outside_the_schema(con
         [
             str(Path(sys.executable).with_name("schemathesis")), "run", console.url("/api/v1/openapi.json"),
             "--header", f"Authorization: Bearer {console.token}",
-            # Bounded: 15 examples per operation and phase, two minutes at most (the run stops there,
-            # still failing on anything found); the stateful phase (chains of calls) is left out.
-            "--max-examples", "15", "--seed", "20261125", "--max-time", "120", "--workers", "2",
+            # Bounded: 15 examples per operation and phase, two minutes at most (the fuzzing phase
+            # runs until then, still failing on anything found); the stateful phase is left out.
+            # One worker: with two, Hypothesis parses lambdas in two threads at once and CPython
+            # 3.11's shared AST state fails ("AST constructor recursion depth mismatch", gh-106905).
+            "--max-examples", "15", "--seed", "20261125", "--max-time", "120", "--workers", "1",
             "--phases", "examples,coverage,fuzzing",
             "--checks", CHECKS, "--report", "junit", "--report-junit-path", str(report),
         ],
