@@ -5,11 +5,9 @@ every operation of the same running API."""
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import sys
-import threading
 import time
 import urllib.error
 import urllib.request
@@ -18,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import need
-from tests.console.test_serve import SETTINGS_VARIABLES, alive, free_port, wait_for_page
+from tests.served import Served
 
 pytestmark = pytest.mark.slow
 
@@ -31,60 +29,11 @@ CHECKS = ",".join(
 )  # fmt: skip
 
 
-class Console:
-    """`manage.py serve` on a temporary data directory, and manage.py commands beside it."""
-
-    def __init__(self, data_dir: Path):
-        self.port = free_port()
-        self.env = {k: v for k, v in os.environ.items() if k not in SETTINGS_VARIABLES}
-        self.env.update(CONSOLE_DATA_DIR=str(data_dir), PYTHONUNBUFFERED="1", SIM_TIME_SCALE=str(SCALE))
-        self.lines: list[str] = []
-        self.proc = subprocess.Popen(
-            [sys.executable, str(REPO / "manage.py"), "serve", "--port", str(self.port), "--workers", "2"],
-            cwd=REPO,
-            env=self.env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        threading.Thread(
-            target=lambda: self.lines.extend(line.rstrip() for line in self.proc.stdout), daemon=True
-        ).start()
-
-    def url(self, path: str = "") -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
-
-    def manage(self, *args: str) -> str:
-        done = subprocess.run(
-            [sys.executable, str(REPO / "manage.py"), *args], cwd=REPO, env=self.env, capture_output=True, text=True,
-            timeout=120,
-        )  # fmt: skip
-        assert done.returncode == 0, done.stderr
-        return done.stdout.strip()
-
-    def stop(self) -> None:
-        pids = [int(p) for line in self.lines if "(pid " in line for p in [line.split("(pid ")[1].split(")")[0]]]
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        for pid in pids:
-            if alive(pid):
-                os.kill(pid, 9)
-
-
 @pytest.fixture(scope="module")
 def console(tmp_path_factory):
-    served = Console(tmp_path_factory.mktemp("console"))
+    served = Served(tmp_path_factory.mktemp("console"), workers=2, env={"SIM_TIME_SCALE": str(SCALE)})
     try:
-        try:
-            wait_for_page(served.url("/accounts/login/"), timeout=120)
-        except AssertionError:
-            pytest.fail("serve did not start:\n" + "\n".join(served.lines[-40:]))
+        served.wait_until_running()
         # An operator (the role that may evacuate) and their token, made as an administrator would.
         served.manage(
             "shell", "-c",

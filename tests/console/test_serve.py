@@ -11,7 +11,6 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 import urllib.error
 import urllib.parse
@@ -21,110 +20,9 @@ from pathlib import Path
 import pytest
 
 from console.processes import Child, Supervisor, console_children
+from tests.served import SETTINGS_VARIABLES, Served, alive, free_port, wait_for_page
 
 REPO = Path(__file__).resolve().parents[2]
-SETTINGS_VARIABLES = (
-    "DATABASE_URL",
-    "REDIS_URL",
-    "SECRET_KEY",
-    "DEBUG",
-    "ALLOWED_HOSTS",
-    "HYPERV_DRIVER",
-    "SIM_TIME_SCALE",
-    "DJANGO_SETTINGS_MODULE",
-    "DJANGO_SUPERUSER_USERNAME",
-    "DJANGO_SUPERUSER_EMAIL",
-    "DJANGO_SUPERUSER_PASSWORD",
-)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def alive(pid: int) -> bool:
-    """True while the process exists and is not a zombie waiting to be reaped."""
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except FileNotFoundError:
-        return False
-    return state != "Z"
-
-
-class Served:
-    """`manage.py serve` in a subprocess, its output collected line by line."""
-
-    def __init__(self, data_dir: Path, port: int, workers: int = 1):
-        self.port = port
-        self.lines: list[str] = []
-        environ = {k: v for k, v in os.environ.items() if k not in SETTINGS_VARIABLES}
-        environ.update(CONSOLE_DATA_DIR=str(data_dir), PYTHONUNBUFFERED="1")
-        self.proc = subprocess.Popen(
-            [sys.executable, str(REPO / "manage.py"), "serve", "--port", str(port), "--workers", str(workers)],
-            cwd=REPO,
-            env=environ,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        for line in self.proc.stdout:
-            self.lines.append(line.rstrip("\n"))
-
-    @property
-    def output(self) -> str:
-        return "\n".join(self.lines)
-
-    def wait_for(self, pattern: str, timeout: float = 60) -> re.Match:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            match = re.search(pattern, self.output)
-            if match:
-                return match
-            if self.proc.poll() is not None:
-                time.sleep(0.2)  # let the reader catch the last lines
-                break
-            time.sleep(0.1)
-        match = re.search(pattern, self.output)
-        assert match, f"no {pattern!r} in serve's output:\n{self.output}"
-        return match
-
-    def child_pids(self) -> dict[str, int]:
-        return {name: int(pid) for name, pid in re.findall(r"Started (\S+) \(pid (\d+)\)", self.output)}
-
-    def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
-
-    def stop(self) -> None:
-        """Never leave serve or its children behind, whatever the test did."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        for pid in self.child_pids().values():
-            if alive(pid):
-                os.kill(pid, signal.SIGKILL)
-
-
-def wait_for_page(url: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 - our own http://127.0.0.1 URL
-                if response.status == 200:
-                    return
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            pass
-        assert time.monotonic() < deadline, f"{url} did not answer 200 within {timeout} s"
-        time.sleep(0.3)
 
 
 def log_in(served: Served, username: str, password: str) -> urllib.request.OpenerDirector:

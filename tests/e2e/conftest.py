@@ -9,18 +9,15 @@ Screenshots land in tests/e2e/output/ (git-ignored) for review.
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import subprocess
-import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import need
-from tests.console.test_serve import SETTINGS_VARIABLES, alive, free_port, wait_for_page
+from tests.served import Served
 
 REPO = Path(__file__).resolve().parents[2]
 CHROMIUM = Path("/usr/bin/chromium")
@@ -73,90 +70,12 @@ def output_dir() -> Path:
     return OUTPUT
 
 
-class Console:
-    """`manage.py serve` in a subprocess with the embedded default (psrp driver, host emulator)."""
-
-    def __init__(self, data_dir: Path):
-        self.data_dir = data_dir
-        self.port = free_port()
-        self.lines: list[str] = []
-        self.environ = {
-            k: v for k, v in os.environ.items() if k not in SETTINGS_VARIABLES and not k.startswith("HYPERV_")
-        }
-        self.environ.update(
-            CONSOLE_DATA_DIR=str(data_dir),
-            SIM_TIME_SCALE=str(TIME_SCALE),
-            DJANGO_SUPERUSER_PASSWORD=PASSWORDS["admin"],
-            PYTHONUNBUFFERED="1",
-        )
-        self.log = (data_dir / "serve.log").open("w")
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                str(REPO / "manage.py"),
-                "serve",
-                "--port",
-                str(self.port),
-                "--workers",
-                "3",
-                "--stop-timeout",
-                "3",
-            ],
-            cwd=REPO,
-            env=self.environ,
-            stdin=subprocess.DEVNULL,
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-        )
-
-    @property
-    def output(self) -> str:
-        return (self.data_dir / "serve.log").read_text()
-
-    def url(self, path: str = "/") -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
-
-    def wait_until_running(self, timeout: float = 120) -> None:
-        deadline = time.monotonic() + timeout
-        while "Console running at" not in self.output:
-            assert self.proc.poll() is None, f"serve exited:\n{self.output[-5000:]}"
-            assert time.monotonic() < deadline, f"serve did not start within {timeout} s:\n{self.output[-5000:]}"
-            time.sleep(0.2)
-        wait_for_page(self.url("/accounts/login/"))
-
-    def manage(self, *argv: str, stdin: str = "") -> str:
-        result = subprocess.run(
-            [sys.executable, str(REPO / "manage.py"), *argv],
-            cwd=REPO,
-            env=self.environ,
-            input=stdin,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-        assert result.returncode == 0, result.stdout + result.stderr
-        return result.stdout
-
-    def stop(self) -> None:
-        pids = [int(p) for p in re.findall(r"Started \S+ \(pid (\d+)\)", self.output)]
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        for pid in pids:
-            if alive(pid):
-                os.kill(pid, 9)
-        self.log.close()
-
-
 # Package scope: the console, its workers and the browser stop when the last e2e test is done,
 # not at the end of the whole run.
 @pytest.fixture(scope="package")
 def console(tmp_path_factory, chromium):
-    served = Console(tmp_path_factory.mktemp("e2e-console"))
+    environ = {"SIM_TIME_SCALE": str(TIME_SCALE), "DJANGO_SUPERUSER_PASSWORD": PASSWORDS["admin"]}
+    served = Served(tmp_path_factory.mktemp("e2e-console"), workers=3, env=environ, args=("--stop-timeout", "3"))
     try:
         served.wait_until_running()
         users = [("operator", "Operator", PASSWORDS["operator"]), ("viewer", "Viewer", PASSWORDS["viewer"])]
@@ -192,7 +111,7 @@ class Session:
     reported (script errors, anything the Content-Security-Policy blocked, failed loads)."""
 
     page: object
-    console: Console
+    console: Served
     errors: list[str] = field(default_factory=list)
 
     def watch_errors(self) -> None:
@@ -210,7 +129,7 @@ class Session:
         return response
 
 
-def sign_in(browser, console: Console, username: str, viewport=(1280, 900)) -> Session:
+def sign_in(browser, console: Served, username: str, viewport=(1280, 900)) -> Session:
     context = browser.new_context(viewport={"width": viewport[0], "height": viewport[1]}, locale="en-US")
     context.set_default_timeout(15_000)
     session = Session(context.new_page(), console)

@@ -1,0 +1,144 @@
+"""`manage.py serve` in a subprocess on temporary files, as an operator starts it: the one way the
+serve, API and browser tests start a whole console (web server, job workers, host emulator)."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+# The test run's own settings must not leak into the console it starts: it runs on its defaults.
+SETTINGS_VARIABLES = (
+    "DATABASE_URL",
+    "REDIS_URL",
+    "SECRET_KEY",
+    "DEBUG",
+    "ALLOWED_HOSTS",
+    "HYPERV_DRIVER",
+    "SIM_TIME_SCALE",
+    "DJANGO_SETTINGS_MODULE",
+    "DJANGO_SUPERUSER_USERNAME",
+    "DJANGO_SUPERUSER_EMAIL",
+    "DJANGO_SUPERUSER_PASSWORD",
+)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def alive(pid: int) -> bool:
+    """True while the process exists and is not a zombie waiting to be reaped."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"
+
+
+def wait_for_page(url: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 - our own http://127.0.0.1 URL
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            pass
+        assert time.monotonic() < deadline, f"{url} did not answer 200 within {timeout} s"
+        time.sleep(0.3)
+
+
+class Served:
+    """`manage.py serve` with its output collected line by line, and manage.py commands beside it
+    on the same data directory."""
+
+    def __init__(
+        self, data_dir: Path, port: int | None = None, workers: int = 1, env: dict | None = None, args: tuple = ()
+    ):
+        self.data_dir = data_dir
+        self.port = port or free_port()
+        self.lines: list[str] = []
+        self.env = {k: v for k, v in os.environ.items() if k not in SETTINGS_VARIABLES and not k.startswith("HYPERV_")}
+        self.env.update(CONSOLE_DATA_DIR=str(data_dir), PYTHONUNBUFFERED="1", **(env or {}))
+        argv = ["serve", "--port", str(self.port), "--workers", str(workers), *args]
+        self.proc = subprocess.Popen(
+            [sys.executable, str(REPO / "manage.py"), *argv],
+            cwd=REPO,
+            env=self.env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        for line in self.proc.stdout:
+            self.lines.append(line.rstrip("\n"))
+
+    @property
+    def output(self) -> str:
+        return "\n".join(self.lines)
+
+    def url(self, path: str = "/") -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def wait_for(self, pattern: str, timeout: float = 60) -> re.Match:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            match = re.search(pattern, self.output)
+            if match:
+                return match
+            if self.proc.poll() is not None:
+                time.sleep(0.2)  # let the reader catch the last lines
+                break
+            time.sleep(0.1)
+        match = re.search(pattern, self.output)
+        assert match, f"no {pattern!r} in serve's output:\n{self.output[-5000:]}"
+        return match
+
+    def wait_until_running(self, timeout: float = 120) -> None:
+        self.wait_for(r"Console running at", timeout)
+        wait_for_page(self.url("/accounts/login/"), timeout)
+
+    def child_pids(self) -> dict[str, int]:
+        return {name: int(pid) for name, pid in re.findall(r"Started (\S+) \(pid (\d+)\)", self.output)}
+
+    def manage(self, *argv: str, stdin: str = "") -> str:
+        """A manage.py command on the console's data directory; its output, stripped."""
+        done = subprocess.run(
+            [sys.executable, str(REPO / "manage.py"), *argv],
+            cwd=REPO,
+            env=self.env,
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+        return done.stdout.strip()
+
+    def stop(self) -> None:
+        """Never leave serve or its children behind, whatever the test did."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        for pid in self.child_pids().values():
+            if alive(pid):
+                os.kill(pid, signal.SIGKILL)
