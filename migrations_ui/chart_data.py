@@ -11,6 +11,7 @@ from dataclasses import asdict
 from datetime import datetime, timedelta
 
 from django.db.models import Min, Q
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from fabric.models import Host
@@ -90,10 +91,11 @@ def held_slots(host: Host, since: datetime, now: datetime) -> list[Held]:
         .annotate(
             admitted_at=Min("events__time", filter=Q(events__kind="state", events__data__state=JobState.ADMITTED))
         )
-        .values_list("kind", "source_id", "destination_id", "admitted_at", "started_at", "finished_at")
+        .annotate(released=Coalesce("slots_released_at", "finished_at"))  # the move's end frees the slots
+        .values_list("kind", "source_id", "destination_id", "admitted_at", "started_at", "released")
     )
     held = []
-    for kind, source, destination, admitted_at, started_at, finished_at in jobs:
+    for kind, source, destination, admitted_at, started_at, released in jobs:
         began = admitted_at or started_at
         if began is None:
             continue  # ended while queued: it never held a slot
@@ -101,7 +103,7 @@ def held_slots(host: Host, since: datetime, now: datetime) -> list[Held]:
         held.append(
             Held(
                 start=(began - now).total_seconds(),
-                end=None if finished_at is None else (finished_at - now).total_seconds(),
+                end=None if released is None else (released - now).total_seconds(),
                 live=slots.count(LIVE),
                 storage=slots.count(STORAGE),
             )

@@ -98,6 +98,11 @@ class MigrationJob(models.Model):
     ha_removed = models.BooleanField(default=False, help_text="The VM's cluster role was removed for this move")
     move_requested_at = models.DateTimeField(null=True, blank=True, help_text="When Move-VM was sent to the host")
     host_migration_id = models.CharField(max_length=64, blank=True, help_text="The host's migration job id")
+    # The move ended on the host (the VM runs on the destination): the job no longer holds its hosts'
+    # slots (scheduler.slots_in_use), so the next job starts while this one verifies and refreshes.
+    slots_released_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the move ended on the host and the job gave its hosts' slots back"
+    )
 
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)

@@ -4,6 +4,10 @@ A runner belongs to one worker process. It writes a heartbeat while it works; wh
 recover() in another worker asks the hosts what happened and follows the move to its true end.
 A move is issued at most once per job: move_requested_at is written before Move-VM is sent, and
 after that the runner only ever asks the host for the move it already has.
+
+A job gives its hosts' slots back as soon as the host reports the move completed
+(slots_released_at), and admits the next waiting jobs then: verifying, rejoining the cluster and
+refreshing the inventory no longer hold the hosts, which are done with the move.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ STEPS = {
     "refresh": "Refresh the inventory",
 }
 POLL_S = 0.5  # progress is read twice a second and written at least once a second
+FAST_POLL_S = 0.1  # near a move's expected end: its end frees the hosts' slots for the next job
 STALE_AFTER = timedelta(seconds=10)  # no heartbeat for this long: the worker is gone
 RECOVERY_PENDING = "recovery-pending"  # the worker field of a job handed to recover_job
 
@@ -111,7 +116,9 @@ class Runner:
 
     def _resume(self) -> None:
         job = self.job
-        if job.move_requested_at is None:
+        if job.slots_released_at is not None:
+            pass  # the dead worker saw the move complete: only verify, rejoin and refresh remain
+        elif job.move_requested_at is None:
             if job.ha_removed is False and job.step in ("", "compare"):
                 self._compare()
             self._leave_cluster()
@@ -125,7 +132,7 @@ class Runner:
                 # case where Move-VM is sent again, and it is the first one the host receives.
                 self._move(resend=True)
             else:
-                self._finish_step("move", {"found": "VM already on the destination"})
+                self._moved({"found": "VM already on the destination"})
         else:
             self._follow()
         self._finish()
@@ -160,6 +167,7 @@ class Runner:
     def _follow(self) -> None:
         """Read the host's migration until it ends; pass a cancel request on once."""
         cancel_sent = False
+        pace = Pace()
         while True:
             status = self.driver.migration_status(self.source, self.job.host_migration_id)
             state = MigrationJob.objects.values_list("state", flat=True).get(pk=self.job.pk)
@@ -169,13 +177,13 @@ class Runner:
                 cancel_sent = True
             self._sample(status)
             if status.state == "completed":
-                self._finish_step("move", {"blackout_ms": status.blackout_ms})
+                self._moved({"blackout_ms": status.blackout_ms})
                 return
             if status.state == "cancelled":
                 raise Cancelled()
             if status.state == "failed":
                 raise status.error or HyperVError("21502", gettext_noop("The migration failed on the host."))
-            time.sleep(POLL_S)
+            time.sleep(pace.next_sleep(status, time.monotonic()))
 
     def _finish(self) -> None:
         self._step("verify")
@@ -209,8 +217,24 @@ class Runner:
     def _step(self, step: str) -> None:
         record(self.job, "step", {"step": step, "label": STEPS[step]}, step=step, heartbeat_at=timezone.now())
 
-    def _finish_step(self, step: str, data: dict) -> None:
-        record(self.job, "step", {"step": step, "done": True, **data}, heartbeat_at=timezone.now())
+    def _moved(self, data: dict) -> None:
+        """The host says the move is over and the VM is on the destination: free the hosts' slots now
+        and let the next jobs start; this job goes on to verify and refresh."""
+        from migrations_ui.scheduler import admit_waiting
+
+        released = self.job.slots_released_at or timezone.now()
+        record(
+            self.job,
+            "step",
+            {"step": "move", "done": True, **data},
+            heartbeat_at=timezone.now(),
+            slots_released_at=released,
+        )
+        try:
+            admit_waiting()
+        except Exception:
+            # The supervisor's next tick admits them; this job's own end must not fail for it.
+            log.exception("job %s: admitting the next jobs after the move failed", self.job.pk)
 
     def _sample(self, s: MigrationStatus) -> None:
         now = time.monotonic()
@@ -281,6 +305,39 @@ class Runner:
                 record(self.job, "step", {"step": "join_cluster", "host": self.job.source.name}, ha_removed=False)
         except HyperVError as exc:
             record(self.job, "warning", {"message": f"Could not make the VM highly available again: {exc.message}"})
+
+
+class Pace:
+    """How long to wait before reading a running move again (pure; one per move followed).
+
+    POLL_S, or less when the move's end is near by its own pace: what is left, at the rate progress
+    went since it began, in wall time (so a host's clock or a simulator's time scale does not matter).
+    Progress is bytes where the host reports them, else its percent. Once nothing is left to copy
+    (the blackout and the VM's resume on the destination) it reads every FAST_POLL_S.
+    """
+
+    def __init__(self) -> None:
+        self.first: tuple[float, float] | None = None  # (time, progress) of the first sample with progress
+
+    def next_sleep(self, status: MigrationStatus, now: float) -> float:
+        done, left = _progress(status)
+        if status.state != "running" or done <= 0:
+            return POLL_S
+        if left <= 0:
+            return FAST_POLL_S
+        if self.first is None or done <= self.first[1] or now <= self.first[0]:
+            self.first = self.first or (now, done)
+            return POLL_S
+        eta = left * (now - self.first[0]) / (done - self.first[1])
+        # Half the time left: a late estimate costs half a read, an early one is read again soon.
+        return min(POLL_S, max(FAST_POLL_S, eta / 2))
+
+
+def _progress(status: MigrationStatus) -> tuple[float, float]:
+    """(done, left) in bytes when the host reports them (the emulator does), else in percent."""
+    if status.bytes_sent or status.bytes_remaining:
+        return status.bytes_sent, status.bytes_remaining
+    return status.percent, 100 - status.percent
 
 
 def _load(job_id: int) -> MigrationJob:

@@ -30,9 +30,9 @@ def queue_order():
 
 
 def slots_in_use() -> Counter:
-    rows = list(
-        MigrationJob.objects.filter(state__in=SLOT_STATES).values_list("kind", "source", "destination", "batch")
-    )
+    # A job whose move has ended on the host holds no slot while it verifies and refreshes (runner.py).
+    holding = MigrationJob.objects.filter(state__in=SLOT_STATES, slots_released_at__isnull=True)
+    rows = list(holding.values_list("kind", "source", "destination", "batch"))
     caps = batch_caps({batch for *_, batch in rows if batch})
     used = Counter()
     for kind, source, destination, batch in rows:
