@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from migrations_ui.admission import Slot
 from migrations_ui.estimates import Figures, HostRates, MoveSpec, memory_rate
 from migrations_ui.ordering import Flow, Timeline, alone_estimates, move_slots
+from migrations_ui.plan_dispatch import disk_order
 
 # Moves simulated in all by the improvement passes: a 1,000-move plan gets a few, a small one dozens.
 SEARCH_BUDGET = 6000
@@ -48,7 +49,9 @@ def best_timeline(
     if n == 0:
         return Timeline((), (), (), dict(limits))
     f = figures or Figures()
-    duration, pressure, users = _weights(specs, rates, limits, f)
+    alone = alone_estimates(specs, rates, f)
+    duration, pressure, users = _weights(specs, alone, rates, limits)
+    copying = any(s.storage_bytes for s in specs)
     longest = sorted(range(n), key=lambda j: (-duration[j], j))
     orders = [
         longest,
@@ -56,6 +59,8 @@ def best_timeline(
         sorted(range(n), key=lambda j: (-sum(pressure[j]) * duration[j], j)),
     ]
     orders += [_spread(longest, duration, group) for group in users]
+    if copying:
+        orders.append(disk_order(specs, alone, limits))
     flow = Flow(specs, rates, limits, f)
     best_order, best = _best_of(flow, orders)
     if _streams_contend(specs, rates, limits, f):
@@ -69,10 +74,9 @@ def best_timeline(
     return _improve(flow, best_order, best, passes, bound)
 
 
-def _weights(specs, rates, limits, f) -> tuple[list[float], list[list[float]], list[set[int]]]:
+def _weights(specs, alone, rates, limits) -> tuple[list[float], list[list[float]], list[set[int]]]:
     """Each move's duration alone; the load (seconds) of every slot, NIC and disk it touches; and the
     moves using each of the two most loaded resources that not every move uses."""
-    alone = alone_estimates(specs, rates, f)
     load: dict[object, float] = defaultdict(float)
     uses: dict[object, set[int]] = defaultdict(set)
     keys = []
