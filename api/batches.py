@@ -10,12 +10,23 @@ from django.http import Http404
 from ninja import Query, Router, Schema, Status
 
 from api.errors import ERRORS, ApiError, bad_input
-from api.inventory import get_host
+from api.inventory import get_host, host_json
 from api.pagination import keyset
-from api.schemas import BatchOut, BatchPage, EvacuationIn, Id, Limit, MoveBackOut, PlanOut, SelectionIn, Text
+from api.schemas import (
+    BatchOut,
+    BatchPage,
+    EndMaintenanceOut,
+    EvacuationIn,
+    Id,
+    Limit,
+    MoveBackOut,
+    PlanOut,
+    SelectionIn,
+    Text,
+)
 from console.access import Perm, check
 from migrations_ui.batch_views import SelectionForm
-from migrations_ui.batches import batch_context, evacuation_refusal, start_batch, start_move_back
+from migrations_ui.batches import batch_context, end_maintenance, evacuation_refusal, start_batch, start_move_back
 from migrations_ui.evacuate import evacuation_plan, selection_plan
 from migrations_ui.lookup import NotFound, find_host
 from migrations_ui.models import Batch, BatchKind
@@ -164,3 +175,15 @@ def move_back(request, batch_id: Id):
     if moving is None:
         return {"message": "Nothing to move back: the host's maintenance has ended.", "batch": None}
     return {"message": f"Moving {len(moving.plan['moves'])} VMs back.", "batch": batch_json(_batch(moving.pk))}
+
+
+@router.post(
+    "/hosts/{fqdn}/end-maintenance", response={200: EndMaintenanceOut, **ERRORS}, summary="End a host's maintenance"
+)
+def end_host_maintenance(request, fqdn: str):
+    """The host takes VMs again; the evacuated VMs stay where they are (move back returns them
+    instead). Refused (409) while an evacuation of the host runs, or when it is not in maintenance."""
+    check(request, Perm.EVACUATE)
+    host = get_host(fqdn)
+    end_maintenance(host, request.user, request)
+    return {"message": f"{host.name}'s maintenance has ended; its VMs stay where they are.", "host": host_json(host)}

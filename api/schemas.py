@@ -284,6 +284,11 @@ class MoveBackOut(Schema):
     batch: BatchOut | None
 
 
+class EndMaintenanceOut(Schema):
+    message: str
+    host: HostOut
+
+
 # --- audit ---------------------------------------------------------------------------------------------
 
 

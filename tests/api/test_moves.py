@@ -236,3 +236,26 @@ def test_json_booleans_are_strict(apis, demo_fabric):
     status, body = apis["operator"].post("/evacuations", {"host": "hv-s1.contoso.test", "move_stopped": 0})
     assert (status, list(body["errors"])) == (400, ["move_stopped"])
     assert not Host.objects.filter(maintenance=True).exists()
+
+
+@pytest.mark.django_db
+def test_end_maintenance_lets_the_host_take_vms_again_once_and_is_audited(apis, demo_fabric):
+    host = Host.objects.filter(cluster=None).order_by("fqdn").first()
+    Host.objects.filter(pk=host.pk).update(maintenance=True)
+    where = dict(VirtualMachine.objects.values_list("pk", "host_id"))
+
+    status, body = apis["operator"].post(f"/hosts/{host.fqdn}/end-maintenance")
+
+    assert status == 200, body
+    assert body["host"]["fqdn"] == host.fqdn and body["host"]["maintenance"] is False
+    assert "its VMs stay where they are" in body["message"]
+    assert not Host.objects.get(pk=host.pk).maintenance
+    assert dict(VirtualMachine.objects.values_list("pk", "host_id")) == where  # nothing moved
+    event = AuditEvent.objects.get(action="maintenance.ended")
+    assert (event.target_name, event.username) == (host.fqdn, "operator")
+    # A second call changes nothing and says why; an unknown host is 404.
+    status, body = apis["operator"].post(f"/hosts/{host.fqdn}/end-maintenance")
+    assert status == 409 and "is not in maintenance" in body["message"], body
+    status, body = apis["operator"].post("/hosts/nosuch.contoso.test/end-maintenance")
+    assert status == 404 and body["code"] == "not_found", body
+    assert AuditEvent.objects.filter(action="maintenance.ended").count() == 1
