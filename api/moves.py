@@ -62,7 +62,7 @@ def preflight(request, query: Query[PreflightQuery]):
     """The preflight JSON of `manage.py preflight --json`: kind of move, allowed, stars, findings."""
     vm, destination = _vm(query.vm), _host(query.to)
     _path(query.storage_path, "storage_path")
-    return Preflight(vm).assess(destination, storage_path=query.storage_path).as_json()
+    return Preflight(vm).assess_move(destination, storage_path=query.storage_path).as_json()
 
 
 def _jobs():
@@ -91,7 +91,7 @@ def create_migration(request, payload: MigrationIn):
             raise bad_input(f"vhds.{i}.source", f"{vm.name} has no virtual disk {vhd.source}.")
     vhds = tuple((v.source, v.destination) for v in payload.vhds)
     if payload.transfer_type:
-        found = Preflight(vm).assess(destination, storage_path=payload.storage_path, vhds=vhds).transfer_type
+        found = Preflight(vm).assess_move(destination, payload.storage_path, vhds).transfer_type
         if found != payload.transfer_type:
             message = f"Pre-flight finds a {found or 'impossible'} move, not {payload.transfer_type}; nothing started."
             raise ApiError(409, message, {"transfer_type": [message]}, code="refused")

@@ -69,7 +69,7 @@ def create_job(
             # Read the VM again inside the transaction: it may have moved since the page was drawn.
             # of=self: PostgreSQL refuses FOR UPDATE on the nullable side of the outer joins.
             vm = vm_for_preflight().select_for_update(of=("self",)).get(pk=vm.pk, removed=False)
-            assessment = Preflight(vm).assess(destination, storage_path=storage_path, vhds=vhds)
+            assessment = Preflight(vm).assess_move(destination, storage_path=storage_path, vhds=vhds)
             if not assessment.allowed:
                 raise Refused([f for f in assessment.findings if f.severity == BLOCK])
             job = _record(
@@ -78,7 +78,7 @@ def create_job(
                 assessment,
                 user,
                 request,
-                storage_path=storage_path,
+                storage_path=assessment.proposal.storage_path,
                 vhds=[list(pair) for pair in vhds],
                 performance_option=performance_option,
                 add_default_location=bool(add_location),

@@ -13,7 +13,7 @@ from django.db.models import Prefetch
 
 from fabric.models import Host, SmbShare, VirtualDisk, VirtualMachine
 from migrations_ui.admission import LIVE, slots_needed
-from migrations_ui.facts import DiskFacts, HostFacts, Proposal, ShareFacts, VmFacts
+from migrations_ui.facts import DiskFacts, HostFacts, Kind, Proposal, ShareFacts, VmFacts
 from migrations_ui.models import ACTIVE_STATES, JobState, MigrationJob
 from migrations_ui.planner import Assessment, assess
 
@@ -131,6 +131,14 @@ class Preflight:
             shares=self.shares,
         )
         return assess(proposal)
+
+    def assess_move(self, destination: Host, storage_path: str = "", vhds: tuple = ()) -> Assessment:
+        """As assess(), for a move someone asks for: Live (VSM) given no path starts from the
+        destination's default VM location, as VMM does (the wizard and the API alike)."""
+        selected = self.assess(destination, storage_path, vhds)
+        if selected.transfer_type == Kind.LIVE_VSM and not storage_path and destination.vm_path:
+            selected = self.assess(destination, destination.vm_path, vhds)
+        return selected
 
     def destinations(self) -> list[tuple[Host, Assessment]]:
         """Every other reachable host, best first: allowed before blocked, hosts in maintenance after

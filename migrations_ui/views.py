@@ -14,7 +14,6 @@ from console.texts import Msg, localized_error
 from fabric.drift import find_drift
 from fabric.queries import settings_views
 from migrations_ui import progress
-from migrations_ui.facts import Kind
 from migrations_ui.forms import MoveForm, StorageMoveForm
 from migrations_ui.jobs import CannotCancel, Refused, cancel_job, create_job
 from migrations_ui.models import JobState, MigrationJob
@@ -78,14 +77,8 @@ def migrate_vm(request, guid):
     preflight = Preflight(vm)
 
     def assess(f):
-        destination, path = f.cleaned_data["to"], f.cleaned_data["storage_path"]
-        if destination is None:
-            return None
-        selected = preflight.assess(destination, storage_path=path)
-        if selected.transfer_type == Kind.LIVE_VSM and not path and destination.vm_path:
-            # Live (VSM) needs a target: start from the destination's default location, as VMM does.
-            selected = preflight.assess(destination, storage_path=destination.vm_path)
-        return selected
+        destination = f.cleaned_data["to"]
+        return preflight.assess_move(destination, f.cleaned_data["storage_path"]) if destination else None
 
     def submit(f, selected):
         path, performance = selected.proposal.storage_path, f.cleaned_data["performance"]

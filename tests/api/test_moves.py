@@ -43,11 +43,21 @@ def test_a_cross_cluster_move_goes_through_the_same_rules(apis, demo_fabric):
     body = {"vm": str(vm.guid), "to": host.fqdn}
     status, preflight = apis["viewer"].get("/preflight", vm=str(vm.guid), to=host.fqdn)
     assert preflight["allowed"]
-    if preflight["transfer_type"] == "live_vsm":
-        body["storage_path"] = host.vm_path
     status, job = apis["admin"].post("/migrations", body)
     assert status == 201, job
     assert job["source"] == vm.host.fqdn and job["destination"] == host.fqdn
+
+
+@pytest.mark.django_db
+def test_a_live_vsm_move_without_a_path_goes_to_the_destinations_default_folder_as_in_the_wizard(apis, demo_fabric):
+    vm, host = next(pairs("live_vsm"))
+    assert host.vm_path
+
+    status, job = apis["operator"].post("/migrations", {"vm": vm.name, "to": host.fqdn})
+
+    assert status == 201, job
+    assert (job["transfer_type"], job["storage_path"]) == ("live_vsm", host.vm_path)
+    assert MigrationJob.objects.get(pk=job["id"]).storage_path == host.vm_path
 
 
 @pytest.mark.django_db

@@ -30,7 +30,7 @@ class Command(BaseCommand):
             raise CommandError(str(exc), returncode=2) from None
         if storage_path and (problem := path_problem(storage_path)):
             raise CommandError(f"--storage-path: {problem}", returncode=2)
-        result = Preflight(machine).assess(destination, storage_path=storage_path).as_json()
+        result = Preflight(machine).assess_move(destination, storage_path=storage_path).as_json()
         if as_json:
             self.stdout.write(json.dumps(result, indent=2))
         else:
