@@ -23,14 +23,16 @@ from console.texts import Msg, without_period
 from fabric.hyperv.precopy import closed_form_total
 from migrations_ui.estimates import DEFAULT_DIRTY_MBPS, MB, Figures, HostRates, MoveSpec, estimate_move, move_spec
 from migrations_ui.facts import HostFacts, Kind, Proposal, ShareFacts, VmFacts
-from migrations_ui.planner import Assessment, assess, transfer_type
+from migrations_ui.planner import CSV_ROOT, Assessment, assess, transfer_type
 from migrations_ui.rules import BLOCK, VM_STATES
 
 STOPPED_MOVE, STOPPED_LEAVE = "move", "leave"
 PICK_CLOSEST, PICK_SHORT_LAST, PICK_EVEN = "closest", "short-last", "even"
 # Live first (no outage, no copy); Quick only for an HA VM that cannot go live; files copied last.
 KIND_RANK = {Kind.LIVE: 0, Kind.QUICK: 1, Kind.LIVE_VSM: 2, Kind.NETWORK: 3}
-MAX_REASONS = 3  # distinct reasons given for a VM left in place, before "N more reason(s)"
+MAX_REASONS = 3
+# Evacuation: a destination where a move takes this much longer than on the fastest is a last resort.
+SLOWER = 0.15
 
 
 @dataclass(frozen=True)
@@ -143,7 +145,11 @@ class Ledger:
                 sent = (
                     vm.memory_bytes * (rounds + 1) if ratio >= 1 else closed_form_total(vm.memory_bytes, ratio, rounds)
                 )
-                cost = Cost(f.prepare_s + sent / rate + f.resume_s, sent * f.wire_ratio(option), 0.0)
+                # Files on a local disk go along whichever host it is (Live VSM): their copy counts too.
+                files = float(sum(d.size_bytes for d in vm.disks if _local(d.path)))
+                speed = min(link, here.disk_bytes_s, there.disk_bytes_s)
+                seconds = f.prepare_s + files / speed + sent / rate + f.resume_s
+                cost = Cost(seconds, files + sent * f.wire_ratio(option), files)
             else:
                 files = sum(d.size_bytes for d in vm.disks) + (vm.memory_bytes if vm.state == "saved" else 0)
                 speed = min(link, here.disk_bytes_s, there.disk_bytes_s)
@@ -155,6 +161,12 @@ class Ledger:
         o = self.options
         alone = estimate_move(spec, self.rates[spec.source], self.rates[spec.destination], o.figures)
         return Cost(alone.duration_s, alone.wire_bytes, spec.storage_bytes)
+
+
+def _local(path: str) -> bool:
+    """A file no other host can open where it lies (neither on a share nor on a cluster's volumes)."""
+    lowered = path.lower()
+    return not lowered.startswith("\\\\") and not lowered.startswith(CSV_ROOT)
 
 
 @dataclass(frozen=True)
@@ -306,14 +318,21 @@ def place_evacuation(
     }
     by_fullness = sorted(entry.values())
 
+    # One host of each rate class: where a move is fastest is found among these.
+    classes = list({ledger.klass[h.fqdn]: h.fqdn for h in targets}.values())
+
     def ranked(vm: VmFacts) -> Iterator[HostFacts]:
         deferred: list[HostFacts] = []
         domain = False
+        # A host where the move takes much longer than where it is fastest (a slower disk for its
+        # files, a slower NIC) only if the faster ones are full.
+        slowest = min(ledger.guess(vm, source, fqdn).seconds for fqdn in classes) * (1 + SLOWER)
         for other, _, fqdn, i in list(by_fullness):
             if other != domain:
                 yield from deferred
                 deferred, domain = [], other
-            if load.after(fqdn, ledger.guess(vm, source, fqdn)) > budget:
+            guess = ledger.guess(vm, source, fqdn)
+            if guess.seconds > slowest or load.after(fqdn, guess) > budget:
                 deferred.append(targets[i])
             else:
                 yield targets[i]
