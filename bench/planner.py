@@ -7,8 +7,8 @@ clusters occur), every host with 1, 2 or 4 live and storage slots. For each plan
 same moves one at a time (VMM's way: one selection, one migration) against it, and a sweep of the
 timeline proving no host ever runs more migrations than its slots allow. Then the same figures by
 class of plan, against the issue's LB and a stronger bound (storage rates, prepare phase, slot
-packing) that no schedule beats either, with why each class stays where it is; the targets; and
-the planning time for 1,000 VMs on 64 hosts.
+packing, the simulated NIC shared equally) that no schedule beats either, with why each class stays
+where it is; the targets; and the planning time for 1,000 VMs on 64 hosts.
 
 Run: .venv/bin/python bench/planner.py [--seeds 6] [--quick] [--uniform]
 """
@@ -26,7 +26,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from migrations_ui.estimates import HostRates
-from migrations_ui.evacuation import Plan, PlanOptions, plan_evacuation, plan_rebalance
+from migrations_ui.evacuation import Plan, PlanOptions, plan_evacuation, plan_rebalance, slot_limits
 from migrations_ui.facts import DiskFacts, HostFacts, VmFacts
 from migrations_ui.ordering import lower_bound, slot_overuse
 
@@ -150,9 +150,83 @@ def serial(plan: Plan) -> float:
 
 
 def strong_bound(plan: Plan, fabric: Fabric) -> float:
-    """A bound no schedule beats either, closer to the optimum (ordering.lower_bound strong=True): the
-    prepare phase before any byte, every host's file bytes / its storage rate, slot packing."""
-    return lower_bound([m.spec for m in plan.moves], fabric.rates, plan.limits, strong=True)
+    """A bound no schedule beats either, closer to the optimum: ordering.lower_bound strong=True (the
+    prepare phase before any byte, every host's file bytes / its storage rate, slot packing) and the
+    simulated fabric's way of sharing a host's NIC and disk (shared_nic_bound)."""
+    ordering = lower_bound([m.spec for m in plan.moves], fabric.rates, slot_limits(fabric.hosts), strong=True)
+    return max(ordering, shared_nic_bound(plan, fabric))
+
+
+def shared_nic_bound(plan: Plan, fabric: Fabric) -> float:
+    """A bound that knows how the simulated fabric shares a host: its NIC equally among the moves on
+    the network (a file copy next to a memory stream gets half the link, whatever the stream uses),
+    its disk among the copies. On each host, moves spend their memory phases (their alone seconds, at
+    most one a second each), their file bytes, and prepare and resume, in configurations of s copies
+    and m memory streams (s + m at most its live slots, s at most its storage slots) whose disk
+    throughput is min(disk, s * NIC / (s + m)). The least total time of such a mix is a linear
+    program; any feasible point of its dual is a bound, so the dual's vertices are tried (3 variables).
+    """
+    best = 0.0
+    limits = slot_limits(fabric.hosts)
+    hosts = {h for m in plan.moves for h in (m.source, m.destination)}
+    for host in hosts:
+        mine = [m for m in plan.moves if host in (m.source, m.destination)]
+        files = sum(m.spec.storage_bytes for m in mine)
+        if not files:
+            continue
+        memory = sum(m.alone.memory_s for m in mine if m.spec.kind in ("live", "live_vsm"))
+        other = sum(m.alone.duration_s - m.alone.memory_s - m.alone.storage_s for m in mine)
+        rates = fabric.rates[host]
+        # The hosts' own limits, not a plan's cap: the bound is for every schedule the hosts allow.
+        live = max(1, limits.get((host, "live"), 1))
+        storage = max(1, limits.get((host, "storage"), 1))
+        rows = [(0.0, 0.0, 0.0)]
+        for c in range(live + 1):  # copies
+            for m in range(live + 1 - c):  # memory streams
+                if c > storage:
+                    continue
+                disk = min(rates.disk_bytes_s, c * rates.nic_bytes_s / (c + m)) if c else 0.0
+                rows.append((disk, float(m), float(live - c - m)))
+        best = max(best, _dual_best(rows[1:], (files, memory, other)))
+    return best
+
+
+def _dual_best(rows: list[tuple[float, float, float]], need: tuple[float, ...]) -> float:
+    """max need . y over y >= 0 with row . y <= 1 for every row (the covering LP's dual), at the vertices."""
+    planes = [(r, 1.0) for r in rows] + [(tuple(float(i == k) for i in range(3)), 0.0) for k in range(3)]
+    best = 0.0
+    for i in range(len(planes)):
+        for j in range(i + 1, len(planes)):
+            for k in range(j + 1, len(planes)):
+                y = _solve3([planes[i][0], planes[j][0], planes[k][0]], [planes[i][1], planes[j][1], planes[k][1]])
+                if y is None or min(y) < -1e-12:
+                    continue
+                if all(sum(a * b for a, b in zip(r, y, strict=True)) <= 1 + 1e-9 for r in rows):
+                    best = max(best, sum(a * b for a, b in zip(need, y, strict=True)))
+    return best
+
+
+def _solve3(a: list[tuple[float, ...]], b: list[float]) -> list[float] | None:
+    """Cramer's rule for three equations; None when they do not meet in one point."""
+
+    def det(m):
+        return (
+            m[0][0] * (m[1][1] * m[2][2] - m[1][2] * m[2][1])
+            - m[0][1] * (m[1][0] * m[2][2] - m[1][2] * m[2][0])
+            + m[0][2] * (m[1][0] * m[2][1] - m[1][1] * m[2][0])
+        )
+
+    # Columns scaled to one size first: disk rates are ~1e9, the others ~1.
+    scale = [max(abs(r[c]) for r in a) or 1.0 for c in range(3)]
+    m = [[r[c] / scale[c] for c in range(3)] for r in a]
+    d = det(m)
+    if abs(d) < 1e-12:
+        return None
+    out = []
+    for c in range(3):
+        mc = [[b[i] if col == c else m[i][col] for col in range(3)] for i in range(3)]
+        out.append(det(mc) / d / scale[c])
+    return out
 
 
 def pct(values: list[float], q: float) -> float:
@@ -188,9 +262,10 @@ Where the gap to the issue's LB comes from, by class (a plan's class is its wors
     term, the strong LB adds every host's file bytes / its storage rate. A simulated NIC is shared
     equally by its streams (fabric.hyperv.sim_flow), so a file copy next to a capped memory stream
     goes at half the link while the memory stream uses a quarter: neither the NIC nor the disk term
-    can be met at once. The right-hand columns are their distance to the bound with disks. Moves of
-    one size side by side copy their files at once and then all stream memory while the disk idles;
-    a dispatch order (migrations_ui.plan_dispatch) pairs file-heavy and memory-heavy moves instead.
+    can be met at once. The strong LB counts that too (shared_nic_bound: the best mix of copies and
+    memory streams on each host, a small linear program). The right-hand columns are the distance
+    to it. Placement keeps file copies off destinations with slower disks or NICs; among the orders
+    tried, plan_dispatch's pairs file-heavy and memory-heavy moves on a host.
 The last column, strong LB / LB, is the part of a plan's ratio no schedule of its moves removes: where
 its p95 is above a target, the target cannot be met against the issue's LB for that class."""
 TARGETS = {"evacuation": 1.02, "rebalance": 1.10}
