@@ -10,6 +10,7 @@
    from the simulator's own record. Overhead = console / plan - 1 (target at most 2%).
 
 Run from the repository root: .venv/bin/python bench/orchestration.py [--jobs 200] [--workers 4] [--json FILE]
+(--only makespan or --only throughput runs one part.)
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ import sys
 import tempfile
 import time
 from collections import defaultdict
+from datetime import datetime
+from itertools import pairwise
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -187,6 +190,9 @@ def makespan(args) -> dict:
         with FabricStore(Path(data) / "fabric.sqlite3", time_scale=args.plan_scale).session() as fabric:
             runs = [m for m in fabric.migrations.values() if m.vm_name in moved]
         actual = max(m.ended_at for m in runs) - min(m.started_at for m in runs)
+        runs.sort(key=lambda m: m.started_at)
+        gaps = [b.started_at - a.ended_at for a, b in pairwise(runs)]
+        handover = hand_overs(data, [m.vm_name for m in runs])
         states = defaultdict(int)
         for job in ran["jobs"]:
             states[job["state"]] += 1
@@ -196,6 +202,9 @@ def makespan(args) -> dict:
             f" {plan['makespan_s']:.1f} s, console {actual:.1f} s (simulated), overhead {100 * overhead:+.1f}%"
             f"; jobs {dict(states)}"
         )
+        print(f"hand-overs (simulated s between one move's end and the next one's start): {fmt(gaps)}")
+        for name, values in handover.items():
+            print(f"  wall s, {name}: {fmt(values)}")
         return {
             "moves": len(plan["moves"]),
             "plan_s": plan["makespan_s"],
@@ -203,7 +212,45 @@ def makespan(args) -> dict:
             "overhead": overhead,
             "scale": args.plan_scale,
             "states": dict(states),
+            "gaps_s": gaps,
+            "hand_over_wall_s": handover,
         }
+
+
+def fmt(values: list[float]) -> str:
+    return " ".join(f"{v:.3f}" for v in values)
+
+
+# The moments of a hand-over, as the jobs' event log has them (JobEvent.time).
+HAND_OVER = (
+    ("end noticed", "step", {"step": "move", "done": True}),
+    ("next admitted", "state", {"state": "admitted"}),
+    ("next running", "state", {"state": "running"}),
+    ("next Move-VM sent", "move_requested", {}),
+)
+
+
+def hand_overs(data: str, vm_names: list[str]) -> dict[str, list[float]]:
+    """Wall seconds from the end of each move being noticed to each step of the next job's start."""
+    with sqlite3.connect(Path(data) / "db.sqlite3", timeout=30) as db:
+        rows = db.execute(
+            "SELECT j.vm_name, e.time, e.kind, e.data FROM migrations_ui_jobevent e"
+            " JOIN migrations_ui_migrationjob j ON j.id = e.job_id ORDER BY e.job_id, e.sequence"
+        ).fetchall()
+    moments: dict[str, dict[str, float]] = defaultdict(dict)
+    for vm, when, kind, raw in rows:
+        event = json.loads(raw or "{}")
+        for name, want_kind, want in HAND_OVER:
+            if kind == want_kind and want.items() <= event.items() and name not in moments[vm]:
+                moments[vm][name] = datetime.fromisoformat(when).timestamp()
+    out = {}
+    for name, *_ in HAND_OVER[1:]:
+        out[f"end noticed -> {name}"] = [
+            moments[b][name] - moments[a]["end noticed"]
+            for a, b in pairwise(vm_names)
+            if name in moments[b] and "end noticed" in moments[a]
+        ]
+    return out
 
 
 def main() -> None:
@@ -215,9 +262,11 @@ def main() -> None:
     parser.add_argument("--plan-scale", type=int, default=4, help="SIM_TIME_SCALE for the makespan part")
     parser.add_argument("--database-url", help="a PostgreSQL database for the throughput part (it is emptied)")
     parser.add_argument("--timeout", type=float, default=600)
+    parser.add_argument("--only", choices=("throughput", "makespan"), help="run one part only")
     parser.add_argument("--json", metavar="FILE", help="also write the figures to FILE as JSON (bench/run_all.py)")
     args = parser.parse_args()
-    figures = {"throughput": throughput(args), "makespan": makespan(args)}
+    parts = {"throughput": throughput, "makespan": makespan}
+    figures = {name: part(args) for name, part in parts.items() if args.only in (None, name)}
     if args.json:
         Path(args.json).write_text(json.dumps(figures))
 
