@@ -59,6 +59,8 @@ def best_timeline(
         sorted(range(n), key=lambda j: (-sum(pressure[j]) * duration[j], j)),
     ]
     orders += [_spread(longest, duration, group) for group in users]
+    # Shortest first: where streams share a link, the long ones then run with fewer neighbours at the end.
+    orders.append(longest[::-1])
     if copying:
         orders.append(disk_order(specs, alone, limits))
     flow = Flow(specs, rates, limits, f)
@@ -67,7 +69,7 @@ def best_timeline(
         top = max(limits.values(), default=1)
         for cap in range(top - 1, 0, -1):
             capped = Flow(specs, rates, {slot: min(limit, cap) for slot, limit in limits.items()}, f)
-            order, timeline = _best_of(capped, orders[:2])
+            order, timeline = _best_of(capped, orders)
             if timeline.makespan_s < best.makespan_s * (1 - CAP_GAIN):
                 flow, best_order, best = capped, order, timeline
     passes = effort if effort is not None else min(MAX_PASSES, SEARCH_BUDGET // n)
