@@ -9,8 +9,10 @@ accepted and closed at once with a 44xx code: rejecting the handshake would reac
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
+from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
@@ -27,6 +29,8 @@ log = logging.getLogger(__name__)
 
 NOT_LOGGED_IN, FORBIDDEN, NO_SUCH_JOB = 4401, 4403, 4404
 NO_SUCH_BATCH = NO_SUCH_JOB
+# The emitter's messages (progress.send_job_update): one per update for every open page.
+LIVE_EVENTS = frozenset({"jobs.update", "job.update", "batch.update"})
 
 
 def watch_refusal(user, job_id: int | None = None, batch_id: int | None = None) -> int | None:
@@ -61,6 +65,19 @@ def scope_language(scope) -> str:
 class _LiveConsumer(AsyncWebsocketConsumer):
     group = ""
     language = settings.LANGUAGE_CODE
+
+    async def dispatch(self, message):
+        """channels runs close_old_connections() in the sync thread before every handler: for an
+        update that is a thread hop per page, and the web process's one sync thread (which also runs
+        the SQLite layer's queries) queued behind 2,500 of them a second at 500 pages x 5 updates/s
+        (bench/jobs.py). These handlers reach the database only through database_sync_to_async, which
+        closes old connections itself, so the updates skip it."""
+        if message["type"] not in LIVE_EVENTS:
+            return await super().dispatch(message)
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
 
     def in_language(self, event: dict, field: str = "html") -> str:
         """A message's HTML in this client's language (progress.in_every_language renders each)."""
@@ -118,11 +135,24 @@ class JobsConsumer(_LiveConsumer):
         # Only the first page gains the new row; later pages would shift under the reader.
         if event.get("finished") and self.filters["page"] == 1:
             key = (event["id"], self.language, *self.filters.values())
-            html += await self.rendered(_finished_once, key, self.filters)
+            html += await self.finished_section(key)
         await self.send(text_data=html)
+
+    async def finished_section(self, key: tuple) -> str:
+        """One render per key and process, awaited by every page that needs it: the pages wake
+        together, so without the shared task each would queue a thread hop before the first render
+        had filled the cache (_finished_once)."""
+        loop = asyncio.get_running_loop()
+        task = _finished_tasks.get(key)
+        if task is None or task.get_loop() is not loop:
+            if len(_finished_tasks) > 64:
+                _finished_tasks.clear()
+            task = _finished_tasks[key] = loop.create_task(self.rendered(_finished_once, key, self.filters))
+        return await asyncio.shield(task)  # one page going away must not cancel the others' render
 
 
 _finished_html: dict[tuple, str] = {}
+_finished_tasks: dict[tuple, asyncio.Task] = {}
 
 
 def _finished_once(key: tuple, filters: dict) -> str:

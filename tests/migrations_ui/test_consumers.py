@@ -225,6 +225,48 @@ def test_the_finished_section_is_rendered_once_per_update_and_filters(monkeypatc
     assert renders == [same, other]
 
 
+async def test_an_update_reaches_the_page_without_a_thread_hop_per_page(admin_user, monkeypatch):
+    hops = []
+
+    async def counted():
+        hops.append(1)
+
+    monkeypatch.setattr("channels.consumer.aclose_old_connections", counted)
+    board, _ = await connect("/ws/jobs/", admin_user)
+    await board.receive_from()
+    before = len(hops)
+    message = {"type": "jobs.update", "id": "u1", "job_id": 1, "sequence": 9, "html": "<tr>x</tr>", "finished": False}
+
+    await get_channel_layer().group_send(progress.JOBS_GROUP, message)
+
+    assert await board.receive_from() == "<tr>x</tr>"
+    assert len(hops) == before  # channels' close_old_connections hop is skipped for the updates
+    await board.disconnect()
+
+
+async def test_pages_with_the_same_filters_share_one_render_of_the_finished_section(admin_user, monkeypatch):
+    monkeypatch.setattr(progress, "render_finished", lambda filters: "<section>finished</section>")
+    hops = []
+    rendered = JobsConsumer.rendered
+
+    async def counted(self, render, *args):
+        hops.append(render.__name__)
+        return await rendered(self, render, *args)
+
+    monkeypatch.setattr(JobsConsumer, "rendered", counted)
+    boards = [(await connect("/ws/jobs/", admin_user))[0] for _ in range(3)]
+    for board in boards:
+        await board.receive_from()
+    message = {"type": "jobs.update", "id": "u2", "job_id": 1, "sequence": 9, "html": "<tr>x</tr>", "finished": True}
+
+    await get_channel_layer().group_send(progress.JOBS_GROUP, message)
+
+    for board in boards:
+        assert await board.receive_from() == "<tr>x</tr><section>finished</section>"
+        await board.disconnect()
+    assert hops.count("_finished_once") == 1  # the pages woke together and awaited one render
+
+
 async def test_a_viewer_watches_but_a_user_without_a_role_is_closed(viewer_user, outsider_user, job):
     communicator, connected = await connect(f"/ws/jobs/{job.pk}/", viewer_user)
     assert connected
