@@ -161,7 +161,8 @@ def shared_nic_bound(plan: Plan, fabric: Fabric) -> float:
     """A bound that knows how the simulated fabric shares a host: its NIC equally among the moves on
     the network (a file copy next to a memory stream gets half the link, whatever the stream uses),
     its disk among the copies. On each host, moves spend their memory phases (their alone seconds, at
-    most one a second each), their file bytes, and prepare and resume, in configurations of s copies
+    most one a second each, less where the NIC's share is below the slowest stream's rate alone),
+    their file bytes, and prepare and resume, in configurations of s copies
     and m memory streams (s + m at most its live slots, s at most its storage slots) whose disk
     throughput is min(disk, s * NIC / (s + m)). The least total time of such a mix is a linear
     program; any feasible point of its dual is a bound, so the dual's vertices are tried (3 variables).
@@ -174,7 +175,10 @@ def shared_nic_bound(plan: Plan, fabric: Fabric) -> float:
         files = sum(m.spec.storage_bytes for m in mine)
         if not files:
             continue
-        memory = sum(m.alone.memory_s for m in mine if m.spec.kind in ("live", "live_vsm"))
+        streams = [m for m in mine if m.spec.kind in ("live", "live_vsm") and m.alone.memory_s > 0]
+        memory = sum(m.alone.memory_s for m in streams)
+        # The slowest stream's wire rate alone: a stream given less of the NIC than that goes slower.
+        slowest = min(((m.alone.wire_bytes - m.spec.storage_bytes) / m.alone.memory_s for m in streams), default=0)
         other = sum(m.alone.duration_s - m.alone.memory_s - m.alone.storage_s for m in mine)
         rates = fabric.rates[host]
         # The hosts' own limits, not a plan's cap: the bound is for every schedule the hosts allow.
@@ -186,7 +190,9 @@ def shared_nic_bound(plan: Plan, fabric: Fabric) -> float:
                 if c > storage:
                     continue
                 disk = min(rates.disk_bytes_s, c * rates.nic_bytes_s / (c + m)) if c else 0.0
-                rows.append((disk, float(m), float(live - c - m)))
+                share = rates.nic_bytes_s / (c + m) if c + m else 0.0
+                stream = min(1.0, share / slowest) if slowest > 0 else 1.0
+                rows.append((disk, m * stream, float(live - c - m)))
         best = max(best, _dual_best(rows[1:], (files, memory, other)))
     return best
 

@@ -297,8 +297,12 @@ def place_evacuation(
     candidates: Sequence[HostFacts],
     resident: Mapping[str, Sequence[VmFacts]],
     options: PlanOptions,
+    slower: float | None = SLOWER,
 ) -> tuple[list[Placed], list[Left]]:
-    """Destinations for every VM of `source`, largest first (the hardest to fit go while room is widest)."""
+    """Destinations for every VM of `source`, largest first (the hardest to fit go while room is widest).
+
+    slower: a host where a move takes this share longer than on the fastest is a last resort (None:
+    speed only counts through the load budget; the fast hosts then take fewer moves each)."""
     targets = [h for h in candidates if h.fqdn != source.fqdn]
     ledger = Ledger([source, *targets], {**resident, source.fqdn: vms}, options)
     load = Load([source, *targets], ledger.rates)
@@ -326,7 +330,8 @@ def place_evacuation(
         domain = False
         # A host where the move takes much longer than where it is fastest (a slower disk for its
         # files, a slower NIC) only if the faster ones are full.
-        slowest = min(ledger.guess(vm, source, fqdn).seconds for fqdn in classes) * (1 + SLOWER)
+        fastest = min(ledger.guess(vm, source, fqdn).seconds for fqdn in classes)
+        slowest = math.inf if slower is None else fastest * (1 + slower)
         for other, _, fqdn, i in list(by_fullness):
             if other != domain:
                 yield from deferred
