@@ -39,8 +39,9 @@ def best_timeline(
        loaded resources spread evenly through it (so that resource is busy all along).
     2. A lower concurrency cap, where streams slow each other down (uncapped SMB streams, slow
        links, shared disks): sharing a link slows every pass, and a busy guest then dirties more,
-       so fewer moves at once can finish sooner. Kept only if it gains CAP_GAIN; the timeline's
-       limits say what it was made for.
+       so fewer moves at once can finish sooner. On every host, or only on those that contend (the
+       others keep their slots). Kept only if it gains CAP_GAIN; the timeline's limits say what it
+       was made for.
     3. effort improvement passes (default: by size): alternately the move that ends last is put
        ahead of a move that started before it, or two moves swap places; a change is kept when the
        makespan (then the sum of the ends) goes down.
@@ -65,10 +66,15 @@ def best_timeline(
         orders.append(disk_order(specs, alone, limits))
     flow = Flow(specs, rates, limits, f)
     best_order, best = _best_of(flow, orders)
-    if _streams_contend(specs, rates, limits, f):
-        top = max(limits.values(), default=1)
-        for cap in range(top - 1, 0, -1):
-            capped = Flow(specs, rates, {slot: min(limit, cap) for slot, limit in limits.items()}, f)
+    contended = _contended(specs, rates, limits, f)
+    everywhere = {h for s in specs for h in (s.source, s.destination)}
+    # Every host capped alike, and (when that is not the same) only the hosts that contend.
+    scopes = [everywhere] + ([contended] if contended and contended != everywhere else [])
+    top = max(limits.values(), default=1)
+    for cap in range(top - 1, 0, -1) if contended else ():
+        for scope in scopes:
+            lower = {slot: min(limit, cap) if slot[0] in scope else limit for slot, limit in limits.items()}
+            capped = Flow(specs, rates, lower, f)
             order, timeline = _best_of(capped, orders)
             if timeline.makespan_s < best.makespan_s * (1 - CAP_GAIN):
                 flow, best_order, best = capped, order, timeline
@@ -120,21 +126,24 @@ def _spread(order: list[int], duration: list[float], group: set[int]) -> list[in
     return out
 
 
-def _streams_contend(specs, rates, limits, f) -> bool:
-    """Could moves running together slow each other? Not when every host's slots of capped streams
-    fit its link (compression, TCP on 10 GbE) and nothing copies files: then a cap only loses."""
+def _contended(specs, rates, limits, f) -> set[str]:
+    """Hosts whose moves running together may slow each other: where files are copied, or the host's
+    slots of its quickest stream overfill its link. Not where every stream is capped below its share
+    (compression, TCP on 10 GbE) and nothing copies files: there a cap only loses."""
     fastest: dict[str, float] = defaultdict(float)  # the quickest stream on each host, wire bytes/s
+    hosts: set[str] = set()
     for s in specs:
         if s.storage_bytes > 0 or s.kind not in ("live", "live_vsm"):
-            return True
+            hosts.update((s.source, s.destination))
+            continue
         link = min(rates.get(h, HostRates()).nic_bytes_s for h in (s.source, s.destination))
         wire = memory_rate(s, link, f) * f.wire_ratio(s.option)
         for host in (s.source, s.destination):
             fastest[host] = max(fastest[host], wire)
     for host, wire in fastest.items():
         if limits.get((host, "live"), 1) * wire > rates.get(host, HostRates()).nic_bytes_s * (1 + 1e-9):
-            return True
-    return False
+            hosts.add(host)
+    return hosts
 
 
 def _key(timeline: Timeline) -> tuple[float, float]:
