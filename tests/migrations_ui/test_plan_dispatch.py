@@ -4,10 +4,11 @@ from types import SimpleNamespace
 
 import pytest
 
-from migrations_ui.estimates import HostRates
+from migrations_ui.estimates import Figures, HostRates, MoveSpec
 from migrations_ui.evacuation import PlanOptions, plan_evacuation
 from migrations_ui.ordering import alone_estimates, simulate, slot_overuse
 from migrations_ui.plan_dispatch import disk_order
+from migrations_ui.plan_search import _contended
 from tests.migrations_ui.test_evacuation import _random_fabric, host, vm
 
 LOCAL = "D:\\Hyper-V"
@@ -71,3 +72,13 @@ def test_the_dispatch_order_starts_every_move_once_within_the_slots(seed):
     moves = [(s.kind, s.source, s.destination, timeline.start_s[j], timeline.end_s[j]) for j, s in enumerate(specs)]
     assert not slot_overuse(moves, plan.limits)
     assert timeline.makespan_s >= max(e.duration_s for e in alone) * (1 - 1e-9)
+
+
+def test_only_hosts_whose_moves_slow_each_other_are_candidates_for_a_cap():
+    capped = MoveSpec("v1", "live", "a", "b", "compression", memory_bytes=8 * 1024**3)  # well below the link
+    smb = MoveSpec("v2", "live", "c", "d", "smb", memory_bytes=8 * 1024**3)  # one stream fills the link
+    copy = MoveSpec("v3", "network", "e", "f", "compression", storage_bytes=20 * 1024**3)
+    limits = {(h, kind): 2 for h in "abcdef" for kind in ("live", "storage")}
+
+    assert _contended([capped, smb, copy], {}, limits, Figures()) == {"c", "d", "e", "f"}
+    assert _contended([capped], {}, limits, Figures()) == set()
