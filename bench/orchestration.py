@@ -41,6 +41,7 @@ django.setup()
 
 from fabric.hyperv.demo import build_demo_fabric  # noqa: E402
 from fabric.hyperv.simstore import FabricStore  # noqa: E402
+from migrations_ui.runner import STEPS  # noqa: E402
 
 GIB = 1024**3
 # Runs inside `manage.py shell`: one move per VM to the next host of its group (the next node of its
@@ -226,6 +227,8 @@ HAND_OVER = (
     ("end noticed", "step", {"step": "move", "done": True}),
     ("next admitted", "state", {"state": "admitted"}),
     ("next running", "state", {"state": "running"}),
+    ("next Compare-VM", "step", {"step": "compare", "label": STEPS["compare"]}),
+    ("next move step", "step", {"step": "move", "label": STEPS["move"]}),
     ("next Move-VM sent", "move_requested", {}),
 )
 
