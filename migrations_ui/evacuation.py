@@ -39,8 +39,9 @@ from migrations_ui.placement import (
 from migrations_ui.plan_search import best_timeline
 from migrations_ui.rules import BLOCK, Finding
 
-SLOWERS = (SLOWER, None)  # evacuation placements tried (placement.place_evacuation's slower)
-COMPARE_MOST = 400  # VMs on the evacuated host up to which both placements are planned and compared
+# Evacuation placements tried (placement.place_evacuation's slower and count_files).
+SLOWERS = ((SLOWER, True), (None, True), (None, False))
+COMPARE_MOST = 300  # VMs on the evacuated host up to which every placement is planned and compared
 
 __all__ = [
     "PICK_CLOSEST",
@@ -151,16 +152,27 @@ def plan_evacuation(
     hosts = [host, *candidates]
     # Moves kept off hosts where they go slower, or spread by load alone (the fast hosts can then be
     # crowded): compared by their first orders (no improvement passes), the search runs on the winner.
-    # Both only while the time allows (a 1,000-VM host is planned within a second with one).
+    # Or (count_files=False) with the budget blind to file copies. All only while the time allows (a
+    # 1,000-VM host is planned within a second with one).
     tried = SLOWERS if len(vms) <= COMPARE_MOST else SLOWERS[:1]
-    placements = [place_evacuation(host, vms, candidates, resident or {}, options, slower) for slower in tried]
-    if len(placements) > 1 and placements[0][0] != placements[1][0]:
+    placements = [place_evacuation(host, vms, candidates, resident or {}, options, *way) for way in tried]
+    # The same destinations twice are planned once.
+    seen: set[tuple] = set()
+    placements = [p for p in placements if not _seen(p[0], seen)]
+    if len(placements) > 1:
         quick = replace(options, effort=0)
         plans = [_plan(host.fqdn, placed, left, hosts, quick) for placed, left in placements]
         best = min(range(len(plans)), key=lambda i: (round(plans[i].makespan_s, 6), len(plans[i].left), i))
         placements = [placements[best]]
     placed, left = placements[0]
     return _plan(host.fqdn, placed, left, hosts, options)
+
+
+def _seen(placed: list[Placed], seen: set[tuple]) -> bool:
+    key = tuple((p.vm.id, p.destination.fqdn) for p in placed)
+    found = key in seen
+    seen.add(key)
+    return found
 
 
 def plan_rebalance(

@@ -94,6 +94,7 @@ class Ledger:
         self.partners: dict[str, set[str]] = defaultdict(set)
         self.rates = {h.fqdn: options.rate(h.fqdn) for h in hosts}
         self._guesses: dict[tuple[str, int], Cost] = {}
+        self.count_files = True  # whether a guess counts the file copy of a VM on a local disk
         # Hosts with equal rates cost a move the same: estimates are made once per class.
         classes: dict[HostRates, int] = {}
         self.klass: dict[str, int] = {}
@@ -146,7 +147,7 @@ class Ledger:
                     vm.memory_bytes * (rounds + 1) if ratio >= 1 else closed_form_total(vm.memory_bytes, ratio, rounds)
                 )
                 # Files on a local disk go along whichever host it is (Live VSM): their copy counts too.
-                files = float(sum(d.size_bytes for d in vm.disks if _local(d.path)))
+                files = float(sum(d.size_bytes for d in vm.disks if _local(d.path))) if self.count_files else 0.0
                 speed = min(link, here.disk_bytes_s, there.disk_bytes_s)
                 seconds = f.prepare_s + files / speed + sent / rate + f.resume_s
                 cost = Cost(seconds, files + sent * f.wire_ratio(option), files)
@@ -298,13 +299,16 @@ def place_evacuation(
     resident: Mapping[str, Sequence[VmFacts]],
     options: PlanOptions,
     slower: float | None = SLOWER,
+    count_files: bool = True,
 ) -> tuple[list[Placed], list[Left]]:
     """Destinations for every VM of `source`, largest first (the hardest to fit go while room is widest).
 
     slower: a host where a move takes this share longer than on the fastest is a last resort (None:
-    speed only counts through the load budget; the fast hosts then take fewer moves each)."""
+    speed only counts through the load budget; the fast hosts then take fewer moves each).
+    count_files=False: the budget sees a Live VSM as its memory only (it spreads file copies less)."""
     targets = [h for h in candidates if h.fqdn != source.fqdn]
     ledger = Ledger([source, *targets], {**resident, source.fqdn: vms}, options)
+    ledger.count_files = count_files
     load = Load([source, *targets], ledger.rates)
     total = {h.fqdn: max(1, h.memory_total_bytes) for h in targets}
     moving = [vm for vm in vms if vm.running or options.stopped == STOPPED_MOVE]
