@@ -192,6 +192,10 @@ def plan_rebalance(
     # Ways of choosing which VMs leave a host (closest to exact balance, a short last move, even
     # rounds): all keep every host in the band; the plan ending sooner wins.
     placements = [place_rebalance(hosts, vms, options, pick) for pick in picks]
+    # The same with receivers where a move goes much slower last (fewer file copies to slow disks).
+    placements += [place_rebalance(hosts, vms, options, pick, SLOWER) for pick in picks]
+    seen: set[tuple] = set()
+    placements = [placed for placed in placements if not _seen(placed, seen)]
     if len(placements) > 1:
         # Compared by their first orders only (no improvement passes): the search runs once, on the winner.
         quick = replace(options, effort=0)

@@ -369,7 +369,11 @@ def place_evacuation(
 
 
 def place_rebalance(
-    hosts: Sequence[HostFacts], vms: Mapping[str, Sequence[VmFacts]], options: PlanOptions, pick: str = PICK_CLOSEST
+    hosts: Sequence[HostFacts],
+    vms: Mapping[str, Sequence[VmFacts]],
+    options: PlanOptions,
+    pick: str = PICK_CLOSEST,
+    slower: float | None = None,
 ) -> list[Placed]:
     """Moves that bring every host's memory use near its group's average, few and large first.
 
@@ -390,8 +394,8 @@ def place_rebalance(
         if h.cluster:
             clusters[h.cluster].append(h)
     for cluster in sorted(clusters):
-        placed += _balance(clusters[cluster], vms, ledger, moved, lambda vm: True, pick)
-    placed += _balance(up, vms, ledger, moved, lambda vm: not vm.clustered, pick)
+        placed += _balance(clusters[cluster], vms, ledger, moved, lambda vm: True, pick, slower)
+    placed += _balance(up, vms, ledger, moved, lambda vm: not vm.clustered, pick, slower)
     return placed
 
 
@@ -402,6 +406,7 @@ def _balance(
     moved: set[str],
     may_move: Callable[[VmFacts], bool],
     pick: str,
+    slower: float | None = None,
 ) -> list[Placed]:
     """Within group: hosts above average + tolerance send running VMs (the one closest to their
     excess first) to hosts below average, never lifting a receiver above average + tolerance."""
@@ -450,6 +455,11 @@ def _balance(
             tried.add(vm.id)
             fitting = [h for h in receivers if ledger.used[h.fqdn] + vm.memory_bytes <= band[h.fqdn]]
             fitting.sort(key=lambda h: (excess(h) / h.memory_total_bytes, h.fqdn))
+            if slower is not None and len(fitting) > 1:
+                # Receivers where the move goes much slower (its files to a slower disk) last.
+                seconds = {h.fqdn: ledger.guess(vm, source, h.fqdn).seconds for h in fitting}
+                slowest = min(seconds.values()) * (1 + slower)
+                fitting.sort(key=lambda h: seconds[h.fqdn] > slowest)
             choice, _ = choose(vm, source, fitting, ledger)
             if choice is not None:
                 break
