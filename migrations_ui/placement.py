@@ -4,8 +4,9 @@ Whether one VM may go to one host is pre-flight's answer (planner.assess; a bloc
 chosen). What only a whole plan can see is kept here: the memory every destination gives away
 (with headroom), HA VMs staying in their cluster, the nodes of a guest cluster (VMs attached to one
 shared VHDX) never on one host, and Live preferred over the slower kinds. Among the hosts left, an
-evacuation takes the one that stays least full and is not made the plan's bottleneck; a rebalance
-moves VMs from the hosts fullest above the average to those furthest below it.
+evacuation takes the one that stays least full and is not made the plan's bottleneck (and, where
+asked, where the move is not much slower than on the fastest host: a file copy to a slower disk);
+a rebalance moves VMs from the hosts fullest above the average to those furthest below it.
 
 Pre-flight (about 0.1 ms a pair) runs lazily: candidates are ranked by cheap figures first and
 assessed in that order until one fits, so a 1,000-VM plan assesses about a thousand pairs.
