@@ -418,6 +418,24 @@ def running_jobs(count: int) -> list[int]:
     return jobs
 
 
+def tree_cpu_s(root: int) -> float:
+    """CPU time (user + system) used so far by a process and its descendants: the server's
+    (serve runs daphne in a process group of its own, so the tree, not the group)."""
+    stats = {}
+    for path in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = path.read_text().rsplit(")", 1)[1].split()  # from the state on: ppid is [1]
+        except OSError:
+            continue  # ended meanwhile
+        stats[int(path.parent.name)] = (int(fields[1]), int(fields[11]) + int(fields[12]))  # utime + stime
+    tree, grew = {root}, True
+    while grew:
+        more = {pid for pid, (ppid, _) in stats.items() if ppid in tree} - tree
+        tree |= more
+        grew = bool(more)
+    return sum(stats[pid][1] for pid in tree if pid in stats) / os.sysconf("SC_CLK_TCK")
+
+
 def wait_ready(procs: list[subprocess.Popen], what: str, deadline: float) -> list[str]:
     lines = []
     for proc in procs:
@@ -428,7 +446,7 @@ def wait_ready(procs: list[subprocess.Popen], what: str, deadline: float) -> lis
     return lines
 
 
-def measure(run: Run, port: int, cookie: str, jobs: list[int], deadline: float) -> dict:
+def measure(run: Run, server: int, port: int, cookie: str, jobs: list[int], deadline: float) -> dict:
     args = run.args
     out = Path(run.data_dir)
     emitters = max(1, min(args.emitters, len(jobs)))
@@ -473,11 +491,13 @@ def measure(run: Run, port: int, cookie: str, jobs: list[int], deadline: float) 
         f" one sample on each of {len(jobs)} job(s), every {args.interval} s, from {emitters} emitter process(es)"
     )
     start = time.monotonic() + 0.5
+    cpu_before = tree_cpu_s(server)
     for proc in emitter_procs:
         proc.stdin.write(f"{start}\n")
         proc.stdin.flush()
     for proc in emitter_procs:
         proc.wait(timeout=max(1.0, deadline - time.monotonic()))
+    server_cpu_s = tree_cpu_s(server) - cpu_before
     for proc in reader_procs:
         proc.stdin.write("done\n")
         proc.stdin.flush()
@@ -493,11 +513,15 @@ def measure(run: Run, port: int, cookie: str, jobs: list[int], deadline: float) 
         results["arrivals"] += part["arrivals"]
         results["errors"] += part["errors"]
     results["emitters"], results["readers"] = emitters, readers
+    results["server_cpu_s"] = server_cpu_s
     return results
 
 
 def report(results: dict, args, jobs: int) -> dict:
     sent = results["sent"]
+    if os.environ.get("BENCH_RAW"):  # every sample and arrival, for a closer look
+        raw = {"sent": [[*key, at] for key, at in sent.items()], "arrivals": results["arrivals"]}
+        Path(os.environ["BENCH_RAW"]).write_text(json.dumps(raw))
     latencies = [(at - sent[(pk, seq)]) * 1000 for _, pk, seq, at in results["arrivals"] if (pk, seq) in sent]
     expected = args.updates * jobs * args.clients
     figures = {
@@ -510,6 +534,8 @@ def report(results: dict, args, jobs: int) -> dict:
         "max_ms": max(latencies) if latencies else None,
         "errors": len(results["errors"]),
         "emitters": results["emitters"],
+        # The web server's CPU (daphne) while the samples were sent, per frame it wrote.
+        "server_cpu_us_per_frame": 1e6 * results["server_cpu_s"] / max(1, len(latencies)),
         "readers": results["readers"],
         "loadavg": loadavg(),
     }
@@ -532,6 +558,10 @@ def report(results: dict, args, jobs: int) -> dict:
             f"first page per sample (ms): p50 {percentile(firsts, 50):.1f}  p99 {percentile(firsts, 99):.1f};"
             f" first to last page (ms): p50 {percentile(spreads, 50):.1f}  p99 {percentile(spreads, 99):.1f}"
         )
+    print(
+        f"web server CPU while sending: {results['server_cpu_s']:.2f} s,"
+        f" {figures['server_cpu_us_per_frame']:.0f} us per frame delivered"
+    )
     if results["emit_s"]:
         ms = [s * 1000 for s in results["emit_s"]]
         figures["emit_p50_ms"] = statistics.median(ms)
@@ -560,7 +590,7 @@ def main(args: argparse.Namespace) -> None:
         jobs = running_jobs(args.jobs)
         print(f"channel layer: {'channels_redis' if redis else 'channels_lite SQLiteChannelLayer'}")
         print(f"load average (1, 5, 15 min) at the start: {loadavg()}")
-        figures = report(measure(run, port, cookie, jobs, deadline), args, len(jobs))
+        figures = report(measure(run, server.pid, port, cookie, jobs, deadline), args, len(jobs))
         figures["layer"] = "redis" if redis else "sqlite"
         if args.json:
             Path(args.json).write_text(json.dumps(figures))
