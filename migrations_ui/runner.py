@@ -40,6 +40,8 @@ STEPS = {
 }
 POLL_S = 0.5  # progress is read twice a second and written at least once a second
 FAST_POLL_S = 0.1  # near a move's expected end: its end frees the hosts' slots for the next job
+GIVE_WAY_S = 1.0  # at most this long a job that freed its slots waits for the next ones to send Move-VM
+UNCLAIMED_S = 0.3  # a job no worker has taken by then (all busy, or a single worker): not waited for
 STALE_AFTER = timedelta(seconds=10)  # no heartbeat for this long: the worker is gone
 RECOVERY_PENDING = "recovery-pending"  # the worker field of a job handed to recover_job
 
@@ -231,10 +233,24 @@ class Runner:
             slots_released_at=released,
         )
         try:
-            admit_waiting()
+            admitted = admit_waiting()
         except Exception:
             # The supervisor's next tick admits them; this job's own end must not fail for it.
             log.exception("job %s: admitting the next jobs after the move failed", self.job.pk)
+            admitted = []
+        self._give_way(admitted)
+
+    def _give_way(self, admitted: list[int]) -> None:
+        """Let the jobs this move's end admitted send their Move-VM before this job verifies and
+        refreshes: those steps write to the database and the simulator's file many times, and on
+        SQLite a writer that finds the lock taken backs off for tens of milliseconds at a time, so
+        the next move's start waited out this job's refresh (bench/orchestration.py, under load)."""
+        started = time.monotonic()
+        while admitted and (waited := time.monotonic() - started) < GIVE_WAY_S:
+            rows = MigrationJob.objects.filter(pk__in=admitted).values_list("state", "move_requested_at")
+            if not still_starting(list(rows), waited):
+                return
+            time.sleep(0.02)
 
     def _sample(self, s: MigrationStatus) -> None:
         now = time.monotonic()
@@ -305,6 +321,17 @@ class Runner:
                 record(self.job, "step", {"step": "join_cluster", "host": self.job.source.name}, ha_removed=False)
         except HyperVError as exc:
             record(self.job, "warning", {"message": f"Could not make the VM highly available again: {exc.message}"})
+
+
+def still_starting(rows: list[tuple[str, object]], waited: float) -> bool:
+    """Whether a job of (state, move_requested_at) rows is on its way to Move-VM: claimed and not
+    sent yet, or admitted and not yet UNCLAIMED_S old (a worker polls the task queue every 0.1 s)."""
+    for state, requested in rows:
+        if state == JobState.RUNNING and requested is None:
+            return True
+        if state == JobState.ADMITTED and waited < UNCLAIMED_S:
+            return True
+    return False
 
 
 class Pace:
