@@ -41,7 +41,6 @@ STEPS = {
 POLL_S = 0.5  # progress is read twice a second and written at least once a second
 FAST_POLL_S = 0.1  # near a move's expected end: its end frees the hosts' slots for the next job
 GIVE_WAY_S = 1.0  # at most this long a job that freed its slots waits for the next ones to send Move-VM
-UNCLAIMED_S = 0.3  # a job no worker has taken by then (all busy, or a single worker): not waited for
 STALE_AFTER = timedelta(seconds=10)  # no heartbeat for this long: the worker is gone
 RECOVERY_PENDING = "recovery-pending"  # the worker field of a job handed to recover_job
 
@@ -72,6 +71,7 @@ class Runner:
             performance_option=job.performance_option,
         )
         self.last_sample = 0.0
+        self.admitted: list[int] = []  # the jobs this move's end admitted (see _give_way)
 
     # --- entry points --------------------------------------------------------------------------
 
@@ -188,6 +188,7 @@ class Runner:
             time.sleep(pace.next_sleep(status, time.monotonic()))
 
     def _finish(self) -> None:
+        self._give_way()
         self._step("verify")
         if not self._arrived():
             raise HyperVError(
@@ -198,6 +199,7 @@ class Runner:
         if self.job.ha_removed and self.job.destination.cluster_id:
             self._step("join_cluster")
             self.driver.add_cluster_role(self.destination, self.request.vm_id)
+        self._give_way()
         self._step("refresh")
         sync_inventory(self.driver, list({self.job.source, self.job.destination}))
         change_state(self.job, JobState.SUCCEEDED, percent=100, step="")
@@ -233,22 +235,21 @@ class Runner:
             slots_released_at=released,
         )
         try:
-            admitted = admit_waiting()
+            self.admitted = admit_waiting()
         except Exception:
             # The supervisor's next tick admits them; this job's own end must not fail for it.
             log.exception("job %s: admitting the next jobs after the move failed", self.job.pk)
-            admitted = []
-        self._give_way(admitted)
 
-    def _give_way(self, admitted: list[int]) -> None:
-        """Let the jobs this move's end admitted send their Move-VM before this job verifies and
-        refreshes: those steps write to the database and the simulator's file many times, and on
-        SQLite a writer that finds the lock taken backs off for tens of milliseconds at a time, so
-        the next move's start waited out this job's refresh (bench/orchestration.py, under load)."""
+    def _give_way(self) -> None:
+        """Let a job this move's end admitted, once a worker has taken it, send its Move-VM before
+        this job's next step: verify and refresh write to the database and the simulator's file many
+        times, and on SQLite a writer that finds the lock taken backs off for tens of milliseconds at
+        a time, so the next move's start waited out this job's refresh (bench/orchestration.py, under
+        load). A job no worker has taken yet is not waited for: this worker may be the one it needs."""
         started = time.monotonic()
-        while admitted and (waited := time.monotonic() - started) < GIVE_WAY_S:
-            rows = MigrationJob.objects.filter(pk__in=admitted).values_list("state", "move_requested_at")
-            if not still_starting(list(rows), waited):
+        while self.admitted and time.monotonic() - started < GIVE_WAY_S:
+            rows = MigrationJob.objects.filter(pk__in=self.admitted).values_list("state", "move_requested_at")
+            if not still_starting(list(rows)):
                 return
             time.sleep(0.02)
 
@@ -323,15 +324,10 @@ class Runner:
             record(self.job, "warning", {"message": f"Could not make the VM highly available again: {exc.message}"})
 
 
-def still_starting(rows: list[tuple[str, object]], waited: float) -> bool:
-    """Whether a job of (state, move_requested_at) rows is on its way to Move-VM: claimed and not
-    sent yet, or admitted and not yet UNCLAIMED_S old (a worker polls the task queue every 0.1 s)."""
-    for state, requested in rows:
-        if state == JobState.RUNNING and requested is None:
-            return True
-        if state == JobState.ADMITTED and waited < UNCLAIMED_S:
-            return True
-    return False
+def still_starting(rows: list[tuple[str, object]]) -> bool:
+    """Whether a job of (state, move_requested_at) rows is on its way to Move-VM: taken by a worker,
+    Move-VM not sent yet."""
+    return any(state == JobState.RUNNING and requested is None for state, requested in rows)
 
 
 class Pace:
