@@ -245,11 +245,12 @@ class Runner:
         this job's next step: verify and refresh write to the database and the simulator's file many
         times, and on SQLite a writer that finds the lock taken backs off for tens of milliseconds at
         a time, so the next move's start waited out this job's refresh (bench/orchestration.py, under
-        load). A job no worker has taken yet is not waited for: this worker may be the one it needs."""
+        load). Only while workers are idle: when any admitted job still waits for a worker, this
+        worker is needed more (and it may be the one that job waits for)."""
         started = time.monotonic()
         while self.admitted and time.monotonic() - started < GIVE_WAY_S:
             rows = MigrationJob.objects.filter(pk__in=self.admitted).values_list("state", "move_requested_at")
-            if not still_starting(list(rows)):
+            if not still_starting(list(rows)) or MigrationJob.objects.filter(state=JobState.ADMITTED).exists():
                 return
             time.sleep(0.02)
 
