@@ -71,7 +71,7 @@ class Runner:
             performance_option=job.performance_option,
         )
         self.last_sample = 0.0
-        self.admitted: list[int] = []  # the jobs this move's end admitted (see _give_way)
+        self.admitted: list[int] | None = None  # the jobs this move's end admitted (see _give_way)
 
     # --- entry points --------------------------------------------------------------------------
 
@@ -235,7 +235,7 @@ class Runner:
             slots_released_at=released,
         )
         try:
-            self.admitted = admit_waiting()
+            self.admitted = admit_waiting()  # the job's end frees nothing more: it admits no longer
         except Exception:
             # The supervisor's next tick admits them; this job's own end must not fail for it.
             log.exception("job %s: admitting the next jobs after the move failed", self.job.pk)
@@ -311,7 +311,8 @@ class Runner:
                 ),
             )
         finally:
-            admit_waiting()
+            if self.admitted is None:  # the slots are freed only now (no move, a failed or cancelled one)
+                admit_waiting()
 
     def _restore_ha(self) -> None:
         """A move that did not happen leaves the VM on its source: make it highly available there again."""
