@@ -1,6 +1,7 @@
 """Migration slots a host had in use over a time window, as a step series (pure).
 
-A job holds its slots from its admission until it ends (admission.py: a live move holds a live slot
+A job holds its slots from its admission until the host reports its move completed, or until it
+ends when it never got that far (admission.py: a live move holds a live slot
 on both hosts, Live (VSM) and an offline move a live and a storage slot, a storage move a storage
 slot on its one host). Times are seconds on any common clock; the caller passes the window.
 """
