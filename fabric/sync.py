@@ -8,6 +8,7 @@ unreachable host is marked so with the reason, and its VMs are left as they were
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -41,11 +42,35 @@ def sync_inventory(driver: Driver, hosts: list[Host] | None = None, max_workers:
     hosts = list(Host.objects.all()) if hosts is None else hosts
     with ThreadPoolExecutor(max_workers=max(1, min(max_workers, len(hosts)))) as pool:
         results = list(pool.map(lambda h: _fetch(driver, h), hosts))
-    inventories = [r for r in results if isinstance(r, HostInventory)]
+    inventories = one_report_per_vm([r for r in results if isinstance(r, HostInventory)])
     failures = {h.fqdn: r for h, r in zip(hosts, results, strict=True) if isinstance(r, HyperVError)}
     with transaction.atomic():
         report = _apply(inventories, failures)
     return report
+
+
+def one_report_per_vm(inventories: list[HostInventory]) -> list[HostInventory]:
+    """The inventories with each VM reported by one host only.
+
+    Hosts are read one after another: a VM that finished moving between two reads is reported by
+    its source (read before, usually still migrating) and by its destination (read after). The
+    report that is not migrating wins, then a running one, then the later in the list; the other
+    copy is dropped, disks and all (the database holds one row per VM GUID).
+    """
+    best: dict[str, tuple[tuple, int]] = {}
+    for index, inv in enumerate(inventories):
+        for vm in inv.vms:
+            rank = (not vm.migrating, vm.state.lower() == "running", index)
+            if vm.id not in best or rank > best[vm.id][0]:
+                best[vm.id] = (rank, index)
+    kept = []
+    for index, inv in enumerate(inventories):
+        vms = tuple(vm for vm in inv.vms if best[vm.id][1] == index)
+        if len(vms) < len(inv.vms):
+            log.info("sync: %s reported %d VMs another host also reported", inv.host.fqdn, len(inv.vms) - len(vms))
+            inv = dataclasses.replace(inv, vms=vms)
+        kept.append(inv)
+    return kept
 
 
 def _fetch(driver: Driver, host: Host) -> HostInventory | HyperVError:

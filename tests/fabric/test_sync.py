@@ -151,6 +151,32 @@ def test_it_follows_a_vm_that_moved(store, driver):
     assert vm.removed is False
 
 
+def test_a_vm_that_finished_moving_between_two_hosts_reads_counts_once_on_its_destination(store, driver):
+    """Hosts are read one after another: the source, read while the move ran, still reports the VM
+    (migrating) that the destination, read after it ended, reports too. One row, on the destination."""
+    connections = {c.fqdn: c for c in register_hosts(store)}
+    sync_inventory(driver)
+    s1, s2 = Host.objects.get(name="hv-s1"), Host.objects.get(name="hv-s2")
+    vm = VirtualMachine.objects.filter(host=s1, state="running", share__isnull=False).first()
+    disks = sorted(vm.disks.values_list("key", flat=True))
+    with store.session() as fabric:
+        fabric.start_migration(MoveRequest(vm_id=str(vm.guid), source=s1.fqdn, destination=s2.fqdn, kind="live"))
+    source_before = driver.inventory(connections[s1.fqdn])
+    with store.session() as fabric:
+        fabric.advance(3600)
+
+    class SourceReadEarly:
+        def inventory(self, conn):
+            return source_before if conn.fqdn == s1.fqdn else driver.inventory(conn)
+
+    report = sync_inventory(SourceReadEarly(), [s2, s1])  # on SQLite the last copy would win
+
+    vm.refresh_from_db()
+    assert (vm.host, vm.migrating, vm.removed) == (s2, False, False)
+    assert sorted(vm.disks.values_list("key", flat=True)) == disks
+    assert report.vms_seen == VirtualMachine.objects.filter(host__in=[s1, s2], removed=False).count()
+
+
 def test_it_asks_hosts_in_parallel(store, driver):
     register_hosts(store)
     active, peak, lock = 0, 0, threading.Lock()
