@@ -126,7 +126,13 @@ def test_it_runs_500_jobs_on_4_workers_once_each_within_every_hosts_limit(postgr
                 time.sleep(1)
             elapsed = time.monotonic() - started
             print(f"{JOBS} jobs on {WORKERS} workers: submitted in {submitted:.0f} s, all ended after {elapsed:.0f} s")
-            assert states == {"succeeded": JOBS}, states
+            failures = list(
+                db.execute(
+                    "SELECT id, step, error_code, error_message FROM migrations_ui_migrationjob"
+                    " WHERE state <> 'succeeded' LIMIT 5"
+                )
+            )
+            assert states == {"succeeded": JOBS}, (states, failures, (tmp_path / "workers.log").read_text()[-3000:])
 
             runs = dict(
                 db.execute(
