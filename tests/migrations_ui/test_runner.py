@@ -246,6 +246,21 @@ def test_a_driver_error_never_leaves_a_job_stuck(demo, monkeypatch):
     assert "connection pool exploded" in job.error_message
 
 
+def test_a_failed_refresh_after_a_verified_move_is_a_warning_not_a_failure(demo, monkeypatch):
+    job = submit("file-s01", "hv-s2")
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("database hiccup")
+
+    monkeypatch.setattr("migrations_ui.runner.sync_inventory", broken)
+    run_job.call(job.pk)
+
+    job.refresh_from_db()
+    assert job.state == JobState.SUCCEEDED, job.error_message
+    warning = job.events.get(kind="warning")
+    assert "could not be refreshed" in warning.data["message"]
+
+
 def test_the_host_page_shows_the_slots_in_use(demo, admin_client):
     submit("file-s01", "hv-s2")
     submit("app-s01", "hv-s2")
