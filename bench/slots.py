@@ -2,7 +2,8 @@
 
 Queues waves of short moves between two standalone hosts of the demo fabric (limit 2 live
 migrations each), so every job after the first two waits for a slot. For each such job, latency =
-the moment it started running - the moment the job whose end freed its slot finished. Prints
+the moment it started running - the moment the job before it freed its slot (slots_released_at:
+when the host reported its move completed; verify and refresh run after that). Prints
 p50, p99 and the sample count. Run: .venv/bin/python bench/slots.py [--waves 4]
 """
 
@@ -81,11 +82,12 @@ def figures(latencies: list[float], elapsed: float) -> dict:
 
 
 def measure(db_path: Path) -> list[float]:
-    """For each job that waited for a slot (another job ended between its creation and its
-    admission): the moment it started running minus the latest such end."""
+    """For each job that waited for a slot (another job freed its slots between its creation and its
+    admission): the moment it started running minus the latest such release."""
     with sqlite3.connect(db_path) as db:
         jobs = db.execute(
-            "SELECT id, created_at, started_at, finished_at FROM migrations_ui_migrationjob WHERE state = 'succeeded'"
+            "SELECT id, created_at, started_at, COALESCE(slots_released_at, finished_at)"
+            " FROM migrations_ui_migrationjob WHERE state = 'succeeded'"
         ).fetchall()
         admitted = dict(
             db.execute(
