@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from console import env
+from tests.served import SETTINGS_VARIABLES
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -154,17 +155,8 @@ def _clean_env(tmp_path, **overrides):
     return environ
 
 
-_SETTINGS_VARIABLES = {
-    "DATABASE_URL",
-    "REDIS_URL",
-    "SECRET_KEY",
-    "DEBUG",
-    "ALLOWED_HOSTS",
-    "HYPERV_DRIVER",
-    "SIM_TIME_SCALE",
-    "CONSOLE_DATA_DIR",
-    "DJANGO_SETTINGS_MODULE",
-}
+# The console's settings variables and its data directory: a child gets only what a test sets.
+_SETTINGS_VARIABLES = {*SETTINGS_VARIABLES, "CONSOLE_DATA_DIR"}
 
 
 @pytest.mark.parametrize(

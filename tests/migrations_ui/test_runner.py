@@ -2,35 +2,18 @@
 test_workers.py). The simulator's clock runs 400x wall time, so a demo move takes a fraction of a second."""
 
 import pytest
-from django.core.management import call_command
 from django.utils import timezone
 
-from fabric.driver import get_driver, sim_store
-from fabric.models import Host, VirtualMachine
+from fabric.driver import get_driver
 from migrations_ui.jobs import CannotCancel, cancel_job, create_job
 from migrations_ui.models import JobState, MigrationJob
 from migrations_ui.runner import RECOVERY_PENDING, STALE_AFTER, Runner
 from migrations_ui.scheduler import admit_waiting, queue_decision
 from migrations_ui.supervisor import reap_stale
 from migrations_ui.tasks import recover_job, run_job
+from tests.migrations_ui.conftest import host, vm
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture
-def demo(settings, tmp_path):
-    settings.SIM_FABRIC_PATH = tmp_path / "fabric.sqlite3"
-    settings.SIM_TIME_SCALE = 400
-    call_command("seed_demo", stdout=open("/dev/null", "w"))  # noqa: SIM115
-    return sim_store()
-
-
-def vm(name):
-    return VirtualMachine.objects.select_related("host").get(name=name)
-
-
-def host(name):
-    return Host.objects.get(name=name)
 
 
 def moves_of(store, vm_id):

@@ -3,12 +3,10 @@ rejoins the cluster and refreshes the inventory; the next waiting job is admitte
 Against the simulated demo fabric, in process (test_workers.py runs the real worker processes)."""
 
 import pytest
-from django.core.management import call_command
 from django.utils import timezone
 
-from fabric.driver import get_driver, sim_store
+from fabric.driver import get_driver
 from fabric.hyperv.api import MigrationStatus
-from fabric.models import Host, VirtualMachine
 from migrations_ui import runner as runner_module
 from migrations_ui.jobs import create_job
 from migrations_ui.models import JobState, MigrationJob
@@ -16,24 +14,9 @@ from migrations_ui.runner import FAST_POLL_S, POLL_S, STALE_AFTER, Pace, Runner,
 from migrations_ui.scheduler import admit_waiting, slots_in_use
 from migrations_ui.supervisor import reap_stale
 from migrations_ui.tasks import recover_job, run_job
+from tests.migrations_ui.conftest import host, vm
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture
-def demo(settings, tmp_path):
-    settings.SIM_FABRIC_PATH = tmp_path / "fabric.sqlite3"
-    settings.SIM_TIME_SCALE = 400
-    call_command("seed_demo", stdout=open("/dev/null", "w"))  # noqa: SIM115
-    return sim_store()
-
-
-def vm(name):
-    return VirtualMachine.objects.select_related("host").get(name=name)
-
-
-def host(name):
-    return Host.objects.get(name=name)
 
 
 def state(job):
