@@ -28,11 +28,15 @@ class SlotUsage:
 def slot_usage() -> SlotUsage:
     """Migrations each host takes part in now (in or out), and jobs waiting for it."""
     usage = SlotUsage(Counter(), Counter(), Counter())
-    rows = MigrationJob.objects.filter(state__in=ACTIVE_STATES).values_list("kind", "state", "source", "destination")
-    for kind, state, source, destination in rows:
+    rows = MigrationJob.objects.filter(state__in=ACTIVE_STATES).values_list(
+        "kind", "state", "source", "destination", "slots_released_at"
+    )
+    for kind, state, source, destination, released in rows:
         if state == JobState.QUEUED:
             usage.queued.update({source, destination})
             continue
+        if released is not None:
+            continue  # its move has ended on the hosts: as for admission (scheduler.slots_in_use)
         for host, slot in slots_needed(kind, source, destination):
             (usage.live if slot == LIVE else usage.storage)[host] += 1
     return usage

@@ -10,6 +10,7 @@ from fabric.hyperv.api import MigrationStatus
 from migrations_ui import runner as runner_module
 from migrations_ui.jobs import create_job
 from migrations_ui.models import JobState, MigrationJob
+from migrations_ui.preflight import slot_usage
 from migrations_ui.runner import FAST_POLL_S, POLL_S, STALE_AFTER, Pace, Runner, still_starting
 from migrations_ui.scheduler import admit_waiting, slots_in_use
 from migrations_ui.supervisor import reap_stale
@@ -80,6 +81,7 @@ def test_the_slots_are_free_and_the_next_job_admitted_while_the_job_verifies_and
         job = MigrationJob.objects.get(pk=jobs[0].pk)
         seen["verify"] = (job.state, job.step, job.slots_released_at is not None, state(jobs[2]))
         seen["in use"] = slots_in_use()[(hv_s1, "live")]
+        seen["pre-flight"] = slot_usage().live[hv_s1]
 
     real_sync = runner_module.sync_inventory
 
@@ -93,6 +95,7 @@ def test_the_slots_are_free_and_the_next_job_admitted_while_the_job_verifies_and
     # While it verified, the job still ran but held no slot: the third job had it.
     assert seen["verify"] == ("running", "verify", True, "admitted")
     assert seen["in use"] == 2  # app-s01 and web-dmz01: hv-s1's limit, not above it
+    assert seen["pre-flight"] == 2  # pre-flight counts the hosts' slots as admission does
     assert seen["refresh"] == ("running", "admitted")
     done = MigrationJob.objects.get(pk=jobs[0].pk)
     assert done.state == JobState.SUCCEEDED and done.slots_released_at <= done.finished_at
