@@ -2,10 +2,13 @@
 
 Handlers turn ninja's validation errors (400, not 422: bad input is bad input), Django's Http404 and
 PermissionDenied, and the domain's refusals into it. Nothing a client sends should reach Django's
-500 page: input is validated by the schemas before any query runs.
+500 page: input is validated by the schemas before any query runs. Should a fault of the console's
+still raise, the client gets the same shape (code "server_error") and the traceback goes to the log.
 """
 
 from __future__ import annotations
+
+import logging
 
 from django.core.exceptions import PermissionDenied
 from django.http import Http404
@@ -15,6 +18,7 @@ from ninja.errors import AuthenticationError, HttpError, ValidationError
 from migrations_ui.batches import BatchRefused
 from migrations_ui.jobs import CannotCancel, Refused
 
+logger = logging.getLogger("django.request")
 CODES = {400: "invalid", 401: "unauthenticated", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
          409: "conflict"}  # fmt: skip
 UNAUTHENTICATED = "Sign in, or send 'Authorization: Bearer <token>' with a token made at /account/tokens/."
@@ -101,3 +105,9 @@ def install(api) -> None:
     @api.exception_handler(BatchRefused)
     def batch_refused(request, exc):
         return respond(request, 409, body("refused", str(exc)))
+
+    @api.exception_handler(Exception)
+    def server_error(request, exc):
+        # Django's own 500 page is HTML, which a script cannot read; the log keeps the traceback.
+        logger.error("Internal Server Error: %s", request.path, exc_info=exc)
+        return respond(request, 500, body("server_error", "The console failed on this request; its log has the cause."))

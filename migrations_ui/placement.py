@@ -335,7 +335,8 @@ def place_evacuation(
         domain = False
         # A host where the move takes much longer than where it is fastest (a slower disk for its
         # files, a slower NIC) only if the faster ones are full.
-        fastest = min(ledger.guess(vm, source, fqdn).seconds for fqdn in classes)
+        # No classes: no host to go to (every other one in maintenance or unreachable).
+        fastest = min((ledger.guess(vm, source, fqdn).seconds for fqdn in classes), default=math.inf)
         slowest = math.inf if slower is None else fastest * (1 + slower)
         for other, _, fqdn, i in list(by_fullness):
             if other != domain:

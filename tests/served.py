@@ -92,6 +92,18 @@ class Served:
     def output(self) -> str:
         return "\n".join(self.lines)
 
+    def tracebacks(self) -> str:
+        """The server's tracebacks so far, each to its exception line: what a failed test should
+        show of the server's side."""
+        found, inside = [], False
+        for line in self.lines:
+            inside = inside or line.startswith("Traceback")
+            if inside:
+                found.append(line)
+                # The exception line is the first unindented one after the frames.
+                inside = not line or line.startswith((" ", "Traceback"))
+        return "\n".join(found[-300:])
+
     def url(self, path: str = "/") -> str:
         return f"http://127.0.0.1:{self.port}{path}"
 

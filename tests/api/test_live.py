@@ -130,7 +130,7 @@ def test_schemathesis_finds_no_server_error_and_no_answer_outside_the_schema(con
         ],
         capture_output=True, text=True, timeout=300, cwd=tmp_path,
     )  # fmt: skip
-    assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-2000:]
+    assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-2000:] + console.tracebacks()
     print(run.stdout[-3000:])  # the summary: phases, operations, test cases
     junit = report.read_text()
     assert 'failures="0"' in junit and 'errors="0"' in junit, junit[:2000]

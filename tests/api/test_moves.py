@@ -269,3 +269,30 @@ def test_end_maintenance_lets_the_host_take_vms_again_once_and_is_audited(apis, 
     status, body = apis["operator"].post("/hosts/nosuch.contoso.test/end-maintenance")
     assert status == 404 and body["code"] == "not_found", body
     assert AuditEvent.objects.filter(action="maintenance.ended").count() == 1
+
+
+def test_evacuating_while_every_other_host_is_in_maintenance_leaves_each_vm_with_the_reason(apis, demo_fabric):
+    host = Host.objects.filter(cluster=None, vms__state=VmState.RUNNING).order_by("fqdn").first()
+    Host.objects.exclude(pk=host.pk).update(maintenance=True)
+
+    status, body = apis["operator"].post("/evacuations", {"host": host.fqdn})
+
+    assert status == 201, body
+    assert body["jobs"] == [] and body["plan"]["moves"] == []
+    running = set(host.vms.filter(state=VmState.RUNNING, removed=False).values_list("name", flat=True))
+    assert {v["vm"] for v in body["plan"]["left"] if v["reason"] == "No other host to move it to."} == running
+    assert not MigrationJob.objects.exists()
+
+
+def test_a_fault_of_the_console_still_answers_in_the_error_shape_and_is_logged(apis, demo_fabric, monkeypatch, caplog):
+    def broken(*args, **kwargs):
+        raise RuntimeError("planner fault")
+
+    monkeypatch.setattr("api.batches.evacuation_plan", broken)
+    host = Host.objects.order_by("fqdn").first()
+
+    status, body = apis["operator"].get(f"/hosts/{host.fqdn}/evacuation-plan")
+
+    assert status == 500
+    assert body["code"] == "server_error" and "planner fault" not in body["message"]
+    assert any(r.exc_info and "planner fault" in str(r.exc_info[1]) for r in caplog.records)

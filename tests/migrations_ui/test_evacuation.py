@@ -124,6 +124,17 @@ def test_a_vm_no_host_has_memory_for_is_left_with_the_reason():
     assert "hv-b, hv-c: not enough memory left with 10% headroom" in left.reason
 
 
+def test_with_no_other_host_every_vm_is_left_with_the_reason():
+    # Every other host in maintenance or unreachable: the planner gets no candidates at all.
+    plan = evacuate(A, [vm("web", 8), vm("db", 16)], [])
+
+    assert plan.moves == ()
+    assert {(v.vm, v.reason) for v in plan.left} == {
+        ("web", "No other host to move it to."),
+        ("db", "No other host to move it to."),
+    }
+
+
 def test_ha_vms_stay_in_their_cluster():
     n1, n2, n3 = (host(f"hv-n{i}", cluster="CL1", shares=(SHARE,)) for i in (1, 2, 3))
     roomy = host("hv-s", memory_gib=1024)  # standalone, emptier than any node
