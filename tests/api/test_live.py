@@ -5,12 +5,14 @@ every operation of the same running API."""
 from __future__ import annotations
 
 import json
+import random
 import re
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -110,6 +112,36 @@ def test_it_plans_and_runs_an_evacuation_to_the_end_through_the_api_alone(consol
         ("evacuation.planned", "ops"),
         ("evacuation.started", "ops"),
     }
+
+
+def test_maintenance_requests_in_any_order_get_an_answer_never_a_server_error(console):
+    """Evacuate every host in turn (the last one finds every other host in maintenance), then a
+    seeded random walk of evacuations, move backs, ends of maintenance and selections while the
+    workers run the moves: every answer below 500, every refusal in the error shape."""
+    token, rng = console.token, random.Random(20261126)
+    status, listed = call(console, "GET", "/hosts?limit=100", token)
+    hosts = [h["fqdn"] for h in listed["items"]]
+    vms = [v["name"] for v in call(console, "GET", "/vms?limit=100", token)[1]["items"]]
+    requests = [("POST", "/evacuations", {"host": fqdn}) for fqdn in hosts]
+    for _ in range(120):
+        requests.append(
+            rng.choice(
+                [
+                    ("POST", "/evacuations", {"host": rng.choice(hosts), "move_stopped": rng.random() < 0.5}),
+                    ("POST", f"/batches/{rng.randint(1, 20)}/move-back", {}),
+                    ("POST", f"/hosts/{rng.choice(hosts)}/end-maintenance", {}),
+                    ("POST", "/batches", {"vms": rng.sample(vms, 3), "to": rng.choice([*hosts, None])}),
+                    ("GET", f"/batches/{rng.randint(1, 20)}", None),
+                ]
+            )
+        )
+    answers = Counter()
+    for method, path, data in requests:
+        status, body = call(console, method, path, token, data)
+        assert status < 500, (method, path, data, body, console.tracebacks())
+        assert status < 400 or {"code", "message", "errors"} <= set(body), body
+        answers[status] += 1
+    assert answers[201] and answers[409], answers  # both ways were walked: batches started and refused
 
 
 def test_schemathesis_finds_no_server_error_and_no_answer_outside_the_schema(console, tmp_path):
