@@ -22,6 +22,7 @@ from migrations_ui.ordering import alone_estimates, lower_bound
 from migrations_ui.placement import (
     PICK_CLOSEST,
     PICK_EVEN,
+    PICK_PACKED,
     PICK_SHORT_LAST,
     SLOWER,
     STOPPED_LEAVE,
@@ -46,6 +47,7 @@ COMPARE_MOST = 300  # VMs on the evacuated host up to which every placement is p
 __all__ = [
     "PICK_CLOSEST",
     "PICK_EVEN",
+    "PICK_PACKED",
     "PICK_SHORT_LAST",
     "STOPPED_LEAVE",
     "STOPPED_MOVE",
@@ -180,7 +182,7 @@ def plan_rebalance(
     vms: Mapping[str, Sequence[VmFacts]],
     options: PlanOptions | None = None,
     *,
-    picks: Sequence[str] = (PICK_CLOSEST, PICK_SHORT_LAST, PICK_EVEN),
+    picks: Sequence[str] = (PICK_CLOSEST, PICK_SHORT_LAST, PICK_EVEN, PICK_PACKED),
 ) -> Plan:
     """Even out memory use across `hosts` (VMs by host FQDN), with as few and as short moves as it can.
 

@@ -28,7 +28,7 @@ from migrations_ui.planner import CSV_ROOT, Assessment, assess, transfer_type
 from migrations_ui.rules import BLOCK, VM_STATES
 
 STOPPED_MOVE, STOPPED_LEAVE = "move", "leave"
-PICK_CLOSEST, PICK_SHORT_LAST, PICK_EVEN = "closest", "short-last", "even"
+PICK_CLOSEST, PICK_SHORT_LAST, PICK_EVEN, PICK_PACKED = "closest", "short-last", "even", "packed"
 # Live first (no outage, no copy); Quick only for an HA VM that cannot go live; files copied last.
 KIND_RANK = {Kind.LIVE: 0, Kind.QUICK: 1, Kind.LIVE_VSM: 2, Kind.NETWORK: 3}
 MAX_REASONS = 3
@@ -424,6 +424,7 @@ def _balance(
     receivers = [h for h in group if h.fqdn not in senders and excess(h) < 0]
     placed: list[Placed] = []
     tried: set[str] = set()
+    packed: dict[str, list[str]] = {}  # PICK_PACKED: each sender's VMs to send, chosen at its first turn
     while senders and receivers:
         source = max(senders.values(), key=lambda h: (excess(h) / h.memory_total_bytes, h.fqdn))
         over = excess(source)
@@ -434,7 +435,14 @@ def _balance(
             for v in vms.get(source.fqdn, ())
             if v.running and v.id not in moved and v.id not in tried and v.memory_bytes <= most and may_move(v)
         ]
-        if pick == PICK_EVEN and movable:
+        if pick == PICK_PACKED and movable:
+            if source.fqdn not in packed:
+                need = over - tolerance * source.memory_total_bytes
+                packed[source.fqdn] = _packed(movable, need, most, source, receivers, ledger)
+            # The chosen VMs first, in their order; the others after them, closest to the excess first.
+            rank = {vm_id: i for i, vm_id in enumerate(packed[source.fqdn])}
+            movable.sort(key=lambda v: (rank.get(v.id, len(rank)), abs(over - v.memory_bytes), v.name, v.id))
+        elif pick == PICK_EVEN and movable:
             # As many moves as fill the sender's slots evenly (whole rounds), each near an equal share
             # of the excess: three 64 GiB moves on two slots take two rounds, four of 48 GiB as well.
             need = over - tolerance * source.memory_total_bytes
@@ -472,3 +480,41 @@ def _balance(
             moved.add(choice.vm.id)
             placed.append(choice)
     return placed
+
+
+def _packed(
+    movable: list[VmFacts],
+    need: float,
+    most: float,
+    source: HostFacts,
+    receivers: Sequence[HostFacts],
+    ledger: Ledger,
+) -> list[str]:
+    """VMs whose moves fill the sender's live slots evenly: at least `need` bytes, at most `most`.
+
+    The sender is done when its busiest slot is, so its moves are chosen as L equal lanes (L its
+    slots), each near the same seconds: largest first, each into the least busy lane it fits in
+    without passing an equal share (first fit decreasing), the share raised step by step until the
+    VMs chosen hold `need`. Five 64 GiB moves on four slots take two rounds; four of 64 GiB and four
+    of 24 GiB take one round and a bit. Seconds are the move alone to the emptiest receiver."""
+    lanes_n = max(1, source.live_limit)
+    to = min(receivers, key=lambda h: (ledger.used[h.fqdn] / max(1, h.memory_total_bytes), h.fqdn)).fqdn
+    seconds = {v.id: ledger.guess(v, source, to).seconds for v in movable}
+    ordered = sorted(movable, key=lambda v: (-seconds[v.id], -v.memory_bytes, v.name, v.id))
+    per_byte = sum(seconds.values()) / max(1.0, sum(v.memory_bytes for v in movable))
+    share = need * per_byte / lanes_n
+    for _ in range(40):
+        lanes = [0.0] * lanes_n
+        chosen, total = [], 0.0
+        for v in ordered:
+            if total >= need:
+                break
+            lane = min(range(lanes_n), key=lambda i: (lanes[i], i))
+            if lanes[lane] + seconds[v.id] <= share and total + v.memory_bytes <= most:
+                lanes[lane] += seconds[v.id]
+                chosen.append(v)
+                total += v.memory_bytes
+        if total >= need:
+            return [v.id for v in chosen]
+        share *= 1.05
+    return []

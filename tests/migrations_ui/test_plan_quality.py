@@ -10,6 +10,7 @@ from migrations_ui.estimates import HostRates
 from migrations_ui.evacuation import (
     PICK_CLOSEST,
     PICK_EVEN,
+    PICK_PACKED,
     PICK_SHORT_LAST,
     PlanOptions,
     plan_evacuation,
@@ -18,7 +19,7 @@ from migrations_ui.evacuation import (
 from migrations_ui.ordering import _packing_bound, lower_bound
 from tests.migrations_ui.test_evacuation import GIB, _random_fabric, host, sweep, vm
 
-PICKS = (PICK_CLOSEST, PICK_SHORT_LAST, PICK_EVEN)
+PICKS = (PICK_CLOSEST, PICK_SHORT_LAST, PICK_EVEN, PICK_PACKED)
 
 
 @pytest.fixture
@@ -100,6 +101,32 @@ def test_it_keeps_the_last_move_of_a_busy_sender_short():
         used[m.destination] += m.spec.memory_bytes
     average = sum(used.values()) / sum(h.memory_total_bytes for h in hosts)
     assert all(u / (512 * GIB) <= average + options.tolerance for u in used.values())
+
+
+def test_it_fills_a_busy_senders_slots_in_even_lanes():
+    """hv0 holds five 64 GiB, four 24 GiB and four 4 GiB VMs; three empty hosts, 4 slots each."""
+    hosts = [host(f"hv{i}", memory_gib=768, live=4, storage=4) for i in range(4)]
+    sizes = [64] * 5 + [24] * 4 + [4] * 4
+    vms = {hosts[0].fqdn: [vm(f"v{k}", m) for k, m in enumerate(sizes)]} | {h.fqdn: [] for h in hosts[1:]}
+    hosts = [replace(h, memory_available_bytes=h.memory_total_bytes - sum(v.memory_bytes for v in vms[h.fqdn]))
+             for h in hosts]  # fmt: skip
+    options = PlanOptions(dirty_mbps={v.id: 20.0 for on in vms.values() for v in on})
+
+    closest = plan_rebalance(hosts, vms, options, picks=(PICK_CLOSEST,))
+    packed = plan_rebalance(hosts, vms, options, picks=(PICK_PACKED,))
+    plan = plan_rebalance(hosts, vms, options)
+
+    # Closest to the excess sends five 64 GiB VMs: one slot runs two of them in a row. Packed sends
+    # four, one per slot, and a 24 GiB one after two of them: one round and a bit.
+    assert sorted(m.spec.memory_bytes // GIB for m in closest.moves) == [64] * 5
+    assert sorted(m.spec.memory_bytes // GIB for m in packed.moves) == [24, 24, 64, 64, 64, 64]
+    assert packed.makespan_s < 0.8 * closest.makespan_s
+    alone = {m.spec.memory_bytes // GIB: m.alone.duration_s for m in packed.moves}
+    assert packed.makespan_s == pytest.approx(alone[64] + alone[24], rel=0.02)  # the busiest lane
+    # The plan kept is the one that ends soonest of all the ways.
+    each = [plan_rebalance(hosts, vms, options, picks=(pick,)).makespan_s for pick in PICKS]
+    assert plan.makespan_s <= min(each) + 1e-6
+    assert sweep(plan) == []
 
 
 def test_it_keeps_the_rebalance_placement_that_ends_sooner():
