@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 
 from migrations_ui.admission import Slot, slots_needed
 from migrations_ui.estimates import Estimate, Figures, HostRates, MoveSpec, estimate_move
+from migrations_ui.packing import pack_rows
 
 PREPARE, STORE, MEMORY, QUICK, RESUME = range(5)
 _CODES = {"prepare": PREPARE, "storage": STORE, "memory": MEMORY, "quick": QUICK, "resume": RESUME}
@@ -309,11 +310,13 @@ def lower_bound(
         for host in {s.source, s.destination}:
             wire[host] += e.wire_bytes
             files[host] += s.storage_bytes
+    crowded = []  # (slot's moves longest first, its limit) where more moves than slots share it
     for slot, durations in work.items():
         limit = max(1, limits.get(slot, 1))
         bound = max(bound, sum(durations) / limit)
         if strong and len(durations) > limit:
-            bound = max(bound, _packing_bound(sorted(durations, reverse=True), limit))
+            crowded.append((sorted(durations, reverse=True), limit))
+            bound = max(bound, _packing_bound(crowded[-1][0], limit))
     prepare = (figures or Figures()).prepare_s
     for host, total in wire.items():
         r = rates.get(host, HostRates())
@@ -321,6 +324,10 @@ def lower_bound(
         if strong:
             # No byte moves before a move's prepare phase is over.
             bound = max(bound, prepare + total / r.nic_bytes_s, prepare + files[host] / r.disk_bytes_s)
+    for longest, limit in crowded:
+        # Searched only where the split could raise the bound: not above it when longest first is not.
+        if len(longest) <= EXACT_PACKING_MOST and pack_rows(longest, limit, budget=0).end > bound:
+            bound = max(bound, _best_packing(longest, limit))
     return bound
 
 
@@ -336,6 +343,18 @@ def _packing_bound(longest: Sequence[float], limit: int) -> float:
         bound = max(bound, sum(longest[k * limit - k : k * limit + 1]))
         k += 1
     return bound
+
+
+# Up to this many moves on one slot, the strong bound packs them exactly (a search of at most a few
+# thousand steps; beyond, the moves are many and _packing_bound is close).
+EXACT_PACKING_MOST = 16
+
+
+def _best_packing(longest: Sequence[float], limit: int) -> float:
+    """The shortest split of the moves into `limit` rows (packing.pack_rows), 0.0 if the search did
+    not end: where no split is even, neither is any schedule."""
+    packing = pack_rows(longest, limit)
+    return packing.end if packing.complete else 0.0
 
 
 def slot_overuse(
