@@ -178,7 +178,10 @@ def sync(table: Table, quick: bool) -> None:
         )
 
 
-PLANNER_TARGET = re.compile(r"^\s*(\S+)\s+slots (\S+): p95 ([\d.]+) <= ([\d.]+), max ([\d.]+) <= 2.0: (met|NOT met)")
+PLANNER_TARGET = re.compile(
+    r"^\s*(\S+) (\S+)\s+slots (\S+): p95 ([\d.]+) <= ([\d.]+), max ([\d.]+) <= 2.0: "
+    r"(met|NOT met[^\[]*)\s*\[floor ([\d.]+)\]"
+)
 PLANNER_TIME = re.compile(r"^planning time, (.+?): ([\d.]+) s \((.*)\)")
 
 
@@ -201,13 +204,13 @@ def planner(table: Table, quick: bool) -> None:
     found = False
     for line in output.splitlines():
         if m := PLANNER_TARGET.match(line):
-            kind, slots_, p95, target, most, verdict = m.groups()
+            fabric, kind, slots_, p95, target, most, verdict, floor = m.groups()
             table.add(
-                f"planner makespan/LB p95, {kind}, slots {slots_}",
-                f"{p95} (max {most})",
+                f"planner makespan/LB p95, {fabric} fabrics, {kind}, slots {slots_}",
+                f"{p95} (max {most}; floor {floor})",
                 f"<= {target}, max <= 2.0",
                 "",
-                verdict == "met",
+                verdict.strip() == "met",
             )
             found = True
         elif m := PLANNER_TIME.match(line):
