@@ -52,6 +52,19 @@ def test_the_evacuate_page_previews_the_plan_with_a_timeline(operator_client, no
     assert not Batch.objects.exists() and not MigrationJob.objects.exists()
 
 
+def test_with_every_other_host_in_maintenance_the_preview_says_why_nothing_can_move(operator_client, node):
+    Host.objects.exclude(pk=node.pk).update(maintenance=True)
+
+    response = operator_client.get(evacuate_url(node))
+
+    assert response.status_code == 200
+    plan = response.context["plan"]
+    assert plan.moves == ()
+    on_node = VirtualMachine.objects.filter(host=node, removed=False, state="running")
+    assert {v.vm for v in plan.left} >= set(on_node.values_list("name", flat=True))
+    assert "no other node of it can take it" in response.content.decode()
+
+
 def test_stopped_vms_are_left_with_the_reason_or_moved_as_the_operator_chooses(operator_client, node):
     stopped = VirtualMachine.objects.filter(host=node, removed=False).first()
     # A stopped HA VM is never copied offline (it would leave its cluster role): take a plain one.
