@@ -115,6 +115,19 @@ class Plan:
     limits: Mapping[Slot, int]
     capped: bool = False
 
+    @property
+    def shared_rules(self) -> frozenset[str]:
+        """The rules every move of the plan is flagged by (a cluster's limit, say): a page says them once."""
+        if len(self.moves) < 2:
+            return frozenset()
+        return frozenset.intersection(*(frozenset(f.rule for f in m.findings) for m in self.moves))
+
+    @property
+    def shared_findings(self) -> tuple:
+        """The findings of the shared rules, each text once, in the order of the moves."""
+        rules = self.shared_rules
+        return tuple(dict.fromkeys(f for m in self.moves for f in m.findings if f.rule in rules))
+
     def as_json(self) -> dict:
         """The evacuation plan JSON of architecture.md (stable interface)."""
         return {

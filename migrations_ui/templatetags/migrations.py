@@ -46,6 +46,12 @@ def transfer_label(kind: str | None) -> str:
 
 
 @register.filter
+def host_label(fqdn: str) -> str:
+    """A host's FQDN as the inventory names it, its first label: hv-new2.contoso.test -> hv-new2."""
+    return str(fqdn).split(".", 1)[0]
+
+
+@register.filter
 def severity_count(findings, severity: str) -> int:
     return sum(1 for f in findings if f.severity == severity)
 

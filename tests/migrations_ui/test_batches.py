@@ -65,6 +65,19 @@ def test_with_every_other_host_in_maintenance_the_preview_says_why_nothing_can_m
     assert "no other node of it can take it" in response.content.decode()
 
 
+def test_a_note_every_move_has_is_said_once_above_the_plan(operator_client, node):
+    # CL-NEW allows one live migration at a time: every move of its node is flagged by that rule.
+    response = operator_client.get(evacuate_url(node))
+    plan, body = response.context["plan"], response.content.decode()
+
+    assert len(plan.moves) > 1 and "cluster-parallel-limit" in plan.shared_rules
+    notes, table = body.split('<div class="plan-notes">', 1)[1].split("</div>", 1)
+    assert "MaximumParallelMigrations" in notes
+    assert "MaximumParallelMigrations" not in table.split("</table>", 1)[0]
+    # Every move leaves the evacuated host: no From column; a selection's plan has one.
+    assert ">From<" not in table.split("</thead>", 1)[0]
+
+
 def test_stopped_vms_are_left_with_the_reason_or_moved_as_the_operator_chooses(operator_client, node):
     stopped = VirtualMachine.objects.filter(host=node, removed=False).first()
     # A stopped HA VM is never copied offline (it would leave its cluster role): take a plain one.
