@@ -1,4 +1,5 @@
 from django.urls import path
+from django.views.generic import RedirectView
 
 from fabric import settings_views, views
 
@@ -6,6 +7,8 @@ app_name = "fabric"
 
 urlpatterns = [
     path("", views.hosts, name="hosts"),
+    # A host page's URL cut back to its folder (as operators do) lands on the list, not a 404.
+    path("hosts/", RedirectView.as_view(pattern_name="fabric:hosts")),
     path("hosts/<str:fqdn>/", views.host_detail, name="host"),
     path("hosts/<str:fqdn>/settings/", settings_views.host_settings, name="host_settings"),
     path("clusters/<str:cluster>/settings/", settings_views.host_settings, name="cluster_settings"),

@@ -31,6 +31,7 @@ def vm_names(response) -> list[str]:
         reverse("fabric:host", args=["hv01.contoso.test"]),
         reverse("fabric:vms"),
         reverse("fabric:vm", args=[uuid.uuid4()]),
+        "/hosts/",
     ],
 )
 def test_it_redirects_anonymous_users_to_login(client, url):
@@ -192,6 +193,12 @@ def test_it_shows_the_host_limit_and_missing_delegation_on_a_standalone_host(ope
     assert "Use any available network" in html
     assert "Unreachable" in html
     assert "Access is denied" in html
+
+
+def test_the_hosts_folder_of_a_host_pages_url_leads_to_all_hosts(operator_client):
+    response = operator_client.get("/hosts/", follow=True)
+    assert response.redirect_chain == [(reverse("fabric:hosts"), 302)]
+    assert response.status_code == 200
 
 
 def test_it_answers_404_for_an_unknown_host(operator_client):
