@@ -2,11 +2,11 @@ from django.contrib import messages
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.template.loader import render_to_string
-from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from console.access import Perm, requires
+from console.http import redirect_back
 from console.texts import localized, localized_error
 from fabric.models import Host
 from migrations_ui import progress
@@ -51,7 +51,7 @@ def host_queue(request, fqdn: str):
     else:
         text = _("The queue of %(host)s is resumed.") % {"host": host.name}
     messages.success(request, text)
-    return _back(request, host.get_absolute_url())
+    return redirect_back(request, host.get_absolute_url())
 
 
 def _answer(request, notes: list[tuple[int, str]], status: int = 200) -> HttpResponse:
@@ -64,14 +64,7 @@ def _answer(request, notes: list[tuple[int, str]], status: int = 200) -> HttpRes
         return HttpResponse(html + progress.render_sections(), status=status)
     for level, text in notes:
         messages.add_message(request, level, text)
-    return _back(request, "/jobs/")
-
-
-def _back(request, default: str):
-    back = request.POST.get("next", "")
-    if url_has_allowed_host_and_scheme(back, {request.get_host()}, request.is_secure()):
-        return redirect(back)
-    return redirect(default)
+    return redirect_back(request, "/jobs/")
 
 
 def _moved_text(job, direction: str) -> str:

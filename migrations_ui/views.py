@@ -4,12 +4,12 @@ from django.contrib import messages
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.cache import patch_vary_headers
-from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext
 from django.views.decorators.http import require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
 from console.access import Perm, requires
+from console.http import redirect_back
 from console.texts import Msg, localized_error
 from fabric.drift import find_drift
 from fabric.queries import settings_views
@@ -193,7 +193,4 @@ def _cancel_answer(request, pk: int, text: str, level: int, status: int) -> Http
         context = {"text": text, "level": messages.DEFAULT_TAGS[level]}
         return render(request, "partials/job_notice.html", context, status=status)
     messages.add_message(request, level, text)
-    back = request.POST.get("next", "")
-    if url_has_allowed_host_and_scheme(back, {request.get_host()}, request.is_secure()):
-        return redirect(back)
-    return redirect("migrations_ui:job", pk) if status != 404 else redirect("migrations_ui:jobs")
+    return redirect_back(request, *(("migrations_ui:job", pk) if status != 404 else ("migrations_ui:jobs",)))

@@ -184,3 +184,14 @@ def test_the_jobs_page_lists_the_head_of_a_long_queue_and_counts_the_rest(operat
     assert 'Queued <span class="muted">(5)</span>' in page
     assert "… and 2 more jobs waiting behind these." in page
     assert f'id="job-{jobs[3].pk}"' not in page
+
+
+@pytest.mark.parametrize("back", ["/jobs/?state=queued", "jobs", "https://evil.example/", "//evil.example/x", ""])
+def test_after_a_move_the_browser_goes_back_only_to_a_path_of_the_console(operator_client, queued, back):
+    # "jobs" once reached django's redirect() as a view name, which failed with a 500.
+    first = queued[0]
+    response = operator_client.post(
+        reverse("migrations_ui:move_job", args=[first.pk]), {"direction": "down", "next": back}
+    )
+    assert response.status_code == 302
+    assert response["Location"] == (back if back.startswith("/jobs/") else JOBS)
