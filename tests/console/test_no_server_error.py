@@ -108,3 +108,5 @@ def test_no_page_answers_generated_input_with_a_server_error(walk_client, route,
     # htmx asks for fragments of the same pages.
     got = walk_client.get(path, flat_query, headers={"HX-Request": "true"})
     assert got.status_code < 500, (path, flat_query, "htmx")
+    posted = walk_client.post(path, data, headers={"HX-Request": "true"})
+    assert posted.status_code < 500, (path, data, "htmx")
