@@ -105,6 +105,16 @@ def test_running_an_evacuation_makes_a_batch_and_puts_the_host_in_maintenance(op
     assert "Maintenance" in operator_client.get(reverse("fabric:hosts")).content.decode()
 
 
+def test_the_jobs_page_links_each_job_of_a_batch_to_its_batch(operator_client, node):
+    operator_client.post(evacuate_url(node))
+    batch = Batch.objects.get()
+
+    body = operator_client.get(reverse("migrations_ui:jobs")).content.decode()
+
+    link = f'href="{batch.get_absolute_url()}">batch {batch.pk}</a>'
+    assert body.count(link) == batch.jobs.count() > 0
+
+
 def test_a_second_evacuation_while_one_runs_is_refused(operator_client, node):
     operator_client.post(evacuate_url(node))
     response = operator_client.post(evacuate_url(node))
