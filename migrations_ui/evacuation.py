@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
+from console.texts import Msg, without_period
 from migrations_ui.admission import LIVE, STORAGE, Slot
 from migrations_ui.estimates import Estimate, MoveSpec
 from migrations_ui.facts import HostFacts, VmFacts
@@ -38,7 +39,7 @@ from migrations_ui.placement import (
     stopped_reason,
 )
 from migrations_ui.plan_search import best_timeline
-from migrations_ui.rules import BLOCK, Finding
+from migrations_ui.rules import BLOCK, INFO, Finding
 
 # Evacuation placements tried (placement.place_evacuation's slower and count_files).
 SLOWERS = ((SLOWER, True), (None, True), (None, False))
@@ -270,7 +271,8 @@ def _plan(host: str | None, placed: list[Placed], left: list[Left], hosts: Seque
             end_s=timeline.end_s[j],
             alone=alone[j],
             spec=specs[j],
-            findings=tuple(f for f in placed[j].assessment.findings if f.severity != BLOCK),
+            findings=tuple(f for f in placed[j].assessment.findings if f.severity != BLOCK)
+            + tuple(_passed_over(host, why) for host, why in placed[j].passed_over),
         )
         for j in timeline.order
     )
@@ -278,3 +280,9 @@ def _plan(host: str | None, placed: list[Placed], left: list[Left], hosts: Seque
     bound = lower_bound(specs, rates, limits, o.figures) if specs else 0.0
     capped = any(timeline.limits.get(slot, limit) < limit for slot, limit in limits.items())
     return Plan(host, moves, lefts, timeline.makespan_s, bound, timeline.limits, capped)
+
+
+def _passed_over(host: str, why: str) -> Finding:
+    return Finding(
+        "placement-passed-over", INFO, Msg("Not %(host)s: %(reason)s.", host=host, reason=without_period(why))
+    )

@@ -28,6 +28,8 @@ from migrations_ui.planner import CSV_ROOT, Assessment, assess, transfer_type
 from migrations_ui.rules import BLOCK, VM_STATES
 
 STOPPED_MOVE, STOPPED_LEAVE = "move", "leave"
+# How many of the hosts a VM was not placed on a plan names, with the reason (Placed.passed_over).
+PASSED_OVER_SHOWN = 2
 PICK_CLOSEST, PICK_SHORT_LAST, PICK_EVEN, PICK_PACKED = "closest", "short-last", "even", "packed"
 # Live first (no outage, no copy); Quick only for an HA VM that cannot go live; files copied last.
 KIND_RANK = {Kind.LIVE: 0, Kind.QUICK: 1, Kind.LIVE_VSM: 2, Kind.NETWORK: 3}
@@ -63,6 +65,9 @@ class Placed:
     destination: HostFacts
     assessment: Assessment
     spec: MoveSpec
+    # Hosts tried before this one and why they could not take the VM (the first few): a plan says why
+    # a VM does not go where an operator would look first (its guest-cluster partner is there...).
+    passed_over: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -254,7 +259,7 @@ def choose(
         return None, reasons
     _, verdict, host = found
     spec = ledger.spec(vm, verdict.transfer_type, source, host)
-    return Placed(vm, source, host, verdict, spec), reasons
+    return Placed(vm, source, host, verdict, spec, tuple(reasons[:PASSED_OVER_SHOWN])), reasons
 
 
 def left_reason(vm: VmFacts, source: HostFacts, candidates: Sequence[HostFacts], reasons: list[tuple[str, str]]) -> str:

@@ -78,6 +78,15 @@ def test_a_note_every_move_has_is_said_once_above_the_plan(operator_client, node
     assert ">From<" not in table.split("</thead>", 1)[0]
 
 
+def test_the_preview_says_why_a_vm_does_not_go_to_the_host_tried_first(operator_client, demo_fabric):
+    # sql-fc1 and sql-fc2 share a VHDX (a guest cluster); sql-fc2 runs on hv-s2, the other standalone host.
+    host = Host.objects.get(name="hv-s1")
+    body = operator_client.get(evacuate_url(host)).content.decode()
+    assert "Not hv-s2: sql-fc2 runs there (the other node of its guest cluster)." in body
+    german = operator_client.get(evacuate_url(host), headers={"Accept-Language": "de"}).content.decode()
+    assert "Nicht hv-s2:" in german and "Not hv-s2" not in german
+
+
 def test_stopped_vms_are_left_with_the_reason_or_moved_as_the_operator_chooses(operator_client, node):
     stopped = VirtualMachine.objects.filter(host=node, removed=False).first()
     # A stopped HA VM is never copied offline (it would leave its cluster role): take a plain one.

@@ -160,6 +160,9 @@ def test_the_nodes_of_a_guest_cluster_never_share_a_host():
 
     plan = evacuate(A, [fc1], [A, emptiest, C], resident={emptiest.fqdn: [fc2]})
     assert where(plan) == {"sql-fc1": "hv-c"}
+    # The plan says why not the emptiest host, where an operator would look first.
+    notes = [(f.rule, f.message) for f in plan.moves[0].findings if f.rule == "placement-passed-over"]
+    assert notes == [("placement-passed-over", "Not hv-b: sql-fc2 runs there (the other node of its guest cluster).")]
 
     both = evacuate(A, [fc1, fc2], [A, emptiest, C])
     assert len(set(where(both).values())) == 2
