@@ -32,7 +32,13 @@ def host_detail(request: HttpRequest, fqdn: str) -> HttpResponse:
     )
     vms = list(host.vms.filter(removed=False).select_related("share").order_by("name", "pk"))
     migrating_count = sum(vm.migrating for vm in vms)
-    return render(request, "fabric/host_detail.html", {"host": host, "vms": vms, "migrating_count": migrating_count})
+    context = {"host": host, "vms": vms, "migrating_count": migrating_count}
+    if host.maintenance:
+        from migrations_ui.batches import evacuation_refusal  # the batches app builds on the inventory
+
+        # Move back and End maintenance wait for the evacuation's moves: not offered while they run.
+        context["evacuation_running"] = evacuation_refusal(host) is not None
+    return render(request, "fabric/host_detail.html", context)
 
 
 def vm_list(request: HttpRequest) -> HttpResponse:

@@ -324,6 +324,12 @@ def test_the_host_page_shows_maintenance_with_both_actions(operator_client, view
     operator_client.post(evacuate_url(node))
     body = operator_client.get(node.get_absolute_url()).content.decode()
     assert "In maintenance" in body and Batch.objects.get().get_absolute_url() in body
+    # Not while the evacuation's moves run: both wait for them (as the batch page says).
+    assert move_back not in body and end_maintenance_url(node) not in body
+    assert "are offered once every move has ended" in body
+
+    finish(Batch.objects.get())
+    body = operator_client.get(node.get_absolute_url()).content.decode()
     assert f'action="{move_back}"' in body and f'action="{end_maintenance_url(node)}"' in body
 
     client.force_login(viewer_user)
