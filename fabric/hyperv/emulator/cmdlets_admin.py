@@ -55,7 +55,8 @@ SET_VMHOST = {
 
 
 def _received(ctx: Context, params: dict) -> tuple[str, dict[str, Any]]:
-    return ctx.cmdlet.name, {k: plain(v) for k, v in params.items()}
+    """The command for the fabric's record: its parameters as the client sent them."""
+    return ctx.cmdlet.name, dict(ctx.received) or {k: plain(v) for k, v in params.items()}
 
 
 def set_vmhost(ctx: Context, params: dict, inputs) -> list:

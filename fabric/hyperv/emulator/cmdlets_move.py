@@ -17,7 +17,7 @@ from fabric.hyperv.api import HyperVError, MigrationStatus, MoveRequest
 from fabric.hyperv.emulator import objects as o
 from fabric.hyperv.emulator.binder import Context, as_list
 from fabric.hyperv.emulator.cmdlets_read import select_vms
-from fabric.hyperv.emulator.records import plain, prop, ps_object
+from fabric.hyperv.emulator.records import prop, ps_object
 from fabric.hyperv.sim_world import SimVm
 
 CANCELLED_CODE = "0x800704C7"
@@ -64,7 +64,7 @@ def _move_request(ctx: Context, fabric, vm: SimVm, params: dict, storage_only: b
 
 def _received(ctx: Context, params: dict, vm: SimVm, inputs: list | None) -> tuple[str, dict[str, Any]]:
     """The command for the fabric's record: parameters as received, plus the VM a pipeline handed in."""
-    received = {k: plain(v) for k, v in params.items()}
+    received = dict(ctx.received)
     if inputs:
         received["VM"] = {"Name": vm.name, "Id": vm.id}
     return ctx.cmdlet.name, received
@@ -89,7 +89,7 @@ def move_vm(ctx: Context, params: dict, inputs) -> list:
 
 
 def move_vm_storage(ctx: Context, params: dict, inputs) -> list:
-    return _move(ctx, params, inputs, storage_only=True, name_param="VMName")
+    return _move(ctx, params, inputs, storage_only=True, name_param="Name")  # -VMName is its alias
 
 
 def _move(ctx: Context, params: dict, inputs, storage_only: bool, name_param: str) -> list:
