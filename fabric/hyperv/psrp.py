@@ -170,7 +170,8 @@ class PsrpDriver:
             # move stays on its host: Compare-VM checks a VM against another Hyper-V host.
             return ()
         target, params = self._vm_target(conn, request.vm_id, "Name")
-        command = ("Compare-VM", {**params, "DestinationHost": request.destination, **_storage_params(request)})
+        storage = _storage_params(request)
+        command = ("Compare-VM", {**params, "DestinationHost": request.destination, **_piped_set(target, storage)})
         output = self._run(conn, [*target, command])
         reports = [o for o in output if parse.kind(o) == "VMCompatibilityReport"]
         return parse.incompatibilities(reports[0]) if reports else ()
@@ -331,7 +332,8 @@ class PsrpDriver:
                 )
             ]
         target, params = self._vm_target(conn, request.vm_id, "Name")
-        move = {**params, "DestinationHost": request.destination, **_storage_params(request), "Passthru": SWITCH}
+        storage = _storage_params(request)
+        move = {**params, "DestinationHost": request.destination, **_piped_set(target, storage), "Passthru": SWITCH}
         return [*target, ("Move-VM", move)]
 
     def _use_performance(self, conn: Connection, request: MoveRequest) -> str | None:
@@ -427,6 +429,19 @@ def _storage_params(request: MoveRequest) -> dict:
     if request.kind == "storage":
         return {"DestinationStoragePath": request.storage_path}
     return {"IncludeStorage": SWITCH, "DestinationStoragePath": request.storage_path or None}
+
+
+def _piped_set(target: list, storage: dict) -> dict:
+    """Move-VM / Compare-VM parameters for a VM given by name or piped from Get-VM.
+
+    A piped VM binds to -VM, which is in VMSingleDestination and VMMultipleDestinations alike; with
+    only -DestinationHost neither set is chosen (no default among them: AmbiguousParameterSet, per
+    reference/powershell-docs/Hyper-V/Move-VM.md and Compare-VM.md). -IncludeStorage:$false names
+    the single-destination set and moves no storage.
+    """
+    if target and not storage:
+        return {"IncludeStorage": False}
+    return storage
 
 
 def _choice(names: dict[str, str], value: str | None) -> str | None:

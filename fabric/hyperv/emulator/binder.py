@@ -280,7 +280,8 @@ class _Binder:
         return left
 
     def positional(self, sets: list[str], bound: dict, value: Any) -> str:
-        """The unbound parameter with the lowest position in the remaining sets (the default set first)."""
+        """The unbound parameter at the lowest position of the remaining sets that takes the value: the
+        default set's first, then the others' (a string does not bind to a CimSession at that position)."""
         order = sorted(sets, key=lambda s: s != self.default)
         slots = sorted(
             (p["sets"][s]["position"], order.index(s), n)
@@ -292,7 +293,11 @@ class _Binder:
         if not slots:
             message = f"A positional parameter cannot be found that accepts argument '{value}'."
             raise self.fail("PositionalParameterNotFound", message)
-        return slots[0][2]
+        candidates = [n for position, _, n in slots if position == slots[0][0]]
+        for name in candidates:
+            if self.fits(name, value, exact=False):
+                return name
+        return candidates[0]  # its conversion error is what PowerShell reports
 
     def missing(self, set_name: str, bound: dict) -> list[str]:
         return [n for n, p in self.params.items() if n not in bound and p["sets"].get(set_name, {}).get("mandatory")]
