@@ -43,6 +43,7 @@ _SET_HEADING = re.compile(r"^### (.+?)\s*$", re.M)
 _CODE = re.compile(r"```[^\n]*\n(.*?)```", re.S)
 _YAML = re.compile(r"```yaml\n(.*?)```", re.S)
 _PARAM_NAME = re.compile(r"-(\w+)")
+_OPTIONAL_NAMED = re.compile(r"(?<!\[)\[-(\w+)(?: <([^>]+)>)?\]")  # [-Name <Type>] or [-Switch]
 
 
 def sections(text: str) -> dict[str, str]:
@@ -50,25 +51,19 @@ def sections(text: str) -> dict[str, str]:
     return {parts[i]: parts[i + 1] for i in range(1, len(parts) - 1, 2)}
 
 
-def syntax_sets(cmdlet: str, syntax: str) -> tuple[list[str], str | None, dict[str, list[str]]]:
-    """(set names in the help's order, the default set, parameter names per set) from SYNTAX."""
+def syntax_sets(syntax: str) -> tuple[str | None, dict[str, str]]:
+    """(the default set, each set's syntax text in the help's order) from SYNTAX."""
     headings = list(_SET_HEADING.finditer(syntax))
-    blocks: list[tuple[str, str]] = []
-    default = None
     if not headings:
-        blocks = [(ALL_SETS, "\n".join(_CODE.findall(syntax)))]
+        return None, {ALL_SETS: "\n".join(_CODE.findall(syntax))}
+    default, code = None, {}
     for i, heading in enumerate(headings):
         end = headings[i + 1].start() if i + 1 < len(headings) else len(syntax)
         name = heading.group(1)
         if name.endswith("(Default)"):
-            name = name.removesuffix("(Default)").strip()
-            default = name
-        blocks.append((name, "\n".join(_CODE.findall(syntax[heading.end() : end]))))
-    names = {
-        name: [p for p in _PARAM_NAME.findall(code.replace(cmdlet, "")) if p != "CommonParameters"]
-        for name, code in blocks
-    }
-    return [name for name, _ in blocks], default, names
+            name = default = name.removesuffix("(Default)").strip()
+        code[name] = "\n".join(_CODE.findall(syntax[heading.end() : end]))
+    return default, code
 
 
 def flat_yaml(text: str) -> dict[str, str]:
@@ -132,23 +127,31 @@ def cmdlet_facts(path: Path, warn) -> tuple[str, dict]:
     front = flat_yaml(text.split("---", 2)[1])
     name = str(front["title"])
     parts = sections(text)
-    sets, default, syntax_names = syntax_sets(name, parts["SYNTAX"])
-    parameters = {}
-    for param, blocks in sorted(parameter_blocks(parts["PARAMETERS"]), key=lambda p: p[0].lower()):
-        parameters[param] = parameter_facts(param, blocks, sets)
-        for unknown in set(parameters[param]["sets"]) - set(sets):
+    default, syntax = syntax_sets(parts["SYNTAX"])
+    sets = list(syntax)
+    documented = parameter_blocks(parts["PARAMETERS"])
+    parameters = {param: parameter_facts(param, blocks, sets) for param, blocks in documented}
+    for param, fact in parameters.items():
+        for unknown in set(fact["sets"]) - set(sets):
             warn(f"{name}: -{param} names set {unknown!r}, which SYNTAX does not have")
-    for set_name, names in syntax_names.items():
-        for param in names:
-            if param not in parameters or set_name not in parameters[param]["sets"]:
+    for set_name, code in syntax.items():
+        for param in _PARAM_NAME.findall(code.replace(name, "")):
+            if param != "CommonParameters" and set_name not in parameters.get(param, {}).get("sets", {}):
                 warn(f"{name}: SYNTAX {set_name} shows -{param}, PARAMETERS does not put it there")
+        # A gap in the help: SYNTAX shows an optional named parameter PARAMETERS omits. The cmdlet has it
+        # all the same, with the type SYNTAX gives and (unknown, so none) pipeline input.
+        for param, type_name in _OPTIONAL_NAMED.findall(code):
+            if param != "CommonParameters" and param not in dict(documented):
+                fact = parameters.setdefault(param, {"type": type_name or "SwitchParameter", "aliases": []})
+                fact.setdefault("pipeline", [])
+                fact.setdefault("sets", {})[set_name] = {"mandatory": False, "position": None}
     common_text = parts["PARAMETERS"].split("### CommonParameters", 1)[-1].strip().split("\n\n")[0]
     common = _PARAM_NAME.findall(common_text)
     return name, {
         "module": str(front.get("Module Name", path.parent.name)),
         "default_set": default,
         "sets": sets,
-        "parameters": parameters,
+        "parameters": dict(sorted(parameters.items(), key=lambda p: p[0].lower())),
         "common": [c for c in COMMON if c in common],
     }
 

@@ -179,15 +179,21 @@ def facts() -> dict:
     return json.loads(FACTS_FILE.read_text(encoding="utf-8"))
 
 
+@cache
+def _by_name() -> dict[str, dict]:
+    return {name.lower(): spec for name, spec in facts()["cmdlets"].items()}
+
+
 def cmdlet_facts(name: str) -> dict | None:
-    return {n.lower(): f for n, f in facts()["cmdlets"].items()}.get(name.lower())
+    """A cmdlet's facts (its name in any case), None for a command outside the reference."""
+    return _by_name().get(name.lower())
 
 
 def bind(cmdlet: Cmdlet, parameters: list[tuple[str | None, Any]], inputs: list | None = None) -> Binding:
     """Bind as PowerShell does: by the cmdlet's facts from the help when it has them, else by the
     registration's own lists (commands outside the reference: CIM, Where-Object, DNS, known scripts)."""
     received = _received(parameters)
-    spec = cmdlet_facts(cmdlet.name) if not cmdlet.name.endswith("(script)") else None
+    spec = cmdlet_facts(cmdlet.name)
     if spec is None:
         return Binding(_bind_listed(cmdlet, parameters), "", received, inputs)
     return _Binder(cmdlet, spec).bind(parameters, inputs, received)
