@@ -44,8 +44,9 @@ _TRAILING_CODE = re.compile(r"\s*\((0x[0-9A-Fa-f]{8}|\d{3,6})\)\s*$")
 # (Microsoft's help for each, reference/powershell-docs/FailoverClusters): a second hop to the cluster.
 NEEDS_CREDSSP = frozenset({"move-clustervirtualmachinerole", "add-clustervirtualmachinerole"})
 # The inner logon of a CredSSP session opened for another credential: the account a Basic or NTLM
-# credential names is checked with NTLM; a Kerberos one with Kerberos; Negotiate tries both.
-CREDSSP_MECHANISM = {"basic": "ntlm", "ntlm": "ntlm", "kerberos": "kerberos"}
+# credential names is checked with NTLM; otherwise Kerberos first (it needs the host's name, and
+# CredSSP asks for HTTP/<the address dialled>), then NTLM, as Windows' CredSSP client does.
+CREDSSP_MECHANISM = {"basic": "ntlm", "ntlm": "ntlm"}
 REMEDY_CREDSSP = (
     "On every cluster node run Enable-WSManCredSSP -Role Server; give the console's credential for these hosts "
     "a user name and password (any authentication: the console then logs on with CredSSP for the cluster "
@@ -363,7 +364,17 @@ def transport_error(conn: Connection, options: PsrpOptions, exc: BaseException) 
             f"{conn.fqdn} does not accept CredSSP logons, which the cluster cmdlets need from a remote console",
             REMEDY_CREDSSP,
         )
-    if isinstance(exc, AuthenticationError | SpnegoError) or exc.__class__.__name__ == "AuthenticationException":
+    if exc.__class__.__module__.split(".")[0] in ("krb5", "gssapi"):
+        return HyperVError(
+            "AccessDenied",
+            f"{conn.fqdn}: no Kerberos ticket for the WinRM logon ({conn.auth}): {_short(exc)}",
+            "Check the user (user@REALM) and its password or ticket (klist), the KDC, and the host's service "
+            f"principal HTTP/{conn.fqdn}",
+        )
+    if isinstance(exc, AuthenticationError | SpnegoError) or exc.__class__.__name__ in (
+        "AuthenticationException",
+        "NTStatusException",
+    ):
         return HyperVError(
             "AccessDenied",
             f"{conn.fqdn} refused the WinRM credentials ({conn.auth})",

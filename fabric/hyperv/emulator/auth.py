@@ -276,21 +276,23 @@ def _same_account(logged_on: str, configured: str) -> bool:
 # --- NTLM_USER_FILE --------------------------------------------------------------------------------
 
 _store_lock = threading.Lock()
-_accounts: list[tuple[str, str]] = []  # (username, password) of each running emulator, newest first
+_accounts: list[tuple[str, str, tuple[str, ...]]] = []  # (user, password, domains) per running emulator
 _store_path: Path | None = None
 
 
-def register_account(username: str, password: str) -> None:
-    """Let the NTLM acceptor check this account (an emulator starting)."""
+def register_account(username: str, password: str, domains: list[str] | tuple[str, ...] = ()) -> None:
+    """Let the NTLM acceptor check this account (an emulator starting). A plain user name is also known
+    by the names a domain member's account has in each domain: CONTOSO\\user and user@contoso.test."""
     with _store_lock:
-        _accounts.insert(0, (username, password))
+        _accounts.insert(0, (username, password, tuple(sorted(domains))))
         _write_store()
 
 
-def unregister_account(username: str, password: str) -> None:
+def unregister_account(username: str, password: str, domains: list[str] | tuple[str, ...] = ()) -> None:
     with _store_lock:
-        if (username, password) in _accounts:
-            _accounts.remove((username, password))
+        entry = (username, password, tuple(sorted(domains)))
+        if entry in _accounts:
+            _accounts.remove(entry)
             _write_store()
 
 
@@ -310,12 +312,23 @@ def _write_store() -> None:
         _store_path = folder / "users"
         atexit.register(_remove_store, folder)
     lines = [
-        f"{username}:1000:{lmowfv1(password).hex().upper()}:{ntowfv1(password).hex().upper()}:[U]:LCT-00000000"
-        for username, password in _accounts
+        f"{name}:1000:{lmowfv1(password).hex().upper()}:{ntowfv1(password).hex().upper()}:[U]:LCT-00000000"
+        for username, password, domains in _accounts
+        for name in _names(username, domains)
     ]
     _store_path.touch(mode=0o600)
     _store_path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     os.environ["NTLM_USER_FILE"] = str(_store_path)
+
+
+def _names(username: str, domains: tuple[str, ...]) -> list[str]:
+    if "\\" in username or "@" in username:
+        return [username]
+    return [
+        username,
+        *(f"{d.split('.')[0].upper()}\\{username}" for d in domains),
+        *(f"{username}@{d}" for d in domains),
+    ]
 
 
 def _remove_store(folder: Path) -> None:

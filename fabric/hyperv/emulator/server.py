@@ -283,6 +283,7 @@ class Emulator:
     ):
         self.store = store
         self.username, self.password = username, password
+        self.domains: list[str] = []  # the hosts' domains: the account is DOMAIN\\user and user@domain there too
         self.default_service = auth.WinRMService(allow_unencrypted=allow_basic_http)
         self.services: dict[str, auth.WinRMService] = dict(winrm or {})
         self.tls = tls
@@ -349,10 +350,11 @@ class Emulator:
     # --- lifecycle -----------------------------------------------------------------------------
 
     def start(self) -> None:
-        auth.register_account(self.username, self.password)
         with self.store.session() as fabric:
             wanted = [h for h in fabric.hosts.values() if self.hosts is None or h.fqdn in self.hosts]
+            self.domains = sorted({h.fqdn.split(".", 1)[1] for h in wanted if "." in h.fqdn})
             addresses = {h.fqdn: (h.address, 0 if self.free_ports else self._port(h.port)) for h in wanted}
+        auth.register_account(self.username, self.password, self.domains)
         try:
             for fqdn, address in addresses.items():
                 self.endpoints[fqdn] = self._bind(fqdn, address)
@@ -414,7 +416,7 @@ class Emulator:
         fqdns = list(self.endpoints)
         with ThreadPoolExecutor(max_workers=max(1, min(32, len(fqdns)))) as pool:
             list(pool.map(self.stop_host, fqdns))
-        auth.unregister_account(self.username, self.password)
+        auth.unregister_account(self.username, self.password, self.domains)
         self._stopping.set()
         self._log_due.set()
         if self._log_thread is not None:
