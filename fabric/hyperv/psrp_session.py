@@ -152,6 +152,21 @@ class HostSession:
         self.opened += 1
         return pool
 
+    @property
+    def negotiated(self) -> str:
+        """The logon the open pool actually made: basic, ntlm, kerberos or credssp ("" before it opened).
+        Negotiate says which of NTLM and Kerberos it chose only after the handshake."""
+        transport = getattr(getattr(self.pool, "connection", None), "transport", None)
+        auth = getattr(getattr(transport, "session", None), "auth", None)
+        if auth is None:
+            return ""
+        if auth.__class__.__name__ == "HttpCredSSPAuth":
+            return "credssp"
+        contexts = getattr(auth, "contexts", None)
+        if contexts:
+            return str(next(iter(contexts.values())).negotiated_protocol or "")
+        return "basic" if isinstance(auth, requests.auth.HTTPBasicAuth) else ""
+
     def discard(self) -> None:
         """Forget a pool whose transport failed (closing it would wait on the same dead host)."""
         pool, self.pool = self.pool, None

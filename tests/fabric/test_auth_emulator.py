@@ -125,6 +125,7 @@ def test_an_ntlm_logon_over_http_encrypts_every_message(strict, driver):
 
     assert inventory.host.name == "hv-s1"
     assert shell_auths(strict, "hv-s1") == {"ntlm"}
+    assert driver.session(conn).negotiated == "ntlm"  # what check_host reports
     assert b"HTTP-SPNEGO-session-encrypted" in relay.sent and b"HTTP-SPNEGO-session-encrypted" in relay.received
     # Neither the requests (SOAP envelopes, the cmdlets' PSRP messages) nor the answers (the VMs)
     # cross the wire readable.
@@ -238,6 +239,7 @@ def test_a_credssp_logon_over_http_runs_in_credssp_session_encryption(strict, dr
         relay.close()
 
     assert shell_auths(strict, "hv-s1") == {"credssp"}
+    assert driver.session(conn).negotiated == "credssp"
     assert b"Authorization: CredSSP " in relay.sent
     assert b"HTTP-CredSSP-session-encrypted" in relay.sent and b"Envelope" not in relay.sent
 
@@ -308,6 +310,7 @@ def test_negotiate_picks_kerberos_when_the_kdc_gives_a_ticket(kdc, strict, drive
 
     assert driver.inventory(conn).host.name == "hv-s3"
     assert shell_auths(strict, "hv-s3") == {"kerberos"}
+    assert driver.session(conn).negotiated == "kerberos"
 
 
 def test_a_kerberos_logon_from_the_ticket_cache_needs_no_password(kdc, strict, driver):
