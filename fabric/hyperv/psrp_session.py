@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import requests
+from django.utils.translation import gettext_noop
 from pypsrp.complex_objects import PSInvocationState
 from pypsrp.exceptions import AuthenticationError, WinRMError, WinRMTransportError, WSManFaultError
 from pypsrp.powershell import PowerShell, RunspacePool
@@ -47,12 +48,13 @@ NEEDS_CREDSSP = frozenset({"move-clustervirtualmachinerole", "add-clustervirtual
 # credential names is checked with NTLM; otherwise Kerberos first (it needs the host's name, and
 # CredSSP asks for HTTP/<the address dialled>), then NTLM, as Windows' CredSSP client does.
 CREDSSP_MECHANISM = {"basic": "ntlm", "ntlm": "ntlm"}
-REMEDY_CREDSSP = (
+# Remedies are stored in English with a job and translated where shown (remedies.py).
+REMEDY_CREDSSP = gettext_noop(
     "On every cluster node run Enable-WSManCredSSP -Role Server; give the console's credential for these hosts "
     "a user name and password (any authentication: the console then logs on with CredSSP for the cluster "
     "cmdlets), or set its authentication to CredSSP"
 )
-REMEDY_CLUSTER_ACCESS = (
+REMEDY_CLUSTER_ACCESS = gettext_noop(
     "Log on with CredSSP for the cluster cmdlets (Enable-WSManCredSSP -Role Server on the nodes), and give the "
     "account full access to the cluster (Grant-ClusterAccess -Full)"
 )

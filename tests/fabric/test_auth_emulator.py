@@ -10,6 +10,7 @@ import threading
 import time
 
 import pytest
+from django.utils import translation
 from pypsrp.exceptions import WinRMTransportError
 from pypsrp.powershell import PowerShell, RunspacePool
 from pypsrp.wsman import WSMan
@@ -278,6 +279,8 @@ def test_the_driver_says_what_to_configure_when_a_host_refuses_credssp(strict, d
     assert info.value.code == "CredSSPNotEnabled"
     assert "Enable-WSManCredSSP -Role Server" in info.value.remedy
     assert "set its authentication to CredSSP" in info.value.remedy
+    with translation.override("de"):  # a job page shows the stored remedy in the reader's language
+        assert translation.gettext(info.value.remedy).startswith("Auf jedem Clusterknoten Enable-WSManCredSSP")
     assert not [c for c in strict.commands() if c["cmdlet"] == "Move-ClusterVirtualMachineRole"]
 
 
