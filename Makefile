@@ -20,9 +20,12 @@ PYTEST_ARGS ?=
 
 .PHONY: setup run test test-deps lint format messages
 
-# krb5-config is looked for when setup runs (test-deps may just have installed it).
+# Kerberos only where it builds: MIT krb5's headers (krb5-config), a C compiler and Python's headers,
+# looked for when setup runs (test-deps may just have installed them); elsewhere it is left out.
 setup: $(STAMP)
-	@if command -v krb5-config >/dev/null; then $(MAKE) --no-print-directory $(KERBEROS_STAMP); fi
+	@if command -v krb5-config >/dev/null && { command -v cc || command -v gcc; } >/dev/null && $(PY) -c \
+		"import os, sys, sysconfig; sys.exit(not os.path.exists(sysconfig.get_paths()['include'] + '/Python.h'))"; \
+	then $(MAKE) --no-print-directory $(KERBEROS_STAMP); fi
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
