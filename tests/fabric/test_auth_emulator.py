@@ -343,3 +343,12 @@ def test_a_kerberos_session_still_moves_clustered_vms_over_credssp(kdc, strict, 
     # CredSSP with the Kerberos credential's account and password (inside it NTLM: the address dialled
     # has no service principal), the account known as user@realm on the domain's hosts.
     assert shell_auths(strict, source.split(".")[0]) == {"kerberos", "credssp"}
+
+
+def test_credssp_encryption_carries_half_a_megabyte_in_16_kb_chunks(emulator):
+    # CredSSP encrypts at most 16 KB per TLS record: larger messages travel as multipart/x-multi-encrypted.
+    with open_pool(emulator, "hv-s1" + D, auth="credssp", max_envelope_size=512000) as pool:
+        ps = invoke(pool, ("Get-VM", {"Name": "x" * 300_000}))
+
+    assert not ps.had_errors
+    assert ps.streams.error[0].fq_error.startswith("InvalidParameter")

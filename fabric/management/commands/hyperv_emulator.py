@@ -39,8 +39,8 @@ class Command(BaseCommand):
         parser.add_argument(
             "--time-scale", type=_positive, help="simulated seconds per wall second (default: SIM_TIME_SCALE)"
         )
-        parser.add_argument("--user", help="Basic auth user (default: HYPERV_EMULATOR_USER)")
-        parser.add_argument("--password", help="Basic auth password (default: HYPERV_EMULATOR_PASSWORD)")
+        parser.add_argument("--user", help="the hosts' account (default: HYPERV_EMULATOR_USER)")
+        parser.add_argument("--password", help="its password (default: HYPERV_EMULATOR_PASSWORD)")
         parser.add_argument("--https", action="store_true", help="serve HTTPS with a generated certificate")
         parser.add_argument(
             "--allow-basic-http",
