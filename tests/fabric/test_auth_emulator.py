@@ -4,12 +4,15 @@ cmdlets that need CredSSP, from pypsrp directly and through the driver."""
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import socket
+import ssl
 import threading
 import time
 
 import pytest
+import spnego
 from django.utils import translation
 from pypsrp.exceptions import WinRMTransportError
 from pypsrp.powershell import PowerShell, RunspacePool
@@ -18,6 +21,15 @@ from pypsrp.wsman import WSMan
 from fabric.hyperv.api import Connection, HyperVError, MoveRequest
 from fabric.hyperv.demo import build_demo_fabric
 from fabric.hyperv.emulator import build_emulator
+from fabric.hyperv.emulator.auth import (
+    Authenticator,
+    ConnectionAuth,
+    WinRMService,
+    channel_bindings,
+    register_account,
+    unregister_account,
+)
+from fabric.hyperv.emulator.tls import ensure_certificates
 from fabric.hyperv.psrp import PsrpDriver
 from fabric.hyperv.psrp_session import PsrpOptions
 from fabric.hyperv.simstore import FabricStore
@@ -352,3 +364,31 @@ def test_credssp_encryption_carries_half_a_megabyte_in_16_kb_chunks(emulator):
 
     assert not ps.had_errors
     assert ps.streams.error[0].fq_error.startswith("InvalidParameter")
+
+
+def test_a_negotiate_logon_over_https_is_bound_to_the_hosts_certificate(tmp_path):
+    def der(folder):
+        _, cert, _ = ensure_certificates(tmp_path / folder, ["hv-s1" + D], ["127.0.0.1"])
+        return ssl.PEM_cert_to_DER_cert(cert.read_text())
+
+    host = Authenticator("hv-s1" + D, USER, PASSWORD, WinRMService(), https=True, bindings=channel_bindings(der("a")))
+
+    def logon(bindings) -> int:
+        client = spnego.client(USER, PASSWORD, hostname="hv-s1" + D, protocol="ntlm", channel_bindings=bindings)
+        state, token = ConnectionAuth(), client.step()
+        while True:
+            outcome = host.authenticate(state, "Negotiate " + base64.b64encode(token).decode(), "", b"")
+            answer = [v for _, v in outcome.headers if v.startswith("Negotiate ")]
+            if outcome.status != 401 or not answer:
+                return outcome.status
+            token = client.step(base64.b64decode(answer[0].split(" ", 1)[1]))
+
+    register_account(USER, PASSWORD)  # what a running emulator does for its account
+    try:
+        assert logon(channel_bindings(der("a"))) == 200
+        # A client that binds nothing is refused, as with CbtHardeningLevel=Strict (Windows' default,
+        # Relaxed, would let it in; pyspnego's NTLM acceptor cannot): pypsrp always binds over HTTPS.
+        assert logon(None) == 401
+        assert logon(channel_bindings(der("b"))) == 401  # bound to another certificate: a relay
+    finally:
+        unregister_account(USER, PASSWORD)

@@ -35,8 +35,11 @@ from pathlib import Path
 from typing import Any
 
 import spnego
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
 from pypsrp.encryption import WinRMEncryption
 from spnego._ntlm_raw.crypto import lmowfv1, ntowfv1
+from spnego.channel_bindings import GssChannelBindings
 from spnego.exceptions import SpnegoError
 
 log = logging.getLogger(__name__)
@@ -107,15 +110,40 @@ class Outcome:
     error: str = ""  # why a request was refused (logged, never sent)
 
 
+def channel_bindings(certificate_der: bytes | None) -> GssChannelBindings | None:
+    """RFC 5929 tls-server-end-point of the HTTPS certificate: a Negotiate logon over HTTPS is bound to
+    the TLS channel it came over, so one relayed from another TLS connection fails. As with WinRM's
+    CbtHardeningLevel=Strict, an NTLM client that sends no bindings is refused too (the default,
+    Relaxed, accepts it; pyspnego's acceptor cannot tell the two apart). pypsrp always binds."""
+    if certificate_der is None:
+        return None
+    certificate = x509.load_der_x509_certificate(certificate_der)
+    algorithm = certificate.signature_hash_algorithm
+    if algorithm is None or algorithm.name in ("md5", "sha1"):
+        algorithm = hashes.SHA256()
+    digest = hashes.Hash(algorithm)
+    digest.update(certificate_der)
+    return GssChannelBindings(application_data=b"tls-server-end-point:" + digest.finalize())
+
+
 class Authenticator:
     """The logon rules of one host's WinRM service, for the emulator's one account."""
 
-    def __init__(self, fqdn: str, username: str, password: str, service: WinRMService, https: bool):
+    def __init__(
+        self,
+        fqdn: str,
+        username: str,
+        password: str,
+        service: WinRMService,
+        https: bool,
+        bindings: GssChannelBindings | None = None,
+    ):
         self.fqdn = fqdn
         self.username = username
         self.password = password
         self.service = service
         self.https = https
+        self.bindings = bindings
 
     # --- the request ---------------------------------------------------------------------------
 
@@ -202,7 +230,11 @@ class Authenticator:
             return spnego.server(hostname=self.fqdn, service="HTTP", protocol="credssp")
         protocol = "kerberos" if scheme == KERBEROS else "negotiate"
         return spnego.server(
-            hostname=self.fqdn, service="HTTP", protocol=protocol, options=spnego.NegotiateOptions.wrapping_winrm
+            hostname=self.fqdn,
+            service="HTTP",
+            protocol=protocol,
+            channel_bindings=self.bindings,
+            options=spnego.NegotiateOptions.wrapping_winrm,
         )
 
     def _user(self, state: ConnectionAuth) -> str | None:

@@ -61,7 +61,12 @@ class Endpoint(ThreadingHTTPServer):
         """This host's logon rules as configured now (a test may change a host's WinRM service)."""
         emulator = self.emulator
         return auth.Authenticator(
-            self.fqdn, emulator.username, emulator.password, emulator.service(self.fqdn), emulator.tls is not None
+            self.fqdn,
+            emulator.username,
+            emulator.password,
+            emulator.service(self.fqdn),
+            emulator.tls is not None,
+            emulator.bindings,
         )
 
     @property
@@ -255,7 +260,8 @@ class Emulator:
 
     username/password: the one account every endpoint accepts (Basic, NTLM and CredSSP check the
     password; Kerberos trusts the KDC's ticket for a principal of that name). tls: an ssl.SSLContext
-    for HTTPS (see tls.py), None for HTTP. allow_basic_http: AllowUnencrypted on every host, so
+    for HTTPS (see tls.py), None for HTTP; tls_certificate: its certificate (DER), which Negotiate
+    logons over HTTPS are bound to (channel binding). allow_basic_http: AllowUnencrypted on every host, so
     Basic (and unencrypted messages) work over plain HTTP: the demo's explicit allowance. winrm:
     per-host WinRM service settings (auth.WinRMService) that differ from the default.
     progress_interval: wall seconds between Move-VM progress records. hosts: serve only these FQDNs
@@ -272,6 +278,7 @@ class Emulator:
         username: str,
         password: str,
         tls: ssl.SSLContext | None = None,
+        tls_certificate: bytes | None = None,
         allow_basic_http: bool = False,
         winrm: dict[str, auth.WinRMService] | None = None,
         progress_interval: float = 1.0,
@@ -287,6 +294,7 @@ class Emulator:
         self.default_service = auth.WinRMService(allow_unencrypted=allow_basic_http)
         self.services: dict[str, auth.WinRMService] = dict(winrm or {})
         self.tls = tls
+        self.bindings = auth.channel_bindings(tls_certificate) if tls is not None else None
         self.hosts = hosts
         self.free_ports = free_ports
         self.fallback = fallback
