@@ -1,11 +1,16 @@
 # The two commands for a fresh machine (README): `make run` and `make test`.
 # Both build .venv with Python 3.11 when it is missing and install requirements.txt again only
-# when that file changes (a stamp file records the last install).
+# when that file changes (a stamp file records the last install). Kerberos (requirements-kerberos.txt)
+# builds against MIT krb5's headers: setup adds it where krb5-config exists, with a stamp of its own.
+# `make test` first installs the Debian packages the suite needs (a KDC for the Kerberos tests, the
+# headers and compiler for gssapi) when they are missing and it runs as root; `make run` never does.
 
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.requirements-installed
+KERBEROS_STAMP := $(VENV)/.kerberos-installed
+TEST_DEBS := libkrb5-dev krb5-kdc krb5-admin-server krb5-user gcc $(notdir $(PYTHON))-dev
 # Extra arguments for `manage.py serve`, e.g. make run ARGS="--host 0.0.0.0 --port 8080 --workers 4"
 ARGS ?=
 # Options for pytest, e.g. make test PYTEST_ARGS="-x -k serve". The suite runs serially for now:
@@ -13,9 +18,14 @@ ARGS ?=
 # parametrize with uuid4() values, which differ per worker.
 PYTEST_ARGS ?=
 
-.PHONY: setup run test lint format messages
+.PHONY: setup run test test-deps lint format messages
 
+# Kerberos only where it builds: MIT krb5's headers (krb5-config), a C compiler and Python's headers,
+# looked for when setup runs (test-deps may just have installed them); elsewhere it is left out.
 setup: $(STAMP)
+	@if command -v krb5-config >/dev/null && { command -v cc || command -v gcc; } >/dev/null && $(PY) -c \
+		"import os, sys, sysconfig; sys.exit(not os.path.exists(sysconfig.get_paths()['include'] + '/Python.h'))"; \
+	then $(MAKE) --no-print-directory $(KERBEROS_STAMP); fi
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +34,25 @@ $(STAMP): requirements.txt | $(PY)
 	$(PY) -m pip install --disable-pip-version-check -q -r requirements.txt
 	touch $(STAMP)
 
+$(KERBEROS_STAMP): requirements-kerberos.txt $(STAMP)
+	$(PY) -m pip install --disable-pip-version-check -q -r requirements-kerberos.txt
+	touch $(KERBEROS_STAMP)
+
+# The Debian packages of the Kerberos tests, installed once when missing (root only; otherwise the
+# tests that need them skip, and fail under REQUIRE_SERVICES=1).
+test-deps:
+	@missing=""; for pkg in $(TEST_DEBS); do \
+		dpkg-query -W -f='$${Status}' $$pkg 2>/dev/null | grep -q "ok installed" || missing="$$missing $$pkg"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+			echo "Installing$$missing"; \
+			apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; \
+		else \
+			echo "Missing Debian packages for the Kerberos tests:$$missing (apt-get install them as root)" >&2; \
+		fi; \
+	fi
+
 run: setup
 	$(PY) manage.py serve $(ARGS)
 
@@ -31,7 +60,8 @@ lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
-test: lint
+test: test-deps
+	$(MAKE) --no-print-directory lint
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 format: setup

@@ -4,6 +4,12 @@ import pytest
 
 REQUIRE_SERVICES = os.environ.get("REQUIRE_SERVICES") == "1"
 
+# Kerberos in the tests talks only to the KDC tests/fabric/kdc.py starts on loopback: never to the
+# realm a machine's /etc/krb5.conf names (Debian's default one would send a Negotiate logon's
+# Kerberos requests to MIT's KDCs), and never with the developer's own tickets.
+os.environ["KRB5_CONFIG"] = os.devnull
+os.environ["KRB5CCNAME"] = "MEMORY:tests"
+
 
 def need(available: bool, what: str) -> None:
     """Skip when an outside service is absent, but fail in CI (REQUIRE_SERVICES=1)."""

@@ -44,7 +44,9 @@ from fabric.hyperv.psrp_session import (
     Script,
     Statement,
     close_quietly,
+    credssp_connection,
     error_id,
+    needs_credssp,
     to_error,
 )
 
@@ -101,14 +103,18 @@ class PsrpDriver:
 
     # --- sessions --------------------------------------------------------------------------------
 
-    def session(self, conn: Connection) -> HostSession:
+    def session(self, conn: Connection, credssp: bool = False) -> HostSession:
+        """The host's pool; credssp: the one the cluster cmdlets need (psrp_session.credssp_connection)."""
         if self.credentials is not None and not conn.username:
             conn = self.credentials(conn)
+        own_auth = conn.auth.lower()
+        if credssp:
+            conn = credssp_connection(conn)
         key = (conn.fqdn, conn.address, conn.port, conn.transport, conn.auth, conn.username, hash(conn.password))
         with self._lock:
             session = self._sessions.get(key)
             if session is None:
-                session = self._sessions[key] = HostSession(conn, self.options)
+                session = self._sessions[key] = HostSession(conn, self.options, credssp_for=own_auth)
             return session
 
     def close(self) -> None:
@@ -120,7 +126,7 @@ class PsrpDriver:
             session.close()
 
     def _run(self, conn: Connection, *statements: Statement, tolerate: set[str] = frozenset()):
-        result = self.session(conn).run(*statements)
+        result = self.session(conn, needs_credssp(statements)).run(*statements)
         for record in result.errors:
             if error_id(record) not in tolerate:
                 raise to_error(record, conn.fqdn)
@@ -177,8 +183,8 @@ class PsrpDriver:
         return parse.incompatibilities(reports[0]) if reports else ()
 
     def start_migration(self, conn: Connection, request: MoveRequest) -> str:
-        session = self.session(conn)
         statement = self._move_statement(conn, request)
+        session = self.session(conn, needs_credssp([statement]))
         with session.lock:
             restore = self._use_performance(conn, request) if request.kind in ("live", "live_vsm") else None
             try:

@@ -10,6 +10,7 @@ non-terminating error records (streams.error, the pipeline still completes) and 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import re
 import threading
@@ -20,10 +21,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import requests
+from django.utils.translation import gettext_noop
 from pypsrp.complex_objects import PSInvocationState
 from pypsrp.exceptions import AuthenticationError, WinRMError, WinRMTransportError, WSManFaultError
 from pypsrp.powershell import PowerShell, RunspacePool
 from pypsrp.wsman import NAMESPACES, WSMan, WSManAction
+from spnego.exceptions import SpnegoError
 
 from fabric.hyperv.api import Connection, HostUnreachable, HyperVError
 from fabric.hyperv.remedies import remedy_for
@@ -38,6 +41,23 @@ AUTHS = ("negotiate", "kerberos", "credssp", "ntlm", "basic")
 TIMED_OUT = 2150858793  # WS-Man: nothing to receive within OperationTimeout; poll again
 UNKNOWN_SHELL = 2150858843  # WS-Man: no shell with that id (closed, or the service restarted)
 _TRAILING_CODE = re.compile(r"\s*\((0x[0-9A-Fa-f]{8}|\d{3,6})\)\s*$")
+# Cmdlets that "cannot be run remotely without CredSSP authentication on the server computer"
+# (Microsoft's help for each, reference/powershell-docs/FailoverClusters): a second hop to the cluster.
+NEEDS_CREDSSP = frozenset({"move-clustervirtualmachinerole", "add-clustervirtualmachinerole"})
+# The inner logon of a CredSSP session opened for another credential: the account a Basic or NTLM
+# credential names is checked with NTLM; otherwise Kerberos first (it needs the host's name, and
+# CredSSP asks for HTTP/<the address dialled>), then NTLM, as Windows' CredSSP client does.
+CREDSSP_MECHANISM = {"basic": "ntlm", "ntlm": "ntlm"}
+# Remedies are stored in English with a job and translated where shown (remedies.py).
+REMEDY_CREDSSP = gettext_noop(
+    "On every cluster node run Enable-WSManCredSSP -Role Server; give the console's credential for these hosts "
+    "a user name and password (any authentication: the console then logs on with CredSSP for the cluster "
+    "cmdlets), or set its authentication to CredSSP"
+)
+REMEDY_CLUSTER_ACCESS = gettext_noop(
+    "Log on with CredSSP for the cluster cmdlets (Enable-WSManCredSSP -Role Server on the nodes), and give the "
+    "account full access to the cluster (Grant-ClusterAccess -Full)"
+)
 
 Statement = list[tuple[str, dict[str, Any]]]
 
@@ -85,9 +105,10 @@ class HostSession:
     concurrent requests, so calls to one host take turns; different hosts run in parallel.
     """
 
-    def __init__(self, conn: Connection, options: PsrpOptions):
+    def __init__(self, conn: Connection, options: PsrpOptions, credssp_for: str = ""):
         self.conn = conn
         self.options = options
+        self.credssp_for = credssp_for  # the credential's own auth, when this is its CredSSP session
         self.lock = threading.RLock()
         self.pool: RunspacePool | None = None
         self.opened = 0  # pools opened so far (tests check reuse)
@@ -122,13 +143,31 @@ class HostSession:
             encryption="never" if https or auth == "basic" else "auto",
             no_proxy=True,
             max_envelope_size=512000,
-            # The name Kerberos asks a ticket for is the host's FQDN, whatever address is dialled.
+            # The name Kerberos asks a ticket for is the host's FQDN, whatever address is dialled, and
+            # the service is HTTP, as Windows' WinRM client asks (HTTP/<fqdn>, which AD maps to HOST/).
             negotiate_hostname_override=conn.fqdn if auth in ("negotiate", "kerberos") else None,
+            negotiate_service="HTTP",
+            credssp_auth_mechanism=CREDSSP_MECHANISM.get(self.credssp_for, "auto"),
         )
         pool = RunspacePool(wsman, max_runspaces=options.max_runspaces)
         pool.open()
         self.opened += 1
         return pool
+
+    @property
+    def negotiated(self) -> str:
+        """The logon the open pool actually made: basic, ntlm, kerberos or credssp ("" before it opened).
+        Negotiate says which of NTLM and Kerberos it chose only after the handshake."""
+        transport = getattr(getattr(self.pool, "connection", None), "transport", None)
+        auth = getattr(getattr(transport, "session", None), "auth", None)
+        if auth is None:
+            return ""
+        if auth.__class__.__name__ == "HttpCredSSPAuth":
+            return "credssp"
+        contexts = getattr(auth, "contexts", None)
+        if contexts:
+            return str(next(iter(contexts.values())).negotiated_protocol or "")
+        return "basic" if isinstance(auth, requests.auth.HTTPBasicAuth) else ""
 
     def discard(self) -> None:
         """Forget a pool whose transport failed (closing it would wait on the same dead host)."""
@@ -229,6 +268,25 @@ class HostSession:
             self.poll(ps, 1)
 
 
+def needs_credssp(statements: tuple[Statement, ...] | list[Statement]) -> bool:
+    return any(str(cmdlet).lower() in NEEDS_CREDSSP for statement in statements for cmdlet, _ in statement)
+
+
+def credssp_connection(conn: Connection) -> Connection:
+    """How cluster cmdlets reach the host: conn itself when it logs on with CredSSP, otherwise the same
+    account over CredSSP; a HyperVError saying what to configure when the credential cannot delegate."""
+    if conn.auth.lower() == "credssp":
+        return conn
+    if not conn.username or not conn.password:
+        raise HyperVError(
+            "CredSSPRequired",
+            f"{conn.fqdn}: moving a clustered VM needs a CredSSP logon, and the {conn.auth} credential for this host "
+            "has no password the console could delegate",
+            REMEDY_CREDSSP,
+        )
+    return dataclasses.replace(conn, auth="credssp")
+
+
 def build(pool: RunspacePool, statements: tuple[Statement, ...]) -> PowerShell:
     ps = PowerShell(pool)
     for i, statement in enumerate(statements):
@@ -291,6 +349,8 @@ def to_error(record: Any, fqdn: str) -> HyperVError:
     code = match.group(1) if match else (error_id(record) or "PowerShellError")
     message = text[: match.start()] if match else text
     remedy = str(getattr(record, "action", "") or "") or remedy_for(code)
+    if "administrative privileges on the cluster" in text:  # a cluster cmdlet without a second hop
+        code, remedy = "ClusterAccessDenied", remedy or REMEDY_CLUSTER_ACCESS
     return HyperVError(code, message, remedy)
 
 
@@ -315,7 +375,23 @@ def transport_error(conn: Connection, options: PsrpOptions, exc: BaseException) 
         else:
             reason = _short(exc)
         return HostUnreachable(conn.fqdn, reason)
-    if isinstance(exc, AuthenticationError):
+    if conn.auth.lower() == "credssp" and "CredSSP being an available" in str(exc):
+        return HyperVError(
+            "CredSSPNotEnabled",
+            f"{conn.fqdn} does not accept CredSSP logons, which the cluster cmdlets need from a remote console",
+            REMEDY_CREDSSP,
+        )
+    if exc.__class__.__module__.split(".")[0] in ("krb5", "gssapi"):
+        return HyperVError(
+            "AccessDenied",
+            f"{conn.fqdn}: no Kerberos ticket for the WinRM logon ({conn.auth}): {_short(exc)}",
+            "Check the user (user@REALM) and its password or ticket (klist), the KDC, and the host's service "
+            f"principal HTTP/{conn.fqdn}",
+        )
+    if isinstance(exc, AuthenticationError | SpnegoError) or exc.__class__.__name__ in (
+        "AuthenticationException",
+        "NTStatusException",
+    ):
         return HyperVError(
             "AccessDenied",
             f"{conn.fqdn} refused the WinRM credentials ({conn.auth})",
@@ -327,11 +403,12 @@ def transport_error(conn: Connection, options: PsrpOptions, exc: BaseException) 
         return HyperVError(f"HTTP {exc.code}", f"{conn.fqdn} answered HTTP {exc.code}", "Check the WinRM listener")
     if isinstance(exc, WinRMError):
         return HyperVError("WinRM", f"{conn.fqdn}: {exc}", "Check the WinRM service on the host")
-    if isinstance(exc, ImportError):  # pypsrp imports CredSSP and Kerberos support only when asked for
+    if isinstance(exc, ImportError):  # Kerberos needs python-gssapi, built only where MIT krb5 is installed
         return HyperVError(
             "NotInstalled",
             f"{conn.auth} authentication to {conn.fqdn} is not available here: {exc}",
-            "Install pypsrp's extra for it: pip install 'pypsrp[credssp]' or 'pypsrp[kerberos]'",
+            "Install libkrb5-dev and a C compiler, then pip install -r requirements-kerberos.txt (make setup does "
+            "that when krb5-config is present)",
         )
     if exc.__class__.__name__ == "InvalidPSRPOperation":
         return HyperVError("PSRP", f"{conn.fqdn}: {exc}", "Check PowerShell Remoting on the host (Enable-PSRemoting)")

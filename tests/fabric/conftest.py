@@ -38,6 +38,7 @@ def emulator(emu_fabric_path):
         password=PASSWORD,
         free_ports=True,
         progress_interval=0.05,
+        allow_basic_http=True,  # the tests' Basic logons over HTTP, explicitly allowed as the demo does
     )
     emulator.start()
     try:
@@ -46,16 +47,20 @@ def emulator(emu_fabric_path):
         emulator.stop()
 
 
-def open_pool(emulator, fqdn: str, user: str = USER, password: str = PASSWORD, **kw) -> RunspacePool:
+def open_pool(emulator, fqdn: str, user: str = USER, password: str = PASSWORD, auth="basic", **kw) -> RunspacePool:
+    """A pool logged on with Basic (over HTTP: the fixture allows it), or with CredSSP (NTLM inside,
+    messages encrypted), which the cluster cmdlets need."""
     address, port = emulator.address(fqdn)
+    if auth == "credssp":
+        kw.setdefault("credssp_auth_mechanism", "ntlm")
     wsman = WSMan(
         address,
         port=port,
         username=user,
         password=password,
         ssl=False,
-        auth="basic",
-        encryption="never",
+        auth=auth,
+        encryption="never" if auth == "basic" else "auto",
         connection_timeout=3,
         read_timeout=10,
         operation_timeout=5,

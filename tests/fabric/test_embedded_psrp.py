@@ -96,8 +96,25 @@ def test_serve_runs_the_emulator_and_migrates_through_pypsrp(tmp_path):
         job = json.loads(moved.stdout[moved.stdout.index("{") :])
         assert (job["state"], job["vm"], job["destination"]) == ("succeeded", INJECTION_NAME, "hv-s2" + D)
 
+        # A move inside a cluster goes as Move-ClusterVirtualMachineRole, which the emulated hosts run
+        # only on a CredSSP logon: the demo's driver opens one with the emulator's account.
+        clustered = subprocess.run(
+            [sys.executable, str(REPO / "manage.py"), "move_vm", "sql-prod01", "--to", "hv-new3", "--wait", "--json"],
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert clustered.returncode == 0, clustered.stdout + clustered.stderr
+        assert json.loads(clustered.stdout[clustered.stdout.index("{") :])["state"] == "succeeded"
+
         store = FabricStore(tmp_path / "fabric.sqlite3", time_scale=20)
         with store.session() as fabric:
+            assert fabric.vm_by_name("sql-prod01").host == "hv-new3" + D
+            assert [r["cmdlet"] for r in fabric.record if r.get("result") == "started"][-1] == (
+                "Move-ClusterVirtualMachineRole"
+            )
             moves = [r for r in fabric.record if r["cmdlet"] == "Move-VM"]
             assert fabric.vm_by_name(INJECTION_NAME).host == "hv-s2" + D
         assert [m["params"]["Name"] for m in moves] == [INJECTION_NAME]

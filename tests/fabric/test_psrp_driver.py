@@ -417,14 +417,3 @@ def test_a_shared_nothing_move_with_per_file_paths_sends_vhds_as_hashtables(driv
     [started] = moves_recorded(emu_store, vm_id)
     assert started["params"]["Vhds"] == [{"SourceFilePath": disk, "DestinationFilePath": f"{target}\\app-s01.vhdx"}]
     assert started["params"]["VirtualMachinePath"] == target
-
-
-def test_credssp_without_its_package_is_a_clear_error(driver, conns):
-    conn = conns["hv-s1"]
-    credssp = Connection(conn.fqdn, conn.address, conn.port, "https", "credssp", USER, PASSWORD)
-
-    with pytest.raises(HyperVError) as info:
-        driver.inventory(credssp)
-
-    assert info.value.code == "NotInstalled"
-    assert "requests-credssp" in info.value.message

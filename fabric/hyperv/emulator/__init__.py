@@ -11,6 +11,7 @@ cmdlets_* (what each cmdlet does), objects/records (Hyper-V shaped values), serv
 
 from __future__ import annotations
 
+import ssl
 from pathlib import Path
 
 from fabric.hyperv.emulator.server import Emulator
@@ -29,7 +30,7 @@ def build_emulator(
     **options,
 ) -> Emulator:
     """An Emulator for the store's fabric; with https, certificates are made (or reused) in cert_dir."""
-    tls = None
+    tls, certificate = None, None
     if https:
         from fabric.hyperv.emulator.tls import ensure_certificates, server_context
 
@@ -40,4 +41,5 @@ def build_emulator(
             addresses = sorted({h.address for h in fabric.hosts.values()} | {"127.0.0.1"})
         _, cert, key = ensure_certificates(Path(cert_dir), names, addresses)
         tls = server_context(cert, key)
-    return Emulator(store, username=username, password=password, tls=tls, **options)
+        certificate = ssl.PEM_cert_to_DER_cert(cert.read_text())
+    return Emulator(store, username=username, password=password, tls=tls, tls_certificate=certificate, **options)

@@ -2,7 +2,8 @@
 
 Each endpoint is an HTTP(S) server on the host's address and port (127.0.0.x; when such an address
 cannot be bound, a free port on 127.0.0.1, written back into the fabric so every process finds it).
-Requests need HTTP Basic credentials; the WS-Man actions PSRP uses (Create, Command, Send, Receive,
+Clients log on as to a Windows host (auth.py: Negotiate, Kerberos, CredSSP, Basic over HTTPS or when
+allowed), and each shell remembers how; the WS-Man actions PSRP uses (Create, Command, Send, Receive,
 Signal, Delete, Get) drive psrpcore runspace pools, and the pipelines run the emulated cmdlets
 against the FabricStore, so the world the emulator changes is the one web and workers read.
 """
@@ -12,8 +13,8 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
+import dataclasses
 import errno
-import hmac
 import logging
 import socket
 import ssl
@@ -22,13 +23,13 @@ import uuid
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from fabric.hyperv.emulator import wsman
+from fabric.hyperv.emulator import auth, wsman
 from fabric.hyperv.emulator.binder import HostSide, run_pipeline
 from fabric.hyperv.emulator.cmdlets import CMDLETS, SCRIPTS
+from fabric.hyperv.emulator.double_hop import cmdlets_for
 from fabric.hyperv.emulator.shell import Shell
 from fabric.hyperv.simstore import FabricStore
 
@@ -38,25 +39,6 @@ log = logging.getLogger(__name__)
 MAX_REQUEST_BYTES = 1024 * 1024
 PSRP_RESOURCE = "http://schemas.microsoft.com/powershell/"
 IDLE_TIMEOUT_S = 7200  # WinRM's default IdleTimeOut: a shell nobody used for this long is closed
-
-
-@dataclass(frozen=True)
-class Credentials:
-    username: str
-    password: str
-
-    def check(self, header: str | None) -> str | None:
-        """The user name when the Authorization header carries these credentials; None otherwise."""
-        if not header or not header.lower().startswith("basic "):
-            return None
-        try:
-            user, _, password = base64.b64decode(header[6:].strip()).decode("utf-8").partition(":")
-        except (binascii.Error, UnicodeDecodeError):
-            return None
-        # Constant-time comparison: the emulator may listen beyond loopback in a lab.
-        same_user = hmac.compare_digest(user.lower().encode(), self.username.lower().encode())
-        same_password = hmac.compare_digest(password.encode(), self.password.encode())
-        return user if same_user and same_password else None
 
 
 class Endpoint(ThreadingHTTPServer):
@@ -74,6 +56,18 @@ class Endpoint(ThreadingHTTPServer):
         self.connections: set[socket.socket] = set()  # open client connections (keep-alive)
         super().__init__(address, _Handler)
         self.thread: threading.Thread | None = None
+
+    def authenticator(self) -> auth.Authenticator:
+        """This host's logon rules as configured now (a test may change a host's WinRM service)."""
+        emulator = self.emulator
+        return auth.Authenticator(
+            self.fqdn,
+            emulator.username,
+            emulator.password,
+            emulator.service(self.fqdn),
+            emulator.tls is not None,
+            emulator.bindings,
+        )
 
     @property
     def url(self) -> str:
@@ -103,9 +97,9 @@ class Endpoint(ThreadingHTTPServer):
 
     # --- WS-Man actions ------------------------------------------------------------------------
 
-    def dispatch(self, request: wsman.Request, user: str, client_ip: str) -> bytes:
+    def dispatch(self, request: wsman.Request, user: str, client_ip: str, auth_mode: str = "basic") -> bytes:
         if request.action == "Create":
-            return self._create(request, user, client_ip)
+            return self._create(request, user, client_ip, auth_mode)
         shell = self._shell(request, user)
         body = request.body
         if request.action == "Command":
@@ -138,7 +132,7 @@ class Endpoint(ThreadingHTTPServer):
         # Get: the shell's description (pypsrp's is_alive).
         return wsman.response(request, wsman.shell_element(shell.resource_uri, shell.id, shell.owner, shell.client_ip))
 
-    def _create(self, request: wsman.Request, user: str, client_ip: str) -> bytes:
+    def _create(self, request: wsman.Request, user: str, client_ip: str, auth_mode: str) -> bytes:
         if not request.resource_uri.startswith(PSRP_RESOURCE):
             raise wsman.WSManFault(2150858811, "w:InvalidResourceURI", "Only PowerShell Remoting shells are served")
         body = request.body
@@ -146,8 +140,8 @@ class Endpoint(ThreadingHTTPServer):
             raise wsman.WSManFault(2150858817, "w:SchemaValidationError", "A Create request needs an rsp:Shell")
         creation = body.find("pwsh:creationXml", wsman.NS)
         shell_id = (body.get("ShellId") or str(uuid.uuid4())).upper()
-        runner = self.emulator.runner(self.fqdn, user)
-        shell = Shell(shell_id, user, client_ip, request.resource_uri, runner)
+        runner = self.emulator.runner(self.fqdn, user, auth_mode)
+        shell = Shell(shell_id, user, client_ip, request.resource_uri, runner, auth=auth_mode)
         with self.shells_lock:
             idle = [s for s in self.shells.values() if s.idle_for() > IDLE_TIMEOUT_S]
             for old in idle:
@@ -188,6 +182,7 @@ class _Handler(BaseHTTPRequestHandler):
         self._raw = self.request
         with self.server.shells_lock:
             self.server.connections.add(self._raw)
+        self.logon = auth.ConnectionAuth()  # a logon belongs to its connection, as with http.sys
         tls = self.server.emulator.tls
         if tls is not None:
             # The handshake runs in this request's thread, not in the accepting loop.
@@ -206,24 +201,31 @@ class _Handler(BaseHTTPRequestHandler):
             self._drain(length)
             self._reply(404, b"", "text/plain")
             return
-        user = self.server.emulator.credentials.check(self.headers.get("Authorization"))
-        if user is None:
-            self._drain(length)
-            self._reply(401, b"", "text/plain", {"WWW-Authenticate": 'Basic realm="WSMAN"'})
-            return
         if length > MAX_REQUEST_BYTES:
             self._drain(length)
             self._reply(413, b"", "text/plain")
             return
         data = self.rfile.read(length)
+        content_type = self.headers.get("Content-Type", "")
+        outcome = self.server.authenticator().authenticate(
+            self.logon, self.headers.get("Authorization"), content_type, data
+        )
+        if outcome.status != 200 or outcome.user is None:
+            log.debug("%s: %s from %s", self.server.fqdn, outcome.error, self.client_address[0])
+            self._reply(outcome.status, b"", "text/plain", outcome.headers)
+            return
+        if not outcome.body:  # the logon's own request (pypsrp sends an empty one before encrypting)
+            self._reply(200, b"", "text/plain", outcome.headers)
+            return
         request = None
         try:
-            request = wsman.parse_request(data)
-            payload = self.server.dispatch(request, user, self.client_address[0])
-            self._reply(200, payload)
+            request = wsman.parse_request(outcome.body)
+            status, payload = 200, self.server.dispatch(request, outcome.user, self.client_address[0], self.logon.mode)
         except wsman.WSManFault as fault:
             relates = request.message_id if request is not None else ""
-            self._reply(fault.http_status, wsman.fault_envelope(fault, relates, self.server.fqdn))
+            status, payload = fault.http_status, wsman.fault_envelope(fault, relates, self.server.fqdn)
+        payload_type, payload = auth.Authenticator.wrap(self.logon, content_type, payload)
+        self._reply(status, payload, payload_type, outcome.headers)
 
     def _drain(self, length: int) -> None:
         remaining = min(length, MAX_REQUEST_BYTES * 4)
@@ -238,13 +240,13 @@ class _Handler(BaseHTTPRequestHandler):
         status: int,
         payload: bytes,
         content_type: str = "application/soap+xml;charset=UTF-8",
-        headers: dict[str, str] | None = None,
+        headers: list[tuple[str, str]] | None = None,
     ) -> None:
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(payload)))
         self.send_header("Server", "Microsoft-HTTPAPI/2.0")
-        for name, value in (headers or {}).items():
+        for name, value in headers or []:
             self.send_header(name, value)
         self.end_headers()
         self.wfile.write(payload)
@@ -256,12 +258,17 @@ class _Handler(BaseHTTPRequestHandler):
 class Emulator:
     """Serves the hosts of the fabric in `store` over WS-Management / PowerShell Remoting.
 
-    username/password: the Basic credentials every endpoint accepts. tls: an ssl.SSLContext for
-    HTTPS (see tls.py), None for HTTP. progress_interval: wall seconds between Move-VM progress
-    records. hosts: serve only these FQDNs (default: every host of the fabric). fallback: when an
-    address like 127.0.0.12 cannot be bound, serve on 127.0.0.1 with a free port instead (ports=0
-    always does that) and write the new address into the fabric. latency: seconds each cmdlet takes,
-    as WMI does on a real host (benchmarks); 0 by default.
+    username/password: the one account every endpoint accepts (Basic, NTLM and CredSSP check the
+    password; Kerberos trusts the KDC's ticket for a principal of that name). tls: an ssl.SSLContext
+    for HTTPS (see tls.py), None for HTTP; tls_certificate: its certificate (DER), which Negotiate
+    logons over HTTPS are bound to (channel binding). allow_basic_http: AllowUnencrypted on every host, so
+    Basic (and unencrypted messages) work over plain HTTP: the demo's explicit allowance. winrm:
+    per-host WinRM service settings (auth.WinRMService) that differ from the default.
+    progress_interval: wall seconds between Move-VM progress records. hosts: serve only these FQDNs
+    (default: every host of the fabric). fallback: when an address like 127.0.0.12 cannot be bound,
+    serve on 127.0.0.1 with a free port instead (ports=0 always does that) and write the new address
+    into the fabric. latency: seconds each cmdlet takes, as WMI does on a real host (benchmarks); 0
+    by default.
     """
 
     def __init__(
@@ -271,6 +278,9 @@ class Emulator:
         username: str,
         password: str,
         tls: ssl.SSLContext | None = None,
+        tls_certificate: bytes | None = None,
+        allow_basic_http: bool = False,
+        winrm: dict[str, auth.WinRMService] | None = None,
         progress_interval: float = 1.0,
         hosts: list[str] | None = None,
         free_ports: bool = False,
@@ -279,8 +289,12 @@ class Emulator:
         latency: float = 0.0,
     ):
         self.store = store
-        self.credentials = Credentials(username, password)
+        self.username, self.password = username, password
+        self.domains: list[str] = []  # the hosts' domains: the account is DOMAIN\\user and user@domain there too
+        self.default_service = auth.WinRMService(allow_unencrypted=allow_basic_http)
+        self.services: dict[str, auth.WinRMService] = dict(winrm or {})
         self.tls = tls
+        self.bindings = auth.channel_bindings(tls_certificate) if tls is not None else None
         self.hosts = hosts
         self.free_ports = free_ports
         self.fallback = fallback
@@ -295,9 +309,18 @@ class Emulator:
         self._stopping = threading.Event()
         self._log_thread: threading.Thread | None = None
 
-    def runner(self, fqdn: str, user: str) -> Callable[..., None]:
+    def service(self, fqdn: str) -> auth.WinRMService:
+        return self.services.get(fqdn, self.default_service)
+
+    def configure(self, fqdn: str, **settings: bool) -> None:
+        """Change one host's WinRM service settings (e.g. credssp=False: Disable-WSManCredSSP -Role Server)."""
+        self.services[fqdn] = dataclasses.replace(self.service(fqdn), **settings)
+
+    def runner(self, fqdn: str, user: str, auth_mode: str = "basic") -> Callable[..., None]:
+        cmdlets = cmdlets_for(auth_mode, CMDLETS)
+
         def run(pipeline_run, metadata) -> None:
-            run_pipeline(self.side, fqdn, user, pipeline_run, metadata, CMDLETS, SCRIPTS)
+            run_pipeline(self.side, fqdn, user, pipeline_run, metadata, cmdlets, SCRIPTS)
 
         return run
 
@@ -337,7 +360,9 @@ class Emulator:
     def start(self) -> None:
         with self.store.session() as fabric:
             wanted = [h for h in fabric.hosts.values() if self.hosts is None or h.fqdn in self.hosts]
+            self.domains = sorted({h.fqdn.split(".", 1)[1] for h in wanted if "." in h.fqdn})
             addresses = {h.fqdn: (h.address, 0 if self.free_ports else self._port(h.port)) for h in wanted}
+        auth.register_account(self.username, self.password, self.domains)
         try:
             for fqdn, address in addresses.items():
                 self.endpoints[fqdn] = self._bind(fqdn, address)
@@ -399,6 +424,7 @@ class Emulator:
         fqdns = list(self.endpoints)
         with ThreadPoolExecutor(max_workers=max(1, min(32, len(fqdns)))) as pool:
             list(pool.map(self.stop_host, fqdns))
+        auth.unregister_account(self.username, self.password, self.domains)
         self._stopping.set()
         self._log_due.set()
         if self._log_thread is not None:

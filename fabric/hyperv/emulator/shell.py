@@ -42,9 +42,12 @@ Runner = Callable[["PipelineRun", object], None]
 class Shell:
     """A runspace pool opened by one client; pipelines run in threads of their own."""
 
-    def __init__(self, shell_id: str, owner: str, client_ip: str, resource_uri: str, runner: Runner):
+    def __init__(
+        self, shell_id: str, owner: str, client_ip: str, resource_uri: str, runner: Runner, auth: str = "basic"
+    ):
         self.id = shell_id.upper()
         self.owner = owner
+        self.auth = auth  # how the client logged on: basic, ntlm, kerberos or credssp (cmdlets may ask)
         self.client_ip = client_ip
         self.resource_uri = resource_uri
         self.runner = runner

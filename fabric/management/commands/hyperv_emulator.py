@@ -39,9 +39,16 @@ class Command(BaseCommand):
         parser.add_argument(
             "--time-scale", type=_positive, help="simulated seconds per wall second (default: SIM_TIME_SCALE)"
         )
-        parser.add_argument("--user", help="Basic auth user (default: HYPERV_EMULATOR_USER)")
-        parser.add_argument("--password", help="Basic auth password (default: HYPERV_EMULATOR_PASSWORD)")
+        parser.add_argument("--user", help="the hosts' account (default: HYPERV_EMULATOR_USER)")
+        parser.add_argument("--password", help="its password (default: HYPERV_EMULATOR_PASSWORD)")
         parser.add_argument("--https", action="store_true", help="serve HTTPS with a generated certificate")
+        parser.add_argument(
+            "--allow-basic-http",
+            action="store_true",
+            default=None,
+            help="accept Basic logons and unencrypted messages over HTTP (AllowUnencrypted; default: "
+            "HYPERV_ALLOW_BASIC_HTTP)",
+        )
         parser.add_argument("--cert-dir", type=Path, help="where the certificates go (default: DATA_DIR/emulator-tls)")
         parser.add_argument(
             "--progress-interval", type=_positive, default=1.0, help="seconds between progress records (default 1)"
@@ -69,6 +76,7 @@ class Command(BaseCommand):
             username=user,
             password=password,
             https=options["https"] or getattr(settings, "HYPERV_EMULATOR_HTTPS", False),
+            allow_basic_http=bool(options["allow_basic_http"] or getattr(settings, "HYPERV_ALLOW_BASIC_HTTP", False)),
             cert_dir=options["cert_dir"] or settings.DATA_DIR / "emulator-tls",
             progress_interval=options["progress_interval"],
             free_ports=options["free_ports"],
