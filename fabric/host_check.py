@@ -41,7 +41,7 @@ TITLES = {
     "winrm-logon": "Logon",
     "winrm-auth": "Authentication",
     "time-skew": "Clock",
-    "failover-clusters": "FailoverClusters",
+    "failover-clusters": "FailoverClusters module",
     "cluster-cmdlets": "Cluster cmdlets (CredSSP)",
     "live-migration": "Live migration",
     "migration-auth": "Migration authentication",

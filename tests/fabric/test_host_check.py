@@ -471,3 +471,16 @@ def test_a_clock_two_minutes_off_warns():
     result = _results(host_date=now + datetime.timedelta(seconds=120))["time-skew"]
 
     assert result.status == WARN and "120 s ahead of" in result.message
+
+
+def test_no_english_is_left_in_the_german_results(emulated, admin_client, settings):
+    from tests.console.test_i18n import SAME_IN_GERMAN, data_words, untranslated
+
+    def fragment(language: str) -> str:
+        admin_client.cookies[settings.LANGUAGE_COOKIE_NAME] = language
+        return _post_check(admin_client, "hv-s3", HTTP_HX_REQUEST="true").content.decode()
+
+    english, german = fragment("en"), fragment("de")
+
+    allowed = SAME_IN_GERMAN | data_words() | {"wsman", "kerberos", "compression", "tcpip"}
+    assert untranslated(english, german, allowed) == []
