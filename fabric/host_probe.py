@@ -23,8 +23,10 @@ import requests
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from urllib3.exceptions import InsecureRequestWarning
 
+from console.texts import Msg
 from fabric.driver import credentials_for, psrp_options
 from fabric.host_check import Facts, Failure, Result, Settings, SwitchUse, Tls, evaluate, failed
 from fabric.hyperv import psrp_parse as parse
@@ -79,7 +81,13 @@ def _utcnow() -> datetime.datetime:
 
 
 def gather(host: Host) -> Facts:
-    conn = credentials_for(connection_for(host))
+    conn, problem = connection_for(host), None
+    try:
+        conn = credentials_for(conn)
+    except ImproperlyConfigured as exc:  # a stored password CREDENTIAL_KEY cannot decrypt: a result, not a 500
+        problem = Failure(
+            "CredentialKey", str(exc), Msg("Store the host's WinRM password again, or restore CREDENTIAL_KEY.")
+        )
     facts = Facts(
         fqdn=host.fqdn,
         address=conn.address or conn.fqdn,
@@ -99,7 +107,10 @@ def gather(host: Host) -> Facts:
     if facts.transport == "https":
         facts.tls = _tls(facts.address, facts.port, options.cert_validation, options.connect_timeout)
     _http(facts, options.connect_timeout, options.read_timeout)
-    _session(facts, conn, options)
+    if problem is not None:
+        facts.logon = problem
+    else:
+        _session(facts, conn, options)
     facts.switch_uses = _switch_uses(host)
     return facts
 

@@ -108,8 +108,11 @@ def test_a_cluster_node_on_a_session_without_credssp_is_warned_with_the_remedy(e
     result = results["cluster-cmdlets"]
     assert code == 0 and result["status"] == WARN
     assert "not CredSSP" in result["message"] and "Move-ClusterVirtualMachineRole" in result["message"]
-    # The emulator offers only Basic: CredSSP must first be enabled on the host's WinRM service.
-    assert result["remedy"].startswith("On the host: Enable-WSManCredSSP -Role Server")
+    # The remedy follows what the host's WinRM service offers: CredSSP enabled there, or not yet.
+    if "CredSSP" in results["winrm-answer"]["message"]:
+        assert result["remedy"] == "The host accepts CredSSP: set this host's WinRM credential to CredSSP."
+    else:
+        assert result["remedy"].startswith("On the host: Enable-WSManCredSSP -Role Server")
 
 
 def test_migration_disabled_on_a_standalone_host_fails_with_enable_vmmigration(emulated, emu_store):
@@ -209,6 +212,18 @@ def test_a_wrong_password_fails_the_logon_with_the_credential_remedy(emulated):
     assert results["live-migration"]["status"] == UNKNOWN
 
 
+def test_a_stored_password_the_key_cannot_decrypt_fails_the_logon_not_the_page(emulated):
+    credential = HostCredential(host=Host.objects.get(name="hv-s2"), auth="basic", username=USER)
+    credential.secret = b"encrypted with another CREDENTIAL_KEY"
+    credential.save()
+
+    code, results = check("hv-s2")
+
+    assert code == 1
+    assert results["winrm-logon"]["status"] == FAIL and "(CredentialKey)" in results["winrm-logon"]["message"]
+    assert "CREDENTIAL_KEY" in results["winrm-logon"]["remedy"]
+
+
 def test_a_host_clock_six_minutes_off_fails(emulated, monkeypatch):
     real = host_probe.clock
     monkeypatch.setattr(host_probe, "clock", lambda: real() + 360)  # the console runs 6 minutes ahead
@@ -274,7 +289,7 @@ def test_over_https_a_certificate_from_the_configured_ca_passes(settings, https_
     assert code == 0
     assert results["tls-certificate"]["status"] == PASS
     assert "Hyper-V emulator CA" in results["tls-certificate"]["message"]
-    assert results["winrm-answer"]["message"] == "WinRM answers on /wsman over HTTPS and offers: Basic."
+    assert results["winrm-answer"]["message"].startswith("WinRM answers on /wsman over HTTPS and offers:")
 
 
 def test_over_https_a_certificate_no_trusted_ca_signed_fails(settings, https_store, tmp_path):
@@ -338,7 +353,7 @@ def test_an_administrator_runs_the_check_from_the_host_page(emulated, admin_clie
     html = response.content.decode()
     assert response.status_code == 200
     assert "<html" not in html  # the fragment only
-    assert 'id="check-cluster-cmdlets"' in html and "Enable-WSManCredSSP -Role Server" in html
+    assert 'id="check-cluster-cmdlets"' in html and "not CredSSP" in html
     assert "No check failed" in html
     event = AuditEvent.objects.get(action="host.checked")
     assert (event.username, event.target_name, event.outcome) == ("admin", "hv-new1", "success")
@@ -373,7 +388,7 @@ def test_the_results_read_in_german(emulated, admin_client, settings):
 
     assert "Keine Prüfung ist fehlgeschlagen" in html
     assert "Cluster-Cmdlets (CredSSP)" in html
-    assert "Auf dem Host: Enable-WSManCredSSP -Role Server" in html
+    assert "nicht CredSSP" in html
     assert "Not checked" not in html and "The session is" not in html
 
 
