@@ -299,8 +299,8 @@ def _certificate_remedy(f: Facts, tls: Tls) -> Msg:
             bundle=tls.ca_bundle,
         )
     return Msg(
-        "Give the console the CA that signed the host's certificate: HYPERV_CA_BUNDLE=/path/to/ca.pem, or the "
-        "system's CA store."
+        "Give the console the CA that signed the host's certificate: HYPERV_CA_BUNDLE=/path/to/ca.pem (without it "
+        "the console trusts the CA bundle of Python's requests, certifi's, or REQUESTS_CA_BUNDLE)."
     )
 
 

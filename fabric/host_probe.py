@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime
 import email.utils
+import os
 import socket
 import ssl
 import time
@@ -135,7 +136,7 @@ def _tcp(address: str, port: int, timeout: float) -> str:
 def _tls(address: str, port: int, validation: bool | str, timeout: float) -> Tls:
     """The handshake as the driver makes it; when it fails, the certificate read without validation to say why."""
     bundle = validation if isinstance(validation, str) else ""
-    context = ssl.create_default_context(cafile=bundle or None)
+    context = ssl.create_default_context(cafile=_ca_file(validation))
     error, der = "", None
     try:
         der = _peer_certificate(context, address, port, timeout)
@@ -151,6 +152,14 @@ def _tls(address: str, port: int, validation: bool | str, timeout: float) -> Tls
         except (ssl.SSLError, OSError):
             return Tls(False, error, ca_bundle=bundle)
     return _described(x509.load_der_x509_certificate(der), not error, error, bundle)
+
+
+def _ca_file(validation: bool | str) -> str:
+    """The CAs the driver's requests session trusts: HYPERV_CA_BUNDLE, else what requests takes from
+    the environment (REQUESTS_CA_BUNDLE, CURL_CA_BUNDLE, as pypsrp lets it), else certifi's bundle."""
+    if isinstance(validation, str):
+        return validation
+    return os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or requests.certs.where()
 
 
 def _peer_certificate(context: ssl.SSLContext, address: str, port: int, timeout: float) -> bytes | None:
