@@ -499,3 +499,39 @@ def test_no_english_is_left_in_the_german_results(emulated, admin_client, settin
 
     allowed = SAME_IN_GERMAN | data_words() | {"wsman", "kerberos", "compression", "tcpip"}
     assert untranslated(english, german, allowed) == []
+
+
+# --- the auth pypsrp negotiated, read from its own objects ------------------------------------------------
+
+
+def _session_with(auth: str):
+    """A HostSession whose pool is a real pypsrp RunspacePool over a real WSMan, as after a logon."""
+    from pypsrp.powershell import RunspacePool
+    from pypsrp.wsman import WSMan
+
+    from fabric.hyperv.api import Connection
+    from fabric.hyperv.psrp_session import HostSession, PsrpOptions
+
+    wsman = WSMan("hv1.contoso.test", username="u", password="p", ssl=True, auth=auth, encryption="never")
+    wsman.transport.session = wsman.transport._build_session()  # what pypsrp does on its first request
+    session = HostSession(Connection("hv1.contoso.test", "hv1.contoso.test", auth=auth), PsrpOptions())
+    session.pool = RunspacePool(wsman)
+    return session, wsman.transport.session.auth
+
+
+def test_negotiate_reads_the_protocol_spnego_settled_on():
+    import spnego
+
+    session, auth = _session_with("negotiate")
+    assert host_probe.negotiated_auth(session) == ""  # no logon yet: nothing to tell
+
+    context = spnego.client("u", "p", hostname="hv1.contoso.test", protocol="negotiate")
+    context.step()  # no Kerberos ticket here: SPNEGO falls back to NTLM, as it would against a real host
+    auth.contexts["hv1.contoso.test"] = context
+
+    assert host_probe.negotiated_auth(session) == "ntlm"
+
+
+def test_credssp_and_basic_are_told_by_pypsrp_s_auth_object():
+    assert host_probe.negotiated_auth(_session_with("credssp")[0]) == "credssp"
+    assert host_probe.negotiated_auth(_session_with("basic")[0]) == "basic"
