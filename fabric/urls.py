@@ -10,6 +10,7 @@ urlpatterns = [
     # A host page's URL cut back to its folder (as operators do) lands on the list, not a 404.
     path("hosts/", RedirectView.as_view(pattern_name="fabric:hosts")),
     path("hosts/<str:fqdn>/", views.host_detail, name="host"),
+    path("hosts/<str:fqdn>/check/", views.host_check, name="host_check"),
     path("hosts/<str:fqdn>/settings/", settings_views.host_settings, name="host_settings"),
     path("clusters/<str:cluster>/settings/", settings_views.host_settings, name="cluster_settings"),
     path("settings/", settings_views.host_settings, name="settings"),

@@ -4,9 +4,12 @@ from django.db.models import Prefetch
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.utils.cache import patch_vary_headers
+from django.views.decorators.http import require_POST
 
+from console.access import Perm, requires_always
 from fabric.drift import find_drift
 from fabric.filters import parse_vm_filter, vm_page
+from fabric.host_probe import run_check
 from fabric.models import Host, VirtualMachine, VmState
 from fabric.queries import host_tree, settings_views
 
@@ -27,6 +30,10 @@ def hosts(request: HttpRequest) -> HttpResponse:
 
 
 def host_detail(request: HttpRequest, fqdn: str) -> HttpResponse:
+    return render(request, "fabric/host_detail.html", _host_context(fqdn))
+
+
+def _host_context(fqdn: str) -> dict:
     host = get_object_or_404(
         Host.objects.select_related("cluster").prefetch_related("storage_locations", "shares"), fqdn=fqdn
     )
@@ -38,7 +45,20 @@ def host_detail(request: HttpRequest, fqdn: str) -> HttpResponse:
 
         # Move back and End maintenance wait for the evacuation's moves: not offered while they run.
         context["evacuation_running"] = evacuation_refusal(host) is not None
-    return render(request, "fabric/host_detail.html", context)
+    return context
+
+
+@require_POST
+@requires_always(Perm.MIGRATE)
+def host_check(request: HttpRequest, fqdn: str) -> HttpResponse:
+    """Run check_host against the host (read-only, audited). Whoever may start moves may check what
+    they depend on; viewers may not (it logs on to the host with its stored credential).
+    htmx: the results table; without JS, the host page with the results in place."""
+    host = get_object_or_404(Host.objects.select_related("cluster"), fqdn=fqdn)
+    report = run_check(host, request=request)
+    if request.htmx:
+        return render(request, "partials/host_check.html", {"report": report, "host": host})
+    return render(request, "fabric/host_detail.html", {**_host_context(fqdn), "report": report})
 
 
 def vm_list(request: HttpRequest) -> HttpResponse:
