@@ -157,6 +157,7 @@ def test_the_inventory_reads_shares_from_paths_not_smb_sessions(driver, conns, e
         # to show, and the console must not rely on sessions either way.
         fabric.hosts["hv-s3" + D].shares = [SHARE_FQDN, SHARE_SHORT]
         fabric.hosts["hv-s1" + D].shares = []
+        fabric.touch()
 
     s1 = driver.inventory(conns["hv-s1"])
     s3 = driver.inventory(conns["hv-s3"])
