@@ -131,3 +131,17 @@ def test_more_free_memory_rates_higher():
     low = assess(proposal(destination=replace(S2, memory_available_bytes=20 * GIB), kind=None))
     high = assess(proposal(destination=replace(S2, memory_available_bytes=120 * GIB), kind=None))
     assert high.rating > low.rating
+
+
+def test_an_evacuation_does_not_send_a_running_vm_to_the_other_vendor():
+    from migrations_ui.placement import PlanOptions, place_evacuation
+
+    amd = replace(N2, processor_family="AMD EPYC 7763")
+    intel = replace(N2, fqdn="n3.contoso.test", name="n3", processor_family="Intel Xeon Gold 6338")
+    vm = replace(CSV_VM, processor_compatibility=True)
+
+    placed, left = place_evacuation(N1, [vm], [amd], {}, PlanOptions())
+    assert not placed and "different vendors" in str(left[0].reason)
+
+    placed, _ = place_evacuation(N1, [vm], [amd, intel], {}, PlanOptions())
+    assert [p.destination.name for p in placed] == ["n3"]
