@@ -22,6 +22,7 @@ from api.schemas import (
     Text,
 )
 from console.access import Perm, check
+from fabric.hyperv.host_values import renamed_vhd
 from migrations_ui.jobs import cancel_job, create_job
 from migrations_ui.lookup import NotFound, find_host, find_vm
 from migrations_ui.models import JobEvent, JobState, MigrationJob
@@ -89,6 +90,9 @@ def create_migration(request, payload: MigrationIn):
     for i, vhd in enumerate(payload.vhds):
         if vhd.source.lower() not in disks:
             raise bad_input(f"vhds.{i}.source", f"{vm.name} has no virtual disk {vhd.source}.")
+        if problem := renamed_vhd(vhd.source, vhd.destination):
+            # Move-VMStorage and Move-VM refuse a renamed disk (their -Vhds help): nothing is recorded.
+            raise bad_input(f"vhds.{i}.destination", f"{problem}. Give the same file name in another folder.")
     vhds = tuple((v.source, v.destination) for v in payload.vhds)
     if payload.transfer_type:
         found = Preflight(vm).assess_move(destination, payload.storage_path, vhds).transfer_type

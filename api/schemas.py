@@ -32,7 +32,7 @@ class ClusterOut(Schema):
     name: str
     fqdn: str
     functional_level: int
-    max_parallel_migrations: int
+    max_parallel_migrations: int | None  # None: no such cluster property (WS2016/2019), no cluster cap
     nodes: list[str]
     last_sync: datetime | None
 

@@ -20,6 +20,15 @@ class AuthType(models.TextChoices):
     CREDSSP = "credssp", "CredSSP"
 
 
+class Delegation(models.TextChoices):
+    """Kerberos constrained delegation of the host's computer account, as an administrator recorded it:
+    it lives in Active Directory, not on the host, so the console cannot read it (hyperv.md section 9)."""
+
+    UNKNOWN = "unknown", _("Unknown")
+    CONFIGURED = "configured", _("Configured")
+    MISSING = "missing", _("Missing")
+
+
 class Transport(models.TextChoices):
     HTTPS = "https", "HTTPS (5986)"
     HTTP = "http", "HTTP (5985)"
@@ -39,8 +48,9 @@ class Cluster(models.Model):
     name = models.CharField(max_length=63)
     fqdn = models.CharField(max_length=255, unique=True)
     functional_level = models.PositiveSmallIntegerField(help_text="ClusterFunctionalLevel: 9 = 2016, 10 = 2019 ...")
+    # None: the cluster has no such property (before WS2022 with the September 2022 update): no cluster cap.
     max_parallel_migrations = models.PositiveSmallIntegerField(
-        default=1, help_text="Cluster MaximumParallelMigrations; wins over the nodes' own limit"
+        null=True, blank=True, help_text="Cluster MaximumParallelMigrations; wins over the nodes' own limit"
     )
     last_sync = models.DateTimeField(null=True, blank=True)
 
@@ -79,7 +89,8 @@ class Host(models.Model):
         max_length=16, choices=PerformanceOption.choices, default=PerformanceOption.COMPRESSION
     )
     auth_type = models.CharField(max_length=16, choices=AuthType.choices, default=AuthType.CREDSSP)
-    delegation_configured = models.BooleanField(default=False)
+    # Recorded by an administrator (or set to missing when a move fails with 0x8009030E): not read from the host.
+    kerberos_delegation = models.CharField(max_length=16, choices=Delegation.choices, default=Delegation.UNKNOWN)
     use_any_network = models.BooleanField(default=False)
     migration_networks = models.JSONField(default=list, blank=True, help_text="Subnets, by priority")
     virtual_switches = models.JSONField(default=list, blank=True)
@@ -110,7 +121,7 @@ class Host(models.Model):
     @property
     def effective_max_live_migrations(self) -> int:
         """On a cluster node, the cluster's MaximumParallelMigrations wins (hyperv.md section 3)."""
-        if self.cluster_id is not None:
+        if self.cluster_id is not None and self.cluster.max_parallel_migrations is not None:
             return self.cluster.max_parallel_migrations
         return self.max_live_migrations
 

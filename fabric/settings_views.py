@@ -9,6 +9,7 @@ from django.utils.translation import gettext_lazy as _
 
 from console.access import Perm, requires_always
 from console.texts import localized
+from fabric.delegation import record_delegation
 from fabric.driver import get_driver
 from fabric.host_settings import (
     apply_cluster_cap,
@@ -19,7 +20,7 @@ from fabric.host_settings import (
     subnets_problems,
 )
 from fabric.hyperv.api import HostSettings
-from fabric.models import AuthType, Cluster, Host, PerformanceOption, StorageLocation
+from fabric.models import AuthType, Cluster, Delegation, Host, PerformanceOption, StorageLocation
 
 BLANK = [("", _("— unchanged —"))]
 _SEPARATORS = re.compile(r"[\s,;]+")
@@ -44,6 +45,10 @@ class SettingsForm(forms.Form):
         required=False, choices=BLANK + PerformanceOption.choices, label=_("Performance option")
     )
     auth_type = forms.ChoiceField(required=False, choices=BLANK + AuthType.choices, label=_("Authentication"))
+    # Not a host setting: Active Directory holds it, the console keeps what an administrator records.
+    kerberos_delegation = forms.ChoiceField(
+        required=False, choices=BLANK + Delegation.choices, label=_("Kerberos constrained delegation (recorded)")
+    )
     migration_enabled = forms.ChoiceField(
         required=False, choices=[*BLANK, ("true", _("Enabled")), ("false", _("Disabled"))], label=_("Live migration")
     )
@@ -66,7 +71,8 @@ class SettingsForm(forms.Form):
     def __init__(self, *args, cluster=None, **kwargs):
         super().__init__(*args, **kwargs)
         self.cluster = cluster
-        if cluster is None:
+        if cluster is None or cluster.max_parallel_migrations is None:
+            # A cluster without the property (WS2016/2019) has no cap to set (hyperv.md section 9).
             del self.fields["cluster_max_parallel"]
         networks = sorted({s for h in Host.objects.only("migration_networks") for s in h.migration_networks})
         self.fields["remove_networks"].choices = [(s, s) for s in networks]
@@ -115,7 +121,9 @@ class SettingsForm(forms.Form):
 
     def host_changes(self) -> bool:
         data = self.cleaned_data
-        return not self.wanted().is_empty() or bool(data["add_location"] or data["remove_locations"])
+        return not self.wanted().is_empty() or bool(
+            data["add_location"] or data["remove_locations"] or data["kerberos_delegation"]
+        )
 
     def clean(self):
         data = super().clean()
@@ -162,6 +170,8 @@ def _apply(request, form: SettingsForm) -> dict:
     hosts = list(data["hosts"].select_related("cluster"))
     if not form.wanted().is_empty():
         out["results"] = apply_settings(driver, hosts, form.wanted(), user=user, request=request)
+    if data["kerberos_delegation"]:
+        out["delegation_recorded"] = record_delegation(hosts, data["kerberos_delegation"], user=user, request=request)
     if data["add_location"] or data["remove_locations"]:
         add = [data["add_location"]] if data["add_location"] else []
         out["locations_done"] = change_locations(hosts, add, data["remove_locations"], user=user, request=request)

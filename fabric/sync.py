@@ -97,6 +97,7 @@ def _apply(inventories: list[HostInventory], failures: dict[str, HyperVError]) -
     vm_ids = _upsert_vms(inventories, hosts, shares, now)
     _upsert_disks(inventories, hosts, shares, vm_ids)
 
+    link_hosts_to_shares()
     report.vms_seen = len(vm_ids)
     # Every VM seen now carries last_seen=now: what a reachable host no longer reports is gone.
     report.vms_removed = (
@@ -155,7 +156,6 @@ _HOST_FIELDS = [
     "max_storage_migrations",
     "performance_option",
     "auth_type",
-    "delegation_configured",
     "use_any_network",
     "migration_networks",
     "virtual_switches",
@@ -165,7 +165,13 @@ _HOST_FIELDS = [
 
 
 def _upsert_shares(inventories: list[HostInventory], hosts: dict[str, Host]) -> list[SmbShare]:
-    infos = {s.unc_path: s for inv in inventories for s in inv.shares}
+    known = {u.lower(): u for u in SmbShare.objects.values_list("unc_path", flat=True)}
+    infos = {}
+    for inv in inventories:
+        for s in inv.shares:
+            # One row per share however a host spells it (Windows paths are case-insensitive).
+            unc = known.setdefault(s.unc_path.lower(), s.unc_path)
+            infos.setdefault(unc, dataclasses.replace(s, unc_path=unc))
     SmbShare.objects.bulk_create(
         [
             SmbShare(unc_path=s.unc_path, file_server=s.file_server, file_server_fqdn=s.file_server_fqdn)
@@ -175,14 +181,37 @@ def _upsert_shares(inventories: list[HostInventory], hosts: dict[str, Host]) -> 
         unique_fields=["unc_path"],
         update_fields=["file_server", "file_server_fqdn"],
     )
-    shares = {s.unc_path: s for s in SmbShare.objects.all()}
-    # A host's share connections are exactly what it reported this time.
-    through = SmbShare.hosts.through
-    through.objects.filter(host__in=hosts.values()).delete()
-    through.objects.bulk_create(
-        [through(smbshare=shares[s.unc_path], host=hosts[inv.host.fqdn]) for inv in inventories for s in inv.shares]
+    return list(SmbShare.objects.all())
+
+
+def link_hosts_to_shares() -> None:
+    """Which hosts use which share, decided from the paths (hyperv.md section 9), not from open SMB sessions:
+    a host uses the shares its VMs' files and its default folders lie on, and every node of a cluster uses
+    the shares its highly available VMs lie on (any node may own them)."""
+    shares = list(SmbShare.objects.all())
+    cluster_of = dict(Host.objects.values_list("pk", "cluster_id"))
+    used: dict[int, set[int]] = {pk: set() for pk in cluster_of}
+    by_cluster: dict[int, set[int]] = {}
+    vm_rows = VirtualMachine.objects.filter(removed=False, share__isnull=False).values_list(
+        "host_id", "share_id", "is_clustered"
     )
-    return list(shares.values())
+    disk_rows = VirtualDisk.objects.filter(share__isnull=False, vms__removed=False).values_list(
+        "vms__host_id", "share_id", "vms__is_clustered"
+    )
+    for rows in (vm_rows, disk_rows):
+        for host_id, share_id, clustered in rows:
+            used[host_id].add(share_id)
+            if clustered and cluster_of[host_id] is not None:
+                by_cluster.setdefault(cluster_of[host_id], set()).add(share_id)
+    for pk, vm_path, vhd_path in Host.objects.values_list("pk", "vm_path", "vhd_path"):
+        for path in (vm_path, vhd_path):
+            if share := share_for_path(path, shares):
+                used[pk].add(share.pk)
+    for pk, cluster in cluster_of.items():
+        used[pk] |= by_cluster.get(cluster, set())
+    through = SmbShare.hosts.through
+    through.objects.all().delete()
+    through.objects.bulk_create([through(smbshare_id=s, host_id=h) for h, ids in used.items() for s in ids])
 
 
 def share_for_path(path: str, shares: list[SmbShare]) -> SmbShare | None:

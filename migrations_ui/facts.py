@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from fabric.hyperv.host_values import processor_vendor
+
 
 class Kind:
     """Transfer types, as VMM names them (architecture.md: preflight JSON)."""
@@ -26,6 +28,15 @@ class Kind:
         QUICK: "Quick",
         NETWORK: "Network",
     }
+
+
+class Delegation:
+    """Kerberos constrained delegation of a host, as an administrator recorded it (fabric.models.Delegation):
+    Active Directory holds it, the host cannot report it (hyperv.md section 9)."""
+
+    UNKNOWN = "unknown"
+    CONFIGURED = "configured"
+    MISSING = "missing"
 
 
 @dataclass(frozen=True)
@@ -78,7 +89,7 @@ class HostFacts:
     memory_total_bytes: int = 0
     memory_available_bytes: int = 0
     cpu_load_percent: int = 0
-    processor_family: str = ""
+    processor_family: str = ""  # the CPU's name (Win32_Processor Name): its vendor decides what may move live
     reachable: bool = True
     last_error: str = ""
     migration_enabled: bool = True
@@ -89,12 +100,17 @@ class HostFacts:
     queued: int = 0  # jobs already waiting for this host
     performance_option: str = "compression"
     auth_type: str = "kerberos"
-    delegation_configured: bool = True
+    delegation: str = Delegation.UNKNOWN
     use_any_network: bool = False
     migration_networks: tuple[str, ...] = ()
     virtual_switches: tuple[str, ...] = ()
-    shares: tuple[str, ...] = ()  # UNC paths of the SMB shares it is connected to
+    shares: tuple[str, ...] = ()  # UNC paths of the SMB shares it is known to use (by its paths, not its sessions)
     vm_path: str = ""
+
+    @property
+    def processor_vendor(self) -> str:
+        """ "intel", "amd" or "" (unknown), from the processor's name."""
+        return processor_vendor(self.processor_family)
 
     @property
     def live_limit(self) -> int:
@@ -118,6 +134,18 @@ class Proposal:
     @property
     def cross_cluster(self) -> bool:
         return self.source.cluster != self.destination.cluster
+
+    @property
+    def cluster_move(self) -> bool:
+        """A move the failover cluster makes (an HA VM between nodes of its own cluster): it uses the cluster's
+        own account and networks, so neither constrained delegation nor the Hyper-V settings of the hosts
+        (live migration enabled, migration networks) apply (hyperv.md section 9)."""
+        return (
+            self.vm.clustered
+            and self.source.cluster is not None
+            and not self.cross_cluster
+            and self.source.fqdn != self.destination.fqdn
+        )
 
     @property
     def moved_paths(self) -> tuple[str, ...]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from django.db import IntegrityError, transaction
 
 from console.texts import Msg
+from fabric.hyperv.host_values import file_name, renamed_vhd
 from fabric.models import Host, PerformanceOption, StorageLocation, VirtualMachine
 from migrations_ui.events import audit_job, change_state, record
 from migrations_ui.models import FINAL_STATES, JobState, MigrationJob
@@ -35,6 +36,21 @@ def input_problems(storage_path: str = "", vhds=(), performance_option: str = ""
         if path and (problem := path_problem(path)):
             problems.append(
                 Finding("invalid-input", BLOCK, Msg("%(label)s: %(problem)s", label=label, problem=problem))
+            )
+    for src, dst in vhds:
+        if renamed_vhd(src, dst):
+            # Move-VM and Move-VMStorage refuse it: "The virtual hard disk name must be identical in both entries".
+            problems.append(
+                Finding(
+                    "invalid-input",
+                    BLOCK,
+                    Msg(
+                        "VHD destination %(path)s renames the disk: Hyper-V keeps a virtual disk's file name when it "
+                        "moves it. Give %(name)s in the destination folder.",
+                        path=dst,
+                        name=file_name(src),
+                    ),
+                )
             )
     if performance_option and performance_option not in PerformanceOption.values:
         problems.append(

@@ -13,8 +13,6 @@ from migrations_ui.facts import HostFacts, Kind, Proposal, VmFacts
 from migrations_ui.rules import BLOCK, VM_STATES, Finding, blocked, evaluate
 
 CSV_ROOT = "c:\\clusterstorage\\"
-# Rules that stop a live migration but not a quick one (saved state moves inside the cluster).
-_LIVE_ONLY_RULES = {"processor-incompatible"}
 
 
 @dataclass(frozen=True)
@@ -79,11 +77,9 @@ def assess(p: Proposal) -> Assessment:
     """Decide the transfer type, run every rule, rate the destination."""
     kind = transfer_type(p)
     p = replace(p, kind=kind)
+    # No fallback to Quick: what stops a live move of an HA VM inside its cluster (its processor) stops
+    # restoring its saved state on that node too.
     findings = evaluate(p)
-    if kind == Kind.LIVE and p.vm.clustered and not p.cross_cluster and _only_live_rules_block(findings):
-        # Inside a cluster an HA VM that cannot live-migrate can still move with saved state.
-        p = replace(p, kind=Kind.QUICK)
-        kind, findings = Kind.QUICK, evaluate(p)
     if kind is None:
         if p.source.fqdn == p.destination.fqdn:
             reason = Msg("The destination is the VM's own host.")
@@ -98,11 +94,6 @@ def assess(p: Proposal) -> Assessment:
         findings += [f for f in evaluate(p) if f.severity != BLOCK]
     stars, reason = rating(p.vm, p.destination, findings)
     return Assessment(p, kind, tuple(findings), stars, reason)
-
-
-def _only_live_rules_block(findings: list[Finding]) -> bool:
-    rules = {f.rule for f in findings if f.severity == BLOCK}
-    return bool(rules) and rules <= _LIVE_ONLY_RULES
 
 
 def rating(vm: VmFacts, host: HostFacts, findings: list[Finding]) -> tuple[float, str]:

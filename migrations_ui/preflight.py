@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from django.db.models import Prefetch
 
+from fabric.hyperv.host_values import share_roots
 from fabric.models import Host, SmbShare, VirtualDisk, VirtualMachine
 from migrations_ui.admission import LIVE, slots_needed
 from migrations_ui.facts import DiskFacts, HostFacts, Kind, Proposal, ShareFacts, VmFacts
@@ -66,13 +67,21 @@ def host_facts(host: Host, usage: SlotUsage) -> HostFacts:
         queued=usage.queued[host.pk],
         performance_option=host.performance_option,
         auth_type=host.auth_type,
-        delegation_configured=host.delegation_configured,
+        delegation=host.kerberos_delegation,
         use_any_network=host.use_any_network,
         migration_networks=tuple(host.migration_networks),
         virtual_switches=tuple(host.virtual_switches),
-        shares=tuple(s.unc_path for s in host.shares.all()),
+        shares=shares_used(host),
         vm_path=host.vm_path,
     )
+
+
+def shares_used(host: Host) -> tuple[str, ...]:
+    """The shares the host is known to use, from paths (fabric.sync.link_hosts_to_shares), and the share
+    storage locations an administrator added for it: "this host reaches that share"."""
+    known = [s.unc_path for s in host.shares.all()]
+    known += [unc for unc, _ in share_roots(loc.path for loc in host.storage_locations.all())]
+    return tuple(dict.fromkeys(known))
 
 
 def vm_facts(vm: VirtualMachine, moving: bool = False) -> VmFacts:
@@ -94,7 +103,7 @@ def vm_facts(vm: VirtualMachine, moving: bool = False) -> VmFacts:
 
 def hosts_for_preflight():
     return Host.objects.select_related("cluster").prefetch_related(
-        Prefetch("shares", queryset=SmbShare.objects.only("id", "unc_path"))
+        Prefetch("shares", queryset=SmbShare.objects.only("id", "unc_path")), "storage_locations"
     )
 
 

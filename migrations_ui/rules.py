@@ -11,7 +11,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 
 from console.texts import Msg
-from migrations_ui.facts import Kind, Proposal, ShareFacts
+from fabric.hyperv.host_values import share_roots
+from migrations_ui.facts import Delegation, Kind, Proposal, ShareFacts
 from migrations_ui.paths import parse_share_path
 
 BLOCK, WARN, INFO = "block", "warn", "info"
@@ -115,6 +116,44 @@ def smb_path_not_fqdn(p: Proposal) -> Iterator[Finding]:
             yield finding
 
 
+def share_reachability_unknown(p: Proposal) -> Iterator[Finding]:
+    """Live (VSM) for a VM whose files all lie on shared storage, because the console has not seen the
+    destination use one of those shares: it may reach it (an idle host has no SMB session to show), and
+    then a Live move would keep the files in place. Say so rather than copy the disks silently."""
+    if p.kind != Kind.LIVE_VSM:
+        return
+    same_cluster = p.source.cluster is not None and not p.cross_cluster
+    known = [s.lower().rstrip("\\") + "\\" for s in p.destination.shares]
+    unknown: list[str] = []
+    for path in p.vm.file_paths:
+        lowered = path.lower()
+        if same_cluster and lowered.startswith("c:\\clusterstorage\\"):
+            continue
+        roots = share_roots([path])
+        if not roots:
+            return  # a file on the source's own disks: it has to be copied anyway
+        if not any(lowered.startswith(k) for k in known) and roots[0][0] not in unknown:
+            unknown.append(roots[0][0])
+    if unknown:
+        yield Finding(
+            "share-reachability-unknown",
+            WARN,
+            Msg(
+                "%(vm)s's files lie on %(shares)s, which the console has not seen %(host)s use; this move copies "
+                "them (Live (VSM)). If %(host)s reaches the share, a Live move would leave them in place.",
+                vm=p.vm.name,
+                shares=", ".join(unknown),
+                host=p.destination.name,
+            ),
+            Msg(
+                "If %(host)s reaches %(shares)s, add it as a storage location of %(host)s (its settings page), "
+                "then assess the move again.",
+                host=p.destination.name,
+                shares=", ".join(unknown),
+            ),
+        )
+
+
 def shared_vhdx_not_movable(p: Proposal) -> Iterator[Finding]:
     for disk in p.moved_disks:
         if disk.shared:
@@ -216,8 +255,14 @@ def _hosts_of(p: Proposal):
     return (p.source,) if p.source.fqdn == p.destination.fqdn else (p.source, p.destination)
 
 
+def _hyperv_settings_apply(p: Proposal) -> bool:
+    """Whether the hosts' own Hyper-V live-migration settings and credentials carry this move: a move between
+    hosts, not one the failover cluster makes inside itself (hyperv.md section 9)."""
+    return p.kind in Kind.LIVE_KINDS and not p.cluster_move
+
+
 def migration_disabled(p: Proposal) -> Iterator[Finding]:
-    if p.kind not in Kind.LIVE_KINDS:
+    if not _hyperv_settings_apply(p):
         return
     for host in _hosts_of(p):
         if not host.migration_enabled:
@@ -230,7 +275,9 @@ def migration_disabled(p: Proposal) -> Iterator[Finding]:
 
 
 def no_migration_network(p: Proposal) -> Iterator[Finding]:
-    if p.kind not in Kind.LIVE_KINDS:
+    # The incoming-migration networks are part of the Hyper-V Settings; a cluster moves its roles over the
+    # cluster networks chosen in its own Live Migration Settings (hyperv.md section 9).
+    if not _hyperv_settings_apply(p):
         return
     for host in _hosts_of(p):
         if not host.use_any_network and not host.migration_networks:
@@ -288,9 +335,19 @@ def vswitch_missing(p: Proposal) -> Iterator[Finding]:
 
 
 def processor_incompatible(p: Proposal) -> Iterator[Finding]:
-    if p.kind not in (Kind.LIVE, Kind.LIVE_VSM) or p.vm.processor_compatibility:
+    if p.kind is None or p.source.fqdn == p.destination.fqdn:
         return
+    # A running or saved VM carries its processor state: Live, Live (VSM), Quick, and an offline copy of a
+    # saved VM all restore it on the destination's processor.
+    carries_state = p.kind in Kind.LIVE_KINDS or p.vm.state == "saved"
     src, dst = p.source.processor_family, p.destination.processor_family
+    vendors = p.source.processor_vendor, p.destination.processor_vendor
+    if all(vendors) and vendors[0] != vendors[1]:
+        if carries_state:
+            yield _vendor_finding(p)
+        return
+    if not carries_state or p.vm.processor_compatibility:
+        return
     if src and dst and src != dst:
         yield Finding(
             "processor-incompatible",
@@ -310,8 +367,37 @@ def processor_incompatible(p: Proposal) -> Iterator[Finding]:
         )
 
 
+def _vendor_finding(p: Proposal) -> Finding:
+    """Processor compatibility mode only hides features of one vendor's processors; it never moves a running
+    or saved VM between Intel and AMD (hyperv.md section 9)."""
+    return Finding(
+        "processor-incompatible",
+        BLOCK,
+        Msg(
+            "%(source)s (%(source_family)s) and %(destination)s (%(destination_family)s) have processors of "
+            "different vendors: a running or saved VM cannot move between them, not even with processor "
+            "compatibility.",
+            source=p.source.name,
+            source_family=p.source.processor_family,
+            destination=p.destination.name,
+            destination_family=p.destination.processor_family,
+        ),
+        Msg("Shut the VM down and move it offline, or choose a host with the same processor vendor."),
+    )
+
+
+def _delegation_remedy(host: str) -> Msg:
+    return Msg(
+        "In Active Directory, trust %(host)s's computer account for constrained delegation to the other host's "
+        'services cifs and Microsoft Virtual System Migration Service with "Use any authentication protocol" '
+        "(not Kerberos only; needed since Windows Server 2016), on both hosts; then record it on the host's "
+        "settings page.",
+        host=host,
+    )
+
+
 def kerberos_delegation_missing(p: Proposal) -> Iterator[Finding]:
-    if p.kind not in Kind.LIVE_KINDS:
+    if not _hyperv_settings_apply(p):
         return
     for host in _hosts_of(p):
         if host.auth_type == "credssp":
@@ -329,16 +415,28 @@ def kerberos_delegation_missing(p: Proposal) -> Iterator[Finding]:
                     host=host.name,
                 ),
             )
-        elif not host.delegation_configured:
+        elif host.delegation == Delegation.MISSING:
             yield Finding(
                 "kerberos-delegation-missing",
                 BLOCK,
                 Msg(
-                    "%(host)s has no Kerberos constrained delegation to the other host; "
+                    "%(host)s is recorded without Kerberos constrained delegation to the other host; "
                     "the move would fail with 0x8009030E.",
                     host=host.name,
                 ),
-                Msg("Configure constrained delegation for cifs and Microsoft Virtual System Migration Service."),
+                _delegation_remedy(host.name),
+            )
+        elif host.delegation != Delegation.CONFIGURED:
+            # Delegation is an attribute of the computer account in AD: no host reports it (hyperv.md section 9).
+            yield Finding(
+                "kerberos-delegation-missing",
+                WARN,
+                Msg(
+                    "Whether %(host)s has Kerberos constrained delegation to the other host is unknown (Active "
+                    "Directory holds it, the host cannot tell); without it the move fails with 0x8009030E.",
+                    host=host.name,
+                ),
+                _delegation_remedy(host.name),
             )
 
 
@@ -457,6 +555,7 @@ def _gib(n: int) -> float:
 
 RULES: tuple[Rule, ...] = (
     smb_path_not_fqdn,
+    share_reachability_unknown,
     shared_vhdx_not_movable,
     compat_vector_restart_required,
     config_version_unsupported,

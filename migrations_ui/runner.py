@@ -22,6 +22,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext_noop
 
+from fabric.delegation import note_delegation_failure
 from fabric.driver import get_driver
 from fabric.hyperv.api import HyperVError, MigrationStatus, MoveRequest
 from fabric.sync import connection_for, sync_inventory
@@ -300,6 +301,7 @@ class Runner:
             change_state(self.job, JobState.CANCELLED, step="")
         except HyperVError as exc:
             log.warning("job %s failed: %s", self.job.pk, exc)
+            note_delegation_failure(self.job.source, exc.code)
             self._restore_ha()
             change_state(
                 self.job,

@@ -61,7 +61,7 @@ class ClusterInfo:
     name: str
     fqdn: str
     functional_level: int
-    max_parallel_migrations: int
+    max_parallel_migrations: int | None  # None: no such property (WS2016/2019): no cluster cap
     nodes: tuple[str, ...] = ()  # node FQDNs
 
 
@@ -82,7 +82,6 @@ class HostInfo:
     max_storage_migrations: int
     performance_option: str
     auth_type: str
-    delegation_configured: bool
     use_any_network: bool
     migration_networks: tuple[str, ...]
     virtual_switches: tuple[str, ...]

@@ -107,7 +107,8 @@ class _Demo:
         f = self.fabric
         f.add_share(SimShare(SHARE_FQDN, FILE_SERVER, FILE_SERVER))
         f.add_share(SimShare(SHARE_SHORT, "fs01", FILE_SERVER))
-        old = f.add_cluster(SimCluster("CL-OLD", f"cl-old.{DOMAIN}", functional_level=10, max_parallel_migrations=2))
+        # A WS2019 cluster has no MaximumParallelMigrations property: no cluster cap (hyperv.md section 9).
+        old = f.add_cluster(SimCluster("CL-OLD", f"cl-old.{DOMAIN}", functional_level=10, max_parallel_migrations=None))
         new = f.add_cluster(SimCluster("CL-NEW", f"cl-new.{DOMAIN}", functional_level=11, max_parallel_migrations=1))
         cluster_paths = {"vm_path": f"{CSV1}\\VMs", "vhd_path": f"{CSV1}\\VMs", "storage_mbps": 1000.0}
         old_nodes = [

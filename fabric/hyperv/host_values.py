@@ -69,3 +69,43 @@ def server_not_fqdn(server: str) -> bool:
     except ValueError:
         return "." not in name
     return True
+
+
+def processor_vendor(name: str) -> str:
+    """ "intel", "amd" or "" (unknown) from a processor's name ("Intel(R) Xeon(R) Gold 6338", "AMD EPYC 7763
+    64-Core Processor") or its Win32_Processor Manufacturer (GenuineIntel, AuthenticAMD)."""
+    lowered = name.lower()
+    if "intel" in lowered:
+        return "intel"
+    if "amd" in lowered:
+        return "amd"
+    return ""
+
+
+def file_name(path: str) -> str:
+    return path.replace("/", "\\").rstrip("\\").rsplit("\\", 1)[-1]
+
+
+def renamed_vhd(source: str, destination: str) -> str | None:
+    """Why a -Vhds entry (SourceFilePath, DestinationFilePath) is refused, None when it keeps the disk's file
+    name: Move-VM and Move-VMStorage need the same virtual hard disk name in both entries (their help, -Vhds).
+    The destination is the full path of the file, not a folder."""
+    if file_name(source).lower() != file_name(destination).lower():
+        return (
+            f"The virtual hard disk name must be identical in both entries: '{file_name(source)}' would become "
+            f"'{file_name(destination)}' ({source} -> {destination})"
+        )
+    return None
+
+
+def share_roots(paths) -> list[tuple[str, str]]:
+    """(\\\\server\\share as written, server) of every SMB share the paths lie on, each once (case-insensitive)."""
+    roots: dict[str, tuple[str, str]] = {}
+    for path in paths:
+        if not path or not path.startswith("\\\\") or path.startswith("\\\\?\\"):
+            continue
+        parts = path[2:].split("\\")
+        if len(parts) >= 2 and parts[0] and parts[1]:
+            unc = f"\\\\{parts[0]}\\{parts[1]}"
+            roots.setdefault(unc.lower(), (unc, parts[0]))
+    return list(roots.values())

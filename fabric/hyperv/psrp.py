@@ -135,11 +135,9 @@ class PsrpDriver:
     # --- inventory -------------------------------------------------------------------------------
 
     def inventory(self, conn: Connection) -> HostInventory:
-        output = self._run(
-            conn, *HOST_STATEMENTS, *VM_STATEMENTS, *CLUSTER_STATEMENTS, [("Get-SmbConnection", {})], tolerate=TOLERATED
-        )
+        output = self._run(conn, *HOST_STATEMENTS, *VM_STATEMENTS, *CLUSTER_STATEMENTS, tolerate=TOLERATED)
         groups = parse.by_kind(output)
-        servers = sorted({str(c.get("ServerName")) for c in groups.get("MSFT_SmbConnection", [])})
+        servers = parse.share_servers(groups)
         fqdns: dict[str, str] = {}
         if servers:
             # Shares are registered by whatever name the host used; DNS tells the file server's FQDN.

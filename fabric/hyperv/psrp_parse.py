@@ -22,6 +22,7 @@ from fabric.hyperv.api import (
     ShareInfo,
     VmInfo,
 )
+from fabric.hyperv.host_values import share_roots
 from fabric.hyperv.remedies import remedy_for
 
 JOB_STATES = {
@@ -93,8 +94,6 @@ def host_info(fqdn: str, g: dict[str, list[dict[str, Any]]]) -> HostInfo:
         max_storage_migrations=int(vmhost.get("MaximumStorageMigrations") or 0),
         performance_option=text(vmhost.get("VirtualMachineMigrationPerformanceOption")).lower(),
         auth_type=text(vmhost.get("VirtualMachineMigrationAuthenticationType")).lower(),
-        # A real host cannot tell its own AD delegation; the emulator reports the simulated setting.
-        delegation_configured=bool(vmhost.get("EmulatorDelegationConfigured", False)),
         use_any_network=bool(vmhost.get("UseAnyNetworkForMigration")),
         migration_networks=tuple(str(n.get("Subnet")) for n in networks),
         virtual_switches=tuple(str(s.get("Name")) for s in g.get("VMSwitch", [])),
@@ -121,20 +120,34 @@ def cluster_info(g: dict[str, list[dict[str, Any]]]) -> ClusterInfo | None:
         name=name,
         fqdn=f"{name.lower()}.{domain}" if domain else name.lower(),
         functional_level=int(c.get("ClusterFunctionalLevel") or 0),
-        max_parallel_migrations=int(c.get("MaximumParallelMigrations") or 1),
+        max_parallel_migrations=_optional_int(c.get("MaximumParallelMigrations")),
         nodes=tuple(node_fqdn(n) for n in g.get("ClusterNode", [])),
     )
 
 
+def _optional_int(value: Any) -> int | None:
+    """A property a host may not have at all: MaximumParallelMigrations exists on WS2022 (September 2022
+    update) and later; an older cluster has no cap (hyperv.md section 9)."""
+    return None if value is None else int(value)
+
+
+def used_paths(g: dict[str, list[dict[str, Any]]]) -> list[str]:
+    """Every path the host reports using: its VMs' configuration and disks, its default folders."""
+    vmhost = (g.get("VMHost") or [{}])[0]
+    paths = [str(vmhost.get("VirtualMachinePath") or ""), str(vmhost.get("VirtualHardDiskPath") or "")]
+    paths += [str(v.get("Path") or v.get("ConfigurationLocation") or "") for v in g.get("VirtualMachine", [])]
+    paths += [str(d.get("Path") or "") for d in g.get("HardDiskDrive", [])]
+    return paths
+
+
+def share_servers(g: dict[str, list[dict[str, Any]]]) -> list[str]:
+    return sorted({server for _, server in share_roots(used_paths(g))})
+
+
 def shares(g: dict[str, list[dict[str, Any]]], fqdns: dict[str, str]) -> tuple[ShareInfo, ...]:
-    out, seen = [], set()
-    for c in g.get("MSFT_SmbConnection", []):
-        server, share = str(c.get("ServerName")), str(c.get("ShareName"))
-        unc = f"\\\\{server}\\{share}"
-        if unc.lower() not in seen:
-            seen.add(unc.lower())
-            out.append(ShareInfo(unc, server, fqdns.get(server.lower(), "")))
-    return tuple(out)
+    """The SMB shares the host uses, by its paths. Not Get-SmbConnection: it lists open sessions only, and an
+    idle host that reaches a share has none (hyperv.md section 9)."""
+    return tuple(ShareInfo(unc, server, fqdns.get(server.lower(), "")) for unc, server in share_roots(used_paths(g)))
 
 
 def vms(g: dict[str, list[dict[str, Any]]]) -> tuple[VmInfo, ...]:

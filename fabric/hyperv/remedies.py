@@ -11,7 +11,8 @@ REMEDY_LIMIT = gettext_noop("Wait for a running migration to finish (the console
 REMEDY_MEMORY = gettext_noop("Pick another host or free memory on the destination")
 REMEDY_SWITCH = gettext_noop("Create the virtual switch on the destination or reconnect the adapter")
 REMEDY_DELEGATION = gettext_noop(
-    "Set Kerberos constrained delegation between the hosts for cifs and Microsoft Virtual System Migration Service"
+    "Set Kerberos constrained delegation on both hosts' computer accounts to the other host for cifs and "
+    'Microsoft Virtual System Migration Service, with "use any authentication protocol" (not Kerberos only)'
 )
 REMEDY_NETWORK = gettext_noop("Check the firewall (port 6600) and the migration networks of both hosts")
 REMEDY_DRIVE_LETTERS = gettext_noop("Align the system drive letters and paths of the nodes")

@@ -74,11 +74,13 @@ class FabricAdmin(_Base):
         return sim_report.status(self, jobs[-1])
 
     def compare(self, request: MoveRequest, command: Command = None) -> tuple[Incompatibility, ...]:
-        """Compare-VM: every incompatibility that would stop this move, without starting anything.
+        """Compare-VM: every configuration incompatibility that would stop this move, without starting anything.
 
         Addressing errors (unknown VM or host, contradictory parameters) raise, as Compare-VM throws
-        them. MessageId is Hyper-V's code where it has a number (33012, 21502, 0x800705AA as a number),
-        0 for the refusals known only by an error id; Source names the object concerned.
+        them. MessageId is Hyper-V's code where it has a number (33012, 21502, 10698), 0 for the refusals
+        known only by an error id; Source names the object concerned. Runtime refusals (limits 21501,
+        memory 0x800705AA, credentials 0x8009030E) come from the move itself, not from here (hyperv.md
+        section 9).
         """
         cmdlet, params = command or ("Compare-VM", request_params(request))
         found: list[Incompatibility] = []
@@ -87,7 +89,7 @@ class FabricAdmin(_Base):
             found.append(Incompatibility(message_id(exc.code), exc.message, source))
 
         try:
-            validate(self, request, collect)
+            validate(self, request, collect, runtime=False)
         except HyperVError as exc:
             self._log(cmdlet, params, result="refused", code=exc.code)
             raise
@@ -194,6 +196,15 @@ class FabricAdmin(_Base):
                 name = host.cluster
             if name not in self.clusters:
                 raise HyperVError("ClusterNotFound", f"The cluster '{name}' was not found")
+            if self.clusters[name].max_parallel_migrations is None:
+                # A WS2016/2019 cluster object has no such property: PowerShell's own refusal of the assignment.
+                raise HyperVError(
+                    "PropertyNotFound",
+                    "The property 'MaximumParallelMigrations' cannot be found on this object. Verify that the "
+                    "property exists and can be set.",
+                    "This cluster has no MaximumParallelMigrations (Windows Server 2022 with the September 2022 "
+                    "update and later): it does not cap its nodes' live migrations",
+                )
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise HyperVError(
                     "0x80070057",
@@ -262,6 +273,6 @@ def _check_settings(values: dict[str, Any]) -> None:
         raise HyperVError("InvalidParameter", f"Unknown performance option {values['performance_option']!r}")
     if "auth_type" in values and values["auth_type"] not in AUTH_TYPES:
         raise HyperVError("InvalidParameter", f"Unknown authentication type {values['auth_type']!r}")
-    for name in ("migration_enabled", "use_any_network", "delegation_configured"):
+    for name in ("migration_enabled", "use_any_network"):
         if name in values and not isinstance(values[name], bool):
             raise HyperVError("InvalidParameter", f"{name} must be true or false, not {values[name]!r}")

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from fabric.hyperv.api import HostUnreachable, HyperVError, MoveRequest
+from fabric.hyperv.host_values import processor_vendor, renamed_vhd
 from fabric.hyperv.remedies import (
     REMEDY_DELEGATION,
     REMEDY_DRIVE_LETTERS,
@@ -96,9 +97,8 @@ def migration_counts(fabric: Fabric, fqdn: str) -> tuple[int, int]:
 
 def live_limit(fabric: Fabric, host: SimHost) -> int:
     """A cluster node obeys the cluster's MaximumParallelMigrations, not its own setting."""
-    if host.cluster and host.cluster in fabric.clusters:
-        return fabric.clusters[host.cluster].max_parallel_migrations
-    return host.max_live_migrations
+    cap = fabric.clusters[host.cluster].max_parallel_migrations if host.cluster in fabric.clusters else None
+    return host.max_live_migrations if cap is None else cap
 
 
 def path_reachable(fabric: Fabric, path: str, host: SimHost, vm_host: SimHost) -> bool:
@@ -129,12 +129,15 @@ def _raise(exc: HyperVError, source: str) -> None:
     raise exc
 
 
-def validate(fabric: Fabric, request: MoveRequest, fail: Fail = _raise) -> MoveDecision:
+def validate(fabric: Fabric, request: MoveRequest, fail: Fail = _raise, runtime: bool = True) -> MoveDecision:
     """Every check Hyper-V makes before a move starts.
 
     By default the first refusal raises its HyperVError. With another `fail` (Compare-VM), refusals
     of the move's compatibility are handed to it with the object they concern and the checks go on;
     errors in addressing the move (unknown VM or host, a parameter that makes no sense) always raise.
+    runtime=False (Compare-VM): only the configuration is compared; what the move itself meets (the
+    hosts' limits 21501, memory 0x800705AA, credentials 0x8009030E, migration settings and networks) is
+    not checked (hyperv.md section 9: Compare-VM reports configuration incompatibilities only).
     """
     vm = fabric.vms.get(request.vm_id)
     source = fabric.hosts.get(request.source)
@@ -162,13 +165,25 @@ def validate(fabric: Fabric, request: MoveRequest, fail: Fail = _raise) -> MoveD
     decision = MoveDecision(request, vm, source, destination, performance)
     _check_direction(decision)
     _check_kind(fabric, decision, fail)
+    _check_processor(decision, fail)
     if request.kind in STORAGE_KINDS:
         _resolve_storage(fabric, decision, fail)
     if request.kind in LIVE_KINDS:
         _check_live(fabric, decision, fail)
-    _check_limits(fabric, decision, fail)
+        if runtime:
+            _check_hosts(decision)
+    if runtime:
+        _check_runtime(fabric, decision)
+    _describe_command(decision)
+    return decision
+
+
+def _check_runtime(fabric: Fabric, decision: MoveDecision) -> None:
+    """What the move meets when it runs: the hosts' migration limits and the destination's memory."""
+    _check_limits(fabric, decision, _raise)
+    vm, destination = decision.vm, decision.destination
     if decision.reserve_bytes > destination.memory_available_bytes:
-        fail(
+        _raise(
             HyperVError(
                 "0x800705AA",
                 f"'{destination.name}' could not initialize memory for '{vm.name}': Insufficient system resources "
@@ -178,8 +193,6 @@ def validate(fabric: Fabric, request: MoveRequest, fail: Fail = _raise) -> MoveD
             ),
             "Memory",
         )
-    _describe_command(decision)
-    return decision
 
 
 def _check_direction(d: MoveDecision) -> None:
@@ -260,6 +273,8 @@ def _resolve_storage(fabric: Fabric, d: MoveDecision, fail: Fail) -> None:
         disk = by_path.get(old.lower())
         if disk is None:
             raise HyperVError("InvalidParameter", f"'{old}' is not a virtual hard disk of '{vm.name}'")
+        if problem := renamed_vhd(old, new):
+            raise HyperVError("InvalidParameter", problem, "Keep the disk's file name; change only its folder")
         moves[disk.path] = new
     if path and not request.vhds:
         moves = {disk.path: join_path(path, basename(disk.path)) for disk in vm.disks}
@@ -313,16 +328,6 @@ def _resolve_storage(fabric: Fabric, d: MoveDecision, fail: Fail) -> None:
 
 def _check_live(fabric: Fabric, d: MoveDecision, fail: Fail) -> None:
     vm, src, dst, kind = d.vm, d.source, d.destination, d.request.kind
-    for host in (src, dst):
-        if not host.migration_enabled and kind != "quick":
-            fail(
-                HyperVError(
-                    "OperationFailed",
-                    f"Live migration is not enabled on '{host.name}'",
-                    "Enable incoming and outgoing live migrations on the host (Enable-VMMigration)",
-                ),
-                "Migration settings",
-            )
     same_cluster = bool(src.cluster) and src.cluster == dst.cluster
     if vm.compat_vector_stale and same_cluster:
         fail(
@@ -334,7 +339,37 @@ def _check_live(fabric: Fabric, d: MoveDecision, fail: Fail) -> None:
             ),
             "Processor",
         )
-    if src.processor_family != dst.processor_family and not vm.processor_compat:
+    # Compare-VM reports each adapter whose switch is missing.
+    for name in [name for name in vm.switch_names if name not in dst.virtual_switches]:
+        fail(
+            HyperVError("33012", f"Could not find Ethernet switch '{name}' on '{dst.name}'", REMEDY_SWITCH),
+            "Network Adapter",
+        )
+    if vm.state in MEMORY_STATES:
+        d.memory_bytes = vm.memory_bytes if kind != "quick" or vm.state == "running" else 0
+        d.reserve_bytes = vm.memory_bytes
+    # A VM leaving its cluster is removed from it first, and re-added where it lands (hyperv.md section 1).
+    d.ha_removed = vm.is_clustered and not same_cluster
+
+
+def _check_processor(d: MoveDecision, fail: Fail) -> None:
+    """A running or saved VM restores its processor state on the destination: different features need
+    processor compatibility, and a different vendor cannot be bridged at all (hyperv.md section 9)."""
+    vm, src, dst, kind = d.vm, d.source, d.destination, d.request.kind
+    if kind == "storage" or (kind == "network" and vm.state != "saved"):
+        return
+    vendors = processor_vendor(src.processor_family), processor_vendor(dst.processor_family)
+    if all(vendors) and vendors[0] != vendors[1]:
+        fail(
+            HyperVError(
+                "21502",
+                f"The processor of '{dst.name}' is not compatible with the hardware of '{vm.name}': processor "
+                "compatibility does not bridge processors of different vendors",
+                "Shut the VM down and move it offline",
+            ),
+            "Processor",
+        )
+    elif src.processor_family != dst.processor_family and not vm.processor_compat:
         fail(
             HyperVError(
                 "21502",
@@ -344,36 +379,34 @@ def _check_live(fabric: Fabric, d: MoveDecision, fail: Fail) -> None:
             ),
             "Processor",
         )
-    # Compare-VM reports each adapter whose switch is missing.
-    for name in [name for name in vm.switch_names if name not in dst.virtual_switches]:
-        fail(
-            HyperVError("33012", f"Could not find Ethernet switch '{name}' on '{dst.name}'", REMEDY_SWITCH),
-            "Network Adapter",
+
+
+def _check_hosts(d: MoveDecision) -> None:
+    """The hosts' own migration settings and credentials, met when the move connects: a move the failover
+    cluster makes inside itself uses the cluster's account and networks and needs neither (hyperv.md
+    section 9). Delegation is Active Directory's: the world knows it, no host reports it."""
+    vm, src, dst = d.vm, d.source, d.destination
+    if vm.is_clustered and src.cluster and src.cluster == dst.cluster:
+        return
+    for host in (src, dst):
+        if not host.migration_enabled:
+            raise HyperVError(
+                "OperationFailed",
+                f"Live migration is not enabled on '{host.name}'",
+                "Enable incoming and outgoing live migrations on the host (Enable-VMMigration)",
+            )
+    if not (dst.use_any_network or dst.migration_networks):
+        raise HyperVError("0x8007274C", f"'{dst.name}' has no network for incoming live migrations", REMEDY_NETWORK)
+    if src.auth_type == "kerberos" and not (src.delegation_configured and dst.delegation_configured):
+        # The words and code of a real Move-VM refusal (hyperv.md section 9): the code mid-text.
+        raise HyperVError(
+            "0x8009030E",
+            f"Virtual machine migration operation for '{vm.name}' failed at migration source '{src.name}'. "
+            f"Failed to establish a connection with host '{dst.name}': No credentials are available in the "
+            "security package (0x8009030E). Failed to authenticate the connection at the source host: no "
+            "suitable credentials available.",
+            REMEDY_DELEGATION,
         )
-    if kind != "quick" and not (dst.use_any_network or dst.migration_networks):
-        fail(
-            HyperVError("0x8007274C", f"'{dst.name}' has no network for incoming live migrations", REMEDY_NETWORK),
-            "Migration network",
-        )
-    if (
-        kind != "quick"
-        and src.auth_type == "kerberos"
-        and not (src.delegation_configured and dst.delegation_configured)
-    ):
-        fail(
-            HyperVError(
-                "0x8009030E",
-                f"Migration of '{vm.name}' to '{dst.name}' failed: no credentials are available in the security "
-                "package",
-                REMEDY_DELEGATION,
-            ),
-            "Authentication",
-        )
-    if vm.state in MEMORY_STATES:
-        d.memory_bytes = vm.memory_bytes if kind != "quick" or vm.state == "running" else 0
-        d.reserve_bytes = vm.memory_bytes
-    # A VM leaving its cluster is removed from it first, and re-added where it lands (hyperv.md section 1).
-    d.ha_removed = vm.is_clustered and not same_cluster
 
 
 def _check_limits(fabric: Fabric, d: MoveDecision, fail: Fail) -> None:

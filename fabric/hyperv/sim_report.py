@@ -15,6 +15,7 @@ from fabric.hyperv.api import (
     ShareInfo,
     VmInfo,
 )
+from fabric.hyperv.host_values import share_roots
 from fabric.hyperv.sim_world import MB, SimHost, SimMigration, SimVm
 
 if TYPE_CHECKING:
@@ -35,12 +36,21 @@ def inventory(fabric: Fabric, host: SimHost) -> HostInventory:
             cluster.max_parallel_migrations,
             tuple(cluster.nodes),
         ),
-        shares=tuple(
-            ShareInfo(s.unc_path, s.file_server, s.file_server_fqdn)
-            for s in (fabric.shares[unc] for unc in host.shares if unc in fabric.shares)
-        ),
+        shares=_shares(fabric, host),
         vms=tuple(vm_info(vm, vm.id in migrating) for vm in fabric.vms.values() if vm.host == host.fqdn),
     )
+
+
+def _shares(fabric: Fabric, host: SimHost) -> tuple[ShareInfo, ...]:
+    """The shares the host's paths use (what a real host's inventory tells), not those it can reach."""
+    vms = [vm for vm in fabric.vms.values() if vm.host == host.fqdn]
+    paths = [host.vm_path, host.vhd_path, *(vm.config_path for vm in vms)]
+    paths += [disk.path for vm in vms for disk in vm.disks]
+    out = []
+    for unc, server in share_roots(paths):
+        known = fabric.share_for_path(unc)
+        out.append(ShareInfo(unc, server, known.file_server_fqdn if known else ""))
+    return tuple(out)
 
 
 def status(fabric: Fabric, m: SimMigration) -> MigrationStatus:
@@ -114,7 +124,6 @@ def host_info(h: SimHost) -> HostInfo:
         max_storage_migrations=h.max_storage_migrations,
         performance_option=h.performance_option,
         auth_type=h.auth_type,
-        delegation_configured=h.delegation_configured,
         use_any_network=h.use_any_network,
         migration_networks=tuple(h.migration_networks),
         virtual_switches=tuple(h.virtual_switches),

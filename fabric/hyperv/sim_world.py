@@ -29,7 +29,8 @@ class SimCluster:
     name: str
     fqdn: str
     functional_level: int
-    max_parallel_migrations: int = 1
+    # None: a cluster without the property (before WS2022 with the September 2022 update): no cluster cap.
+    max_parallel_migrations: int | None = 1
     nodes: list[str] = field(default_factory=list)  # node FQDNs
 
 
@@ -61,6 +62,8 @@ class SimHost:
     max_storage_migrations: int = 2
     performance_option: str = "compression"
     auth_type: str = "kerberos"
+    # Kerberos constrained delegation in AD: the world's hidden truth; a host cannot report it, a move
+    # between hosts that lack it fails with 0x8009030E (hyperv.md section 9).
     delegation_configured: bool = True
     use_any_network: bool = False
     migration_networks: list[str] = field(default_factory=lambda: ["10.10.0.0/24"])

@@ -59,7 +59,6 @@ HOST_SETTINGS = frozenset(
         "auth_type",
         "migration_enabled",
         "use_any_network",
-        "delegation_configured",
         "migration_networks",  # Add-/Remove-VMMigrationNetwork
         "vm_path",
         "vhd_path",

@@ -107,15 +107,19 @@ def test_an_unexpected_kind_of_move_is_refused_before_anything_starts(apis, demo
         ({"vm": "api-01", "storage_path": "D:\\x", "vhds": [{"source": "C:\\no.vhdx", "destination": "D:\\x"}]},
          "vhds.0.source"),
         ({"vm": "api-01", "performance_option": "fast"}, "performance_option"),
-        ({"vm": "app-s01", "storage_path": "D:\\x", "vhds": [{"source": "{disk}", "destination": "D:\\a|b"}]},
+        ({"vm": "app-s01", "storage_path": "D:\\x", "vhds": [{"source": "{disk}", "destination": "D:\\a|b\\{name}"}]},
          "input"),
+        # Move-VMStorage keeps a disk's file name (its -Vhds help): a renamed disk is refused at input.
+        ({"vm": "app-s01", "storage_path": "D:\\x", "vhds": [{"source": "{disk}", "destination": "D:\\x\\new.vhdx"}]},
+         "vhds.0.destination"),
         ({"to": "hv-s1.contoso.test"}, "vm"),
         ({"vm": "api-01\x00"}, "vm"),
     ],
 )  # fmt: skip
 def test_bad_input_is_400_naming_the_field_and_changes_nothing(apis, demo_fabric, body, field):
     if body.get("vhds") and body["vhds"][0]["source"] == "{disk}":
-        body["vhds"][0]["source"] = VirtualMachine.objects.get(name=body["vm"]).disks.first().path
+        body["vhds"][0]["source"] = disk = VirtualMachine.objects.get(name=body["vm"]).disks.first().path
+        body["vhds"][0]["destination"] = body["vhds"][0]["destination"].replace("{name}", disk.rsplit("\\", 1)[-1])
     status, answer = apis["operator"].post("/migrations", body)
     assert status == 400, answer
     assert answer["code"] == "invalid" and field in answer["errors"], answer

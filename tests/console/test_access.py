@@ -14,7 +14,7 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def world():
-    ready = {"auth_type": "kerberos", "delegation_configured": True, "use_any_network": True}
+    ready = {"auth_type": "kerberos", "kerberos_delegation": "configured", "use_any_network": True}
     source, destination = make_host("hv-a", **ready), make_host("hv-b", **ready)
     vm = make_vm("web01", host=source)
     job = MigrationJob.objects.create(kind="live", vm=vm, vm_name=vm.name, source=source, destination=destination)

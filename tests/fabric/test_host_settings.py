@@ -7,7 +7,7 @@ from django.core.management.base import CommandError
 from django.urls import reverse
 
 from audit.models import AuditEvent
-from fabric.models import Host, StorageLocation
+from fabric.models import Cluster, Host, StorageLocation
 
 pytestmark = pytest.mark.django_db
 
@@ -145,9 +145,9 @@ def test_the_command_refuses_bad_usage_with_exit_2_and_changes_nothing(admin_use
 
 
 def test_the_simulator_driver_round_trips_networks_folders_and_the_cluster_cap(admin_client, demo_fabric):
-    nodes = list(Host.objects.filter(cluster__name="CL-OLD").order_by("fqdn"))
+    nodes = list(Host.objects.filter(cluster__name="CL-NEW").order_by("fqdn"))
     response = admin_client.post(
-        reverse("fabric:cluster_settings", args=["CL-OLD"]),
+        reverse("fabric:cluster_settings", args=["CL-NEW"]),
         {
             "hosts": [h.fqdn for h in nodes],
             "cluster_max_parallel": 3,
@@ -159,14 +159,24 @@ def test_the_simulator_driver_round_trips_networks_folders_and_the_cluster_cap(a
     assert response.context["cluster_result"].after == 3
     assert all(r.ok for r in response.context["results"])
     with demo_fabric.session() as fabric:
-        assert fabric.clusters["CL-OLD"].max_parallel_migrations == 3
+        assert fabric.clusters["CL-NEW"].max_parallel_migrations == 3
         for node in nodes:
             assert fabric.hosts[node.fqdn].migration_networks[-1] == "10.60.0.0/24"
             assert fabric.hosts[node.fqdn].vm_path == "C:\\ClusterStorage\\Volume2\\VMs"
-    for node in Host.objects.filter(cluster__name="CL-OLD"):
+    for node in Host.objects.filter(cluster__name="CL-NEW"):
         assert node.effective_max_live_migrations == 3 and "10.60.0.0/24" in node.migration_networks
         assert node.storage_locations.get(path="C:\\ClusterStorage\\Volume2\\VMs").is_default
     assert AuditEvent.objects.get(action="cluster.settings_changed").details["after"] == {"max_parallel_migrations": 3}
+
+
+def test_a_cluster_without_maximum_parallel_migrations_offers_no_cap_to_set(admin_client, demo_fabric):
+    # CL-OLD is a WS2019 cluster: no such property, no cluster cap; its nodes work to their own limit.
+    cluster = Cluster.objects.get(name="CL-OLD")
+    assert cluster.max_parallel_migrations is None
+    assert {h.effective_max_live_migrations for h in cluster.nodes.all()} == {2}
+    response = admin_client.get(reverse("fabric:cluster_settings", args=["CL-OLD"]))
+    assert "cluster_max_parallel" not in response.context["form"].fields
+    assert "none (no cluster cap)" in response.content.decode()
 
 
 def test_a_host_s_default_folder_is_not_offered_for_removal(admin_client, demo_fabric):

@@ -4,7 +4,7 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from fabric.models import AuthType, PerformanceOption, Transport, VmState
+from fabric.models import AuthType, Delegation, PerformanceOption, Transport, VmState
 from tests.fabric.factories import GB, make_cluster, make_disk, make_host, make_location, make_share, make_vm
 
 pytestmark = pytest.mark.django_db
@@ -138,7 +138,7 @@ def test_it_shows_a_host_with_its_settings_vms_storage_and_connection(operator_c
         max_storage_migrations=3,
         performance_option=PerformanceOption.COMPRESSION,
         auth_type=AuthType.KERBEROS,
-        delegation_configured=True,
+        kerberos_delegation=Delegation.CONFIGURED,
         migration_networks=["10.20.0.0/24", "10.30.0.0/24"],
         virtual_switches=["External", "Storage-vSwitch"],
         vm_path="D:\\Hyper-V",
@@ -181,7 +181,7 @@ def test_it_shows_the_host_limit_and_missing_delegation_on_a_standalone_host(ope
         "hv09",
         max_live_migrations=5,
         auth_type=AuthType.KERBEROS,
-        delegation_configured=False,
+        kerberos_delegation=Delegation.MISSING,
         use_any_network=True,
         reachable=False,
         last_error="Access is denied",
@@ -189,7 +189,7 @@ def test_it_shows_the_host_limit_and_missing_delegation_on_a_standalone_host(ope
     html = operator_client.get(reverse("fabric:host", args=["hv09.contoso.test"])).content.decode()
     assert "<dt>Simultaneous live migrations</dt>\n      <dd>\n        5" in html
     assert "MaximumParallelMigrations" not in html
-    assert "Not configured" in html
+    assert "Missing" in html and "(moves between hosts fail with 0x8009030E)" in html
     assert "Use any available network" in html
     assert "Unreachable" in html
     assert "Access is denied" in html

@@ -41,11 +41,44 @@ def test_it_picks_the_transfer_type(vm, source, destination, storage, expected):
     )
 
 
-def test_it_falls_back_to_quick_inside_a_cluster_when_only_live_is_impossible():
-    n2 = replace(N2, processor_family="AMD EPYC 7763")
+@pytest.mark.parametrize("family", ["AMD EPYC 7763", "Intel Xeon Gold 6248R"])
+def test_it_does_not_fall_back_to_quick_when_the_processor_differs(family):
+    # Quick restores the saved state on the other node's processor: what stops Live stops Quick (and
+    # processor compatibility never bridges Intel and AMD).
+    n2 = replace(N2, processor_family=family)
     result = assess(proposal(vm=CSV_VM, source=N1, destination=n2, kind=None))
-    assert result.transfer_type == Kind.QUICK
-    assert result.allowed
+    assert not result.allowed
+    assert [f.rule for f in result.findings if f.severity == "block"] == ["processor-incompatible"]
+
+
+def test_the_planner_and_the_simulator_agree_on_vendors():
+    from fabric.hyperv.api import HyperVError, MoveRequest
+    from fabric.hyperv.sim_world import SimCluster, SimHost, SimVm
+    from fabric.hyperv.simulator import Fabric
+
+    fabric = Fabric()
+    fabric.add_cluster(SimCluster("CL", "cl.test", 11))
+    fabric.add_host(SimHost("n1.test", "n1", "127.0.0.1", cluster="CL"))
+    fabric.add_host(SimHost("n2.test", "n2", "127.0.0.2", cluster="CL", processor_family="AMD EPYC 7763"))
+    vm = fabric.add_vm(
+        SimVm(
+            "v1",
+            "v1",
+            "n1.test",
+            config_path="C:\\ClusterStorage\\Volume1\\v1",
+            is_clustered=True,
+            processor_compat=True,
+        )
+    )
+    for kind in ("live", "quick"):
+        with pytest.raises(HyperVError) as info:
+            fabric.start_migration(MoveRequest(vm.id, "n1.test", "n2.test", kind))
+        assert info.value.code == "21502" and "different vendors" in info.value.message
+    n1 = replace(N1, processor_family="Intel Xeon Gold 6338")
+    amd = replace(N2, processor_family="AMD EPYC 7763")
+    assert not assess(
+        proposal(vm=replace(CSV_VM, processor_compatibility=True), source=n1, destination=amd, kind=None)
+    ).allowed
 
 
 def test_it_does_not_fall_back_to_quick_across_clusters():
@@ -98,3 +131,17 @@ def test_more_free_memory_rates_higher():
     low = assess(proposal(destination=replace(S2, memory_available_bytes=20 * GIB), kind=None))
     high = assess(proposal(destination=replace(S2, memory_available_bytes=120 * GIB), kind=None))
     assert high.rating > low.rating
+
+
+def test_an_evacuation_does_not_send_a_running_vm_to_the_other_vendor():
+    from migrations_ui.placement import PlanOptions, place_evacuation
+
+    amd = replace(N2, processor_family="AMD EPYC 7763")
+    intel = replace(N2, fqdn="n3.contoso.test", name="n3", processor_family="Intel Xeon Gold 6338")
+    vm = replace(CSV_VM, processor_compatibility=True)
+
+    placed, left = place_evacuation(N1, [vm], [amd], {}, PlanOptions())
+    assert not placed and "different vendors" in str(left[0].reason)
+
+    placed, _ = place_evacuation(N1, [vm], [amd, intel], {}, PlanOptions())
+    assert [p.destination.name for p in placed] == ["n3"]

@@ -34,6 +34,7 @@ S1 = HostFacts(
     migration_networks=("10.10.0.0/24",),
     virtual_switches=("LAN",),
     shares=(SHARE,),
+    delegation="configured",  # recorded by an administrator
 )
 S2 = replace(S1, fqdn="hv-s2.contoso.test", name="hv-s2")
 N1 = replace(
@@ -58,6 +59,7 @@ def test_it_finds_nothing_for_a_clean_live_move():
 def test_every_rule_id_is_stable():
     assert [r.__name__.replace("_", "-") for r in RULES] == [
         "smb-path-not-fqdn",
+        "share-reachability-unknown",
         "shared-vhdx-not-movable",
         "compat-vector-restart-required",
         "config-version-unsupported",
@@ -247,13 +249,20 @@ def test_vswitch_missing(switches, present, missing):
 @pytest.mark.parametrize(
     ("family", "compat", "kind", "flagged"),
     [
+        ("Intel Xeon Gold 6248R", False, Kind.LIVE, True),  # another generation of the same vendor
+        ("Intel Xeon Gold 6248R", True, Kind.LIVE, False),  # processor compatibility bridges it
+        ("Intel Xeon Gold 6248R", False, Kind.QUICK, True),  # the saved state restores on the new processor
+        ("Intel Xeon Gold 6248R", False, Kind.NETWORK, False),  # the VM is off
         ("AMD EPYC 7763", False, Kind.LIVE, True),
-        ("AMD EPYC 7763", True, Kind.LIVE, False),
-        ("AMD EPYC 7763", False, Kind.NETWORK, False),
+        ("AMD EPYC 7763", True, Kind.LIVE, True),  # compatibility mode never crosses vendors
+        ("AMD EPYC 7763", True, Kind.LIVE_VSM, True),
+        ("AMD EPYC 7763", True, Kind.QUICK, True),
+        ("AMD EPYC 7763", False, Kind.NETWORK, False),  # only an offline move of a VM that is off
         ("Intel Xeon Gold 6338", False, Kind.LIVE, False),
     ],
 )
 def test_processor_incompatible(family, compat, kind, flagged):
+    # Every case with the running VM's (or, offline, the stopped VM's) state of its kind.
     p = proposal(
         vm=replace(VM, processor_compatibility=compat, state="running" if kind != Kind.NETWORK else "off"),
         destination=replace(S2, processor_family=family),
@@ -262,16 +271,31 @@ def test_processor_incompatible(family, compat, kind, flagged):
     assert ("processor-incompatible" in rules_of(p)) is flagged
 
 
+def test_processor_incompatible_blocks_a_saved_vm_across_vendors_offline_too():
+    amd = replace(S2, processor_family="AMD EPYC 7763")
+    saved = proposal(vm=replace(VM, state="saved"), destination=amd, kind=Kind.NETWORK)
+    [finding] = [f for f in evaluate(saved) if f.rule == "processor-incompatible"]
+    assert finding.severity == "block" and "different vendors" in finding.message
+    assert "offline" in finding.remedy
+
+
 @pytest.mark.parametrize(
     ("source", "destination", "codes"),
     [
         (S1, S2, []),
-        (replace(S1, delegation_configured=False), S2, ["0x8009030E"]),
-        (S1, replace(S2, auth_type="credssp"), ["0x8009030D"]),
+        (replace(S1, delegation="missing"), S2, [("block", "0x8009030E")]),
+        (S1, replace(S2, auth_type="credssp"), [("block", "0x8009030D")]),
         (
-            replace(S1, delegation_configured=False),
-            replace(S2, delegation_configured=False),
-            ["0x8009030E", "0x8009030E"],
+            replace(S1, delegation="missing"),
+            replace(S2, delegation="missing"),
+            [("block", "0x8009030E"), ("block", "0x8009030E")],
+        ),
+        # Nobody recorded it: the console cannot know (Active Directory holds it), so it warns.
+        (replace(S1, delegation="unknown"), S2, [("warn", "0x8009030E")]),
+        (
+            replace(S1, delegation="unknown"),
+            replace(S2, delegation="missing"),
+            [("block", "0x8009030E"), ("warn", "0x8009030E")],  # blocking findings first
         ),
     ],
 )
@@ -279,7 +303,37 @@ def test_kerberos_delegation_missing(source, destination, codes):
     found = [
         f for f in evaluate(proposal(source=source, destination=destination)) if f.rule == "kerberos-delegation-missing"
     ]
-    assert [next(c for c in ("0x8009030E", "0x8009030D") if c in f.message) for f in found] == codes
+    assert [(f.severity, next(c for c in ("0x8009030E", "0x8009030D") if c in f.message)) for f in found] == codes
+
+
+def test_kerberos_delegation_remedy_says_use_any_authentication_protocol():
+    [finding] = [
+        f
+        for f in evaluate(proposal(source=replace(S1, delegation="unknown")))
+        if f.rule == "kerberos-delegation-missing"
+    ]
+    remedy = str(finding.remedy)
+    assert "Use any authentication protocol" in remedy and "not Kerberos only" in remedy
+    assert "cifs" in remedy and "Microsoft Virtual System Migration Service" in remedy and "both hosts" in remedy
+
+
+HA_CSV = replace(VM, clustered=True, config_path="C:\\ClusterStorage\\Volume1\\x", disks=())
+UNPREPARED = {"delegation": "missing", "auth_type": "credssp", "migration_enabled": False, "migration_networks": ()}
+
+
+@pytest.mark.parametrize("kind", [Kind.LIVE, Kind.QUICK])
+def test_a_move_inside_a_cluster_needs_no_delegation_nor_hyperv_migration_settings(kind):
+    # The cluster moves its own role with its own account and networks (hyperv.md section 9).
+    p = proposal(vm=HA_CSV, source=replace(N1, **UNPREPARED), destination=replace(N2, **UNPREPARED), kind=kind)
+    assert not rules_of(p) & {"kerberos-delegation-missing", "migration-disabled", "no-migration-network"}
+
+
+def test_a_move_between_clusters_or_of_a_vm_that_is_not_ha_still_needs_them():
+    unprepared = replace(N2, **UNPREPARED)
+    across = proposal(vm=HA_CSV, source=N1, destination=replace(O1, **UNPREPARED), kind=Kind.LIVE_VSM)
+    not_ha = proposal(vm=VM, source=N1, destination=unprepared)
+    for p in (across, not_ha):
+        assert {"kerberos-delegation-missing", "migration-disabled", "no-migration-network"} <= rules_of(p, "block")
 
 
 @pytest.mark.parametrize(

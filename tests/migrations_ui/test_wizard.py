@@ -8,7 +8,7 @@ from tests.fabric.factories import GB, make_disk, make_host, make_location, make
 pytestmark = pytest.mark.django_db
 
 SHARE = "\\\\fs01.contoso.test\\vms"
-READY = {"auth_type": "kerberos", "delegation_configured": True, "use_any_network": True}
+READY = {"auth_type": "kerberos", "kerberos_delegation": "configured", "use_any_network": True}
 
 
 @pytest.fixture

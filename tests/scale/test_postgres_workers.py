@@ -18,6 +18,7 @@ import psycopg
 import pytest
 
 from fabric.hyperv.demo import build_demo_fabric
+from fabric.hyperv.sim_checks import live_limit
 from fabric.hyperv.simstore import FabricStore
 from tests.scale.conftest import REPO, console_env, manage
 
@@ -169,10 +170,7 @@ def test_it_runs_500_jobs_on_4_workers_once_each_within_every_hosts_limit(postgr
 
     with FabricStore(tmp_path / "fabric.sqlite3", time_scale=SCALE).session() as fabric:
         migrations = list(fabric.migrations.values())
-        limits = {
-            fqdn: fabric.clusters[h.cluster].max_parallel_migrations if h.cluster else h.max_live_migrations
-            for fqdn, h in fabric.hosts.items()
-        }
+        limits = {fqdn: live_limit(fabric, h) for fqdn, h in fabric.hosts.items()}
         refused = [r for r in fabric.record if r.get("result") == "refused"]
     moves_per_vm: dict[str, int] = {}
     for m in migrations:

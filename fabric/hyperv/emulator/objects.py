@@ -1,9 +1,10 @@
 """The simulated fabric as Hyper-V, Failover Clustering, SMB and CIM objects (property names as Hyper-V's).
 
 Properties a real host does not report but the simulator knows (a VM's memory dirty rate, whether its
-compatibility vector is stale, the migration NIC's speed, whether Kerberos delegation is set in AD,
-a migration's byte counts) travel as extra properties named Emulator*: a client reading a real host
-finds them absent and falls back to what it can tell otherwise.
+compatibility vector is stale, the migration NIC's speed, a migration's byte counts) travel as extra
+properties named Emulator*: a client reading a real host finds them absent and falls back to what it
+can tell otherwise. Kerberos delegation is not among them: it lives in Active Directory, the console
+never reads it from a host (hyperv.md section 9).
 """
 
 from __future__ import annotations
@@ -69,7 +70,6 @@ def vm_host(h: SimHost) -> object:
         VirtualHardDiskPath=h.vhd_path,
         EmulatorFullyQualifiedName=h.fqdn,
         EmulatorMigrationNicGbps=float(h.nic_gbps),
-        EmulatorDelegationConfigured=h.delegation_configured,
     )
 
 
@@ -201,12 +201,14 @@ def vm_processor(vm: SimVm, host: SimHost) -> object:
 
 
 def cluster_object(c: SimCluster) -> object:
+    # A WS2016/2019 cluster has no MaximumParallelMigrations property at all (hyperv.md section 9).
+    cap = {} if c.max_parallel_migrations is None else {"MaximumParallelMigrations": uint32(c.max_parallel_migrations)}
     return ps_object(
         [f"{CLUSTER}.Cluster"],
         Name=c.name,
         Domain=domain_of(c.fqdn),
         ClusterFunctionalLevel=uint32(c.functional_level),
-        MaximumParallelMigrations=uint32(c.max_parallel_migrations),
+        **cap,
     )
 
 

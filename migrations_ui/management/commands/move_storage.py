@@ -3,6 +3,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from console.access import Perm
+from fabric.hyperv.host_values import renamed_vhd
 from migrations_ui.cli import acting_user, add_user_argument, submit
 from migrations_ui.jobs import create_job
 from migrations_ui.lookup import NotFound, find_vm
@@ -12,6 +13,9 @@ def _pair(text: str) -> tuple[str, str]:
     src, sep, dst = text.partition("=")
     if not sep or not src or not dst:
         raise CommandError(f"--vhd {text!r}: write SOURCE=DESTINATION", returncode=2)
+    if problem := renamed_vhd(src, dst):
+        # Move-VMStorage refuses it (its -Vhds help): refused here, before anything is recorded or sent.
+        raise CommandError(f"--vhd {text!r}: {problem}. Give the same file name in another folder.", returncode=2)
     return src, dst
 
 
