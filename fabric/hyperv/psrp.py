@@ -68,8 +68,16 @@ VM_STATEMENTS: list[Statement] = [
     [("Get-VMProcessor", {"VMName": "*"})],
 ]
 CLUSTER_STATEMENTS: list[Statement] = [[("Get-Cluster", {})], [("Get-ClusterNode", {})]]
-# Errors a standalone host writes for the cluster cmdlets, and for a VHD that cannot be read: not failures.
-TOLERATED = {"ClusterServiceNotRunning", "ObjectNotFound"}
+# A VHD that cannot be read is no failure of the inventory.
+TOLERATED = {"ObjectNotFound"}
+# What the cluster cmdlets write on a host that is not a cluster node: it is standalone, not unreachable.
+# ClusterEndpointNotRegistered: the FailoverClusters module is installed but the host is in no cluster
+# (...,Microsoft.FailoverClusters.PowerShell.GetClusterCommand / GetNodeCommand); ClusterServiceNotRunning:
+# a node whose cluster service is stopped answers as if it were none.
+NOT_A_NODE = {"ClusterEndpointNotRegistered", "ClusterServiceNotRunning"}
+# Without the FailoverClusters module (the usual standalone host) the cmdlets do not exist: PowerShell
+# fails the whole pipeline with CommandNotFoundException, so the cluster is read in a pipeline of its own.
+NO_MODULE = "CommandNotFoundException"
 PERFORMANCE = {"tcpip": "TCPIP", "compression": "Compression", "smb": "SMB"}
 AUTH = {"kerberos": "Kerberos", "credssp": "CredSSP"}
 PROGRESS_EVERY = 0.5  # seconds between reads of a move's pipeline
@@ -129,10 +137,8 @@ class PsrpDriver:
     # --- inventory -------------------------------------------------------------------------------
 
     def inventory(self, conn: Connection) -> HostInventory:
-        output = self._run(
-            conn, *HOST_STATEMENTS, *VM_STATEMENTS, *CLUSTER_STATEMENTS, [("Get-SmbConnection", {})], tolerate=TOLERATED
-        )
-        groups = parse.by_kind(output)
+        output = self._run(conn, *HOST_STATEMENTS, *VM_STATEMENTS, [("Get-SmbConnection", {})], tolerate=TOLERATED)
+        groups = parse.by_kind(output + self._cluster_output(conn, *CLUSTER_STATEMENTS))
         servers = sorted({str(c.get("ServerName")) for c in groups.get("MSFT_SmbConnection", [])})
         fqdns: dict[str, str] = {}
         if servers:
@@ -354,22 +360,25 @@ class PsrpDriver:
         self._run(conn, [("Set-VMHost", {"VirtualMachineMigrationPerformanceOption": wanted})])
         return current
 
+    def _cluster_output(self, conn: Connection, *statements: Statement) -> list:
+        """What the cluster cmdlets return; nothing on a standalone host (module or not)."""
+        try:
+            return self._run(conn, *statements, tolerate=NOT_A_NODE)
+        except HyperVError as exc:
+            if exc.code == NO_MODULE:
+                return []
+            raise
+
     def _is_cluster_move(self, conn: Connection, vm_id: str, destination: str) -> bool:
-        output = self._run(
-            conn,
-            [("Get-VM", {"Id": vm_id})],
-            [("Get-ClusterNode", {})],
-            tolerate={"ClusterServiceNotRunning", "InvalidParameter"},
-        )
-        groups = parse.by_kind(output)
-        vm = (groups.get("VirtualMachine") or [{}])[0]
-        if not vm.get("IsClustered"):
+        vms = self._run(conn, [("Get-VM", {"Id": vm_id})], tolerate={"InvalidParameter"})
+        if not (vms and parse.props(vms[0]).get("IsClustered")):
             return False
+        nodes = parse.by_kind(self._cluster_output(conn, [("Get-ClusterNode", {})])).get("ClusterNode", [])
         short = destination.split(".")[0].lower()
         return any(
             str(n.get("Name")).lower() == short
             or str(n.get("EmulatorFullyQualifiedName", "")).lower() == destination.lower()
-            for n in groups.get("ClusterNode", [])
+            for n in nodes
         )
 
     def _find_job(self, conn: Connection, vm_id: str, running_first: bool) -> dict | None:

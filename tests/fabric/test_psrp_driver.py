@@ -195,6 +195,30 @@ def test_it_cancels_a_running_move_and_a_restarted_driver_finds_it(driver, conns
     assert cancels[0]["params"]["Arguments"] == {"RequestedState": 4}
 
 
+def test_a_standalone_host_without_the_failover_clusters_module_is_standalone_not_unreachable(driver, conns, emu_store):
+    # The usual standalone Hyper-V host: Get-Cluster and Get-ClusterNode do not exist there.
+    with emu_store.session() as fabric:
+        fabric.hosts["hv-s3" + D].failover_clustering_installed = False
+        fabric.touch()
+    s3 = conns["hv-s3"]
+    vm_id, source = vm(emu_store, "backup01")
+    request = MoveRequest(vm_id, source, "hv-s1" + D, "live_vsm", storage_path="\\\\fs01.contoso.test\\vms\\backup01")
+
+    inventory = driver.inventory(s3)
+    migration_id = driver.start_migration(s3, request)
+    driver.cancel_migration(s3, migration_id)
+
+    assert inventory.cluster is None and len(inventory.vms) == 6
+    assert driver.migration_status(s3, migration_id).state == "cancelled"
+
+
+def test_a_standalone_host_with_the_module_is_standalone_too(driver, conns):
+    # Module installed, no cluster: the cluster cmdlets write ClusterEndpointNotRegistered.
+    inventory = driver.inventory(conns["hv-s1"])
+
+    assert inventory.cluster is None and inventory.vms
+
+
 def test_a_cluster_move_runs_as_a_cluster_role_move_and_cancels_with_cancel(driver, conns, emu_store):
     vm_id, source = vm(emu_store, "sql-prod02")
     new2 = conns["hv-new2"]

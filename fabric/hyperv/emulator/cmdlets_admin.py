@@ -13,6 +13,7 @@ from psrpcore.types import ErrorCategory
 from fabric.hyperv.api import HyperVError
 from fabric.hyperv.emulator import objects as o
 from fabric.hyperv.emulator.binder import Context, as_list
+from fabric.hyperv.emulator.cmdlets_read import not_a_node
 from fabric.hyperv.emulator.records import plain, prop
 from fabric.hyperv.host_values import normal_subnet, subnet_problem
 
@@ -143,6 +144,9 @@ def set_cluster_parallel_migrations(ctx: Context, params: dict, inputs) -> list:
 def remove_cluster_group(ctx: Context, params: dict, inputs) -> list:
     """Remove-ClusterGroup -VMId|-Name|<piped group> -RemoveResources -Force: the VM leaves high availability."""
     with ctx.session() as fabric:
+        if not fabric.hosts[ctx.fqdn].cluster:
+            not_a_node(ctx)
+            return []
         for vm_id in _role_vm_ids(ctx, fabric, params, inputs, name_param="Name"):
             try:
                 fabric.remove_cluster_role(ctx.fqdn, vm_id, command=_received(ctx, params))
@@ -156,6 +160,9 @@ def add_cluster_vm_role(ctx: Context, params: dict, inputs) -> list:
     out = []
     with ctx.session() as fabric:
         host = fabric.hosts[ctx.fqdn]
+        if not host.cluster:
+            not_a_node(ctx)
+            return []
         if params.get("Cluster") and str(params["Cluster"]).lower() not in (host.cluster.lower(), ""):
             ctx.error("ObjectNotFound", f"Cluster '{params['Cluster']}' is not the cluster of '{host.name}'")
             return []

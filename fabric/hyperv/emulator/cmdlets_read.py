@@ -133,15 +133,22 @@ def get_supported_versions(ctx: Context, params: dict, inputs) -> list:
         return o.supported_versions(fabric.hosts[ctx.fqdn])
 
 
+# What a cluster cmdlet writes on a host that is not a cluster node (the module installed, no cluster):
+# error id ClusterEndpointNotRegistered (RPC's EPT_S_NOT_REGISTERED), category ConnectionError.
+NOT_A_NODE = (
+    "The cluster service is not running.  Make sure that the service is running on all nodes in the cluster.\n"
+    "    There are no more endpoints available from the endpoint mapper"
+)
+
+
+def not_a_node(ctx: Context) -> None:
+    ctx.error("ClusterEndpointNotRegistered", NOT_A_NODE, category=ErrorCategory.ConnectionError)
+
+
 def _cluster(ctx: Context, fabric) -> Any:
     host = fabric.hosts[ctx.fqdn]
     if not host.cluster or host.cluster not in fabric.clusters:
-        ctx.error(
-            "ClusterServiceNotRunning",
-            "The cluster service is not running. Make sure that the service is running on all nodes in the cluster.",
-            category=ErrorCategory.ConnectionError,
-            target=host.name,
-        )
+        not_a_node(ctx)
         return None
     return fabric.clusters[host.cluster]
 
