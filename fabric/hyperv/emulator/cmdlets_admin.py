@@ -196,8 +196,15 @@ def _role_vm_ids(ctx: Context, fabric, params: dict, inputs, name_param: str) ->
     return found
 
 
+# CIM_ConcreteJob.RequestStateChange return values (wmi-docs/cim-concretejob-requeststatechange.md).
+COMPLETED, FAILED, INVALID_STATE_TRANSITION = 0, 4, 4097
+
+
 def invoke_cim_method(ctx: Context, params: dict, inputs) -> list:
-    """RequestStateChange on Msvm_MigrationJob instances (4 = terminate: cancels the migration)."""
+    """RequestStateChange on Msvm_MigrationJob instances (4 = terminate: cancels the migration).
+
+    Returns 0 once terminated (the simulated job ends at once), 4097 (invalid state transition) for a
+    job that already ended or a transition other than terminate."""
     method = str(params.get("MethodName", ""))
     arguments = params.get("Arguments") or {}
     instances = [*as_list(params.get("InputObject")), *(inputs or [])]
@@ -209,15 +216,16 @@ def invoke_cim_method(ctx: Context, params: dict, inputs) -> list:
         for instance in instances:
             job_id = str(prop(instance, "InstanceID", ""))
             if int(prop(arguments, "RequestedState", 0) or 0) != 4:
-                out.append(o.cim_method_result(32773))  # invalid parameter: only terminating is modelled
+                out.append(o.cim_method_result(INVALID_STATE_TRANSITION))  # only terminating is modelled
                 continue
             try:
                 fabric.cancel_migration(
                     job_id, command=(ctx.cmdlet.name, {**_received(ctx, params)[1], "InstanceID": job_id})
                 )
             except HyperVError as exc:
-                # A job that already ended refuses the change: Hyper-V answers 32775 (invalid state).
-                out.append(o.cim_method_result(32775 if exc.code == "InvalidState" else 32774, Message=exc.message))
+                # A job that already ended cannot be terminated: an invalid state transition.
+                value = INVALID_STATE_TRANSITION if exc.code == "InvalidState" else FAILED
+                out.append(o.cim_method_result(value, Message=exc.message))
                 continue
-            out.append(o.cim_method_result(0))
+            out.append(o.cim_method_result(COMPLETED))
     return out
