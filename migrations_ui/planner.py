@@ -14,7 +14,10 @@ from migrations_ui.rules import BLOCK, VM_STATES, Finding, blocked, evaluate
 
 CSV_ROOT = "c:\\clusterstorage\\"
 # Rules that stop a live migration but not a quick one (saved state moves inside the cluster).
-_LIVE_ONLY_RULES = {"processor-incompatible"}
+# Not processor-incompatible: a saved state resumes only on a host with the processor features it was
+# saved with; processor compatibility mode is what moves a live *or a saved* VM between hosts with
+# different processor capabilities (Microsoft, "Processor compatibility mode in Hyper-V").
+_LIVE_ONLY_RULES: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)

@@ -16,13 +16,14 @@ from collections import defaultdict
 import pytest
 
 from fabric.driver import get_driver
+from fabric.hyperv.api import HyperVError, MoveRequest
 from fabric.hyperv.demo import build_demo_fabric
 from fabric.hyperv.emulator import build_emulator
 from fabric.hyperv.simstore import FabricStore
 from fabric.models import Host, VirtualMachine
 from fabric.sync import sync_inventory
 from migrations_ui.jobs import create_job
-from migrations_ui.models import JobState
+from migrations_ui.models import JobState, MigrationJob
 from migrations_ui.preflight import Preflight
 from migrations_ui.runner import Runner
 from migrations_ui.scheduler import admit_waiting
@@ -198,3 +199,93 @@ def test_storage_moves_pre_flight_allows_succeed_whole_and_per_disk(demo):
     assert config == "E:\\VMs\\backup01" and all(d.startswith("E:\\VMs\\backup01\\") for d in disks)
     assert (per_disk.kind, per_disk.state) == ("storage", JobState.SUCCEEDED), per_disk.error_message
     assert target in disks_after
+
+
+def emulated_refusal(
+    vm: VirtualMachine, destination: Host, storage_path: str, kind: str, change=lambda fabric: None
+) -> str | None:
+    """What the emulated hosts' own checks (behind Compare-VM, Move-VM, the cluster cmdlets) say to
+    this move, sent in the runner's order on a fresh demo world (changed by `change`); None when it
+    completes."""
+    fabric = build_demo_fabric()
+    change(fabric)
+    request = MoveRequest(str(vm.guid), vm.host.fqdn, destination.fqdn, kind, storage_path=storage_path)
+    leaves = vm.is_clustered and vm.host.cluster_id != destination.cluster_id
+    try:
+        if leaves:
+            fabric.remove_cluster_role(vm.host.fqdn, request.vm_id)
+        found = fabric.compare(request)
+        if found:
+            return "Compare-VM: " + "; ".join(i.message for i in found)
+        migration = fabric.migrations[fabric.start_migration(request)]
+        fabric.advance(24 * 3600)
+        if migration.state != "completed":
+            return f"{migration.state}: {migration.error}"
+        if leaves and destination.cluster_id:
+            fabric.add_cluster_role(destination.fqdn, request.vm_id)
+    except HyperVError as exc:
+        return f"{exc.code}: {exc.message}"
+    return None
+
+
+def test_every_move_pre_flight_allows_is_accepted_by_the_emulated_hosts(demo):
+    """All of them, not a sample: the emulator's checks for each move pre-flight allows, directly."""
+    disagreements, count = [], 0
+    for vm in VirtualMachine.objects.select_related("host__cluster").prefetch_related("disks").order_by("name"):
+        preflight = Preflight(vm)
+        for host, assessment in preflight.destinations():
+            if not assessment.allowed:
+                continue
+            chosen = preflight.assess_move(host)  # as create_job asks (Live (VSM) to the default path)
+            assert chosen.allowed, (vm.name, host.name, chosen.findings)
+            count += 1
+            refusal = emulated_refusal(vm, host, chosen.proposal.storage_path, chosen.transfer_type)
+            if refusal:
+                disagreements.append((vm.name, host.name, chosen.transfer_type, refusal))
+
+    assert count > 200
+    assert disagreements == [], disagreements
+
+
+def newer_processor(fabric) -> None:
+    """hv-new3 gets a later Intel generation than the other nodes of CL-NEW (same vendor)."""
+    fabric.hosts["hv-new3.contoso.test"].processor_family = "Intel Xeon Platinum 8380 (Ice Lake)"
+    fabric.touch()
+
+
+def test_a_quick_move_runs_inside_a_cluster_and_is_not_offered_where_the_saved_state_cannot_resume(demo):
+    # Pre-flight offers Quick only as a fallback inside a cluster: run one through the runner as a job
+    # of that kind (Move-ClusterVirtualMachineRole -MigrationType Quick) between like nodes.
+    machine = VirtualMachine.objects.get(name="jump-01")
+    job = MigrationJob.objects.create(
+        kind="quick",
+        vm=machine,
+        vm_name=machine.name,
+        source=machine.host,
+        destination=Host.objects.get(name="hv-new3"),
+    )
+    admit_waiting()
+    Runner.start(job.pk).run()
+    job.refresh_from_db()
+    host, clustered, _, _ = demo.where("jump-01")
+    with demo.store.session() as fabric:
+        [sent] = [r for r in fabric.record if r["cmdlet"] == "Move-ClusterVirtualMachineRole"]
+
+    assert job.state == JobState.SUCCEEDED, job.error_message
+    assert host == "hv-new3.contoso.test" and clustered
+    assert sent["params"]["MigrationType"] == "Quick"
+
+    # A node with other processor features: a saved state cannot resume there without processor
+    # compatibility, so Quick helps no more than Live (Microsoft, "Processor compatibility mode":
+    # it is what lets a live or a saved VM move between hosts with different processor capabilities).
+    demo.reset()
+    with demo.store.session() as fabric:
+        newer_processor(fabric)
+    sync_inventory(get_driver(), list(Host.objects.filter(name="hv-new3")))
+    for name in ("jump-01", "k8s-node01"):
+        machine = VirtualMachine.objects.select_related("host__cluster").get(name=name)
+        assessment = Preflight(machine).assess(Host.objects.get(name="hv-new3"))
+        refusal = emulated_refusal(
+            machine, Host.objects.get(name="hv-new3"), "", assessment.transfer_type, newer_processor
+        )
+        assert not assessment.allowed and refusal, (name, assessment.transfer_type, refusal)

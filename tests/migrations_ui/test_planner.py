@@ -41,11 +41,14 @@ def test_it_picks_the_transfer_type(vm, source, destination, storage, expected):
     )
 
 
-def test_it_falls_back_to_quick_inside_a_cluster_when_only_live_is_impossible():
-    n2 = replace(N2, processor_family="AMD EPYC 7763")
+def test_it_does_not_fall_back_to_quick_for_other_processor_features():
+    # A saved state resumes only where the processor features match: Quick needs processor
+    # compatibility as much as Live does (Microsoft, "Processor compatibility mode in Hyper-V").
+    n2 = replace(N2, processor_family="Intel Xeon Platinum 8380 (Ice Lake)")
     result = assess(proposal(vm=CSV_VM, source=N1, destination=n2, kind=None))
-    assert result.transfer_type == Kind.QUICK
-    assert result.allowed
+    assert result.transfer_type == Kind.LIVE
+    assert not result.allowed
+    assert "processor-incompatible" in {f.rule for f in result.findings}
 
 
 def test_it_does_not_fall_back_to_quick_across_clusters():
