@@ -26,7 +26,7 @@ from django.utils.http import urlencode
 
 from migrations_ui.chart_data import PRECOPY_KINDS, job_chart, progress_rows
 from migrations_ui.models import FINAL_STATES, SLOT_STATES, JobEvent, JobState, MigrationJob
-from migrations_ui.runner import STEPS
+from migrations_ui.runner import STEPS, steps_for
 from migrations_ui.scheduler import batch_caps, host_limits, queue_decision, queue_order, slots_in_use
 
 log = logging.getLogger(__name__)
@@ -167,8 +167,7 @@ def job_for_page(job_id: int) -> MigrationJob:
 
 def step_rows(job: MigrationJob) -> list[dict]:
     """The job's steps as VMM lists them, each done, current, failed, cancelled or pending."""
-    cross_cluster = job.ha_removed or (job.vm.is_clustered and job.source.cluster_id != job.destination.cluster_id)
-    names = [n for n in STEPS if cross_cluster or n not in ("leave_cluster", "join_cluster")]
+    names = steps_for(job)
     reached = job.step
     if not reached and job.state != JobState.SUCCEEDED:
         # A cancelled job has its step cleared: the last step it started is in its event log.

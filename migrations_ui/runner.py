@@ -25,6 +25,7 @@ from django.utils.translation import gettext_noop
 from fabric.delegation import note_delegation_failure
 from fabric.driver import get_driver
 from fabric.hyperv.api import HyperVError, MigrationStatus, MoveRequest
+from fabric.hyperv.remedies import REMEDY_GENERIC
 from fabric.sync import connection_for, sync_inventory
 from migrations_ui.events import change_state, record
 from migrations_ui.models import JobState, MigrationJob
@@ -38,7 +39,11 @@ STEPS = {
     "verify": "Verify where the VM runs",
     "join_cluster": "Make the VM highly available on the destination cluster",
     "refresh": "Refresh the inventory",
+    "restore_ha": "Make the VM highly available again where it runs",
 }
+# Storage options (Move-VM -IncludeStorage, -DestinationStoragePath, -Vhds) are refused for a
+# clustered VM: with them, the VM leaves its cluster before Compare-VM (hyperv.md section 2).
+STORAGE_OPTION_KINDS = frozenset({"live_vsm", "network"})
 POLL_S = 0.5  # progress is read twice a second and written at least once a second
 FAST_POLL_S = 0.1  # near a move's expected end: its end frees the hosts' slots for the next job
 GIVE_WAY_S = 1.0  # at most this long a job that freed its slots waits for the next ones to send Move-VM
@@ -76,6 +81,7 @@ class Runner:
         )
         self.last_sample = 0.0
         self.admitted: list[int] | None = None  # the jobs this move's end admitted (see _give_way)
+        self.joined = False  # the VM was made highly available on the destination cluster
 
     # --- entry points --------------------------------------------------------------------------
 
@@ -115,19 +121,27 @@ class Runner:
     # --- the steps -----------------------------------------------------------------------------
 
     def _all_steps(self) -> None:
-        self._compare()
-        self._leave_cluster()
+        self._prepare()
         self._move()
         self._finish()
+
+    def _prepare(self) -> None:
+        """Compare-VM and, for a VM that leaves its cluster, Remove-ClusterGroup, in the order the
+        move needs (steps_for). Both are safe to repeat: a recovered job runs what is not done."""
+        if steps_for(self.job)[0] == "leave_cluster":
+            self._leave_cluster()
+            self._compare()
+            return
+        if not self.job.ha_removed:
+            self._compare()
+        self._leave_cluster()
 
     def _resume(self) -> None:
         job = self.job
         if job.slots_released_at is not None:
             pass  # the dead worker saw the move complete: only verify, rejoin and refresh remain
         elif job.move_requested_at is None:
-            if job.ha_removed is False and job.step in ("", "compare"):
-                self._compare()
-            self._leave_cluster()
+            self._prepare()
             self._move()
         elif not job.host_migration_id:
             found = self.driver.find_migration(self.source, self.request.vm_id)
@@ -155,9 +169,15 @@ class Runner:
 
     def _leave_cluster(self) -> None:
         job = self.job
-        if job.vm.is_clustered and job.source.cluster_id != job.destination.cluster_id and not job.ha_removed:
+        if leaves_cluster(job) and not job.ha_removed:
             self._step("leave_cluster")
-            self.driver.remove_cluster_role(self.source, self.request.vm_id)
+            try:
+                self.driver.remove_cluster_role(self.source, self.request.vm_id)
+            except HyperVError:
+                # A worker that died right after Remove-ClusterGroup never recorded it: the host knows.
+                vm = self.driver.get_vm(self.source, self.request.vm_id)
+                if vm is None or vm.is_clustered:
+                    raise
             record(job, "step", {"step": "leave_cluster", "done": True}, ha_removed=True)
 
     def _move(self, resend: bool = False) -> None:
@@ -175,21 +195,36 @@ class Runner:
         cancel_sent = False
         pace = Pace()
         while True:
-            status = self.driver.migration_status(self.source, self.job.host_migration_id)
+            # With the request, a job the host already removed (minutes after its end) is answered
+            # from where the VM runs: not a failure.
+            status = self.driver.migration_status(self.source, self.job.host_migration_id, self.request)
             state = MigrationJob.objects.values_list("state", flat=True).get(pk=self.job.pk)
             if state == JobState.CANCELLING and not cancel_sent and status.state == "running":
-                self.driver.cancel_migration(self.source, self.job.host_migration_id)
-                record(self.job, "cancel_sent", {})
-                cancel_sent = True
+                cancel_sent = self._send_cancel()
             self._sample(status)
             if status.state == "completed":
                 self._moved({"blackout_ms": status.blackout_ms})
                 return
-            if status.state == "cancelled":
+            if status.state == "cancelled" or (cancel_sent and status.state == "failed" and _removed(status)):
                 raise Cancelled()
             if status.state == "failed":
-                raise status.error or HyperVError("21502", gettext_noop("The migration failed on the host."))
+                raise status.error or HyperVError(
+                    "21502", gettext_noop("The migration failed on the host."), REMEDY_GENERIC
+                )
             time.sleep(pace.next_sleep(status, time.monotonic()))
+
+    def _send_cancel(self) -> bool:
+        """Ask the host to terminate the move; a move that ended meanwhile (RequestStateChange 4097,
+        or its job already gone) is no failure: the next status read tells how it ended."""
+        try:
+            self.driver.cancel_migration(self.source, self.job.host_migration_id)
+        except HyperVError as exc:
+            if exc.code != "InvalidState":
+                raise
+            record(self.job, "warning", {"message": f"The move had already ended: {exc.message}"})
+            return True
+        record(self.job, "cancel_sent", {})
+        return True
 
     def _finish(self) -> None:
         self._give_way()
@@ -203,6 +238,8 @@ class Runner:
         if self.job.ha_removed and self.job.destination.cluster_id:
             self._step("join_cluster")
             self.driver.add_cluster_role(self.destination, self.request.vm_id)
+            self.joined = True
+            record(self.job, "step", {"step": "join_cluster", "done": True, "host": self.job.destination.name})
         self._give_way()
         self._step("refresh")
         try:
@@ -312,6 +349,7 @@ class Runner:
             )
         except Exception as exc:
             log.exception("job %s failed unexpectedly", self.job.pk)
+            self._restore_ha()
             change_state(
                 self.job,
                 JobState.FAILED,
@@ -326,15 +364,64 @@ class Runner:
                 admit_waiting()
 
     def _restore_ha(self) -> None:
-        """A move that did not happen leaves the VM on its source: make it highly available there again."""
-        if not self.job.ha_removed or not self.job.source.cluster_id:
+        """The VM left its cluster for this move and the job did not succeed: make it highly available
+        again where it runs now, asked of the hosts: on the source when the move did not happen, on the
+        destination when it did (and what came after failed). Never on a host where it does not run."""
+        job = self.job
+        if not job.ha_removed or self.joined:
             return
         try:
-            if self.driver.get_vm(self.source, self.request.vm_id) is not None:
-                self.driver.add_cluster_role(self.source, self.request.vm_id)
-                record(self.job, "step", {"step": "join_cluster", "host": self.job.source.name}, ha_removed=False)
-        except HyperVError as exc:
-            record(self.job, "warning", {"message": f"Could not make the VM highly available again: {exc.message}"})
+            side = self._where_it_runs()
+            if side is None:
+                record(job, "warning", {"message": HA_NOWHERE})
+                return
+            host, conn = side
+            if not host.cluster_id:
+                record(job, "warning", {"message": HA_STANDALONE % {"host": host.name}})
+                return
+            self._step("restore_ha")
+            self.driver.add_cluster_role(conn, self.request.vm_id)
+            record(job, "step", {"step": "restore_ha", "done": True, "host": host.name}, ha_removed=False)
+        except Exception as exc:  # the job's own failure is what it reports; this one is a warning
+            message = exc.message if isinstance(exc, HyperVError) else str(exc)
+            record(job, "warning", {"message": f"Could not make the VM highly available again: {message}"})
+
+    def _where_it_runs(self):
+        """(host, connection) of the side the VM runs on, by Get-VM on each; None when on neither."""
+        if self.driver.get_vm(self.source, self.request.vm_id) is not None:
+            return self.job.source, self.source
+        elsewhere = self.job.destination_id != self.job.source_id
+        if elsewhere and self.driver.get_vm(self.destination, self.request.vm_id) is not None:
+            return self.job.destination, self.destination
+        return None
+
+
+HA_NOWHERE = gettext_noop(
+    "The VM left its cluster for this move and runs on neither host now: make it highly available by hand."
+)
+HA_STANDALONE = gettext_noop(
+    "The VM left its cluster for this move and runs on %(host)s, which is not a cluster node: "
+    "it is not highly available."
+)
+
+
+def leaves_cluster(job: MigrationJob) -> bool:
+    """A clustered VM moving to a host outside its cluster leaves the cluster first (hyperv.md section 1)."""
+    return job.vm.is_clustered and job.source.cluster_id != job.destination.cluster_id
+
+
+def steps_for(job: MigrationJob) -> list[str]:
+    """The steps this job runs, in order (restore_ha only after a failure: it is not listed)."""
+    names = ["compare", "move", "verify", "refresh"]
+    if not (job.ha_removed or leaves_cluster(job)):
+        return names
+    with_storage = job.kind in STORAGE_OPTION_KINDS or bool(job.storage_path or job.vhds)
+    first = ["leave_cluster", "compare"] if with_storage else ["compare", "leave_cluster"]
+    return [*first, "move", "verify", "join_cluster", "refresh"]
+
+
+def _removed(status: MigrationStatus) -> bool:
+    return status.error is not None and status.error.code == "JobRemoved"
 
 
 def still_starting(rows: list[tuple[str, object]]) -> bool:

@@ -214,7 +214,11 @@ class Driver(Protocol):
 
     def start_migration(self, conn: Connection, request: MoveRequest) -> str: ...
 
-    def migration_status(self, conn: Connection, migration_id: str) -> MigrationStatus: ...
+    def migration_status(
+        self, conn: Connection, migration_id: str, request: MoveRequest | None = None
+    ) -> MigrationStatus:
+        """The job's state; with the request, a job the host already removed is answered from where
+        the VM runs instead of NotFound."""
 
     def find_migration(self, conn: Connection, vm_id: str) -> MigrationStatus | None:
         """The latest migration of a VM the host knows of (running or finished), e.g. after a worker died."""

@@ -3,7 +3,8 @@
 The demo holds a case for every pre-flight rule: a share registered by short name, a shared VHDX
 guest cluster, a VM with a stale compatibility vector, a cluster limited to one parallel migration,
 a host with another performance option, a host that cannot take a 10.0 VM, missing switches, a
-host short of memory, and a VM whose name is a PowerShell injection attempt.
+host short of memory, a VM whose name is a PowerShell injection attempt, and a standalone host
+without the FailoverClusters PowerShell module (hv-s4).
 """
 
 from __future__ import annotations
@@ -199,6 +200,19 @@ class _Demo:
         self.vm("monitor01", s3, 8, LOCAL, version="9.0")
         self.vm("old-crm01", s3, 32, LOCAL, version="9.0", state="off")
         self.vm("lab-01", s3, 48, LOCAL, version="9.0")  # leaves hv-s3 40 GB: too little for analytics01
+
+        # The usual standalone Hyper-V host: no Failover Clustering feature, so the FailoverClusters
+        # cmdlets do not exist there (the other standalone hosts have the module and no cluster).
+        s4 = self.host(
+            "hv-s4",
+            WS2022,
+            128,
+            failover_clustering_installed=False,
+            vm_path=LOCAL,
+            vhd_path=f"{LOCAL}\\Virtual Hard Disks",
+            **standalone,
+        )
+        self.vm("ops-s401", s4, 4, LOCAL)
         return f
 
     def _guest_cluster(self, a: SimHost, b: SimHost) -> None:

@@ -70,8 +70,36 @@ VM_STATEMENTS: list[Statement] = [
     [("Get-VMProcessor", {"VMName": "*"})],
 ]
 CLUSTER_STATEMENTS: list[Statement] = [[("Get-Cluster", {})], [("Get-ClusterNode", {})]]
-# Errors a standalone host writes for the cluster cmdlets, and for a VHD that cannot be read: not failures.
-TOLERATED = {"ClusterServiceNotRunning", "ObjectNotFound"}
+# A VHD that cannot be read is no failure of the inventory.
+TOLERATED = {"ObjectNotFound"}
+# What the cluster cmdlets write on a host that is not a cluster node: it is standalone, not unreachable.
+# ClusterEndpointNotRegistered: the FailoverClusters module is installed but the host is in no cluster
+# (...,Microsoft.FailoverClusters.PowerShell.GetClusterCommand / GetNodeCommand); ClusterServiceNotRunning:
+# a node whose cluster service is stopped answers as if it were none.
+NOT_A_NODE = {"ClusterEndpointNotRegistered", "ClusterServiceNotRunning"}
+# Without the FailoverClusters module (the usual standalone host) the cmdlets do not exist: PowerShell
+# fails the whole pipeline with CommandNotFoundException, so the cluster is read in a pipeline of its own.
+NO_MODULE = "CommandNotFoundException"
+# Msvm_MigrationJob.JobType of a move: the VM, the VM and its storage, storage (hyperv.md section 6);
+# 300-304 are the checks Compare-VM leaves for the same VM.
+MOVE_JOB_TYPES = frozenset({305, 306, 307})
+# CIM_ConcreteJob.RequestStateChange (wmi-docs/cim-concretejob-requeststatechange.md): 0 completed,
+# 4096 transition started; 4097 invalid state transition (the job already ended). The
+# Msvm_MigrationJob page lists the vendor values 32768-32778 instead, where 32775 is "invalid state"
+# in Hyper-V's numbering: both are read as "already ended".
+CANCELLED = frozenset({0, 4096})
+ALREADY_ENDED = frozenset({4097, 32775})
+CANCEL_REFUSALS = {
+    1: "not supported",
+    2: "unknown or unspecified error",
+    3: "cannot complete within the timeout period",
+    4: "failed",
+    5: "invalid parameter",
+    6: "in use",
+    4098: "use of the timeout parameter not supported",
+    4099: "busy",
+}
+JOB_REMOVED_REMEDY = "Read the Hyper-V-VMMS event log of the source host for how the move ended, then try again"
 PERFORMANCE = {"tcpip": "TCPIP", "compression": "Compression", "smb": "SMB"}
 AUTH = {"kerberos": "Kerberos", "credssp": "CredSSP"}
 PROGRESS_EVERY = 0.5  # seconds between reads of a move's pipeline
@@ -99,6 +127,7 @@ class PsrpDriver:
         self.credentials = credentials
         self._sessions: dict[tuple, HostSession] = {}
         self._moves: dict[str, _Move] = {}
+        self._requests: dict[str, MoveRequest] = {}  # the moves this driver started, by job id
         self._lock = threading.Lock()
 
     # --- sessions --------------------------------------------------------------------------------
@@ -135,8 +164,8 @@ class PsrpDriver:
     # --- inventory -------------------------------------------------------------------------------
 
     def inventory(self, conn: Connection) -> HostInventory:
-        output = self._run(conn, *HOST_STATEMENTS, *VM_STATEMENTS, *CLUSTER_STATEMENTS, tolerate=TOLERATED)
-        groups = parse.by_kind(output)
+        output = self._run(conn, *HOST_STATEMENTS, *VM_STATEMENTS, tolerate=TOLERATED)
+        groups = parse.by_kind(output + self._cluster_output(conn, *CLUSTER_STATEMENTS))
         servers = parse.share_servers(groups)
         fqdns: dict[str, str] = {}
         if servers:
@@ -208,32 +237,62 @@ class PsrpDriver:
                 "NotFound", f"{conn.fqdn} accepted the move of {request.vm_id} but shows no migration job for it"
             )
         migration_id = str(job.get("InstanceID"))
-        if ps.state == PSInvocationState.RUNNING:
-            with self._lock:
+        with self._lock:
+            self._requests[migration_id] = request
+            if ps.state == PSInvocationState.RUNNING:
                 self._moves[migration_id] = move
         return migration_id
 
-    def migration_status(self, conn: Connection, migration_id: str) -> MigrationStatus:
+    def migration_status(
+        self, conn: Connection, migration_id: str, request: MoveRequest | None = None
+    ) -> MigrationStatus:
+        """The job's state; request (the move asked for) tells how a job WMI already removed ended."""
         move = self._moves.get(migration_id)
         if move is not None:
             self._follow(move, migration_id)
-        jobs = self._run(
+        jobs = self._job(conn, migration_id)
+        if not jobs:
+            request = request or self._requests.get(migration_id)
+            if request is None:
+                raise HyperVError("NotFound", f"No migration job with id '{migration_id}' on {conn.fqdn}")
+            return self._removed_job_status(conn, migration_id, request)
+        return parse.job_status(parse.props(jobs[-1]), move.percent if move else None, move.error if move else None)
+
+    def _job(self, conn: Connection, migration_id: str) -> list:
+        return self._run(
             conn, [JOBS, ("Where-Object", {"Property": "InstanceID", "EQ": SWITCH, "Value": migration_id})]
         )
-        if not jobs:
-            raise HyperVError("NotFound", f"No migration job with id '{migration_id}' on {conn.fqdn}")
-        return parse.job_status(parse.props(jobs[-1]), move.percent if move else None, move.error if move else None)
+
+    def _removed_job_status(self, conn: Connection, migration_id: str, request: MoveRequest) -> MigrationStatus:
+        """A job Hyper-V removed from WMI (TimeBeforeRemoval: 5 minutes after it ended) is no failure:
+        where the VM runs tells how it ended. Gone from the source, or its files where a storage move
+        puts them: completed. Otherwise the move ended without moving it (failed or cancelled)."""
+        vm = self.get_vm(conn, request.vm_id)
+        moved = _storage_moved(vm, request) if request.kind == "storage" else vm is None
+        if moved:
+            return MigrationStatus(migration_id, request.vm_id, "completed", 100)
+        error = HyperVError(
+            "JobRemoved",
+            f"The migration job {migration_id} has ended and is no longer on {conn.fqdn}; "
+            f"the virtual machine {request.vm_id} was not moved",
+            JOB_REMOVED_REMEDY,
+        )
+        return MigrationStatus(migration_id, request.vm_id, "failed", 0, error=error)
 
     def find_migration(self, conn: Connection, vm_id: str) -> MigrationStatus | None:
         job = self._find_job(conn, vm_id, running_first=False)
         return None if job is None else parse.job_status(job)
 
     def cancel_migration(self, conn: Connection, migration_id: str) -> None:
-        jobs = self._run(
-            conn, [JOBS, ("Where-Object", {"Property": "InstanceID", "EQ": SWITCH, "Value": migration_id})]
-        )
+        """Terminate the job. InvalidState when it already ended, also when WMI no longer has it
+        (removed minutes after its end): there is nothing to cancel, migration_status tells the end."""
+        jobs = self._job(conn, migration_id)
         if not jobs:
-            raise HyperVError("NotFound", f"No migration job with id '{migration_id}' on {conn.fqdn}")
+            raise HyperVError(
+                "InvalidState",
+                f"The migration job {migration_id} has already ended (no longer on {conn.fqdn})",
+                "Refresh its status",
+            )
         job = parse.props(jobs[-1])
         vm_id = str(job.get("VirtualSystemName"))
         if self._is_cluster_move(conn, vm_id, str(job.get("DestinationHost") or "")):
@@ -248,10 +307,15 @@ class PsrpDriver:
             ],
         )
         value = int(parse.props(results[0]).get("ReturnValue") or 0) if results else 0
-        if value == 32775:
+        if value in ALREADY_ENDED:
             raise HyperVError("InvalidState", "The migration job has already ended", "Refresh its status")
-        if value not in (0, 4096):
-            raise HyperVError(str(value), f"{conn.fqdn} refused to terminate migration job {migration_id}")
+        if value not in CANCELLED:
+            reason = CANCEL_REFUSALS.get(value, "error")
+            raise HyperVError(
+                str(value),
+                f"{conn.fqdn} refused to terminate migration job {migration_id}: {reason} ({value})",
+                "Try again in a moment" if value == 4099 else "",
+            )
 
     # --- cluster roles and host settings ---------------------------------------------------------
 
@@ -360,31 +424,33 @@ class PsrpDriver:
         self._run(conn, [("Set-VMHost", {"VirtualMachineMigrationPerformanceOption": wanted})])
         return current
 
+    def _cluster_output(self, conn: Connection, *statements: Statement) -> list:
+        """What the cluster cmdlets return; nothing on a standalone host (module or not)."""
+        try:
+            return self._run(conn, *statements, tolerate=NOT_A_NODE)
+        except HyperVError as exc:
+            if exc.code == NO_MODULE:
+                return []
+            raise
+
     def _is_cluster_move(self, conn: Connection, vm_id: str, destination: str) -> bool:
-        output = self._run(
-            conn,
-            [("Get-VM", {"Id": vm_id})],
-            [("Get-ClusterNode", {})],
-            tolerate={"ClusterServiceNotRunning", "InvalidParameter"},
-        )
-        groups = parse.by_kind(output)
-        vm = (groups.get("VirtualMachine") or [{}])[0]
-        if not vm.get("IsClustered"):
+        vms = self._run(conn, [("Get-VM", {"Id": vm_id})], tolerate={"InvalidParameter"})
+        if not (vms and parse.props(vms[0]).get("IsClustered")):
             return False
+        nodes = parse.by_kind(self._cluster_output(conn, [("Get-ClusterNode", {})])).get("ClusterNode", [])
         short = destination.split(".")[0].lower()
         return any(
             str(n.get("Name")).lower() == short
             or str(n.get("EmulatorFullyQualifiedName", "")).lower() == destination.lower()
-            for n in groups.get("ClusterNode", [])
+            for n in nodes
         )
 
     def _find_job(self, conn: Connection, vm_id: str, running_first: bool) -> dict | None:
-        jobs = [
-            parse.props(j)
-            for j in self._run(
-                conn, [JOBS, ("Where-Object", {"Property": "VirtualSystemName", "EQ": SWITCH, "Value": vm_id})]
-            )
-        ]
+        found = self._run(
+            conn, [JOBS, ("Where-Object", {"Property": "VirtualSystemName", "EQ": SWITCH, "Value": vm_id})]
+        )
+        # Moves only: a Compare-VM check leaves a job for the same VM too (JobType 301-304).
+        jobs = [p for p in map(parse.props, found) if int(p.get("JobType") or 0) in MOVE_JOB_TYPES]
         if running_first:
             running = [j for j in jobs if parse.JOB_STATES.get(int(j.get("JobState") or 0)) == "running"]
             jobs = running or jobs
@@ -420,6 +486,17 @@ class PsrpDriver:
         move.ps.streams.progress.clear()
         if move.ps.streams.error and move.error is None:
             move.error = to_error(move.ps.streams.error[0], move.session.conn.fqdn)
+
+
+def _storage_moved(vm: VmInfo | None, request: MoveRequest) -> bool:
+    """Whether the VM's files are where this storage move puts them."""
+    if vm is None:
+        return False
+    paths = {d.path.lower() for d in vm.disks} | {vm.config_path.lower()}
+    if request.vhds:
+        return all(new.lower() in paths for _, new in request.vhds)
+    target = request.storage_path.lower().rstrip("\\")
+    return bool(target) and all(p.startswith(target) for p in paths)
 
 
 def _storage_params(request: MoveRequest) -> dict:

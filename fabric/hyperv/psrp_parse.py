@@ -23,7 +23,7 @@ from fabric.hyperv.api import (
     VmInfo,
 )
 from fabric.hyperv.host_values import share_roots
-from fabric.hyperv.remedies import remedy_for
+from fabric.hyperv.remedies import diagnose
 
 JOB_STATES = {
     2: "running",
@@ -38,7 +38,6 @@ JOB_STATES = {
     11: "running",
     32768: "completed",
 }
-_TRAILING_CODE = re.compile(r"\s*\((0x[0-9A-Fa-f]{8}|\d{3,6})\)\s*$")
 
 
 def props(obj: Any) -> dict[str, Any]:
@@ -241,7 +240,5 @@ def job_error(job: dict[str, Any]) -> HyperVError | None:
     description = str(job.get("ErrorDescription") or "").strip()
     if not description:
         return None
-    match = _TRAILING_CODE.search(description)
-    code = match.group(1) if match else str(job.get("ErrorCode") or "21502")
-    message = description[: match.start()] if match else description
-    return HyperVError(code, message, str(job.get("EmulatorRecommendedAction") or "") or remedy_for(code))
+    code, message, remedy = diagnose(description, str(job.get("ErrorCode") or "21502"))
+    return HyperVError(code, message, str(job.get("EmulatorRecommendedAction") or "") or remedy)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
-import re
 import threading
 import time
 from collections.abc import Iterator
@@ -29,7 +28,7 @@ from pypsrp.wsman import NAMESPACES, WSMan, WSManAction
 from spnego.exceptions import SpnegoError
 
 from fabric.hyperv.api import Connection, HostUnreachable, HyperVError
-from fabric.hyperv.remedies import remedy_for
+from fabric.hyperv.remedies import diagnose
 
 log = logging.getLogger(__name__)
 # pypsrp logs every pool and pipeline at INFO: noise in the console's log, unless asked for explicitly.
@@ -40,7 +39,6 @@ SWITCH = object()  # a switch parameter: sent by name only
 AUTHS = ("negotiate", "kerberos", "credssp", "ntlm", "basic")
 TIMED_OUT = 2150858793  # WS-Man: nothing to receive within OperationTimeout; poll again
 UNKNOWN_SHELL = 2150858843  # WS-Man: no shell with that id (closed, or the service restarted)
-_TRAILING_CODE = re.compile(r"\s*\((0x[0-9A-Fa-f]{8}|\d{3,6})\)\s*$")
 # Cmdlets that "cannot be run remotely without CredSSP authentication on the server computer"
 # (Microsoft's help for each, reference/powershell-docs/FailoverClusters): a second hop to the cluster.
 NEEDS_CREDSSP = frozenset({"move-clustervirtualmachinerole", "add-clustervirtualmachinerole"})
@@ -340,18 +338,17 @@ def error_id(record: Any) -> str:
 
 
 def to_error(record: Any, fqdn: str) -> HyperVError:
-    """An error record as HyperVError: the Hyper-V code (at the end of the message, as Hyper-V writes
-    it, or the record's error id), the message, and the remedy the host recommends or the known one."""
+    """An error record as HyperVError: the most specific Hyper-V code in its message (anywhere in the
+    text, as Hyper-V writes them) or the record's error id, the message, and the remedy the host
+    recommends or the known one."""
     if record is None:
         return HyperVError("PipelineFailed", f"The command failed on {fqdn} without an error record")
     text = record_text(record).strip()
-    match = _TRAILING_CODE.search(text)
-    code = match.group(1) if match else (error_id(record) or "PowerShellError")
-    message = text[: match.start()] if match else text
-    remedy = str(getattr(record, "action", "") or "") or remedy_for(code)
+    code, message, remedy = diagnose(text, error_id(record) or "PowerShellError")
+    action = str(getattr(record, "action", "") or "")
     if "administrative privileges on the cluster" in text:  # a cluster cmdlet without a second hop
-        code, remedy = "ClusterAccessDenied", remedy or REMEDY_CLUSTER_ACCESS
-    return HyperVError(code, message, remedy)
+        return HyperVError("ClusterAccessDenied", message, action or REMEDY_CLUSTER_ACCESS)
+    return HyperVError(code, message, action or remedy)
 
 
 def transport_error(conn: Connection, options: PsrpOptions, exc: BaseException) -> HyperVError | None:

@@ -94,7 +94,25 @@ class FabricAdmin(_Base):
             self._log(cmdlet, params, result="refused", code=exc.code)
             raise
         self._log(cmdlet, params, result="compared", incompatibilities=[i.message_id for i in found])
+        self._check_job(request)
         return tuple(found)
+
+    def _check_job(self, request: MoveRequest) -> None:
+        """The job Compare-VM's check leaves on the source: Msvm_MigrationJob JobType 301 (checking the
+        VM) or 302 (the VM and its storage), per Msvm_MigrationJob's JobType values."""
+        with_storage = bool(request.storage_path or request.vhds) or request.kind in ("live_vsm", "network")
+        self.sequence += 1
+        self.check_jobs.append(
+            {
+                "id": f"check-{self.seed}-{self.sequence}",
+                "vm_id": request.vm_id,
+                "source": request.source,
+                "destination": request.destination,
+                "job_type": 302 if with_storage else 301,
+                "at": self.now,
+            }
+        )
+        del self.check_jobs[: max(0, len(self.check_jobs) - 50)]
 
     # --- cluster roles -----------------------------------------------------------------------
 

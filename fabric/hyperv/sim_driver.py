@@ -50,7 +50,10 @@ class SimDriver:
             fabric.reachable_host(conn.fqdn)
             return fabric.start_migration(request)
 
-    def migration_status(self, conn: Connection, migration_id: str) -> MigrationStatus:
+    def migration_status(
+        self, conn: Connection, migration_id: str, request: MoveRequest | None = None
+    ) -> MigrationStatus:
+        # The simulator keeps its ended moves (up to SimTuning.max_finished_kept): request is not needed.
         with self.store.session() as fabric:
             fabric.reachable_host(conn.fqdn)
             return fabric.migration_status(migration_id)

@@ -49,6 +49,9 @@ class SimHost:
     port: int = 5985
     transport: str = "http"
     cluster: str = ""  # cluster name, "" for a standalone host
+    # The FailoverClusters PowerShell module (Failover Clustering feature) is installed: every node has
+    # it; a standalone host usually does not, and then the cluster cmdlets do not exist there.
+    failover_clustering_installed: bool = True
     os_version: str = "Windows Server 2022 Datacenter"
     supported_config_versions: list[str] = field(default_factory=lambda: ["8.0", "9.0", "10.0"])
     memory_total_bytes: int = 256 * GIB

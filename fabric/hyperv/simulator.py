@@ -81,6 +81,9 @@ class Fabric(FabricAdmin):
         self.migrations: dict[str, SimMigration] = {}
         self.armed: dict[str, dict[str, Any]] = {}  # vm id -> failure for its next migration
         self.record: list[dict[str, Any]] = []
+        # Compare-VM's checks, each a finished Msvm_MigrationJob of JobType 301/302 on the source (the
+        # WMI view of hosts; moves are in migrations): {"id", "vm_id", "source", "destination", "job_type", "at"}
+        self.check_jobs: list[dict[str, Any]] = []
         self.sequence = 0  # numbers records and migration ids
 
     # --- building ----------------------------------------------------------------------------
@@ -354,6 +357,7 @@ class Fabric(FabricAdmin):
             "migrations": [to_plain(m) for m in self.migrations.values()],
             "armed": self.armed,
             "record": self.record,
+            "check_jobs": self.check_jobs,
         }
 
     @classmethod
@@ -367,6 +371,7 @@ class Fabric(FabricAdmin):
         fabric.migrations = {m["id"]: from_plain(SimMigration, m) for m in data["migrations"]}
         fabric.armed = dict(data.get("armed", {}))
         fabric.record = list(data.get("record", []))
+        fabric.check_jobs = list(data.get("check_jobs", []))
         return fabric
 
 

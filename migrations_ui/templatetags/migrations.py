@@ -27,6 +27,7 @@ STEP_LABELS = {
     "verify": gettext_lazy("Verify where the VM runs"),
     "join_cluster": gettext_lazy("Make the VM highly available on the destination cluster"),
     "refresh": gettext_lazy("Refresh the inventory"),
+    "restore_ha": gettext_lazy("Make the VM highly available again where it runs"),
 }
 
 

@@ -80,6 +80,15 @@ def test_it_has_three_standalone_hosts_two_on_the_share_one_local(demo):
     assert min(options.count(o) for o in set(options)) == 1
 
 
+def test_it_has_a_standalone_host_without_the_failover_clusters_module(demo):
+    without = [h for h in demo.hosts.values() if not h.failover_clustering_installed]
+
+    assert [h.name for h in without] == ["hv-s4"]
+    assert not without[0].cluster
+    assert [v.name for v in demo.vms.values() if v.host == without[0].fqdn] == ["ops-s401"]
+    assert all(demo.hosts[n].failover_clustering_installed for c in demo.clusters.values() for n in c.nodes)
+
+
 def test_it_has_at_least_forty_varied_vms(demo):
     vms = list(demo.vms.values())
 
@@ -134,8 +143,8 @@ def test_it_has_real_cases_for_the_refusals():
 def test_it_serves_every_host_on_a_loopback_address(demo):
     connections = host_connections(demo)
 
-    assert len(connections) == len(demo.hosts) == 8
-    assert sorted(c.address for c in connections) == [f"127.0.0.{n}" for n in range(11, 19)]
+    assert len(connections) == len(demo.hosts) == 9
+    assert sorted(c.address for c in connections) == [f"127.0.0.{n}" for n in range(11, 20)]
     assert {(c.port, c.transport) for c in connections} == {(5985, "http")}
     assert all(c.fqdn.endswith(D) for c in connections)
 

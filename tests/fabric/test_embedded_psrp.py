@@ -46,11 +46,16 @@ def test_sync_reaches_every_host_over_winrm_and_names_the_one_that_is_down(psrp_
 
     report = sync_inventory(get_driver())
 
-    assert len(report.synced) == 7
+    assert len(report.synced) == 8
     down = Host.objects.get(fqdn="hv-s3" + D)
     assert not down.reachable
     assert "hv-s3.contoso.test is unreachable: connection refused" in down.last_error
-    assert Host.objects.filter(reachable=True).count() == 7
+    assert Host.objects.filter(reachable=True).count() == 8
+    # Standalone, with the FailoverClusters module (hv-s1) and without it (hv-s4): reachable, no cluster.
+    for name in ("hv-s1", "hv-s4"):
+        standalone = Host.objects.get(name=name)
+        assert standalone.reachable and standalone.cluster is None and standalone.last_error == ""
+    assert VirtualMachine.objects.get(name="ops-s401").host.name == "hv-s4"
     assert VirtualMachine.objects.get(name=INJECTION_NAME).host.fqdn == "hv-s1" + D
 
 
@@ -82,7 +87,7 @@ def test_serve_runs_the_emulator_and_migrates_through_pypsrp(tmp_path):
             time.sleep(0.2)
         output = "\n".join(lines)
         assert "Started emulator" in output
-        assert re.search(r"Registered 8 hosts; synced 8, \d+ VMs", output), output
+        assert re.search(r"Registered 9 hosts; synced 9, \d+ VMs", output), output
 
         moved = subprocess.run(
             [sys.executable, str(REPO / "manage.py"), "move_vm", INJECTION_NAME, "--to", "hv-s2", "--wait", "--json"],

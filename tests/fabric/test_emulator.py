@@ -12,6 +12,7 @@ from pypsrp.wsman import WSMan
 
 from fabric.hyperv.demo import INJECTION_NAME
 from fabric.hyperv.emulator import build_emulator
+from fabric.hyperv.psrp_session import record_text
 from fabric.hyperv.simstore import FabricStore
 from tests.fabric.conftest import PASSWORD, SCALE, USER, open_pool
 
@@ -135,6 +136,40 @@ def test_it_fails_the_pipeline_for_unknown_commands_script_text_and_bad_paramete
         assert ps.streams.error[-1].fq_error.split(",")[0] == error_id
 
 
+def test_a_standalone_host_answers_the_cluster_cmdlets_as_a_real_one(emulator, emu_store):
+    """Module installed, no cluster: ClusterEndpointNotRegistered (ConnectionError), the pipeline completes.
+    No module: the cmdlets do not exist, every FailoverClusters cmdlet fails the pipeline."""
+    with emu_store.session() as fabric:
+        fabric.hosts["hv-s3" + D].failover_clustering_installed = False
+        fabric.touch()
+    with open_pool(emulator, "hv-s1" + D) as pool:
+        cluster = invoke(pool, ("Get-Cluster", {}))
+        nodes = invoke(pool, ("Get-ClusterNode", {}))
+    with open_pool(emulator, "hv-s3" + D) as pool:
+        missing = [
+            invoke(pool, (cmdlet, params))
+            for cmdlet, params in (
+                ("Get-Cluster", {}),
+                ("Get-ClusterNode", {}),
+                ("Move-ClusterVirtualMachineRole", {"Name": "dc01", "Node": "hv-s1"}),
+                ("Remove-ClusterGroup", {"Name": "dc01", "RemoveResources": None, "Force": None}),
+                ("Add-ClusterVirtualMachineRole", {"VMName": "dc01"}),
+            )
+        ]
+        still_hyperv = invoke(pool, ("Get-VMHost", {}))
+
+    for ps in (cluster, nodes):
+        assert not ps.had_errors and ps.output == []
+        [record] = ps.streams.error
+        assert record.fq_error.startswith("ClusterEndpointNotRegistered,Microsoft.FailoverClusters.PowerShell.")
+        assert record.category == 27  # ErrorCategory.ConnectionError
+        assert "no more endpoints available from the endpoint mapper" in record_text(record)
+    for ps in missing:
+        assert ps.had_errors and ps.state == PSInvocationState.FAILED
+        assert ps.streams.error[-1].fq_error == "CommandNotFoundException"
+    assert not still_hyperv.had_errors and len(still_hyperv.output) == 1
+
+
 def test_it_answers_an_idle_receive_with_the_wsman_timeout_fault_before_operation_timeout(emulator):
     with open_pool(emulator, "hv-s1" + D) as pool:
         started = time.monotonic()
@@ -188,11 +223,15 @@ def test_a_stopped_pipeline_leaves_the_migration_job_running_until_it_is_termina
             ("Get-CimInstance", JOBS),
             ("Invoke-CimMethod", {"MethodName": "RequestStateChange", "Arguments": {"RequestedState": 4}}),
         )
+        store.advance(301)  # TimeBeforeRemoval: WMI keeps an ended job five minutes
+        later = [ext(j)["InstanceID"] for j in invoke(pool, ("Get-CimInstance", JOBS)).output]
 
     assert job["JobState"] == 4 and job["Cancellable"] and job["JobType"] == 305  # moving a VM
     assert job["Caption"] == "Move a virtual machine"
+    # CIM_ConcreteJob.RequestStateChange: 0 completed, 4097 invalid state transition (ended already).
     assert ext(cancel.output[0])["ReturnValue"] == 0
-    assert ext(again.output[0])["ReturnValue"] == 32775  # ended already
+    assert ext(again.output[0])["ReturnValue"] == 4097
+    assert job["InstanceID"] not in later
     with store.session() as fabric:
         assert fabric.migrations[job["InstanceID"]].state == "cancelled"
         assert fabric.vm_by_name("erp-app01").host == "hv-new1" + D

@@ -195,6 +195,86 @@ def test_it_cancels_a_running_move_and_a_restarted_driver_finds_it(driver, conns
     assert cancels[0]["params"]["Arguments"] == {"RequestedState": 4}
 
 
+def test_a_standalone_host_without_the_failover_clusters_module_is_standalone_not_unreachable(driver, conns, emu_store):
+    # The usual standalone Hyper-V host: Get-Cluster and Get-ClusterNode do not exist there.
+    with emu_store.session() as fabric:
+        fabric.hosts["hv-s3" + D].failover_clustering_installed = False
+        fabric.touch()
+    s3 = conns["hv-s3"]
+    vm_id, source = vm(emu_store, "backup01")
+    request = MoveRequest(vm_id, source, "hv-s1" + D, "live_vsm", storage_path="\\\\fs01.contoso.test\\vms\\backup01")
+
+    inventory = driver.inventory(s3)
+    migration_id = driver.start_migration(s3, request)
+    driver.cancel_migration(s3, migration_id)
+
+    assert inventory.cluster is None and len(inventory.vms) == 6
+    assert driver.migration_status(s3, migration_id).state == "cancelled"
+
+
+def test_a_standalone_host_with_the_module_is_standalone_too(driver, conns):
+    # Module installed, no cluster: the cluster cmdlets write ClusterEndpointNotRegistered.
+    inventory = driver.inventory(conns["hv-s1"])
+
+    assert inventory.cluster is None and inventory.vms
+
+
+def test_a_job_removed_from_wmi_after_its_end_is_answered_from_where_the_vm_runs(driver, conns, emu_store):
+    vm_id, source = vm(emu_store, "web-dmz02")
+    s2 = conns["hv-s2"]
+    request = MoveRequest(vm_id, source, "hv-s1" + D, "live")
+    migration_id = driver.start_migration(s2, request)
+    assert follow(driver, s2, migration_id)[-1].state == "completed"
+
+    emu_store.advance(400)  # past TimeBeforeRemoval (5 minutes): the host forgets the job
+    restarted = PsrpDriver(FAST)  # a worker that came back knows the move only from its job record
+    try:
+        by_this_driver = driver.migration_status(s2, migration_id)
+        by_request = restarted.migration_status(s2, migration_id, request)
+        with pytest.raises(HyperVError) as unknown:
+            restarted.migration_status(s2, migration_id)
+        with pytest.raises(HyperVError) as cancel:
+            restarted.cancel_migration(s2, migration_id)
+        found = restarted.find_migration(s2, vm_id)
+    finally:
+        restarted.close()
+
+    assert (by_this_driver.state, by_this_driver.percent) == ("completed", 100)
+    assert by_request.state == "completed"
+    assert unknown.value.code == "NotFound"  # no request: nothing to ask the VM about
+    assert cancel.value.code == "InvalidState"  # nothing left to cancel: not a failure of the driver
+    assert found is None
+
+
+def test_a_removed_job_whose_vm_never_left_is_a_failed_move(driver, conns, emu_store):
+    vm_id, source = vm(emu_store, "ci-runner01")
+    with emu_store.session() as fabric:
+        fabric.inject_failure(vm_id, "network", at_percent=30)
+    s2 = conns["hv-s2"]
+    request = MoveRequest(vm_id, source, "hv-s1" + D, "live")
+    migration_id = driver.start_migration(s2, request)
+    assert follow(driver, s2, migration_id)[-1].state == "failed"
+
+    emu_store.advance(400)
+    status = driver.migration_status(s2, migration_id, request)
+
+    assert status.state == "failed" and status.error.code == "JobRemoved"
+
+
+def test_a_compare_vm_check_job_is_not_taken_for_the_move(driver, conns, emu_store):
+    vm_id, source = vm(emu_store, "web-dmz02")
+    s2 = conns["hv-s2"]
+    request = MoveRequest(vm_id, source, "hv-s1" + D, "live")
+
+    assert driver.compare(s2, request) == ()
+    with emu_store.session() as fabric:
+        [check] = [j for j in fabric.check_jobs if j["vm_id"] == vm_id]
+    assert check["job_type"] == 301  # Checking Virtual Machine Compatibility
+    assert driver.find_migration(s2, vm_id) is None
+    migration_id = driver.start_migration(s2, request)
+    assert driver.find_migration(s2, vm_id).migration_id == migration_id
+
+
 def test_a_cluster_move_runs_as_a_cluster_role_move_and_cancels_with_cancel(driver, conns, emu_store):
     vm_id, source = vm(emu_store, "sql-prod02")
     new2 = conns["hv-new2"]

@@ -27,7 +27,7 @@ NEW_NODES = ["hv-new1" + D, "hv-new2" + D, "hv-new3" + D]
 @pytest.fixture
 def synced(psrp_settings):  # noqa: F811
     report = sync_inventory(get_driver())
-    assert len(report.synced) == 8
+    assert len(report.synced) == 9
     return report
 
 

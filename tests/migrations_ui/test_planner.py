@@ -81,6 +81,16 @@ def test_the_planner_and_the_simulator_agree_on_vendors():
     ).allowed
 
 
+def test_it_does_not_fall_back_to_quick_for_other_processor_features():
+    # A saved state resumes only where the processor features match: Quick needs processor
+    # compatibility as much as Live does (Microsoft, "Processor compatibility mode in Hyper-V").
+    n2 = replace(N2, processor_family="Intel Xeon Platinum 8380 (Ice Lake)")
+    result = assess(proposal(vm=CSV_VM, source=N1, destination=n2, kind=None))
+    assert result.transfer_type == Kind.LIVE
+    assert not result.allowed
+    assert "processor-incompatible" in {f.rule for f in result.findings}
+
+
 def test_it_does_not_fall_back_to_quick_across_clusters():
     o1 = replace(O1_ON_SHARE, processor_family="AMD EPYC 7763")
     vm = replace(CSV_VM, config_path=SHARE + "\\db", disks=())

@@ -5,6 +5,7 @@ import pytest
 from django.utils import timezone
 
 from fabric.driver import get_driver
+from fabric.hyperv.api import HyperVError
 from migrations_ui.jobs import CannotCancel, cancel_job, create_job
 from migrations_ui.models import JobState, MigrationJob
 from migrations_ui.runner import RECOVERY_PENDING, STALE_AFTER, Runner
@@ -97,6 +98,102 @@ def test_a_cross_cluster_move_leaves_and_rejoins_ha(demo):
     assert moved.host.name == "hv-new1" and moved.is_clustered
 
 
+def vm_cmdlets(store, vm_id):
+    with store.session() as fabric:
+        return [(r["cmdlet"], r.get("result")) for r in fabric.record if vm_id in str(r)]
+
+
+def test_a_move_to_another_cluster_without_shared_storage_leaves_its_cluster_before_compare_vm(demo):
+    # Compare-VM refuses storage options for a clustered VM ("remove it from the cluster first").
+    job = submit("erp-app02", "hv-new1")
+    assert job.kind == "live_vsm"
+
+    run_job.call(job.pk)
+
+    job.refresh_from_db()
+    assert job.state == JobState.SUCCEEDED, job.error_message
+    cmdlets = [c for c, _ in vm_cmdlets(demo, str(job.vm.guid))]
+    assert cmdlets.index("Remove-ClusterGroup") < cmdlets.index("Compare-VM") < cmdlets.index("Move-VM")
+    assert cmdlets.index("Move-VM") < cmdlets.index("Add-ClusterVirtualMachineRole")
+    steps = [e.data["step"] for e in job.events.filter(kind="step") if "label" in e.data]
+    assert steps == ["leave_cluster", "compare", "move", "verify", "join_cluster", "refresh"]
+    moved = vm("erp-app02")
+    assert moved.host.name == "hv-new1" and moved.is_clustered
+
+
+def test_compare_vm_failing_after_the_vm_left_its_cluster_makes_it_highly_available_again(demo):
+    job = submit("erp-app02", "hv-new1")
+    with demo.session() as fabric:  # changed on the host after pre-flight: Compare-VM finds it
+        fabric.hosts["hv-new1.contoso.test"].virtual_switches = ["vSwitch-DMZ"]
+        fabric.touch()
+
+    run_job.call(job.pk)
+
+    job.refresh_from_db()
+    assert job.state == JobState.FAILED and job.error_code == "33012"
+    assert not job.ha_removed
+    with demo.session() as fabric:
+        machine = fabric.vm_by_name("erp-app02")
+        assert machine.host == "hv-old2.contoso.test" and machine.is_clustered
+    assert [c for c, _ in vm_cmdlets(demo, str(job.vm.guid))][-1] == "Add-ClusterVirtualMachineRole"
+    restored = job.events.get(kind="step", data__step="restore_ha", data__done=True)
+    assert restored.data["host"] == "hv-old2"
+
+
+def test_a_failure_after_the_vm_arrived_restores_ha_on_the_destination_not_the_source(demo):
+    real = get_driver()
+    joins = []
+
+    class JoinFailsOnce:
+        """The real driver; the first Add-ClusterVirtualMachineRole fails (the cluster was busy)."""
+
+        def __getattr__(self, name):
+            return getattr(real, name)
+
+        def add_cluster_role(self, conn, vm_id):
+            joins.append(conn.fqdn)
+            if len(joins) == 1:
+                raise HyperVError("OperationFailed", "The cluster is busy")
+            return real.add_cluster_role(conn, vm_id)
+
+    job = submit("erp-app02", "hv-new1")
+    Runner.start(job.pk, driver=JoinFailsOnce()).run()
+
+    job.refresh_from_db()
+    assert job.state == JobState.FAILED and job.error_message == "The cluster is busy"
+    assert joins == ["hv-new1.contoso.test", "hv-new1.contoso.test"]  # never on the source it left
+    with demo.session() as fabric:
+        machine = fabric.vm_by_name("erp-app02")
+        assert machine.host == "hv-new1.contoso.test" and machine.is_clustered
+    assert job.events.filter(kind="step", data__step="restore_ha", data__host="hv-new1").exists()
+
+
+def test_a_cancel_that_meets_a_move_already_ended_is_no_failure(demo):
+    real = get_driver()
+    job = submit("file-s01", "hv-s2")
+
+    class EndedBeforeTheCancel:
+        """The operator presses Cancel; the host answers that the move has already ended (4097)."""
+
+        def __getattr__(self, name):
+            return getattr(real, name)
+
+        def migration_status(self, conn, migration_id, request=None):
+            status = real.migration_status(conn, migration_id, request)
+            if MigrationJob.objects.get(pk=job.pk).state == JobState.RUNNING:
+                cancel_job(job.pk)
+            return status
+
+        def cancel_migration(self, conn, migration_id):
+            raise HyperVError("InvalidState", "The migration job has already ended", "Refresh its status")
+
+    Runner.start(job.pk, driver=EndedBeforeTheCancel()).run()
+
+    job.refresh_from_db()
+    assert job.state != JobState.FAILED, job.error_message
+    assert vm("file-s01").host.name == "hv-s2"
+
+
 def test_a_storage_move_of_selected_vhds(demo):
     machine = vm("backup01")
     disk = machine.disks.order_by("path").first()
@@ -152,8 +249,8 @@ def test_cancel_a_running_job_through_the_host(demo, settings):
         def __getattr__(self, name):
             return getattr(real, name)
 
-        def migration_status(self, conn, migration_id):
-            status = real.migration_status(conn, migration_id)
+        def migration_status(self, conn, migration_id, request=None):
+            status = real.migration_status(conn, migration_id, request)
             if MigrationJob.objects.get(pk=job.pk).state == JobState.RUNNING:
                 cancel_job(job.pk)
             return status

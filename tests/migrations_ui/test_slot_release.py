@@ -43,9 +43,9 @@ class Spy:
     def __getattr__(self, name):
         return getattr(self.real, name)
 
-    def migration_status(self, conn, migration_id):
+    def migration_status(self, conn, migration_id, request=None):
         self.polls += 1
-        return self.real.migration_status(conn, migration_id)
+        return self.real.migration_status(conn, migration_id, request)
 
     def get_vm(self, conn, vm_id):
         found = self.real.get_vm(conn, vm_id)
@@ -108,8 +108,8 @@ def test_a_job_holds_its_slots_until_the_host_reports_the_move_completed(demo, s
     seen = []
 
     class Watch(Spy):
-        def migration_status(self, conn, migration_id):
-            status = super().migration_status(conn, migration_id)
+        def migration_status(self, conn, migration_id, request=None):
+            status = super().migration_status(conn, migration_id, request)
             if status.state == "running":
                 seen.append((MigrationJob.objects.get(pk=jobs[0].pk).slots_released_at, state(jobs[2])))
             return status

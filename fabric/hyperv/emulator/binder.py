@@ -477,6 +477,8 @@ def _run_statement(
         name = str(command.command_text)
         # A known constant script (its exact text) runs like a cmdlet whose parameters are the script's.
         cmdlet = scripts.get(name) if command.is_script else cmdlets.get(name.lower())
+        if cmdlet is not None and not _module_installed(side, fqdn, cmdlet):
+            cmdlet = None  # without the FailoverClusters module its cmdlets do not exist on the host
         if command.is_script and cmdlet is None:
             _log(side, fqdn, user, name, {"script": name}, None, "refused: script")
             raise Terminating(
@@ -527,6 +529,15 @@ def _run_statement(
     for obj in objects or []:
         if not run.write(lambda p, obj=obj: p.write_output(obj)):
             return
+
+
+def _module_installed(side: HostSide, fqdn: str, cmdlet: Cmdlet) -> bool:
+    """Whether the module of this cmdlet is on the host (only FailoverClusters may be missing)."""
+    if "FailoverClusters" not in cmdlet.command_class:
+        return True
+    with side.store.session() as fabric:
+        host = fabric.hosts.get(fqdn)
+        return host is None or host.failover_clustering_installed
 
 
 def _received(parameters: list[tuple[str | None, Any]]) -> dict[str, Any]:

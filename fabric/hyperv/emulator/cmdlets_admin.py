@@ -13,6 +13,7 @@ from psrpcore.types import ErrorCategory
 from fabric.hyperv.api import HyperVError
 from fabric.hyperv.emulator import objects as o
 from fabric.hyperv.emulator.binder import Context, as_list
+from fabric.hyperv.emulator.cmdlets_read import not_a_node
 from fabric.hyperv.emulator.records import plain, prop
 from fabric.hyperv.host_values import normal_subnet, subnet_problem
 
@@ -144,6 +145,9 @@ def set_cluster_parallel_migrations(ctx: Context, params: dict, inputs) -> list:
 def remove_cluster_group(ctx: Context, params: dict, inputs) -> list:
     """Remove-ClusterGroup -VMId|-Name|<piped group> -RemoveResources -Force: the VM leaves high availability."""
     with ctx.session() as fabric:
+        if not fabric.hosts[ctx.fqdn].cluster:
+            not_a_node(ctx)
+            return []
         for vm_id in _role_vm_ids(ctx, fabric, params, inputs, name_param="Name"):
             try:
                 fabric.remove_cluster_role(ctx.fqdn, vm_id, command=_received(ctx, params))
@@ -157,6 +161,9 @@ def add_cluster_vm_role(ctx: Context, params: dict, inputs) -> list:
     out = []
     with ctx.session() as fabric:
         host = fabric.hosts[ctx.fqdn]
+        if not host.cluster:
+            not_a_node(ctx)
+            return []
         if params.get("Cluster") and str(params["Cluster"]).lower() not in (host.cluster.lower(), ""):
             ctx.error("ObjectNotFound", f"Cluster '{params['Cluster']}' is not the cluster of '{host.name}'")
             return []
@@ -190,8 +197,15 @@ def _role_vm_ids(ctx: Context, fabric, params: dict, inputs, name_param: str) ->
     return found
 
 
+# CIM_ConcreteJob.RequestStateChange return values (wmi-docs/cim-concretejob-requeststatechange.md).
+COMPLETED, FAILED, INVALID_STATE_TRANSITION = 0, 4, 4097
+
+
 def invoke_cim_method(ctx: Context, params: dict, inputs) -> list:
-    """RequestStateChange on Msvm_MigrationJob instances (4 = terminate: cancels the migration)."""
+    """RequestStateChange on Msvm_MigrationJob instances (4 = terminate: cancels the migration).
+
+    Returns 0 once terminated (the simulated job ends at once), 4097 (invalid state transition) for a
+    job that already ended or a transition other than terminate."""
     method = str(params.get("MethodName", ""))
     arguments = params.get("Arguments") or {}
     instances = [*as_list(params.get("InputObject")), *(inputs or [])]
@@ -203,15 +217,16 @@ def invoke_cim_method(ctx: Context, params: dict, inputs) -> list:
         for instance in instances:
             job_id = str(prop(instance, "InstanceID", ""))
             if int(prop(arguments, "RequestedState", 0) or 0) != 4:
-                out.append(o.cim_method_result(32773))  # invalid parameter: only terminating is modelled
+                out.append(o.cim_method_result(INVALID_STATE_TRANSITION))  # only terminating is modelled
                 continue
             try:
                 fabric.cancel_migration(
                     job_id, command=(ctx.cmdlet.name, {**_received(ctx, params)[1], "InstanceID": job_id})
                 )
             except HyperVError as exc:
-                # A job that already ended refuses the change: Hyper-V answers 32775 (invalid state).
-                out.append(o.cim_method_result(32775 if exc.code == "InvalidState" else 32774, Message=exc.message))
+                # A job that already ended cannot be terminated: an invalid state transition.
+                value = INVALID_STATE_TRANSITION if exc.code == "InvalidState" else FAILED
+                out.append(o.cim_method_result(value, Message=exc.message))
                 continue
-            out.append(o.cim_method_result(0))
+            out.append(o.cim_method_result(COMPLETED))
     return out

@@ -16,7 +16,7 @@ from psrpcore.types import ErrorCategory
 from fabric.hyperv.api import HyperVError, MigrationStatus, MoveRequest
 from fabric.hyperv.emulator import objects as o
 from fabric.hyperv.emulator.binder import Context, as_list
-from fabric.hyperv.emulator.cmdlets_read import select_vms
+from fabric.hyperv.emulator.cmdlets_read import not_a_node, select_vms
 from fabric.hyperv.emulator.records import prop, ps_object
 from fabric.hyperv.sim_world import SimVm
 
@@ -145,9 +145,7 @@ def move_cluster_role(ctx: Context, params: dict, inputs) -> list:
 def _cluster_vm(ctx: Context, fabric, params: dict) -> SimVm | None:
     host = fabric.hosts[ctx.fqdn]
     if not host.cluster:
-        ctx.error(
-            "ClusterServiceNotRunning", "The cluster service is not running.", category=ErrorCategory.ConnectionError
-        )
+        not_a_node(ctx)
         return None
     nodes = set(fabric.clusters[host.cluster].nodes)
     candidates = [vm for vm in fabric.vms.values() if vm.host in nodes and vm.is_clustered]

@@ -133,15 +133,22 @@ def get_supported_versions(ctx: Context, params: dict, inputs) -> list:
         return o.supported_versions(fabric.hosts[ctx.fqdn])
 
 
+# What a cluster cmdlet writes on a host that is not a cluster node (the module installed, no cluster):
+# error id ClusterEndpointNotRegistered (RPC's EPT_S_NOT_REGISTERED), category ConnectionError.
+NOT_A_NODE = (
+    "The cluster service is not running.  Make sure that the service is running on all nodes in the cluster.\n"
+    "    There are no more endpoints available from the endpoint mapper"
+)
+
+
+def not_a_node(ctx: Context) -> None:
+    ctx.error("ClusterEndpointNotRegistered", NOT_A_NODE, category=ErrorCategory.ConnectionError)
+
+
 def _cluster(ctx: Context, fabric) -> Any:
     host = fabric.hosts[ctx.fqdn]
     if not host.cluster or host.cluster not in fabric.clusters:
-        ctx.error(
-            "ClusterServiceNotRunning",
-            "The cluster service is not running. Make sure that the service is running on all nodes in the cluster.",
-            category=ErrorCategory.ConnectionError,
-            target=host.name,
-        )
+        not_a_node(ctx)
         return None
     return fabric.clusters[host.cluster]
 
@@ -213,14 +220,26 @@ def get_cim_instance(ctx: Context, params: dict, inputs) -> list:
     with ctx.session() as fabric:
         host = fabric.hosts[ctx.fqdn]
         if namespace == o.VIRT_NS.lower() and class_name == "msvm_migrationjob":
-            jobs = [m for m in fabric.migrations.values() if ctx.fqdn in (m.source, m.destination)]
-            return [o.migration_job(fabric, m) for m in jobs]
+            return _migration_jobs(fabric, ctx.fqdn)
         if namespace == o.CIMV2_NS.lower() and class_name == "win32_operatingsystem":
             return [o.operating_system(host)]
         if namespace == o.CIMV2_NS.lower() and class_name == "win32_processor":
             return [o.processor(host)]
     ctx.error("HRESULT 0x80041010", "Invalid class ", category=ErrorCategory.MetadataError, target=class_name)
     return []
+
+
+def _migration_jobs(fabric, fqdn: str) -> list:
+    """The host's Msvm_MigrationJob instances: moves it takes part in and its Compare-VM checks, each
+    until TimeBeforeRemoval (5 minutes) after it ended."""
+    kept = fabric.now - o.TIME_BEFORE_REMOVAL_S
+    moves = [
+        o.migration_job(fabric, m)
+        for m in fabric.migrations.values()
+        if fqdn in (m.source, m.destination) and (m.ended_at is None or m.ended_at > kept)
+    ]
+    checks = [o.check_job(j) for j in fabric.check_jobs if j["source"] == fqdn and j["at"] > kept]
+    return moves + checks
 
 
 def where_object(ctx: Context, params: dict, inputs) -> list:

@@ -42,6 +42,8 @@ VIRT_NS = "root\\virtualization\\v2"
 CIMV2_NS = "root\\cimv2"
 JOB_STATES = {"running": 4, "completed": 7, "cancelled": 8, "failed": 10}
 JOB_TYPES = {"live": 305, "quick": 305, "live_vsm": 306, "network": 306, "storage": 307}
+# Msvm_MigrationJob.TimeBeforeRemoval: a job is kept this long after it ends, then WMI removes it.
+TIME_BEFORE_REMOVAL_S = 300.0
 ACTIVITY_MOVE = "Move a virtual machine"
 ACTIVITY_STORAGE = "Move a virtual machine's storage"
 MIGRATION_PHASE = "EmulatorPhase"
@@ -299,6 +301,26 @@ def migration_job(fabric: Fabric, m: SimMigration) -> object:
         else uint64(status.memory_remaining_bytes),
         EmulatorRecommendedAction="" if error is None else error.remedy,
         **{MIGRATION_PHASE: m.phase},
+    )
+
+
+def check_job(job: dict) -> object:
+    """The finished Msvm_MigrationJob a Compare-VM check leaves (JobType 301/302)."""
+    return cim_object(
+        "Msvm_MigrationJob",
+        VIRT_NS,
+        ("Msvm_ConcreteJob", "CIM_ConcreteJob", "CIM_Job"),
+        InstanceID=job["id"],
+        JobState=uint16(JOB_STATES["completed"]),
+        JobType=uint16(job["job_type"]),
+        PercentComplete=uint16(100),
+        VirtualSystemName=job["vm_id"],
+        DestinationHost=job["destination"],
+        Cancellable=False,
+        ErrorCode=uint16(0),
+        ErrorDescription="",
+        EmulatorSourceHost=job["source"],
+        EmulatorStartedAt=float(job["at"]),
     )
 
 
