@@ -63,6 +63,7 @@ class Demo:
             password=PASSWORD,
             free_ports=True,
             progress_interval=0.05,
+            allow_basic_http=True,
         )
         self.emulator.start()
         with self.store.session() as fabric:
