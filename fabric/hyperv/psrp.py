@@ -66,6 +66,12 @@ VM_STATEMENTS: list[Statement] = [
     [("Get-VMHardDiskDrive", {"VMName": "*"}), ("Get-VHD", {})],
     [("Get-VMNetworkAdapter", {"VMName": "*"})],
     [("Get-VMProcessor", {"VMName": "*"})],
+    # What real moves fail on (hyperv.md section 9), in the same round trip: ISOs, checkpoints,
+    # virtual Fibre Channel, Hyper-V Replica (every replication-enabled VM without -VMName).
+    [("Get-VMDvdDrive", {"VMName": "*"})],
+    [("Get-VMSnapshot", {"VMName": "*"})],
+    [("Get-VMFibreChannelHba", {"VMName": "*"})],
+    [("Get-VMReplication", {})],
 ]
 CLUSTER_STATEMENTS: list[Statement] = [[("Get-Cluster", {})], [("Get-ClusterNode", {})]]
 # Errors a standalone host writes for the cluster cmdlets, and for a VHD that cannot be read: not failures.
@@ -130,7 +136,13 @@ class PsrpDriver:
 
     def inventory(self, conn: Connection) -> HostInventory:
         output = self._run(
-            conn, *HOST_STATEMENTS, *VM_STATEMENTS, *CLUSTER_STATEMENTS, [("Get-SmbConnection", {})], tolerate=TOLERATED
+            conn,
+            *HOST_STATEMENTS,
+            *VM_STATEMENTS,
+            *CLUSTER_STATEMENTS,
+            *owner_statements(conn),
+            [("Get-SmbConnection", {})],
+            tolerate=TOLERATED,
         )
         groups = parse.by_kind(output)
         servers = sorted({str(c.get("ServerName")) for c in groups.get("MSFT_SmbConnection", [])})
@@ -414,6 +426,14 @@ class PsrpDriver:
         move.ps.streams.progress.clear()
         if move.ps.streams.error and move.error is None:
             move.error = to_error(move.ps.streams.error[0], move.session.conn.fqdn)
+
+
+def owner_statements(conn: Connection) -> list[Statement]:
+    """The resources this node owns and their possible owners (Get-ClusterResource takes a node from
+    the pipeline; Get-ClusterOwnerNode of a resource lists its possible owners). A standalone host
+    answers them as it answers Get-ClusterNode."""
+    node = ("Get-ClusterNode", {"Name": conn.fqdn.split(".")[0]})
+    return [[node, ("Get-ClusterResource", {})], [node, ("Get-ClusterResource", {}), ("Get-ClusterOwnerNode", {})]]
 
 
 def _storage_params(request: MoveRequest) -> dict:

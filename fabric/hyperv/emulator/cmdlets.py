@@ -39,6 +39,26 @@ CMDLETS_LIST = [
     _hv("Get-VMHardDiskDrive", read.get_hard_disks, ("VMName", "VM", "ComputerName"), positional=("VMName",)),
     _hv("Get-VMNetworkAdapter", read.get_network_adapters, ("VMName", "VM", "ComputerName"), ("All",), ("VMName",)),
     _hv("Get-VMProcessor", read.get_vm_processor, ("VMName", "VM", "ComputerName"), positional=("VMName",)),
+    # Facts moves fail on (hyperv.md section 9); parameters per reference/powershell-docs/Hyper-V/<name>.md.
+    _hv(
+        "Get-VMDvdDrive",
+        read.get_dvd_drives,
+        ("VMName", "VM", "ComputerName", "ControllerNumber", "ControllerLocation"),
+        positional=("VMName",),
+    ),
+    _hv(
+        "Get-VMSnapshot",
+        read.get_snapshots,
+        ("VMName", "VM", "Name", "ComputerName", "SnapshotType"),
+        positional=("VMName", "Name"),
+    ),
+    _hv("Get-VMFibreChannelHba", read.get_fibre_channel_hbas, ("VMName", "VM", "ComputerName"), positional=("VMName",)),
+    _hv(
+        "Get-VMReplication",
+        read.get_replication,
+        ("VMName", "VM", "ComputerName", "ReplicaServerName", "PrimaryServerName", "ReplicationMode"),
+        positional=("VMName",),
+    ),
     _hv("Get-VMSwitch", read.get_switches, ("Name", "ComputerName", "SwitchType"), positional=("Name",)),
     _hv("Get-VMMigrationNetwork", read.get_migration_networks, ("Subnet", "ComputerName")),
     _hv("Get-VMHostSupportedVersion", read.get_supported_versions, ("ComputerName",), ("Default",)),
@@ -94,6 +114,19 @@ CMDLETS_LIST = [
     _hv("Disable-VMMigration", admin.disable_migration, ("ComputerName",), ("Passthru",)),
     _fc("Get-Cluster", read.get_cluster, ("Name", "Domain")),
     _fc("Get-ClusterNode", read.get_cluster_node, ("Name", "Cluster"), positional=("Name",)),
+    # Possible owners of a VM role's resources: Get-ClusterResource (reference), piped into
+    # Get-ClusterOwnerNode (learn.microsoft.com/powershell/module/failoverclusters/get-clusterownernode).
+    _fc(
+        "Get-ClusterResource",
+        read.get_cluster_resource,
+        ("Name", "VMId", "InputObject", "Cluster"),
+        positional=("Name",),
+    ),
+    _fc(
+        "Get-ClusterOwnerNode",
+        read.get_cluster_owner_node,
+        ("Resource", "Group", "ResourceType", "InputObject", "Cluster"),
+    ),
     _fc(
         "Move-ClusterVirtualMachineRole",
         move.move_cluster_role,
