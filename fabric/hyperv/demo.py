@@ -198,18 +198,19 @@ class _Demo:
         self.vm("monitor01", s3, 8, LOCAL, version="9.0")
         self.vm("old-crm01", s3, 32, LOCAL, version="9.0", state="off")
         self.vm("lab-01", s3, 48, LOCAL, version="9.0")  # leaves hv-s3 40 GB: too little for analytics01
-        self._move_blockers(o2, n1, n3, s1, s2, s3)
+        self._move_blockers(o2, n1, s1, s2, s3)
         return f
 
-    def _move_blockers(self, o2: SimHost, n1: SimHost, n3: SimHost, s1: SimHost, s2: SimHost, s3: SimHost) -> None:
+    def _move_blockers(self, o2: SimHost, n1: SimHost, s1: SimHost, s2: SimHost, s3: SimHost) -> None:
         """A VM for each fact real moves fail on (hyperv.md section 9), added last so the VMs above
         keep their ids. Every host has the virtual SAN SAN-Prod: a vFC VM moves where the rule warns."""
         for host in self.fabric.hosts.values():
             host.virtual_sans = ["SAN-Prod"]
         # An ISO on the host's own disk: no other host can open it.
         self.vm("iso-s01", s1, 2, SHARE_FQDN, dvd_isos=["C:\\ISO\\WS2022-install.iso"])
-        # Checkpoints in a local folder: a move inside CL-NEW leaves them behind.
-        self.vm("ckpt-new01", n3, 2, CSV1, checkpoints=2, snapshot_path="D:\\Hyper-V\\Checkpoints")
+        # Checkpoints in a local folder: a move inside CL-NEW leaves them behind (on hv-new1, which the
+        # evacuation tests do not empty: this VM cannot leave it).
+        self.vm("ckpt-new01", n1, 2, CSV1, checkpoints=2, snapshot_path="D:\\Hyper-V\\Checkpoints")
         # Smart paging on a local disk (used only while the VM restarts with less memory than it starts with).
         self.vm("page-s02", s2, 2, SHARE_FQDN, smart_paging_path="D:\\SmartPaging")
         # A physical disk passed through: movable only inside its cluster.

@@ -47,9 +47,9 @@ def test_an_iso_the_destination_cannot_open_is_refused(demo):
 
 
 def test_checkpoints_left_where_the_destination_cannot_reach_are_refused(demo):
-    assert "checkpoints" in refusal(demo, "ckpt-new01", "hv-new1", "live").message
+    assert "checkpoints" in refusal(demo, "ckpt-new01", "hv-new2", "live").message
     demo.vm_by_name("ckpt-new01").checkpoints = 0
-    assert refusal(demo, "ckpt-new01", "hv-new1", "live") is None
+    assert refusal(demo, "ckpt-new01", "hv-new2", "live") is None
 
 
 def test_a_passthrough_disk_moves_inside_its_cluster_only(demo):

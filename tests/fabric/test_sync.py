@@ -267,7 +267,7 @@ def test_it_stores_what_real_moves_fail_on_and_preflight_reads_it(store, driver)
         return {f.rule: f.severity for f in Preflight(vms[vm_name]).assess(destination).findings}
 
     assert rules("iso-s01", "hv-s2")["dvd-iso-local-path"] == "block"
-    assert rules("ckpt-new01", "hv-new1")["checkpoint-files-local"] == "block"
+    assert rules("ckpt-new01", "hv-new2")["checkpoint-files-local"] == "block"
     assert rules("page-s02", "hv-s1")["smart-paging-local"] == "warn"
     assert rules("sqlpt-old01", "hv-new1")["passthrough-disk"] == "block"
     assert "passthrough-disk" not in rules("sqlpt-old01", "hv-old1")

@@ -212,7 +212,7 @@ def get_cluster_resource(ctx: Context, params: dict, inputs) -> list:
         if cluster is None:
             return []
         nodes = {fabric.hosts[f].name.lower(): f for f in cluster.nodes if f in fabric.hosts}
-        if inputs:
+        if inputs is not None:  # piped: only the nodes that came down the pipeline (none: nothing)
             nodes = {n: f for n, f in nodes.items() if n in {str(prop(i, "Name")).lower() for i in inputs}}
         out = []
         for fqdn in nodes.values():
