@@ -429,11 +429,11 @@ class PsrpDriver:
 
 
 def owner_statements(conn: Connection) -> list[Statement]:
-    """The resources this node owns and their possible owners (Get-ClusterResource takes a node from
-    the pipeline; Get-ClusterOwnerNode of a resource lists its possible owners). A standalone host
-    answers them as it answers Get-ClusterNode."""
+    """The possible owners of the resources this node owns: Get-ClusterResource takes a node from the
+    pipeline, Get-ClusterOwnerNode of a resource lists its possible owners. One statement (each
+    cmdlet costs the host a WMI query); a standalone host answers it as it answers Get-ClusterNode."""
     node = ("Get-ClusterNode", {"Name": conn.fqdn.split(".")[0]})
-    return [[node, ("Get-ClusterResource", {})], [node, ("Get-ClusterResource", {}), ("Get-ClusterOwnerNode", {})]]
+    return [[node, ("Get-ClusterResource", {}), ("Get-ClusterOwnerNode", {})]]
 
 
 def _storage_params(request: MoveRequest) -> dict:

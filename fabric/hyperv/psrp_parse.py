@@ -199,19 +199,19 @@ def moves_facts(g: dict[str, list[dict[str, Any]]], found: tuple[VmInfo, ...]) -
 REPLICATION_MODES = {"Primary": "primary", "Replica": "replica", "ExtendedReplica": "extended_replica"}
 
 
+VM_RESOURCE = "Virtual Machine "  # a VM role's resource is named after its VM: "Virtual Machine <name>"
+VM_CONFIGURATION = "Virtual Machine Configuration "  # the role's other resource
+
+
 def possible_owners(g: dict[str, list[dict[str, Any]]]) -> dict[str, tuple[str, ...]]:
-    """Cluster group (the VM role, named after its VM) -> the possible owners of its Virtual Machine
-    resource. Nested cluster objects arrive as their names (or as objects with a Name)."""
-    lists = {
-        _name(o.get("ClusterObject")).lower(): o.get("OwnerNodes") or [] for o in g.get("ClusterOwnerNodeList", [])
-    }
+    """VM name (lower-cased) -> the possible owners of its Virtual Machine resource. Nested cluster
+    objects arrive as their names (a host serializes them at depth 1), or as objects with a Name.
+    A resource renamed by hand is not matched: its VM's owners stay unknown."""
     out = {}
-    for r in g.get("ClusterResource", []):
-        if _name(r.get("ResourceType")) != "Virtual Machine":
-            continue
-        nodes = lists.get(_name(r.get("Name")).lower())
-        if nodes:
-            out[_name(r.get("OwnerGroup")).lower()] = tuple(_name(n) for n in nodes)
+    for o in g.get("ClusterOwnerNodeList", []):
+        resource = _name(o.get("ClusterObject"))
+        if resource.startswith(VM_RESOURCE) and not resource.startswith(VM_CONFIGURATION) and o.get("OwnerNodes"):
+            out[resource.removeprefix(VM_RESOURCE).lower()] = tuple(_name(n) for n in o.get("OwnerNodes"))
     return out
 
 
