@@ -67,12 +67,13 @@ VM_STATEMENTS: list[Statement] = [
     [("Get-VMNetworkAdapter", {"VMName": "*"})],
     [("Get-VMProcessor", {"VMName": "*"})],
     # What real moves fail on (hyperv.md section 9), in the same round trip: ISOs, checkpoints,
-    # virtual Fibre Channel, Hyper-V Replica (every replication-enabled VM without -VMName).
+    # virtual Fibre Channel. Replica and possible owners follow only where a VM needs them (follow_up).
     [("Get-VMDvdDrive", {"VMName": "*"})],
     [("Get-VMSnapshot", {"VMName": "*"})],
     [("Get-VMFibreChannelHba", {"VMName": "*"})],
-    [("Get-VMReplication", {})],
 ]
+# Every replication-enabled VM of the host (Get-VMReplication without -VMName: its help's Example 1).
+REPLICATION_STATEMENT: Statement = [("Get-VMReplication", {})]
 CLUSTER_STATEMENTS: list[Statement] = [[("Get-Cluster", {})], [("Get-ClusterNode", {})]]
 # Errors a standalone host writes for the cluster cmdlets, and for a VHD that cannot be read: not failures.
 TOLERATED = {"ClusterServiceNotRunning", "ObjectNotFound"}
@@ -136,27 +137,21 @@ class PsrpDriver:
 
     def inventory(self, conn: Connection) -> HostInventory:
         output = self._run(
-            conn,
-            *HOST_STATEMENTS,
-            *VM_STATEMENTS,
-            *CLUSTER_STATEMENTS,
-            *owner_statements(conn),
-            [("Get-SmbConnection", {})],
-            tolerate=TOLERATED,
+            conn, *HOST_STATEMENTS, *VM_STATEMENTS, *CLUSTER_STATEMENTS, [("Get-SmbConnection", {})], tolerate=TOLERATED
         )
         groups = parse.by_kind(output)
         servers = sorted({str(c.get("ServerName")) for c in groups.get("MSFT_SmbConnection", [])})
+        # Shares are registered by whatever name the host used; DNS tells the file server's FQDN.
+        lookups = [[("Resolve-DnsName", {"Name": s, "Type": "A"})] for s in servers]
+        more = follow_up(conn, groups)
         fqdns: dict[str, str] = {}
-        if servers:
-            # Shares are registered by whatever name the host used; DNS tells the file server's FQDN.
-            answers = self._run(
-                conn,
-                *([("Resolve-DnsName", {"Name": s, "Type": "A"})] for s in servers),
-                tolerate={"DNS_ERROR_RCODE_NAME_ERROR"},
-            )
-            for answer in answers:
-                p = parse.props(answer)
-                fqdns[str(p.get("QueryName")).lower()] = str(p.get("Name"))
+        if lookups or more:
+            answers = self._run(conn, *lookups, *more, tolerate={"DNS_ERROR_RCODE_NAME_ERROR", *TOLERATED})
+            for kind, objects in parse.by_kind(answers).items():
+                if kind.startswith("DnsRecord"):
+                    fqdns.update({str(p.get("QueryName")).lower(): str(p.get("Name")) for p in objects})
+                else:
+                    groups.setdefault(kind, []).extend(objects)
         return parse.inventory(conn.fqdn, groups, fqdns)
 
     def get_vm(self, conn: Connection, vm_id: str) -> VmInfo | None:
@@ -426,6 +421,19 @@ class PsrpDriver:
         move.ps.streams.progress.clear()
         if move.ps.streams.error and move.error is None:
             move.error = to_error(move.ps.streams.error[0], move.session.conn.fqdn)
+
+
+def follow_up(conn: Connection, groups: dict[str, list[dict]]) -> list[Statement]:
+    """What only some hosts need, read with the DNS lookups (the inventory's second request, made
+    anyway on a host with SMB connections): Get-VMReplication where Get-VM shows a replicated VM,
+    the possible owners on a cluster node with clustered VMs. Each cmdlet costs a host a WMI query."""
+    vms = groups.get("VirtualMachine", [])
+    statements = []
+    if any(parse.text(v.get("ReplicationMode")) not in ("", "None") for v in vms):
+        statements.append(REPLICATION_STATEMENT)
+    if groups.get("Cluster") and any(v.get("IsClustered") for v in vms):
+        statements += owner_statements(conn)
+    return statements
 
 
 def owner_statements(conn: Connection) -> list[Statement]:
