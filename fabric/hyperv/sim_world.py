@@ -130,6 +130,7 @@ class SimMigration:
     performance_option: str
     storage_path: str = ""
     vhds: list[list[str]] = field(default_factory=list)
+    per_disk: bool = False  # asked with -Vhds: checkpoints and smart paging stay where they are
     state: str = "running"  # running | completed | failed | cancelled
     phase: str = "prepare"  # prepare | storage | precopy | blackout | quick | resume | done
     started_at: float = 0.0

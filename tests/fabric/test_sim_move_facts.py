@@ -111,3 +111,32 @@ def test_preflight_and_the_simulated_hosts_agree_on_the_new_vms(store, driver): 
                 assert not refused
             checked += 1
     assert checked > 50
+
+
+def run_to_end(fabric, request):
+    migration_id = fabric.start_migration(request)
+    for _ in range(2000):
+        if fabric.migrations[migration_id].state != "running":
+            break
+        fabric.advance(1)
+    return fabric.migrations[migration_id]
+
+
+def test_moving_the_whole_storage_takes_checkpoints_and_smart_paging_along(demo):
+    vm = demo.vm_by_name("page-s02")
+    vm.checkpoints, vm.snapshot_path = 1, "D:\\Checkpoints"
+    done = run_to_end(demo, MoveRequest(vm.id, vm.host, "hv-s1" + D, "live_vsm", "D:\\Hyper-V\\page-s02"))
+
+    assert done.state == "completed", done.error
+    assert vm.checkpoint_folder == vm.smart_paging_folder == "D:\\Hyper-V\\page-s02"
+
+
+def test_a_per_disk_move_leaves_checkpoints_and_smart_paging_where_they_were(demo):
+    vm = demo.vm_by_name("page-s02")
+    old_config = vm.config_path
+    vhds = ((vm.disks[0].path, "D:\\Hyper-V\\page-s02\\page-s02.vhdx"),)
+    done = run_to_end(demo, MoveRequest(vm.id, vm.host, "hv-s1" + D, "live_vsm", "D:\\Hyper-V\\page-s02", vhds))
+
+    assert done.state == "completed", done.error
+    assert vm.config_path == "D:\\Hyper-V\\page-s02"
+    assert vm.smart_paging_folder == "D:\\SmartPaging" and vm.checkpoint_folder == old_config
