@@ -159,6 +159,19 @@ class VirtualMachine(models.Model):
     switch_names = models.JSONField(default=list, blank=True, help_text="Switch of each connected adapter")
     dirty_rate_mbps = models.FloatField(default=0, help_text="Memory dirty rate (MB/s), a simulator figure")
     migrating = models.BooleanField(default=False, help_text="A migration of this VM was running at the last sync")
+    # What real moves fail on (hyperv.md section 9), as the host reported it at the last sync.
+    dvd_isos = models.JSONField(default=list, blank=True, help_text="ISO files in its DVD drives (Get-VMDvdDrive)")
+    checkpoints = models.PositiveIntegerField(default=0, help_text="Checkpoints (Get-VMSnapshot)")
+    snapshot_path = models.CharField(max_length=260, blank=True, help_text="Checkpoint file location")
+    smart_paging_path = models.CharField(max_length=260, blank=True, help_text="Smart paging file location")
+    passthrough_disks = models.JSONField(default=list, blank=True, help_text="Disk numbers of pass-through disks")
+    fc_sans = models.JSONField(default=list, blank=True, help_text="Virtual SAN of each virtual Fibre Channel adapter")
+    replication_mode = models.CharField(max_length=16, blank=True, help_text="Hyper-V Replica: primary, replica ...")
+    replication_primary = models.CharField(max_length=255, blank=True, help_text="Hyper-V Replica primary server")
+    replication_replica = models.CharField(max_length=255, blank=True, help_text="Replica server or Replica Broker")
+    possible_owners = models.JSONField(
+        default=list, blank=True, help_text="Cluster nodes that may own its role; empty when not known"
+    )
     removed = models.BooleanField(default=False, help_text="Gone from Hyper-V at the last sync")
     last_seen = models.DateTimeField(null=True, blank=True)
 

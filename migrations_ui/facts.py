@@ -67,6 +67,17 @@ class VmFacts:
     switch_names: tuple[str, ...] = ()
     disks: tuple[DiskFacts, ...] = ()
     moving: bool = False  # a migration job of this VM is queued or running
+    # What real moves fail on (hyperv.md section 9); empty or 0 where the host reported none:
+    dvd_isos: tuple[str, ...] = ()  # ISO files in its DVD drives
+    checkpoints: int = 0
+    snapshot_path: str = ""  # checkpoint file location
+    smart_paging_path: str = ""
+    passthrough_disks: tuple[int, ...] = ()  # disk numbers of physical disks
+    fc_sans: tuple[str, ...] = ()  # virtual SAN of each virtual Fibre Channel adapter
+    replication_mode: str = ""  # "" | "primary" | "replica" | "extended_replica"
+    replication_primary: str = ""
+    replication_replica: str = ""
+    possible_owners: tuple[str, ...] = ()  # node names; () = not known
 
     @property
     def running(self) -> bool:
@@ -74,7 +85,10 @@ class VmFacts:
 
     @property
     def file_paths(self) -> tuple[str, ...]:
-        return (self.config_path, *(d.path for d in self.disks))
+        """The files a move that leaves storage in place needs the destination to reach: the
+        configuration, the disks, and the checkpoints' files when there are checkpoints."""
+        checkpoints = (self.snapshot_path,) if self.checkpoints and self.snapshot_path else ()
+        return (self.config_path, *(d.path for d in self.disks), *checkpoints)
 
 
 @dataclass(frozen=True)

@@ -98,6 +98,16 @@ def vm_facts(vm: VirtualMachine, moving: bool = False) -> VmFacts:
         switch_names=tuple(vm.switch_names),
         disks=tuple(DiskFacts(d.path, d.shared, d.size_bytes) for d in vm.disks.all()),
         moving=moving,
+        dvd_isos=tuple(vm.dvd_isos),
+        checkpoints=vm.checkpoints,
+        snapshot_path=vm.snapshot_path,
+        smart_paging_path=vm.smart_paging_path,
+        passthrough_disks=tuple(vm.passthrough_disks),
+        fc_sans=tuple(vm.fc_sans),
+        replication_mode=vm.replication_mode,
+        replication_primary=vm.replication_primary,
+        replication_replica=vm.replication_replica,
+        possible_owners=tuple(vm.possible_owners),
     )
 
 

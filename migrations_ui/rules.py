@@ -553,6 +553,212 @@ def _gib(n: int) -> float:
     return round(n / 2**30, 1)
 
 
+# --- What real moves fail on (hyperv.md section 9), read by the inventory ----------------------
+# Sources: Microsoft's "Use live migration without Failover Clustering" (Move-VM -IncludeStorage
+# moves the disks "and other files, such as checkpoints and Smart Paging files"); Move-VM's help
+# (-SnapshotFilePath, -SmartPagingFilePath name where they go in a per-disk move); "Hyper-V
+# Virtual Fibre Channel" (live migration needs two WWN sets per adapter; the destination reaches
+# the LUNs through the same virtual SAN); "Set up Hyper-V Replica" (a Replica server accepts
+# primaries it authorizes; clusters replicate through the Hyper-V Replica Broker); hyperv.md
+# section 7 (0x80071398: the node is not a possible owner).
+
+_CSV_ROOT = "c:\\clusterstorage\\"
+
+
+def _reaches(host, path: str, p: Proposal) -> bool:
+    """Whether `host` can open a file of the VM where it lies: on a share it is connected to, on a
+    Cluster Shared Volume of the source's cluster, or on its own disks when it is the source."""
+    lowered = path.lower().rstrip("\\")
+    if lowered.startswith("\\\\"):
+        roots = [s.lower().rstrip("\\") for s in host.shares]
+        return any(lowered == r or lowered.startswith(r + "\\") for r in roots)
+    if lowered.startswith(_CSV_ROOT):
+        return host.cluster is not None and host.cluster == p.source.cluster
+    return host.fqdn == p.source.fqdn
+
+
+def _to_another_host(p: Proposal) -> bool:
+    return p.kind is not None and p.kind != Kind.STORAGE and p.source.fqdn != p.destination.fqdn
+
+
+def _inside_cluster(p: Proposal) -> bool:
+    return p.vm.clustered and p.source.cluster is not None and not p.cross_cluster
+
+
+def _files_stay(p: Proposal) -> bool:
+    """Whether the VM's other files (checkpoints, smart paging) stay where they are: in a Live or
+    Quick move, in any move of a clustered VM inside its cluster (storage options are refused),
+    and in a per-disk move (-Vhds), which names no folder for them."""
+    if not _to_another_host(p):
+        return False
+    return p.kind in (Kind.LIVE, Kind.QUICK) or _inside_cluster(p) or bool(p.vhds)
+
+
+def dvd_iso_local_path(p: Proposal) -> Iterator[Finding]:
+    if not _to_another_host(p):
+        return
+    for iso in dict.fromkeys(p.vm.dvd_isos):
+        if not _reaches(p.destination, iso, p):
+            yield Finding(
+                "dvd-iso-local-path",
+                BLOCK,
+                Msg(
+                    "A DVD drive of %(vm)s holds %(iso)s, which %(host)s cannot open; no move copies the ISO.",
+                    vm=p.vm.name,
+                    iso=iso,
+                    host=p.destination.name,
+                ),
+                Msg(
+                    "Eject the ISO (Set-VMDvdDrive -Path $null), or put it on an SMB share both hosts reach "
+                    "and insert it from there."
+                ),
+            )
+
+
+def checkpoint_files_local(p: Proposal) -> Iterator[Finding]:
+    path = p.vm.snapshot_path
+    if p.vm.checkpoints and path and _files_stay(p) and not _reaches(p.destination, path, p):
+        yield Finding(
+            "checkpoint-files-local",
+            BLOCK,
+            Msg(
+                "%(vm)s has %(count)s checkpoint(s) in %(path)s, which %(host)s cannot reach; "
+                "this move leaves them there.",
+                vm=p.vm.name,
+                count=p.vm.checkpoints,
+                path=path,
+                host=p.destination.name,
+            ),
+            Msg(
+                "Move the whole VM with its storage (Live (VSM)) so the checkpoints move too, move its storage to a "
+                "share or Cluster Shared Volume the destination reaches first, or delete the checkpoints."
+            ),
+        )
+
+
+def smart_paging_local(p: Proposal) -> Iterator[Finding]:
+    path = p.vm.smart_paging_path
+    if path and _files_stay(p) and not _reaches(p.destination, path, p):
+        yield Finding(
+            "smart-paging-local",
+            WARN,
+            Msg(
+                "The smart paging folder of %(vm)s is %(path)s, which %(host)s cannot reach; "
+                "this move leaves it there.",
+                vm=p.vm.name,
+                path=path,
+                host=p.destination.name,
+            ),
+            Msg(
+                "Set the smart paging folder to a share or Cluster Shared Volume both hosts reach "
+                "(Set-VM -SmartPagingFilePath), or move the VM with its storage (Live (VSM))."
+            ),
+        )
+
+
+def passthrough_disk(p: Proposal) -> Iterator[Finding]:
+    if p.vm.passthrough_disks and _to_another_host(p) and not _inside_cluster(p):
+        yield Finding(
+            "passthrough-disk",
+            BLOCK,
+            Msg(
+                "%(vm)s uses pass-through (physical) disk(s) %(disks)s of %(source)s; such disks move only "
+                "with a clustered VM between nodes of its cluster, and no storage move copies them.",
+                vm=p.vm.name,
+                disks=tuple(str(n) for n in p.vm.passthrough_disks),
+                source=p.source.name,
+            ),
+            Msg(
+                "Convert the pass-through disks to VHDX files first, or make the VM highly available in a cluster "
+                "whose nodes all see the disk and move it between those nodes."
+            ),
+        )
+
+
+def virtual_fibre_channel(p: Proposal) -> Iterator[Finding]:
+    if p.vm.fc_sans and _to_another_host(p):
+        sans = tuple(dict.fromkeys(p.vm.fc_sans))
+        yield Finding(
+            "virtual-fibre-channel",
+            WARN,
+            Msg(
+                "%(vm)s has virtual Fibre Channel adapters on the virtual SAN(s) %(sans)s; the console cannot "
+                "read whether %(host)s has them.",
+                vm=p.vm.name,
+                sans=sans,
+                host=p.destination.name,
+            ),
+            Msg(
+                "Make sure %(host)s has a virtual SAN named %(sans)s on the same fabric, and that both WWN sets "
+                "(A and B) of each adapter are zoned to the VM's LUNs: a live move switches to the other set.",
+                host=p.destination.name,
+                sans=sans,
+            ),
+        )
+
+
+def hyper_v_replica(p: Proposal) -> Iterator[Finding]:
+    mode = p.vm.replication_mode
+    if not mode or not _to_another_host(p) or _inside_cluster(p):
+        return  # inside a cluster the Hyper-V Replica Broker follows the VM
+    if mode == "primary":
+        yield Finding(
+            "hyper-v-replica",
+            WARN,
+            Msg(
+                "%(vm)s replicates to %(replica)s (Hyper-V Replica); after the move %(host)s sends its changes.",
+                vm=p.vm.name,
+                replica=p.vm.replication_replica or Msg("its Replica server"),
+                host=p.destination.name,
+            ),
+            Msg(
+                "Make sure the Replica server accepts %(host)s as a primary server (authorization entry, or "
+                "replication from any authenticated server); in a cluster use its Hyper-V Replica Broker.",
+                host=p.destination.name,
+            ),
+        )
+    else:
+        yield Finding(
+            "hyper-v-replica",
+            WARN,
+            Msg(
+                "%(vm)s is a Replica VM: %(primary)s sends its changes to %(replica)s, not to %(host)s, so "
+                "replication stops after the move.",
+                vm=p.vm.name,
+                primary=p.vm.replication_primary or Msg("its primary server"),
+                replica=p.vm.replication_replica or p.source.name,
+                host=p.destination.name,
+            ),
+            Msg(
+                "Keep Replica VMs on their Replica server (or inside its cluster, behind the Replica Broker), or "
+                "change the Replica server of the replication on the primary after the move."
+            ),
+        )
+
+
+def not_possible_owner(p: Proposal) -> Iterator[Finding]:
+    owners = p.vm.possible_owners
+    if not owners or not _inside_cluster(p) or p.source.fqdn == p.destination.fqdn or p.kind is None:
+        return
+    if p.destination.name.lower() not in {o.lower() for o in owners}:
+        yield Finding(
+            "not-possible-owner",
+            BLOCK,
+            Msg(
+                "%(host)s is not a possible owner of the cluster role of %(vm)s; the move would fail with "
+                "0x80071398. Possible owners: %(owners)s.",
+                host=p.destination.name,
+                vm=p.vm.name,
+                owners=tuple(owners),
+            ),
+            Msg(
+                "Add %(host)s to the possible owners of the VM's cluster resource (Failover Cluster Manager, or "
+                "Get-ClusterResource | Set-ClusterOwnerNode), or choose one of its possible owners.",
+                host=p.destination.name,
+            ),
+        )
+
+
 RULES: tuple[Rule, ...] = (
     smb_path_not_fqdn,
     share_reachability_unknown,
@@ -572,6 +778,13 @@ RULES: tuple[Rule, ...] = (
     cluster_parallel_limit,
     vm_already_moving,
     host_unreachable,
+    dvd_iso_local_path,
+    checkpoint_files_local,
+    smart_paging_local,
+    passthrough_disk,
+    virtual_fibre_channel,
+    hyper_v_replica,
+    not_possible_owner,
 )
 
 

@@ -47,6 +47,17 @@ class VmInfo:
     dirty_rate_mbps: float = 0.0
     migrating: bool = False  # SecondaryOperationalStatus MigratingVirtualMachine
     disks: tuple[DiskInfo, ...] = ()
+    # Facts real moves fail on (hyperv.md section 9):
+    dvd_isos: tuple[str, ...] = ()  # Get-VMDvdDrive: Path of each drive holding an ISO
+    checkpoints: int = 0  # Get-VMSnapshot: how many
+    snapshot_path: str = ""  # Get-VM SnapshotFileLocation
+    smart_paging_path: str = ""  # Get-VM SmartPagingFilePath
+    passthrough_disks: tuple[int, ...] = ()  # Get-VMHardDiskDrive: DiskNumber of each physical disk
+    fc_sans: tuple[str, ...] = ()  # Get-VMFibreChannelHba: SanName of each virtual Fibre Channel adapter
+    replication_mode: str = ""  # Get-VMReplication Mode: "" | "primary" | "replica" | "extended_replica"
+    primary_server: str = ""
+    replica_server: str = ""
+    possible_owners: tuple[str, ...] = ()  # cluster node names (Get-ClusterOwnerNode); () = not known
 
 
 @dataclass(frozen=True)

@@ -213,7 +213,42 @@ class _Demo:
             **standalone,
         )
         self.vm("ops-s401", s4, 4, LOCAL)
+        self._move_blockers(o2, n1, s1, s2, s3)
         return f
+
+    def _move_blockers(self, o2: SimHost, n1: SimHost, s1: SimHost, s2: SimHost, s3: SimHost) -> None:
+        """A VM for each fact real moves fail on (hyperv.md section 9), added last so the VMs above
+        keep their ids. Every host has the virtual SAN SAN-Prod: a vFC VM moves where the rule warns."""
+        for host in self.fabric.hosts.values():
+            host.virtual_sans = ["SAN-Prod"]
+        # An ISO on the host's own disk: no other host can open it.
+        self.vm("iso-s01", s1, 2, SHARE_FQDN, dvd_isos=["C:\\ISO\\WS2022-install.iso"])
+        # Checkpoints in a local folder: a move inside CL-NEW leaves them behind (on hv-new1, which the
+        # evacuation tests do not empty: this VM cannot leave it).
+        self.vm("ckpt-new01", n1, 2, CSV1, checkpoints=2, snapshot_path="D:\\Hyper-V\\Checkpoints")
+        # Smart paging on a local disk (used only while the VM restarts with less memory than it starts with).
+        self.vm("page-s02", s2, 2, SHARE_FQDN, smart_paging_path="D:\\SmartPaging")
+        # A physical disk passed through: movable only inside its cluster.
+        self.vm("sqlpt-old01", o2, 4, CSV2, passthrough_disks=[3])
+        # Virtual Fibre Channel to the SAN-Prod fabric.
+        self.vm("tape-new01", n1, 2, CSV1, fc_sans=["SAN-Prod"])
+        # Hyper-V Replica: a primary on hv-s2 replicating to hv-s3, and the replica of a VM of hv-s1 on hv-s3.
+        self.vm(
+            "crm-s02", s2, 4, SHARE_FQDN, replication_mode="primary", primary_server=s2.fqdn, replica_server=s3.fqdn
+        )
+        self.vm(
+            "erp-dr01",
+            s3,
+            4,
+            LOCAL,
+            version="9.0",
+            state="off",
+            replication_mode="replica",
+            primary_server=s1.fqdn,
+            replica_server=s3.fqdn,
+        )
+        # Possible owners restricted to two of CL-NEW's three nodes.
+        self.vm("lic-new01", n1, 2, CSV1, possible_owners=["hv-new1", "hv-new2"])
 
     def _guest_cluster(self, a: SimHost, b: SimHost) -> None:
         """Two SQL failover-cluster VMs sharing one VHDX: their storage cannot be moved live."""

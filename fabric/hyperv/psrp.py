@@ -68,7 +68,14 @@ VM_STATEMENTS: list[Statement] = [
     [("Get-VMHardDiskDrive", {"VMName": "*"}), ("Get-VHD", {})],
     [("Get-VMNetworkAdapter", {"VMName": "*"})],
     [("Get-VMProcessor", {"VMName": "*"})],
+    # What real moves fail on (hyperv.md section 9), in the same round trip: ISOs, checkpoints,
+    # virtual Fibre Channel. Replica and possible owners follow only where a VM needs them (follow_up).
+    [("Get-VMDvdDrive", {"VMName": "*"})],
+    [("Get-VMSnapshot", {"VMName": "*"})],
+    [("Get-VMFibreChannelHba", {"VMName": "*"})],
 ]
+# Every replication-enabled VM of the host (Get-VMReplication without -VMName: its help's Example 1).
+REPLICATION_STATEMENT: Statement = [("Get-VMReplication", {})]
 CLUSTER_STATEMENTS: list[Statement] = [[("Get-Cluster", {})], [("Get-ClusterNode", {})]]
 # A VHD that cannot be read is no failure of the inventory.
 TOLERATED = {"ObjectNotFound"}
@@ -167,17 +174,17 @@ class PsrpDriver:
         output = self._run(conn, *HOST_STATEMENTS, *VM_STATEMENTS, tolerate=TOLERATED)
         groups = parse.by_kind(output + self._cluster_output(conn, *CLUSTER_STATEMENTS))
         servers = parse.share_servers(groups)
+        # Shares are registered by whatever name the host used; DNS tells the file server's FQDN.
+        lookups = [[("Resolve-DnsName", {"Name": s, "Type": "A"})] for s in servers]
+        more = follow_up(conn, groups)
         fqdns: dict[str, str] = {}
-        if servers:
-            # Shares are registered by whatever name the host used; DNS tells the file server's FQDN.
-            answers = self._run(
-                conn,
-                *([("Resolve-DnsName", {"Name": s, "Type": "A"})] for s in servers),
-                tolerate={"DNS_ERROR_RCODE_NAME_ERROR"},
-            )
-            for answer in answers:
-                p = parse.props(answer)
-                fqdns[str(p.get("QueryName")).lower()] = str(p.get("Name"))
+        if lookups or more:
+            answers = self._run(conn, *lookups, *more, tolerate={"DNS_ERROR_RCODE_NAME_ERROR", *TOLERATED, *NOT_A_NODE})
+            for kind, objects in parse.by_kind(answers).items():
+                if kind.startswith("DnsRecord"):
+                    fqdns.update({str(p.get("QueryName")).lower(): str(p.get("Name")) for p in objects})
+                else:
+                    groups.setdefault(kind, []).extend(objects)
         return parse.inventory(conn.fqdn, groups, fqdns)
 
     def get_vm(self, conn: Connection, vm_id: str) -> VmInfo | None:
@@ -497,6 +504,27 @@ def _storage_moved(vm: VmInfo | None, request: MoveRequest) -> bool:
         return all(new.lower() in paths for _, new in request.vhds)
     target = request.storage_path.lower().rstrip("\\")
     return bool(target) and all(p.startswith(target) for p in paths)
+
+
+def follow_up(conn: Connection, groups: dict[str, list[dict]]) -> list[Statement]:
+    """What only some hosts need, read with the DNS lookups (the inventory's second request, made
+    anyway on a host with SMB connections): Get-VMReplication where Get-VM shows a replicated VM,
+    the possible owners on a cluster node with clustered VMs. Each cmdlet costs a host a WMI query."""
+    vms = groups.get("VirtualMachine", [])
+    statements = []
+    if any(parse.text(v.get("ReplicationMode")) not in ("", "None") for v in vms):
+        statements.append(REPLICATION_STATEMENT)
+    if groups.get("Cluster") and any(v.get("IsClustered") for v in vms):
+        statements += owner_statements(conn)
+    return statements
+
+
+def owner_statements(conn: Connection) -> list[Statement]:
+    """The possible owners of the resources this node owns: Get-ClusterResource takes a node from the
+    pipeline, Get-ClusterOwnerNode of a resource lists its possible owners. One statement (each
+    cmdlet costs the host a WMI query); a standalone host answers it as it answers Get-ClusterNode."""
+    node = ("Get-ClusterNode", {"Name": conn.fqdn.split(".")[0]})
+    return [[node, ("Get-ClusterResource", {}), ("Get-ClusterOwnerNode", {})]]
 
 
 def _storage_params(request: MoveRequest) -> dict:

@@ -7,6 +7,7 @@ emulated host adds (Emulator*) are used when present and defaulted otherwise.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections import defaultdict
 from typing import Any
@@ -153,6 +154,8 @@ def vms(g: dict[str, list[dict[str, Any]]]) -> tuple[VmInfo, ...]:
     sizes = {str(v.get("Path")).lower(): int(v.get("FileSize") or 0) for v in g.get("VirtualHardDisk", [])}
     disks, switches, compat = defaultdict(list), defaultdict(list), {}
     for d in g.get("HardDiskDrive", []):
+        if d.get("DiskNumber") is not None:
+            continue  # a pass-through (physical) disk: no file to move (moves_facts reads it)
         path = str(d.get("Path"))
         disks[_id(d.get("VMId"))].append(
             DiskInfo(path, sizes.get(path.lower(), 0), bool(d.get("SupportPersistentReservations")))
@@ -162,7 +165,73 @@ def vms(g: dict[str, list[dict[str, Any]]]) -> tuple[VmInfo, ...]:
             switches[_id(a.get("VMId"))].append(str(a.get("SwitchName")))
     for p in g.get("VMProcessor", []):
         compat[_id(p.get("VMId"))] = bool(p.get("CompatibilityForMigrationEnabled"))
-    return tuple(vm_info(v, disks, switches, compat) for v in g.get("VirtualMachine", []))
+    found = tuple(vm_info(v, disks, switches, compat) for v in g.get("VirtualMachine", []))
+    return tuple(dataclasses.replace(vm, **facts) for vm, facts in zip(found, moves_facts(g, found), strict=True))
+
+
+def moves_facts(g: dict[str, list[dict[str, Any]]], found: tuple[VmInfo, ...]) -> list[dict[str, Any]]:
+    """Per VM, what real moves fail on (hyperv.md section 9): ISOs (Get-VMDvdDrive), checkpoints
+    (Get-VMSnapshot), pass-through disks (Get-VMHardDiskDrive DiskNumber), virtual Fibre Channel
+    (Get-VMFibreChannelHba SanName), Hyper-V Replica (Get-VMReplication) and possible owners
+    (Get-ClusterOwnerNode). Properties a host does not send leave the fact empty (unknown)."""
+    isos, checkpoints, passthrough, sans = defaultdict(list), defaultdict(int), defaultdict(list), defaultdict(list)
+    for d in g.get("DvdDrive", []):
+        if text(d.get("DvdMediaType")) == "ISO" and d.get("Path"):
+            isos[_id(d.get("VMId"))].append(str(d.get("Path")))
+    for s in g.get("VMSnapshot", []):
+        checkpoints[_id(s.get("VMId"))] += 1
+    for d in g.get("HardDiskDrive", []):
+        if d.get("DiskNumber") is not None:
+            passthrough[_id(d.get("VMId"))].append(int(d.get("DiskNumber")))
+    for h in g.get("VMFibreChannelHba", []):
+        sans[_id(h.get("VMId"))].append(str(h.get("SanName") or ""))
+    replication = {_id(r.get("VMId")): r for r in g.get("VMReplication", [])}
+    owners = possible_owners(g)
+    out = []
+    for vm, v in zip(found, g.get("VirtualMachine", []), strict=True):
+        r = replication.get(vm.id, {})
+        mode = text(r.get("Mode") or r.get("ReplicationMode"))
+        out.append(
+            {
+                "dvd_isos": tuple(isos[vm.id]),
+                "checkpoints": checkpoints[vm.id],
+                "snapshot_path": str(v.get("SnapshotFileLocation") or ""),
+                "smart_paging_path": str(v.get("SmartPagingFilePath") or ""),
+                "passthrough_disks": tuple(passthrough[vm.id]),
+                "fc_sans": tuple(sans[vm.id]),
+                "replication_mode": REPLICATION_MODES.get(mode, ""),
+                "primary_server": str(r.get("PrimaryServer") or ""),
+                "replica_server": str(r.get("ReplicaServer") or ""),
+                "possible_owners": owners.get(vm.name.lower(), ()) if vm.is_clustered else (),
+            }
+        )
+    return out
+
+
+REPLICATION_MODES = {"Primary": "primary", "Replica": "replica", "ExtendedReplica": "extended_replica"}
+
+
+VM_RESOURCE = "Virtual Machine "  # a VM role's resource is named after its VM: "Virtual Machine <name>"
+VM_CONFIGURATION = "Virtual Machine Configuration "  # the role's other resource
+
+
+def possible_owners(g: dict[str, list[dict[str, Any]]]) -> dict[str, tuple[str, ...]]:
+    """VM name (lower-cased) -> the possible owners of its Virtual Machine resource. Nested cluster
+    objects arrive as their names (a host serializes them at depth 1), or as objects with a Name.
+    A resource renamed by hand is not matched: its VM's owners stay unknown."""
+    out = {}
+    for o in g.get("ClusterOwnerNodeList", []):
+        resource = _name(o.get("ClusterObject"))
+        if resource.startswith(VM_RESOURCE) and not resource.startswith(VM_CONFIGURATION) and o.get("OwnerNodes"):
+            out[resource.removeprefix(VM_RESOURCE).lower()] = tuple(_name(n) for n in o.get("OwnerNodes"))
+    return out
+
+
+def _name(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    p = props(value)
+    return str(p.get("Name") if p.get("Name") is not None else text(value))
 
 
 def vm_info(v: dict[str, Any], disks, switches, compat) -> VmInfo:

@@ -19,6 +19,7 @@ from fabric.hyperv.remedies import (
     REMEDY_LIMIT,
     REMEDY_MEMORY,
     REMEDY_NETWORK,
+    REMEDY_POSSIBLE_OWNER,
     REMEDY_SWITCH,
 )
 from fabric.hyperv.sim_world import (
@@ -166,6 +167,7 @@ def validate(fabric: Fabric, request: MoveRequest, fail: Fail = _raise, runtime:
     _check_direction(decision)
     _check_kind(fabric, decision, fail)
     _check_processor(decision, fail)
+    _check_move_blockers(fabric, decision, fail)
     if request.kind in STORAGE_KINDS:
         _resolve_storage(fabric, decision, fail)
     if request.kind in LIVE_KINDS:
@@ -256,6 +258,67 @@ def _check_kind(fabric: Fabric, d: MoveDecision, fail: Fail) -> None:
                 "Upgrade the destination host, or pick a host that supports this version",
             ),
             "Configuration version",
+        )
+
+
+def _check_move_blockers(fabric: Fabric, d: MoveDecision, fail: Fail) -> None:
+    """What a real host refuses because of the VM's devices and other files (hyperv.md section 9;
+    migrations_ui.rules names the sources): an ISO the destination cannot open, checkpoints left
+    where it cannot reach them, pass-through disks outside a cluster, a virtual SAN it lacks, a
+    node that is not a possible owner. Smart paging and Replica only warn (a host does not refuse)."""
+    vm, src, dst, kind = d.vm, d.source, d.destination, d.request.kind
+    if kind == "storage":
+        return
+    same_cluster = bool(src.cluster) and src.cluster == dst.cluster
+    for iso in vm.dvd_isos:
+        if not path_reachable(fabric, iso, dst, src):
+            fail(
+                HyperVError(
+                    "OperationFailed",
+                    f"'{dst.name}' cannot open '{iso}' in a DVD drive of '{vm.name}'",
+                    "Eject the ISO, or insert it from an SMB share both hosts reach",
+                ),
+                "DVD Drive",
+            )
+    # Checkpoints stay where they are in a Live or Quick move, in a per-disk move (no -SnapshotFilePath),
+    # and for a clustered VM inside its cluster (whose storage options are refused).
+    files_stay = kind in ("live", "quick") or bool(d.request.vhds) or (vm.is_clustered and same_cluster)
+    if vm.checkpoints and files_stay and not path_reachable(fabric, vm.checkpoint_folder, dst, src):
+        fail(
+            HyperVError(
+                "OperationFailed",
+                f"'{dst.name}' cannot reach the checkpoints of '{vm.name}' in '{vm.checkpoint_folder}'",
+                "Move the virtual machine with all its storage, or delete the checkpoints",
+            ),
+            "Checkpoints",
+        )
+    if vm.passthrough_disks and not (vm.is_clustered and same_cluster):
+        fail(
+            HyperVError(
+                "OperationFailed",
+                f"'{vm.name}' uses a pass-through disk of '{src.name}', which '{dst.name}' cannot attach",
+                "Convert the pass-through disk to a virtual hard disk, or move the VM inside its cluster",
+            ),
+            "Hard Drive",
+        )
+    for san in [s for s in vm.fc_sans if s not in dst.virtual_sans]:
+        fail(
+            HyperVError(
+                "OperationFailed",
+                f"'{dst.name}' has no virtual SAN named '{san}' for a Fibre Channel adapter of '{vm.name}'",
+                "Create the virtual SAN on the destination, connected to the same fabric",
+            ),
+            "Fibre Channel Adapter",
+        )
+    owners = [o.lower() for o in vm.possible_owners]
+    if kind in ("live", "quick") and vm.is_clustered and same_cluster and owners and dst.name.lower() not in owners:
+        fail(
+            HyperVError(
+                "0x80071398",
+                f"The cluster node '{dst.name}' is not a possible owner of the cluster role of '{vm.name}'",
+                REMEDY_POSSIBLE_OWNER,
+            ),
+            "Cluster role",
         )
 
 

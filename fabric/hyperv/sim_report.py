@@ -37,7 +37,9 @@ def inventory(fabric: Fabric, host: SimHost) -> HostInventory:
             tuple(cluster.nodes),
         ),
         shares=_shares(fabric, host),
-        vms=tuple(vm_info(vm, vm.id in migrating) for vm in fabric.vms.values() if vm.host == host.fqdn),
+        vms=tuple(
+            vm_info(vm, vm.id in migrating, owners(fabric, vm)) for vm in fabric.vms.values() if vm.host == host.fqdn
+        ),
     )
 
 
@@ -51,6 +53,15 @@ def _shares(fabric: Fabric, host: SimHost) -> tuple[ShareInfo, ...]:
         known = fabric.share_for_path(unc)
         out.append(ShareInfo(unc, server, known.file_server_fqdn if known else ""))
     return tuple(out)
+
+
+def owners(fabric: Fabric, vm: SimVm) -> tuple[str, ...]:
+    """Possible owners of a clustered VM's role (Get-ClusterOwnerNode): every node unless restricted."""
+    cluster = fabric.clusters.get(fabric.hosts[vm.host].cluster) if vm.is_clustered else None
+    if cluster is None:
+        return ()
+    everyone = [fabric.hosts[f].name for f in cluster.nodes if f in fabric.hosts]
+    return tuple(vm.possible_owners or everyone)
 
 
 def status(fabric: Fabric, m: SimMigration) -> MigrationStatus:
@@ -132,7 +143,7 @@ def host_info(h: SimHost) -> HostInfo:
     )
 
 
-def vm_info(vm: SimVm, migrating: bool) -> VmInfo:
+def vm_info(vm: SimVm, migrating: bool, possible_owners: tuple[str, ...] = ()) -> VmInfo:
     return VmInfo(
         id=vm.id,
         name=vm.name,
@@ -147,4 +158,14 @@ def vm_info(vm: SimVm, migrating: bool) -> VmInfo:
         dirty_rate_mbps=vm.dirty_rate_mbps,
         migrating=migrating,
         disks=tuple(DiskInfo(d.path, d.size_bytes, d.shared) for d in vm.disks),
+        dvd_isos=tuple(vm.dvd_isos),
+        checkpoints=vm.checkpoints,
+        snapshot_path=vm.checkpoint_folder,
+        smart_paging_path=vm.smart_paging_folder,
+        passthrough_disks=tuple(vm.passthrough_disks),
+        fc_sans=tuple(vm.fc_sans),
+        replication_mode=vm.replication_mode,
+        primary_server=vm.primary_server,
+        replica_server=vm.replica_server,
+        possible_owners=possible_owners,
     )

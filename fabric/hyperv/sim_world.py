@@ -76,6 +76,7 @@ class SimHost:
     storage_mbps: float = 500.0  # what its storage reads/writes for a copy
     reachable: bool = True
     shares: list[str] = field(default_factory=list)  # UNC paths (as registered) it is connected to
+    virtual_sans: list[str] = field(default_factory=list)  # virtual Fibre Channel SANs defined on it (Get-VMSan)
 
 
 @dataclass
@@ -101,6 +102,25 @@ class SimVm:
     dirty_rate_mbps: float = 20.0
     processor_compat: bool = False  # Set-VMProcessor -CompatibilityForMigrationEnabled
     disks: list[SimDisk] = field(default_factory=list)
+    # Facts real moves fail on (hyperv.md section 9), as the host reports them:
+    dvd_isos: list[str] = field(default_factory=list)  # Get-VMDvdDrive Path of each drive holding an ISO
+    checkpoints: int = 0  # Get-VMSnapshot count
+    snapshot_path: str = ""  # Get-VM SnapshotFileLocation ("" = the configuration folder)
+    smart_paging_path: str = ""  # Get-VM SmartPagingFilePath ("" = the configuration folder)
+    passthrough_disks: list[int] = field(default_factory=list)  # Get-VMHardDiskDrive DiskNumber of physical disks
+    fc_sans: list[str] = field(default_factory=list)  # Get-VMFibreChannelHba SanName of each adapter
+    replication_mode: str = ""  # Get-VMReplication Mode: "" | "primary" | "replica" | "extended_replica"
+    primary_server: str = ""  # Get-VMReplication PrimaryServer
+    replica_server: str = ""  # Get-VMReplication ReplicaServer (a Replica Broker's name for a cluster)
+    possible_owners: list[str] = field(default_factory=list)  # node names; [] = every node of its cluster
+
+    @property
+    def checkpoint_folder(self) -> str:
+        return self.snapshot_path or self.config_path
+
+    @property
+    def smart_paging_folder(self) -> str:
+        return self.smart_paging_path or self.config_path
 
 
 @dataclass
@@ -116,6 +136,7 @@ class SimMigration:
     performance_option: str
     storage_path: str = ""
     vhds: list[list[str]] = field(default_factory=list)
+    per_disk: bool = False  # asked with -Vhds: checkpoints and smart paging stay where they are
     state: str = "running"  # running | completed | failed | cancelled
     phase: str = "prepare"  # prepare | storage | precopy | blackout | quick | resume | done
     started_at: float = 0.0

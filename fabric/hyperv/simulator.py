@@ -209,6 +209,7 @@ class Fabric(FabricAdmin):
             performance_option=d.performance,
             storage_path=d.storage_path,
             vhds=[[old, new] for old, new in d.disk_moves.items()],
+            per_disk=bool(d.request.vhds),
             started_at=self.now,
             memory_bytes=d.memory_bytes,
             dirty_bytes_s=vm.dirty_rate_mbps * MB,
@@ -326,7 +327,13 @@ class Fabric(FabricAdmin):
             if m.kind in ("live", "live_vsm") and _version_rank(dst) > _version_rank(src):
                 vm.compat_vector_stale = True  # stays old until the VM restarts (hyperv.md section 2)
         if m.storage_path:
+            if m.per_disk:  # -VirtualMachinePath with -Vhds: checkpoints and smart paging stay where they were
+                vm.snapshot_path, vm.smart_paging_path = vm.checkpoint_folder, vm.smart_paging_folder
+            else:  # the whole storage: they move into the new folder with the configuration
+                vm.snapshot_path = vm.smart_paging_path = ""
             vm.config_path = m.storage_path
+        if m.ha_removed:
+            vm.possible_owners = []  # a new cluster role: every node of its cluster may own it
         moves = dict((old, new) for old, new in m.vhds)
         for disk in vm.disks:
             disk.path = moves.get(disk.path, disk.path)

@@ -179,6 +179,6 @@ def test_test_connection_through_the_emulator_over_winrm(admin_client, settings,
     connected = admin_client.post(reverse("fabric_admin:host_add"), {**form, "password": PASSWORD})
     refused = admin_client.post(reverse("fabric_admin:host_add"), {**form, "password": "wrong"})
 
-    assert b"Connected: hv-s3 runs Windows Server 2019 Datacenter with 6 virtual machines" in connected.content
+    assert b"Connected: hv-s3 runs Windows Server 2019 Datacenter with 7 virtual machines" in connected.content
     assert b"Connection failed</strong> (AccessDenied)" in refused.content
     assert b"wrong" not in refused.content

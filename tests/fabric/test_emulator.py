@@ -354,3 +354,29 @@ def test_it_refuses_unknown_shells_with_a_wsman_fault(emulator):
 
     assert answer.status_code == 500
     assert "2150858843" in answer.text
+
+
+def test_it_answers_the_cmdlets_of_move_facts_with_hyperv_types_and_properties(emulator):
+    with open_pool(emulator, "hv-new1" + D) as pool:
+        drives = invoke(pool, ("Get-VMDvdDrive", {"VMName": "*"})).output
+        hbas = invoke(pool, ("Get-VMFibreChannelHba", {"VMName": "tape-new01"})).output
+        owners = invoke(
+            pool, ("Get-ClusterNode", {"Name": "hv-new1"}), ("Get-ClusterResource", {}), ("Get-ClusterOwnerNode", {})
+        ).output
+        elsewhere = invoke(pool, ("Get-ClusterNode", {"Name": "no-such-node"}), ("Get-ClusterResource", {})).output
+    with open_pool(emulator, "hv-s2" + D) as pool:
+        replication = invoke(pool, ("Get-VMReplication", {})).output
+
+    assert drives == []  # no ISO on hv-new1's VMs
+    [hba] = hbas
+    assert hba.types[0] == "Microsoft.HyperV.PowerShell.VMFibreChannelHba"
+    assert ext(hba)["SanName"] == "SAN-Prod"
+    assert ext(hba)["WorldWidePortNameSetA"] != ext(hba)["WorldWidePortNameSetB"]
+    lists = {ext(o)["ClusterObject"]: ext(o)["OwnerNodes"] for o in owners}
+    assert lists["Virtual Machine lic-new01"] == ["hv-new1", "hv-new2"]
+    assert lists["Virtual Machine sql-prod01"] == ["hv-new1", "hv-new2", "hv-new3"]
+    assert not any("k8s-node02" in name for name in lists)  # owned by hv-new3: not piped in
+    assert elsewhere == []  # nothing came down the pipeline: no resources
+    [primary] = replication  # only the replication-enabled VM of hv-s2
+    assert (ext(primary)["VMName"], ext(primary)["Mode"].to_string) == ("crm-s02", "Primary")
+    assert ext(primary)["ReplicaServer"] == "hv-s3" + D

@@ -479,3 +479,32 @@ def test_it_keeps_the_vm_page_queries_constant(admin_client, django_assert_num_q
     with django_assert_num_queries(5):
         response = admin_client.get(reverse("fabric:vm", args=[vm.guid]))
     assert len(response.context["disks"]) == disks
+
+
+def test_it_shows_what_real_moves_fail_on_in_english_and_german(operator_client, settings):
+    host = make_host("hv6", cluster=make_cluster("CLU-FC"))
+    vm = make_vm(
+        "tape01",
+        host=host,
+        is_clustered=True,
+        checkpoints=2,
+        snapshot_path="D:\\Checkpoints",
+        smart_paging_path="D:\\SmartPaging",
+        dvd_isos=["C:\\ISO\\setup.iso"],
+        passthrough_disks=[3],
+        fc_sans=["SAN-Prod"],
+        replication_mode="primary",
+        replication_replica="hv-dr.contoso.test",
+        possible_owners=["hv6", "hv7"],
+    )
+    url = reverse("fabric:vm", args=[vm.guid])
+
+    html = text(operator_client.get(url))
+    for shown in ("D:\\Checkpoints", "D:\\SmartPaging", "C:\\ISO\\setup.iso", "Disk 3", "SAN-Prod", "hv6, hv7"):
+        assert shown in html
+    assert "Primary, replicating to hv-dr.contoso.test" in html
+
+    operator_client.cookies[settings.LANGUAGE_COOKIE_NAME] = "de"
+    german = text(operator_client.get(url))
+    assert "Prüfpunkte" in german and "Datenträger 3" in german and "Virtuelles SAN <strong>SAN-Prod</strong>" in german
+    assert "Primär, repliziert nach hv-dr.contoso.test" in german and "Mögliche Besitzer" in german

@@ -244,3 +244,34 @@ def test_seed_demo_rejects_bad_numbers_with_a_usage_error(store, args):
     with pytest.raises(CommandError, match="argument"):
         call_command("seed_demo", *args)
     assert Host.objects.count() == 0
+
+
+def test_it_stores_what_real_moves_fail_on_and_preflight_reads_it(store, driver):
+    from migrations_ui.preflight import Preflight, vm_for_preflight
+
+    register_hosts(store)
+    sync_inventory(driver)
+    vms = {v.name: v for v in vm_for_preflight()}
+
+    assert vms["iso-s01"].dvd_isos == ["C:\\ISO\\WS2022-install.iso"]
+    assert (vms["ckpt-new01"].checkpoints, vms["ckpt-new01"].snapshot_path) == (2, "D:\\Hyper-V\\Checkpoints")
+    assert vms["page-s02"].smart_paging_path == "D:\\SmartPaging"
+    assert vms["sqlpt-old01"].passthrough_disks == [3]
+    assert vms["tape-new01"].fc_sans == ["SAN-Prod"]
+    assert (vms["crm-s02"].replication_mode, vms["crm-s02"].replication_replica) == ("primary", "hv-s3.contoso.test")
+    assert vms["erp-dr01"].replication_primary == "hv-s1.contoso.test"
+    assert vms["lic-new01"].possible_owners == ["hv-new1", "hv-new2"]
+
+    def rules(vm_name, host_name):
+        destination = Host.objects.get(name=host_name)
+        return {f.rule: f.severity for f in Preflight(vms[vm_name]).assess(destination).findings}
+
+    assert rules("iso-s01", "hv-s2")["dvd-iso-local-path"] == "block"
+    assert rules("ckpt-new01", "hv-new2")["checkpoint-files-local"] == "block"
+    assert rules("page-s02", "hv-s1")["smart-paging-local"] == "warn"
+    assert rules("sqlpt-old01", "hv-new1")["passthrough-disk"] == "block"
+    assert "passthrough-disk" not in rules("sqlpt-old01", "hv-old1")
+    assert rules("tape-new01", "hv-new2")["virtual-fibre-channel"] == "warn"
+    assert rules("crm-s02", "hv-s1")["hyper-v-replica"] == "warn"
+    assert rules("lic-new01", "hv-new3")["not-possible-owner"] == "block"
+    assert "not-possible-owner" not in rules("lic-new01", "hv-new2")

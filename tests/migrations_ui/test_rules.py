@@ -76,6 +76,13 @@ def test_every_rule_id_is_stable():
         "cluster-parallel-limit",
         "vm-already-moving",
         "host-unreachable",
+        "dvd-iso-local-path",
+        "checkpoint-files-local",
+        "smart-paging-local",
+        "passthrough-disk",
+        "virtual-fibre-channel",
+        "hyper-v-replica",
+        "not-possible-owner",
     ]
 
 

@@ -32,6 +32,11 @@ CMDLETS_LIST = [
     _hv("Get-VMHardDiskDrive", read.get_hard_disks),
     _hv("Get-VMNetworkAdapter", read.get_network_adapters),
     _hv("Get-VMProcessor", read.get_vm_processor),
+    # Facts moves fail on (hyperv.md section 9).
+    _hv("Get-VMDvdDrive", read.get_dvd_drives),
+    _hv("Get-VMSnapshot", read.get_snapshots),
+    _hv("Get-VMFibreChannelHba", read.get_fibre_channel_hbas),
+    _hv("Get-VMReplication", read.get_replication),
     _hv("Get-VMSwitch", read.get_switches),
     _hv("Get-VMMigrationNetwork", read.get_migration_networks),
     _hv("Get-VMHostSupportedVersion", read.get_supported_versions),
@@ -45,7 +50,16 @@ CMDLETS_LIST = [
     _hv("Enable-VMMigration", admin.enable_migration),
     _hv("Disable-VMMigration", admin.disable_migration),
     _fc("Get-Cluster", read.get_cluster),
-    _fc("Get-ClusterNode", read.get_cluster_node),
+    # Its command class is GetNodeCommand, as its errors name it (ClusterEndpointNotRegistered,...GetNodeCommand).
+    Cmdlet("Get-ClusterNode", read.get_cluster_node, command_class=FC + "GetNodeCommand"),
+    _fc("Get-ClusterResource", read.get_cluster_resource),
+    # Not in the reference folder: possible owners of a VM role's resources, piped from Get-ClusterResource
+    # (learn.microsoft.com/powershell/module/failoverclusters/get-clusterownernode); bound by these lists.
+    _fc(
+        "Get-ClusterOwnerNode",
+        read.get_cluster_owner_node,
+        ("Resource", "Group", "ResourceType", "InputObject", "Cluster"),
+    ),
     _fc("Move-ClusterVirtualMachineRole", move.move_cluster_role),
     _fc("Remove-ClusterGroup", admin.remove_cluster_group),
     _fc("Add-ClusterVirtualMachineRole", admin.add_cluster_vm_role),

@@ -76,7 +76,41 @@ def get_hard_disks(ctx: Context, params: dict, inputs) -> list:
     with ctx.session() as fabric:
         host = fabric.hosts[ctx.fqdn]
         vms = select_vms(ctx, fabric, params, inputs, name_param="VMName")
-        return [o.hard_disk(vm, host, disk, i) for vm in vms for i, disk in enumerate(vm.disks)]
+        out = []
+        for vm in vms:
+            out += [o.hard_disk(vm, host, disk, i) for i, disk in enumerate(vm.disks)]
+            out += [o.passthrough_disk(vm, host, n, len(vm.disks) + i) for i, n in enumerate(vm.passthrough_disks)]
+        return out
+
+
+def get_dvd_drives(ctx: Context, params: dict, inputs) -> list:
+    with ctx.session() as fabric:
+        host = fabric.hosts[ctx.fqdn]
+        vms = select_vms(ctx, fabric, params, inputs, name_param="VMName")
+        return [drive for vm in vms for drive in o.dvd_drives(vm, host)]
+
+
+def get_snapshots(ctx: Context, params: dict, inputs) -> list:
+    with ctx.session() as fabric:
+        host = fabric.hosts[ctx.fqdn]
+        vms = select_vms(ctx, fabric, params, inputs, name_param="VMName")
+        return [snapshot for vm in vms for snapshot in o.snapshots(vm, host)]
+
+
+def get_fibre_channel_hbas(ctx: Context, params: dict, inputs) -> list:
+    with ctx.session() as fabric:
+        host = fabric.hosts[ctx.fqdn]
+        vms = select_vms(ctx, fabric, params, inputs, name_param="VMName")
+        return [hba for vm in vms for hba in o.fibre_channel_hbas(vm, host)]
+
+
+def get_replication(ctx: Context, params: dict, inputs) -> list:
+    """Get-VMReplication: without -VMName, every replication-enabled VM of the host (its Example 1)."""
+    with ctx.session() as fabric:
+        host = fabric.hosts[ctx.fqdn]
+        params = params if params.get("VMName") or inputs else {**params, "VMName": "*"}
+        vms = select_vms(ctx, fabric, params, inputs, name_param="VMName")
+        return [o.replication(vm, host) for vm in vms if vm.replication_mode]
 
 
 def get_vhd(ctx: Context, params: dict, inputs) -> list:
@@ -172,7 +206,44 @@ def get_cluster(ctx: Context, params: dict, inputs) -> list:
 def get_cluster_node(ctx: Context, params: dict, inputs) -> list:
     with ctx.session() as fabric:
         cluster = _cluster(ctx, fabric)
-        return [] if cluster is None else [o.cluster_node(fabric, cluster, fqdn) for fqdn in cluster.nodes]
+        nodes = [] if cluster is None else [o.cluster_node(fabric, cluster, fqdn) for fqdn in cluster.nodes]
+    names = {str(n).lower() for n in as_list(params.get("Name"))}
+    return [n for n in nodes if not names or str(prop(n, "Name")).lower() in names]
+
+
+def get_cluster_resource(ctx: Context, params: dict, inputs) -> list:
+    """Get-ClusterResource: the VM roles' resources of the cluster, or of the nodes piped in
+    (Get-ClusterNode -Name N | Get-ClusterResource: the resources N owns)."""
+    with ctx.session() as fabric:
+        cluster = _cluster(ctx, fabric)
+        if cluster is None:
+            return []
+        nodes = {fabric.hosts[f].name.lower(): f for f in cluster.nodes if f in fabric.hosts}
+        if inputs is not None:  # piped: only the nodes that came down the pipeline (none: nothing)
+            nodes = {n: f for n, f in nodes.items() if n in {str(prop(i, "Name")).lower() for i in inputs}}
+        out = []
+        for fqdn in nodes.values():
+            for vm in host_vms(fabric, fqdn):
+                if vm.is_clustered:
+                    out += o.cluster_resources(vm, fabric.hosts[fqdn].name, cluster.name)
+        names = [str(n).lower() for n in as_list(params.get("Name"))]
+        return [r for r in out if not names or str(prop(r, "Name")).lower() in names]
+
+
+def get_cluster_owner_node(ctx: Context, params: dict, inputs) -> list:
+    """Get-ClusterOwnerNode for resources (piped in, or -Resource): their possible owners."""
+    resources = [str(prop(i, "Name")) for i in inputs or []] + [str(r) for r in as_list(params.get("Resource"))]
+    with ctx.session() as fabric:
+        cluster = _cluster(ctx, fabric)
+        if cluster is None:
+            return []
+        everyone = [fabric.hosts[f].name for f in cluster.nodes if f in fabric.hosts]
+        by_resource = {}
+        for vm in fabric.vms.values():
+            if vm.is_clustered and fabric.hosts[vm.host].cluster == cluster.name:
+                for kind in ("Virtual Machine", "Virtual Machine Configuration"):
+                    by_resource[f"{kind} {vm.name}".lower()] = vm.possible_owners or everyone
+        return [o.owner_nodes(r, by_resource[r.lower()]) for r in resources if r.lower() in by_resource]
 
 
 def get_smb_connection(ctx: Context, params: dict, inputs) -> list:

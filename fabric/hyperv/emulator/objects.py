@@ -9,6 +9,7 @@ never reads it from a host (hyperv.md section 9).
 
 from __future__ import annotations
 
+import uuid
 from typing import TYPE_CHECKING
 
 from psrpcore.types import PSVersion
@@ -19,10 +20,13 @@ from fabric.hyperv.emulator.records import (
     CIM,
     CLUSTER,
     PERFORMANCE,
+    REPLICATION_MODES,
     STATES,
     ClusterGroupState,
     ClusterNodeState,
+    DvdMediaType,
     VMOperationalStatus,
+    VMReplicationMode,
     VMState,
     cim_object,
     guid,
@@ -134,6 +138,9 @@ def vm_object(fabric: Fabric, vm: SimVm, migrating: bool) -> object:
         State=state,
         Path=vm.config_path,
         ConfigurationLocation=vm.config_path,
+        SnapshotFileLocation=vm.checkpoint_folder,
+        SmartPagingFilePath=vm.smart_paging_folder,
+        ReplicationMode=REPLICATION_MODES.get(vm.replication_mode, VMReplicationMode.none),
         IsClustered=vm.is_clustered,
         Version=vm.config_version,
         Generation=2,
@@ -159,6 +166,98 @@ def hard_disk(vm: SimVm, host: SimHost, disk: SimDisk, index: int) -> object:
         ControllerLocation=index,
         Path=disk.path,
         SupportPersistentReservations=disk.shared,
+    )
+
+
+def passthrough_disk(vm: SimVm, host: SimHost, number: int, index: int) -> object:
+    """A physical disk attached to the VM: Hyper-V reports its DiskNumber and no virtual disk file."""
+    return hyperv_object(
+        "HardDiskDrive",
+        Name=f"Hard Drive on SCSI controller number 0 at location {index}",
+        VMName=vm.name,
+        VMId=guid(vm.id),
+        ComputerName=host.name,
+        ControllerType="SCSI",
+        ControllerNumber=0,
+        ControllerLocation=index,
+        Path="",
+        DiskNumber=uint32(number),
+        SupportPersistentReservations=False,
+    )
+
+
+def dvd_drives(vm: SimVm, host: SimHost) -> list[object]:
+    """Get-VMDvdDrive: one drive per ISO the VM holds (IDE controller 1, as Hyper-V attaches them)."""
+    return [
+        hyperv_object(
+            "DvdDrive",
+            Name=f"DVD Drive on IDE controller number 1 at location {i}",
+            VMName=vm.name,
+            VMId=guid(vm.id),
+            ComputerName=host.name,
+            ControllerType="IDE",
+            ControllerNumber=1,
+            ControllerLocation=i,
+            DvdMediaType=DvdMediaType.ISO,
+            Path=path,
+        )
+        for i, path in enumerate(vm.dvd_isos)
+    ]
+
+
+def snapshots(vm: SimVm, host: SimHost) -> list[object]:
+    """Get-VMSnapshot: the VM's checkpoints, their files in its SnapshotFileLocation."""
+    return [
+        hyperv_object(
+            "VMSnapshot",
+            Name=f"{vm.name} - checkpoint {i + 1}",
+            Id=guid(str(uuid.uuid5(uuid.UUID(vm.id), f"checkpoint-{i}"))),
+            VMName=vm.name,
+            VMId=guid(vm.id),
+            ComputerName=host.name,
+            SnapshotType="Standard",
+            Path=vm.checkpoint_folder,
+        )
+        for i in range(vm.checkpoints)
+    ]
+
+
+def fibre_channel_hbas(vm: SimVm, host: SimHost) -> list[object]:
+    """Get-VMFibreChannelHba: one adapter per virtual SAN, each with its two WWN sets (A and B)."""
+    base = uuid.UUID(vm.id).hex[:8].upper()
+    return [
+        hyperv_object(
+            "VMFibreChannelHba",
+            Name="Fibre Channel Adapter",
+            VMName=vm.name,
+            VMId=guid(vm.id),
+            ComputerName=host.name,
+            SanName=san,
+            # 16 hex digits each, from Hyper-V's default range (C003FF...); set B is the one a live move uses.
+            WorldWideNodeNameSetA=f"C003FF{base}{4 * i:02X}",
+            WorldWidePortNameSetA=f"C003FF{base}{4 * i + 1:02X}",
+            WorldWideNodeNameSetB=f"C003FF{base}{4 * i + 2:02X}",
+            WorldWidePortNameSetB=f"C003FF{base}{4 * i + 3:02X}",
+        )
+        for i, san in enumerate(vm.fc_sans)
+    ]
+
+
+def replication(vm: SimVm, host: SimHost) -> object:
+    """Get-VMReplication for a replication-enabled VM (property names as its table shows them)."""
+    return hyperv_object(
+        "VMReplication",
+        VMName=vm.name,
+        VMId=guid(vm.id),
+        ComputerName=host.name,
+        Mode=REPLICATION_MODES[vm.replication_mode],
+        State="Replicating",
+        Health="Normal",
+        FrequencySec=uint32(300),
+        PrimaryServer=vm.primary_server,
+        ReplicaServer=vm.replica_server,
+        ReplicaPort=uint32(80),
+        AuthType="Kerberos",
     )
 
 
@@ -234,6 +333,28 @@ def cluster_group(vm: SimVm, host: SimHost, cluster: str) -> object:
         State=ClusterGroupState.Online if vm.state == "running" else ClusterGroupState.Offline,
         GroupType="VirtualMachine",
     )
+
+
+def cluster_resources(vm: SimVm, node: str, cluster: str) -> list[object]:
+    """The resources of a VM's cluster role: the virtual machine and its configuration. Nested objects
+    (OwnerGroup, OwnerNode, ResourceType) arrive as their names, as a host serializes them at depth 1."""
+    return [
+        ps_object(
+            [f"{CLUSTER}.ClusterResource"],
+            Name=f"{kind} {vm.name}",
+            OwnerGroup=vm.name,
+            OwnerNode=node,
+            ResourceType=kind,
+            Cluster=cluster,
+            State=ClusterGroupState.Online if vm.state == "running" else ClusterGroupState.Offline,
+        )
+        for kind in ("Virtual Machine", "Virtual Machine Configuration")
+    ]
+
+
+def owner_nodes(resource: str, nodes: list[str]) -> object:
+    """Get-ClusterOwnerNode for a resource: its possible owners (ClusterObject, OwnerNodes)."""
+    return ps_object([f"{CLUSTER}.ClusterOwnerNodeList"], ClusterObject=resource, OwnerNodes=list(nodes))
 
 
 def smb_connections(fabric: Fabric, h: SimHost) -> list[object]:

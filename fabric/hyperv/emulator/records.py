@@ -81,6 +81,30 @@ class ClusterGroupState(PSEnumBase):
     Offline = 1
 
 
+@PSType([f"{HYPERV}.DvdMediaType"])
+class DvdMediaType(PSEnumBase):
+    # Names per Get-VMDvdDrive's output; numeric values UNCONFIRMED (clients read the name).
+    none = 0  # serialized as "None"
+    ISO = 1
+    PassThrough = 2
+
+
+@PSType([f"{HYPERV}.VMReplicationMode"])
+class VMReplicationMode(PSEnumBase):
+    # Names per Get-VMReplication's -ReplicationMode accepted values; numeric values UNCONFIRMED.
+    none = 0  # serialized as "None"
+    Primary = 1
+    Replica = 2
+    TestReplica = 3
+    ExtendedReplica = 4
+
+
+REPLICATION_MODES = {
+    "primary": VMReplicationMode.Primary,
+    "replica": VMReplicationMode.Replica,
+    "extended_replica": VMReplicationMode.ExtendedReplica,
+}
+
 STATES = {
     "running": VMState.Running,
     "off": VMState.Off,
