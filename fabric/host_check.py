@@ -32,6 +32,7 @@ CERT_WARN_DAYS = 30
 # What a host answers for Get-Cluster when it is not a cluster node (hyperv.md section 9); the third is
 # what a node whose cluster service is stopped answers as well.
 STANDALONE_IDS = ("ClusterEndpointNotRegistered", "CommandNotFoundException", "ClusterServiceNotRunning")
+UNREACHABLE = "unreachable"  # the code of the driver's HostUnreachable: no answer, so nothing was tried
 
 # Each check's title, in the order shown (marked for the catalogue; the page translates them).
 TITLES = {
@@ -134,6 +135,10 @@ class Facts:
     settings_error: Failure | None = None
     cluster: str = ""  # the cluster Get-Cluster named
     cluster_error: str = ""  # the error id Get-Cluster wrote
+    # On a node whose session is not CredSSP: the driver's own CredSSP logon for the cluster cmdlets
+    # (same account), tried with a harmless read; credssp_error is how it failed (None: it worked).
+    credssp_tried: bool = False
+    credssp_error: Failure | None = None
     switch_uses: list[SwitchUse] = field(default_factory=list)
 
     @property
@@ -437,6 +442,9 @@ def failover_clusters(f: Facts) -> Result:
 
 
 def cluster_cmdlets(f: Facts) -> Result:
+    """Move-ClusterVirtualMachineRole and Add-ClusterVirtualMachineRole run on the ordinary session when
+    it is CredSSP, otherwise on the separate CredSSP logon the driver makes with the same account: the
+    probe made that logon, so this says what the driver will do."""
     if not f.logged_on:
         return _no_session("cluster-cmdlets")
     node = f.is_node
@@ -446,20 +454,50 @@ def cluster_cmdlets(f: Facts) -> Result:
         return Result("cluster-cmdlets", PASS, Msg("Not a cluster node: moves from it use no cluster cmdlets."))
     if f.negotiated == "credssp":
         return Result("cluster-cmdlets", PASS, Msg("The session is CredSSP: cluster cmdlets can act for it."))
-    said = Msg(
-        "The session is %(negotiated)s, not CredSSP: Move-ClusterVirtualMachineRole and "
-        "Add-ClusterVirtualMachineRole cannot run remotely without it, so moves inside the cluster and making "
-        "a VM highly available again after a move would be refused.",
-        negotiated=f.negotiated or "?",
-    )
-    if "credssp" in (s.lower() for s in f.offered_auth):
-        remedy = Msg("The host accepts CredSSP: set this host's WinRM credential to CredSSP.")
-    else:
-        remedy = Msg(
-            "On the host: Enable-WSManCredSSP -Role Server; then set this host's WinRM credential to CredSSP "
-            "(over HTTPS)."
+    error = f.credssp_error
+    if not f.credssp_tried or (error is not None and error.code == UNREACHABLE):
+        return Result(
+            "cluster-cmdlets",
+            UNKNOWN,
+            Msg(
+                "Not checked: the CredSSP logon the console makes for the cluster cmdlets could not be tried "
+                "(%(reason)s).",
+                reason=error.message if error else "-",
+            ),
+            Msg("Run the check again when the host answers."),
         )
-    return Result("cluster-cmdlets", WARN, said, remedy)
+    if error is None:
+        return Result(
+            "cluster-cmdlets",
+            PASS,
+            Msg(
+                "The session is %(negotiated)s; the console logs on with CredSSP for the cluster cmdlets "
+                "(Move-ClusterVirtualMachineRole, Add-ClusterVirtualMachineRole), and that logon works.",
+                negotiated=f.negotiated or "?",
+            ),
+        )
+    return Result(
+        "cluster-cmdlets",
+        FAIL,
+        Msg(
+            "The session is %(negotiated)s, and the CredSSP logon the console makes for "
+            "Move-ClusterVirtualMachineRole and Add-ClusterVirtualMachineRole failed: %(message)s (%(code)s). "
+            "Moves inside the cluster and making a VM highly available again after a move would be refused.",
+            negotiated=f.negotiated or "?",
+            message=error.message,
+            code=error.code,
+        ),
+        _catalogued(error.remedy)
+        or Msg(
+            "On the node: Enable-WSManCredSSP -Role Server; give this host's WinRM credential a user name and password."
+        ),
+    )
+
+
+def _catalogued(text: str) -> str:
+    """A driver's remedy (English; the driver marks its own for the catalogue) as a Msg, so that the page
+    shows it translated; a '%' in a host's own text stays literal."""
+    return Msg(text.replace("%", "%%")) if text else ""
 
 
 # --- live-migration settings -------------------------------------------------------------------------

@@ -5,8 +5,9 @@ validates it (HYPERV_CA_BUNDLE or the system's CAs, the address the driver dials
 /wsman without credentials (WinRM answers 401 naming the authentications it accepts, and HTTP.sys
 dates every answer: the host's clock); then a logon through the pypsrp driver with the host's
 stored credential, the read-only cmdlets the inventory sends for the host's settings, and
-Get-Cluster. The switches other hosts' VMs use come from the inventory. run_check() adds the one
-audit row; nothing else is written.
+Get-Cluster; on a cluster node whose session is not CredSSP, the CredSSP logon the driver makes for
+the cluster cmdlets, with Get-Cluster over it. The switches other hosts' VMs use come from the
+inventory. run_check() adds the one audit row; nothing else is written.
 """
 
 from __future__ import annotations
@@ -273,8 +274,27 @@ def _session(facts: Facts, conn, options) -> None:
             facts.settings = _settings(conn.fqdn, output)
         facts.negotiated = negotiated_auth(session)
         facts.cluster, facts.cluster_error = _cluster(session)
+        if facts.is_node and facts.negotiated != "credssp":
+            _credssp(facts, driver, conn)
     finally:
         driver.close()
+
+
+def _credssp(facts: Facts, driver: PsrpDriver, conn) -> None:
+    """The separate CredSSP logon the driver makes for Move-/Add-ClusterVirtualMachineRole (same user and
+    password, PsrpDriver.session(credssp=True)), opened by a harmless read; no move is run."""
+    facts.credssp_tried = True
+    session = None
+    try:
+        session = driver.session(conn, credssp=True)
+        session.run([("Get-Cluster", {})])
+    except Exception as exc:  # whatever pypsrp raises that the driver does not map too: a result, never a 500
+        if session is not None and session.pool is not None:
+            return  # logged on: only the read failed, and a node's Get-Cluster was judged on its own
+        if isinstance(exc, HyperVError):  # CredSSPRequired, CredSSPNotEnabled, AccessDenied, unreachable...
+            facts.credssp_error = Failure(exc.code, exc.message, exc.remedy)
+        else:
+            facts.credssp_error = Failure(type(exc).__name__, _short(exc))
 
 
 def _settings(fqdn: str, output: list) -> Settings:

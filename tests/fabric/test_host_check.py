@@ -102,17 +102,40 @@ def test_the_cluster_module_tells_nodes_from_standalone_hosts(emulated):
     assert standalone["cluster-cmdlets"]["status"] == PASS
 
 
-def test_a_cluster_node_on_a_session_without_credssp_is_warned_with_the_remedy(emulated):
+def test_a_cluster_node_without_a_credssp_session_passes_through_the_drivers_credssp_logon(emulated):
+    got_cluster = len(emulated.commands("Get-Cluster"))
+
     code, results = check("hv-old1")
 
     result = results["cluster-cmdlets"]
-    assert code == 0 and result["status"] == WARN
-    assert "not CredSSP" in result["message"] and "Move-ClusterVirtualMachineRole" in result["message"]
-    # The remedy follows what the host's WinRM service offers: CredSSP enabled there, or not yet.
-    if "CredSSP" in results["winrm-answer"]["message"]:
-        assert result["remedy"] == "The host accepts CredSSP: set this host's WinRM credential to CredSSP."
-    else:
-        assert result["remedy"].startswith("On the host: Enable-WSManCredSSP -Role Server")
+    assert "agreed on basic" in results["winrm-auth"]["message"]  # the ordinary session is not CredSSP
+    assert code == 0 and result["status"] == PASS, result
+    assert "the console logs on with CredSSP for the cluster cmdlets" in result["message"]
+    # Get-Cluster twice: on the ordinary session, then on the CredSSP one the probe opened; nothing else.
+    assert [c["host"] for c in emulated.commands("Get-Cluster")[got_cluster:]] == ["hv-old1" + D] * 2
+    assert not emulated.commands("Move-ClusterVirtualMachineRole")
+
+
+def test_a_cluster_node_refusing_credssp_fails_with_the_drivers_remedy(emulated):
+    emulated.configure("hv-old1" + D, credssp=False)  # Disable-WSManCredSSP -Role Server
+
+    code, results = check("hv-old1")
+
+    result = results["cluster-cmdlets"]
+    assert code == 1 and result["status"] == FAIL
+    assert "(CredSSPNotEnabled)" in result["message"] and "Move-ClusterVirtualMachineRole" in result["message"]
+    assert result["remedy"].startswith("On every cluster node run Enable-WSManCredSSP -Role Server")
+    assert "a user name and password" in result["remedy"]
+    assert results["winrm-logon"]["status"] == PASS  # the ordinary logon does not need CredSSP
+
+
+def test_a_standalone_host_opens_no_credssp_session(emulated):
+    got_cluster = len(emulated.commands("Get-Cluster"))
+
+    _, results = check("hv-s1")
+
+    assert results["cluster-cmdlets"]["status"] == PASS
+    assert len(emulated.commands("Get-Cluster")[got_cluster:]) == 1  # the ordinary session's only
 
 
 def test_migration_disabled_on_a_standalone_host_fails_with_enable_vmmigration(emulated, emu_store):
@@ -353,7 +376,7 @@ def test_an_administrator_runs_the_check_from_the_host_page(emulated, admin_clie
     html = response.content.decode()
     assert response.status_code == 200
     assert "<html" not in html  # the fragment only
-    assert 'id="check-cluster-cmdlets"' in html and "not CredSSP" in html
+    assert 'id="check-cluster-cmdlets"' in html and "logs on with CredSSP for the cluster cmdlets" in html
     assert "No check failed" in html
     event = AuditEvent.objects.get(action="host.checked")
     assert (event.username, event.target_name, event.outcome) == ("admin", "hv-new1", "success")
@@ -388,7 +411,7 @@ def test_the_results_read_in_german(emulated, admin_client, settings):
 
     assert "Keine Prüfung ist fehlgeschlagen" in html
     assert "Cluster-Cmdlets (CredSSP)" in html
-    assert "nicht CredSSP" in html
+    assert "meldet sich die Konsole mit CredSSP an" in html
     assert "Not checked" not in html and "The session is" not in html
 
 
@@ -454,12 +477,35 @@ def test_negotiate_falling_back_to_ntlm_warns_and_kerberos_passes():
     assert _results(negotiated="kerberos")["winrm-auth"].status == PASS
 
 
-def test_a_node_whose_session_is_credssp_passes_and_one_whose_host_offers_credssp_says_so():
-    node = {"cluster": "CL1", "cluster_error": "", "inventory_cluster": "CL1"}
+NODE = {"cluster": "CL1", "cluster_error": "", "inventory_cluster": "CL1"}
 
-    assert _results(negotiated="credssp", **node)["cluster-cmdlets"].status == PASS
-    offered = _results(offered_auth=("Negotiate", "CredSSP"), **node)["cluster-cmdlets"]
-    assert offered.status == WARN and offered.remedy.startswith("The host accepts CredSSP")
+
+def test_a_node_passes_on_a_credssp_session_or_on_the_credssp_logon_the_probe_made():
+    from fabric.host_check import Failure
+
+    assert _results(negotiated="credssp", **NODE)["cluster-cmdlets"].status == PASS
+    assert _results(credssp_tried=True, **NODE)["cluster-cmdlets"].status == PASS
+    # Tried but no answer, or not tried at all: not known, never passed.
+    gone = Failure("unreachable", "hv1.contoso.test is unreachable: connection refused")
+    assert _results(credssp_tried=True, credssp_error=gone, **NODE)["cluster-cmdlets"].status == UNKNOWN
+    assert _results(**NODE)["cluster-cmdlets"].status == UNKNOWN
+
+
+def test_a_node_whose_credential_cannot_delegate_fails_with_the_drivers_remedy_in_german(settings):
+    from django.utils import translation
+
+    from console.texts import localized
+    from fabric.host_check import Failure
+    from fabric.hyperv.psrp_session import REMEDY_CREDSSP
+
+    ticket_only = Failure("CredSSPRequired", "hv1.contoso.test: ... has no password", REMEDY_CREDSSP)
+    result = _results(credssp_tried=True, credssp_error=ticket_only, **NODE)["cluster-cmdlets"]
+
+    assert result.status == FAIL and "(CredSSPRequired)" in result.message
+    assert result.remedy == REMEDY_CREDSSP
+    with translation.override("de"):
+        assert localized(result.remedy).startswith("Auf jedem Clusterknoten Enable-WSManCredSSP -Role Server")
+        assert "fehlgeschlagen" in localized(result.message)
 
 
 def test_credssp_migration_auth_without_a_credssp_session_fails_on_a_standalone_host():
