@@ -32,6 +32,8 @@ OUTSIDE_REFERENCE = {
     "Where-Object",
     "Invoke-CimMethod",
     "Resolve-DnsName",
+    # Possible owners of a resource: learn.microsoft.com/powershell/module/failoverclusters/get-clusterownernode
+    "Get-ClusterOwnerNode",
     "Set-ClusterMaximumParallelMigrations (script)",
 }
 
