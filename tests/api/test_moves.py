@@ -149,7 +149,10 @@ def test_malformed_requests_get_the_error_shape_never_a_500(apis, demo_fabric):
         assert status == 400 and set(body) == {"code", "message", "errors"}, (path, params, body)
     for path in ["/vms/not-a-uuid", f"/vms/{uuid.uuid4()}", "/migrations/99999", "/batches/99999", "/nope",
                  "/hosts/nowhere.contoso.test", "/shares/9999", "/audit-events/99999", "/clusters/none",
-                 "/hosts/a%00b/evacuation-plan", "/clusters/a%00b"]:  # fmt: skip
+                 "/hosts/a%00b/evacuation-plan", "/clusters/a%00b",
+                 # Past SQLite's 50,000-character LIKE pattern (iexact is a LIKE there): was a 500.
+                 "/hosts/" + "h" * 50_001, "/clusters/" + "c" * 50_001,
+                 "/hosts/" + "h" * 50_001 + "/evacuation-plan"]:  # fmt: skip
         status, body = api.get(path)
         assert status in (400, 404) and set(body) == {"code", "message", "errors"}, (path, body)
     response = api.client.post("/api/v1/migrations", "{not json", content_type="application/json", headers=api.headers)

@@ -91,3 +91,12 @@ def test_check_deploy_is_clean_with_production_settings(tmp_path):
         timeout=120,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_a_huge_user_name_is_a_failed_sign_in(client, operator_user):
+    # The lockout check's iexact lookup is a LIKE on SQLite, whose patterns stop at 50,000
+    # characters ("LIKE or GLOB pattern too complex"): a 50,001-character name was a 500.
+    for name in ("x" * 50_001, "operator" + " " * 50_001 + "x", "%" * 50_001):
+        response = client.post(reverse("login"), {"username": name, "password": "operator-pass-123"})
+        assert response.status_code == 200, name[:20]
+        assert "_auth_user_id" not in client.session
