@@ -160,6 +160,26 @@ def test_malformed_requests_get_the_error_shape_never_a_500(apis, demo_fabric):
 
 
 @pytest.mark.django_db
+def test_a_body_over_the_limit_is_413_in_the_error_shape(apis, settings):
+    # RequestDataTooBig reached the catch-all handler: a 500 "server_error" and a traceback logged.
+    api, big = apis["operator"], "x" * (settings.DATA_UPLOAD_MAX_MEMORY_SIZE + 1)
+    for data, content_type in [
+        (f'{{"vm": "{big}"}}', "application/json"),
+        (f"vm={big}", "application/x-www-form-urlencoded"),
+    ]:
+        response = api.client.post("/api/v1/migrations", data, content_type=content_type, headers=api.headers)
+        assert response.status_code == 413, content_type
+        assert response.json()["code"] == "too_large" and set(response.json()) == {"code", "message", "errors"}
+    # Too many form fields (TooManyFieldsSent) is bad input too.
+    many = "&".join(f"f{i}=1" for i in range(settings.DATA_UPLOAD_MAX_NUMBER_FIELDS + 1))
+    response = api.client.post(
+        "/api/v1/migrations", many, content_type="application/x-www-form-urlencoded", headers=api.headers
+    )
+    assert (response.status_code, response.json()["code"]) == (400, "invalid")
+    assert not MigrationJob.objects.exists()
+
+
+@pytest.mark.django_db
 def test_cancel_a_waiting_job_then_cancelling_again_is_409(apis, demo_fabric):
     vm, host = next(pairs("live"))
     _, job = apis["operator"].post("/migrations", {"vm": vm.name, "to": host.fqdn})
