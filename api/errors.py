@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, RequestDataTooBig, SuspiciousOperation
 from django.http import Http404
 from ninja import Schema
 from ninja.errors import AuthenticationError, HttpError, ValidationError
@@ -20,7 +20,8 @@ from migrations_ui.jobs import CannotCancel, Refused
 
 logger = logging.getLogger("django.request")
 CODES = {400: "invalid", 401: "unauthenticated", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
-         409: "conflict"}  # fmt: skip
+         409: "conflict", 413: "too_large"}  # fmt: skip
+TOO_LARGE = "The request's body is larger than the console accepts (DATA_UPLOAD_MAX_MEMORY_SIZE); send less at once."
 UNAUTHENTICATED = "Sign in, or send 'Authorization: Bearer <token>' with a token made at /account/tokens/."
 
 
@@ -105,6 +106,13 @@ def install(api) -> None:
     @api.exception_handler(BatchRefused)
     def batch_refused(request, exc):
         return respond(request, 409, body("refused", str(exc)))
+
+    @api.exception_handler(SuspiciousOperation)
+    def suspicious(request, exc):
+        # Raised while the body is read: over Django's size limit (413) or with too many fields.
+        if isinstance(exc, RequestDataTooBig):
+            return respond(request, 413, body("too_large", TOO_LARGE))
+        return respond(request, 400, body("invalid", str(exc) or "Bad request."))
 
     @api.exception_handler(Exception)
     def server_error(request, exc):

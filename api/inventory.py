@@ -111,9 +111,9 @@ def clusters(request, filters: Query[ClusterFilter]):
 
 @router.get("/clusters/{fqdn}", response={200: ClusterOut, **ERRORS}, summary="One cluster")
 def cluster(request, fqdn: str):
-    found = None if "\x00" in fqdn else Cluster.objects.prefetch_related("nodes").filter(fqdn__iexact=fqdn).first()
+    found = None if not _a_name(fqdn) else Cluster.objects.prefetch_related("nodes").filter(fqdn__iexact=fqdn).first()
     if found is None:
-        raise Http404(f"There is no cluster {fqdn!r}.")
+        raise Http404(f"There is no cluster {fqdn[:255]!r}.")
     return cluster_json(found)
 
 
@@ -142,11 +142,16 @@ def hosts(request, filters: Query[HostFilter]):
     return {"items": [host_json(h) for h in items], "next_cursor": cursor}
 
 
+def _a_name(fqdn: str) -> bool:
+    # A NUL cannot be in a name, and PostgreSQL refuses it in a query; no DNS name is longer than
+    # 253 characters, and iexact is a LIKE on SQLite, whose patterns stop at 50,000: no such host.
+    return "\x00" not in fqdn and len(fqdn) <= 255
+
+
 def get_host(fqdn: str) -> Host:
-    # A NUL cannot be in a name, and PostgreSQL refuses it in a query: no such host.
-    host = None if "\x00" in fqdn else Host.objects.select_related("cluster").filter(fqdn__iexact=fqdn).first()
+    host = None if not _a_name(fqdn) else Host.objects.select_related("cluster").filter(fqdn__iexact=fqdn).first()
     if host is None:
-        raise Http404(f"There is no host {fqdn!r}.")
+        raise Http404(f"There is no host {fqdn[:255]!r}.")
     return host
 
 

@@ -1,7 +1,7 @@
 """The audit list's filters, parsed leniently: a bad value is ignored with a notice, never a 500."""
 
 from dataclasses import dataclass, field
-from datetime import datetime, time
+from datetime import UTC, datetime, time
 
 from django.db.models import Q
 from django.utils import timezone
@@ -23,12 +23,21 @@ class AuditFilter:
 
 
 def _moment(raw: str, end_of_day: bool):
-    moment = parse_datetime(raw)
-    if moment is None and (day := parse_date(raw)):
-        moment = datetime.combine(day, time.max if end_of_day else time.min)
-    if moment is not None and timezone.is_naive(moment):
-        moment = timezone.make_aware(moment)
-    return moment
+    """The moment `raw` names, or None. Well-formed but impossible dates (2026-02-30, 2026-13-01)
+    make Django's parsers raise ValueError; an offset pushing 9999-12-31 past year 9999 in UTC
+    raises OverflowError: both are bad input like any other, not a fault."""
+    try:
+        # A bare date first: parse_datetime would read it as midnight, and until=DAY must keep DAY.
+        if day := parse_date(raw):
+            moment = datetime.combine(day, time.max if end_of_day else time.min)
+        else:
+            moment = parse_datetime(raw)
+        if moment is not None and timezone.is_naive(moment):
+            moment = timezone.make_aware(moment)
+        # The database compares in UTC: convert here, where an overflow can still be caught.
+        return moment.astimezone(UTC) if moment is not None else None
+    except (ValueError, OverflowError):
+        return None
 
 
 def parse(params) -> tuple[AuditFilter, Q]:

@@ -24,7 +24,10 @@ def locked_out(username: str) -> bool:
 class LockoutAuthenticationForm(AuthenticationForm):
     def clean(self):
         username = (self.data.get("username") or "").strip()
-        if username and locked_out(username):
+        # A name longer than the field allows is no account (the field refuses it), and would make
+        # the lockout's LIKE pattern too long for SQLite.
+        too_long = len(username) > self.fields["username"].max_length
+        if username and not too_long and locked_out(username):
             record(
                 "login_locked",
                 request=self.request,

@@ -20,3 +20,6 @@ urlpatterns = [
     path("", include("fabric.urls")),
     path("", include("migrations_ui.urls")),
 ]
+
+# A body over DATA_UPLOAD_MAX_MEMORY_SIZE: 413, not Django's 400 (see console.errors).
+handler400 = "console.errors.bad_request"

@@ -88,3 +88,38 @@ def test_anonymous_users_are_sent_to_sign_in(client, trail):
     for name in ("audit:list", "audit:export_csv", "audit:export_json"):
         response = client.get(reverse(name))
         assert response.status_code == 302 and "/accounts/login/" in response["Location"]
+
+
+# Well-formed but impossible dates made Django's date parsers raise ValueError (a 500); an offset
+# pushing the last day of year 9999 past it in UTC overflowed.
+IMPOSSIBLE = [
+    {"since": "2026-02-30"},
+    {"until": "2026-13-01"},
+    {"since": "2026-01-01T25:00"},
+    {"until": "9999-12-31T23:00-05:00"},
+    {"since": "0001-01-01T00:00+05:00"},
+]
+
+
+@pytest.mark.parametrize("params", IMPOSSIBLE)
+def test_impossible_dates_are_ignored_on_the_page_with_a_notice(viewer_client, trail, params):
+    response = viewer_client.get(reverse("audit:list"), params)
+    assert response.status_code == 200
+    assert "Ignored" in response.content.decode()
+    assert len(response.context["page"]) == len(trail)
+
+
+@pytest.mark.parametrize("params", [*IMPOSSIBLE, {"since": "yesterday"}, {"outcome": "maybe"}])
+@pytest.mark.parametrize("name", ["audit:export_csv", "audit:export_json"])
+def test_exports_refuse_filters_they_cannot_apply(viewer_client, trail, name, params):
+    # Ignoring the filter would export more of the trail than was asked for.
+    response = viewer_client.get(reverse(name), params)
+    assert response.status_code == 400
+    assert "Ignored" in response.content.decode()
+
+
+def test_until_a_day_keeps_that_day(viewer_client, trail):
+    # A bare date was read as midnight, so until=TODAY left out everything of today.
+    today = trail[0].time.date().isoformat()
+    page = viewer_client.get(reverse("audit:list"), {"since": today, "until": today}).context["page"]
+    assert len(page) == len(trail)

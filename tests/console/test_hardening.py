@@ -1,3 +1,4 @@
+import json
 import os
 import re
 import subprocess
@@ -5,10 +6,12 @@ import sys
 from pathlib import Path
 
 import pytest
-from django.test import Client
+from django.core.exceptions import RequestDataTooBig
+from django.test import Client, RequestFactory
 from django.urls import reverse
 
 from audit.models import AuditEvent
+from console.errors import bad_request
 from tests.fabric.factories import make_host, make_vm
 
 pytestmark = pytest.mark.django_db
@@ -91,3 +94,37 @@ def test_check_deploy_is_clean_with_production_settings(tmp_path):
         timeout=120,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_a_huge_user_name_is_a_failed_sign_in(client, operator_user):
+    # The lockout check's iexact lookup is a LIKE on SQLite, whose patterns stop at 50,000
+    # characters ("LIKE or GLOB pattern too complex"): a 50,001-character name was a 500. SQLite
+    # evaluates the LIKE only against rows of failed sign-ins: make one first.
+    assert sign_in(client, "wrong").status_code == 200
+    for name in ("x" * 50_001, "operator" + " " * 50_001 + "x", "%" * 50_001):
+        response = client.post(reverse("login"), {"username": name, "password": "operator-pass-123"})
+        assert response.status_code == 200, name[:20]
+        assert "_auth_user_id" not in client.session
+
+
+def test_a_body_over_the_limit_is_413(client, settings, caplog):
+    # Django answers RequestDataTooBig with its 400 page; the console says what went wrong: 413.
+    big = {"username": "x" * (settings.DATA_UPLOAD_MAX_MEMORY_SIZE + 1), "password": "p"}
+    # Read by the view (the test client skips the CSRF check)...
+    assert client.post(reverse("login"), big).status_code == 413
+    # ...and by CsrfViewMiddleware, as for a browser, before any view runs.
+    browser = Client(enforce_csrf_checks=True)
+    browser.get(reverse("login"))
+    response = browser.post(reverse("login"), big)
+    assert response.status_code == 413 and "too large" in response.content.decode()
+    # Under /api/, should a middleware read the body before the API does, the same refusal comes
+    # in the API's error shape.
+    response = bad_request(RequestFactory().post("/api/v1/migrations"), RequestDataTooBig("too big"))
+    assert response.status_code == 413 and json.loads(response.content)["code"] == "too_large"
+    assert not [r for r in caplog.records if r.levelname == "ERROR" and r.name == "django.request"]
+
+
+def test_the_413_page_is_german_for_a_german_browser(settings):
+    big = {"username": "x" * (settings.DATA_UPLOAD_MAX_MEMORY_SIZE + 1), "password": "p"}
+    response = Client(headers={"Accept-Language": "de"}).post(reverse("login"), big)
+    assert response.status_code == 413 and "Anfrage zu groß" in response.content.decode()

@@ -418,3 +418,12 @@ async def test_the_actual_timeline_is_redrawn_at_most_every_few_seconds(viewer_u
     state, row = await drained(page)
     assert 'id="batch-actual"' not in state and "Cancelling" in row
     await page.disconnect()
+
+
+@pytest.mark.parametrize("path", ["/ws/nothing/", "/ws/jobs/abc/", "/ws/batches/", "/", "/ws/jobs/1/extra/"])
+async def test_an_unknown_path_closes_with_4404_and_logs_no_error(admin_user, path, caplog):
+    # URLRouter raised ValueError("No route found for path ..."), logged as an error by the server.
+    communicator, connected = await connect(path, admin_user)
+    assert connected
+    assert await closed_with(communicator) == 4404
+    assert not [r for r in caplog.records if r.levelname in ("ERROR", "CRITICAL")]
