@@ -4,7 +4,7 @@ record() takes the actor from the request being served (console.middleware.curre
 from django.conf import settings
 from django.contrib.auth.models import Group, User
 from django.contrib.auth.signals import user_logged_in, user_logged_out, user_login_failed
-from django.db.models.signals import m2m_changed, post_save
+from django.db.models.signals import m2m_changed, post_delete, post_save
 from django.dispatch import receiver
 
 from audit.log import record
@@ -41,6 +41,18 @@ def _user_saved(sender, instance, created, **kwargs):
             "superuser": instance.is_superuser,
             "staff": instance.is_staff,
         },
+    )
+
+
+@receiver(post_delete, sender=settings.AUTH_USER_MODEL)
+def _user_deleted(sender, instance, **kwargs):
+    # Their rows keep their name and id (AuditEvent.actor_pk): the chain stays valid.
+    record(
+        "user.deleted",
+        target_type="user",
+        target_id=str(instance.pk),
+        target_name=instance.get_username(),
+        details={"user": instance.get_username()},
     )
 
 
