@@ -100,8 +100,10 @@ _suppressed: dict[tuple[str, str], int] = {}
 _suppressed_lock = threading.Lock()
 
 
-def record_refusal(action: str, request, *, details: dict | None = None, username: str = "") -> AuditEvent | None:
-    """A refused request (outcome denied), unless its source wrote this action too often this minute."""
+def record_refusal(
+    action: str, request, *, details: dict | None = None, username: str = "", outcome: str = Outcome.DENIED
+) -> AuditEvent | None:
+    """A refused request, unless its source wrote this action too often this minute."""
     ip = _client_ip(request)
     key = (action, ip or "")
     since = timezone.now() - timedelta(minutes=1)
@@ -121,7 +123,7 @@ def record_refusal(action: str, request, *, details: dict | None = None, usernam
         target_type="url",
         target_name=getattr(request, "path", ""),
         details=details,
-        outcome=Outcome.DENIED,
+        outcome=outcome,
         username=username,
     )
 

@@ -7,7 +7,7 @@ from django.contrib.auth.signals import user_logged_in, user_logged_out, user_lo
 from django.db.models.signals import m2m_changed, post_delete, post_save
 from django.dispatch import receiver
 
-from audit.log import record
+from audit.log import record, record_refusal
 
 
 @receiver(user_logged_in)
@@ -24,7 +24,17 @@ def _logged_out(sender, request, user, **kwargs):
 def _login_failed(sender, credentials, request=None, **kwargs):
     # Only the user name: credentials also hold the password, which must never be stored.
     name = credentials.get("username", "")
-    record("login_failed", request=request, username=name, details={"username": name}, outcome="failure")
+    details = {"username": name}
+    # (A name longer than any user's is nobody's, and would make SQLite's LIKE pattern too complex.)
+    possible = isinstance(name, str) and len(name) <= User._meta.get_field("username").max_length
+    if possible and User.objects.filter(username__iexact=name).exists():
+        # Every failure for an account is written: the lockout counts them (console/forms.py), and
+        # it bounds them too (LOGIN_FAILURE_LIMIT per name and window).
+        record("login_failed", request=request, username=name, details=details, outcome="failure")
+    else:
+        # A name nobody has cannot be locked out nor signed in with: rate-limited per source, so a
+        # flood of made-up names cannot drown the trail.
+        record_refusal("login_failed", request, username=name, details=details, outcome="failure")
 
 
 @receiver(post_save, sender=settings.AUTH_USER_MODEL)
