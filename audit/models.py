@@ -58,7 +58,12 @@ class AuditEvent(models.Model):
 
     class Meta:
         ordering = ["-id"]
-        indexes = [models.Index(fields=["username", "time"]), models.Index(fields=["outcome", "time"])]
+        indexes = [
+            models.Index(fields=["username", "time"]),
+            models.Index(fields=["outcome", "time"]),
+            # One action's rows of the last minute(s): the refusals' cap and the sign-in lockout.
+            models.Index(fields=["action", "time"], name="audit_action_time"),
+        ]
 
     def __str__(self):
         return f"{self.time:%Y-%m-%d %H:%M:%S} {self.username or '-'} {self.action} {self.target_name}"

@@ -61,4 +61,8 @@ class Migration(migrations.Migration):
             field=models.PositiveIntegerField(blank=True, help_text="Copied: stays when the user is gone", null=True),
         ),
         migrations.RunPython(copy_actor_ids, migrations.RunPython.noop),
+        migrations.AddIndex(
+            model_name="auditevent",
+            index=models.Index(fields=["action", "time"], name="audit_action_time"),
+        ),
     ]
