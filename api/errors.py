@@ -74,6 +74,10 @@ def install(api) -> None:
 
     @api.exception_handler(AuthenticationError)
     def unauthenticated(request, exc):
+        from audit.log import record_refusal
+
+        bearer = request.headers.get("Authorization", "")[:7].lower() == "bearer "
+        record_refusal("token_refused" if bearer else "anonymous_refused", request)
         return respond(request, 401, body("unauthenticated", UNAUTHENTICATED))
 
     @api.exception_handler(HttpError)

@@ -4,12 +4,20 @@ change and its audit row commit or roll back together."""
 from __future__ import annotations
 
 import json
+import logging
+import threading
+from datetime import timedelta
 
+from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
+from django.utils import timezone
 
+from audit import checkpoint
 from audit.models import GENESIS, AuditEvent, Outcome
 from console.db import serialize_writers
+
+logger = logging.getLogger(__name__)
 
 SECRET_KEYS = ("password", "secret", "token", "credential", "key")
 
@@ -57,6 +65,7 @@ def record(
         previous = AuditEvent.objects.order_by("-id").values_list("hash", flat=True).first() or GENESIS
         event = AuditEvent(
             actor=actor,
+            actor_pk=actor.pk if actor else None,
             username=actor.get_username() if actor else (username or _shell_identity(request)),
             role=role_of(actor) or "",
             action=action,
@@ -71,7 +80,52 @@ def record(
         )
         event.hash = event.compute_hash()
         event.save()
+        transaction.on_commit(lambda: _advance_checkpoint(event))
     return event
+
+
+def _advance_checkpoint(event: AuditEvent) -> None:
+    # After the commit: a rolled-back event must not be checkpointed (verify_audit would call the
+    # trail truncated). A failed write must not turn a committed change into an error page.
+    try:
+        checkpoint.write(event.pk, event.hash)
+    except OSError as exc:
+        logger.error("The audit checkpoint %s could not be written: %s", checkpoint.path(), exc)
+
+
+# Refusals anybody can cause (no sign-in needed) are rate-limited per source address and action,
+# so a flood cannot drown the trail: the ones over the limit are counted, and the count goes into
+# the next row written for that source and action (details "suppressed"). Counted per process.
+_suppressed: dict[tuple[str, str], int] = {}
+_suppressed_lock = threading.Lock()
+
+
+def record_refusal(
+    action: str, request, *, details: dict | None = None, username: str = "", outcome: str = Outcome.DENIED
+) -> AuditEvent | None:
+    """A refused request, unless its source wrote this action too often this minute."""
+    ip = _client_ip(request)
+    key = (action, ip or "")
+    since = timezone.now() - timedelta(minutes=1)
+    recent = AuditEvent.objects.filter(action=action, source_ip=ip, time__gte=since)
+    if recent.count() >= settings.AUDIT_REFUSALS_PER_MINUTE:
+        with _suppressed_lock:
+            _suppressed[key] = _suppressed.get(key, 0) + 1
+        return None
+    with _suppressed_lock:
+        suppressed = _suppressed.pop(key, 0)
+    details = {"method": getattr(request, "method", ""), **(details or {})}
+    if suppressed:
+        details["suppressed"] = suppressed
+    return record(
+        action,
+        request=request,
+        target_type="url",
+        target_name=getattr(request, "path", ""),
+        details=details,
+        outcome=outcome,
+        username=username,
+    )
 
 
 def _shell_identity(request) -> str:

@@ -2,7 +2,11 @@
 
 Each row's hash covers its own fields and the previous row's hash, so changing, inserting or
 deleting any row breaks the chain from there on (manage.py verify_audit names the first broken
-row). Rows cannot be changed or deleted through the ORM, the admin or the API.
+row); the signed checkpoint (audit/checkpoint.py) covers the last rows and a recomputed tail.
+Rows cannot be changed or deleted through the ORM, the admin or the API.
+
+The hash covers the actor's id and name as copied onto the row (actor_pk, username), never the
+foreign key: deleting a user sets actor to NULL, and must not change what was hashed.
 """
 
 import hashlib
@@ -36,6 +40,7 @@ class AuditQuerySet(models.QuerySet):
 class AuditEvent(models.Model):
     time = models.DateTimeField(default=timezone.now, db_index=True)
     actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    actor_pk = models.PositiveIntegerField(null=True, blank=True, help_text="Copied: stays when the user is gone")
     username = models.CharField(max_length=150, blank=True, help_text="Copied: stays when the user is gone")
     role = models.CharField(max_length=32, blank=True)
     action = models.CharField(max_length=64, db_index=True)
@@ -53,7 +58,12 @@ class AuditEvent(models.Model):
 
     class Meta:
         ordering = ["-id"]
-        indexes = [models.Index(fields=["username", "time"]), models.Index(fields=["outcome", "time"])]
+        indexes = [
+            models.Index(fields=["username", "time"]),
+            models.Index(fields=["outcome", "time"]),
+            # One action's rows of the last minute(s): the refusals' cap and the sign-in lockout.
+            models.Index(fields=["action", "time"], name="audit_action_time"),
+        ]
 
     def __str__(self):
         return f"{self.time:%Y-%m-%d %H:%M:%S} {self.username or '-'} {self.action} {self.target_name}"
@@ -73,7 +83,8 @@ class AuditEvent(models.Model):
         """The row's content as hashed: every field but the hashes, in a fixed form."""
         content = {
             "time": self.time.isoformat(timespec="microseconds"),
-            "actor": self.actor_id,
+            # The key stays "actor" and the value the id: rows hashed before actor_pk verify unchanged.
+            "actor": self.actor_pk,
             "username": self.username,
             "role": self.role,
             "action": self.action,

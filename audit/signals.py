@@ -4,10 +4,10 @@ record() takes the actor from the request being served (console.middleware.curre
 from django.conf import settings
 from django.contrib.auth.models import Group, User
 from django.contrib.auth.signals import user_logged_in, user_logged_out, user_login_failed
-from django.db.models.signals import m2m_changed, post_save
+from django.db.models.signals import m2m_changed, post_delete, post_save
 from django.dispatch import receiver
 
-from audit.log import record
+from audit.log import record, record_refusal
 
 
 @receiver(user_logged_in)
@@ -24,7 +24,17 @@ def _logged_out(sender, request, user, **kwargs):
 def _login_failed(sender, credentials, request=None, **kwargs):
     # Only the user name: credentials also hold the password, which must never be stored.
     name = credentials.get("username", "")
-    record("login_failed", request=request, username=name, details={"username": name}, outcome="failure")
+    details = {"username": name}
+    # (A name longer than any user's is nobody's, and would make SQLite's LIKE pattern too complex.)
+    possible = isinstance(name, str) and len(name) <= User._meta.get_field("username").max_length
+    if possible and User.objects.filter(username__iexact=name).exists():
+        # Every failure for an account is written: the lockout counts them (console/forms.py), and
+        # it bounds them too (LOGIN_FAILURE_LIMIT per name and window).
+        record("login_failed", request=request, username=name, details=details, outcome="failure")
+    else:
+        # A name nobody has cannot be locked out nor signed in with: rate-limited per source, so a
+        # flood of made-up names cannot drown the trail.
+        record_refusal("login_failed", request, username=name, details=details, outcome="failure")
 
 
 @receiver(post_save, sender=settings.AUTH_USER_MODEL)
@@ -41,6 +51,18 @@ def _user_saved(sender, instance, created, **kwargs):
             "superuser": instance.is_superuser,
             "staff": instance.is_staff,
         },
+    )
+
+
+@receiver(post_delete, sender=settings.AUTH_USER_MODEL)
+def _user_deleted(sender, instance, **kwargs):
+    # Their rows keep their name and id (AuditEvent.actor_pk): the chain stays valid.
+    record(
+        "user.deleted",
+        target_type="user",
+        target_id=str(instance.pk),
+        target_name=instance.get_username(),
+        details={"user": instance.get_username()},
     )
 
 

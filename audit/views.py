@@ -100,3 +100,13 @@ def _download(content, content_type: str, extension: str) -> StreamingHttpRespon
     stamp = timezone.now().strftime("%Y%m%d-%H%M%S")
     response["Content-Disposition"] = f'attachment; filename="audit-{stamp}.{extension}"'
     return response
+
+
+def csrf_failure(request, reason=""):
+    """Django's CSRF refusal (403), audited (rate-limited: audit/log.py record_refusal)."""
+    from django.views.csrf import csrf_failure as refuse
+
+    from audit.log import record_refusal
+
+    record_refusal("csrf_refused", request, details={"reason": reason})
+    return refuse(request, reason=reason)

@@ -11,7 +11,7 @@ from django.core.exceptions import ValidationError
 from django.utils import timezone
 from django.utils.translation import ngettext
 
-from audit.log import record
+from audit.log import record_refusal
 from audit.models import AuditEvent
 
 
@@ -28,13 +28,8 @@ class LockoutAuthenticationForm(AuthenticationForm):
         # the lockout's LIKE pattern too long for SQLite.
         too_long = len(username) > self.fields["username"].max_length
         if username and not too_long and locked_out(username):
-            record(
-                "login_locked",
-                request=self.request,
-                username=username,
-                details={"username": username},
-                outcome="denied",
-            )
+            # Rate-limited per source: a flood of attempts on a locked name cannot drown the trail.
+            record_refusal("login_locked", self.request, username=username, details={"username": username})
             raise ValidationError(
                 ngettext(
                     "Too many failed sign-ins for this account; try again in %(minutes)d minute.",

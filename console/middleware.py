@@ -4,6 +4,7 @@ import uuid
 from contextvars import ContextVar
 
 from django.conf import settings
+from django.contrib.auth.middleware import LoginRequiredMiddleware
 from django.core.exceptions import PermissionDenied
 from django.shortcuts import render
 from django.utils.translation import gettext
@@ -34,6 +35,16 @@ class RequestIdMiddleware:
             current_request.reset(token)
         response["X-Request-ID"] = request.request_id
         return response
+
+
+class AuditedLoginRequiredMiddleware(LoginRequiredMiddleware):
+    """Django's sign-in redirect for anonymous requests, audited (rate-limited per source)."""
+
+    def handle_no_permission(self, request, view_func):
+        from audit.log import record_refusal
+
+        record_refusal("anonymous_refused", request)
+        return super().handle_no_permission(request, view_func)
 
 
 class ContentSecurityPolicyMiddleware:

@@ -41,6 +41,11 @@ try:
     HYPERV_CA_BUNDLE = os.environ.get("HYPERV_CA_BUNDLE", "")  # CA file for the hosts' WinRM certificates
     HYPERV_CONNECT_TIMEOUT = env.parse_int("HYPERV_CONNECT_TIMEOUT", os.environ.get("HYPERV_CONNECT_TIMEOUT"), 10, 1)
     HYPERV_READ_TIMEOUT = env.parse_int("HYPERV_READ_TIMEOUT", os.environ.get("HYPERV_READ_TIMEOUT"), 30, 12)
+    # HMAC key signing the audit trail's checkpoint: kept out of the database, so whoever can write
+    # the database cannot forge the checkpoint; without it a key file is generated in DATA_DIR.
+    AUDIT_KEY = env.secret_key("AUDIT_KEY", os.environ.get("AUDIT_KEY"), DATA_DIR / "audit_key")
+    # The audit trail's signed head (audit/checkpoint.py): best on storage the database's users cannot write.
+    AUDIT_CHECKPOINT_FILE = Path(os.environ.get("AUDIT_CHECKPOINT_FILE") or DATA_DIR / "audit_checkpoint")
     # Fernet key(s) for stored host credentials; without it a key file is generated in DATA_DIR.
     CREDENTIAL_KEY = os.environ.get("CREDENTIAL_KEY", "")
     # Served over HTTPS (directly or behind a TLS proxy): Secure cookies, HSTS, redirect to https.
@@ -87,7 +92,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     # A signed-in user's saved language (console.language) wins over the browser's.
     "console.language.PreferredLanguageMiddleware",
-    "django.contrib.auth.middleware.LoginRequiredMiddleware",
+    "console.middleware.AuditedLoginRequiredMiddleware",  # Django's, with anonymous refusals audited
     "console.middleware.RoleRequiredMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
@@ -193,6 +198,10 @@ if HTTPS:
 
 # Sign-in lockout: this many failures for one user name within the window lock it for the window.
 LOGIN_FAILURE_LIMIT = 5
+# Refusals of anonymous, token and CSRF-less requests written per source address and action a
+# minute; more are counted into the next row (audit/log.py record_refusal).
+AUDIT_REFUSALS_PER_MINUTE = 20
+CSRF_FAILURE_VIEW = "audit.views.csrf_failure"
 LOGIN_LOCKOUT_MINUTES = 15
 
 LOGGING = {

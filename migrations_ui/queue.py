@@ -58,16 +58,18 @@ def set_paused(host: Host, paused: bool, user=None, request=None) -> Host:
     from audit.log import record
 
     with transaction.atomic():
-        Host.objects.filter(pk=host.pk).update(queue_paused=paused)
+        # Pausing a paused queue (or resuming a running one) changes nothing: no audit row.
+        changed = Host.objects.filter(pk=host.pk).exclude(queue_paused=paused).update(queue_paused=paused)
         host.queue_paused = paused
-        record(
-            "queue.paused" if paused else "queue.resumed",
-            actor=user,
-            request=request,
-            target_type="host",
-            target_id=str(host.pk),
-            target_name=host.fqdn,
-        )
+        if changed:
+            record(
+                "queue.paused" if paused else "queue.resumed",
+                actor=user,
+                request=request,
+                target_type="host",
+                target_id=str(host.pk),
+                target_name=host.fqdn,
+            )
         waiting = queue_order().filter(source=host).first() or queue_order().filter(destination=host).first()
         transaction.on_commit(_admit_and_announce(waiting.pk if waiting else None))
     return host

@@ -21,17 +21,20 @@ def need(available: bool, what: str) -> None:
 
 
 @pytest.fixture(autouse=True)
-def test_settings(monkeypatch):
+def test_settings(monkeypatch, tmp_path):
     """Unit tests drive the in-process simulator (HYPERV_DRIVER defaults to psrp, through the emulator);
     the variable reaches the processes tests start too; tests/fabric/test_psrp_*.py use the real path.
-    And they see a job's announcement as soon as its transaction commits. (Not through pytest-django's
-    settings fixture: the pure test modules also run with -p no:django.)"""
+    And they see a job's announcement as soon as its transaction commits, and each has its own audit
+    checkpoint file. (Not through pytest-django's settings fixture: the pure test modules also run
+    with -p no:django.)"""
     from django.conf import settings
 
     monkeypatch.setenv("HYPERV_DRIVER", "sim")
     if settings.configured:
         monkeypatch.setattr(settings, "HYPERV_DRIVER", "sim")
         monkeypatch.setattr(settings, "ANNOUNCE_IN_BACKGROUND", False)
+        # Each test its own audit checkpoint: one test's committed events are not another's trail.
+        monkeypatch.setattr(settings, "AUDIT_CHECKPOINT_FILE", tmp_path / "audit_checkpoint")
 
 
 @pytest.fixture

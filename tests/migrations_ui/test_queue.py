@@ -105,6 +105,19 @@ def test_a_paused_host_queue_starts_nothing_touching_it(operator_client, hosts):
     assert AuditEvent.objects.filter(action="queue.resumed").exists()
 
 
+def test_resuming_a_queue_that_is_not_paused_writes_no_audit_row(operator_client, hosts):
+    url = reverse("migrations_ui:host_queue", args=[hosts["hv-q2"].fqdn])
+    for _ in range(3):
+        operator_client.post(url, {"paused": "0"})
+    assert not AuditEvent.objects.filter(action="queue.resumed").exists()
+
+    operator_client.post(url, {"paused": "1"})
+    operator_client.post(url, {"paused": "1"})  # paused already: nothing changes, nothing recorded
+    operator_client.post(url, {"paused": "0"})
+    actions = AuditEvent.objects.filter(action__startswith="queue.").order_by("id").values_list("action", flat=True)
+    assert list(actions) == ["queue.paused", "queue.resumed"]
+
+
 def test_a_paused_job_does_not_hold_a_slot_in_line(operator_client, hosts):
     # hv-q1 has one live slot: the first job would be first in line for it, but its other host is paused.
     first = make_job(hosts["hv-q1"], hosts["hv-q2"])
