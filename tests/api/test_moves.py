@@ -300,3 +300,34 @@ def test_a_fault_of_the_console_still_answers_in_the_error_shape_and_is_logged(a
     assert status == 500
     assert body["code"] == "server_error" and "planner fault" not in body["message"]
     assert any(r.exc_info and "planner fault" in str(r.exc_info[1]) for r in caplog.records)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"vm": "app-s01", "storage_path": "D:\\VMs\\..\\..\\Windows\\System32"},
+        {
+            "vm": "app-s01",
+            "storage_path": "D:\\x",
+            "vhds": [{"source": "{disk}", "destination": "C:\\Windows\\{name}"}],
+        },
+    ],
+    ids=["storage_path", "vhds"],
+)
+def test_a_destination_with_dot_dot_or_in_a_system_folder_is_refused_by_preflight(apis, demo_fabric, body):
+    if body.get("vhds"):
+        disk = VirtualMachine.objects.get(name=body["vm"]).disks.first().path
+        body["vhds"][0] = {"source": disk, "destination": f"C:\\Windows\\{disk.rsplit(chr(92), 1)[-1]}"}
+    status, answer = apis["operator"].post("/migrations", body)
+    assert status == 409, answer
+    assert answer["code"] == "refused" and "path-not-allowed" in answer["errors"], answer
+    assert not MigrationJob.objects.exists()
+
+    vm = VirtualMachine.objects.get(name="app-s01")
+    if "vhds" not in body:
+        status, result = apis["viewer"].get(
+            "/preflight", vm=vm.name, to=vm.host.fqdn, storage_path=body["storage_path"]
+        )
+        assert status == 200 and not result["allowed"]
+        assert "path-not-allowed" in {f["rule"] for f in result["findings"]}
