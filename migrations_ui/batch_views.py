@@ -5,6 +5,7 @@ from django.shortcuts import get_object_or_404, redirect, render, resolve_url
 from django.utils.safestring import mark_safe
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
+from django.views.decorators.http import require_safe
 from django_htmx.http import HttpResponseClientRedirect
 
 from console.access import Perm, requires
@@ -112,6 +113,7 @@ def evacuate_host(request, fqdn: str):
     return render(request, "migrations_ui/evacuate.html", context, status=status)
 
 
+@require_safe  # a read-only page: POST and the like are refused (405)
 def batch_detail(request, pk: int):
     try:
         batch = batch_for_page(pk)
