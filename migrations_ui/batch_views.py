@@ -16,7 +16,7 @@ from migrations_ui.batches import (
     batch_context,
     batch_for_page,
     end_maintenance,
-    evacuation_refusal,
+    evacuation_start_refusal,
     last_evacuation,
     start_batch,
     start_move_back,
@@ -96,7 +96,7 @@ def evacuate_host(request, fqdn: str):
     host = get_object_or_404(Host.objects.select_related("cluster"), fqdn=fqdn)
     params = request.POST if request.method == "POST" else request.GET
     move_stopped = params.get("move_stopped") in ("1", "on", "true")
-    refusal = evacuation_refusal(host)
+    refusal = evacuation_start_refusal(host)
     plan = evacuation_plan(host, move_stopped=move_stopped)
     if request.method == "POST" and not refusal:
         name = f"Evacuate {host.name}"

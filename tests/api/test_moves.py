@@ -331,3 +331,17 @@ def test_a_destination_with_dot_dot_or_in_a_system_folder_is_refused_by_prefligh
         )
         assert status == 200 and not result["allowed"]
         assert "path-not-allowed" in {f["rule"] for f in result["findings"]}
+
+
+@pytest.mark.django_db
+def test_evacuating_an_unreachable_host_is_refused_with_why(apis, demo_fabric):
+    host = Host.objects.filter(cluster=None).order_by("fqdn").first()
+    Host.objects.filter(pk=host.pk).update(reachable=False)
+
+    status, body = apis["operator"].post("/evacuations", {"host": host.fqdn})
+
+    assert status == 409, body
+    assert body["code"] == "refused" and "does not answer" in body["message"]
+    host.refresh_from_db()
+    assert not host.maintenance
+    assert not AuditEvent.objects.filter(action="evacuation.started").exists()
