@@ -26,7 +26,13 @@ from api.schemas import (
 )
 from console.access import Perm, check
 from migrations_ui.batch_views import SelectionForm
-from migrations_ui.batches import batch_context, end_maintenance, evacuation_refusal, start_batch, start_move_back
+from migrations_ui.batches import (
+    batch_context,
+    end_maintenance,
+    evacuation_start_refusal,
+    start_batch,
+    start_move_back,
+)
 from migrations_ui.evacuate import evacuation_plan, selection_plan
 from migrations_ui.lookup import NotFound, find_host
 from migrations_ui.models import Batch, BatchKind
@@ -83,13 +89,13 @@ def evacuation_plan_view(request, fqdn: str, query: Query[PlanQuery]):
 @router.post("/evacuations", response={201: BatchOut, **ERRORS}, summary="Evacuate a host (maintenance)")
 def evacuate(request, payload: EvacuationIn):
     """Plan now and queue the moves in plan order as one batch; the host enters maintenance. Refused
-    (409) while an earlier evacuation of the host still runs."""
+    (409) while an earlier evacuation of the host still runs, or when the host does not answer."""
     check(request, Perm.EVACUATE)
     try:
         host = find_host(payload.host)
     except NotFound as exc:
         raise bad_input("host", str(exc).capitalize() + ".") from None
-    if refusal := evacuation_refusal(host):
+    if refusal := evacuation_start_refusal(host):
         raise ApiError(409, refusal, code="refused")
     plan = evacuation_plan(host, move_stopped=payload.move_stopped)
     batch = start_batch(

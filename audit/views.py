@@ -5,6 +5,7 @@ from django.core.paginator import Paginator
 from django.http import HttpResponseBadRequest, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.utils import timezone
+from django.views.decorators.http import require_safe
 
 from audit import filters
 from audit.models import AuditEvent
@@ -27,6 +28,7 @@ EXPORT_FIELDS = [
 ]
 
 
+@require_safe  # read-only: POST and the like are refused (405)
 def audit_list(request):
     f, queryset = filters.events(request.GET)
     page = Paginator(queryset.only(*[n for n in EXPORT_FIELDS if n != "details"]), 100).get_page(
@@ -35,6 +37,7 @@ def audit_list(request):
     return render(request, "audit/list.html", {"page": page, "filter": f})
 
 
+@require_safe  # read-only: POST and the like are refused (405)
 def audit_detail(request, pk: int):
     event = get_object_or_404(AuditEvent, pk=pk)
     details = json.dumps(event.details, indent=2, sort_keys=True, ensure_ascii=False)
@@ -59,6 +62,7 @@ def _refused(f: filters.AuditFilter):
     return HttpResponseBadRequest("\n".join(f.notices) + "\n", content_type="text/plain; charset=utf-8")
 
 
+@require_safe  # read-only: POST and the like are refused (405)
 def export_csv(request):
     f, queryset = filters.events(request.GET)
     if f.notices:
@@ -81,6 +85,7 @@ def _cell(value):
     return "'" + text if text[:1] in ("=", "+", "-", "@") else text
 
 
+@require_safe  # read-only: POST and the like are refused (405)
 def export_json(request):
     f, queryset = filters.events(request.GET)
     if f.notices:

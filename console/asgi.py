@@ -1,5 +1,6 @@
-"""ASGI entry point. The application is built in a factory so tests can build a fresh one
-(AllowedHostsOriginValidator reads ALLOWED_HOSTS when it is constructed)."""
+"""ASGI entry point. The application is built in a factory so tests can build a fresh one.
+Websockets are accepted only from the console's own origin (scheme, host and port: see
+console.websocket_origin)."""
 
 import os
 
@@ -12,14 +13,14 @@ django_asgi_app = get_asgi_application()
 def build_application():
     from channels.auth import AuthMiddlewareStack
     from channels.routing import ProtocolTypeRouter, URLRouter
-    from channels.security.websocket import AllowedHostsOriginValidator
 
     from console.routing import websocket_urlpatterns
+    from console.websocket_origin import SameOriginValidator
 
     return ProtocolTypeRouter(
         {
             "http": django_asgi_app,
-            "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
+            "websocket": SameOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
         }
     )
 

@@ -6,6 +6,7 @@ start-up with a message an operator can act on instead of a traceback deep insid
 
 from __future__ import annotations
 
+import os
 import secrets
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -15,6 +16,28 @@ import dj_database_url
 
 class ConfigError(Exception):
     pass
+
+
+PRIVATE_UMASK = 0o077
+
+
+def private_files() -> None:
+    """Files and folders this process creates are its user's alone (0600 / 0700): the databases hold
+    live session keys and encrypted credentials, the data folder generated keys. SQLite gives its -wal
+    and -shm files the database's mode."""
+    os.umask(PRIVATE_UMASK)
+
+
+DATA_FILES = ("db.sqlite3", "channels.sqlite3", "fabric.sqlite3", "secret_key", "credential_key", "emulator_password")
+
+
+def tighten(data_dir: Path) -> None:
+    """The console's own data files (and their -wal/-shm) that an older version left readable by others
+    become its user's alone. Only those: the data folder may be shared with other files."""
+    for name in DATA_FILES:
+        for path in data_dir.glob(name + "*"):
+            if path.is_file() and not path.is_symlink() and path.stat().st_mode & PRIVATE_UMASK:
+                path.chmod(path.stat().st_mode & 0o777 & ~PRIVATE_UMASK)
 
 
 _TRUE = {"1", "true", "yes", "on"}

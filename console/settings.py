@@ -9,6 +9,9 @@ from console import env
 BASE_DIR = Path(__file__).resolve().parent.parent
 # Where the embedded default keeps its database, generated keys and the simulated fabric.
 DATA_DIR = Path(os.environ.get("CONSOLE_DATA_DIR") or BASE_DIR / "var")
+# Every process of the console (serve, its web server and workers, any manage.py command) loads these
+# settings before it creates a file: from here on what it creates is 0600 (databases, keys).
+env.private_files()
 
 try:
     DEBUG = env.parse_bool("DEBUG", os.environ.get("DEBUG"), default=False)

@@ -45,7 +45,10 @@ class HostForm(forms.Form):
         self.editing = editing
         if editing is not None:
             self.fields["fqdn"].disabled = True
-            self.fields["password"].help_text = _("Leave empty to keep the stored password")
+            self.fields["password"].help_text = _(
+                "Leave empty to keep the stored password (only while address, port, transport and "
+                "authentication stay the same)"
+            )
 
     def clean_fqdn(self) -> str:
         fqdn = self.cleaned_data["fqdn"].strip().lower().rstrip(".")
@@ -57,10 +60,29 @@ class HostForm(forms.Form):
 
     def clean(self):
         data = super().clean()
-        stored = self.editing is not None and HostCredential.objects.filter(host=self.editing).exists()
-        if not data.get("password") and not stored:
+        stored = HostCredential.objects.filter(host=self.editing).first() if self.editing is not None else None
+        if not data.get("password") and stored is None:
             self.add_error("password", _("A password is needed for a new host."))
+        elif not data.get("password") and self._endpoint_changed(data, stored):
+            # The stored password goes only where it went before: else anyone who may edit a host
+            # could read it back by pointing the host at a listener of their own.
+            self.add_error(
+                "password",
+                _(
+                    "Type the password again: the address, port, transport or authentication changed, "
+                    "and the stored password is never sent to a new endpoint."
+                ),
+            )
         return data
+
+    def _endpoint_changed(self, data: dict, stored: HostCredential) -> bool:
+        """Whether the form points the stored password anywhere (or any way) it was not sent before."""
+        host = self.editing
+        before = (host.address or host.fqdn, host.port, host.transport, stored.auth)
+        after = (data.get("address") or host.fqdn, data.get("port"), data.get("transport"), data.get("auth"))
+        if None in after:
+            return False  # that field has its own error already
+        return before != after
 
     @sensitive_variables("password")
     def connection(self) -> Connection:

@@ -8,7 +8,7 @@ app_name = "fabric"
 urlpatterns = [
     path("", views.hosts, name="hosts"),
     # A host page's URL cut back to its folder (as operators do) lands on the list, not a 404.
-    path("hosts/", RedirectView.as_view(pattern_name="fabric:hosts")),
+    path("hosts/", RedirectView.as_view(pattern_name="fabric:hosts", http_method_names=["get", "head"])),
     path("hosts/<str:fqdn>/", views.host_detail, name="host"),
     path("hosts/<str:fqdn>/check/", views.host_check, name="host_check"),
     path("hosts/<str:fqdn>/settings/", settings_views.host_settings, name="host_settings"),

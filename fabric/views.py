@@ -4,7 +4,7 @@ from django.db.models import Prefetch
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.utils.cache import patch_vary_headers
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_POST, require_safe
 
 from console.access import Perm, requires_always
 from fabric.drift import find_drift
@@ -14,6 +14,7 @@ from fabric.models import Host, VirtualMachine, VmState
 from fabric.queries import host_tree, settings_views
 
 
+@require_safe  # a read-only page: POST and the like are refused (405)
 def hosts(request: HttpRequest) -> HttpResponse:
     clusters, standalone = host_tree()
     drift = find_drift(settings_views())
@@ -29,6 +30,7 @@ def hosts(request: HttpRequest) -> HttpResponse:
     return render(request, "fabric/hosts.html", context)
 
 
+@require_safe  # a read-only page: POST and the like are refused (405)
 def host_detail(request: HttpRequest, fqdn: str) -> HttpResponse:
     return render(request, "fabric/host_detail.html", _host_context(fqdn))
 
@@ -61,6 +63,7 @@ def host_check(request: HttpRequest, fqdn: str) -> HttpResponse:
     return render(request, "fabric/host_detail.html", {**_host_context(fqdn), "report": report})
 
 
+@require_safe  # a read-only page: POST and the like are refused (405)
 def vm_list(request: HttpRequest) -> HttpResponse:
     vm_filter = parse_vm_filter(request.GET)
     page = vm_page(vm_filter, request.GET.get("page"))
@@ -73,6 +76,7 @@ def vm_list(request: HttpRequest) -> HttpResponse:
     return response
 
 
+@require_safe  # a read-only page: POST and the like are refused (405)
 def vm_detail(request: HttpRequest, guid: uuid.UUID) -> HttpResponse:
     vm = get_object_or_404(VirtualMachine.objects.select_related("host__cluster", "share"), guid=guid)
     others = VirtualMachine.objects.exclude(pk=vm.pk).only("guid", "name", "removed")

@@ -5,6 +5,7 @@ from django.shortcuts import get_object_or_404, redirect, render, resolve_url
 from django.utils.safestring import mark_safe
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
+from django.views.decorators.http import require_safe
 from django_htmx.http import HttpResponseClientRedirect
 
 from console.access import Perm, requires
@@ -15,7 +16,7 @@ from migrations_ui.batches import (
     batch_context,
     batch_for_page,
     end_maintenance,
-    evacuation_refusal,
+    evacuation_start_refusal,
     last_evacuation,
     start_batch,
     start_move_back,
@@ -95,7 +96,7 @@ def evacuate_host(request, fqdn: str):
     host = get_object_or_404(Host.objects.select_related("cluster"), fqdn=fqdn)
     params = request.POST if request.method == "POST" else request.GET
     move_stopped = params.get("move_stopped") in ("1", "on", "true")
-    refusal = evacuation_refusal(host)
+    refusal = evacuation_start_refusal(host)
     plan = evacuation_plan(host, move_stopped=move_stopped)
     if request.method == "POST" and not refusal:
         name = f"Evacuate {host.name}"
@@ -112,6 +113,7 @@ def evacuate_host(request, fqdn: str):
     return render(request, "migrations_ui/evacuate.html", context, status=status)
 
 
+@require_safe  # a read-only page: POST and the like are refused (405)
 def batch_detail(request, pk: int):
     try:
         batch = batch_for_page(pk)

@@ -128,6 +128,18 @@ def evacuation_refusal(host: Host) -> str | None:
     return None
 
 
+def evacuation_start_refusal(host: Host) -> str | None:
+    """Why an evacuation of the host cannot start now, or None: the host does not answer (no VM can be
+    moved off it, so it would only sit in maintenance with an empty batch), or one still runs."""
+    if not host.reachable:
+        return Msg(
+            "%(host)s does not answer, so none of its VMs can be moved off it; it was not put in maintenance. "
+            "Make it answer again (its page shows the last error), then evacuate it.",
+            host=host.name,
+        )
+    return evacuation_refusal(host)
+
+
 def last_evacuation(host: Host) -> Batch | None:
     return Batch.objects.filter(host=host, kind=BatchKind.EVACUATION).order_by("-created_at", "-pk").first()
 

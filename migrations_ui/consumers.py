@@ -1,8 +1,8 @@
 """Websocket consumers of the Jobs pages and the batch page: replay the current state from the
 database, then stream.
 
-The origin is checked by AllowedHostsOriginValidator in console.asgi; these consumers check who
-may watch (watch_refusal), join their group, and only then send anything. A refused connection is
+The origin (scheme, host and port) is checked by console.websocket_origin in console.asgi; these
+consumers check who may watch (watch_refusal), join their group, and only then send anything. A refused connection is
 accepted and closed at once with a 44xx code: rejecting the handshake would reach the browser as
 1006, which htmx's websocket extension retries forever.
 """

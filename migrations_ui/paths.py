@@ -18,6 +18,21 @@ LONG_UNC_PREFIX = "\\\\?\\unc\\"
 _DRIVE = re.compile(r"^[A-Za-z]:\\")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _ILLEGAL = set('<>"|*?:')
+# Folders of Windows itself (first folder below a drive's root, any drive; 8.3 names too): VM files
+# written there can break the host or be removed by its updates. ProgramData is not among them: Hyper-V
+# keeps its own default VM folder in C:\ProgramData\Microsoft\Windows\Hyper-V.
+SYSTEM_FOLDERS = (
+    "windows",
+    "program files",
+    "program files (x86)",
+    "progra~1",
+    "progra~2",
+    "system volume information",
+    "$recycle.bin",
+    "recovery",
+)
+# ADMIN$ is %SystemRoot% (C:\Windows) shared by every Windows server.
+_SYSTEM_SHARES = ("admin$",)
 
 
 @dataclass(frozen=True)
@@ -109,4 +124,35 @@ def path_problem(path: str) -> str | None:
         return Msg('The path contains a character Windows does not allow in file names (< > " | * ? :).')
     if not (is_local_path(path) or parse_share_path(path)):
         return Msg("Give a local path such as D:\\Hyper-V or a share such as \\\\fileserver.contoso.com\\vms.")
+    return None
+
+
+def _segments(path: str) -> tuple[list[str], bool]:
+    """The folders of a local or share path below its drive or share (written with \\ or /, in the
+    long form or not), and whether the first one is directly below a drive's root (or an X$ share)."""
+    text = path.replace("/", "\\")
+    lowered = text.lower()
+    if lowered.startswith(LONG_UNC_PREFIX):
+        text = "\\\\" + text[len(LONG_UNC_PREFIX) :]
+    elif lowered.startswith(LONG_PREFIX):
+        text = text[len(LONG_PREFIX) :]
+    if text.startswith("\\\\"):
+        parts = text[2:].split("\\")
+        share = parts[1].lower() if len(parts) > 1 else ""
+        if share in _SYSTEM_SHARES:
+            return parts[1:], True
+        return parts[2:], len(share) == 2 and share.endswith("$")  # C$: the drive's root
+    return text.split("\\")[1:], True
+
+
+def disallowed_path(path: str) -> Msg | None:
+    """Why a destination may not receive VM files: a . or .. segment (Windows resolves it to another
+    folder than the one shown) or a system folder; None if neither."""
+    segments, below_root = _segments(path)
+    if any(s.strip() and not s.strip(". ") for s in segments):
+        return Msg("contains . or .. segments, which Windows resolves to another folder than the one shown")
+    folders = [s for s in segments if s]
+    # Windows drops trailing dots and spaces from each folder name: C:\Windows.\ is C:\Windows\.
+    if below_root and folders and folders[0].rstrip(". ").lower() in SYSTEM_FOLDERS + _SYSTEM_SHARES:
+        return Msg("lies in a Windows system folder (%(folder)s)", folder=folders[0])
     return None

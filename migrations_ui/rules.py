@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass
 from console.texts import Msg
 from fabric.hyperv.host_values import share_roots
 from migrations_ui.facts import Delegation, Kind, Proposal, ShareFacts
-from migrations_ui.paths import parse_share_path
+from migrations_ui.paths import disallowed_path, parse_share_path
 
 BLOCK, WARN, INFO = "block", "warn", "info"
 SEVERITY_ORDER = {BLOCK: 0, WARN: 1, INFO: 2}
@@ -114,6 +114,24 @@ def smb_path_not_fqdn(p: Proposal) -> Iterator[Finding]:
         if finding and finding.message not in seen:
             seen.add(finding.message)
             yield finding
+
+
+def path_not_allowed(p: Proposal) -> Iterator[Finding]:
+    """A destination (storage path or -Vhds target) with . or .. segments or in a Windows system folder:
+    D:\\VMs\\..\\..\\Windows\\System32 is C:\\Windows\\System32 to the host, whatever the form showed."""
+    for path in dict.fromkeys(p.moved_paths):
+        reason = disallowed_path(path)
+        if reason is not None:
+            yield Finding(
+                "path-not-allowed",
+                BLOCK,
+                Msg("The destination %(path)s %(reason)s.", path=path, reason=reason),
+                Msg(
+                    "Choose a folder for VM files outside the Windows system folders, such as D:\\Hyper-V\\%(vm)s, "
+                    "and write it in full, without . or .. segments.",
+                    vm=p.vm.name,
+                ),
+            )
 
 
 def share_reachability_unknown(p: Proposal) -> Iterator[Finding]:
@@ -760,6 +778,7 @@ def not_possible_owner(p: Proposal) -> Iterator[Finding]:
 
 
 RULES: tuple[Rule, ...] = (
+    path_not_allowed,
     smb_path_not_fqdn,
     share_reachability_unknown,
     shared_vhdx_not_movable,

@@ -5,7 +5,7 @@ from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.cache import patch_vary_headers
 from django.utils.translation import gettext
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_POST, require_safe
 from django_htmx.http import HttpResponseClientRedirect
 
 from console.access import Perm, requires
@@ -155,6 +155,7 @@ def migrate_storage(request, guid):
     return _render(request, "migrations_ui/migrate_storage.html", "partials/storage_details.html", context, out.status)
 
 
+@require_safe  # a read-only page: POST and the like are refused (405)
 def job_list(request):
     # Filters and pages are plain GET links: the websocket URL carries the same filters, so a change
     # of filter must load the page (and reconnect) rather than swap only the table.
@@ -162,6 +163,7 @@ def job_list(request):
     return render(request, "migrations_ui/jobs.html", progress.board_context(filters))
 
 
+@require_safe  # a read-only page: POST and the like are refused (405)
 def job_detail(request, pk: int):
     try:
         job = progress.job_for_page(pk)

@@ -327,3 +327,48 @@ def test_a_fault_of_the_console_still_answers_in_the_error_shape_and_is_logged(a
     assert status == 500
     assert body["code"] == "server_error" and "planner fault" not in body["message"]
     assert any(r.exc_info and "planner fault" in str(r.exc_info[1]) for r in caplog.records)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"vm": "app-s01", "storage_path": "D:\\VMs\\..\\..\\Windows\\System32"},
+        {
+            "vm": "app-s01",
+            "storage_path": "D:\\x",
+            "vhds": [{"source": "{disk}", "destination": "C:\\Windows\\{name}"}],
+        },
+    ],
+    ids=["storage_path", "vhds"],
+)
+def test_a_destination_with_dot_dot_or_in_a_system_folder_is_refused_by_preflight(apis, demo_fabric, body):
+    if body.get("vhds"):
+        disk = VirtualMachine.objects.get(name=body["vm"]).disks.first().path
+        body["vhds"][0] = {"source": disk, "destination": f"C:\\Windows\\{disk.rsplit(chr(92), 1)[-1]}"}
+    status, answer = apis["operator"].post("/migrations", body)
+    assert status == 409, answer
+    assert answer["code"] == "refused" and "path-not-allowed" in answer["errors"], answer
+    assert not MigrationJob.objects.exists()
+
+    vm = VirtualMachine.objects.get(name="app-s01")
+    if "vhds" not in body:
+        status, result = apis["viewer"].get(
+            "/preflight", vm=vm.name, to=vm.host.fqdn, storage_path=body["storage_path"]
+        )
+        assert status == 200 and not result["allowed"]
+        assert "path-not-allowed" in {f["rule"] for f in result["findings"]}
+
+
+@pytest.mark.django_db
+def test_evacuating_an_unreachable_host_is_refused_with_why(apis, demo_fabric):
+    host = Host.objects.filter(cluster=None).order_by("fqdn").first()
+    Host.objects.filter(pk=host.pk).update(reachable=False)
+
+    status, body = apis["operator"].post("/evacuations", {"host": host.fqdn})
+
+    assert status == 409, body
+    assert body["code"] == "refused" and "does not answer" in body["message"]
+    host.refresh_from_db()
+    assert not host.maintenance
+    assert not AuditEvent.objects.filter(action="evacuation.started").exists()

@@ -1,8 +1,11 @@
-"""Every mutating URL, for every persona: anonymous, outsider (no role), viewer, operator, administrator."""
+"""Every URL of the console, for every persona: anonymous, outsider (no role), viewer, operator,
+administrator. The list of routes comes from the URL resolver: a route nobody classified here as
+mutating, read-only or tested elsewhere fails test_every_route_is_classified."""
 
 import pytest
-from django.urls import reverse
+from django.urls import URLResolver, get_resolver, resolve, reverse
 
+from audit.log import record
 from audit.models import AuditEvent
 from console.access import Role, capabilities, role_of
 from fabric.models import Host
@@ -53,8 +56,76 @@ def mutating(world):
             {"hosts": [destination.fqdn], "max_live_migrations": "x"},  # invalid: nothing reaches a host
             "administrator",
         ),
+        (
+            "host settings of one host",
+            reverse("fabric:host_settings", args=[destination.fqdn]),
+            {"max_live_migrations": "x"},
+            "administrator",
+        ),
+        (
+            "cluster settings",
+            reverse("fabric:cluster_settings", args=["no-such-cluster"]),
+            {"max_live_migrations": "x"},
+            "administrator",
+        ),
         ("add host", reverse("fabric_admin:host_add"), {"fqdn": "bad name"}, "administrator"),
+        ("edit host", reverse("fabric_admin:host_edit", args=[destination.fqdn]), {"port": "x"}, "administrator"),
+        ("check host", reverse("fabric:host_check", args=[destination.fqdn]), {}, "operator"),
     ]
+
+
+def read_only(world):
+    """(name, URL) of every page that only shows something: GET and HEAD, every other method is 405."""
+    vm, job, batch = world["vm"], world["job"], world["batch"]
+    event = record("test.read_only", target_type="test", target_name="an audit row to show")
+    return [
+        ("hosts", reverse("fabric:hosts")),
+        ("hosts folder", "/hosts/"),  # redirects to the list
+        ("host", reverse("fabric:host", args=[vm.host.fqdn])),
+        ("vms", reverse("fabric:vms")),
+        ("vm", vm.get_absolute_url()),
+        ("jobs", reverse("migrations_ui:jobs")),
+        ("job", job.get_absolute_url()),
+        ("batch", batch.get_absolute_url()),
+        ("audit", reverse("audit:list")),
+        ("audit event", reverse("audit:detail", args=[event.pk])),
+        ("audit csv", reverse("audit:export_csv")),
+        ("audit json", reverse("audit:export_json")),
+    ]
+
+
+# Routes tested in their own files, with why they are neither in mutating() nor in read_only().
+ELSEWHERE = {
+    "accounts/login/": "anyone may sign in: tests/console/test_hardening.py (lockout, CSRF)",
+    "accounts/logout/": "POST only, for oneself: Django's LogoutView",
+    "i18n/setlang/": "open before signing in too: tests/console/test_i18n.py",
+    "account/tokens/": "a user's own API tokens: tests/api/test_tokens.py",
+    "account/tokens/<int:pk>/revoke/": "a user's own API tokens: tests/api/test_tokens.py",
+}
+# Django's admin site and the API (tests/api/test_access.py) are checked apart.
+APART = ("admin/", "api/v1/")
+
+
+def console_routes(patterns=None, prefix: str = "") -> set[str]:
+    """Every route of the console as the URL resolver has it (the same text as resolve(url).route)."""
+    routes = set()
+    for pattern in get_resolver().url_patterns if patterns is None else patterns:
+        route = prefix + str(pattern.pattern)
+        if route.startswith(APART):
+            continue
+        if isinstance(pattern, URLResolver):
+            routes |= console_routes(pattern.url_patterns, route)
+        else:
+            routes.add(route)
+    return routes
+
+
+def test_every_route_is_classified(world):
+    classified = {resolve(url).route for _, url, *_ in [*mutating(world), *read_only(world)]} | set(ELSEWHERE)
+
+    # A new route must be added to mutating(), read_only() or ELSEWHERE, so that its access is tested.
+    assert console_routes() - classified == set()
+    assert classified - console_routes() == set()  # nothing stale listed
 
 
 RANK = {"anonymous": 0, "outsider": 0, "viewer": 1, "operator": 2, "administrator": 3}
@@ -107,10 +178,21 @@ def test_a_viewer_changes_nothing(world, as_persona):
 @pytest.mark.parametrize("persona", ["viewer", "operator", "administrator"])
 def test_every_role_sees_the_pages(world, as_persona, persona):
     client = as_persona(persona)
-    pages = ["/", "/vms/", world["vm"].get_absolute_url(), "/jobs/", world["job"].get_absolute_url(), "/audit/"]
-    pages += [world["batch"].get_absolute_url(), reverse("migrations_ui:evacuate", args=[world["vm"].host.fqdn])]
+    pages = [url for name, url in read_only(world) if name != "hosts folder"]
+    pages += [reverse("migrations_ui:evacuate", args=[world["vm"].host.fqdn])]
     for url in pages:
         assert client.get(url).status_code == 200, url
+        assert client.head(url).status_code == 200, url
+
+
+@pytest.mark.parametrize("persona", ["viewer", "operator", "administrator"])
+def test_read_only_pages_refuse_unsafe_methods(world, as_persona, persona):
+    client = as_persona(persona)
+    for name, url in read_only(world):
+        for method in ("post", "put", "patch", "delete"):
+            response = getattr(client, method)(url)
+            assert response.status_code == 405, (name, method, response.status_code)
+            assert set(response["Allow"].split(", ")) == {"GET", "HEAD"}, name
 
 
 def test_a_user_without_a_role_sees_nothing(world, as_persona):

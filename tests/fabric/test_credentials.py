@@ -182,3 +182,59 @@ def test_test_connection_through_the_emulator_over_winrm(admin_client, settings,
     assert b"Connected: hv-s3 runs Windows Server 2019 Datacenter with 7 virtual machines" in connected.content
     assert b"Connection failed</strong> (AccessDenied)" in refused.content
     assert b"wrong" not in refused.content
+
+
+def _edit_form(host, **changes):
+    form = {
+        "address": host.address,
+        "port": host.port,
+        "transport": host.transport,
+        "auth": "negotiate",
+        "username": "CONTOSO\\svc-hyperv",
+        "password": "",
+    }
+    return {**form, **changes}
+
+
+@pytest.mark.parametrize(
+    "change",
+    [{"address": "203.0.113.7"}, {"port": 15986}, {"transport": "other"}, {"auth": "basic"}],
+    ids=["address", "port", "transport", "auth"],
+)
+@pytest.mark.parametrize("action", ["test", "save"])
+def test_a_stored_password_is_never_sent_to_a_new_endpoint(admin_client, demo_fabric, monkeypatch, change, action):
+    host = Host.objects.get(fqdn="hv-s1.contoso.test")
+    store_credential(host)
+    before = (host.address, host.port, host.transport)
+    if change.get("transport") == "other":
+        change = {"transport": "http" if host.transport == "https" else "https"}
+    tried = []
+    monkeypatch.setattr("fabric.admin_views._test", lambda conn: tried.append(conn) or {"ok": False, "code": "Mocked"})
+
+    response = admin_client.post(
+        reverse("fabric_admin:host_edit", args=[host.fqdn]), {**_edit_form(host, **change), "action": action}
+    )
+
+    assert response.status_code == 200
+    assert b"Type the password again" in response.content
+    assert tried == []  # no connection was opened with the stored password
+    host.refresh_from_db()
+    assert (host.address, host.port, host.transport, host.credential.auth) == (*before, "negotiate")
+
+
+def test_the_stored_password_is_kept_for_the_same_endpoint_and_a_new_one_needs_it_typed(
+    admin_client, demo_fabric, monkeypatch
+):
+    host = Host.objects.get(fqdn="hv-s1.contoso.test")
+    store_credential(host)
+    tried = []
+    monkeypatch.setattr("fabric.admin_views._test", lambda conn: tried.append(conn) or {"ok": False, "code": "Mocked"})
+    url = reverse("fabric_admin:host_edit", args=[host.fqdn])
+
+    same = admin_client.post(url, {**_edit_form(host, username="CONTOSO\\other"), "action": "test"})
+    moved_form = _edit_form(host, address="203.0.113.7", password="typed-again")
+    moved = admin_client.post(url, {**moved_form, "action": "test"})
+
+    assert b"Type the password again" not in same.content
+    assert b"Type the password again" not in moved.content
+    assert [(c.address, c.password) for c in tried] == [(host.address, SECRET), ("203.0.113.7", "typed-again")]

@@ -5,7 +5,7 @@ import json
 from datetime import timedelta
 
 import pytest
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 from django.urls import reverse
 from django.utils import timezone
 
@@ -178,6 +178,39 @@ def test_the_evacuate_command_makes_the_batch_and_sets_maintenance(admin_user, n
     assert batch.kind == BatchKind.EVACUATION and batch.jobs.count() == len(data["jobs"]) == len(data["plan"]["moves"])
     node.refresh_from_db()
     assert node.maintenance
+
+
+def unreachable(node):
+    Host.objects.filter(pk=node.pk).update(reachable=False, last_error="unreachable: connection refused")
+    node.refresh_from_db()
+    return node
+
+
+def test_an_unreachable_host_is_not_evacuated_and_the_page_says_why(operator_client, node):
+    unreachable(node)
+
+    shown = operator_client.get(evacuate_url(node))
+    response = operator_client.post(evacuate_url(node))
+
+    assert "does not answer" in shown.content.decode() and "Run: put" not in shown.content.decode()
+    assert response.status_code == 409
+    assert f"{NODE} does not answer, so none of its VMs can be moved off it" in response.content.decode()
+    german = operator_client.post(evacuate_url(node), headers={"Accept-Language": "de"})
+    assert f"{NODE} antwortet nicht" in german.content.decode()
+    node.refresh_from_db()
+    assert not node.maintenance and not Batch.objects.exists() and not MigrationJob.objects.exists()
+    assert not AuditEvent.objects.filter(action="evacuation.started").exists()
+
+
+def test_the_evacuate_command_refuses_an_unreachable_host(admin_user, node):
+    unreachable(node)
+
+    with pytest.raises(CommandError, match="does not answer") as raised:
+        call_command("evacuate", NODE, "--json", "--user", "admin", stdout=io.StringIO())
+
+    assert raised.value.returncode == 1
+    node.refresh_from_db()
+    assert not node.maintenance and not Batch.objects.exists()
 
 
 # --- a selection from the VM list -------------------------------------------------------------------

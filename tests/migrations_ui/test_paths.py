@@ -1,7 +1,7 @@
 import pytest
 
 from migrations_ui.facts import ShareFacts
-from migrations_ui.paths import is_local_path, parse_share_path, path_problem
+from migrations_ui.paths import disallowed_path, is_local_path, parse_share_path, path_problem
 from migrations_ui.rules import share_path_finding
 
 SHARES = (
@@ -108,3 +108,50 @@ def test_it_refuses_unusable_paths(path, problem):
 )
 def test_it_accepts_usable_paths(path):
     assert path_problem(path) is None
+
+
+@pytest.mark.parametrize(
+    ("path", "reason"),
+    [
+        ("D:\\VMs\\..\\..\\Windows\\System32", ". or .. segments"),
+        ("D:\\VMs\\..", ". or .. segments"),
+        ("D:\\VMs\\.\\web01", ". or .. segments"),
+        ("D:/VMs/../x", ". or .. segments"),
+        ("D:\\VMs\\...\\x", ". or .. segments"),  # Windows trims the dots: the parent folder again
+        ("\\\\fs01.contoso.test\\vms\\..\\other", ". or .. segments"),
+        ("\\\\?\\D:\\VMs\\..\\x", ". or .. segments"),
+        ("C:\\Windows", "system folder (Windows)"),
+        ("C:\\Windows\\System32", "system folder (Windows)"),
+        ("c:\\WINDOWS\\system32\\drivers", "system folder (WINDOWS)"),
+        ("C:\\Windows.\\System32", "system folder"),  # Windows drops the trailing dot
+        ("C:\\Program Files\\Hyper-V", "system folder (Program Files)"),
+        ("C:\\Program Files (x86)", "system folder (Program Files (x86))"),
+        ("C:\\PROGRA~1\\x", "system folder"),
+        ("C:\\System Volume Information", "system folder"),
+        ("E:\\$Recycle.Bin\\x", "system folder"),
+        ("\\\\?\\C:\\Windows\\Temp", "system folder"),
+        ("C:/Windows/Temp", "system folder"),
+        ("\\\\hv01.contoso.test\\C$\\Windows", "system folder"),
+        ("\\\\hv01.contoso.test\\ADMIN$\\Temp", "system folder (ADMIN$)"),
+    ],
+)
+def test_it_disallows_dot_dot_segments_and_system_folders(path, reason):
+    assert reason in disallowed_path(path)
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "D:\\Hyper-V",
+        "D:\\VMs\\web.01",
+        "D:\\VMs\\..web",  # a name that starts with dots is a name
+        "C:\\ProgramData\\Microsoft\\Windows\\Hyper-V",  # Hyper-V's own default folder
+        "C:\\Users\\Public\\Documents\\Hyper-V\\Virtual Hard Disks",  # its default disk folder
+        "C:\\ClusterStorage\\Volume1\\Windows",  # only the system's own folder below the root
+        "D:\\Hyper-V\\Windows",
+        "\\\\fs01.contoso.test\\windows\\vms",  # a share named windows is not C:\Windows
+        "\\\\?\\UNC\\fs01.contoso.test\\vms\\x",
+    ],
+)
+def test_it_allows_ordinary_folders(path):
+    assert disallowed_path(path) is None

@@ -130,3 +130,29 @@ def test_an_evacuation_plan_is_audited(demo_fabric):
     plan = json.loads(out.getvalue())
     event = AuditEvent.objects.get(action="evacuation.planned")
     assert event.target_name == "hv-new2" and event.details["moves"] == len(plan["moves"])
+
+
+@pytest.mark.parametrize(
+    ("command", "args"),
+    [
+        ("preflight", ["file-s01", "--to", "hv-s3", "--storage-path", "D:\\VMs\\..\\..\\Windows\\System32"]),
+        ("move_vm", ["file-s01", "--to", "hv-s3", "--storage-path", "D:\\VMs\\..\\..\\Windows\\System32"]),
+        ("move_storage", ["file-s01", "--to-path", "C:\\Windows\\System32"]),
+        ("move_storage", ["file-s01", "--to-path", "D:\\VMs", "--vhd", "{disk}=C:\\Program Files\\{name}"]),
+    ],
+    ids=["preflight", "move_vm", "move_storage", "move_storage-vhd"],
+)
+def test_the_commands_refuse_dot_dot_and_system_folders_with_exit_code_3(demo_fabric, command, args):
+    from fabric.models import VirtualMachine
+    from migrations_ui.models import MigrationJob
+
+    disk = VirtualMachine.objects.get(name="file-s01").disks.first().path
+    args = [a.replace("{disk}", disk).replace("{name}", disk.rsplit("\\", 1)[-1]) for a in args]
+    out = io.StringIO()
+    with pytest.raises(SystemExit) as exited:
+        call_command(command, *args, "--json", stdout=out)
+
+    assert exited.value.code == 3
+    finding = next(f for f in json.loads(out.getvalue())["findings"] if f["rule"] == "path-not-allowed")
+    assert finding["severity"] == "block" and "without . or .. segments" in finding["remedy"]
+    assert not MigrationJob.objects.exists()

@@ -58,6 +58,7 @@ def test_it_finds_nothing_for_a_clean_live_move():
 
 def test_every_rule_id_is_stable():
     assert [r.__name__.replace("_", "-") for r in RULES] == [
+        "path-not-allowed",
         "smb-path-not-fqdn",
         "share-reachability-unknown",
         "shared-vhdx-not-movable",
@@ -108,6 +109,39 @@ def test_smb_path_not_fqdn(p, flagged):
 def test_smb_path_not_fqdn_reports_each_path_once():
     findings = [f for f in evaluate(proposal(vm=SHORT_VM)) if f.rule == "smb-path-not-fqdn"]
     assert len(findings) == 2  # the folder and the disk, each once
+
+
+@pytest.mark.parametrize(
+    ("p", "flagged"),
+    [
+        (proposal(kind=Kind.LIVE_VSM, storage_path="D:\\VMs\\..\\..\\Windows\\System32"), True),
+        (proposal(kind=Kind.LIVE_VSM, storage_path="C:\\Windows\\System32"), True),
+        (proposal(kind=Kind.STORAGE, destination=S1, storage_path="C:\\Program Files\\VMs"), True),
+        (proposal(kind=Kind.STORAGE, destination=S1, vhds=((VM.disks[0].path, "C:\\Windows\\web01.vhdx"),)), True),
+        (proposal(kind=Kind.STORAGE, destination=S1, vhds=((VM.disks[0].path, SHARE + "\\..\\web01.vhdx"),)), True),
+        (proposal(kind=Kind.LIVE_VSM, storage_path="D:\\Hyper-V\\web01"), False),
+        (proposal(kind=Kind.STORAGE, destination=S1, vhds=((VM.disks[0].path, "E:\\Fast\\web01.vhdx"),)), False),
+    ],
+)
+def test_path_not_allowed(p, flagged):
+    assert ("path-not-allowed" in rules_of(p, "block")) is flagged
+
+
+def test_path_not_allowed_says_why_and_what_to_do_in_english_and_german():
+    from django.utils import translation
+
+    from console.texts import localized
+
+    finding = next(
+        f for f in evaluate(proposal(kind=Kind.LIVE_VSM, storage_path="D:\\VMs\\..\\x")) if f.rule == "path-not-allowed"
+    )
+    assert finding.message == (
+        "The destination D:\\VMs\\..\\x contains . or .. segments, which Windows resolves to another folder than "
+        "the one shown."
+    )
+    assert finding.remedy.startswith("Choose a folder for VM files outside the Windows system folders")
+    with translation.override("de"):
+        assert "Abschnitte" in localized(finding.message) and "Systemordner" in localized(finding.remedy)
 
 
 SHARED = DiskFacts("C:\\ClusterStorage\\Volume1\\sql\\quorum.vhdx", shared=True)

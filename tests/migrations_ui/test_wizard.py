@@ -237,3 +237,26 @@ def test_storage_wizard_applies_the_fqdn_rule(admin_client, fabric):
     )
 
     assert 'data-rule="smb-path-not-fqdn"' in response.content.decode()
+
+
+@pytest.mark.parametrize("path", ["D:\\VMs\\..\\..\\Windows\\System32", "C:\\Windows\\System32", "C:\\Program Files"])
+def test_it_refuses_a_destination_in_a_system_folder_or_with_dot_dot(admin_client, fabric, path):
+    shown = admin_client.get(
+        wizard(fabric["vm"]), {"to": fabric["s3"].fqdn, "storage_path": path}, HTTP_HX_REQUEST="true"
+    )
+    posted = admin_client.post(wizard(fabric["vm"]), {"to": fabric["s3"].fqdn, "storage_path": path})
+
+    assert 'data-rule="path-not-allowed"' in shown.content.decode()
+    assert "Move</button>" not in shown.content.decode()
+    assert posted.status_code == 409 and "path-not-allowed" in posted.content.decode()
+    assert MigrationJob.objects.count() == 0
+
+
+@pytest.mark.parametrize("mode", ["whole", "selected"])
+def test_storage_wizard_refuses_a_system_folder_for_the_vm_and_for_selected_vhds(admin_client, guest_cluster, mode):
+    data = {"mode": mode, "vhd": ["D:\\Hyper-V\\sql-fc1\\os.vhdx"], "storage_path": "C:\\Windows\\System32"}
+
+    response = admin_client.post(storage_wizard(guest_cluster), data)
+
+    assert response.status_code == 409 and "path-not-allowed" in response.content.decode()
+    assert MigrationJob.objects.count() == 0

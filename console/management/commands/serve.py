@@ -13,6 +13,7 @@ from django.contrib.auth import get_user_model
 from django.core.management import call_command, get_commands
 from django.core.management.base import BaseCommand, CommandError
 
+from console import env as env_module
 from console.processes import Supervisor, console_children
 
 READY_TIMEOUT_S = 60
@@ -64,7 +65,10 @@ class Command(BaseCommand):
 
     def handle(self, *args, host, port, workers, stop_timeout, verbosity, **options):
         self.verbosity = verbosity
+        # The children inherit it; settings set it too, this says so where serve starts.
+        env_module.private_files()
         self._check_port_free(host, port)
+        env_module.tighten(Path(settings.DATA_DIR))
         self._migrate()
 
         env = dict(os.environ, PYTHONUNBUFFERED="1")

@@ -11,7 +11,7 @@ import time
 from django.core.management.base import BaseCommand, CommandError
 
 from console.access import Perm
-from migrations_ui.batches import BatchRefused, evacuation_refusal, start_batch
+from migrations_ui.batches import BatchRefused, evacuation_start_refusal, start_batch
 from migrations_ui.cli import acting_user, add_user_argument
 from migrations_ui.evacuate import evacuation_plan
 from migrations_ui.events import flush
@@ -46,7 +46,7 @@ class Command(BaseCommand):
             record("evacuation.planned", target=source, target_type="host", details=summary)
             self.stdout.write(json.dumps(data, indent=2) if as_json else _describe(data))
             return
-        if refusal := evacuation_refusal(source):
+        if refusal := evacuation_start_refusal(source):
             raise CommandError(refusal, returncode=1)
         # The same service as the Evacuate page: a batch, the host in maintenance, jobs in plan order.
         try:
