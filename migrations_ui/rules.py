@@ -468,6 +468,13 @@ def clustered_vm_storage_move(p: Proposal) -> Iterator[Finding]:
             Msg(
                 "%(vm)s is removed from its cluster role before the move and made highly available again after.",
                 vm=p.vm.name,
+            )
+            if p.destination.cluster
+            # A standalone host has no cluster to add the role to: the VM arrives without HA.
+            else Msg(
+                "%(vm)s is removed from its cluster role before the move and runs without high availability on "
+                "the standalone destination.",
+                vm=p.vm.name,
             ),
         )
     else:

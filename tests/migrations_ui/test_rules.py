@@ -446,3 +446,12 @@ def test_blocking_findings_come_first():
     severities = [f.severity for f in evaluate(p)]
     assert severities == sorted(severities, key=["block", "warn", "info"].index)
     assert severities[0] == "block"
+
+
+@pytest.mark.parametrize(
+    ("destination", "says"), [(O1, "made highly available again"), (S2, "without high availability")]
+)
+def test_a_clustered_vm_leaving_its_cluster_is_told_where_it_ends_without_ha(destination, says):
+    p = proposal(vm=replace(VM, clustered=True), source=N1, destination=destination, kind=Kind.LIVE_VSM)
+    [finding] = [f for f in evaluate(p) if f.rule == "clustered-vm-storage-move"]
+    assert says in str(finding.message)
