@@ -1,17 +1,22 @@
 """The supervisor: a thread in every worker process that keeps the queue moving and finds dead workers.
 
 Each tick admits what fits (a job that ended in a killed worker freed its slots without telling
-anyone) and hands jobs whose worker stopped beating to a recovery task. Several supervisors at
-once are harmless: admission holds the database's lock, and each recovery is leased once.
+anyone), hands jobs whose worker stopped beating to a recovery task, and gives a task again to an
+admitted job that none will start. Several supervisors at once are harmless: admission holds the
+database's lock, each recovery and each re-queue is leased once, and only one task can claim an
+admitted job (Runner.start), however many it has.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+from datetime import timedelta
 
 from django.db import close_old_connections, transaction
+from django.db.models import Q
 from django.utils import timezone
+from django_tasks_db.models import DBTaskResult
 
 from migrations_ui.events import record
 from migrations_ui.models import JobState, MigrationJob
@@ -20,6 +25,9 @@ from migrations_ui.scheduler import admit_waiting
 
 log = logging.getLogger(__name__)
 TICK_S = 3.0
+# An admitted job is claimed by a worker within moments of its task being picked; one admitted this
+# long ago with no task waiting lost its task (or its task's worker died before the claim).
+ORPHAN_AFTER = timedelta(seconds=3)
 
 
 def reap_stale() -> list[int]:
@@ -43,8 +51,38 @@ def reap_stale() -> list[int]:
     return handed
 
 
+def requeue_orphans() -> list[int]:
+    """Give a new worker task to every job admitted more than ORPHAN_AFTER ago that no waiting task
+    will start (a task waiting for a free worker is left alone). Never a second run: the task claims
+    the job only while it is still admitted (Runner.start), so an old task found later does nothing."""
+    from migrations_ui.tasks import run_job
+
+    now = timezone.now()
+    admitted = MigrationJob.objects.filter(state=JobState.ADMITTED).filter(
+        Q(heartbeat_at__lt=now - ORPHAN_AFTER) | Q(heartbeat_at__isnull=True)
+    )
+    if not admitted:
+        return []
+    ready = DBTaskResult.objects.ready().filter(task_path=run_job.module_path)
+    waiting = {args["args"][0] for args in ready.values_list("args_kwargs", flat=True) if args.get("args")}
+    requeued = []
+    for job in admitted:
+        if job.pk in waiting:
+            continue
+        with transaction.atomic():
+            leased = MigrationJob.objects.filter(
+                pk=job.pk, state=JobState.ADMITTED, heartbeat_at=job.heartbeat_at
+            ).update(heartbeat_at=now)
+            if leased:
+                record(job, "requeued", {"since": job.heartbeat_at.isoformat() if job.heartbeat_at else None})
+                run_job.enqueue(job.pk)
+                requeued.append(job.pk)
+    return requeued
+
+
 def tick() -> None:
     reap_stale()
+    requeue_orphans()
     admit_waiting()
 
 
