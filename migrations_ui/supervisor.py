@@ -25,8 +25,9 @@ from migrations_ui.scheduler import admit_waiting
 
 log = logging.getLogger(__name__)
 TICK_S = 3.0
-# An admitted job is claimed by a worker within moments of its task being picked; one admitted this
-# long ago with no task waiting lost its task (or its task's worker died before the claim).
+# An admitted job is claimed within moments of a worker picking its task: one admitted this long ago
+# with no task waiting or running lost its task. One whose task is running but has not claimed it
+# for STALE_AFTER lost that task's worker (a claim waiting for SQLite's write lock is not re-queued).
 ORPHAN_AFTER = timedelta(seconds=3)
 
 
@@ -52,9 +53,9 @@ def reap_stale() -> list[int]:
 
 
 def requeue_orphans() -> list[int]:
-    """Give a new worker task to every job admitted more than ORPHAN_AFTER ago that no waiting task
-    will start (a task waiting for a free worker is left alone). Never a second run: the task claims
-    the job only while it is still admitted (Runner.start), so an old task found later does nothing."""
+    """Give a new worker task to every job admitted more than ORPHAN_AFTER ago that no task will
+    start (a task waiting for a free worker is left alone). Never a second run: a task claims the
+    job only while it is still admitted (Runner.start), so an old task turning up does nothing."""
     from migrations_ui.tasks import run_job
 
     now = timezone.now()
@@ -63,11 +64,12 @@ def requeue_orphans() -> list[int]:
     )
     if not admitted:
         return []
-    ready = DBTaskResult.objects.ready().filter(task_path=run_job.module_path)
-    waiting = {args["args"][0] for args in ready.values_list("args_kwargs", flat=True) if args.get("args")}
+    tasks = DBTaskResult.objects.filter(task_path=run_job.module_path)
+    waiting, running = _job_ids(tasks.ready()), _job_ids(tasks.running())
     requeued = []
     for job in admitted:
-        if job.pk in waiting:
+        claim_overdue = job.heartbeat_at is None or job.heartbeat_at < now - STALE_AFTER
+        if job.pk in waiting or (job.pk in running and not claim_overdue):
             continue
         with transaction.atomic():
             leased = MigrationJob.objects.filter(
@@ -78,6 +80,10 @@ def requeue_orphans() -> list[int]:
                 run_job.enqueue(job.pk)
                 requeued.append(job.pk)
     return requeued
+
+
+def _job_ids(tasks) -> set[int]:
+    return {args["args"][0] for args in tasks.values_list("args_kwargs", flat=True) if args.get("args")}
 
 
 def tick() -> None:
