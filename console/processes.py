@@ -3,7 +3,9 @@
 A child is a name and an argv. `console_children()` lists them; adding a kind of child (the Hyper-V
 host emulator) is one more line there. The supervisor starts them, watches them, and stops them all
 together: on a stop request (Ctrl-C, SIGTERM, SIGHUP) it sends SIGTERM, waits, then SIGKILLs what is
-left; if one child dies on its own it reports that and stops the rest.
+left; if one child dies on its own it reports that and stops the rest. The emulated hosts stop last,
+once the workers have: a worker following a move whose host vanished would record it failed while
+the move completes (issue 17).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ _PR_SET_PDEATHSIG = 1
 class Child:
     name: str
     argv: tuple[str, ...]
+    stops_last: bool = False  # stopped only once every other child has exited
 
 
 def web(host: str, port: int) -> Child:
@@ -63,7 +66,11 @@ def worker(index: int) -> Child:
 def emulator(ready_file: str) -> Child:
     # The Hyper-V host emulator: the simulated fabric's hosts over WinRM, reached through the psrp
     # driver like real hosts. It writes ready_file once every endpoint listens.
-    return Child("emulator", (sys.executable, str(MANAGE_PY), "hyperv_emulator", "--ready-file", ready_file))
+    return Child(
+        "emulator",
+        (sys.executable, str(MANAGE_PY), "hyperv_emulator", "--ready-file", ready_file),
+        stops_last=True,
+    )
 
 
 def console_children(host: str, port: int, workers: int, emulator_ready: str | None = None) -> list[Child]:
@@ -164,7 +171,14 @@ class Supervisor:
             time.sleep(self.poll_interval)
 
     def stop_all(self) -> None:
-        alive = [(name, p) for name, p in self.procs.items() if p.poll() is None]
+        last = {child.name for child in self.children if child.stops_last}
+        self._stop([name for name in self.procs if name not in last])
+        self._stop([name for name in self.procs if name in last])
+        self.say("All processes stopped.")
+
+    def _stop(self, names: list[str]) -> None:
+        """SIGTERM these children, wait up to stop_timeout, then SIGKILL what is left."""
+        alive = [(name, self.procs[name]) for name in names if self.procs[name].poll() is None]
         for _name, proc in alive:
             proc.send_signal(signal.SIGTERM)
         deadline = time.monotonic() + self.stop_timeout
@@ -175,4 +189,3 @@ class Supervisor:
                 self.say(f"{name} (pid {proc.pid}) did not stop within {self.stop_timeout:g} s; killing it.")
                 proc.kill()
                 proc.wait()
-        self.say("All processes stopped.")

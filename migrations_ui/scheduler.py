@@ -3,7 +3,8 @@
 admit_waiting() runs whenever a job is created or ends (and on the supervisor's tick). It holds
 the database's write lock for the whole decision: an IMMEDIATE transaction on SQLite, an
 advisory transaction lock on PostgreSQL, so two processes can never both hand out a host's last
-slot.
+slot. Each admitted job's worker task is written in the same transaction (django-tasks-db keeps
+its tasks in this database): a process killed after admitting leaves no admitted job without one.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from dataclasses import replace
 
 from django.db import transaction
 from django.db.models import F
+from django.utils import timezone
 
 from console.db import serialize_writers
 from fabric.models import Host
@@ -91,7 +93,7 @@ def queue_decision() -> Decision:
 
 
 def admit_waiting() -> list[int]:
-    """Admit every job that fits now; their worker tasks are enqueued once the admission commits."""
+    """Admit every job that fits now, each with its worker task, in one transaction."""
     from migrations_ui.tasks import run_job
 
     with transaction.atomic():
@@ -99,7 +101,9 @@ def admit_waiting() -> list[int]:
         decision = queue_decision()
         admitted = []
         for job in MigrationJob.objects.filter(pk__in=decision.admit, state=JobState.QUEUED):
-            change_state(job, JobState.ADMITTED)
+            # heartbeat_at: when it was admitted, for supervisor.requeue_orphans (the worker's claim resets it).
+            change_state(job, JobState.ADMITTED, heartbeat_at=timezone.now())
+            # Not on commit: a process killed between the commit and the hook left a job "Starting" for ever.
+            run_job.enqueue(job.pk)
             admitted.append(job.pk)
-            transaction.on_commit(lambda pk=job.pk: run_job.enqueue(pk))
     return admitted

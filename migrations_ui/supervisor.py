@@ -1,17 +1,22 @@
 """The supervisor: a thread in every worker process that keeps the queue moving and finds dead workers.
 
 Each tick admits what fits (a job that ended in a killed worker freed its slots without telling
-anyone) and hands jobs whose worker stopped beating to a recovery task. Several supervisors at
-once are harmless: admission holds the database's lock, and each recovery is leased once.
+anyone), hands jobs whose worker stopped beating to a recovery task, and gives a task again to an
+admitted job that none will start. Several supervisors at once are harmless: admission holds the
+database's lock, each recovery and each re-queue is leased once, and only one task can claim an
+admitted job (Runner.start), however many it has.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+from datetime import timedelta
 
 from django.db import close_old_connections, transaction
+from django.db.models import Q
 from django.utils import timezone
+from django_tasks_db.models import DBTaskResult
 
 from migrations_ui.events import record
 from migrations_ui.models import JobState, MigrationJob
@@ -20,6 +25,10 @@ from migrations_ui.scheduler import admit_waiting
 
 log = logging.getLogger(__name__)
 TICK_S = 3.0
+# An admitted job is claimed within moments of a worker picking its task: one admitted this long ago
+# with no task waiting or running lost its task. One whose task is running but has not claimed it
+# for STALE_AFTER lost that task's worker (a claim waiting for SQLite's write lock is not re-queued).
+ORPHAN_AFTER = timedelta(seconds=3)
 
 
 def reap_stale() -> list[int]:
@@ -43,8 +52,43 @@ def reap_stale() -> list[int]:
     return handed
 
 
+def requeue_orphans() -> list[int]:
+    """Give a new worker task to every job admitted more than ORPHAN_AFTER ago that no task will
+    start (a task waiting for a free worker is left alone). Never a second run: a task claims the
+    job only while it is still admitted (Runner.start), so an old task turning up does nothing."""
+    from migrations_ui.tasks import run_job
+
+    now = timezone.now()
+    admitted = MigrationJob.objects.filter(state=JobState.ADMITTED).filter(
+        Q(heartbeat_at__lt=now - ORPHAN_AFTER) | Q(heartbeat_at__isnull=True)
+    )
+    if not admitted:
+        return []
+    tasks = DBTaskResult.objects.filter(task_path=run_job.module_path)
+    waiting, running = _job_ids(tasks.ready()), _job_ids(tasks.running())
+    requeued = []
+    for job in admitted:
+        claim_overdue = job.heartbeat_at is None or job.heartbeat_at < now - STALE_AFTER
+        if job.pk in waiting or (job.pk in running and not claim_overdue):
+            continue
+        with transaction.atomic():
+            leased = MigrationJob.objects.filter(
+                pk=job.pk, state=JobState.ADMITTED, heartbeat_at=job.heartbeat_at
+            ).update(heartbeat_at=now)
+            if leased:
+                record(job, "requeued", {"since": job.heartbeat_at.isoformat() if job.heartbeat_at else None})
+                run_job.enqueue(job.pk)
+                requeued.append(job.pk)
+    return requeued
+
+
+def _job_ids(tasks) -> set[int]:
+    return {args["args"][0] for args in tasks.values_list("args_kwargs", flat=True) if args.get("args")}
+
+
 def tick() -> None:
     reap_stale()
+    requeue_orphans()
     admit_waiting()
 
 

@@ -155,6 +155,8 @@ def event_text(event) -> str:
             if d.get("worker"):
                 return _("Taken over by %(worker)s after its worker stopped") % {"worker": d["worker"]}
             return _("Taken over by another worker after its worker stopped")
+        case "requeued":
+            return _("Handed to a worker again: no worker task was waiting to start it")
         case "warning":
             return _("Warning: %(message)s") % {"message": d.get("message", "")}
     return f"{event.kind} {d}" if d else event.kind
@@ -174,6 +176,7 @@ EVENT_KINDS = {
     "host_job": gettext_lazy("host job"),
     "cancel_sent": gettext_lazy("cancel sent"),
     "recovery": gettext_lazy("recovery"),
+    "requeued": gettext_lazy("requeued"),
     "warning": gettext_lazy("warning"),
 }
 STEP_STATUSES = {

@@ -15,6 +15,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -151,6 +152,37 @@ def test_it_stops_the_others_when_one_child_dies():
         assert supervisor.procs["steady"].returncode is not None
     finally:
         supervisor.stop_all()
+
+
+def test_it_stops_the_workers_before_the_emulator(tmp_path):
+    """A worker stopping finishes following its move; the emulated host must still answer meanwhile."""
+    log = tmp_path / "stopped"
+    on_sigterm = (
+        "import signal, sys, time\n"
+        "def stop(*_):\n"
+        "    time.sleep(float(sys.argv[2]))\n"  # a worker takes a while to end its task
+        "    open(sys.argv[1], 'a').write(sys.argv[3] + '\\n'); sys.exit(0)\n"
+        "signal.signal(signal.SIGTERM, stop); open(sys.argv[1] + '.' + sys.argv[3], 'w'); time.sleep(60)\n"
+    )
+    delays = {"emulator": "0", "web": "0", "worker-1": "0.5", "worker-2": "0.3"}
+    children = [
+        replace(child, argv=(sys.executable, "-c", on_sigterm, str(log), delays[child.name], child.name))
+        for child in console_children("127.0.0.1", 8123, workers=2, emulator_ready=str(tmp_path / "ready"))
+    ]
+    supervisor = Supervisor(children, out=io.StringIO(), stop_timeout=10)
+    try:
+        supervisor.start()
+        deadline = time.monotonic() + 30
+        while len(list(tmp_path.glob("stopped.*"))) < len(children) and time.monotonic() < deadline:
+            time.sleep(0.05)  # until every child has its handler
+        supervisor.request_stop(signal.SIGTERM)
+        assert supervisor.wait() == 0
+    finally:
+        supervisor.stop_all()
+
+    order = log.read_text().split()
+    assert sorted(order) == ["emulator", "web", "worker-1", "worker-2"]
+    assert order[-1] == "emulator"
 
 
 def test_it_kills_a_child_that_ignores_sigterm(tmp_path):

@@ -2,7 +2,9 @@
 test_workers.py). The simulator's clock runs 400x wall time, so a demo move takes a fraction of a second."""
 
 import pytest
+from django.db import transaction
 from django.utils import timezone
+from django_tasks_db.models import DBTaskResult
 
 from fabric.driver import get_driver
 from fabric.hyperv.api import HyperVError
@@ -10,7 +12,7 @@ from migrations_ui.jobs import CannotCancel, cancel_job, create_job
 from migrations_ui.models import JobState, MigrationJob
 from migrations_ui.runner import RECOVERY_PENDING, STALE_AFTER, Runner
 from migrations_ui.scheduler import admit_waiting, queue_decision
-from migrations_ui.supervisor import reap_stale
+from migrations_ui.supervisor import ORPHAN_AFTER, reap_stale, requeue_orphans
 from migrations_ui.tasks import recover_job, run_job
 from tests.migrations_ui.conftest import host, vm
 
@@ -309,6 +311,72 @@ def test_recovery_finds_a_move_the_dead_worker_never_saw_the_id_of(demo):
 
     job.refresh_from_db()
     assert job.state == JobState.SUCCEEDED, job.error_message
+    assert len(moves_of(demo, str(job.vm.guid))) == 1
+
+
+def run_tasks(job_pk):
+    """What job_worker does with the job's waiting tasks: each one runs (django-tasks-db's Task.call)."""
+    for task in DBTaskResult.objects.ready().filter(task_path=run_job.module_path):
+        if task.args_kwargs["args"] == [job_pk]:
+            task.task.call(*task.args_kwargs["args"])
+
+
+def test_admission_writes_each_jobs_task_in_its_own_transaction(demo):
+    with transaction.atomic():
+        jobs = [create_job(vm(n), host("hv-s2")) for n in ["file-s01", "app-s01"]]
+        admitted = admit_waiting()
+        # Before the commit, so no commit hook a killed process could miss: the tasks and the
+        # admission commit together or not at all.
+        tasks = DBTaskResult.objects.filter(task_path=run_job.module_path)
+        assert sorted(t.args_kwargs["args"][0] for t in tasks) == sorted(j.pk for j in jobs) == sorted(admitted)
+
+
+def orphan(name, to):
+    """A job admitted a while ago whose worker task is gone (the crash of issue 17: a worker killed
+    right after admitting two jobs left one without a task)."""
+    job = submit(name, to)
+    DBTaskResult.objects.filter(args_kwargs__args=[job.pk]).delete()
+    MigrationJob.objects.filter(pk=job.pk).update(heartbeat_at=timezone.now() - ORPHAN_AFTER * 2)
+    return job
+
+
+def test_an_admitted_job_without_a_task_is_handed_to_a_worker_again(demo):
+    job = orphan("file-s01", "hv-s2")
+
+    assert requeue_orphans() == [job.pk]
+    assert requeue_orphans() == []  # its new task waits for a worker: no second one
+    run_tasks(job.pk)
+
+    job.refresh_from_db()
+    assert job.state == JobState.SUCCEEDED, job.error_message
+    assert "requeued" in job.events.values_list("kind", flat=True)
+
+
+def test_a_job_whose_task_waits_for_a_worker_is_left_alone(demo):
+    job = submit("file-s01", "hv-s2")
+    MigrationJob.objects.filter(pk=job.pk).update(heartbeat_at=timezone.now() - ORPHAN_AFTER * 10)
+
+    assert requeue_orphans() == []
+    assert DBTaskResult.objects.filter(args_kwargs__args=[job.pk]).count() == 1
+
+
+def test_a_requeued_job_runs_once_when_its_first_task_turns_up(demo):
+    job = submit("app-s01", "hv-s2")
+    # Its worker took the task and stalled (or died) before claiming the job.
+    first = DBTaskResult.objects.get(args_kwargs__args=[job.pk])
+    DBTaskResult.objects.filter(pk=first.pk).update(status="RUNNING")
+    MigrationJob.objects.filter(pk=job.pk).update(heartbeat_at=timezone.now() - ORPHAN_AFTER * 2)
+    assert requeue_orphans() == []  # a claim may be waiting for the database's lock: not yet
+    MigrationJob.objects.filter(pk=job.pk).update(heartbeat_at=timezone.now() - STALE_AFTER * 2)
+
+    assert requeue_orphans() == [job.pk]
+    run_tasks(job.pk)
+    first.task.call(job.pk)  # the first task goes on after all
+
+    job.refresh_from_db()
+    assert job.state == JobState.SUCCEEDED, job.error_message
+    states = [e.data["state"] for e in job.events.filter(kind="state")]
+    assert states == ["admitted", "running", "succeeded"]
     assert len(moves_of(demo, str(job.vm.guid))) == 1
 
 

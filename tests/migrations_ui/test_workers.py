@@ -201,3 +201,19 @@ def test_evacuating_a_cluster_node_follows_its_plan(console):
     makespan = max(m.ended_at for m in runs) - min(m.started_at for m in runs)
     assert makespan == pytest.approx(plan["makespan_s"], rel=0.10)
     assert max_concurrent(fabric)["hv-new2.contoso.test"] <= 1  # CL-NEW: MaximumParallelMigrations 1
+
+
+def test_a_job_left_admitted_without_a_task_starts_within_10_s(console):
+    # Admitted with no worker running, then its task lost: what a worker killed between admitting
+    # and enqueueing left behind (issue 17). The supervisor of the worker started next finds it.
+    assert console.manage("move_vm", "file-s01", "--to", "hv-s2").returncode == 0
+    assert console.jobs()["file-s01"]["state"] == "admitted"
+    with sqlite3.connect(console.path / "db.sqlite3") as db:
+        assert db.execute("DELETE FROM django_tasks_database_dbtaskresult").rowcount == 1
+
+    console.start_worker()
+
+    started = lambda: console.jobs()["file-s01"]["state"] in ("running", "succeeded")  # noqa: E731
+    assert console.wait_for(started, timeout=10)
+    assert console.wait_for(lambda: console.jobs()["file-s01"]["state"] == "succeeded", timeout=60)
+    assert "requeued" in console.events(console.jobs()["file-s01"]["id"])

@@ -41,8 +41,9 @@ class Command(BaseCommand):
     when there is none (its generated password is printed once, or DJANGO_SUPERUSER_PASSWORD is used).
     Then start daphne on console.asgi_static:application (static files included) and N `db_worker`
     processes, print the URL, and supervise: Ctrl-C / SIGTERM stops everything and exits 0; a child
-    dying on its own stops the rest and exits 1. Static files are served from the finders, so no
-    collectstatic step is needed.
+    dying on its own stops the rest and exits 1. The emulator stops last, once the workers have ended
+    (a move must not be failed by its host vanishing under the worker that follows it). Static files
+    are served from the finders, so no collectstatic step is needed.
     """
 
     help = "Migrate, seed the demo fabric, create the first admin, then run the web server and task workers."
