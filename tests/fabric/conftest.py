@@ -8,10 +8,15 @@ from pypsrp.wsman import WSMan
 
 from fabric.hyperv.demo import build_demo_fabric
 from fabric.hyperv.emulator import build_emulator
+from fabric.hyperv.psrp import PsrpDriver
+from fabric.hyperv.psrp_session import PsrpOptions
 from fabric.hyperv.simstore import FabricStore
 
 USER, PASSWORD = "hv-admin", "emulator-pass-1"
 SCALE = 40.0  # simulated seconds per wall second: demo moves take a second or two
+# The pypsrp driver against the emulator: Basic over HTTP allowed (the emulator's fixture allows it),
+# short timeouts so a refused or frozen host fails a test quickly.
+FAST = PsrpOptions(allow_basic_http=True, connect_timeout=2, read_timeout=6, operation_timeout=4, start_timeout=20)
 
 
 @pytest.fixture
@@ -69,3 +74,18 @@ def open_pool(emulator, fqdn: str, user: str = USER, password: str = PASSWORD, a
     pool = RunspacePool(wsman)
     pool.open()
     return pool
+
+
+@pytest.fixture
+def driver():
+    driver = PsrpDriver(FAST)
+    try:
+        yield driver
+    finally:
+        driver.close()
+
+
+@pytest.fixture
+def conns(emulator, emu_store):
+    with emu_store.session() as fabric:
+        return {c.fqdn.split(".")[0]: c for c in fabric.connections(username=USER, password=PASSWORD)}

@@ -13,17 +13,12 @@ import json
 import sqlite3
 import time
 
-import pytest
-
 from fabric.hyperv.api import HostSettings, MoveRequest
-from fabric.hyperv.psrp import PsrpDriver
-from fabric.hyperv.psrp_session import PsrpOptions
 from fabric.hyperv.reference_facts import FACTS_FILE
 from tests.fabric.conftest import PASSWORD, USER
 
 D = ".contoso.test"
 NO_MODULE = "hv-s4" + D  # the demo host without the FailoverClusters module
-FAST = PsrpOptions(allow_basic_http=True, connect_timeout=2, read_timeout=6, operation_timeout=4, start_timeout=20)
 # Commands outside the reference folder (not Hyper-V, FailoverClusters or SmbShare cmdlets): CIM access
 # to Msvm_MigrationJob, the Where-Object filter on it, DNS, and the constant script for a cluster
 # property no cmdlet sets. They are listed here so that any other command must be in the facts.
@@ -117,15 +112,6 @@ def test_the_checker_refuses_what_a_host_would_refuse():
 
 
 # --- the run: everything the driver can send ----------------------------------------------------------
-
-
-@pytest.fixture
-def driver():
-    driver = PsrpDriver(FAST)
-    try:
-        yield driver
-    finally:
-        driver.close()
 
 
 def follow(driver, conn, migration_id, timeout=60) -> str:

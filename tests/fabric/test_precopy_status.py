@@ -5,8 +5,8 @@ import pytest
 from fabric.hyperv import psrp_parse
 from fabric.hyperv.api import MoveRequest
 from fabric.hyperv.psrp import PsrpDriver
-from tests.fabric.conftest import PASSWORD, USER
-from tests.fabric.test_psrp_driver import FAST, follow, vm
+from tests.fabric.conftest import FAST, PASSWORD, USER
+from tests.fabric.test_psrp_driver import follow, vm
 from tests.fabric.test_simulator import GIB, MB, add_vm, make_fabric, move
 
 

@@ -14,25 +14,9 @@ from fabric.hyperv.psrp import PsrpDriver
 from fabric.hyperv.psrp_session import PsrpOptions
 from fabric.hyperv.sim_driver import SimDriver
 from fabric.hyperv.simstore import FabricStore
-from tests.fabric.conftest import PASSWORD, SCALE, USER
+from tests.fabric.conftest import FAST, PASSWORD, SCALE, USER
 
 D = ".contoso.test"
-FAST = PsrpOptions(allow_basic_http=True, connect_timeout=2, read_timeout=6, operation_timeout=4, start_timeout=20)
-
-
-@pytest.fixture
-def driver():
-    driver = PsrpDriver(FAST)
-    try:
-        yield driver
-    finally:
-        driver.close()
-
-
-@pytest.fixture
-def conns(emulator, emu_store):
-    with emu_store.session() as fabric:
-        return {c.fqdn.split(".")[0]: c for c in fabric.connections(username=USER, password=PASSWORD)}
 
 
 def vm(store, name):

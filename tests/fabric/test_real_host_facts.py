@@ -8,27 +8,9 @@ from fabric.hyperv.api import HyperVError, MoveRequest
 from fabric.hyperv.demo import SHARE_FQDN, SHARE_SHORT, build_demo_fabric
 from fabric.hyperv.emulator import objects as o
 from fabric.hyperv.emulator.records import plain
-from fabric.hyperv.psrp import PsrpDriver
 from fabric.hyperv.sim_world import GIB
-from tests.fabric.conftest import PASSWORD, USER
-from tests.fabric.test_psrp_driver import FAST
 
 D = ".contoso.test"
-
-
-@pytest.fixture
-def driver():
-    driver = PsrpDriver(FAST)
-    try:
-        yield driver
-    finally:
-        driver.close()
-
-
-@pytest.fixture
-def conns(emulator, emu_store):
-    with emu_store.session() as fabric:
-        return {c.fqdn.split(".")[0]: c for c in fabric.connections(username=USER, password=PASSWORD)}
 
 
 def vm_of(fabric, name):

@@ -154,7 +154,8 @@ def vm_object(fabric: Fabric, vm: SimVm, migrating: bool) -> object:
     )
 
 
-def hard_disk(vm: SimVm, host: SimHost, disk: SimDisk, index: int) -> object:
+def _drive(vm: SimVm, host: SimHost, index: int, **props) -> object:
+    """A HardDiskDrive at SCSI 0:index; props tell what is attached (a file's Path, or a DiskNumber)."""
     return hyperv_object(
         "HardDiskDrive",
         Name=f"Hard Drive on SCSI controller number 0 at location {index}",
@@ -164,26 +165,17 @@ def hard_disk(vm: SimVm, host: SimHost, disk: SimDisk, index: int) -> object:
         ControllerType="SCSI",
         ControllerNumber=0,
         ControllerLocation=index,
-        Path=disk.path,
-        SupportPersistentReservations=disk.shared,
+        **props,
     )
+
+
+def hard_disk(vm: SimVm, host: SimHost, disk: SimDisk, index: int) -> object:
+    return _drive(vm, host, index, Path=disk.path, SupportPersistentReservations=disk.shared)
 
 
 def passthrough_disk(vm: SimVm, host: SimHost, number: int, index: int) -> object:
     """A physical disk attached to the VM: Hyper-V reports its DiskNumber and no virtual disk file."""
-    return hyperv_object(
-        "HardDiskDrive",
-        Name=f"Hard Drive on SCSI controller number 0 at location {index}",
-        VMName=vm.name,
-        VMId=guid(vm.id),
-        ComputerName=host.name,
-        ControllerType="SCSI",
-        ControllerNumber=0,
-        ControllerLocation=index,
-        Path="",
-        DiskNumber=uint32(number),
-        SupportPersistentReservations=False,
-    )
+    return _drive(vm, host, index, Path="", DiskNumber=uint32(number), SupportPersistentReservations=False)
 
 
 def dvd_drives(vm: SimVm, host: SimHost) -> list[object]:
