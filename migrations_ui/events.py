@@ -19,16 +19,28 @@ from django.utils import timezone
 from migrations_ui.models import FINAL_STATES, JobEvent, JobState, MigrationJob
 
 
+class LeaseLost(Exception):
+    """The job was claimed by another holder (recovery, an operator's decision) since this writer read
+    it: the writer stops and writes nothing more."""
+
+
+def save_fields(job: MigrationJob, **fields) -> None:
+    """Write `fields` of the job, fenced: only while the row still has the lease this instance was
+    read with. An update even with nothing to write, so the check holds the row's write lock (SQLite:
+    the database's) until the caller's transaction ends; raises LeaseLost when the lease moved on."""
+    written = MigrationJob.objects.filter(pk=job.pk, lease=job.lease).update(**(fields or {"lease": job.lease}))
+    if not written:
+        raise LeaseLost(f"job {job.pk}: lease {job.lease} was taken")
+    for name, value in fields.items():
+        setattr(job, name, value)
+
+
 def record(job: MigrationJob, kind: str, data: dict | None = None, **fields) -> JobEvent:
-    """Apply `fields` to the job, save them and append an event, in one transaction."""
+    """Apply `fields` to the job (fenced, see save_fields) and append an event, in one transaction."""
     with transaction.atomic():
-        for name, value in fields.items():
-            setattr(job, name, value)
         if fields.get("state") in FINAL_STATES and not job.finished_at:
-            job.finished_at = timezone.now()
-            fields["finished_at"] = job.finished_at
-        if fields:
-            job.save(update_fields=list(fields))
+            fields["finished_at"] = timezone.now()
+        save_fields(job, **fields)
         last = JobEvent.objects.filter(job=job).aggregate(n=Max("sequence"))["n"] or 0
         event = JobEvent.objects.create(job=job, sequence=last + 1, kind=kind, data=data or {})
         transaction.on_commit(lambda: announce(job.pk))
@@ -40,6 +52,7 @@ AUDITED_STATES = {
     JobState.SUCCEEDED: "succeeded",
     JobState.FAILED: "failed",
     JobState.CANCELLED: "cancelled",
+    JobState.UNKNOWN: "unknown",
 }
 
 
@@ -55,7 +68,8 @@ def audit_job(job: MigrationJob, what: str, actor=None, request=None, **details)
     """One audit event for a job, in the caller's transaction: migration.<what> or storage_move.<what>."""
     from audit.log import record as audit
 
-    outcome = {"failed": "failure"}.get(what, "success")
+    # Unknown: the console lost sight of the move (the host stopped answering), not a success.
+    outcome = {"failed": "failure", "unknown": "failure"}.get(what, "success")
     facts = {
         "job": job.pk,
         "transfer_type": job.kind,
@@ -109,4 +123,4 @@ def _send(job_id: int, background: bool = False) -> None:
     send_job_update(job_id)
 
 
-__all__ = ["JobState", "announce", "change_state", "record"]
+__all__ = ["JobState", "LeaseLost", "announce", "change_state", "record", "save_fields"]

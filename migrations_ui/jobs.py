@@ -8,11 +8,13 @@ backs the check when two requests race).
 from __future__ import annotations
 
 from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils.translation import gettext_noop
 
 from console.texts import Msg
 from fabric.hyperv.host_values import file_name, renamed_vhd
 from fabric.models import Host, PerformanceOption, StorageLocation, VirtualMachine
-from migrations_ui.events import audit_job, change_state, record
+from migrations_ui.events import LeaseLost, audit_job, change_state, record
 from migrations_ui.models import FINAL_STATES, JobState, MigrationJob
 from migrations_ui.paths import path_problem
 from migrations_ui.planner import Assessment
@@ -152,11 +154,26 @@ class CannotCancel(Exception):
 def cancel_job(job_id: int, user=None) -> MigrationJob:
     """Cancel a waiting job at once; ask the host to stop a running one (the runner passes it on
     and the job ends cancelled when the host confirms). Raises CannotCancel with the reason."""
+    try:
+        return _cancel(job_id, user)
+    except LeaseLost:
+        raise CannotCancel(Msg("Job %(pk)s changed state meanwhile; look again.", pk=job_id)) from None
+
+
+def _cancel(job_id: int, user) -> MigrationJob:
     with transaction.atomic():
         job = MigrationJob.objects.filter(pk=job_id).first()
         if job is None:
             raise CannotCancel(Msg("There is no job %(pk)s.", pk=job_id))
         by = {"user": user.get_username() if user else ""}
+        if job.state == JobState.UNKNOWN:
+            raise CannotCancel(
+                Msg(
+                    "Job %(pk)s cannot be cancelled: its host stopped answering and how the move ended is "
+                    "unknown. The console asks the host again until it answers; or decide how it ended.",
+                    pk=job.pk,
+                )
+            )
         if job.is_active:
             audit_job(job, "cancel_requested", actor=user, state=job.state)
         if job.state in (JobState.QUEUED, JobState.ADMITTED):
@@ -175,3 +192,44 @@ def cancel_job(job_id: int, user=None) -> MigrationJob:
         elif job.state == JobState.CANCELLING:
             raise CannotCancel(Msg("Job %(pk)s is already being cancelled.", pk=job.pk))
         raise CannotCancel(Msg("Job %(pk)s changed state meanwhile; look again.", pk=job.pk))
+
+
+class CannotDecide(Exception):
+    pass
+
+
+DECIDED_NOT_MOVED = gettext_noop("An operator decided that the move did not happen (the host did not answer).")
+DECIDED_REMEDY = gettext_noop("Check the VM's high availability on its cluster; start the move again when ready.")
+# What an operator may decide of an unknown job, after looking at the hosts themselves.
+DECISIONS = {"succeeded": JobState.SUCCEEDED, "failed": JobState.FAILED}
+
+
+def decide_unknown(job_id: int, outcome: str, user=None, request=None) -> MigrationJob:
+    """An operator says how an unknown job's move ended (they checked the hosts themselves): the job
+    ends so, its slots are freed, and the decision is audited. The console changes nothing on the
+    hosts (no HA change): it could not tell which side to change. Takes the job's lease, so a
+    recovery asking the hosts at that moment writes nothing more."""
+    if outcome not in DECISIONS:
+        raise CannotDecide(Msg("Unknown outcome %(outcome)s: say succeeded or failed.", outcome=repr(outcome)))
+    with transaction.atomic():
+        taken = MigrationJob.objects.filter(pk=job_id, state=JobState.UNKNOWN).update(lease=F("lease") + 1)
+        if not taken:
+            raise CannotDecide(Msg("Job %(pk)s is not waiting for a decision (its outcome is known).", pk=job_id))
+        job = MigrationJob.objects.select_related("vm", "source", "destination").get(pk=job_id)
+        by = user.get_username() if user else ""
+        fields = {"worker": ""}
+        if outcome == "failed":
+            fields.update(error_code="operator", error_message=DECIDED_NOT_MOVED, error_remedy=DECIDED_REMEDY)
+        change_state(job, DECISIONS[outcome], {"decided_by": by}, **fields)
+        audit_job(job, "decided", actor=user, request=request, outcome=outcome)
+        transaction.on_commit(_admit)
+    return job
+
+
+def ask_hosts_again(job_id: int) -> bool:
+    """Hand an unknown job to recovery now instead of at the supervisor's next turn; False when it is
+    not unknown or a recovery holds it already."""
+    from migrations_ui.supervisor import hand_to_recovery
+
+    job = MigrationJob.objects.filter(pk=job_id, state=JobState.UNKNOWN, worker="").first()
+    return job is not None and hand_to_recovery(job)

@@ -31,10 +31,15 @@ class JobState(models.TextChoices):
     FAILED = "failed", _("Failed")
     CANCELLING = "cancelling", _("Cancelling")
     CANCELLED = "cancelled", _("Cancelled")
+    # The host stopped answering while the move may have been under way: the console does not know
+    # how it ended. The job keeps its slots until the host answers (recovery asks it) or an operator
+    # decides (jobs.decide_unknown).
+    UNKNOWN = "unknown", pgettext_lazy("job state", "Unknown")
 
 
-ACTIVE_STATES = (JobState.QUEUED, JobState.ADMITTED, JobState.RUNNING, JobState.CANCELLING)
-SLOT_STATES = (JobState.ADMITTED, JobState.RUNNING, JobState.CANCELLING)  # hold their hosts' slots
+ACTIVE_STATES = (JobState.QUEUED, JobState.ADMITTED, JobState.RUNNING, JobState.CANCELLING, JobState.UNKNOWN)
+# Hold their hosts' slots (until the host reports the move ended: slots_released_at).
+SLOT_STATES = (JobState.ADMITTED, JobState.RUNNING, JobState.CANCELLING, JobState.UNKNOWN)
 FINAL_STATES = (JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED)
 
 
@@ -109,6 +114,10 @@ class MigrationJob(models.Model):
     finished_at = models.DateTimeField(null=True, blank=True)
     heartbeat_at = models.DateTimeField(null=True, blank=True)
     worker = models.CharField(max_length=64, blank=True)
+    # The fencing token: every claim of the job (a worker starting it, the supervisor handing it to
+    # recovery, an operator's decision) adds one, and every write of the job requires the value its
+    # writer read (events.save_fields). A worker whose lease was taken writes nothing more.
+    lease = models.PositiveIntegerField(default=0)
 
     class Meta:
         ordering = ["-created_at"]

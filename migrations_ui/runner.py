@@ -1,9 +1,15 @@
 """Running one migration job on the hosts, step by step, as VMM's job steps read.
 
-A runner belongs to one worker process. It writes a heartbeat while it works; when a worker dies,
-recover() in another worker asks the hosts what happened and follows the move to its true end.
-A move is issued at most once per job: move_requested_at is written before Move-VM is sent, and
-after that the runner only ever asks the host for the move it already has.
+A runner belongs to one worker process and drives its job only while it holds the job's lease (the
+fencing token in MigrationJob.lease, checked by every write: events.save_fields). A thread of its
+own writes the heartbeat, so a driver call blocked on a slow host does not make the worker look
+dead. When a worker dies, recover() in another worker asks the hosts what happened and follows the
+move to its true end. A move is sent at most once per job: move_requested_at is written before
+Move-VM is sent, and after that the console only ever asks the host for the move it already has.
+
+A host that stops answering once the move may have started leaves the job "unknown": it keeps its
+slots, and the supervisor hands it to recovery every STALE_AFTER until the host answers and tells
+how the move ended (or an operator decides, jobs.decide_unknown).
 
 A job gives its hosts' slots back as soon as the host reports the move completed
 (slots_released_at), and admits the next waiting jobs then: verifying, rejoining the cluster and
@@ -15,19 +21,21 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import threading
 import time
 from datetime import timedelta
 
-from django.db import transaction
+from django.db import DatabaseError, connection, transaction
+from django.db.models import F
 from django.utils import timezone
 from django.utils.translation import gettext_noop
 
 from fabric.delegation import note_delegation_failure
 from fabric.driver import get_driver
-from fabric.hyperv.api import HyperVError, MigrationStatus, MoveRequest
+from fabric.hyperv.api import HostUnreachable, HyperVError, MigrationStatus, MoveRequest
 from fabric.hyperv.remedies import REMEDY_GENERIC
 from fabric.sync import connection_for, sync_inventory
-from migrations_ui.events import change_state, record
+from migrations_ui.events import LeaseLost, change_state, record, save_fields
 from migrations_ui.models import JobState, MigrationJob
 
 log = logging.getLogger(__name__)
@@ -48,6 +56,9 @@ POLL_S = 0.5  # progress is read twice a second and written at least once a seco
 FAST_POLL_S = 0.1  # near a move's expected end: its end frees the hosts' slots for the next job
 GIVE_WAY_S = 1.0  # at most this long a job that freed its slots waits for the next ones to send Move-VM
 STALE_AFTER = timedelta(seconds=10)  # no heartbeat for this long: the worker is gone
+HEARTBEAT_S = 2.0  # the heartbeat thread's beat: several beats fit in STALE_AFTER
+# States a recovery may take a job in: a running one whose worker died, an unknown one to ask again.
+RECOVERABLE = (JobState.RUNNING, JobState.CANCELLING, JobState.UNKNOWN)
 REFRESH_FAILED = gettext_noop(
     "The inventory could not be refreshed after the move; the next sync shows the VM where it runs."
 )
@@ -90,7 +101,11 @@ class Runner:
         """Claim an admitted job for this worker; None when another worker has it or it was cancelled."""
         with transaction.atomic():
             claimed = MigrationJob.objects.filter(pk=job_id, state=JobState.ADMITTED).update(
-                state=JobState.RUNNING, started_at=timezone.now(), heartbeat_at=timezone.now(), worker=worker_id()
+                state=JobState.RUNNING,
+                started_at=timezone.now(),
+                heartbeat_at=timezone.now(),
+                worker=worker_id(),
+                lease=F("lease") + 1,
             )
             if not claimed:
                 return None
@@ -100,23 +115,29 @@ class Runner:
 
     @classmethod
     def take_over(cls, job_id: int, driver=None) -> Runner | None:
-        """Claim a job the supervisor found without a live worker (see reap_stale)."""
-        taken = MigrationJob.objects.filter(
-            pk=job_id, worker=RECOVERY_PENDING, state__in=(JobState.RUNNING, JobState.CANCELLING)
-        ).update(heartbeat_at=timezone.now(), worker=worker_id())
-        if not taken:
-            return None
-        job = _load(job_id)
-        record(job, "recovery", {"worker": job.worker, "step": job.step})
+        """Claim a job the supervisor handed to recovery (see supervisor.reap_stale): one whose worker
+        stopped beating, or an unknown one whose hosts are to be asked again."""
+        with transaction.atomic():
+            taken = MigrationJob.objects.filter(pk=job_id, worker=RECOVERY_PENDING, state__in=RECOVERABLE).update(
+                heartbeat_at=timezone.now(), worker=worker_id(), lease=F("lease") + 1
+            )
+            if not taken:
+                return None
+            job = _load(job_id)
+            if job.state != JobState.UNKNOWN:  # asking an unknown job's hosts again is no news
+                record(job, "recovery", {"worker": job.worker, "step": job.step})
         return cls(job, driver)
 
     def run(self) -> None:
         """From the first step to the end."""
-        self._guarded(self._all_steps)
+        with Heartbeat(self.job):
+            self._guarded(self._all_steps)
 
     def recover(self) -> None:
-        """Pick the job up where the dead worker left it, asking the hosts instead of assuming."""
-        self._guarded(self._resume)
+        """Pick the job up where the dead worker (or an unanswered read) left it, asking the hosts
+        instead of assuming."""
+        with Heartbeat(self.job):
+            self._guarded(self._resume)
 
     # --- the steps -----------------------------------------------------------------------------
 
@@ -144,18 +165,27 @@ class Runner:
             self._prepare()
             self._move()
         elif not job.host_migration_id:
-            found = self.driver.find_migration(self.source, self.request.vm_id)
-            if found is not None and found.state == "running":
-                self._adopt(found.migration_id)
-            elif not self._arrived():
-                # Asked for, never started on the host (its record has nothing running): the only
-                # case where Move-VM is sent again, and it is the first one the host receives.
-                self._move(resend=True)
-            else:
-                self._moved({"found": "VM already on the destination"})
+            self._find_requested_move()
         else:
             self._follow()
         self._finish()
+
+    def _find_requested_move(self) -> None:
+        """Move-VM was sent, or about to be, and its id never recorded: ask the host what became of
+        it. Never send it again: a move the host may have started is not requested twice."""
+        found = self.driver.find_migration(self.source, self.request.vm_id)
+        if found is not None and found.state == "running":
+            self._adopt(found.migration_id)
+        elif self._arrived():
+            self._moved({"found": "VM already on the destination"})
+        elif self.driver.get_vm(self.source, self.request.vm_id) is not None:
+            evidence = {"source": self.job.source.name, "migration": found.state if found else "none"}
+            record(self.job, "evidence", {"found": "VM still on the source", **evidence})
+            raise (found.error if found is not None and found.error else None) or HyperVError(
+                "not-moved", NOT_MOVED, REMEDY_GENERIC
+            )
+        else:
+            raise HyperVError("not-moved", ON_NEITHER, REMEDY_ON_NEITHER)
 
     def _compare(self) -> None:
         self._step("compare")
@@ -180,9 +210,9 @@ class Runner:
                     raise
             record(job, "step", {"step": "leave_cluster", "done": True}, ha_removed=True)
 
-    def _move(self, resend: bool = False) -> None:
+    def _move(self) -> None:
         self._step("move")
-        record(self.job, "move_requested", {"resend": resend}, move_requested_at=timezone.now())
+        record(self.job, "move_requested", {}, move_requested_at=timezone.now())
         migration_id = self.driver.start_migration(self.source, self.request)
         self._adopt(migration_id)
 
@@ -198,6 +228,7 @@ class Runner:
             # With the request, a job the host already removed (minutes after its end) is answered
             # from where the VM runs: not a failure.
             status = self.driver.migration_status(self.source, self.job.host_migration_id, self.request)
+            self._answered({"migration": status.state, "percent": status.percent})
             state = MigrationJob.objects.values_list("state", flat=True).get(pk=self.job.pk)
             if state == JobState.CANCELLING and not cancel_sent and status.state == "running":
                 cancel_sent = self._send_cancel()
@@ -256,6 +287,7 @@ class Runner:
     def _arrived(self) -> bool:
         where = self.destination if self.job.kind != "storage" else self.source
         vm = self.driver.get_vm(where, self.request.vm_id)
+        self._answered({"vm_on": "destination" if vm is not None else "not on the destination"})
         if vm is None:
             return False
         if self.job.kind == "storage":
@@ -266,7 +298,12 @@ class Runner:
         return vm.state == "running" or self.job.kind == "network"
 
     def _step(self, step: str) -> None:
-        record(self.job, "step", {"step": step, "label": STEPS[step]}, step=step, heartbeat_at=timezone.now())
+        record(self.job, "step", {"step": step, "label": STEPS[step]}, step=step)
+
+    def _answered(self, evidence: dict) -> None:
+        """The host answers again: an unknown job is running again (and the evidence says why)."""
+        if self.job.state == JobState.UNKNOWN:
+            record(self.job, "state", {"state": JobState.RUNNING, "evidence": evidence}, state=JobState.RUNNING)
 
     def _moved(self, data: dict) -> None:
         """The host says the move is over and the VM is on the destination: free the hosts' slots now
@@ -274,13 +311,7 @@ class Runner:
         from migrations_ui.scheduler import admit_waiting
 
         released = self.job.slots_released_at or timezone.now()
-        record(
-            self.job,
-            "step",
-            {"step": "move", "done": True, **data},
-            heartbeat_at=timezone.now(),
-            slots_released_at=released,
-        )
+        record(self.job, "step", {"step": "move", "done": True, **data}, slots_released_at=released)
         try:
             self.admitted = admit_waiting()  # the job's end frees nothing more: it admits no longer
         except Exception:
@@ -310,22 +341,19 @@ class Runner:
             "pass_number": s.pass_number,
             "dirty_rate_mbps": s.dirty_rate_mbps,
             "transfer_rate_mbps": s.transfer_rate_mbps,
-            "heartbeat_at": timezone.now(),
         }
         if s.blackout_ms is not None:
             fields["blackout_ms"] = s.blackout_ms
         if now - self.last_sample >= 1.0 or s.state != "running":
             self.last_sample = now
-            data = {k: v for k, v in fields.items() if k != "heartbeat_at"}
+            data = dict(fields)
             # Pre-copy figures only a host that reports them gives (convergence.py reads them back).
             for name in ("memory_rate_mbps", "memory_remaining_bytes"):
                 if getattr(s, name) is not None:
                     data[name] = getattr(s, name)
             record(self.job, "progress", data, **fields)
         else:
-            for name, value in fields.items():
-                setattr(self.job, name, value)
-            self.job.save(update_fields=list(fields))
+            save_fields(self.job, **fields)
 
     def _guarded(self, body) -> None:
         """Every way out of a job ends it in a final state; then the next waiting job is admitted."""
@@ -333,20 +361,20 @@ class Runner:
 
         try:
             body()
+        except LeaseLost:
+            # Another worker (or an operator) holds the job now: this one writes nothing more.
+            log.warning("job %s: its lease was taken; this worker stops driving it", self.job.pk)
+            return
+        except HostUnreachable as exc:
+            if self.job.move_requested_at is None:
+                self._failed(exc)  # nothing was sent: the move did not happen
+            else:
+                self._unknown(exc)
         except Cancelled:
             self._restore_ha()
             change_state(self.job, JobState.CANCELLED, step="")
         except HyperVError as exc:
-            log.warning("job %s failed: %s", self.job.pk, exc)
-            note_delegation_failure(self.job.source, exc.code)
-            self._restore_ha()
-            change_state(
-                self.job,
-                JobState.FAILED,
-                error_code=exc.code,
-                error_message=exc.message,
-                error_remedy=exc.remedy,
-            )
+            self._failed(exc)
         except Exception as exc:
             log.exception("job %s failed unexpectedly", self.job.pk)
             self._restore_ha()
@@ -362,6 +390,24 @@ class Runner:
         finally:
             if self.admitted is None:  # the slots are freed only now (no move, a failed or cancelled one)
                 admit_waiting()
+
+    def _failed(self, exc: HyperVError) -> None:
+        log.warning("job %s failed: %s", self.job.pk, exc)
+        note_delegation_failure(self.job.source, exc.code)
+        self._restore_ha()
+        change_state(self.job, JobState.FAILED, error_code=exc.code, error_message=exc.message, error_remedy=exc.remedy)
+
+    def _unknown(self, exc: HostUnreachable) -> None:
+        """The host stopped answering after Move-VM was sent: how the move ends is not known here, so
+        the job neither fails nor touches HA; it keeps its slots and leaves this worker, and the
+        supervisor hands it to recovery again until the host answers."""
+        log.warning("job %s: the outcome is unknown: %s", self.job.pk, exc)
+        released = {"worker": "", "heartbeat_at": timezone.now()}  # heartbeat_at: when it was last asked
+        if self.job.state == JobState.UNKNOWN:
+            save_fields(self.job, **released)  # asked again, still no answer: no news
+            return
+        data = {"host": exc.fqdn, "reason": exc.reason, "step": self.job.step}
+        change_state(self.job, JobState.UNKNOWN, data, **released)
 
     def _restore_ha(self) -> None:
         """The VM left its cluster for this move and the job did not succeed: make it highly available
@@ -396,6 +442,13 @@ class Runner:
         return None
 
 
+NOT_MOVED = gettext_noop(
+    "The move did not happen: the host has no running migration of the VM, and the VM runs on the source."
+)
+ON_NEITHER = gettext_noop("The host has no running migration of the VM, and neither host has the VM now.")
+REMEDY_ON_NEITHER = gettext_noop(
+    "Look for the VM in Hyper-V Manager or Failover Cluster Manager; refresh the inventory."
+)
 HA_NOWHERE = gettext_noop(
     "The VM left its cluster for this move and runs on neither host now: make it highly available by hand."
 )
@@ -403,6 +456,37 @@ HA_STANDALONE = gettext_noop(
     "The VM left its cluster for this move and runs on %(host)s, which is not a cluster node: "
     "it is not highly available."
 )
+
+
+class Heartbeat:
+    """Writes the job's heartbeat every HEARTBEAT_S from a thread of its own while the runner works:
+    a driver call blocked on a slow host (up to the read timeout) must not make the worker look dead
+    and its job be driven twice. Fenced like every write: once the lease is taken it stops."""
+
+    def __init__(self, job: MigrationJob):
+        self.pk, self.lease = job.pk, job.lease
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._beat, name=f"heartbeat-{job.pk}", daemon=True)
+
+    def __enter__(self) -> Heartbeat:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop.set()
+        self.thread.join()
+
+    def _beat(self) -> None:
+        try:
+            while not self.stop.wait(HEARTBEAT_S):
+                try:
+                    beat = MigrationJob.objects.filter(pk=self.pk, lease=self.lease, worker=worker_id())
+                    if not beat.update(heartbeat_at=timezone.now()):
+                        return  # the lease is gone, or the job left this worker (unknown)
+                except DatabaseError:
+                    log.warning("job %s: a heartbeat could not be written; trying again", self.pk, exc_info=True)
+        finally:
+            connection.close()
 
 
 def leaves_cluster(job: MigrationJob) -> bool:

@@ -1,10 +1,10 @@
 """The supervisor: a thread in every worker process that keeps the queue moving and finds dead workers.
 
 Each tick admits what fits (a job that ended in a killed worker freed its slots without telling
-anyone), hands jobs whose worker stopped beating to a recovery task, and gives a task again to an
-admitted job that none will start. Several supervisors at once are harmless: admission holds the
-database's lock, each recovery and each re-queue is leased once, and only one task can claim an
-admitted job (Runner.start), however many it has.
+anyone), hands jobs whose worker stopped beating, and unknown jobs due to be asked again, to a
+recovery task, and gives a task again to an admitted job that none will start. Several supervisors
+at once are harmless: admission holds the database's lock, each recovery and each re-queue is
+leased once, and only one task can claim an admitted job (Runner.start), however many it has.
 """
 
 from __future__ import annotations
@@ -14,13 +14,13 @@ import threading
 from datetime import timedelta
 
 from django.db import close_old_connections, transaction
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
 from migrations_ui.events import record
 from migrations_ui.models import JobState, MigrationJob
-from migrations_ui.runner import RECOVERY_PENDING, STALE_AFTER
+from migrations_ui.runner import RECOVERABLE, RECOVERY_PENDING, STALE_AFTER
 from migrations_ui.scheduler import admit_waiting
 
 log = logging.getLogger(__name__)
@@ -32,24 +32,39 @@ ORPHAN_AFTER = timedelta(seconds=3)
 
 
 def reap_stale() -> list[int]:
-    """Hand every running job whose worker stopped beating to a recovery task (once per lease)."""
+    """Hand to a recovery task every job whose worker stopped beating, and every unknown job last
+    asked STALE_AFTER ago (once per lease). The hand-over takes the lease at once: a worker that
+    only seemed dead (frozen, or cut off from the database) writes nothing more when it wakes."""
     from migrations_ui.tasks import recover_job
 
     now = timezone.now()
     handed = []
-    stale = MigrationJob.objects.filter(
-        state__in=(JobState.RUNNING, JobState.CANCELLING), heartbeat_at__lt=now - STALE_AFTER
-    )
+    stale = MigrationJob.objects.filter(state__in=RECOVERABLE, heartbeat_at__lt=now - STALE_AFTER)
+    waiting = _job_ids(DBTaskResult.objects.filter(task_path=recover_job.module_path).ready())
     for job in stale:
-        with transaction.atomic():
-            leased = MigrationJob.objects.filter(pk=job.pk, heartbeat_at=job.heartbeat_at, worker=job.worker).update(
-                worker=RECOVERY_PENDING, heartbeat_at=now
-            )
-            if leased:
-                record(job, "worker_lost", {"worker": job.worker, "last_heartbeat": job.heartbeat_at.isoformat()})
-                transaction.on_commit(lambda pk=job.pk: recover_job.enqueue(pk))
-                handed.append(job.pk)
+        if job.worker == RECOVERY_PENDING and job.pk in waiting:
+            continue  # its recovery task waits for a free worker: a second one would only queue behind it
+        if hand_to_recovery(job, now):
+            handed.append(job.pk)
     return handed
+
+
+def hand_to_recovery(job: MigrationJob, now=None) -> bool:
+    """Lease the job to a recovery task, if nobody took it since it was read; True when handed."""
+    from migrations_ui.tasks import recover_job
+
+    now = now or timezone.now()
+    with transaction.atomic():
+        leased = MigrationJob.objects.filter(pk=job.pk, heartbeat_at=job.heartbeat_at, lease=job.lease).update(
+            worker=RECOVERY_PENDING, heartbeat_at=now, lease=F("lease") + 1
+        )
+        if not leased:
+            return False
+        job.lease += 1
+        if job.worker not in ("", RECOVERY_PENDING):
+            record(job, "worker_lost", {"worker": job.worker, "last_heartbeat": job.heartbeat_at.isoformat()})
+        transaction.on_commit(lambda pk=job.pk: recover_job.enqueue(pk))
+    return True
 
 
 def requeue_orphans() -> list[int]:
