@@ -184,6 +184,7 @@ STEP_STATUSES = {
     "current": gettext_lazy("current"),
     "failed": pgettext_lazy("step", "failed"),
     "cancelled": pgettext_lazy("step", "cancelled"),
+    "unknown": pgettext_lazy("step", "outcome unknown"),
     "pending": gettext_lazy("pending"),
     "not run": gettext_lazy("not run"),
 }
