@@ -16,7 +16,7 @@ from ninja import Schema
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 
 from migrations_ui.batches import BatchRefused
-from migrations_ui.jobs import CannotCancel, Refused
+from migrations_ui.jobs import CannotCancel, CannotDecide, Refused
 
 logger = logging.getLogger("django.request")
 CODES = {400: "invalid", 401: "unauthenticated", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
@@ -105,6 +105,11 @@ def install(api) -> None:
 
     @api.exception_handler(CannotCancel)
     def cannot_cancel(request, exc):
+        return respond(request, 409, body("conflict", str(exc)))
+
+    @api.exception_handler(CannotDecide)
+    def cannot_decide(request, exc):
+        # The job left state unknown between the check and the decision (a recovery's answer).
         return respond(request, 409, body("conflict", str(exc)))
 
     @api.exception_handler(BatchRefused)

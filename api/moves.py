@@ -3,6 +3,8 @@ create_job (which runs pre-flight again and records the job and its audit row) a
 
 from __future__ import annotations
 
+from typing import Literal
+
 from django.http import Http404
 from ninja import Query, Router, Schema, Status
 from pydantic import Field
@@ -23,7 +25,7 @@ from api.schemas import (
 )
 from console.access import Perm, check
 from fabric.hyperv.host_values import renamed_vhd
-from migrations_ui.jobs import cancel_job, create_job
+from migrations_ui.jobs import ask_hosts_again, cancel_job, create_job, decide_unknown
 from migrations_ui.lookup import NotFound, find_host, find_vm
 from migrations_ui.models import JobEvent, JobState, MigrationJob
 from migrations_ui.paths import path_problem
@@ -147,6 +149,44 @@ def cancel(request, job_id: Id):
     check(request, Perm.MIGRATE)
     _job(job_id)  # 404 before 409
     cancel_job(job_id, request.user)
+    return job_json(_job(job_id))
+
+
+def _unknown(job_id: int) -> None:
+    if _job(job_id).state != JobState.UNKNOWN:  # 404 before 409
+        message = f"Job {job_id} is not waiting for its hosts to answer: its outcome is known."
+        raise ApiError(409, message)
+
+
+@router.post(
+    "/migrations/{job_id}/ask-again", response={200: JobOut, **ERRORS}, summary="Ask an unknown job's hosts again now"
+)
+def ask_again(request, job_id: Id):
+    """A job in state `unknown` (its host stopped answering after the move was sent) is handed to
+    recovery now instead of within 10 s; it stays `unknown` until the hosts answer. Nothing is sent
+    to the hosts but questions. 409 for a job in any other state."""
+    check(request, Perm.MIGRATE)
+    _unknown(job_id)
+    ask_hosts_again(job_id, request.user, request)  # False: a recovery is asking them already
+    return job_json(_job(job_id))
+
+
+class DecisionIn(Schema):
+    outcome: Literal["succeeded", "failed"] = Field(
+        description="How the move ended, as you checked in Hyper-V Manager or Failover Cluster Manager"
+    )
+
+
+@router.post(
+    "/migrations/{job_id}/decide", response={200: JobOut, **ERRORS}, summary="Say how an unknown job's move ended"
+)
+def decide(request, job_id: Id, payload: DecisionIn):
+    """End a job in state `unknown` as `succeeded` or `failed`, on your word (you checked the VM on
+    the hosts): its slots are freed and the decision is audited. The console changes nothing on the
+    hosts. 409 for a job in any other state."""
+    check(request, Perm.MIGRATE)
+    _unknown(job_id)
+    decide_unknown(job_id, payload.outcome, request.user, request)
     return job_json(_job(job_id))
 
 

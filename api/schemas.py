@@ -10,6 +10,8 @@ from typing import Annotated, Any, Literal
 from ninja import Schema
 from pydantic import Field, StrictBool, StringConstraints
 
+from migrations_ui.models import JobState
+
 # JSON bodies are strict about booleans (0 is not false); query strings are text, read leniently.
 # Bounded so no value overflows a database integer; text without NUL (PostgreSQL refuses it).
 MAX_ID = 2**53
@@ -174,7 +176,8 @@ class JobOut(Schema):
     storage_path: str
     vhds: list[Any]
     performance_option: str | None
-    state: str
+    # unknown: the host stopped answering after the move was sent (POST .../ask-again or .../decide).
+    state: JobState
     step: str | None
     percent: int
     bytes_sent: int

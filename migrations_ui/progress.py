@@ -26,7 +26,7 @@ from django.utils.http import urlencode
 
 from migrations_ui.chart_data import PRECOPY_KINDS, job_chart, progress_rows
 from migrations_ui.models import FINAL_STATES, SLOT_STATES, JobEvent, JobState, MigrationJob
-from migrations_ui.runner import STEPS, steps_for
+from migrations_ui.runner import STALE_AFTER, STEPS, steps_for
 from migrations_ui.scheduler import batch_caps, host_limits, queue_decision, queue_order, slots_in_use
 
 log = logging.getLogger(__name__)
@@ -65,7 +65,7 @@ def _jobs():
 
 
 def running_jobs() -> list[MigrationJob]:
-    # Admitted and cancelling jobs hold their slots too, so they belong with the running ones.
+    # Admitted, cancelling and unknown jobs hold their slots too, so they belong with the running ones.
     return list(_jobs().filter(state__in=SLOT_STATES).order_by("started_at", "created_at", "pk"))
 
 
@@ -174,7 +174,9 @@ def step_rows(job: MigrationJob) -> list[dict]:
         started = job.events.filter(kind="step", data__has_key="label").order_by("-sequence").first()
         reached = started.data.get("step", "") if started else ""
     at = names.index(reached) if reached in names else -1
-    ending = {JobState.FAILED: "failed", JobState.CANCELLED: "cancelled"}.get(job.state, "current")
+    ending = {JobState.FAILED: "failed", JobState.CANCELLED: "cancelled", JobState.UNKNOWN: "unknown"}.get(
+        job.state, "current"
+    )
     rows = []
     for i, name in enumerate(names):
         if job.state == JobState.SUCCEEDED or i < at:
@@ -187,14 +189,37 @@ def step_rows(job: MigrationJob) -> list[dict]:
     return rows
 
 
+def unknown_facts(job: MigrationJob) -> dict | None:
+    """For a job in state unknown: the host that stopped answering, why, since when, and when the
+    hosts were last asked (heartbeat_at, while unknown); None for any other state."""
+    if job.state != JobState.UNKNOWN:
+        return None
+    became = job.events.filter(kind="state", data__state=JobState.UNKNOWN).order_by("-sequence").first()
+    data = became.data if became else {}
+    return {
+        "host": data.get("host") or job.source.fqdn,
+        "reason": data.get("reason", ""),
+        "step": data.get("step", ""),
+        "since": became.time if became else None,
+        "asked_at": job.heartbeat_at,
+        "every_s": int(STALE_AFTER.total_seconds()),
+    }
+
+
 def detail_context(job: MigrationJob) -> dict:
-    return {"job": job, "steps": step_rows(job), "events": list(job.events.all()), "chart": job_chart(job)}
+    return {
+        "job": job,
+        "steps": step_rows(job),
+        "events": list(job.events.all()),
+        "chart": job_chart(job),
+        "unknown": unknown_facts(job),
+    }
 
 
 def render_job_state(job: MigrationJob) -> str:
-    """The detail page's status block (state, bar, bytes, rates, pass, blackout, error, cancel)
-    and step list, as out-of-band swaps."""
-    context = {"job": job, "steps": step_rows(job), "oob": True}
+    """The detail page's status block (state, bar, bytes, rates, pass, blackout, error, cancel or
+    an unknown job's decision) and step list, as out-of-band swaps."""
+    context = {"job": job, "steps": step_rows(job), "oob": True, "unknown": unknown_facts(job)}
     return render_to_string("partials/job_status.html", context) + render_to_string("partials/job_steps.html", context)
 
 

@@ -15,7 +15,16 @@ from fabric.drift import find_drift
 from fabric.queries import settings_views
 from migrations_ui import progress
 from migrations_ui.forms import MoveForm, StorageMoveForm
-from migrations_ui.jobs import CannotCancel, Refused, cancel_job, create_job
+from migrations_ui.jobs import (
+    DECISIONS,
+    CannotCancel,
+    CannotDecide,
+    Refused,
+    ask_hosts_again,
+    cancel_job,
+    create_job,
+    decide_unknown,
+)
 from migrations_ui.models import JobState, MigrationJob
 from migrations_ui.planner import Assessment
 from migrations_ui.preflight import Preflight, vm_for_preflight
@@ -179,17 +188,63 @@ def job_cancel(request, pk: int):
         job = cancel_job(pk, request.user)
     except CannotCancel as exc:
         status = 409 if MigrationJob.objects.filter(pk=pk).exists() else 404
-        return _cancel_answer(request, pk, localized_error(exc), messages.ERROR, status)
+        return _job_answer(request, pk, localized_error(exc), messages.ERROR, status)
     if job.state == JobState.CANCELLED:
         text = gettext("Job %(pk)s cancelled: it had not started.") % {"pk": pk}
     else:
         text = gettext(
             "Cancelling job %(pk)s: the host is asked to stop the migration; the job ends when it confirms."
         ) % {"pk": pk}
-    return _cancel_answer(request, pk, text, messages.SUCCESS, 200)
+    return _job_answer(request, pk, text, messages.SUCCESS, 200)
 
 
-def _cancel_answer(request, pk: int, text: str, level: int, status: int) -> HttpResponse:
+@require_POST
+@requires(Perm.MIGRATE)
+def job_ask_again(request, pk: int):
+    """An unknown job's hosts asked now rather than at the supervisor's next turn; the answer
+    reaches the page over the websocket, as any change of the job."""
+    job = MigrationJob.objects.filter(pk=pk).first()
+    if job is None:
+        return _job_answer(request, pk, gettext("There is no job %(pk)s.") % {"pk": pk}, messages.ERROR, 404)
+    if job.state != JobState.UNKNOWN:
+        text = gettext("Job %(pk)s is not waiting for its hosts to answer: its outcome is known.") % {"pk": pk}
+        return _job_answer(request, pk, text, messages.ERROR, 409)
+    if not ask_hosts_again(pk, request.user, request):
+        # A recovery holds the job already (the supervisor's turn, or another operator's click).
+        text = gettext("The console is asking the hosts of job %(pk)s right now; this page shows their answer.")
+        return _job_answer(request, pk, text % {"pk": pk}, messages.INFO, 200)
+    text = gettext("The hosts of job %(pk)s are asked again now; this page shows their answer.") % {"pk": pk}
+    return _job_answer(request, pk, text, messages.SUCCESS, 200)
+
+
+@require_POST
+@requires(Perm.MIGRATE)
+def job_decide(request, pk: int):
+    """An operator who checked the VM in Hyper-V Manager or Failover Cluster Manager ends an unknown
+    job as succeeded or failed (outcome); "checked" confirms they looked."""
+    outcome = request.POST.get("outcome", "")
+    if not MigrationJob.objects.filter(pk=pk).exists():
+        return _job_answer(request, pk, gettext("There is no job %(pk)s.") % {"pk": pk}, messages.ERROR, 404)
+    if outcome in DECISIONS and not request.POST.get("checked"):
+        text = gettext(
+            "Nothing changed: confirm that you checked the VM in Hyper-V Manager or Failover Cluster Manager."
+        )
+        return _job_answer(request, pk, text, messages.ERROR, 400)
+    try:
+        job = decide_unknown(pk, outcome, request.user, request)
+    except CannotDecide as exc:
+        return _job_answer(request, pk, localized_error(exc), messages.ERROR, 409 if outcome in DECISIONS else 400)
+    if job.state == JobState.SUCCEEDED:
+        text = gettext("Job %(pk)s marked succeeded: %(vm)s moved, as you checked. Its slots are free.")
+    else:
+        text = gettext(
+            "Job %(pk)s marked failed: %(vm)s did not move, as you checked. Its slots are free; check the VM's "
+            "high availability before moving it again."
+        )
+    return _job_answer(request, pk, text % {"pk": pk, "vm": job.vm_name}, messages.SUCCESS, 200)
+
+
+def _job_answer(request, pk: int, text: str, level: int, status: int) -> HttpResponse:
     """htmx: the message as a fragment with the status; plain: a Django message and a redirect."""
     if request.htmx:
         context = {"text": text, "level": messages.DEFAULT_TAGS[level]}

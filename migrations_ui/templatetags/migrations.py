@@ -126,6 +126,18 @@ def event_text(event) -> str:
     match event.kind:
         case "created":
             return _("Queued by %(user)s") % {"user": user} if user else _("Queued")
+        case "state" if d.get("state") == JobState.UNKNOWN:
+            text = _("Unknown: %(host)s stopped answering after the move was sent") % {"host": d.get("host", "")}
+            return f"{text} ({d['reason']})" if d.get("reason") else text
+        case "state" if d.get("decided_by"):
+            state = _state_label(d.get("state", ""))
+            return _("%(state)s: decided by %(user)s, who checked the hosts") % {
+                "state": state,
+                "user": d["decided_by"],
+            }
+        case "state" if d.get("evidence"):  # an unknown job's host answered again (runner._answered)
+            state = _state_label(d.get("state", ""))
+            return _("%(state)s: the host answered again") % {"state": state}
         case "state":
             state = _state_label(d.get("state", ""))
             return _("%(state)s by %(user)s") % {"state": state, "user": user} if user else str(state)
@@ -184,6 +196,7 @@ STEP_STATUSES = {
     "current": gettext_lazy("current"),
     "failed": pgettext_lazy("step", "failed"),
     "cancelled": pgettext_lazy("step", "cancelled"),
+    "unknown": pgettext_lazy("step", "outcome unknown"),
     "pending": gettext_lazy("pending"),
     "not run": gettext_lazy("not run"),
 }

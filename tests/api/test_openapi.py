@@ -18,6 +18,7 @@ def test_the_openapi_document_is_openapi_3_with_every_operation_and_the_error_sh
     assert schema["openapi"].startswith("3.")
     paths = schema["paths"]
     for path in ["/api/v1/vms", "/api/v1/preflight", "/api/v1/migrations", "/api/v1/migrations/{job_id}/cancel",
+                 "/api/v1/migrations/{job_id}/ask-again", "/api/v1/migrations/{job_id}/decide",
                  "/api/v1/evacuations", "/api/v1/hosts/{fqdn}/evacuation-plan", "/api/v1/batches/{batch_id}",
                  "/api/v1/events", "/api/v1/audit-events"]:  # fmt: skip
         assert path in paths, path
@@ -26,6 +27,12 @@ def test_the_openapi_document_is_openapi_3_with_every_operation_and_the_error_sh
             assert {"400", "401", "403", "404", "409"} <= set(operation["responses"])
     assert set(schema["components"]["schemas"]["ErrorOut"]["properties"]) == {"code", "message", "errors"}
     assert {"TokenAuth", "SessionAuth"} <= set(schema["components"]["securitySchemes"])
+    # A job's state is documented with its values, unknown among them (the host stopped answering).
+    state = schema["components"]["schemas"]["JobOut"]["properties"]["state"]
+    states = (
+        schema["components"]["schemas"][state["$ref"].rsplit("/", 1)[1]]["enum"] if "$ref" in state else state["enum"]
+    )
+    assert "unknown" in states
 
 
 @pytest.mark.django_db
@@ -64,4 +71,4 @@ def test_every_operation_of_the_document_loads_in_schemathesis(operator_user):
 
     _, document = Api(create_token(operator_user, "docs")[1]).get("/openapi.json")
     operations = [result.ok() for result in schemathesis.openapi.from_dict(document).get_all_operations()]
-    assert len(operations) == sum(len(methods) for methods in document["paths"].values()) == 24
+    assert len(operations) == sum(len(methods) for methods in document["paths"].values()) == 26

@@ -37,6 +37,13 @@ def mutating(world):
             "operator",
         ),
         ("cancel job", reverse("migrations_ui:cancel_job", args=[job.pk]), {}, "operator"),
+        ("ask hosts again", reverse("migrations_ui:ask_hosts_again", args=[job.pk]), {}, "operator"),
+        (
+            "decide job",
+            reverse("migrations_ui:decide_job", args=[job.pk]),
+            {"outcome": "succeeded", "checked": "yes"},
+            "operator",
+        ),
         ("move job", reverse("migrations_ui:move_job", args=[job.pk]), {"direction": "up"}, "operator"),
         ("cancel jobs", reverse("migrations_ui:cancel_jobs"), {"job": [job.pk]}, "operator"),
         ("pause queue", reverse("migrations_ui:host_queue", args=[destination.fqdn]), {"paused": "1"}, "operator"),
