@@ -11,6 +11,7 @@ from fabric.drift import find_drift
 from fabric.filters import parse_vm_filter, vm_page
 from fabric.host_probe import run_check
 from fabric.models import Host, VirtualMachine, VmState
+from fabric.page_sections import page_sections
 from fabric.queries import host_tree, settings_views
 
 
@@ -32,22 +33,17 @@ def hosts(request: HttpRequest) -> HttpResponse:
 
 @require_safe  # a read-only page: POST and the like are refused (405)
 def host_detail(request: HttpRequest, fqdn: str) -> HttpResponse:
-    return render(request, "fabric/host_detail.html", _host_context(fqdn))
+    return render(request, "fabric/host_detail.html", _host_context(request, fqdn))
 
 
-def _host_context(fqdn: str) -> dict:
+def _host_context(request: HttpRequest, fqdn: str) -> dict:
     host = get_object_or_404(
         Host.objects.select_related("cluster").prefetch_related("storage_locations", "shares"), fqdn=fqdn
     )
     vms = list(host.vms.filter(removed=False).select_related("share").order_by("name", "pk"))
     migrating_count = sum(vm.migrating for vm in vms)
-    context = {"host": host, "vms": vms, "migrating_count": migrating_count}
-    if host.maintenance:
-        from migrations_ui.batches import evacuation_refusal  # the batches app builds on the inventory
-
-        # Move back and End maintenance wait for the evacuation's moves: not offered while they run.
-        context["evacuation_running"] = evacuation_refusal(host) is not None
-    return context
+    sections = page_sections("host", request, host)
+    return {"host": host, "vms": vms, "migrating_count": migrating_count, "sections": sections}
 
 
 @require_POST
@@ -60,7 +56,7 @@ def host_check(request: HttpRequest, fqdn: str) -> HttpResponse:
     report = run_check(host, request=request)
     if request.htmx:
         return render(request, "partials/host_check.html", {"report": report, "host": host})
-    return render(request, "fabric/host_detail.html", {**_host_context(fqdn), "report": report})
+    return render(request, "fabric/host_detail.html", {**_host_context(request, fqdn), "report": report})
 
 
 @require_safe  # a read-only page: POST and the like are refused (405)
@@ -81,4 +77,5 @@ def vm_detail(request: HttpRequest, guid: uuid.UUID) -> HttpResponse:
     vm = get_object_or_404(VirtualMachine.objects.select_related("host__cluster", "share"), guid=guid)
     others = VirtualMachine.objects.exclude(pk=vm.pk).only("guid", "name", "removed")
     disks = vm.disks.prefetch_related(Prefetch("vms", queryset=others, to_attr="other_vms"))
-    return render(request, "fabric/vm_detail.html", {"vm": vm, "disks": disks})
+    context = {"vm": vm, "disks": disks, "sections": page_sections("vm", request, vm)}
+    return render(request, "fabric/vm_detail.html", context)
