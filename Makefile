@@ -59,6 +59,7 @@ run: setup
 lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports
 
 test: test-deps
 	$(MAKE) --no-print-directory lint

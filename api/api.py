@@ -7,10 +7,10 @@ from django.contrib.auth.views import redirect_to_login
 from django.http import JsonResponse
 from ninja import NinjaAPI, Swagger
 
+from access import can_view
 from api import batches, errors, inventory, moves, records
 from api.auth import AUTH
 from api.tokens import user_for
-from console.access import can_view
 
 
 def signed_in(view):

@@ -1,6 +1,6 @@
 """Who is calling: a personal API token (Authorization: Bearer) or the browser's session.
 
-Either way the request's user is the token's owner or the signed-in user, so console.access (and
+Either way the request's user is the token's owner or the signed-in user, so access (and
 the audit trail through request.user) sees the same person as on the pages. A session needs the
 CSRF token for unsafe methods (ninja's cookie auth checks it); a bearer token does not, a browser
 never sends one on its own. A user without a role is refused as on the pages.
@@ -11,8 +11,8 @@ from ninja.errors import AuthorizationError, HttpError
 from ninja.security import APIKeyCookie, HttpBearer
 from ninja.utils import check_csrf
 
+from access import can_view
 from api.tokens import user_for
-from console.access import can_view
 
 NO_ROLE = "Your account has no role yet; ask an administrator."
 

@@ -9,6 +9,7 @@ from collections import Counter
 from django.http import Http404
 from ninja import Query, Router, Schema, Status
 
+from access import Perm, check
 from api.errors import ERRORS, ApiError, bad_input
 from api.inventory import get_host, host_json
 from api.pagination import keyset
@@ -24,7 +25,6 @@ from api.schemas import (
     SelectionIn,
     Text,
 )
-from console.access import Perm, check
 from migrations_ui.batch_views import SelectionForm
 from migrations_ui.batches import (
     batch_context,

@@ -9,6 +9,7 @@ from django.http import Http404
 from ninja import Query, Router, Schema, Status
 from pydantic import Field
 
+from access import Perm, check
 from api.errors import ERRORS, ApiError, bad_input
 from api.pagination import keyset
 from api.schemas import (
@@ -23,7 +24,6 @@ from api.schemas import (
     PreflightOut,
     Text,
 )
-from console.access import Perm, check
 from fabric.hyperv.host_values import renamed_vhd
 from migrations_ui.jobs import ask_hosts_again, cancel_job, create_job, decide_unknown
 from migrations_ui.lookup import NotFound, find_host, find_vm

@@ -15,7 +15,9 @@ from django.utils import timezone
 
 from audit import checkpoint
 from audit.models import GENESIS, AuditEvent, Outcome
-from console.db import serialize_writers
+from utilities.db import serialize_writers
+from utilities.request_context import current_request
+from utilities.roles import role_of
 
 logger = logging.getLogger(__name__)
 
@@ -50,9 +52,6 @@ def record(
 ) -> AuditEvent:
     """Append one event to the chain. actor defaults to the request's user; target may be a model
     object; username names who acted when there is no user (a failed sign-in's attempted name)."""
-    from console.access import role_of
-    from console.middleware import current_request
-
     request = request if request is not None else current_request.get()
     if actor is None and request is not None and getattr(request, "user", None) is not None:
         actor = request.user if request.user.is_authenticated else None

@@ -1,5 +1,5 @@
 """Sign-ins, sign-outs, users and their roles go into the audit trail. Signals carry no request:
-record() takes the actor from the request being served (console.middleware.current_request)."""
+record() takes the actor from the request being served (utilities.request_context.current_request)."""
 
 from django.conf import settings
 from django.contrib.auth.models import Group, User

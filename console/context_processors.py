@@ -1,4 +1,4 @@
-from console.access import capabilities
+from access import capabilities
 
 
 def access(request):

@@ -1,7 +1,6 @@
 """Request id, the role gate, and audited refusals."""
 
 import uuid
-from contextvars import ContextVar
 
 from django.conf import settings
 from django.contrib.auth.middleware import LoginRequiredMiddleware
@@ -9,15 +8,12 @@ from django.core.exceptions import PermissionDenied
 from django.shortcuts import render
 from django.utils.translation import gettext
 
-from console.access import can_view
+from access import can_view
+from utilities.request_context import current_request
 
 # Reachable without a role: signing in and out, choosing the language, and static files.
 # The API is not closed here: it refuses a user without a role itself, in its JSON error shape.
 OPEN_PREFIXES = ("/accounts/login/", "/accounts/logout/", "/i18n/", "/static/", "/api/")
-
-
-# The request being served, for code that is not handed it (signal receivers writing audit events).
-current_request: ContextVar = ContextVar("current_request", default=None)
 
 
 class RequestIdMiddleware:

@@ -15,7 +15,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 
-from console.access import Perm, check
+from access import Perm, check
 from fabric.credentials import HostCredential, WinRMAuth
 from fabric.hyperv.api import Connection, HyperVError
 from fabric.models import Host, Transport

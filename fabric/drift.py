@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 
-from console.texts import Msg
+from utilities.texts import Msg
 
 # Reasons are Msg texts: the drift command prints them in English, the hosts page translates them.
 LABELS = {

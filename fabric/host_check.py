@@ -22,7 +22,7 @@ from __future__ import annotations
 import datetime
 from dataclasses import dataclass, field
 
-from console.texts import Msg
+from utilities.texts import Msg
 
 PASS, WARN, FAIL, UNKNOWN = "pass", "warn", "fail", "unknown"
 STATUSES = (PASS, WARN, FAIL, UNKNOWN)

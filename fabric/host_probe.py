@@ -28,7 +28,6 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from urllib3.exceptions import InsecureRequestWarning
 
-from console.texts import Msg
 from fabric.driver import credentials_for, psrp_options
 from fabric.host_check import Facts, Failure, Result, Settings, SwitchUse, Tls, evaluate, failed
 from fabric.hyperv import psrp_parse as parse
@@ -37,6 +36,7 @@ from fabric.hyperv.psrp import HOST_STATEMENTS, PsrpDriver
 from fabric.hyperv.psrp_session import HostSession, error_id
 from fabric.models import Host, VirtualMachine
 from fabric.sync import connection_for
+from utilities.texts import Msg
 
 SCHEMES = ("Negotiate", "Kerberos", "CredSSP", "NTLM", "Basic", "Digest")
 clock = time.time  # the console's clock, compared with the host's (tests set it off)

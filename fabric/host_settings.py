@@ -16,11 +16,11 @@ from dataclasses import asdict, dataclass
 
 from django.db import transaction
 
-from console.texts import Msg
 from fabric.hyperv.api import HostSettings, HyperVError
 from fabric.hyperv.host_values import folder_problem, normal_subnet, server_not_fqdn, share_server, subnet_problem
 from fabric.models import Cluster, Host, SmbShare, StorageLocation
 from fabric.sync import connection_for, follow_default_locations
+from utilities.texts import Msg
 
 FIELDS = (
     "max_live_migrations",

@@ -7,8 +7,7 @@ from django import forms
 from django.shortcuts import get_object_or_404, render
 from django.utils.translation import gettext_lazy as _
 
-from console.access import Perm, requires_always
-from console.texts import localized
+from access import Perm, requires_always
 from fabric.delegation import record_delegation
 from fabric.driver import get_driver
 from fabric.host_settings import (
@@ -21,6 +20,7 @@ from fabric.host_settings import (
 )
 from fabric.hyperv.api import HostSettings
 from fabric.models import AuthType, Cluster, Delegation, Host, PerformanceOption, StorageLocation
+from utilities.texts import localized
 
 BLANK = [("", _("— unchanged —"))]
 _SEPARATORS = re.compile(r"[\s,;]+")

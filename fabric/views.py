@@ -6,7 +6,7 @@ from django.shortcuts import get_object_or_404, render
 from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_POST, require_safe
 
-from console.access import Perm, requires_always
+from access import Perm, requires_always
 from fabric.drift import find_drift
 from fabric.filters import parse_vm_filter, vm_page
 from fabric.host_probe import run_check

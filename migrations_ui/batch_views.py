@@ -8,8 +8,7 @@ from django.utils.translation import ngettext
 from django.views.decorators.http import require_safe
 from django_htmx.http import HttpResponseClientRedirect
 
-from console.access import Perm, requires
-from console.texts import localized_error
+from access import Perm, requires
 from fabric.models import Host, VirtualMachine
 from migrations_ui.batches import (
     BatchRefused,
@@ -24,6 +23,7 @@ from migrations_ui.batches import (
 from migrations_ui.evacuate import evacuation_plan, selection_plan
 from migrations_ui.models import Batch, BatchKind
 from migrations_ui.timeline import timeline_svg
+from utilities.texts import localized_error
 
 MOST_SELECTED = 500
 

@@ -18,13 +18,13 @@ from django.db.models import Max
 from django.template.loader import render_to_string
 from django.utils.safestring import mark_safe
 
-from console.texts import Msg, localized, without_period
 from fabric.driver import fabric_seconds_per_second
 from fabric.models import Host
 from migrations_ui.evacuate import move_back_plan, run_plan
 from migrations_ui.evacuation import LeftVm, Plan, PlannedMove
 from migrations_ui.models import ACTIVE_STATES, FINAL_STATES, Batch, BatchKind, JobEvent, JobState, MigrationJob
 from migrations_ui.timeline import timeline_svg
+from utilities.texts import Msg, localized, without_period
 
 
 class BatchRefused(Exception):

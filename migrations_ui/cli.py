@@ -35,8 +35,8 @@ def acting_user(name: str, perm: str):
     the shell user as cli:<login>)."""
     from django.contrib.auth import get_user_model
 
+    from access import can
     from audit.log import record
-    from console.access import can
 
     users = get_user_model().objects.filter(is_active=True)
     if not name:

@@ -20,7 +20,7 @@ from django.http import QueryDict
 from django.utils import translation
 from django.utils.translation.trans_real import parse_accept_lang_header
 
-from console.access import can_view
+from access import can_view
 from migrations_ui import progress
 from migrations_ui.batches import render_batch_replay
 from migrations_ui.models import Batch, MigrationJob
@@ -38,7 +38,7 @@ def watch_refusal(user, job_id: int | None = None, batch_id: int | None = None) 
     batch_id); otherwise the close code. Per-object rules (who may see which job) belong here."""
     if user is None or not user.is_authenticated:
         return NOT_LOGGED_IN
-    if not can_view(user):  # inactive, or no role (console.access)
+    if not can_view(user):  # inactive, or no role (access)
         return FORBIDDEN
     if job_id is not None and not MigrationJob.objects.filter(pk=job_id).exists():
         return NO_SUCH_JOB

@@ -12,7 +12,6 @@ import dataclasses
 from collections import defaultdict
 from collections.abc import Sequence
 
-from console.texts import Msg
 from fabric.models import Host, VirtualMachine
 from migrations_ui.estimates import HostRates
 from migrations_ui.evacuation import LeftVm, Plan, plan_evacuation, plan_moves
@@ -21,6 +20,7 @@ from migrations_ui.jobs import Refused, create_job
 from migrations_ui.models import MigrationJob
 from migrations_ui.placement import PlanOptions, place_evacuation
 from migrations_ui.preflight import host_facts, hosts_for_preflight, share_facts, slot_usage, vm_facts, vm_for_preflight
+from utilities.texts import Msg
 
 
 class Snapshot:

@@ -15,7 +15,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
-from console.texts import Msg, without_period
 from migrations_ui.admission import LIVE, STORAGE, Slot
 from migrations_ui.estimates import Estimate, MoveSpec
 from migrations_ui.facts import HostFacts, VmFacts
@@ -40,6 +39,7 @@ from migrations_ui.placement import (
 )
 from migrations_ui.plan_search import best_timeline
 from migrations_ui.rules import BLOCK, INFO, Finding
+from utilities.texts import Msg, without_period
 
 # Evacuation placements tried (placement.place_evacuation's slower and count_files).
 SLOWERS = ((SLOWER, True), (None, True), (None, False))

@@ -4,9 +4,9 @@ from django import forms
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from console.texts import localized
 from fabric.models import Host, PerformanceOption, VirtualMachine
 from migrations_ui.paths import path_problem
+from utilities.texts import localized
 
 
 def _clean_path(value: str, required: bool) -> str:

@@ -11,7 +11,6 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils.translation import gettext_noop
 
-from console.texts import Msg
 from fabric.hyperv.host_values import file_name, renamed_vhd
 from fabric.models import Host, PerformanceOption, StorageLocation, VirtualMachine
 from migrations_ui.events import LeaseLost, audit_job, change_state, record
@@ -20,6 +19,7 @@ from migrations_ui.paths import path_problem
 from migrations_ui.planner import Assessment
 from migrations_ui.preflight import Preflight, vm_for_preflight
 from migrations_ui.rules import BLOCK, Finding
+from utilities.texts import Msg
 
 
 class Refused(Exception):

@@ -10,7 +10,7 @@ import ipaddress
 import re
 from dataclasses import dataclass
 
-from console.texts import Msg
+from utilities.texts import Msg
 
 MAX_PATH = 260
 LONG_PREFIX = "\\\\?\\"

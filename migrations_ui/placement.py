@@ -20,12 +20,12 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from console.texts import Msg, without_period
 from fabric.hyperv.precopy import closed_form_total
 from migrations_ui.estimates import DEFAULT_DIRTY_MBPS, MB, Figures, HostRates, MoveSpec, estimate_move, move_spec
 from migrations_ui.facts import HostFacts, Kind, Proposal, ShareFacts, VmFacts
 from migrations_ui.planner import CSV_ROOT, Assessment, assess, transfer_type
 from migrations_ui.rules import BLOCK, VM_STATES
+from utilities.texts import Msg, without_period
 
 STOPPED_MOVE, STOPPED_LEAVE = "move", "leave"
 # How many of the hosts a VM was not placed on a plan names, with the reason (Placed.passed_over).

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from console.texts import Msg
 from migrations_ui.facts import HostFacts, Kind, Proposal, VmFacts
 from migrations_ui.rules import BLOCK, VM_STATES, Finding, blocked, evaluate
+from utilities.texts import Msg
 
 CSV_ROOT = "c:\\clusterstorage\\"
 

@@ -11,12 +11,12 @@ from dataclasses import dataclass
 
 from django.db import transaction
 
-from console.db import serialize_writers
-from console.texts import Msg
 from fabric.models import Host
 from migrations_ui.jobs import CannotCancel, cancel_job
 from migrations_ui.models import JobState, MigrationJob
 from migrations_ui.scheduler import queue_order
+from utilities.db import serialize_writers
+from utilities.texts import Msg
 
 UP, DOWN = "up", "down"
 MOST_AT_ONCE = 500

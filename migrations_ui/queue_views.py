@@ -5,12 +5,12 @@ from django.template.loader import render_to_string
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
-from console.access import Perm, requires
-from console.http import redirect_back
-from console.texts import localized, localized_error
+from access import Perm, requires
 from fabric.models import Host
 from migrations_ui import progress
 from migrations_ui.queue import QueueError, cancel_jobs, move_job, set_paused
+from utilities.http import redirect_back
+from utilities.texts import localized, localized_error
 
 
 @require_POST

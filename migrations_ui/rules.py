@@ -10,10 +10,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 
-from console.texts import Msg
 from fabric.hyperv.host_values import share_roots
 from migrations_ui.facts import Delegation, Kind, Proposal, ShareFacts
 from migrations_ui.paths import disallowed_path, parse_share_path
+from utilities.texts import Msg
 
 BLOCK, WARN, INFO = "block", "warn", "info"
 SEVERITY_ORDER = {BLOCK: 0, WARN: 1, INFO: 2}

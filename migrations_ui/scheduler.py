@@ -16,11 +16,11 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from console.db import serialize_writers
 from fabric.models import Host
 from migrations_ui.admission import LIVE, STORAGE, Decision, Slot, Waiting, decide, slots_needed
 from migrations_ui.events import change_state
 from migrations_ui.models import SLOT_STATES, Batch, JobState, MigrationJob
+from utilities.db import serialize_writers
 
 
 def queue_order():

@@ -17,9 +17,9 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from console.texts import Msg, localized
 from migrations_ui.evacuation import Plan, PlannedMove
 from migrations_ui.facts import Kind
+from utilities.texts import Msg, localized
 
 BY_DESTINATION, BY_MOVE = "destination", "move"
 COLORS = {

@@ -8,9 +8,7 @@ from django.utils.translation import gettext
 from django.views.decorators.http import require_POST, require_safe
 from django_htmx.http import HttpResponseClientRedirect
 
-from console.access import Perm, requires
-from console.http import redirect_back
-from console.texts import Msg, localized_error
+from access import Perm, requires
 from fabric.drift import find_drift
 from fabric.queries import settings_views
 from migrations_ui import progress
@@ -29,6 +27,8 @@ from migrations_ui.models import JobState, MigrationJob
 from migrations_ui.planner import Assessment
 from migrations_ui.preflight import Preflight, vm_for_preflight
 from migrations_ui.rules import Finding
+from utilities.http import redirect_back
+from utilities.texts import Msg, localized_error
 
 
 def _render(request, full: str, partial: str, context: dict, status: int = 200) -> HttpResponse:

@@ -45,7 +45,7 @@ def admin_user(django_user_model):
 def _with_role(user, group_name: str):
     from django.contrib.auth.models import Group
 
-    from console.access import ensure_roles
+    from access import ensure_roles
 
     if not Group.objects.filter(name=group_name).exists():
         ensure_roles()  # flushed by an earlier transactional test

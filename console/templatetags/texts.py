@@ -1,11 +1,11 @@
-"""Showing recorded English texts (console.texts.Msg, stored findings) in the reader's language."""
+"""Showing recorded English texts (utilities.texts.Msg, stored findings) in the reader's language."""
 
 from collections.abc import Mapping
 
 from django import template
 from django.utils.translation import gettext_lazy as _
 
-from console.texts import Msg, localized
+from utilities.texts import Msg, localized
 
 register = template.Library()
 

@@ -4,7 +4,7 @@ shape."""
 
 import pytest
 
-from console.access import Perm
+from access import Perm
 from fabric.models import Host, VirtualMachine, VmState
 from migrations_ui.batches import start_batch
 from migrations_ui.evacuate import evacuation_plan

@@ -5,9 +5,9 @@ mutating, read-only or tested elsewhere fails test_every_route_is_classified."""
 import pytest
 from django.urls import URLResolver, get_resolver, resolve, reverse
 
+from access import Role, capabilities, role_of
 from audit.log import record
 from audit.models import AuditEvent
-from console.access import Role, capabilities, role_of
 from fabric.models import Host
 from migrations_ui.models import Batch, MigrationJob
 from tests.fabric.factories import make_host, make_vm

@@ -245,7 +245,7 @@ def test_it_keeps_findings_english_where_they_are_recorded(fabric_pages, admin_c
 def test_it_keeps_a_msg_english_and_translates_it_on_demand():
     from django.utils import translation
 
-    from console.texts import Msg, localized, without_period
+    from utilities.texts import Msg, localized, without_period
 
     inner = Msg("uses the short name '%(server)s'", server="fs01")
     text = Msg(
@@ -271,7 +271,7 @@ def test_it_keeps_a_msg_english_and_translates_it_on_demand():
 def test_it_answers_a_broken_translation_with_the_english_text():
     from django.utils import translation
 
-    from console.texts import Msg, localized
+    from utilities.texts import Msg, localized
 
     text = Msg("Live migration is disabled on %(host)s.", host="hv-01")
     text.params = {}  # a value the template needs is gone: the English text, never an exception

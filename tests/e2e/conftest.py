@@ -29,7 +29,7 @@ PASSWORDS = {"admin": "e2e-admin-pass-1", "operator": "e2e-operator-pass-1", "vi
 USERS_SCRIPT = """
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
-from console.access import ensure_roles
+from access import ensure_roles
 ensure_roles()
 for name, group, password in {users!r}:
     user = get_user_model().objects.create_user(name, f"{{name}}@contoso.test", password)

@@ -494,9 +494,9 @@ def test_a_node_passes_on_a_credssp_session_or_on_the_credssp_logon_the_probe_ma
 def test_a_node_whose_credential_cannot_delegate_fails_with_the_drivers_remedy_in_german(settings):
     from django.utils import translation
 
-    from console.texts import localized
     from fabric.host_check import Failure
     from fabric.hyperv.psrp_session import REMEDY_CREDSSP
+    from utilities.texts import localized
 
     ticket_only = Failure("CredSSPRequired", "hv1.contoso.test: ... has no password", REMEDY_CREDSSP)
     result = _results(credssp_tried=True, credssp_error=ticket_only, **NODE)["cluster-cmdlets"]

@@ -130,7 +130,7 @@ def test_path_not_allowed(p, flagged):
 def test_path_not_allowed_says_why_and_what_to_do_in_english_and_german():
     from django.utils import translation
 
-    from console.texts import localized
+    from utilities.texts import localized
 
     finding = next(
         f for f in evaluate(proposal(kind=Kind.LIVE_VSM, storage_path="D:\\VMs\\..\\x")) if f.rule == "path-not-allowed"

@@ -6,11 +6,11 @@ from dataclasses import replace
 import pytest
 from django.utils import translation
 
-from console.texts import localized
 from migrations_ui.facts import DiskFacts, Kind
 from migrations_ui.planner import assess
 from migrations_ui.rules import BLOCK, WARN, evaluate
 from tests.migrations_ui.test_rules import N1, N2, O1, S1, S2, SHARE, VM, proposal
+from utilities.texts import localized
 
 LOCAL_ISO = "C:\\ISO\\setup.iso"
 CSV = "C:\\ClusterStorage\\Volume1"

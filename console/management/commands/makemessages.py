@@ -1,4 +1,4 @@
-"""Django's makemessages, also extracting the templates of console.texts.Msg("...") texts."""
+"""Django's makemessages, also extracting the templates of utilities.texts.Msg("...") texts."""
 
 from django.core.management.commands import makemessages
 

@@ -10,7 +10,7 @@ import time
 
 from django.core.management.base import BaseCommand, CommandError
 
-from console.access import Perm
+from access import Perm
 from migrations_ui.batches import BatchRefused, evacuation_start_refusal, start_batch
 from migrations_ui.cli import acting_user, add_user_argument
 from migrations_ui.evacuate import evacuation_plan

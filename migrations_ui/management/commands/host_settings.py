@@ -10,7 +10,7 @@ import json
 
 from django.core.management.base import BaseCommand, CommandError
 
-from console.access import Perm
+from access import Perm
 from fabric.driver import get_driver
 from fabric.host_settings import FIELDS, apply_cluster_cap, apply_settings, read_back
 from fabric.hyperv.api import HostSettings, HyperVError
