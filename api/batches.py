@@ -25,7 +25,6 @@ from api.schemas import (
     SelectionIn,
     Text,
 )
-from migrations_ui.batch_views import SelectionForm
 from migrations_ui.batches import (
     batch_context,
     end_maintenance,
@@ -34,6 +33,7 @@ from migrations_ui.batches import (
     start_move_back,
 )
 from migrations_ui.evacuate import evacuation_plan, selection_plan
+from migrations_ui.forms import SelectionForm
 from migrations_ui.lookup import NotFound, find_host
 from migrations_ui.models import Batch, BatchKind
 from migrations_ui.serializers import job_json

@@ -1,25 +1,15 @@
 """A user's own API tokens: create (the token is shown once, in the answer to the POST) and revoke."""
 
-from django import forms
 from django.contrib import messages
 from django.http import Http404
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
+from api.forms import TokenForm
 from api.models import ApiToken
 from api.tokens import create_token, revoke_token
 
 MOST_TOKENS = 20
-
-
-class TokenForm(forms.Form):
-    name = forms.CharField(max_length=100, help_text="What it is for, e.g. the script's name")
-
-    def clean_name(self):
-        name = self.cleaned_data["name"].strip()
-        if not name or any(ord(c) < 32 for c in name):
-            raise forms.ValidationError("Give a name without control characters.")
-        return name
 
 
 def tokens(request):

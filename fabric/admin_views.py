@@ -9,99 +9,17 @@ from __future__ import annotations
 
 import logging
 
-from django import forms
 from django.db import transaction
 from django.shortcuts import get_object_or_404, redirect, render
-from django.utils.translation import gettext_lazy as _
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 
 from access import Perm, check
 from fabric.credentials import HostCredential, WinRMAuth
+from fabric.forms import HostForm
 from fabric.hyperv.api import Connection, HyperVError
-from fabric.models import Host, Transport
+from fabric.models import Host
 
 log = logging.getLogger(__name__)
-
-
-class HostForm(forms.Form):
-    fqdn = forms.CharField(label="FQDN", max_length=255, help_text="hv01.contoso.com")
-    address = forms.CharField(
-        label=_("Address"),
-        max_length=255,
-        required=False,
-        help_text=_("IP or DNS name WinRM answers on (default: the FQDN)"),
-    )
-    port = forms.IntegerField(label=_("Port"), min_value=1, max_value=65535, initial=5986)
-    transport = forms.ChoiceField(label=_("Transport"), choices=Transport.choices, initial=Transport.HTTPS)
-    auth = forms.ChoiceField(label=_("Authentication"), choices=WinRMAuth.choices, initial=WinRMAuth.NEGOTIATE)
-    username = forms.CharField(label=_("User name"), max_length=255, help_text=_("DOMAIN\\user or user@domain"))
-    # render_value=False: a password typed once is never sent back to the browser, not even on errors.
-    password = forms.CharField(
-        label=_("Password"), widget=forms.PasswordInput(render_value=False), required=False, strip=False
-    )
-
-    def __init__(self, *args, editing: Host | None = None, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.editing = editing
-        if editing is not None:
-            self.fields["fqdn"].disabled = True
-            self.fields["password"].help_text = _(
-                "Leave empty to keep the stored password (only while address, port, transport and "
-                "authentication stay the same)"
-            )
-
-    def clean_fqdn(self) -> str:
-        fqdn = self.cleaned_data["fqdn"].strip().lower().rstrip(".")
-        if self.editing is None and Host.objects.filter(fqdn=fqdn).exists():
-            raise forms.ValidationError(_("This host is already managed: edit it instead."))
-        if "." not in fqdn or any(c.isspace() or c in "/\\@" for c in fqdn):
-            raise forms.ValidationError(_("Give the host's fully qualified name, e.g. hv01.contoso.com"))
-        return fqdn
-
-    def clean(self):
-        data = super().clean()
-        stored = HostCredential.objects.filter(host=self.editing).first() if self.editing is not None else None
-        if not data.get("password") and stored is None:
-            self.add_error("password", _("A password is needed for a new host."))
-        elif not data.get("password") and self._endpoint_changed(data, stored):
-            # The stored password goes only where it went before: else anyone who may edit a host
-            # could read it back by pointing the host at a listener of their own.
-            self.add_error(
-                "password",
-                _(
-                    "Type the password again: the address, port, transport or authentication changed, "
-                    "and the stored password is never sent to a new endpoint."
-                ),
-            )
-        return data
-
-    def _endpoint_changed(self, data: dict, stored: HostCredential) -> bool:
-        """Whether the form points the stored password anywhere (or any way) it was not sent before."""
-        host = self.editing
-        before = (host.address or host.fqdn, host.port, host.transport, stored.auth)
-        after = (data.get("address") or host.fqdn, data.get("port"), data.get("transport"), data.get("auth"))
-        if None in after:
-            return False  # that field has its own error already
-        return before != after
-
-    @sensitive_variables("password")
-    def connection(self) -> Connection:
-        """The connection as typed (with the stored password when the field was left empty)."""
-        data = self.cleaned_data
-        password = data.get("password") or ""
-        if not password and self.editing is not None:
-            from fabric.credentials import decrypt
-
-            password = decrypt(HostCredential.objects.get(host=self.editing))
-        return Connection(
-            fqdn=data["fqdn"],
-            address=data.get("address") or data["fqdn"],
-            port=data["port"],
-            transport=data["transport"],
-            auth=data["auth"],
-            username=data["username"],
-            password=password,
-        )
 
 
 def _allowed(request) -> None:

@@ -1,15 +1,13 @@
-from django import forms
 from django.contrib import messages
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render, resolve_url
 from django.utils.safestring import mark_safe
 from django.utils.translation import gettext as _
-from django.utils.translation import ngettext
 from django.views.decorators.http import require_safe
 from django_htmx.http import HttpResponseClientRedirect
 
 from access import Perm, requires
-from fabric.models import Host, VirtualMachine
+from fabric.models import Host
 from migrations_ui.batches import (
     BatchRefused,
     batch_context,
@@ -21,44 +19,10 @@ from migrations_ui.batches import (
     start_move_back,
 )
 from migrations_ui.evacuate import evacuation_plan, selection_plan
+from migrations_ui.forms import SelectionForm
 from migrations_ui.models import Batch, BatchKind
 from migrations_ui.timeline import timeline_svg
 from utilities.texts import localized_error
-
-MOST_SELECTED = 500
-
-
-class SelectionForm(forms.Form):
-    vm = forms.TypedMultipleChoiceField(coerce=str, required=False)  # choices are checked in clean_vm
-    to = forms.ModelChoiceField(Host.objects.select_related("cluster"), to_field_name="fqdn", required=False)
-    move_stopped = forms.BooleanField(required=False)
-    name = forms.CharField(max_length=200, required=False)
-
-    def __init__(self, data):
-        super().__init__(data)
-        self.fields["vm"].valid_value = lambda value: True
-
-    def clean_vm(self):
-        guids = list(dict.fromkeys(self.cleaned_data["vm"]))
-        if not guids:
-            raise forms.ValidationError(_("Select at least one VM in the VM list."))
-        if len(guids) > MOST_SELECTED:
-            raise forms.ValidationError(_("At most %(n)s VMs can be moved at once.") % {"n": MOST_SELECTED})
-        try:
-            vms = list(VirtualMachine.objects.select_related("host").filter(guid__in=guids, removed=False))
-        except Exception:  # a value that is not a UUID
-            raise forms.ValidationError(_("The selection holds a value that is not a VM id.")) from None
-        if len(vms) != len(guids):
-            gone = len(guids) - len(vms)
-            raise forms.ValidationError(
-                ngettext(
-                    "%(n)s selected VM is no longer in the inventory.",
-                    "%(n)s selected VMs are no longer in the inventory.",
-                    gone,
-                )
-                % {"n": gone}
-            )
-        return vms
 
 
 @requires(Perm.MIGRATE)

@@ -2,11 +2,13 @@
 
 from django import forms
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
+from django.utils.translation import gettext_lazy, ngettext
 
 from fabric.models import Host, PerformanceOption, VirtualMachine
 from migrations_ui.paths import path_problem
 from utilities.texts import localized
+
+MOST_SELECTED = 500  # VMs in one selection
 
 
 def _clean_path(value: str, required: bool) -> str:
@@ -89,3 +91,36 @@ class StorageMoveForm(forms.Form):
     def target(self) -> str:
         """One destination for everything when the whole VM moves."""
         return self.cleaned_data["storage_path"] if self.cleaned_data["mode"] == self.WHOLE else ""
+
+
+class SelectionForm(forms.Form):
+    vm = forms.TypedMultipleChoiceField(coerce=str, required=False)  # choices are checked in clean_vm
+    to = forms.ModelChoiceField(Host.objects.select_related("cluster"), to_field_name="fqdn", required=False)
+    move_stopped = forms.BooleanField(required=False)
+    name = forms.CharField(max_length=200, required=False)
+
+    def __init__(self, data):
+        super().__init__(data)
+        self.fields["vm"].valid_value = lambda value: True
+
+    def clean_vm(self):
+        guids = list(dict.fromkeys(self.cleaned_data["vm"]))
+        if not guids:
+            raise forms.ValidationError(_("Select at least one VM in the VM list."))
+        if len(guids) > MOST_SELECTED:
+            raise forms.ValidationError(_("At most %(n)s VMs can be moved at once.") % {"n": MOST_SELECTED})
+        try:
+            vms = list(VirtualMachine.objects.select_related("host").filter(guid__in=guids, removed=False))
+        except Exception:  # a value that is not a UUID
+            raise forms.ValidationError(_("The selection holds a value that is not a VM id.")) from None
+        if len(vms) != len(guids):
+            gone = len(guids) - len(vms)
+            raise forms.ValidationError(
+                ngettext(
+                    "%(n)s selected VM is no longer in the inventory.",
+                    "%(n)s selected VMs are no longer in the inventory.",
+                    gone,
+                )
+                % {"n": gone}
+            )
+        return vms
