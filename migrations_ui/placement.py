@@ -50,7 +50,6 @@ class PlanOptions:
     figures: Figures = field(default_factory=Figures)
     shares: tuple[ShareFacts, ...] = ()  # the inventory's shares, for the corrected SMB paths of findings
     tolerance: float = 0.05  # rebalance: a host within average memory use +- this share counts as balanced
-    effort: int | None = None  # improvement passes of the ordering; None: as many as the size allows
 
     def rate(self, host: str) -> HostRates:
         return self.rates.get(host, HostRates())
