@@ -4,7 +4,8 @@ Instances: 4-64 hosts, 16-1,000 VMs of 1-64 GB (half the hosts in 4-node cluster
 CSV, the rest standalone on SMB shares, a few with local disks only, so Live VSM and guest
 clusters occur), every host with 1, 2 or 4 live and storage slots. For each plan: makespan / LB
 (LB = max(longest move alone, every host's work per slot, every host's bytes / NIC rate)), the
-same moves one at a time (VMM's way: one selection, one migration) against it, and a sweep of the
+same moves one at a time (VMM's way: one selection, one migration) against it, the makespan against
+a plain baseline (one placement, longest first, the same timing model), and a sweep of the
 timeline proving no host ever runs more migrations than its slots allow. Then the same figures by
 class of plan, against the issue's LB and a stronger bound (storage rates, prepare phase, slot
 packing, the simulated NIC shared equally) that no schedule beats either, with why each class stays
@@ -302,8 +303,9 @@ Where the gap to the issue's LB comes from, by class (a plan's class is its wors
     goes at half the link while the memory stream uses a quarter: neither the NIC nor the disk term
     can be met at once. The strong LB counts that too (shared_nic_bound: the best mix of copies and
     memory streams on each host, a small linear program). The right-hand columns are the distance
-    to it. Placement keeps file copies off destinations with slower disks or NICs; among the orders
-    tried, plan_dispatch's pairs file-heavy and memory-heavy moves on a host.
+    to it. Placement keeps file copies off destinations with slower disks or NICs. Orders other than
+    longest first (a disk dispatcher, even rows, passes, a concurrency cap) gained under 2% and
+    were removed (issue 18, bench/RESULTS.md).
 The last column, strong LB / LB, is the part of a plan's ratio no schedule of its moves removes: where
 its p95 is above a target, the target cannot be met against the issue's LB for that class."""
 # p95 of makespan / strong LB, on each fabric (issue 18); and the planning time of 1,000 VMs on 64 hosts.
