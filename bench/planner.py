@@ -137,7 +137,8 @@ class Fabric:
 
 def baseline(fabric: Fabric, kind: str, index: int = 0) -> float:
     """The plain planner the real one must beat: one placement with the real constraints (placement's
-    defaults), one longest-first order, timed by the same fluid model (ordering.simulate)."""
+    defaults: a rebalance picks PICK_SHORT_LAST), one longest-first order, timed by the same fluid
+    model (ordering.simulate)."""
     options = fabric.options()
     if kind == "evacuation":
         host = fabric.hosts[index]

@@ -23,11 +23,8 @@ from migrations_ui.estimates import Estimate, MoveSpec
 from migrations_ui.facts import HostFacts, VmFacts
 from migrations_ui.ordering import alone_estimates, lower_bound, simulate
 from migrations_ui.placement import (
-    PICK_CLOSEST,
-    PICK_EVEN,
     PICK_PACKED,
     PICK_SHORT_LAST,
-    SLOWER,
     STOPPED_LEAVE,
     STOPPED_MOVE,
     Ledger,
@@ -42,13 +39,7 @@ from migrations_ui.placement import (
 )
 from migrations_ui.rules import BLOCK, INFO, Finding
 
-# Evacuation placements tried (placement.place_evacuation's slower and count_files).
-SLOWERS = ((SLOWER, True), (None, True), (None, False))
-COMPARE_MOST = 300  # VMs on the evacuated host up to which every placement is planned and compared
-
 __all__ = [
-    "PICK_CLOSEST",
-    "PICK_EVEN",
     "PICK_PACKED",
     "PICK_SHORT_LAST",
     "STOPPED_LEAVE",
@@ -164,15 +155,8 @@ def plan_evacuation(
     the plan counts as free, so a busy fabric starts it later than estimated.
     """
     options = options or PlanOptions()
-    hosts = [host, *candidates]
-    # Moves kept off hosts where they go slower, or spread by load alone (the fast hosts can then be
-    # crowded), or (count_files=False) with the budget blind to file copies: the plan ending sooner
-    # wins. All only while the time allows (a 1,000-VM host is planned within a second with one).
-    tried = SLOWERS if len(vms) <= COMPARE_MOST else SLOWERS[:1]
-    placements = [place_evacuation(host, vms, candidates, resident or {}, options, *way) for way in tried]
-    seen: set[tuple] = set()  # the same destinations twice are planned once
-    plans = [_plan(host.fqdn, placed, left, hosts, options) for placed, left in placements if not _seen(placed, seen)]
-    return min(plans, key=lambda p: (round(p.makespan_s, 6), len(p.left)))
+    placed, left = place_evacuation(host, vms, candidates, resident or {}, options)
+    return _plan(host.fqdn, placed, left, [host, *candidates], options)
 
 
 def _seen(placed: list[Placed], seen: set[tuple]) -> bool:
@@ -187,7 +171,7 @@ def plan_rebalance(
     vms: Mapping[str, Sequence[VmFacts]],
     options: PlanOptions | None = None,
     *,
-    picks: Sequence[str] = (PICK_CLOSEST, PICK_SHORT_LAST, PICK_EVEN, PICK_PACKED),
+    picks: Sequence[str] = (PICK_SHORT_LAST, PICK_PACKED),
 ) -> Plan:
     """Even out memory use across `hosts` (VMs by host FQDN), with as few and as short moves as it can.
 
@@ -196,11 +180,9 @@ def plan_rebalance(
     move (picks: placement.PICK_*), the plan that ends sooner.
     """
     options = options or PlanOptions()
-    # Ways of choosing which VMs leave a host (closest to exact balance, a short last move, even
-    # rounds): all keep every host in the band; the plan ending sooner wins.
+    # Ways of choosing which VMs leave a host (a short last move, even lanes on its slots): both keep
+    # every host in the band; the plan ending sooner wins.
     placements = [place_rebalance(hosts, vms, options, pick) for pick in picks]
-    # The same with receivers where a move goes much slower last (fewer file copies to slow disks).
-    placements += [place_rebalance(hosts, vms, options, pick, SLOWER) for pick in picks]
     seen: set[tuple] = set()
     plans = [_plan(None, placed, [], hosts, options) for placed in placements if not _seen(placed, seen)]
     return min(plans, key=lambda p: (round(p.makespan_s, 6), len(p.moves)))

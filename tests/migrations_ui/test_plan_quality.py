@@ -8,8 +8,6 @@ import pytest
 
 from migrations_ui.estimates import HostRates
 from migrations_ui.evacuation import (
-    PICK_CLOSEST,
-    PICK_EVEN,
     PICK_PACKED,
     PICK_SHORT_LAST,
     PlanOptions,
@@ -19,7 +17,7 @@ from migrations_ui.evacuation import (
 from migrations_ui.ordering import _packing_bound, lower_bound
 from tests.migrations_ui.test_evacuation import GIB, _random_fabric, host, sweep, vm
 
-PICKS = (PICK_CLOSEST, PICK_SHORT_LAST, PICK_EVEN, PICK_PACKED)
+PICKS = (PICK_SHORT_LAST, PICK_PACKED)
 
 
 @pytest.fixture
@@ -85,13 +83,12 @@ def _crowded_sender():
 def test_it_keeps_the_last_move_of_a_busy_sender_short():
     hosts, vms, options = _crowded_sender()
 
-    closest = plan_rebalance(hosts, vms, options, picks=(PICK_CLOSEST,))
     plan = plan_rebalance(hosts, vms, options)
 
-    # Closest to the excess sends five 48 GiB VMs over 4 slots: the fifth waits for a whole move.
-    assert sorted(m.spec.memory_bytes // GIB for m in closest.moves) == [48] * 5
+    # Five 48 GiB VMs (the VM closest to the excess each time) would take two on one of the 4 slots.
     assert sorted(m.spec.memory_bytes // GIB for m in plan.moves) == [16, 48, 48, 48, 48]
-    assert plan.makespan_s < 0.75 * closest.makespan_s
+    one = max(m.alone.duration_s for m in plan.moves)
+    assert plan.makespan_s < 0.75 * 2 * one
     assert plan == plan_rebalance(hosts, vms, options, picks=(PICK_SHORT_LAST,))
     assert sweep(plan) == []
     # Still balanced: every host within average use + the tolerance.
@@ -112,16 +109,14 @@ def test_it_fills_a_busy_senders_slots_in_even_lanes():
              for h in hosts]  # fmt: skip
     options = PlanOptions(dirty_mbps={v.id: 20.0 for on in vms.values() for v in on})
 
-    closest = plan_rebalance(hosts, vms, options, picks=(PICK_CLOSEST,))
     packed = plan_rebalance(hosts, vms, options, picks=(PICK_PACKED,))
     plan = plan_rebalance(hosts, vms, options)
 
-    # Closest to the excess sends five 64 GiB VMs: one slot runs two of them in a row. Packed sends
-    # four, one per slot, and a 24 GiB one after two of them: one round and a bit.
-    assert sorted(m.spec.memory_bytes // GIB for m in closest.moves) == [64] * 5
+    # Five 64 GiB VMs (the VM closest to the excess each time) would run two in a row on one slot.
+    # Packed sends four, one per slot, and a 24 GiB one after two of them: one round and a bit.
     assert sorted(m.spec.memory_bytes // GIB for m in packed.moves) == [24, 24, 64, 64, 64, 64]
-    assert packed.makespan_s < 0.8 * closest.makespan_s
     alone = {m.spec.memory_bytes // GIB: m.alone.duration_s for m in packed.moves}
+    assert packed.makespan_s < 0.8 * 2 * alone[64]
     assert packed.makespan_s == pytest.approx(alone[64] + alone[24], rel=0.02)  # the busiest lane
     # The plan kept is the one that ends soonest of all the ways.
     each = [plan_rebalance(hosts, vms, options, picks=(pick,)).makespan_s for pick in PICKS]
