@@ -7,9 +7,6 @@ slot on its one host; a cluster node's live limit is the cluster's MaximumParall
 Order is FIFO with priority, per slot: once a waiting job cannot have a host's slot, no later job
 may take that slot ahead of it (so a Live VSM is not starved by small moves taking its slots one
 at a time), while jobs that need other slots go on.
-
-A job may also need slots of its batch's plan (Waiting.extra): where a plan found that fewer moves
-at once on a host finish sooner, the batch holds to that cap beside the host's own limit.
 """
 
 from __future__ import annotations
@@ -26,7 +23,7 @@ _NEEDS = {
     "storage": (STORAGE,),
 }
 
-Slot = tuple[int, str]  # (host id, "live" | "storage"); a plan's cap adds the batch id
+Slot = tuple[int, str]  # (host id, "live" | "storage")
 
 
 @dataclass(frozen=True)
@@ -35,7 +32,6 @@ class Waiting:
     kind: str
     source: int
     destination: int
-    extra: tuple[tuple, ...] = ()  # the batch plan's capped slots: (host id, kind, batch id)
 
 
 @dataclass(frozen=True)
@@ -57,7 +53,7 @@ def decide(waiting: list[Waiting], in_use: Counter, limits: dict[Slot, int]) -> 
     held: set[Slot] = set()  # slots an earlier waiting job is first in line for
     admit, waiting_for = [], {}
     for job in waiting:
-        needs = slots_needed(job.kind, job.source, job.destination) + list(job.extra)
+        needs = slots_needed(job.kind, job.source, job.destination)
         full = [s for s in needs if used[s] >= limits.get(s, 0)]
         queued_behind = [s for s in needs if s in held]
         if not full and not queued_behind:

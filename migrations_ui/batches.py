@@ -78,15 +78,6 @@ def plan_of(data: dict) -> Plan:
     return Plan(data.get("host"), moves, left, data.get("makespan_s", 0.0), data.get("lower_bound_s", 0.0), {})
 
 
-def _caps(plan: Plan) -> list[list]:
-    """The plan's own slot limits as [host id, kind, limit] when it ran the search with fewer moves at
-    once than the hosts allow (the scheduler then holds the batch to them); else none."""
-    if not plan.capped:
-        return []
-    ids = dict(Host.objects.filter(fqdn__in={fqdn for fqdn, _ in plan.limits}).values_list("fqdn", "pk"))
-    return [[ids[fqdn], kind, limit] for (fqdn, kind), limit in plan.limits.items() if fqdn in ids]
-
-
 def start_batch(
     plan: Plan, kind: str, name: str, *, host: Host | None = None, move_stopped: bool = False, user=None, request=None
 ) -> Batch:
@@ -105,7 +96,7 @@ def start_batch(
     with transaction.atomic():
         batch = Batch.objects.create(name=name[:255], kind=kind, host=host, created_by=user, plan={})
         jobs, refused = run_plan(plan, user=user, request=request, batch=batch)
-        batch.plan = stored(plan, move_stopped=move_stopped, refused=refused, caps=_caps(plan))
+        batch.plan = stored(plan, move_stopped=move_stopped, refused=refused)
         batch.save(update_fields=["plan"])
         if host is not None and kind in (BatchKind.EVACUATION, BatchKind.MOVE_BACK):
             Host.objects.filter(pk=host.pk).update(maintenance=kind == BatchKind.EVACUATION)

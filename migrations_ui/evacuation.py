@@ -1,10 +1,12 @@
 """Plans for many moves at once (pure): evacuate a host, rebalance a set of hosts.
 
 A plan places each VM (migrations_ui.placement: pre-flight per pair, memory with headroom, HA VMs
-in their cluster, guest-cluster nodes apart, Live first) and orders the moves to finish soonest
-within every host's slots (migrations_ui.ordering: list scheduling timed by the same fluid model
-the simulated fabric runs, several orders and improvement passes). Its moves come in the order
-they start: queued as jobs in that order, the console's admission starts them as planned.
+in their cluster, guest-cluster nodes apart, Live first) and queues the moves longest first within
+every host's slots, timed by the same fluid model the simulated fabric runs (migrations_ui.ordering).
+Other orders, a concurrency cap below the hosts' limits and improvement passes were tried and
+gained under 2% on bench/planner.py's fabrics (bench/RESULTS.md, issue 18): longest first it is.
+Its moves come in the order they start: queued as jobs in that order, the console's admission
+starts them as planned.
 
 No ORM, no I/O: the caller builds the facts (migrations_ui.preflight does it for single moves) and
 the hosts' rates, and runs the plan.
@@ -13,18 +15,15 @@ the hosts' rates, and runs the plan.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from migrations_ui.admission import LIVE, STORAGE, Slot
 from migrations_ui.estimates import Estimate, MoveSpec
 from migrations_ui.facts import HostFacts, VmFacts
-from migrations_ui.ordering import alone_estimates, lower_bound
+from migrations_ui.ordering import alone_estimates, lower_bound, simulate
 from migrations_ui.placement import (
-    PICK_CLOSEST,
-    PICK_EVEN,
     PICK_PACKED,
     PICK_SHORT_LAST,
-    SLOWER,
     STOPPED_LEAVE,
     STOPPED_MOVE,
     Ledger,
@@ -37,17 +36,10 @@ from migrations_ui.placement import (
     place_rebalance,
     stopped_reason,
 )
-from migrations_ui.plan_search import best_timeline
 from migrations_ui.rules import BLOCK, INFO, Finding
 from utilities.texts import Msg, without_period
 
-# Evacuation placements tried (placement.place_evacuation's slower and count_files).
-SLOWERS = ((SLOWER, True), (None, True), (None, False))
-COMPARE_MOST = 300  # VMs on the evacuated host up to which every placement is planned and compared
-
 __all__ = [
-    "PICK_CLOSEST",
-    "PICK_EVEN",
     "PICK_PACKED",
     "PICK_SHORT_LAST",
     "STOPPED_LEAVE",
@@ -111,10 +103,8 @@ class Plan:
     left: tuple[LeftVm, ...]
     makespan_s: float
     lower_bound_s: float
-    # The slots the plan runs within: (host FQDN, "live"|"storage") -> limit. Lower than a host's own
-    # limits (capped) where fewer moves at once finish sooner: the run must then hold to these.
+    # The hosts' slots the plan runs within: (host FQDN, "live"|"storage") -> limit.
     limits: Mapping[Slot, int]
-    capped: bool = False
 
     @property
     def shared_rules(self) -> frozenset[str]:
@@ -165,23 +155,8 @@ def plan_evacuation(
     the plan counts as free, so a busy fabric starts it later than estimated.
     """
     options = options or PlanOptions()
-    hosts = [host, *candidates]
-    # Moves kept off hosts where they go slower, or spread by load alone (the fast hosts can then be
-    # crowded): compared by their first orders (no improvement passes), the search runs on the winner.
-    # Or (count_files=False) with the budget blind to file copies. All only while the time allows (a
-    # 1,000-VM host is planned within a second with one).
-    tried = SLOWERS if len(vms) <= COMPARE_MOST else SLOWERS[:1]
-    placements = [place_evacuation(host, vms, candidates, resident or {}, options, *way) for way in tried]
-    # The same destinations twice are planned once.
-    seen: set[tuple] = set()
-    placements = [p for p in placements if not _seen(p[0], seen)]
-    if len(placements) > 1:
-        quick = replace(options, effort=0)
-        plans = [_plan(host.fqdn, placed, left, hosts, quick) for placed, left in placements]
-        best = min(range(len(plans)), key=lambda i: (round(plans[i].makespan_s, 6), len(plans[i].left), i))
-        placements = [placements[best]]
-    placed, left = placements[0]
-    return _plan(host.fqdn, placed, left, hosts, options)
+    placed, left = place_evacuation(host, vms, candidates, resident or {}, options)
+    return _plan(host.fqdn, placed, left, [host, *candidates], options)
 
 
 def _seen(placed: list[Placed], seen: set[tuple]) -> bool:
@@ -196,7 +171,7 @@ def plan_rebalance(
     vms: Mapping[str, Sequence[VmFacts]],
     options: PlanOptions | None = None,
     *,
-    picks: Sequence[str] = (PICK_CLOSEST, PICK_SHORT_LAST, PICK_EVEN, PICK_PACKED),
+    picks: Sequence[str] = (PICK_SHORT_LAST, PICK_PACKED),
 ) -> Plan:
     """Even out memory use across `hosts` (VMs by host FQDN), with as few and as short moves as it can.
 
@@ -205,20 +180,12 @@ def plan_rebalance(
     move (picks: placement.PICK_*), the plan that ends sooner.
     """
     options = options or PlanOptions()
-    # Ways of choosing which VMs leave a host (closest to exact balance, a short last move, even
-    # rounds): all keep every host in the band; the plan ending sooner wins.
+    # Ways of choosing which VMs leave a host (a short last move, even lanes on its slots): both keep
+    # every host in the band; the plan ending sooner wins.
     placements = [place_rebalance(hosts, vms, options, pick) for pick in picks]
-    # The same with receivers where a move goes much slower last (fewer file copies to slow disks).
-    placements += [place_rebalance(hosts, vms, options, pick, SLOWER) for pick in picks]
     seen: set[tuple] = set()
-    placements = [placed for placed in placements if not _seen(placed, seen)]
-    if len(placements) > 1:
-        # Compared by their first orders only (no improvement passes): the search runs once, on the winner.
-        quick = replace(options, effort=0)
-        plans = [_plan(None, placed, [], hosts, quick) for placed in placements]
-        best = min(range(len(plans)), key=lambda i: (round(plans[i].makespan_s, 6), len(plans[i].moves), i))
-        placements = [placements[best]]
-    return _plan(None, placements[0], [], hosts, options)
+    plans = [_plan(None, placed, [], hosts, options) for placed in placements if not _seen(placed, seen)]
+    return min(plans, key=lambda p: (round(p.makespan_s, 6), len(p.moves)))
 
 
 def plan_moves(
@@ -256,9 +223,9 @@ def _plan(host: str | None, placed: list[Placed], left: list[Left], hosts: Seque
     limits = slot_limits(hosts)
     specs = [p.spec for p in placed]
     rates = {h.fqdn: o.rate(h.fqdn) for h in hosts}
-    strong = lower_bound(specs, rates, limits, o.figures, strong=True) if specs else 0.0
-    timeline = best_timeline(specs, rates, limits, o.figures, effort=o.effort, bound=strong)
     alone = alone_estimates(specs, rates, o.figures)
+    longest = sorted(range(len(specs)), key=lambda j: (-alone[j].duration_s, j))
+    timeline = simulate(specs, longest, rates, limits, o.figures)
     moves = tuple(
         PlannedMove(
             vm=placed[j].vm.name,
@@ -278,8 +245,7 @@ def _plan(host: str | None, placed: list[Placed], left: list[Left], hosts: Seque
     )
     lefts = tuple(LeftVm(v.vm.name, v.vm.id, v.source.fqdn, v.reason) for v in left)
     bound = lower_bound(specs, rates, limits, o.figures) if specs else 0.0
-    capped = any(timeline.limits.get(slot, limit) < limit for slot, limit in limits.items())
-    return Plan(host, moves, lefts, timeline.makespan_s, bound, timeline.limits, capped)
+    return Plan(host, moves, lefts, timeline.makespan_s, bound, limits)
 
 
 def _passed_over(host: str, why: str) -> Finding:

@@ -19,7 +19,7 @@ import heapq
 import math
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from migrations_ui.admission import Slot, slots_needed
 from migrations_ui.estimates import Estimate, Figures, HostRates, MoveSpec, estimate_move
@@ -45,12 +45,11 @@ def move_slots(kind: str, source: str, destination: str) -> list[Slot]:
 
 @dataclass(frozen=True)
 class Timeline:
-    """Start and end of every move (by index), in the order they start, and the slots it was made for."""
+    """Start and end of every move (by index), in the order they start."""
 
     order: tuple[int, ...]
     start_s: tuple[float, ...]
     end_s: tuple[float, ...]
-    limits: Mapping[Slot, int] = field(default_factory=dict)
 
     @property
     def makespan_s(self) -> float:
@@ -79,7 +78,6 @@ class Flow:
             tuple(slot_ids.setdefault(slot, len(slot_ids)) for slot in move_slots(s.kind, s.source, s.destination))
             for s in specs
         ]
-        self.limits = dict(limits)
         self.limit = [0] * len(slot_ids)
         for slot, i in slot_ids.items():
             self.limit[i] = limits.get(slot, 0)
@@ -261,7 +259,7 @@ class Flow:
         if not all(started):
             raise ValueError("a move needs a slot no host offers (a limit of 0)")
         started_order = tuple(sorted(range(n), key=lambda j: (start[j], rank[j])))
-        return Timeline(started_order, tuple(start), tuple(end), self.limits)
+        return Timeline(started_order, tuple(start), tuple(end))
 
 
 def simulate(

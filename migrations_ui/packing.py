@@ -2,8 +2,7 @@
 
 Moves never more than L at once on a slot can be laid on L rows (an interval graph is coloured with
 as many colours as its largest clique), so the shortest split of their durations into L rows is a
-bound no schedule beats (ordering.lower_bound, strong), and a split near it is an order worth trying
-(plan_search: each row's moves started as its previous one ends).
+bound no schedule beats (ordering.lower_bound, strong: what tests and bench/planner.py judge plans by).
 """
 
 from __future__ import annotations
@@ -65,16 +64,3 @@ def pack_rows(longest: Sequence[float], rows: int, budget: int = 3000) -> Packin
 
     complete = best <= floor * (1 + 1e-9) or place(0, sum(longest))
     return Packing(best, tuple(best_rows), complete)
-
-
-def row_order(durations: Sequence[float], rows: int, budget: int = 3000) -> list[int]:
-    """Indexes of durations in the order that starts each row's moves as its previous one ends
-    (by start time in the best split found; a row runs its longest first)."""
-    longest = sorted(range(len(durations)), key=lambda j: (-durations[j], j))
-    packing = pack_rows([durations[j] for j in longest], rows, budget)
-    ends = [0.0] * rows
-    starts = []
-    for j, r in zip(longest, packing.row_of, strict=True):
-        starts.append((ends[r], -durations[j], j))
-        ends[r] += durations[j]
-    return [j for _, _, j in sorted(starts)]

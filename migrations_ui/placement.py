@@ -4,8 +4,8 @@ Whether one VM may go to one host is pre-flight's answer (planner.assess; a bloc
 chosen). What only a whole plan can see is kept here: the memory every destination gives away
 (with headroom), HA VMs staying in their cluster, the nodes of a guest cluster (VMs attached to one
 shared VHDX) never on one host, and Live preferred over the slower kinds. Among the hosts left, an
-evacuation takes the one that stays least full and is not made the plan's bottleneck (and, where
-asked, where the move is not much slower than on the fastest host: a file copy to a slower disk);
+evacuation takes the one that stays least full and is not made the plan's bottleneck, where the
+move is not much slower than on the fastest host (a file copy to a slower disk);
 a rebalance moves VMs from the hosts fullest above the average to those furthest below it.
 
 Pre-flight (about 0.1 ms a pair) runs lazily: candidates are ranked by cheap figures first and
@@ -30,7 +30,7 @@ from utilities.texts import Msg, without_period
 STOPPED_MOVE, STOPPED_LEAVE = "move", "leave"
 # How many of the hosts a VM was not placed on a plan names, with the reason (Placed.passed_over).
 PASSED_OVER_SHOWN = 2
-PICK_CLOSEST, PICK_SHORT_LAST, PICK_EVEN, PICK_PACKED = "closest", "short-last", "even", "packed"
+PICK_SHORT_LAST, PICK_PACKED = "short-last", "packed"
 # Live first (no outage, no copy); Quick only for an HA VM that cannot go live; files copied last.
 KIND_RANK = {Kind.LIVE: 0, Kind.QUICK: 1, Kind.LIVE_VSM: 2, Kind.NETWORK: 3}
 MAX_REASONS = 3
@@ -50,7 +50,6 @@ class PlanOptions:
     figures: Figures = field(default_factory=Figures)
     shares: tuple[ShareFacts, ...] = ()  # the inventory's shares, for the corrected SMB paths of findings
     tolerance: float = 0.05  # rebalance: a host within average memory use +- this share counts as balanced
-    effort: int | None = None  # improvement passes of the ordering; None: as many as the size allows
 
     def rate(self, host: str) -> HostRates:
         return self.rates.get(host, HostRates())
@@ -100,7 +99,6 @@ class Ledger:
         self.partners: dict[str, set[str]] = defaultdict(set)
         self.rates = {h.fqdn: options.rate(h.fqdn) for h in hosts}
         self._guesses: dict[tuple[str, int], Cost] = {}
-        self.count_files = True  # whether a guess counts the file copy of a VM on a local disk
         # Hosts with equal rates cost a move the same: estimates are made once per class.
         classes: dict[HostRates, int] = {}
         self.klass: dict[str, int] = {}
@@ -153,7 +151,7 @@ class Ledger:
                     vm.memory_bytes * (rounds + 1) if ratio >= 1 else closed_form_total(vm.memory_bytes, ratio, rounds)
                 )
                 # Files on a local disk go along whichever host it is (Live VSM): their copy counts too.
-                files = float(sum(d.size_bytes for d in vm.disks if _local(d.path))) if self.count_files else 0.0
+                files = float(sum(d.size_bytes for d in vm.disks if _local(d.path)))
                 speed = min(link, here.disk_bytes_s, there.disk_bytes_s)
                 seconds = f.prepare_s + files / speed + sent / rate + f.resume_s
                 cost = Cost(seconds, files + sent * f.wire_ratio(option), files)
@@ -304,17 +302,10 @@ def place_evacuation(
     candidates: Sequence[HostFacts],
     resident: Mapping[str, Sequence[VmFacts]],
     options: PlanOptions,
-    slower: float | None = SLOWER,
-    count_files: bool = True,
 ) -> tuple[list[Placed], list[Left]]:
-    """Destinations for every VM of `source`, largest first (the hardest to fit go while room is widest).
-
-    slower: a host where a move takes this share longer than on the fastest is a last resort (None:
-    speed only counts through the load budget; the fast hosts then take fewer moves each).
-    count_files=False: the budget sees a Live VSM as its memory only (it spreads file copies less)."""
+    """Destinations for every VM of `source`, largest first (the hardest to fit go while room is widest)."""
     targets = [h for h in candidates if h.fqdn != source.fqdn]
     ledger = Ledger([source, *targets], {**resident, source.fqdn: vms}, options)
-    ledger.count_files = count_files
     load = Load([source, *targets], ledger.rates)
     total = {h.fqdn: max(1, h.memory_total_bytes) for h in targets}
     moving = [vm for vm in vms if vm.running or options.stopped == STOPPED_MOVE]
@@ -342,7 +333,7 @@ def place_evacuation(
         # files, a slower NIC) only if the faster ones are full.
         # No classes: no host to go to (every other one in maintenance or unreachable).
         fastest = min((ledger.guess(vm, source, fqdn).seconds for fqdn in classes), default=math.inf)
-        slowest = math.inf if slower is None else fastest * (1 + slower)
+        slowest = fastest * (1 + SLOWER)
         for other, _, fqdn, i in list(by_fullness):
             if other != domain:
                 yield from deferred
@@ -379,8 +370,7 @@ def place_rebalance(
     hosts: Sequence[HostFacts],
     vms: Mapping[str, Sequence[VmFacts]],
     options: PlanOptions,
-    pick: str = PICK_CLOSEST,
-    slower: float | None = None,
+    pick: str = PICK_SHORT_LAST,
 ) -> list[Placed]:
     """Moves that bring every host's memory use near its group's average, few and large first.
 
@@ -388,9 +378,10 @@ def place_rebalance(
     then every host together, with the VMs free to leave their host's cluster (not HA). A VM moves
     at most once, and a move never counts on memory another move frees (the room of a host only
     shrinks), so the moves may run in any order without a host running short on the way.
-    pick: which VM a sender gives next, PICK_CLOSEST (the one closest to its excess), PICK_SHORT_LAST
-    (the largest until one VM is enough, then the smallest that is: the last move is short) or
-    PICK_EVEN (moves of about equal size, as many as fill the sender's slots in whole rounds).
+    pick: which VM a sender gives next, PICK_SHORT_LAST (the largest until one VM is enough, then the
+    smallest that is: the last move is short) or PICK_PACKED (VMs that fill the sender's slots in
+    even lanes). Two other picks (closest to the excess, even rounds) and ranking receivers by speed
+    gained under 2% beside these two and were removed (bench/RESULTS.md, issue 18).
     """
     up = [h for h in hosts if h.reachable and h.memory_total_bytes > 0]
     ledger = Ledger(up, vms, options)
@@ -401,8 +392,8 @@ def place_rebalance(
         if h.cluster:
             clusters[h.cluster].append(h)
     for cluster in sorted(clusters):
-        placed += _balance(clusters[cluster], vms, ledger, moved, lambda vm: True, pick, slower)
-    placed += _balance(up, vms, ledger, moved, lambda vm: not vm.clustered, pick, slower)
+        placed += _balance(clusters[cluster], vms, ledger, moved, lambda vm: True, pick)
+    placed += _balance(up, vms, ledger, moved, lambda vm: not vm.clustered, pick)
     return placed
 
 
@@ -413,10 +404,9 @@ def _balance(
     moved: set[str],
     may_move: Callable[[VmFacts], bool],
     pick: str,
-    slower: float | None = None,
 ) -> list[Placed]:
-    """Within group: hosts above average + tolerance send running VMs (the one closest to their
-    excess first) to hosts below average, never lifting a receiver above average + tolerance."""
+    """Within group: hosts above average + tolerance send running VMs (in the order `pick` chooses)
+    to hosts below average, never lifting a receiver above average + tolerance."""
     tolerance = ledger.options.tolerance
     capacity = sum(h.memory_total_bytes for h in group)
     target = sum(ledger.used[h.fqdn] for h in group) / capacity
@@ -447,18 +437,6 @@ def _balance(
             # The chosen VMs first, in their order; the others after them, closest to the excess first.
             rank = {vm_id: i for i, vm_id in enumerate(packed[source.fqdn])}
             movable.sort(key=lambda v: (rank.get(v.id, len(rank)), abs(over - v.memory_bytes), v.name, v.id))
-        elif pick == PICK_EVEN and movable:
-            # As many moves as fill the sender's slots evenly (whole rounds), each near an equal share
-            # of the excess: three 64 GiB moves on two slots take two rounds, four of 48 GiB as well.
-            need = over - tolerance * source.memory_total_bytes
-            fewest = max(1, math.ceil(need / max(v.memory_bytes for v in movable)))
-            done, slots = ledger.sent[source.fqdn], max(1, source.live_limit)
-            more = max(1, math.ceil((done + fewest) / slots) * slots - done)
-            share = over / more
-            movable.sort(key=lambda v: (abs(v.memory_bytes - share), -v.memory_bytes, v.name, v.id))
-        elif pick == PICK_CLOSEST:
-            # Closest to the excess first (fewest moves, the most even result), the larger of two equally close.
-            movable.sort(key=lambda v: (abs(over - v.memory_bytes), -v.memory_bytes, v.name, v.id))
         else:
             # The smallest VM whose move leaves the sender balanced (a sender's moves beyond its slots
             # queue behind the others, so its last one decides when it is done: make it short);
@@ -470,11 +448,6 @@ def _balance(
             tried.add(vm.id)
             fitting = [h for h in receivers if ledger.used[h.fqdn] + vm.memory_bytes <= band[h.fqdn]]
             fitting.sort(key=lambda h: (excess(h) / h.memory_total_bytes, h.fqdn))
-            if slower is not None and len(fitting) > 1:
-                # Receivers where the move goes much slower (its files to a slower disk) last.
-                seconds = {h.fqdn: ledger.guess(vm, source, h.fqdn).seconds for h in fitting}
-                slowest = min(seconds.values()) * (1 + slower)
-                fitting.sort(key=lambda h: seconds[h.fqdn] > slowest)
             choice, _ = choose(vm, source, fitting, ledger)
             if choice is not None:
                 break

@@ -27,7 +27,7 @@ from django.utils.http import urlencode
 from migrations_ui.chart_data import PRECOPY_KINDS, job_chart, progress_rows
 from migrations_ui.models import FINAL_STATES, SLOT_STATES, JobEvent, JobState, MigrationJob
 from migrations_ui.runner import STALE_AFTER, STEPS, steps_for
-from migrations_ui.scheduler import batch_caps, host_limits, queue_decision, queue_order, slots_in_use
+from migrations_ui.scheduler import host_limits, queue_decision, queue_order, slots_in_use
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +83,7 @@ def queued_jobs(limit: int | None = None) -> list[MigrationJob]:
     decision = queue_decision()
     names = {h.pk: h.name for job in jobs for h in (job.source, job.destination)}
     in_use = slots_in_use()
-    limits = {**host_limits(names), **batch_caps({job.batch_id for job in jobs if job.batch_id})}
+    limits = host_limits(names)
     for job in jobs:
         job.position = decision.position.get(job.pk)
         job.paused_on = decision.paused.get(job.pk, ())
@@ -98,11 +98,8 @@ def queued_context() -> dict:
 
 
 def _wait(slot: tuple, names: dict, in_use, limits) -> Wait:
-    host, kind = slot[:2]
-    name = names.get(host, f"host {host}")
-    if len(slot) == 3:  # the cap of the job's batch plan, not the host's own limit
-        name = translation.gettext("%(host)s (its batch plan's cap)") % {"host": name}
-    return Wait(kind, name, in_use[slot], limits.get(slot, 0))
+    host, kind = slot
+    return Wait(kind, names.get(host, f"host {host}"), in_use[slot], limits.get(slot, 0))
 
 
 def finished_filters(params) -> dict:

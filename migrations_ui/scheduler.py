@@ -19,7 +19,7 @@ from django.utils import timezone
 from fabric.models import Host
 from migrations_ui.admission import LIVE, STORAGE, Decision, Slot, Waiting, decide, slots_needed
 from migrations_ui.events import change_state
-from migrations_ui.models import SLOT_STATES, Batch, JobState, MigrationJob
+from migrations_ui.models import SLOT_STATES, JobState, MigrationJob
 from utilities.db import serialize_writers
 
 
@@ -34,29 +34,10 @@ def queue_order():
 def slots_in_use() -> Counter:
     # A job whose move has ended on the host holds no slot while it verifies and refreshes (runner.py).
     holding = MigrationJob.objects.filter(state__in=SLOT_STATES, slots_released_at__isnull=True)
-    rows = list(holding.values_list("kind", "source", "destination", "batch"))
-    caps = batch_caps({batch for *_, batch in rows if batch})
     used = Counter()
-    for kind, source, destination, batch in rows:
-        needs = slots_needed(kind, source, destination)
-        used.update(needs + capped_slots(needs, batch, caps))
+    for kind, source, destination in holding.values_list("kind", "source", "destination"):
+        used.update(slots_needed(kind, source, destination))
     return used
-
-
-def batch_caps(batch_ids) -> dict[tuple, int]:
-    """(host id, kind, batch id) -> limit, for batches whose plan runs fewer moves at once on a host
-    than the host allows (Plan.capped): the estimate holds only if the run keeps to that."""
-    if not batch_ids:
-        return {}
-    caps = {}
-    for pk, rows in Batch.objects.filter(pk__in=batch_ids).values_list("pk", "plan__caps"):
-        for host, kind, limit in rows or ():
-            caps[(host, kind, pk)] = limit
-    return caps
-
-
-def capped_slots(needs, batch_id, caps) -> list[tuple]:
-    return [(host, kind, batch_id) for host, kind in needs if (host, kind, batch_id) in caps]
 
 
 def host_limits(host_ids) -> dict[Slot, int]:
@@ -74,12 +55,7 @@ def _limits(hosts) -> dict[Slot, int]:
 def queue_decision() -> Decision:
     """Who may start now, and for the others which slot they wait for, their place in the queue, or
     the paused hosts they wait for."""
-    rows = list(queue_order().values_list("pk", "kind", "source", "destination", "batch"))
-    caps = batch_caps({batch for *_, batch in rows if batch})
-    waiting = []
-    for pk, kind, source, destination, batch in rows:
-        extra = capped_slots(slots_needed(kind, source, destination), batch, caps)
-        waiting.append(Waiting(pk, kind, source, destination, tuple(extra)))
+    waiting = [Waiting(*row) for row in queue_order().values_list("pk", "kind", "source", "destination")]
     ids = {h for w in waiting for h in (w.source, w.destination)}
     hosts = list(Host.objects.filter(pk__in=ids).select_related("cluster"))
     paused = {h.pk: h.name for h in hosts if h.queue_paused}
@@ -88,7 +64,7 @@ def queue_decision() -> Decision:
         w.job_id: tuple(paused[h] for h in dict.fromkeys((w.source, w.destination)) if h in paused) for w in waiting
     }
     free = [w for w in waiting if not held[w.job_id]]
-    decision = decide(free, slots_in_use(), {**_limits(hosts), **caps})
+    decision = decide(free, slots_in_use(), _limits(hosts))
     return replace(decision, paused={pk: names for pk, names in held.items() if names})
 
 

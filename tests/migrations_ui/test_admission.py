@@ -95,16 +95,3 @@ def test_it_never_exceeds_a_limit_for_random_mixes():
         assert all(used[s] <= table[s] for s in used)
         assert set(decision.admit).isdisjoint(decision.waiting_for)
         assert len(decision.admit) + len(decision.waiting_for) == len(waiting)
-
-
-def test_a_batch_plan_cap_holds_its_jobs_below_the_host_limit():
-    # Host 1 allows 2 live moves, but the batch's plan runs 1 at a time there: its second job waits,
-    # while a job outside the batch still takes the host's other slot.
-    cap = (1, "live", 7)
-    table = {**limits(), cap: 1}
-    waiting = [Waiting(1, "live", 1, 2, (cap,)), Waiting(2, "live", 1, 3, (cap,)), Waiting(3, "live", 1, 3)]
-
-    decision = decide(waiting, Counter(), table)
-
-    assert decision.admit == (1, 3)
-    assert decision.waiting_for[2] == (cap,)

@@ -435,21 +435,6 @@ def test_leaving_the_stopped_vms_shows_the_reason_on_the_batch_page(operator_cli
     assert "Not moved" in operator_client.get(batch.get_absolute_url()).content.decode()
 
 
-def test_a_capped_plan_keeps_its_caps_with_the_batch_and_an_uncapped_one_none():
-    from migrations_ui.batches import _caps
-    from migrations_ui.evacuation import Plan
-    from tests.fabric.factories import make_host
-
-    host = make_host("hv-cap1", max_live_migrations=4)
-    limits = {(host.fqdn, "live"): 2, (host.fqdn, "storage"): 4, ("gone.contoso.test", "live"): 1}
-
-    assert _caps(Plan(host.fqdn, (), (), 0.0, 0.0, limits, capped=True)) == [
-        [host.pk, "live", 2],
-        [host.pk, "storage", 4],
-    ]
-    assert _caps(Plan(host.fqdn, (), (), 0.0, 0.0, limits, capped=False)) == []
-
-
 @pytest.mark.parametrize(("scale", "took"), [(None, 60 + 10 * 3), (4, 4 * (60 + 10 * 3))])
 def test_the_actual_run_is_shown_in_the_fabric_seconds_the_plan_counts(operator_client, node, settings, scale, took):
     # A simulated fabric runs SIM_TIME_SCALE times faster than the wall clock; the plan is in its seconds.

@@ -302,10 +302,15 @@ def test_the_same_facts_give_the_same_plan():
 
 
 def test_longest_first_fills_the_source_slots():
-    # Two slots on the source: 40 + 20 and 30 + 10 + 10 ... LPT gives a makespan at the bound.
+    # Two slots on the source, longest first: each move starts as soon as a slot frees (at 0 or at
+    # another's end), and the plan ends within 5% of the bound. Searching for the even split gained
+    # under 2% on bench/planner.py's fabrics (issue 18), so the planner does not.
     vms = [vm(f"v{m}", m) for m in (32, 24, 16, 8, 8, 4)]
     plan = evacuate(A, vms, [A, B, C, D], dirty_mbps={v.id: 1.0 for v in vms})
-    assert plan.makespan_s == pytest.approx(plan.lower_bound_s, rel=0.02)
+    assert [m.vm for m in plan.moves] == ["v32", "v24", "v16", "v8", "v8", "v4"]
+    ends = {round(m.end_s, 6) for m in plan.moves}
+    assert all(m.start_s == 0 or round(m.start_s, 6) in ends for m in plan.moves)
+    assert plan.makespan_s <= 1.05 * plan.lower_bound_s
 
 
 def test_a_rebalance_evens_out_memory_and_moves_each_vm_once():

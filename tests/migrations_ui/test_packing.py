@@ -1,11 +1,11 @@
-"""Moves split into a host's rows of slots: the exact split the strong bound and the rows order use."""
+"""Moves split into a host's rows of slots: the exact split the strong bound uses."""
 
 import itertools
 import random
 
 import pytest
 
-from migrations_ui.packing import pack_rows, row_order
+from migrations_ui.packing import pack_rows
 
 
 def brute_force(durations, rows):
@@ -41,14 +41,3 @@ def test_a_spent_budget_is_not_a_bound():
     packing = pack_rows(durations, 4, budget=5)
     assert not packing.complete
     assert packing.end >= sum(durations) / 4  # still a real split, only not known to be the shortest
-
-
-def test_the_order_starts_each_rows_next_move_as_its_previous_one_ends():
-    durations = [3, 5, 2, 4, 2]  # the even split: 5+3 | 4+2+2
-    order = row_order(durations, 2)
-    # Two slots, list scheduling (a freed slot takes the next move in the list) ends at 8.
-    ends = [0.0, 0.0]
-    for j in order:
-        k = ends.index(min(ends))
-        ends[k] += durations[j]
-    assert max(ends) == 8

@@ -165,25 +165,6 @@ def test_a_bad_bulk_cancel_changes_nothing(operator_client, queued, data, messag
     assert not MigrationJob.objects.filter(state=JobState.CANCELLED).exists()
 
 
-def test_a_capped_batch_plan_runs_no_more_moves_at_once_than_planned(operator_client):
-    from migrations_ui.models import Batch
-
-    source, a, b = (make_host(name, max_live_migrations=2) for name in ("hv-c1", "hv-c2", "hv-c3"))
-    batch = Batch.objects.create(name="capped", kind="selection", plan={"caps": [[source.pk, "live", 1]]})
-    first = make_job(source, a, batch=batch)
-    second = make_job(source, b, batch=batch)
-
-    decision = queue_decision()
-    assert decision.admit == (first.pk,)
-    assert decision.waiting_for[second.pk] == ((source.pk, "live", batch.pk),)
-
-    MigrationJob.objects.filter(pk=first.pk).update(state=JobState.RUNNING)
-    assert queue_decision().admit == ()  # the running job holds the plan's one slot
-    assert "hv-c1 (its batch plan&#x27;s cap) (1/1 in use)" in operator_client.get(JOBS).content.decode()
-    MigrationJob.objects.filter(pk=first.pk).update(state=JobState.SUCCEEDED)
-    assert queue_decision().admit == (second.pk,)
-
-
 def test_the_jobs_page_lists_the_head_of_a_long_queue_and_counts_the_rest(operator_client, hosts, monkeypatch):
     from migrations_ui import progress
 
