@@ -3,7 +3,6 @@ import uuid
 from django.db.models import Prefetch
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
-from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_POST, require_safe
 
 from access import Perm, requires_always
@@ -13,6 +12,7 @@ from fabric.host_probe import run_check
 from fabric.models import Host, VirtualMachine, VmState
 from fabric.page_sections import page_sections
 from fabric.queries import host_tree, settings_views
+from utilities.http import page_or_fragment
 
 
 @require_safe  # a read-only page: POST and the like are refused (405)
@@ -65,11 +65,7 @@ def vm_list(request: HttpRequest) -> HttpResponse:
     page = vm_page(vm_filter, request.GET.get("page"))
     page_range = page.paginator.get_elided_page_range(page.number, on_each_side=2, on_ends=1)
     context = {"page": page, "page_range": page_range, "filter": vm_filter, "states": VmState.choices}
-    # A history restore needs the whole page back, not the fragment.
-    fragment = request.htmx and not request.htmx.history_restore_request
-    response = render(request, "partials/vm_table.html" if fragment else "fabric/vm_list.html", context)
-    patch_vary_headers(response, ("HX-Request",))
-    return response
+    return page_or_fragment(request, "fabric/vm_list.html", "partials/vm_table.html", context)
 
 
 @require_safe  # a read-only page: POST and the like are refused (405)

@@ -1,10 +1,9 @@
 from django.contrib import messages
 from django.http import Http404
-from django.shortcuts import get_object_or_404, redirect, render, resolve_url
+from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.safestring import mark_safe
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_safe
-from django_htmx.http import HttpResponseClientRedirect
 
 from access import Perm, requires
 from fabric.models import Host
@@ -22,6 +21,7 @@ from migrations_ui.evacuate import evacuation_plan, selection_plan
 from migrations_ui.forms import SelectionForm
 from migrations_ui.models import Batch, BatchKind
 from migrations_ui.timeline import timeline_svg
+from utilities.http import go
 from utilities.texts import localized_error
 
 
@@ -113,17 +113,17 @@ def _move_back(request, batch: Batch, back_to):
         moving = start_move_back(batch, request.user, request)
     except BatchRefused as exc:
         messages.error(request, localized_error(exc))
-        return _go(request, back_to)
+        return go(request, back_to)
     if moving is None:
         messages.success(
             request, _("Nothing to move back: %(host)s's maintenance has ended.") % {"host": batch.host.name}
         )
-        return _go(request, batch.host)
+        return go(request, batch.host)
     messages.success(
         request,
         _("Moving %(n)s VMs back to %(host)s.") % {"n": len(moving.plan["moves"]), "host": batch.host.name},
     )
-    return _go(request, moving)
+    return go(request, moving)
 
 
 @requires(Perm.EVACUATE)
@@ -140,9 +140,4 @@ def host_end_maintenance(request, fqdn: str):
         messages.success(
             request, _("%(host)s's maintenance has ended; its VMs stay where they are.") % {"host": host.name}
         )
-    return _go(request, host)
-
-
-def _go(request, to):
-    """A redirect; for htmx (the batch page's live buttons) one the browser follows as a page load."""
-    return HttpResponseClientRedirect(resolve_url(to)) if request.htmx else redirect(to)
+    return go(request, host)

@@ -2,11 +2,9 @@ from dataclasses import dataclass, field
 
 from django.contrib import messages
 from django.http import Http404, HttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
-from django.utils.cache import patch_vary_headers
+from django.shortcuts import get_object_or_404, render
 from django.utils.translation import gettext
 from django.views.decorators.http import require_POST, require_safe
-from django_htmx.http import HttpResponseClientRedirect
 
 from access import Perm, requires
 from fabric.drift import find_drift
@@ -27,21 +25,8 @@ from migrations_ui.models import JobState, MigrationJob
 from migrations_ui.planner import Assessment
 from migrations_ui.preflight import Preflight, vm_for_preflight
 from migrations_ui.rules import Finding
-from utilities.http import redirect_back
+from utilities.http import go, page_or_fragment, redirect_back
 from utilities.texts import Msg, localized_error
-
-
-def _render(request, full: str, partial: str, context: dict, status: int = 200) -> HttpResponse:
-    """The wizard page, or only its details fragment for an htmx request."""
-    fragment = request.htmx and not request.htmx.history_restore_request
-    response = render(request, partial if fragment else full, context, status=status)
-    patch_vary_headers(response, ("HX-Request",))
-    return response
-
-
-def _created(request, job: MigrationJob) -> HttpResponse:
-    url = job.get_absolute_url()
-    return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
 
 
 @dataclass
@@ -102,7 +87,7 @@ def migrate_vm(request, guid):
 
     out = _wizard(request, vm, form, assess, submit)
     if out.job:
-        return _created(request, out.job)
+        return go(request, out.job)
     context = {
         "vm": vm,
         "form": form,
@@ -113,7 +98,9 @@ def migrate_vm(request, guid):
     }
     if not request.htmx:
         context["ranked"] = _with_drift(vm.host, preflight.destinations())
-    return _render(request, "migrations_ui/migrate_vm.html", "partials/migrate_details.html", context, out.status)
+    return page_or_fragment(
+        request, "migrations_ui/migrate_vm.html", "partials/migrate_details.html", context, out.status
+    )
 
 
 def _with_drift(source, ranked):
@@ -152,7 +139,7 @@ def migrate_storage(request, guid):
 
     out = _wizard(request, vm, form, assess, submit)
     if out.job:
-        return _created(request, out.job)
+        return go(request, out.job)
     context = {
         "vm": vm,
         "form": form,
@@ -161,7 +148,9 @@ def migrate_storage(request, guid):
         "selected": out.selected,
         "refusal": out.refusal,
     }
-    return _render(request, "migrations_ui/migrate_storage.html", "partials/storage_details.html", context, out.status)
+    return page_or_fragment(
+        request, "migrations_ui/migrate_storage.html", "partials/storage_details.html", context, out.status
+    )
 
 
 @require_safe  # a read-only page: POST and the like are refused (405)
