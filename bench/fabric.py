@@ -19,8 +19,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from fabric.hyperv.api import MoveRequest
-from fabric.hyperv.demo import build_demo_fabric
-from fabric.hyperv.simstore import FabricStore
+from fabric.sim.demo import build_demo_fabric
+from fabric.sim.store import FabricStore
 
 BUILD_TARGET_S = 3.0
 TRANSACTION_TARGET_S = 2.0

@@ -39,8 +39,8 @@ import django  # noqa: E402
 
 django.setup()
 
-from fabric.hyperv.demo import build_demo_fabric  # noqa: E402
-from fabric.hyperv.simstore import FabricStore  # noqa: E402
+from fabric.sim.demo import build_demo_fabric  # noqa: E402
+from fabric.sim.store import FabricStore  # noqa: E402
 from migrations_ui.runner import STEPS  # noqa: E402
 
 GIB = 1024**3

@@ -300,7 +300,7 @@ Where the gap to the issue's LB comes from, by class (a plan's class is its wors
     the prepare phases, which costs more.
   copies files: files cross at the slower of the two disks and the NIC; the issue's LB has no disk
     term, the strong LB adds every host's file bytes / its storage rate. A simulated NIC is shared
-    equally by its streams (fabric.hyperv.sim_flow), so a file copy next to a capped memory stream
+    equally by its streams (fabric.sim.flow), so a file copy next to a capped memory stream
     goes at half the link while the memory stream uses a quarter: neither the NIC nor the disk term
     can be met at once. The strong LB counts that too (shared_nic_bound: the best mix of copies and
     memory streams on each host, a small linear program). The right-hand columns are the distance

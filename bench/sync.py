@@ -44,9 +44,9 @@ from django.conf import settings  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 
 from fabric.driver import get_driver  # noqa: E402
-from fabric.hyperv.demo import build_demo_fabric  # noqa: E402
-from fabric.hyperv.simstore import FabricStore  # noqa: E402
 from fabric.models import Host, VirtualMachine  # noqa: E402
+from fabric.sim.demo import build_demo_fabric  # noqa: E402
+from fabric.sim.store import FabricStore  # noqa: E402
 from fabric.sync import sync_inventory  # noqa: E402
 
 

@@ -26,7 +26,7 @@ def fabric_seconds_per_second() -> int:
 
 
 def sim_store():
-    from fabric.hyperv.simstore import FabricStore
+    from fabric.sim.store import FabricStore
 
     return FabricStore(settings.SIM_FABRIC_PATH, time_scale=settings.SIM_TIME_SCALE)
 
@@ -55,7 +55,7 @@ def credentials_for(conn: Connection) -> Connection:
 
 def get_driver() -> Driver:
     if settings.HYPERV_DRIVER == "sim":
-        from fabric.hyperv.sim_driver import SimDriver
+        from fabric.sim.driver import SimDriver
 
         return SimDriver(sim_store())
     from fabric.hyperv.psrp import PsrpDriver

@@ -1,6 +1,6 @@
 """How long one move takes: the pre-copy model (hyperv.md section 8) with the hosts' rates (pure).
 
-A move walks the same phases the simulated fabric runs (fabric/hyperv/sim_flow.py), so a plan's
+A move walks the same phases the simulated fabric runs (fabric/sim/flow.py), so a plan's
 estimate and a simulated run agree: a fixed prepare phase (checks, staging the planned VM), the file
 copy of a Live (VSM) or Network move, the memory pre-copy of a live move at its stream's rate, the
 resume. A host's NIC is shared equally by the moves it takes part in that are on the network, its

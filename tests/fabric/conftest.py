@@ -6,11 +6,11 @@ import pytest
 from pypsrp.powershell import RunspacePool
 from pypsrp.wsman import WSMan
 
-from fabric.hyperv.demo import build_demo_fabric
-from fabric.hyperv.emulator import build_emulator
+from fabric.emulator import build_emulator
 from fabric.hyperv.psrp import PsrpDriver
 from fabric.hyperv.psrp_session import PsrpOptions
-from fabric.hyperv.simstore import FabricStore
+from fabric.sim.demo import build_demo_fabric
+from fabric.sim.store import FabricStore
 
 USER, PASSWORD = "hv-admin", "emulator-pass-1"
 SCALE = 40.0  # simulated seconds per wall second: demo moves take a second or two

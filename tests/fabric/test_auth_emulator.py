@@ -18,10 +18,8 @@ from pypsrp.exceptions import WinRMTransportError
 from pypsrp.powershell import PowerShell, RunspacePool
 from pypsrp.wsman import WSMan
 
-from fabric.hyperv.api import Connection, HyperVError, MoveRequest
-from fabric.hyperv.demo import build_demo_fabric
-from fabric.hyperv.emulator import build_emulator
-from fabric.hyperv.emulator.auth import (
+from fabric.emulator import build_emulator
+from fabric.emulator.auth import (
     Authenticator,
     ConnectionAuth,
     WinRMService,
@@ -29,10 +27,12 @@ from fabric.hyperv.emulator.auth import (
     register_account,
     unregister_account,
 )
-from fabric.hyperv.emulator.tls import ensure_certificates
+from fabric.emulator.tls import ensure_certificates
+from fabric.hyperv.api import Connection, HyperVError, MoveRequest
 from fabric.hyperv.psrp import PsrpDriver
 from fabric.hyperv.psrp_session import PsrpOptions
-from fabric.hyperv.simstore import FabricStore
+from fabric.sim.demo import build_demo_fabric
+from fabric.sim.store import FabricStore
 from tests.conftest import need
 from tests.fabric.conftest import PASSWORD, SCALE, USER, open_pool
 from tests.fabric.kdc import REALM, Kdc, missing

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from psrpcore.types import PSString
 
+from fabric.emulator.binder import Terminating, bind, cmdlet_facts
+from fabric.emulator.cmdlets import CMDLETS
+from fabric.emulator.records import hyperv_object
 from fabric.hyperv import reference_facts
-from fabric.hyperv.emulator.binder import Terminating, bind, cmdlet_facts
-from fabric.hyperv.emulator.cmdlets import CMDLETS
-from fabric.hyperv.emulator.records import hyperv_object
 from tests.fabric.conftest import open_pool
 
 REPO = Path(__file__).resolve().parents[2]

@@ -1,8 +1,8 @@
 import pytest
 
 from fabric.hyperv.api import HyperVError, MoveRequest
-from fabric.hyperv.demo import INJECTION_NAME, SHARE_FQDN, SHARE_SHORT, build_demo_fabric, host_connections
-from fabric.hyperv.sim_world import GIB, is_csv_path
+from fabric.sim.demo import INJECTION_NAME, SHARE_FQDN, SHARE_SHORT, build_demo_fabric, host_connections
+from fabric.sim.world import GIB, is_csv_path
 
 D = ".contoso.test"
 

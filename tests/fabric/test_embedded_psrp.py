@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 from fabric.driver import get_driver
-from fabric.hyperv.demo import INJECTION_NAME
-from fabric.hyperv.simstore import FabricStore
 from fabric.models import Host, VirtualMachine
+from fabric.sim.demo import INJECTION_NAME
+from fabric.sim.store import FabricStore
 from fabric.sync import sync_inventory
 from tests.fabric.conftest import PASSWORD, USER
 

@@ -10,10 +10,10 @@ from pypsrp.exceptions import AuthenticationError, WSManFaultError
 from pypsrp.powershell import PowerShell, RunspacePool
 from pypsrp.wsman import WSMan
 
-from fabric.hyperv.demo import INJECTION_NAME
-from fabric.hyperv.emulator import build_emulator
+from fabric.emulator import build_emulator
 from fabric.hyperv.psrp_session import record_text
-from fabric.hyperv.simstore import FabricStore
+from fabric.sim.demo import INJECTION_NAME
+from fabric.sim.store import FabricStore
 from tests.fabric.conftest import PASSWORD, SCALE, USER, open_pool
 
 D = ".contoso.test"

@@ -13,11 +13,11 @@ from audit.models import AuditEvent
 from fabric import host_probe
 from fabric.credentials import HostCredential, forget_cached
 from fabric.driver import get_driver
+from fabric.emulator import Emulator, build_emulator
+from fabric.emulator.tls import ensure_certificates, server_context
 from fabric.host_check import FAIL, PASS, UNKNOWN, WARN
-from fabric.hyperv.emulator import Emulator, build_emulator
-from fabric.hyperv.emulator.tls import ensure_certificates, server_context
-from fabric.hyperv.simstore import FabricStore
 from fabric.models import Host
+from fabric.sim.store import FabricStore
 from fabric.sync import sync_inventory
 from tests.fabric.conftest import PASSWORD, SCALE, USER
 

@@ -7,13 +7,13 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from fabric.emulator import build_emulator
 from fabric.hyperv.api import Connection, HostSettings, HostUnreachable, HyperVError, MoveRequest
-from fabric.hyperv.demo import INJECTION_NAME
-from fabric.hyperv.emulator import build_emulator
 from fabric.hyperv.psrp import PsrpDriver
 from fabric.hyperv.psrp_session import PsrpOptions
-from fabric.hyperv.sim_driver import SimDriver
-from fabric.hyperv.simstore import FabricStore
+from fabric.sim.demo import INJECTION_NAME
+from fabric.sim.driver import SimDriver
+from fabric.sim.store import FabricStore
 from tests.fabric.conftest import FAST, PASSWORD, SCALE, USER
 
 D = ".contoso.test"

@@ -4,11 +4,11 @@ Compare-VM reporting configuration only, shares known from paths rather than ope
 
 import pytest
 
+from fabric.emulator import objects as o
+from fabric.emulator.records import plain
 from fabric.hyperv.api import HyperVError, MoveRequest
-from fabric.hyperv.demo import SHARE_FQDN, SHARE_SHORT, build_demo_fabric
-from fabric.hyperv.emulator import objects as o
-from fabric.hyperv.emulator.records import plain
-from fabric.hyperv.sim_world import GIB
+from fabric.sim.demo import SHARE_FQDN, SHARE_SHORT, build_demo_fabric
+from fabric.sim.world import GIB
 
 D = ".contoso.test"
 

@@ -3,9 +3,9 @@
 import pytest
 
 from fabric.hyperv.api import HostSettings, HostUnreachable, HyperVError, MoveRequest
-from fabric.hyperv.demo import build_demo_fabric
-from fabric.hyperv.sim_driver import SimDriver
-from fabric.hyperv.simstore import FabricStore
+from fabric.sim.demo import build_demo_fabric
+from fabric.sim.driver import SimDriver
+from fabric.sim.store import FabricStore
 
 D = ".contoso.test"
 CSV_NEW = "C:\\ClusterStorage\\Volume1\\VMs"

@@ -4,9 +4,9 @@ agree with the pre-flight rules: what pre-flight allows starts, what its new rul
 import pytest
 
 from fabric.hyperv.api import HyperVError, MoveRequest
-from fabric.hyperv.demo import build_demo_fabric
-from fabric.hyperv.sim_checks import validate
 from fabric.models import Host
+from fabric.sim.checks import validate
+from fabric.sim.demo import build_demo_fabric
 from fabric.sync import sync_inventory
 from tests.fabric.test_sync import driver, register_hosts, store  # noqa: F401 - fixtures
 

@@ -6,9 +6,9 @@ from pathlib import Path
 import pytest
 
 from fabric.hyperv.api import Connection, HostUnreachable, HyperVError, MoveRequest
-from fabric.hyperv.demo import build_demo_fabric
-from fabric.hyperv.sim_driver import SimDriver
-from fabric.hyperv.simstore import FabricStore
+from fabric.sim.demo import build_demo_fabric
+from fabric.sim.driver import SimDriver
+from fabric.sim.store import FabricStore
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -85,7 +85,7 @@ def test_it_shares_one_world_with_another_process(store, path):
         migration_id = fabric.start_migration(live_request(fabric, "app-s02", "hv-s1.contoso.test"))
 
     seen = run_python(
-        "from fabric.hyperv.simstore import FabricStore\n"
+        "from fabric.sim.store import FabricStore\n"
         f"store = FabricStore({str(path)!r}, time_scale=None)\n"
         "with store.session() as fabric:\n"
         f"    print(fabric.migrations[{migration_id!r}].state)\n"

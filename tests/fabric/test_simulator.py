@@ -4,7 +4,7 @@ import pytest
 
 from fabric.hyperv.api import HostUnreachable, HyperVError, MoveRequest
 from fabric.hyperv.precopy import plan_precopy
-from fabric.hyperv.simulator import Fabric, SimCluster, SimDisk, SimHost, SimShare, SimVm
+from fabric.sim.simulator import Fabric, SimCluster, SimDisk, SimHost, SimShare, SimVm
 
 GIB = 1024**3
 MB = 1_000_000

@@ -6,9 +6,9 @@ from django.core.management import CommandError, call_command
 
 from fabric.driver import sim_store
 from fabric.hyperv.api import MoveRequest
-from fabric.hyperv.demo import build_demo_fabric, host_connections
-from fabric.hyperv.sim_driver import SimDriver
 from fabric.models import Cluster, Host, SmbShare, StorageLocation, VirtualDisk, VirtualMachine
+from fabric.sim.demo import build_demo_fabric, host_connections
+from fabric.sim.driver import SimDriver
 from fabric.sync import disk_key, share_for_path, sync_inventory
 
 pytestmark = pytest.mark.django_db

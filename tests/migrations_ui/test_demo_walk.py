@@ -16,11 +16,11 @@ from collections import defaultdict
 import pytest
 
 from fabric.driver import get_driver
+from fabric.emulator import build_emulator
 from fabric.hyperv.api import HyperVError, MoveRequest
-from fabric.hyperv.demo import build_demo_fabric
-from fabric.hyperv.emulator import build_emulator
-from fabric.hyperv.simstore import FabricStore
 from fabric.models import Host, VirtualMachine
+from fabric.sim.demo import build_demo_fabric
+from fabric.sim.store import FabricStore
 from fabric.sync import sync_inventory
 from migrations_ui.jobs import create_job
 from migrations_ui.models import JobState, MigrationJob

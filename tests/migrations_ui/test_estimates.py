@@ -5,8 +5,8 @@ import pytest
 
 from fabric.hyperv import precopy
 from fabric.hyperv.api import MoveRequest
-from fabric.hyperv.sim_world import GIB, MB, SimDisk, SimHost, SimShare, SimTuning, SimVm
-from fabric.hyperv.simulator import Fabric
+from fabric.sim.simulator import Fabric
+from fabric.sim.world import GIB, MB, SimDisk, SimHost, SimShare, SimTuning, SimVm
 from migrations_ui.estimates import Figures, HostRates, MoveSpec, estimate_move, move_spec
 from migrations_ui.facts import DiskFacts, HostFacts, Kind, VmFacts
 from migrations_ui.ordering import simulate

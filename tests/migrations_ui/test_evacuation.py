@@ -7,7 +7,7 @@ from types import SimpleNamespace
 import pytest
 
 from fabric.hyperv.api import MoveRequest
-from fabric.hyperv.demo import build_demo_fabric
+from fabric.sim.demo import build_demo_fabric
 from migrations_ui.admission import Waiting, decide
 from migrations_ui.estimates import HostRates
 from migrations_ui.evacuation import (

@@ -21,8 +21,8 @@ from datetime import datetime
 
 import pytest
 
-from fabric.hyperv.sim_checks import live_limit
-from fabric.hyperv.simstore import FabricStore
+from fabric.sim.checks import live_limit
+from fabric.sim.store import FabricStore
 from migrations_ui.runner import STALE_AFTER
 from tests.migrations_ui.test_workers import max_concurrent
 from tests.served import REPO, Served

@@ -53,8 +53,8 @@ def test_it_does_not_fall_back_to_quick_when_the_processor_differs(family):
 
 def test_the_planner_and_the_simulator_agree_on_vendors():
     from fabric.hyperv.api import HyperVError, MoveRequest
-    from fabric.hyperv.sim_world import SimCluster, SimHost, SimVm
-    from fabric.hyperv.simulator import Fabric
+    from fabric.sim.simulator import Fabric
+    from fabric.sim.world import SimCluster, SimHost, SimVm
 
     fabric = Fabric()
     fabric.add_cluster(SimCluster("CL", "cl.test", 11))

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from fabric.hyperv.sim_checks import live_limit
-from fabric.hyperv.simstore import FabricStore
+from fabric.sim.checks import live_limit
+from fabric.sim.store import FabricStore
 
 pytestmark = pytest.mark.slow
 

@@ -17,9 +17,9 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from fabric.hyperv.demo import build_demo_fabric
-from fabric.hyperv.sim_checks import live_limit
-from fabric.hyperv.simstore import FabricStore
+from fabric.sim.checks import live_limit
+from fabric.sim.demo import build_demo_fabric
+from fabric.sim.store import FabricStore
 from tests.scale.conftest import REPO, console_env, manage
 
 pytestmark = pytest.mark.slow

@@ -10,9 +10,9 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from fabric.hyperv.demo import build_demo_fabric
-from fabric.hyperv.emulator import build_emulator
-from fabric.hyperv.simstore import FabricStore
+from fabric.emulator import build_emulator
+from fabric.sim.demo import build_demo_fabric
+from fabric.sim.store import FabricStore
 
 
 def _positive(raw: str) -> float:

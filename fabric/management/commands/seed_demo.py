@@ -6,8 +6,8 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from fabric.driver import get_driver, sim_store
-from fabric.hyperv.demo import build_demo_fabric, host_connections
 from fabric.models import Host
+from fabric.sim.demo import build_demo_fabric, host_connections
 from fabric.sync import sync_inventory
 
 

@@ -15,7 +15,6 @@ import math
 import uuid
 from typing import Any
 
-from fabric.hyperv import sim_flow, sim_report
 from fabric.hyperv.api import (
     Connection,
     HostInventory,
@@ -24,13 +23,15 @@ from fabric.hyperv.api import (
     MigrationStatus,
     MoveRequest,
 )
-from fabric.hyperv.sim_admin import Command, FabricAdmin, request_params
-from fabric.hyperv.sim_checks import (
+from fabric.sim import flow as sim_flow
+from fabric.sim import report as sim_report
+from fabric.sim.admin import Command, FabricAdmin, request_params
+from fabric.sim.checks import (
     FAILURES,
     MoveDecision,
     validate,
 )
-from fabric.hyperv.sim_world import (
+from fabric.sim.world import (
     MB,
     MEMORY_STATES,
     SimCluster,

@@ -23,7 +23,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from fabric.hyperv.api import HyperVError
-from fabric.hyperv.simulator import Fabric
+from fabric.sim.simulator import Fabric
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS world (

@@ -14,8 +14,8 @@ from __future__ import annotations
 import ssl
 from pathlib import Path
 
-from fabric.hyperv.emulator.server import Emulator
-from fabric.hyperv.simstore import FabricStore
+from fabric.emulator.server import Emulator
+from fabric.sim.store import FabricStore
 
 __all__ = ["Emulator", "build_emulator"]
 
@@ -32,7 +32,7 @@ def build_emulator(
     """An Emulator for the store's fabric; with https, certificates are made (or reused) in cert_dir."""
     tls, certificate = None, None
     if https:
-        from fabric.hyperv.emulator.tls import ensure_certificates, server_context
+        from fabric.emulator.tls import ensure_certificates, server_context
 
         if cert_dir is None:
             raise ValueError("https needs a cert_dir for the generated certificates")

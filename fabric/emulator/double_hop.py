@@ -15,7 +15,7 @@ import dataclasses
 
 from psrpcore.types import ErrorCategory
 
-from fabric.hyperv.emulator.binder import Cmdlet, Context
+from fabric.emulator.binder import Cmdlet, Context
 
 NEEDS_CREDSSP = frozenset({"move-clustervirtualmachinerole", "add-clustervirtualmachinerole"})
 ACCESS_DENIED = (

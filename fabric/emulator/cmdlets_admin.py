@@ -10,11 +10,11 @@ from typing import Any
 
 from psrpcore.types import ErrorCategory
 
+from fabric.emulator import objects as o
+from fabric.emulator.binder import Context, as_list
+from fabric.emulator.cmdlets_read import not_a_node
+from fabric.emulator.records import plain, prop
 from fabric.hyperv.api import HyperVError
-from fabric.hyperv.emulator import objects as o
-from fabric.hyperv.emulator.binder import Context, as_list
-from fabric.hyperv.emulator.cmdlets_read import not_a_node
-from fabric.hyperv.emulator.records import plain, prop
 from fabric.hyperv.host_values import normal_subnet, subnet_problem
 
 # Set-VMHost parameter -> (fabric setting, how to read the value)

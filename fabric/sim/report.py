@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from fabric.hyperv import sim_flow
 from fabric.hyperv.api import (
     ClusterInfo,
     DiskInfo,
@@ -16,10 +15,11 @@ from fabric.hyperv.api import (
     VmInfo,
 )
 from fabric.hyperv.host_values import share_roots
-from fabric.hyperv.sim_world import MB, SimHost, SimMigration, SimVm
+from fabric.sim import flow as sim_flow
+from fabric.sim.world import MB, SimHost, SimMigration, SimVm
 
 if TYPE_CHECKING:
-    from fabric.hyperv.simulator import Fabric
+    from fabric.sim.simulator import Fabric
 
 
 def inventory(fabric: Fabric, host: SimHost) -> HostInventory:

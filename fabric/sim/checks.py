@@ -22,7 +22,7 @@ from fabric.hyperv.remedies import (
     REMEDY_POSSIBLE_OWNER,
     REMEDY_SWITCH,
 )
-from fabric.hyperv.sim_world import (
+from fabric.sim.world import (
     LIVE_KINDS,
     MEMORY_STATES,
     MOVE_KINDS,
@@ -37,7 +37,7 @@ from fabric.hyperv.sim_world import (
 )
 
 if TYPE_CHECKING:
-    from fabric.hyperv.simulator import Fabric
+    from fabric.sim.simulator import Fabric
 
 PERFORMANCE_OPTIONS = ("tcpip", "compression", "smb")
 

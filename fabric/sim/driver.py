@@ -6,7 +6,6 @@ started by a worker is seen by the web process and by the next worker.
 
 from __future__ import annotations
 
-from fabric.hyperv import sim_report
 from fabric.hyperv.api import (
     SCALAR_SETTINGS,
     ClusterInfo,
@@ -19,7 +18,8 @@ from fabric.hyperv.api import (
     MoveRequest,
     VmInfo,
 )
-from fabric.hyperv.simstore import FabricStore
+from fabric.sim import report as sim_report
+from fabric.sim.store import FabricStore
 
 
 class SimDriver:

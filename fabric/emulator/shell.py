@@ -28,7 +28,7 @@ from psrpcore import (
 from psrpcore._payload import PSRPPayload, StreamType
 from psrpcore.types import ErrorRecord, PSInvocationState, RunspacePoolState
 
-from fabric.hyperv.emulator import wsman
+from fabric.emulator import wsman
 
 log = logging.getLogger(__name__)
 
@@ -183,7 +183,7 @@ class PipelineRun:
             self.shell.runner(self, metadata)
         except Exception as exc:  # an emulator bug must end the pipeline, not hang the client
             log.exception("pipeline %s failed", self.pipeline.pipeline_id)
-            from fabric.hyperv.emulator.records import error_record
+            from fabric.emulator.records import error_record
 
             self.fail(error_record("InternalError", f"The emulator failed: {exc}", category=9))
         else:

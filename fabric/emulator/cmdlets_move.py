@@ -13,12 +13,12 @@ from typing import Any
 
 from psrpcore.types import ErrorCategory
 
+from fabric.emulator import objects as o
+from fabric.emulator.binder import Context, as_list
+from fabric.emulator.cmdlets_read import not_a_node, select_vms
+from fabric.emulator.records import prop, ps_object
 from fabric.hyperv.api import HyperVError, MigrationStatus, MoveRequest
-from fabric.hyperv.emulator import objects as o
-from fabric.hyperv.emulator.binder import Context, as_list
-from fabric.hyperv.emulator.cmdlets_read import not_a_node, select_vms
-from fabric.hyperv.emulator.records import prop, ps_object
-from fabric.hyperv.sim_world import SimVm
+from fabric.sim.world import SimVm
 
 CANCELLED_CODE = "0x800704C7"
 

@@ -26,15 +26,15 @@ from typing import TYPE_CHECKING, Any
 
 from psrpcore.types import ErrorCategory, ErrorRecord, ProgressRecordType, PSObject
 
+from fabric.emulator.conversion import SYSTEM, convert, matches_exactly
+from fabric.emulator.records import code_message, error_record, plain, prop
 from fabric.hyperv.api import HostUnreachable, HyperVError
-from fabric.hyperv.emulator.conversion import SYSTEM, convert, matches_exactly
-from fabric.hyperv.emulator.records import code_message, error_record, plain, prop
 from fabric.hyperv.reference_facts import FACTS_FILE
 
 if TYPE_CHECKING:
-    from fabric.hyperv.emulator.shell import PipelineRun
-    from fabric.hyperv.simstore import FabricStore
-    from fabric.hyperv.simulator import Fabric
+    from fabric.emulator.shell import PipelineRun
+    from fabric.sim.simulator import Fabric
+    from fabric.sim.store import FabricStore
 
 log = logging.getLogger(__name__)
 

@@ -7,10 +7,10 @@ facts); commands outside the reference (CIM, Where-Object, DNS, the script) bind
 
 from __future__ import annotations
 
-from fabric.hyperv.emulator import cmdlets_admin as admin
-from fabric.hyperv.emulator import cmdlets_move as move
-from fabric.hyperv.emulator import cmdlets_read as read
-from fabric.hyperv.emulator.binder import Cmdlet
+from fabric.emulator import cmdlets_admin as admin
+from fabric.emulator import cmdlets_move as move
+from fabric.emulator import cmdlets_read as read
+from fabric.emulator.binder import Cmdlet
 from fabric.hyperv.powershell import SET_CLUSTER_PARALLEL_MIGRATIONS
 
 HV = "Microsoft.HyperV.PowerShell.Commands."

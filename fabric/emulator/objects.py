@@ -14,8 +14,7 @@ from typing import TYPE_CHECKING
 
 from psrpcore.types import PSVersion
 
-from fabric.hyperv import sim_report
-from fabric.hyperv.emulator.records import (
+from fabric.emulator.records import (
     AUTH,
     CIM,
     CLUSTER,
@@ -37,10 +36,11 @@ from fabric.hyperv.emulator.records import (
     uint32,
     uint64,
 )
-from fabric.hyperv.sim_world import SimCluster, SimDisk, SimHost, SimMigration, SimVm, unc_parts
+from fabric.sim import report as sim_report
+from fabric.sim.world import SimCluster, SimDisk, SimHost, SimMigration, SimVm, unc_parts
 
 if TYPE_CHECKING:
-    from fabric.hyperv.simulator import Fabric
+    from fabric.sim.simulator import Fabric
 
 VIRT_NS = "root\\virtualization\\v2"
 CIMV2_NS = "root\\cimv2"

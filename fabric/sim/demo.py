@@ -13,8 +13,8 @@ import random
 import uuid
 
 from fabric.hyperv.api import Connection
-from fabric.hyperv.sim_world import GIB, SimCluster, SimDisk, SimHost, SimShare, SimTuning, SimVm, join_path
-from fabric.hyperv.simulator import Fabric
+from fabric.sim.simulator import Fabric
+from fabric.sim.world import GIB, SimCluster, SimDisk, SimHost, SimShare, SimTuning, SimVm, join_path
 
 DOMAIN = "contoso.test"
 FILE_SERVER = f"fs01.{DOMAIN}"

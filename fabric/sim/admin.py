@@ -10,14 +10,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from fabric.hyperv import sim_report
 from fabric.hyperv.api import HyperVError, Incompatibility, MigrationStatus, MoveRequest, VmInfo
 from fabric.hyperv.host_values import folder_problem, subnet_problem
-from fabric.hyperv.sim_checks import PERFORMANCE_OPTIONS, REMEDY_MEMORY, validate
-from fabric.hyperv.sim_world import MEMORY_STATES, SimCluster, SimHost, SimVm, is_csv_path, unc_parts
+from fabric.sim import report as sim_report
+from fabric.sim.checks import PERFORMANCE_OPTIONS, REMEDY_MEMORY, validate
+from fabric.sim.world import MEMORY_STATES, SimCluster, SimHost, SimVm, is_csv_path, unc_parts
 
 if TYPE_CHECKING:
-    from fabric.hyperv.simulator import Fabric
+    from fabric.sim.simulator import Fabric
 
     _Base = Fabric
 else:
@@ -176,7 +176,7 @@ class FabricAdmin(_Base):
 
     def set_host_settings(self, fqdn: str, *, command: Command = None, **values: Any) -> SimHost:
         """Set-VMHost / Enable-VMMigration / Disable-VMMigration; unknown or invalid values change nothing."""
-        from fabric.hyperv.simulator import HOST_SETTINGS
+        from fabric.sim.simulator import HOST_SETTINGS
 
         host = self.reachable_host(fqdn)
         cmdlet, params = command or ("Set-VMHost", {"ComputerName": fqdn, **values})

@@ -26,12 +26,12 @@ from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from fabric.hyperv.emulator import auth, wsman
-from fabric.hyperv.emulator.binder import HostSide, run_pipeline
-from fabric.hyperv.emulator.cmdlets import CMDLETS, SCRIPTS
-from fabric.hyperv.emulator.double_hop import cmdlets_for
-from fabric.hyperv.emulator.shell import Shell
-from fabric.hyperv.simstore import FabricStore
+from fabric.emulator import auth, wsman
+from fabric.emulator.binder import HostSide, run_pipeline
+from fabric.emulator.cmdlets import CMDLETS, SCRIPTS
+from fabric.emulator.double_hop import cmdlets_for
+from fabric.emulator.shell import Shell
+from fabric.sim.store import FabricStore
 
 log = logging.getLogger(__name__)
 

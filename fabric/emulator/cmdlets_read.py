@@ -10,11 +10,11 @@ from typing import Any
 
 from psrpcore.types import ErrorCategory
 
-from fabric.hyperv.emulator import objects as o
-from fabric.hyperv.emulator.binder import Context, as_list
-from fabric.hyperv.emulator.records import prop
+from fabric.emulator import objects as o
+from fabric.emulator.binder import Context, as_list
+from fabric.emulator.records import prop
 from fabric.hyperv.powershell import wildcard
-from fabric.hyperv.sim_world import SimVm, unc_parts
+from fabric.sim.world import SimVm, unc_parts
 
 
 def host_vms(fabric, fqdn: str) -> list[SimVm]:

@@ -16,10 +16,10 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from fabric.hyperv.precopy import next_pass_bytes, precopy_rounds, stop_precopy
-from fabric.hyperv.sim_world import SimHost, SimMigration
+from fabric.sim.world import SimHost, SimMigration
 
 if TYPE_CHECKING:
-    from fabric.hyperv.simulator import Fabric
+    from fabric.sim.simulator import Fabric
 
 BYTES_PER_GBIT = 125_000_000
 # Left-overs smaller than this (bytes or seconds) count as a finished phase: floating-point dust.
