@@ -20,7 +20,8 @@ import pytest
 from tests.conftest import need
 from tests.served import Served
 
-pytestmark = pytest.mark.slow
+# One worker runs the whole module under pytest-xdist (--dist loadgroup): one console for all its tests.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("api-live")]
 
 REPO = Path(__file__).resolve().parents[2]
 SCALE = 30  # simulated seconds per wall second: an evacuation of minutes takes seconds

@@ -8,9 +8,11 @@ Screenshots land in tests/e2e/output/ (git-ignored) for review.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import subprocess
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -53,10 +55,24 @@ def _install_chromium() -> str:
     return output
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the marks
+def pytest_collection_modifyitems(items) -> None:
+    """Under pytest-xdist (`make test`: --dist loadgroup) every e2e test goes to the same worker, so
+    one console and one Chromium serve them all rather than one per worker. (The hook sees the whole
+    session's items: only this folder's are marked.)"""
+    here = Path(__file__).resolve().parent
+    for item in items:
+        if here in item.path.parents:
+            item.add_marker(pytest.mark.xdist_group("e2e"))
+
+
 @pytest.fixture(scope="session")
 def chromium() -> Path:
     if not CHROMIUM.exists():
-        problem = _install_chromium()
+        # One apt-get at a time on this machine: another xdist worker (or test run) may be installing.
+        with open(Path(tempfile.gettempdir()) / "console-tests-chromium.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            problem = "" if CHROMIUM.exists() else _install_chromium()
         need(CHROMIUM.exists(), f"Chromium ({CHROMIUM}, `apt-get install chromium`: {problem.strip()[-500:]})")
     return CHROMIUM
 
