@@ -25,8 +25,8 @@ def test_settings(monkeypatch, tmp_path):
     """Unit tests drive the in-process simulator (HYPERV_DRIVER defaults to psrp, through the emulator);
     the variable reaches the processes tests start too; tests/fabric/test_psrp_*.py use the real path.
     And they see a job's announcement as soon as its transaction commits, and each has its own audit
-    checkpoint file. (Not through pytest-django's settings fixture: the pure test modules also run
-    with -p no:django.)"""
+    checkpoint file and data directory. (Not through pytest-django's settings fixture: the pure test
+    modules also run with -p no:django.)"""
     from django.conf import settings
 
     monkeypatch.setenv("HYPERV_DRIVER", "sim")
@@ -35,6 +35,11 @@ def test_settings(monkeypatch, tmp_path):
         monkeypatch.setattr(settings, "ANNOUNCE_IN_BACKGROUND", False)
         # Each test its own audit checkpoint: one test's committed events are not another's trail.
         monkeypatch.setattr(settings, "AUDIT_CHECKPOINT_FILE", tmp_path / "audit_checkpoint")
+        # And its own data directory (the credential key generated on first use, the simulated fabric's
+        # default file), never the checkout's var/ that every pytest-xdist worker would share: two
+        # workers creating var/credential_key at once can read it empty or fail on O_EXCL.
+        monkeypatch.setattr(settings, "DATA_DIR", tmp_path / "data")
+        monkeypatch.setattr(settings, "SIM_FABRIC_PATH", tmp_path / "data" / "fabric.sqlite3")
 
 
 @pytest.fixture
