@@ -16,7 +16,8 @@ ARGS ?=
 # Options for pytest, e.g. make test PYTEST_ARGS="-x -k serve". The suite runs on pytest-xdist, one
 # worker per CPU; every worker collects the same test ids (no random values in parametrize ids), and
 # tests that share a server within a module or folder carry an xdist_group mark (the console of
-# tests/api/test_live.py, the one of tests/e2e/), which --dist loadgroup keeps on one worker.
+# tests/api/test_live.py, the one of tests/e2e/), which --dist loadgroup keeps on one worker; the
+# longest tests start first (FIRST in tests/conftest.py).
 # Serially: make test XDIST= (plain `pytest` runs serially too).
 XDIST ?= -n auto --dist loadgroup
 PYTEST_ARGS ?=
