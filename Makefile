@@ -15,9 +15,9 @@ TEST_DEBS := libkrb5-dev krb5-kdc krb5-admin-server krb5-user gcc $(notdir $(PYT
 ARGS ?=
 # Options for pytest, e.g. make test PYTEST_ARGS="-x -k serve". The suite runs on pytest-xdist, one
 # worker per CPU; every worker collects the same test ids (no random values in parametrize ids), and
-# tests that share a server within a module or folder carry an xdist_group mark (the console of
-# tests/api/test_live.py, the one of tests/e2e/), which --dist loadgroup keeps on one worker; the
-# longest tests start first (FIRST in tests/conftest.py).
+# tests that share a server within a module or folder (the console of tests/api/test_live.py, the one
+# of tests/e2e/) run on one worker under --dist loadgroup (TOGETHER in tests/conftest.py); the
+# longest tests start first (FIRST there).
 # Serially: make test XDIST= (plain `pytest` runs serially too).
 XDIST ?= -n auto --dist loadgroup
 PYTEST_ARGS ?=

@@ -42,6 +42,25 @@ def pytest_collection_modifyitems(config, items) -> None:
         items.sort(key=_first)
 
 
+# Tests that share a server started once per module or folder (the console of test_live.py; the
+# console and Chromium of tests/e2e/): `make test`'s --dist loadgroup runs each set on one worker.
+TOGETHER = ("tests/e2e/", "tests/api/test_live.py")
+
+
+def pytest_xdist_make_scheduler(config, log):
+    """--dist loadgroup, grouped by TOGETHER rather than by xdist_group marks: pytest-xdist 3.8 marks a
+    group by appending it to item._nodeid, which pytest 9 no longer reads, so the marks did nothing."""
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadGroupScheduling
+
+    class Together(LoadGroupScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return next((prefix for prefix in TOGETHER if nodeid.startswith(prefix)), nodeid)
+
+    return Together(config, log)
+
+
 def need(available: bool, what: str) -> None:
     """Skip when an outside service is absent, but fail in CI (REQUIRE_SERVICES=1)."""
     if available:

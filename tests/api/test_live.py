@@ -20,8 +20,7 @@ import pytest
 from tests.conftest import need
 from tests.served import Served
 
-# One worker runs the whole module under pytest-xdist (--dist loadgroup): one console for all its tests.
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("api-live")]
+pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[2]
 SCALE = 30  # simulated seconds per wall second: an evacuation of minutes takes seconds

@@ -55,17 +55,6 @@ def _install_chromium() -> str:
     return output
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the marks
-def pytest_collection_modifyitems(items) -> None:
-    """Under pytest-xdist (`make test`: --dist loadgroup) every e2e test goes to the same worker, so
-    one console and one Chromium serve them all rather than one per worker. (The hook sees the whole
-    session's items: only this folder's are marked.)"""
-    here = Path(__file__).resolve().parent
-    for item in items:
-        if here in item.path.parents:
-            item.add_marker(pytest.mark.xdist_group("e2e"))
-
-
 @pytest.fixture(scope="session")
 def chromium() -> Path:
     if not CHROMIUM.exists():
