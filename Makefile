@@ -13,9 +13,13 @@ KERBEROS_STAMP := $(VENV)/.kerberos-installed
 TEST_DEBS := libkrb5-dev krb5-kdc krb5-admin-server krb5-user gcc $(notdir $(PYTHON))-dev
 # Extra arguments for `manage.py serve`, e.g. make run ARGS="--host 0.0.0.0 --port 8080 --workers 4"
 ARGS ?=
-# Options for pytest, e.g. make test PYTEST_ARGS="-x -k serve". The suite runs serially for now:
-# pytest-xdist (-n auto) needs every worker to collect the same test ids, and some tests still
-# parametrize with uuid4() values, which differ per worker.
+# Options for pytest, e.g. make test PYTEST_ARGS="-x -k serve". The suite runs on pytest-xdist, one
+# worker per CPU; every worker collects the same test ids (no random values in parametrize ids), and
+# tests that share a server within a module or folder (the console of tests/api/test_live.py, the one
+# of tests/e2e/) run on one worker under --dist loadgroup (TOGETHER in tests/conftest.py); the
+# longest tests start first (FIRST there).
+# Serially: make test XDIST= (plain `pytest` runs serially too).
+XDIST ?= -n auto --dist loadgroup
 PYTEST_ARGS ?=
 
 .PHONY: setup run test test-deps lint format messages
@@ -63,7 +67,7 @@ lint: setup
 
 test: test-deps
 	$(MAKE) --no-print-directory lint
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest $(XDIST) $(PYTEST_ARGS)
 
 format: setup
 	$(VENV)/bin/ruff check --fix .

@@ -11,6 +11,56 @@ os.environ["KRB5_CONFIG"] = os.devnull
 os.environ["KRB5CCNAME"] = "MEMORY:tests"
 
 
+# The longest tests (minutes each: a console, job workers, PostgreSQL, a browser), started first under
+# pytest-xdist so that they overlap the thousand short ones instead of running alone at the end (the
+# 500-job scale test, last in file order, made the run's last 12 minutes single-worker). Only tests
+# that never touch the Django test database move: they leave no state behind for the tests after them.
+FIRST = (
+    "tests/scale/test_postgres_workers.py",
+    "tests/e2e/",
+    "tests/migrations_ui/test_faults.py",
+    "tests/api/test_live.py",
+    "tests/migrations_ui/test_workers.py",
+    "tests/fabric/test_embedded_psrp.py",
+    "tests/console/test_serve.py",
+)
+DATABASE_FIXTURES = {"db", "transactional_db", "live_server"}  # as pytest-django tells them
+
+
+def _first(item) -> int:
+    path = item.path.relative_to(item.config.rootpath).as_posix()
+    uses_database = item.get_closest_marker("django_db") or DATABASE_FIXTURES & set(item.fixturenames)
+    ranks = [rank for rank, prefix in enumerate(FIRST) if path.startswith(prefix)]
+    return ranks[0] if ranks and not uses_database else len(FIRST)
+
+
+@pytest.hookimpl(trylast=True)  # after pytest-django's sort, which puts the tests without a database last
+def pytest_collection_modifyitems(config, items) -> None:
+    """Under pytest-xdist, FIRST's tests first (a stable sort: the same order in every worker); a
+    serial run keeps pytest-django's order."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        items.sort(key=_first)
+
+
+# Tests that share a server started once per module or folder (the console of test_live.py; the
+# console and Chromium of tests/e2e/): `make test`'s --dist loadgroup runs each set on one worker.
+TOGETHER = ("tests/e2e/", "tests/api/test_live.py")
+
+
+def pytest_xdist_make_scheduler(config, log):
+    """--dist loadgroup, grouped by TOGETHER rather than by xdist_group marks: pytest-xdist 3.8 marks a
+    group by appending it to item._nodeid, which pytest 9 no longer reads, so the marks did nothing."""
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadGroupScheduling
+
+    class Together(LoadGroupScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return next((prefix for prefix in TOGETHER if nodeid.startswith(prefix)), nodeid)
+
+    return Together(config, log)
+
+
 def need(available: bool, what: str) -> None:
     """Skip when an outside service is absent, but fail in CI (REQUIRE_SERVICES=1)."""
     if available:
@@ -25,8 +75,8 @@ def test_settings(monkeypatch, tmp_path):
     """Unit tests drive the in-process simulator (HYPERV_DRIVER defaults to psrp, through the emulator);
     the variable reaches the processes tests start too; tests/fabric/test_psrp_*.py use the real path.
     And they see a job's announcement as soon as its transaction commits, and each has its own audit
-    checkpoint file. (Not through pytest-django's settings fixture: the pure test modules also run
-    with -p no:django.)"""
+    checkpoint file and data directory. (Not through pytest-django's settings fixture: the pure test
+    modules also run with -p no:django.)"""
     from django.conf import settings
 
     monkeypatch.setenv("HYPERV_DRIVER", "sim")
@@ -35,6 +85,11 @@ def test_settings(monkeypatch, tmp_path):
         monkeypatch.setattr(settings, "ANNOUNCE_IN_BACKGROUND", False)
         # Each test its own audit checkpoint: one test's committed events are not another's trail.
         monkeypatch.setattr(settings, "AUDIT_CHECKPOINT_FILE", tmp_path / "audit_checkpoint")
+        # And its own data directory (the credential key generated on first use, the simulated fabric's
+        # default file), never the checkout's var/ that every pytest-xdist worker would share: two
+        # workers creating var/credential_key at once can read it empty or fail on O_EXCL.
+        monkeypatch.setattr(settings, "DATA_DIR", tmp_path / "data")
+        monkeypatch.setattr(settings, "SIM_FABRIC_PATH", tmp_path / "data" / "fabric.sqlite3")
 
 
 @pytest.fixture

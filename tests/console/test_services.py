@@ -19,9 +19,11 @@ from channels_redis.core import RedisChannelLayer
 
 from console.fanout import FanoutChannelLayer
 from tests.conftest import need
-from tests.services import POSTGRES, postgres_up, redis_up
+from tests.services import POSTGRES, postgres_up, redis_up, worker_tag
 
 REPO = Path(__file__).resolve().parents[2]
+# Shared by pytest-xdist workers (and test_scale_fanout.py): each test uses groups named with a
+# uuid4 of its own, so no worker receives another's messages.
 REDIS_URL = "redis://127.0.0.1:6379/9"
 
 _SETTINGS_VARIABLES = {"DATABASE_URL", "REDIS_URL", "SECRET_KEY", "DEBUG", "ALLOWED_HOSTS", "DJANGO_SETTINGS_MODULE"}
@@ -45,7 +47,7 @@ def _manage(args: list[str], tmp_path: Path, **variables: str) -> subprocess.Com
 def postgres_database():
     """A database of its own, created for the test and dropped after it."""
     need(postgres_up(), "PostgreSQL at 127.0.0.1:5432")
-    name = f"console_test_{uuid.uuid4().hex[:12]}"
+    name = f"console_test_{worker_tag()}_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(f"{POSTGRES}/postgres", autocommit=True) as admin:
         admin.execute(f'CREATE DATABASE "{name}"')
     try:

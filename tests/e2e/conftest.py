@@ -8,9 +8,11 @@ Screenshots land in tests/e2e/output/ (git-ignored) for review.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import subprocess
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -56,7 +58,10 @@ def _install_chromium() -> str:
 @pytest.fixture(scope="session")
 def chromium() -> Path:
     if not CHROMIUM.exists():
-        problem = _install_chromium()
+        # One apt-get at a time on this machine: another xdist worker (or test run) may be installing.
+        with open(Path(tempfile.gettempdir()) / "console-tests-chromium.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            problem = "" if CHROMIUM.exists() else _install_chromium()
         need(CHROMIUM.exists(), f"Chromium ({CHROMIUM}, `apt-get install chromium`: {problem.strip()[-500:]})")
     return CHROMIUM
 

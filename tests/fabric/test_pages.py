@@ -17,6 +17,11 @@ def text(response) -> str:
     return response.content.decode().replace("\xa0", " ")
 
 
+# An id no VM has. A constant, not uuid4(): parametrize ids must be the same in every pytest-xdist
+# worker's collection.
+UNKNOWN_VM = uuid.UUID("00000000-0000-4000-8000-000000000404")
+
+
 def vm_names(response) -> list[str]:
     return [vm.name for vm in response.context["page"]]
 
@@ -30,7 +35,7 @@ def vm_names(response) -> list[str]:
         reverse("fabric:hosts"),
         reverse("fabric:host", args=["hv01.contoso.test"]),
         reverse("fabric:vms"),
-        reverse("fabric:vm", args=[uuid.uuid4()]),
+        reverse("fabric:vm", args=[UNKNOWN_VM]),
         "/hosts/",
     ],
 )
@@ -455,7 +460,7 @@ def test_it_tells_a_failed_sign_in(client, operator_user):
     assert "Please enter a correct" in text(response)
 
 
-@pytest.mark.parametrize("path", [f"/vms/{uuid.uuid4()}/", "/vms/not-a-guid/", "/nowhere/"])
+@pytest.mark.parametrize("path", [f"/vms/{UNKNOWN_VM}/", "/vms/not-a-guid/", "/nowhere/"])
 def test_it_answers_404_for_an_unknown_vm(operator_client, path):
     make_vm()
     response = operator_client.get(path)

@@ -111,7 +111,9 @@ def test_frozen_hosts_and_killed_workers_leave_records_that_tell_the_truth(conso
     assert max(STALE_AFTER.total_seconds(), READ_TIMEOUT) < FREEZE_S
 
     def freeze() -> None:
-        time.sleep(4)
+        # Once a move is under way (not after a fixed delay: on a loaded machine the workers may not
+        # have asked for one yet), so that the freeze catches moves in flight.
+        wait_for_a_move_request(served, timeout=120)
         os.kill(emulator, signal.SIGSTOP)
         time.sleep(FREEZE_S)
         os.kill(emulator, signal.SIGCONT)
@@ -155,6 +157,17 @@ def test_frozen_hosts_and_killed_workers_leave_records_that_tell_the_truth(conso
     unknown = rows(db, "SELECT COUNT(*) FROM migrations_ui_jobevent WHERE kind = 'state' AND data LIKE '%unknown%'")
     print("final states:", Counter(state for _, _, state, *_ in jobs), "events:", dict(kinds), "unknown:", unknown)
     assert kinds["worker_lost"] >= 1 and unknown[0][0] >= 1
+
+
+def wait_for_a_move_request(served: Served, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    db = sqlite3.connect(served.data_dir / "db.sqlite3", timeout=30)
+    try:
+        while not rows(db, "SELECT 1 FROM migrations_ui_jobevent WHERE kind = 'move_requested' LIMIT 1"):
+            assert time.monotonic() < deadline, f"no move requested within {timeout} s"
+            time.sleep(0.2)
+    finally:
+        db.close()
 
 
 def check_states_match_the_emulator(jobs, fabric) -> None:

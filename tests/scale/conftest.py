@@ -15,11 +15,12 @@ import psycopg
 import pytest
 
 from tests.conftest import need
-from tests.services import postgres_up, redis_up
+from tests.services import postgres_up, redis_for_worker, redis_up, worker_tag
 
 REPO = Path(__file__).resolve().parents[2]
 POSTGRES = os.environ.get("TEST_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432")
-REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/10")
+# Under pytest-xdist each worker its own Redis database: 10 for gw0 (and a serial run), 11 for gw1...
+REDIS_URL = redis_for_worker(os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/10"))
 # Never inherited from the caller: every process a test starts gets them from the test alone.
 SETTINGS_VARIABLES = {"DATABASE_URL", "REDIS_URL", "SECRET_KEY", "DEBUG", "ALLOWED_HOSTS", "DJANGO_SETTINGS_MODULE"}
 
@@ -28,7 +29,7 @@ SETTINGS_VARIABLES = {"DATABASE_URL", "REDIS_URL", "SECRET_KEY", "DEBUG", "ALLOW
 def postgres_database():
     """A database of its own, created for the test and dropped after it."""
     need(postgres_up(POSTGRES), "PostgreSQL at 127.0.0.1:5432")
-    name = f"console_scale_{uuid.uuid4().hex[:12]}"
+    name = f"console_scale_{worker_tag()}_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(f"{POSTGRES}/postgres", autocommit=True) as admin:
         admin.execute(f'CREATE DATABASE "{name}"')
     try:

@@ -142,7 +142,10 @@ def test_it_runs_500_jobs_on_4_workers_once_each_within_every_hosts_limit(postgr
                 )
             )
             by_worker = dict(db.execute("SELECT worker, count(*) FROM migrations_ui_migrationjob GROUP BY worker"))
-            requeued = db.execute("SELECT count(*) FROM migrations_ui_jobevent WHERE kind = 'requeued'").fetchone()[0]
+            # The supervisor gives an admitted job a second task when the worker holding its first
+            # sends no heartbeat for STALE_AFTER (it happens on a starved machine); each such task
+            # is recorded, and turns up to find the job taken (each job still runs once, above).
+            (requeued,) = db.execute("SELECT count(*) FROM migrations_ui_jobevent WHERE kind = 'requeued'").fetchone()
             tasks = db.execute(
                 "SELECT status, jsonb_array_length(worker_ids::jsonb) FROM django_tasks_database_dbtaskresult"
                 " WHERE task_path = 'migrations_ui.tasks.run_job'"
@@ -167,9 +170,8 @@ def test_it_runs_500_jobs_on_4_workers_once_each_within_every_hosts_limit(postgr
 
     assert len(runs) == JOBS and set(runs.values()) == {1}  # each job started running once
     assert len(by_worker) == WORKERS  # every worker took its share
-    # Each task claimed by one worker. A job whose claim took longer than STALE_AFTER (a loaded
-    # machine) was given a second task (supervisor.requeue_orphans), which found it taken and did nothing.
-    assert len(tasks) == JOBS + requeued and set(tasks) == {("SUCCESSFUL", 1)}
+    # Each task claimed by one worker; one task per job, besides the recorded requeues.
+    assert len(tasks) == JOBS + requeued and set(tasks) == {("SUCCESSFUL", 1)}, (len(tasks), requeued)
 
     with FabricStore(tmp_path / "fabric.sqlite3", time_scale=SCALE).session() as fabric:
         migrations = list(fabric.migrations.values())
