@@ -14,7 +14,6 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import threading
 import time
 from collections import Counter
 from datetime import datetime
@@ -110,20 +109,16 @@ def test_frozen_hosts_and_killed_workers_leave_records_that_tell_the_truth(conso
     emulator = served.child_pids()["emulator"]
     assert max(STALE_AFTER.total_seconds(), READ_TIMEOUT) < FREEZE_S
 
-    def freeze() -> None:
-        # Once a move is under way (not after a fixed delay: on a loaded machine the workers may not
-        # have asked for one yet), so that the freeze catches moves in flight.
-        wait_for_a_move_request(served, timeout=120)
-        os.kill(emulator, signal.SIGSTOP)
-        time.sleep(FREEZE_S)
-        os.kill(emulator, signal.SIGCONT)
-
-    freezer = threading.Thread(target=freeze)
-    freezer.start()
-    for _ in range(KILLS):  # the kills go on before, during and after the freeze
-        time.sleep(rng.uniform(0.3, 1.6))
-        fleet.kill_one(rng)
-    freezer.join()
+    # Half the kills while the first moves run, the freeze once a move is in flight, the rest while
+    # the queue drains and the unknown jobs are asked again. No kills during the freeze: a worker
+    # must live through a read timeout there for the freeze to leave a job unknown (with kills every
+    # second, recovery only asks once the freeze is over).
+    kill_some(fleet, rng, KILLS // 2)
+    wait_for_a_move_in_flight(served, timeout=120)
+    os.kill(emulator, signal.SIGSTOP)
+    time.sleep(FREEZE_S)
+    os.kill(emulator, signal.SIGCONT)
+    kill_some(fleet, rng, KILLS - KILLS // 2)
 
     db = sqlite3.connect(served.data_dir / "db.sqlite3", timeout=30)
     deadline = time.monotonic() + 240
@@ -159,13 +154,24 @@ def test_frozen_hosts_and_killed_workers_leave_records_that_tell_the_truth(conso
     assert kinds["worker_lost"] >= 1 and unknown[0][0] >= 1
 
 
-def wait_for_a_move_request(served: Served, timeout: float) -> None:
+def kill_some(fleet: Fleet, rng: random.Random, n: int) -> None:
+    for _ in range(n):
+        time.sleep(rng.uniform(0.3, 1.6))
+        fleet.kill_one(rng)
+
+
+def wait_for_a_move_in_flight(served: Served, timeout: float) -> None:
+    """Until a job follows a move the host has started and not yet ended."""
     deadline = time.monotonic() + timeout
     db = sqlite3.connect(served.data_dir / "db.sqlite3", timeout=30)
+    in_flight = (
+        "SELECT 1 FROM migrations_ui_migrationjob WHERE state = 'running' AND host_migration_id <> ''"
+        " AND slots_released_at IS NULL LIMIT 1"
+    )
     try:
-        while not rows(db, "SELECT 1 FROM migrations_ui_jobevent WHERE kind = 'move_requested' LIMIT 1"):
-            assert time.monotonic() < deadline, f"no move requested within {timeout} s"
-            time.sleep(0.2)
+        while not rows(db, in_flight):
+            assert time.monotonic() < deadline, f"no move in flight within {timeout} s"
+            time.sleep(0.1)
     finally:
         db.close()
 
