@@ -149,8 +149,8 @@ async def shared(key: tuple, render, *args, language: str | None = None):
     loop = asyncio.get_running_loop()
     task = _shared.get(key)
     if task is None or task.get_loop() is not loop:
-        if len(_shared) > 256:
-            _shared.clear()
+        while len(_shared) >= 256:  # the oldest updates' parts: their pages have long had them
+            del _shared[next(iter(_shared))]
         task = _shared[key] = loop.create_task(_render_or_log(key, language, render, *args))
     return await asyncio.shield(task)  # one page going away must not cancel the others' render
 

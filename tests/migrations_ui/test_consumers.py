@@ -50,9 +50,11 @@ def session_cookie(user) -> str:
     return f"{settings.SESSION_COOKIE_NAME}={client.cookies[settings.SESSION_COOKIE_NAME].value}"
 
 
-async def connect(path: str, user=None, origin: str = ORIGIN):
+async def connect(path: str, user=None, origin: str = ORIGIN, language: str = ""):
     """A communicator over a freshly built application; returns it and whether it was accepted."""
     headers = [(b"origin", origin.encode()), (b"host", b"testserver")]
+    if language:
+        headers.append((b"accept-language", language.encode()))
     if user is not None:
         headers.append((b"cookie", (await database_sync_to_async(session_cookie)(user)).encode()))
     communicator = WebsocketCommunicator(build_application(), path, headers=headers)
@@ -274,6 +276,24 @@ async def test_pages_in_one_process_share_one_render_of_an_update(admin_user, mo
         assert await page.receive_from() == "<tr>x</tr><section>finished</section>"
         await page.disconnect()
     assert renders == ["board", "finished"]  # the pages woke together and awaited one render of each
+
+
+async def test_each_page_gets_the_update_in_its_language_rendered_once_per_language(admin_user, job, monkeypatch):
+    renders = []
+    board = progress.render_board_update
+    monkeypatch.setattr(progress, "render_board_update", lambda *args: renders.append(args) or board(*args))
+    pages = [(await connect("/ws/jobs/", admin_user, language=code))[0] for code in ("en", "de", "en", "de")]
+    for page in pages:
+        await page.receive_from()
+
+    await database_sync_to_async(change_state)(job, JobState.CANCELLING)
+
+    shown = [await page.receive_from() for page in pages]
+    assert "Cancelling" in shown[0] and shown[0] == shown[2]
+    assert "Wird abgebrochen" in shown[1] and shown[1] == shown[3]
+    assert len(renders) == 2  # one per language in this process, not one per page
+    for page in pages:
+        await page.disconnect()
 
 
 async def test_a_viewer_watches_but_a_user_without_a_role_is_closed(viewer_user, outsider_user, job):
