@@ -11,14 +11,15 @@ process and a GIL of their own):
   not installed), wait for each client's replay, then note when each progress row arrives;
 - emitter processes (--emitters, as the job workers of a deployment; `serve` starts 4) record
   progress samples for their share of the jobs through events.record(), exactly as a worker does:
-  the sample is committed, then announced from events.py's background thread (render + group_send),
-  reaching daphne through the channel layer only. Samples are spread evenly over each interval
-  (20 events/s: one every 50 ms, job after job), each emitter taking its own jobs' turns.
+  the sample is committed, then announced from events.py's background thread (a small message naming
+  the job, migrations_ui.emit), reaching daphne through the channel layer only; daphne renders.
+  Samples are spread evenly over each interval (20 events/s: one every 50 ms, job after job), each
+  emitter taking its own jobs' turns.
 
 Latency per client = arrival of the row carrying the sample (matched by job and data-sequence) - the
 moment just before record(). Both moments are time.monotonic(), CLOCK_MONOTONIC on Linux: one clock
 for the whole machine, so times taken in different processes compare. Prints p50/p99/max,
-delivered/expected, and how long the emitter (send_job_update: render + group_send) took per update.
+delivered/expected, and how long the emitter (emit.send_job_update: a query + group_send) took per update.
 Everything it started is stopped at the end.
 
 With --redis it starts its own redis-server (it must be installed) and runs the same through
@@ -220,27 +221,25 @@ def reader_main(task: dict) -> None:
 
 def emitter_main(task: dict) -> None:
     """Record this emitter's samples at their turns, as a job worker does; write when each was
-    recorded and how long each announcement (render + group_send) took."""
+    recorded and how long each announcement (emit.send_job_update) took."""
     import django
 
     django.setup()
     from django.db import connections
 
-    from migrations_ui import events, progress
+    from migrations_ui import emit, events
     from migrations_ui.models import MigrationJob
 
     emit_s: list[float] = []
-    emit = progress.send_job_update
+    send = emit.send_job_update
 
     def timed(job_id: int) -> None:  # events._send looks it up at each call
         started = time.monotonic()
-        emit(job_id)
+        send(job_id)
         emit_s.append(time.monotonic() - started)
 
-    progress.send_job_update = timed
+    emit.send_job_update = timed
     jobs = {job.pk: job for job in MigrationJob.objects.filter(pk__in=[pk for pk, _ in task["turns"]])}
-    for pk in jobs:
-        progress._messages(pk)  # a worker that has been running has its templates loaded and compiled
     print("ready", flush=True)
     start = float(sys.stdin.readline())  # a moment on the shared monotonic clock
     sent = []
@@ -565,7 +564,7 @@ def report(results: dict, args, jobs: int) -> dict:
     if results["emit_s"]:
         ms = [s * 1000 for s in results["emit_s"]]
         figures["emit_p50_ms"] = statistics.median(ms)
-        print(f"emitter per update, render + group_send (ms): p50 {statistics.median(ms):.1f}  max {max(ms):.1f}")
+        print(f"emitter per update, emit.send_job_update (ms): p50 {statistics.median(ms):.1f}  max {max(ms):.1f}")
     if results["errors"]:
         print(f"connection errors: {len(results['errors'])}, first: {results['errors'][0]}")
     print(f"load average (1, 5, 15 min) at the end: {figures['loadavg']}")

@@ -209,7 +209,7 @@ def end_maintenance(host: Host, user=None, request=None) -> Batch | None:
 
 
 def _tell_batch_page(batch_id: int) -> None:
-    from migrations_ui.progress import send_batch_update
+    from migrations_ui.emit import send_batch_update
 
     transaction.on_commit(lambda: send_batch_update(batch_id))
 

@@ -23,14 +23,15 @@ from django.utils.translation.trans_real import parse_accept_lang_header
 from access import can_view
 from migrations_ui import progress
 from migrations_ui.batches import render_batch_replay
+from migrations_ui.emit import JOBS_GROUP, batch_group, job_group
 from migrations_ui.models import Batch, MigrationJob
 
 log = logging.getLogger(__name__)
 
 NOT_LOGGED_IN, FORBIDDEN, NO_SUCH_JOB = 4401, 4403, 4404
 NO_SUCH_BATCH = NO_SUCH_JOB
-# The emitter's messages (progress.send_job_update): one per update for every open page.
-LIVE_EVENTS = frozenset({"jobs.update", "job.update", "batch.update"})
+# The workers' messages (migrations_ui.emit): one per update for every open page.
+LIVE_EVENTS = frozenset({"job.changed", "batch.changed"})
 
 
 def watch_refusal(user, job_id: int | None = None, batch_id: int | None = None) -> int | None:
@@ -79,19 +80,9 @@ class _LiveConsumer(AsyncWebsocketConsumer):
             raise ValueError(f"No handler for message type {message['type']}")
         await handler(message)
 
-    def in_language(self, event: dict, field: str = "html") -> str:
-        """A message's HTML in this client's language (progress.in_every_language renders each)."""
-        copy = event.get("languages", {}).get(self.language, {})
-        return copy[field] if field in copy else event.get(field, "")
-
     async def rendered(self, render, *args):
         """render(*args) from the database, in this client's language."""
-
-        def in_language():
-            with translation.override(self.language):
-                return render(*args)
-
-        return await database_sync_to_async(in_language)()
+        return await database_sync_to_async(_in_language)(self.language, render, *args)
 
     async def refuse_or_join(self, job_id: int | None = None, batch_id: int | None = None) -> bool:
         """Accept, authorise, join the group; False (and closed) when the client may not watch."""
@@ -123,46 +114,62 @@ class JobsConsumer(_LiveConsumer):
     filters come in the query string), then forwards every job's update; when a job has just
     finished it renders that client's Finished page again, since filters differ per client."""
 
-    group = progress.JOBS_GROUP
+    group = JOBS_GROUP
 
     async def connect(self):
         self.filters = progress.finished_filters(QueryDict(self.scope.get("query_string", b"")))
         if await self.refuse_or_join():
             await self.send(text_data=await self.rendered(progress.render_sections, self.filters))
 
-    async def jobs_update(self, event):
-        html = self.in_language(event)
+    async def job_changed(self, event):
+        key = (event["id"], "jobs", self.language)
+        part = await shared(
+            key, progress.render_board_update, event["job_id"], event["sequence"], language=self.language
+        )
+        if part is None:
+            return
+        html, finished = part
         # Only the first page gains the new row; later pages would shift under the reader.
-        if event.get("finished") and self.filters["page"] == 1:
-            key = (event["id"], self.language, *self.filters.values())
-            html += await self.finished_section(key)
+        if finished and self.filters["page"] == 1:
+            key = (event["id"], "finished", self.language, *self.filters.values())
+            html += await shared(key, progress.render_finished, self.filters, language=self.language) or ""
         await self.send(text_data=html)
 
-    async def finished_section(self, key: tuple) -> str:
-        """One render per key and process, awaited by every page that needs it: the pages wake
-        together, so without the shared task each would queue a thread hop before the first render
-        had filled the cache (_finished_once)."""
-        loop = asyncio.get_running_loop()
-        task = _finished_tasks.get(key)
-        if task is None or task.get_loop() is not loop:
-            if len(_finished_tasks) > 64:
-                _finished_tasks.clear()
-            task = _finished_tasks[key] = loop.create_task(self.rendered(_finished_once, key, self.filters))
-        return await asyncio.shield(task)  # one page going away must not cancel the others' render
+
+# One task per (update, page part, language ...) in this process; a done task holds its result.
+_shared: dict[tuple, asyncio.Task] = {}
 
 
-_finished_html: dict[tuple, str] = {}
-_finished_tasks: dict[tuple, asyncio.Task] = {}
+async def shared(key: tuple, render, *args, language: str | None = None):
+    """render(*args) in `language` (None: language-neutral, a decision), once per key in this
+    process and awaited by every page that needs it: the pages wake together on a message, so
+    without the shared task each would queue a thread hop (and a render) before the first had
+    finished. None when the render failed (logged once); the page then waits for the next update or
+    its replay on reconnect."""
+    loop = asyncio.get_running_loop()
+    task = _shared.get(key)
+    if task is None or task.get_loop() is not loop:
+        while len(_shared) >= 256:  # the oldest updates' parts: their pages have long had them
+            del _shared[next(iter(_shared))]
+        task = _shared[key] = loop.create_task(_render_or_log(key, language, render, *args))
+    return await asyncio.shield(task)  # one page going away must not cancel the others' render
 
 
-def _finished_once(key: tuple, filters: dict) -> str:
-    """The Finished section for one update and one set of filters, rendered once per process: every
-    client on the Jobs page gets the update at once, most of them with the same (or no) filters."""
-    if key not in _finished_html:
-        if len(_finished_html) > 64:
-            _finished_html.clear()
-        _finished_html[key] = progress.render_finished(filters)
-    return _finished_html[key]
+def _in_language(language: str | None, render, *args):
+    if language is None:
+        return render(*args)
+    with translation.override(language):
+        return render(*args)
+
+
+async def _render_or_log(key: tuple, language: str | None, render, *args):
+    try:
+        return await database_sync_to_async(_in_language)(language, render, *args)
+    except (MigrationJob.DoesNotExist, Batch.DoesNotExist):
+        return None  # deleted since the update was sent
+    except Exception:
+        log.exception("could not render %s for the live pages", key)
+        return None
 
 
 class JobConsumer(_LiveConsumer):
@@ -172,7 +179,7 @@ class JobConsumer(_LiveConsumer):
 
     async def connect(self):
         self.job_id = self.scope["url_route"]["kwargs"]["job_id"]
-        self.group = progress.job_group(self.job_id)
+        self.group = job_group(self.job_id)
         self.sequence = 0
         if not await self.refuse_or_join(self.job_id):
             self.group = ""
@@ -185,15 +192,22 @@ class JobConsumer(_LiveConsumer):
         await self.send(text_data=state)
         await self.send(text_data=events)
 
-    async def job_update(self, event):
+    async def job_changed(self, event):
         sequence = event["sequence"]
         if sequence <= self.sequence:
             return  # older than what the client already shows
-        events = self.in_language(event, "event_html")
+        job_id = event["job_id"]
+        # Whether the chart goes along is decided once per update, whatever the languages.
+        chart = await shared((event["id"], "chart"), progress.job_chart_due, job_id, sequence)
+        key = (event["id"], "job", self.language)
+        part = await shared(key, progress.render_job_update, job_id, sequence, bool(chart), language=self.language)
+        if part is None:
+            return
+        html, events = part
         if sequence > self.sequence + 1:
             events = await self.rendered(progress.render_events_after, self.job_id, self.sequence, sequence)
         self.sequence = sequence
-        await self.send(text_data=self.in_language(event))
+        await self.send(text_data=html)
         if events:
             # A message of its own: the parser htmx uses drops a <tbody> that follows other elements.
             await self.send(text_data=events)
@@ -206,7 +220,7 @@ class BatchConsumer(_LiveConsumer):
 
     async def connect(self):
         self.batch_id = self.scope["url_route"]["kwargs"]["batch_id"]
-        self.group = progress.batch_group(self.batch_id)
+        self.group = batch_group(self.batch_id)
         self.sequences: dict[int, int] = {}
         if not await self.refuse_or_join(batch_id=self.batch_id):
             self.group = ""
@@ -220,12 +234,25 @@ class BatchConsumer(_LiveConsumer):
         # The rows in a message of their own: the parser htmx uses drops a <tbody> after other elements.
         await self.send(text_data=rows)
 
-    async def batch_update(self, event):
-        job_id = event.get("job_id")
-        if job_id is not None:  # None: the batch itself changed (its host's maintenance)
-            if event["sequence"] <= self.sequences.get(job_id, 0):
-                return  # older than what the client already shows
-            self.sequences[job_id] = event["sequence"]
-        await self.send(text_data=self.in_language(event))
-        if row := self.in_language(event, "row_html"):
-            await self.send(text_data=row)  # a <tr>: alone, as on the Jobs page
+    async def job_changed(self, event):
+        """One of the batch's jobs changed: the batch's progress, the job's row and, when due, the
+        actual run's timeline."""
+        job_id, sequence = event["job_id"], event["sequence"]
+        if sequence <= self.sequences.get(job_id, 0):
+            return  # older than what the client already shows
+        timelines = await shared((event["id"], "timelines"), progress.batch_timelines_due, job_id, sequence)
+        key = (event["id"], "batch", self.language)
+        part = await shared(key, progress.render_batch_update, job_id, bool(timelines), language=self.language)
+        if part is None:
+            return
+        self.sequences[job_id] = sequence
+        html, row = part
+        await self.send(text_data=html)
+        await self.send(text_data=row)  # a <tr>: alone, as on the Jobs page
+
+    async def batch_changed(self, event):
+        """The batch itself changed (its host's maintenance ended)."""
+        key = (event["id"], "batch", self.language)
+        html = await shared(key, progress.render_batch_change, event["batch_id"], language=self.language)
+        if html:
+            await self.send(text_data=html)

@@ -90,8 +90,8 @@ _pending_lock = threading.Lock()
 
 
 def announce(job_id: int) -> None:
-    """Tell every open browser. In the background, coalesced per job: rendering and sending must not
-    delay the worker's next step (a freed slot is handed on within milliseconds); a dropped
+    """Tell every open browser (migrations_ui.emit). In the background, coalesced per job: sending
+    must not delay the worker's next step (a freed slot is handed on within milliseconds); a dropped
     announcement costs nothing, browsers get the state from the database on (re)connect."""
     if not settings.ANNOUNCE_IN_BACKGROUND:
         _send(job_id)
@@ -111,14 +111,13 @@ def flush(timeout: float = 5.0) -> None:
 
 
 def _send(job_id: int, background: bool = False) -> None:
-    from migrations_ui.progress import _exiting, send_job_update
+    from migrations_ui.emit import exiting, send_job_update
 
     if background:
         with _pending_lock:
             _pending.discard(job_id)
-        if _exiting():
-            # Nothing can be sent any more; rendering first (a long Queued section takes a while)
-            # would hold the process's exit up by that much for every pending announcement.
+        if exiting():
+            # Nothing can be sent any more: reading the job first would only hold the exit up.
             return
     send_job_update(job_id)
 

@@ -4,10 +4,13 @@ queue actions, slots in use and the slots chart on the host page; the move butto
 from django.template.loader import render_to_string
 
 from fabric.page_sections import add_section
-from migrations_ui.batches import evacuation_refusal
 
 
 def host_actions(request, host) -> str:
+    # Imported here: every process registers these sections when Django starts, and a job worker
+    # must not load the batch page's renderers (migrations_ui.batches, timeline) for it.
+    from migrations_ui.batches import evacuation_refusal
+
     # Move back and End maintenance wait for the evacuation's moves: not offered while they run.
     running = host.maintenance and evacuation_refusal(host) is not None
     context = {"host": host, "evacuation_running": running}

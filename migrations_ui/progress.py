@@ -1,50 +1,36 @@
-"""Live job progress: the fragments the Jobs pages show, rendered from the database, and the one
-emitter that sends them over Channels once a change has committed.
+"""Live job progress: the fragments the Jobs pages and the batch page show, rendered from the
+database in the web processes.
 
 Browsers receive rendered HTML carrying hx-swap-oob; htmx's websocket extension swaps it in. The
-pages, the consumers' replay on connect and the emitter all use the renderers below, so a page
-just loaded, a page that reconnected and a page kept open show the same thing. Every channel layer
-delivers at most once: a lost message only delays a page until the next update or reconnect.
+pages, the consumers' replay on connect and the consumers' live updates all use the renderers below,
+so a page just loaded, a page that reconnected and a page kept open show the same thing. Workers
+only send a message naming what changed (migrations_ui.emit); they never import this module.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 import time
-import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 
-from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
-from django.conf import settings
 from django.core.paginator import Page, Paginator
 from django.template.loader import render_to_string
-from django.utils import timezone, translation
+from django.utils import timezone
 from django.utils.http import urlencode
 
-from migrations_ui.chart_data import PRECOPY_KINDS, job_chart, progress_rows
+from migrations_ui.chart_data import PRECOPY_KINDS, job_chart
 from migrations_ui.models import FINAL_STATES, SLOT_STATES, JobEvent, JobState, MigrationJob
 from migrations_ui.runner import STALE_AFTER, STEPS, steps_for
 from migrations_ui.scheduler import host_limits, queue_decision, queue_order, slots_in_use
 
 log = logging.getLogger(__name__)
 
-JOBS_GROUP = "jobs"
 # After a job changes state, the Jobs page's sections are sent whole for this long, not just its row:
 # announcements are coalesced, so the state event need not be the newest one when an update is made.
 SECTIONS_AFTER_CHANGE = timedelta(seconds=5)
 FINISHED_PER_PAGE = 25
 FINISHED_STATES = [(s.value, s.label) for s in JobState if s in FINAL_STATES]
-
-
-def job_group(job_id: int) -> str:
-    return f"job-{job_id}"
-
-
-def batch_group(batch_id: int) -> str:
-    return f"batch-{batch_id}"
 
 
 # --- the Jobs page --------------------------------------------------------------------------------
@@ -247,7 +233,7 @@ def _chart_due(job: MigrationJob, newest: JobEvent | None) -> bool:
     if job.state in FINAL_STATES:
         _chart_sent.pop(job.pk, None)
     else:
-        if len(_chart_sent) > 1000:  # jobs whose end another process announced
+        if len(_chart_sent) > 1000:  # jobs whose end this process did not see
             _chart_sent.clear()
         _chart_sent[job.pk] = now
     return True
@@ -277,169 +263,66 @@ def render_job_replay(job_id: int) -> tuple[str, str, int]:
     return render_job_state(job) + render_job_chart(job), log_html, events[-1].sequence if events else 0
 
 
-# --- the emitter -------------------------------------------------------------------------------------
+# --- a job's update, as each page shows it -----------------------------------------------------------
+# A worker's message names the job and its newest event (migrations_ui.emit); the consumers call
+# these once per message, page part and language in their process. The rate limits (chart, batch
+# timeline) are decided once per message, before any language is rendered, so that every language
+# gets the same parts.
 
 
-def send_job_update(job_id: int) -> None:
-    """Tell every open Jobs page, this job's pages and its batch's pages what changed; call it
-    after commit only.
-
-    Renders from the database (so it sends what is committed, whatever order announcements come
-    in) and group_sends to `jobs`, `job-<id>` and, for a job of a batch, `batch-<id>`. It never
-    raises: the database is the truth, a lost message is caught up by the next one or by the
-    consumer's replay on reconnect.
-    """
-    try:
-        messages = _messages(job_id)
-    except MigrationJob.DoesNotExist:
-        return
-    except Exception:
-        log.exception("job %s: could not render its update for the browsers", job_id)
-        return
-    _send(f"job {job_id}", messages)
-
-
-def send_batch_update(batch_id: int) -> None:
-    """Tell the batch's pages that the batch changed without a job changing (its host's maintenance
-    ended); after commit only. Never raises, as send_job_update."""
-    from migrations_ui.batches import batch_for_page, render_batch_state
-
-    try:
-        batch = batch_for_page(batch_id)
-        messages = in_every_language(
-            lambda: [
-                (
-                    batch_group(batch_id),
-                    {"type": "batch.update", "html": render_batch_state(batch, timelines=False), "row_html": ""},
-                )
-            ]
-        )
-    except Exception:
-        log.exception("batch %s: could not render its update for the browsers", batch_id)
-        return
-    _send(f"batch {batch_id}", messages)
-
-
-# The fields of a message that hold rendered HTML. They are rendered in the default language and,
-# under "languages", in each other one; a consumer sends its client the copy in the client's
-# language (consumers.in_language).
-HTML_FIELDS = ("html", "event_html", "row_html")
-
-
-def in_every_language(build) -> list[tuple[str, dict]]:
-    """The messages build() renders in the default language, each with its other languages' HTML."""
-    with translation.override(settings.LANGUAGE_CODE):
-        merged = build()
-    for code, _name in settings.LANGUAGES:
-        if code == settings.LANGUAGE_CODE:
-            continue
-        with translation.override(code):
-            # A part that failed in one language (a batch's) leaves the default language's copy.
-            by_group = dict(build())
-        for group, into in merged:
-            other = by_group.get(group, {})
-            copies = {f: other[f] for f in HTML_FIELDS if f in other and f in into}
-            if copies:
-                into.setdefault("languages", {})[code] = copies
-    return merged
-
-
-def _send(what: str, messages: list[tuple[str, dict]]) -> None:
-    layer = get_channel_layer()
-    if layer is None:
-        return
-    # A CLI that queued a job may be exiting while its announcement is pending: sending needs a new
-    # thread, which may not start then. The next update, or the pages' replay, shows the change.
-    if _exiting():
-        log.info("%s: process exiting, update not sent", what)
-        return
-    try:
-        # One async_to_sync call for all groups: one event loop hop per update, not one per group.
-        async_to_sync(_group_send)(layer, messages)
-    except Exception:
-        if _exiting():  # began exiting since the check above
-            log.info("%s: process exiting, update not sent", what)
-        else:
-            log.exception("%s: could not send its update to the channel layer", what)
-
-
-def _exiting() -> bool:
-    # threading sets _SHUTTING_DOWN before it runs the thread pools' exit hooks (after which they
-    # refuse work); a stopped main thread covers the later stage and versions without the flag.
-    return getattr(threading, "_SHUTTING_DOWN", False) or not threading.main_thread().is_alive()
-
-
-async def _group_send(layer, messages: list[tuple[str, dict]]) -> None:
-    for group, message in messages:
-        try:
-            await layer.group_send(group, message)
-        except Exception:
-            log.exception("could not send to group %s", group)
-
-
-def _messages(job_id: int) -> list[tuple[str, dict]]:
+def _job_and_event(job_id: int, sequence: int) -> tuple[MigrationJob, JobEvent | None]:
     job = job_for_page(job_id)
-    event = job.events.order_by("-sequence").first()
-    sequence = event.sequence if event else 0
-    # Decided once, rendered in every language: the chart's rate limit must not drop a language's copy.
-    progress_only = _only_progress_since_a_while(job, event)
-    chart_due = _chart_due(job, event)
-    chart_rows = progress_rows(job) if chart_due else None  # read once for every language
-    actual_due = bool(job.batch_id) and _batch_actual_due(job, event)
-
-    def build() -> list[tuple[str, dict]]:
-        if progress_only:
-            # A progress sample changes only this job's row; anything else can move jobs between
-            # sections and shift queue positions, so the Running and Queued sections go whole.
-            context = {"job": job, "oob": True, "sequence": sequence}
-            board = render_to_string("partials/job_running_row.html", context)
-        else:
-            board = render_sections()
-        jobs_message = {
-            "type": "jobs.update",
-            "id": uuid.uuid4().hex,  # lets each web process render a client's Finished section once per update
-            "job_id": job_id,
-            "sequence": sequence,
-            "html": board,
-            "finished": job.state in FINAL_STATES and event is not None and event.kind != "progress",
-        }
-        job_message = {
-            "type": "job.update",
-            "job_id": job_id,
-            "sequence": sequence,
-            "html": render_job_state(job) + (render_job_chart(job, chart_rows) if chart_due else ""),
-            "event_html": render_new_events([event] if event else []),
-        }
-        messages = [(JOBS_GROUP, jobs_message), (job_group(job_id), job_message)]
-        if job.batch_id:
-            messages += _batch_message(job, sequence, actual_due)
-        return messages
-
-    return in_every_language(build)
+    return job, job.events.filter(sequence=sequence).first()
 
 
-def _batch_actual_due(job: MigrationJob, event: JobEvent | None) -> bool:
+def render_board_update(job_id: int, sequence: int) -> tuple[str, bool]:
+    """The Jobs page's share of a job's update, and whether the job has just finished (the consumer
+    then sends its client's Finished section too)."""
+    job, event = _job_and_event(job_id, sequence)
+    if _only_progress_since_a_while(job, event):
+        # A progress sample changes only this job's row; anything else can move jobs between
+        # sections and shift queue positions, so the Running and Queued sections go whole.
+        board = render_to_string("partials/job_running_row.html", {"job": job, "oob": True, "sequence": sequence})
+    else:
+        board = render_sections()
+    finished = job.state in FINAL_STATES and event is not None and event.kind != "progress"
+    return board, finished
+
+
+def job_chart_due(job_id: int, sequence: int) -> bool:
+    """Whether this update of the job's page carries the chart (at most every few seconds)."""
+    job, event = _job_and_event(job_id, sequence)
+    return _chart_due(job, event)
+
+
+def render_job_update(job_id: int, sequence: int, chart: bool) -> tuple[str, str]:
+    """The job page's share of an update: its status, steps and (when due) chart, and the event."""
+    job, event = _job_and_event(job_id, sequence)
+    html = render_job_state(job) + (render_job_chart(job) if chart else "")
+    return html, render_new_events([event] if event else [])
+
+
+def batch_timelines_due(job_id: int, sequence: int) -> bool:
+    """Whether this update of the batch page carries the actual run's timeline."""
     from migrations_ui.batches import actual_due  # batches imports the planner: only when needed
 
-    try:
-        return actual_due(job, event)
-    except Exception:
-        log.exception("job %s: could not tell whether its batch's timeline is due", job.pk)
-        return False
+    job, event = _job_and_event(job_id, sequence)
+    return actual_due(job, event)
 
 
-def _batch_message(job: MigrationJob, sequence: int, actual_due: bool) -> list[tuple[str, dict]]:
+def render_batch_update(job_id: int, timelines: bool) -> tuple[str, str]:
     """The batch page's share of a job's update: the batch's progress, the job's row and, when due,
-    the actual run's timeline. A failure here must not cost the Jobs pages their update."""
+    the actual run's timeline."""
     from migrations_ui.batches import render_batch_job
 
-    try:
-        html, row = render_batch_job(job, timelines=actual_due)
-    except Exception:
-        log.exception("job %s: could not render its batch's update", job.pk)
-        return []
-    message = {"type": "batch.update", "job_id": job.pk, "sequence": sequence, "html": html, "row_html": row}
-    return [(batch_group(job.batch_id), message)]
+    return render_batch_job(job_for_page(job_id), timelines=timelines)
+
+
+def render_batch_change(batch_id: int) -> str:
+    """The batch page after the batch itself changed (its host's maintenance ended)."""
+    from migrations_ui.batches import batch_for_page, render_batch_state
+
+    return render_batch_state(batch_for_page(batch_id), timelines=False)
 
 
 def _only_progress_since_a_while(job: MigrationJob, newest: JobEvent | None) -> bool:

@@ -122,7 +122,7 @@ def _admit_and_announce(job_id: int | None):
     order is announced through a job of the queue: the emitter sends the sections whole)."""
 
     def run():
-        from migrations_ui.progress import send_job_update
+        from migrations_ui.emit import send_job_update
         from migrations_ui.scheduler import admit_waiting
 
         admit_waiting()

@@ -293,17 +293,18 @@ def test_a_storage_move_has_no_convergence_chart(viewer_client):
 
 
 @pytest.mark.django_db
-def test_the_emitter_sends_the_chart_with_state_changes_and_at_most_every_few_seconds_with_samples(hot_job):
+def test_the_job_page_gets_the_chart_with_state_changes_and_at_most_every_few_seconds_with_samples(hot_job):
+    def update(event) -> str:
+        # As a web process does for each message: decide once, then render.
+        chart = progress.job_chart_due(hot_job.pk, event.sequence)
+        return progress.render_job_update(hot_job.pk, event.sequence, chart)[0]
+
     progress._chart_sent.clear()
-    record(hot_job, "progress", {"pass_number": 4, "transfer_rate_mbps": 125, "dirty_rate_mbps": 200})
-    first = progress._messages(hot_job.pk)[1][1]["html"]
-    record(hot_job, "progress", {"pass_number": 4, "transfer_rate_mbps": 125, "dirty_rate_mbps": 200})
-    soon = progress._messages(hot_job.pk)[1][1]["html"]
+    first = update(record(hot_job, "progress", {"pass_number": 4, "transfer_rate_mbps": 125, "dirty_rate_mbps": 200}))
+    soon = update(record(hot_job, "progress", {"pass_number": 4, "transfer_rate_mbps": 125, "dirty_rate_mbps": 200}))
     progress._chart_sent[hot_job.pk] = progress.time.monotonic() - progress.CHART_EVERY_S
-    record(hot_job, "progress", {"pass_number": 4, "transfer_rate_mbps": 125, "dirty_rate_mbps": 200})
-    later = progress._messages(hot_job.pk)[1][1]["html"]
-    change_state(hot_job, JobState.SUCCEEDED, percent=100)
-    final = progress._messages(hot_job.pk)[1][1]["html"]
+    later = update(record(hot_job, "progress", {"pass_number": 4, "transfer_rate_mbps": 125, "dirty_rate_mbps": 200}))
+    final = update(change_state(hot_job, JobState.SUCCEEDED, percent=100))
 
     assert 'id="job-chart" class="card wide" hx-swap-oob="true"' in first
     assert 'id="job-chart"' not in soon and 'id="job-status"' in soon

@@ -15,6 +15,7 @@ from console.asgi import build_application
 from migrations_ui import batches, consumers, progress
 from migrations_ui.batches import end_maintenance
 from migrations_ui.consumers import JobsConsumer
+from migrations_ui.emit import JOBS_GROUP
 from migrations_ui.events import change_state, record
 from migrations_ui.models import Batch, BatchKind, JobEvent, JobState
 from tests.fabric.factories import make_host, make_vm
@@ -49,9 +50,11 @@ def session_cookie(user) -> str:
     return f"{settings.SESSION_COOKIE_NAME}={client.cookies[settings.SESSION_COOKIE_NAME].value}"
 
 
-async def connect(path: str, user=None, origin: str = ORIGIN):
+async def connect(path: str, user=None, origin: str = ORIGIN, language: str = ""):
     """A communicator over a freshly built application; returns it and whether it was accepted."""
     headers = [(b"origin", origin.encode()), (b"host", b"testserver")]
+    if language:
+        headers.append((b"accept-language", language.encode()))
     if user is not None:
         headers.append((b"cookie", (await database_sync_to_async(session_cookie)(user)).encode()))
     communicator = WebsocketCommunicator(build_application(), path, headers=headers)
@@ -155,7 +158,7 @@ async def test_the_job_page_gets_every_event_once_even_when_a_message_is_lost(ad
     assert 'id="event-2"' in update and 'id="event-3"' in update
     assert update.index('id="event-2"') < update.index('id="event-3"')
     # A late copy of an update the page already has is dropped.
-    message = {"type": "job.update", "job_id": job.pk, "sequence": 3, "html": "stale", "event_html": ""}
+    message = {"type": "job.changed", "id": "late", "job_id": job.pk, "sequence": 3}
     await get_channel_layer().group_send(f"job-{job.pk}", message)
     assert await detail.receive_nothing()
     await detail.disconnect()
@@ -181,7 +184,7 @@ async def test_a_finished_job_redraws_each_clients_finished_page_with_its_filter
 
 
 @pytest.mark.django_db(transaction=True, databases=["default", "channels"])
-async def test_a_group_send_through_the_sqlite_layer_reaches_a_consumer(settings, admin_user):
+async def test_a_group_send_through_the_sqlite_layer_reaches_a_consumer(settings, admin_user, monkeypatch):
     settings.CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_lite.layers.core.SQLiteChannelLayer",
@@ -193,8 +196,8 @@ async def test_a_group_send_through_the_sqlite_layer_reaches_a_consumer(settings
     await board.receive_from(timeout=5)
     # Another instance, as a worker process has: the message crosses through the database only.
     sender = SQLiteChannelLayer(database="channels")
-    html = '<p id="x">hello</p>'
-    message = {"type": "jobs.update", "id": "1", "job_id": 1, "sequence": 1, "html": html, "finished": False}
+    monkeypatch.setattr(progress, "render_board_update", lambda job_id, sequence: ('<p id="x">hello</p>', False))
+    message = {"type": "job.changed", "id": "1", "job_id": 1, "sequence": 1}
 
     await sender.group_send("jobs", message)
 
@@ -214,13 +217,16 @@ async def test_a_layer_that_fails_on_join_closes_so_that_htmx_reconnects(admin_u
     assert await closed_with(communicator) == 1011  # htmx's ws extension retries 1011 with backoff
 
 
-def test_the_finished_section_is_rendered_once_per_update_and_filters(monkeypatch):
+async def test_a_part_is_rendered_once_per_key_in_a_process():
     renders = []
-    monkeypatch.setattr(progress, "render_finished", lambda filters: renders.append(filters) or "html")
     same, other = {"state": "", "vm": "", "page": 1}, {"state": "failed", "vm": "", "page": 1}
 
+    def render(filters):
+        renders.append(filters)
+        return "html"
+
     for filters in (same, dict(same), other, same):
-        assert consumers._finished_once(("update-1", *filters.values()), filters) == "html"
+        assert await consumers.shared(("update-1", "en", *filters.values()), render, filters, language="en") == "html"
 
     assert renders == [same, other]
 
@@ -232,39 +238,62 @@ async def test_an_update_reaches_the_page_without_a_thread_hop_per_page(admin_us
         hops.append(1)
 
     monkeypatch.setattr("channels.consumer.aclose_old_connections", counted)
+    monkeypatch.setattr(progress, "render_board_update", lambda job_id, sequence: ("<tr>x</tr>", False))
     board, _ = await connect("/ws/jobs/", admin_user)
     await board.receive_from()
     before = len(hops)
-    message = {"type": "jobs.update", "id": "u1", "job_id": 1, "sequence": 9, "html": "<tr>x</tr>", "finished": False}
+    message = {"type": "job.changed", "id": "u1", "job_id": 1, "sequence": 9}
 
-    await get_channel_layer().group_send(progress.JOBS_GROUP, message)
+    await get_channel_layer().group_send(JOBS_GROUP, message)
 
     assert await board.receive_from() == "<tr>x</tr>"
     assert len(hops) == before  # channels' close_old_connections hop is skipped for the updates
     await board.disconnect()
 
 
-async def test_pages_with_the_same_filters_share_one_render_of_the_finished_section(admin_user, monkeypatch):
-    monkeypatch.setattr(progress, "render_finished", lambda filters: "<section>finished</section>")
-    hops = []
-    rendered = JobsConsumer.rendered
+async def test_pages_in_one_process_share_one_render_of_an_update(admin_user, monkeypatch):
+    renders = []
 
-    async def counted(self, render, *args):
-        hops.append(render.__name__)
-        return await rendered(self, render, *args)
+    def board(job_id, sequence):
+        renders.append("board")
+        return "<tr>x</tr>", True
 
-    monkeypatch.setattr(JobsConsumer, "rendered", counted)
+    def finished(filters):
+        renders.append("finished")
+        return "<section>finished</section>"
+
+    monkeypatch.setattr(progress, "render_board_update", board)
+    monkeypatch.setattr(progress, "render_finished", finished)
     boards = [(await connect("/ws/jobs/", admin_user))[0] for _ in range(3)]
-    for board in boards:
-        await board.receive_from()
-    message = {"type": "jobs.update", "id": "u2", "job_id": 1, "sequence": 9, "html": "<tr>x</tr>", "finished": True}
+    for page in boards:
+        await page.receive_from()
+    renders.clear()  # the replays' own renders
+    message = {"type": "job.changed", "id": "u2", "job_id": 1, "sequence": 9}
 
-    await get_channel_layer().group_send(progress.JOBS_GROUP, message)
+    await get_channel_layer().group_send(JOBS_GROUP, message)
 
-    for board in boards:
-        assert await board.receive_from() == "<tr>x</tr><section>finished</section>"
-        await board.disconnect()
-    assert hops.count("_finished_once") == 1  # the pages woke together and awaited one render
+    for page in boards:
+        assert await page.receive_from() == "<tr>x</tr><section>finished</section>"
+        await page.disconnect()
+    assert renders == ["board", "finished"]  # the pages woke together and awaited one render of each
+
+
+async def test_each_page_gets_the_update_in_its_language_rendered_once_per_language(admin_user, job, monkeypatch):
+    renders = []
+    board = progress.render_board_update
+    monkeypatch.setattr(progress, "render_board_update", lambda *args: renders.append(args) or board(*args))
+    pages = [(await connect("/ws/jobs/", admin_user, language=code))[0] for code in ("en", "de", "en", "de")]
+    for page in pages:
+        await page.receive_from()
+
+    await database_sync_to_async(change_state)(job, JobState.CANCELLING)
+
+    shown = [await page.receive_from() for page in pages]
+    assert "Cancelling" in shown[0] and shown[0] == shown[2]
+    assert "Wird abgebrochen" in shown[1] and shown[1] == shown[3]
+    assert len(renders) == 2  # one per language in this process, not one per page
+    for page in pages:
+        await page.disconnect()
 
 
 async def test_a_viewer_watches_but_a_user_without_a_role_is_closed(viewer_user, outsider_user, job):
@@ -386,7 +415,7 @@ async def test_the_batch_page_hears_only_its_own_jobs_and_drops_stale_copies(vie
     await database_sync_to_async(record)(other, "progress", {"percent": 60}, percent=60)
     assert await page.receive_nothing()
     # A late copy of an update older than the replay (the running job's only event is #1).
-    stale = {"type": "batch.update", "job_id": batch.running.pk, "sequence": 1, "html": "stale", "row_html": ""}
+    stale = {"type": "job.changed", "id": "stale", "job_id": batch.running.pk, "sequence": 1}
     await get_channel_layer().group_send(f"batch-{batch.pk}", stale)
     assert await page.receive_nothing()
     await page.disconnect()

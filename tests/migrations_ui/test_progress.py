@@ -1,4 +1,5 @@
-"""The emitter: what it sends, to which groups, and that it sends only what has committed."""
+"""The emitter: what it sends, to which groups, and that it sends only what has committed; and what the
+web processes render for each message."""
 
 import asyncio
 import logging
@@ -11,9 +12,9 @@ from channels.layers import get_channel_layer
 from django.db import transaction
 from django.utils import timezone
 
-from migrations_ui import progress
+from migrations_ui import consumers, emit, progress
 from migrations_ui.events import change_state, record
-from migrations_ui.models import JobState
+from migrations_ui.models import Batch, BatchKind, JobState
 from tests.fabric.factories import make_host
 from tests.migrations_ui.test_jobs_pages import make_job
 
@@ -50,6 +51,9 @@ async def receive(layer, channel, timeout=1.0):
         return None
 
 
+MESSAGE_FIELDS = {"type", "id", "job_id", "sequence"}
+
+
 async def test_it_sends_nothing_until_the_transaction_commits(job):
     layer, channel = await listen("jobs", f"job-{job.pk}")
     committed = asyncio.Event()
@@ -67,69 +71,85 @@ async def test_it_sends_nothing_until_the_transaction_commits(job):
 
     messages = [await receive(layer, channel) for _ in range(4)]
     assert all(m is not None for m in messages)
-    assert {m["type"] for m in messages} == {"jobs.update", "job.update"}
-    # Rendered from the database after commit: both announcements show the committed percent.
-    assert all("41%" in m["html"] for m in messages)
+    assert {m["type"] for m in messages} == {"job.changed"}
+    # Read after commit: both announcements name the newest committed event, and what the pages
+    # render for it shows the committed percent.
+    assert {m["sequence"] for m in messages} == {4}
+    board, _ = await database_sync_to_async(progress.render_board_update)(job.pk, 4)
+    assert "41%" in board
 
 
-async def test_a_progress_sample_sends_the_row_and_the_status(job):
+async def test_a_worker_sends_data_not_pages(job):
     layer, channel = await listen("jobs", f"job-{job.pk}")
 
-    await database_sync_to_async(record)(
-        job, "progress", {"percent": 63}, percent=63, pass_number=2, transfer_rate_mbps=950, bytes_sent=3 * 1024**3
-    )
+    await database_sync_to_async(record)(job, "progress", {"percent": 63}, percent=63)
 
     board, detail = await receive(layer, channel), await receive(layer, channel)
-    assert board["type"] == "jobs.update" and detail["type"] == "job.update"
-    assert board["html"].startswith(f'<tr id="job-{job.pk}" hx-swap-oob="true"')
-    assert "63%" in board["html"] and "950 MB/s" in board["html"]
-    assert 'id="jobs-running"' not in board["html"]  # a sample changes one row, not the sections
-    assert board["finished"] is False
-    assert '<section id="job-status" class="card" hx-swap-oob="true">' in detail["html"]
-    assert '<section id="job-steps" class="card" hx-swap-oob="true">' in detail["html"]
-    assert "3.0\xa0GB" in detail["html"]
-    assert detail["sequence"] == 3
-    assert 'hx-swap-oob="beforeend:#job-events"' in detail["event_html"]
-    assert 'id="event-3"' in detail["event_html"] and "63%" in detail["event_html"]
+    assert board == detail  # one message, to each group that shows the job
+    assert set(board) == MESSAGE_FIELDS and board["type"] == "job.changed"
+    assert board["job_id"] == job.pk and board["sequence"] == 3
 
 
-async def test_a_state_change_sends_the_running_and_queued_sections(job):
-    layer, channel = await listen("jobs")
+async def test_a_job_of_a_batch_is_announced_to_the_batch_page_too(job):
+    batch = await database_sync_to_async(Batch.objects.create)(name="b", kind=BatchKind.SELECTION)
+    job.batch = batch
+    await database_sync_to_async(job.save)(update_fields=["batch"])
+    layer, channel = await listen(f"batch-{batch.pk}")
 
-    await database_sync_to_async(change_state)(job, JobState.CANCELLING)
+    await database_sync_to_async(record)(job, "progress", {"percent": 63}, percent=63)
 
-    board = await receive(layer, channel)
-    assert '<section id="jobs-running" class="card wide" hx-swap-oob="true">' in board["html"]
-    assert '<section id="jobs-queued" class="card wide" hx-swap-oob="true">' in board["html"]
-    assert "Cancelling" in board["html"]
-    assert board["finished"] is False
+    message = await receive(layer, channel)
+    assert message["type"] == "job.changed" and message["job_id"] == job.pk
 
 
-async def test_samples_right_after_a_state_change_send_the_sections_too(job):
+def test_a_progress_sample_renders_the_row_and_the_status(job):
+    record(job, "progress", {"percent": 63}, percent=63, pass_number=2, transfer_rate_mbps=950, bytes_sent=3 * 1024**3)
+
+    board, finished = progress.render_board_update(job.pk, 3)
+    html, event_html = progress.render_job_update(job.pk, 3, chart=False)
+
+    assert board.startswith(f'<tr id="job-{job.pk}" hx-swap-oob="true" data-sequence="3"')
+    assert "63%" in board and "950 MB/s" in board
+    assert 'id="jobs-running"' not in board  # a sample changes one row, not the sections
+    assert finished is False
+    assert '<section id="job-status" class="card" hx-swap-oob="true">' in html
+    assert '<section id="job-steps" class="card" hx-swap-oob="true">' in html
+    assert "3.0\xa0GB" in html
+    assert 'hx-swap-oob="beforeend:#job-events"' in event_html
+    assert 'id="event-3"' in event_html and "63%" in event_html
+
+
+def test_a_state_change_renders_the_running_and_queued_sections(job):
+    event = change_state(job, JobState.CANCELLING)
+
+    board, finished = progress.render_board_update(job.pk, event.sequence)
+    assert '<section id="jobs-running" class="card wide" hx-swap-oob="true">' in board
+    assert '<section id="jobs-queued" class="card wide" hx-swap-oob="true">' in board
+    assert "Cancelling" in board
+    assert finished is False
+
+
+def test_samples_right_after_a_state_change_render_the_sections_too(job):
     # Announcements are coalesced: the one made after a state change may see a sample as newest.
-    layer, channel = await listen("jobs")
-    await database_sync_to_async(change_state)(job, JobState.CANCELLING)
-    await receive(layer, channel)
+    change_state(job, JobState.CANCELLING)
+    event = record(job, "progress", {"percent": 64}, percent=64)
 
-    await database_sync_to_async(record)(job, "progress", {"percent": 64}, percent=64)
-
-    board = await receive(layer, channel)
-    assert '<section id="jobs-running" class="card wide" hx-swap-oob="true">' in board["html"]
-    assert "64%" in board["html"]
+    board, _ = progress.render_board_update(job.pk, event.sequence)
+    assert '<section id="jobs-running" class="card wide" hx-swap-oob="true">' in board
+    assert "64%" in board
 
 
-async def test_a_job_that_ends_is_flagged_for_the_finished_section(job):
-    layer, channel = await listen("jobs", f"job-{job.pk}")
-
-    await database_sync_to_async(change_state)(
+def test_a_job_that_ends_is_flagged_for_the_finished_section(job):
+    event = change_state(
         job, JobState.FAILED, error_code="21502", error_message="It failed.", error_remedy="Try again."
     )
 
-    board, detail = await receive(layer, channel), await receive(layer, channel)
-    assert board["finished"] is True
-    assert f'id="job-{job.pk}"' not in board["html"]  # no longer running
-    assert "Error 21502" in detail["html"] and "Try again." in detail["html"]
-    assert "Cancel</button>" not in detail["html"]
+    board, finished = progress.render_board_update(job.pk, event.sequence)
+    html, _ = progress.render_job_update(job.pk, event.sequence, chart=False)
+    assert finished is True
+    assert f'id="job-{job.pk}"' not in board  # no longer running
+    assert "Error 21502" in html and "Try again." in html
+    assert "Cancel</button>" not in html
 
 
 async def test_it_sends_only_to_the_jobs_own_group(job):
@@ -147,9 +167,9 @@ class BrokenLayer:
 
 
 def test_a_failing_layer_never_reaches_the_caller(job, monkeypatch, caplog):
-    monkeypatch.setattr(progress, "get_channel_layer", lambda: BrokenLayer())
+    monkeypatch.setattr(emit, "get_channel_layer", lambda: BrokenLayer())
 
-    with caplog.at_level(logging.ERROR, logger="migrations_ui.progress"):
+    with caplog.at_level(logging.ERROR, logger="migrations_ui.emit"):
         record(job, "progress", {"percent": 70}, percent=70)
 
     job.refresh_from_db()
@@ -157,33 +177,41 @@ def test_a_failing_layer_never_reaches_the_caller(job, monkeypatch, caplog):
     assert "could not send to group jobs" in caplog.text
 
 
-def test_a_failing_render_never_reaches_the_caller(job, monkeypatch, caplog):
+def test_a_worker_renders_nothing(job, monkeypatch):
     def broken(*args, **kwargs):
-        raise RuntimeError("template broke")
+        raise AssertionError("a worker rendered a template")
 
     monkeypatch.setattr(progress, "render_to_string", broken)
 
-    with caplog.at_level(logging.ERROR, logger="migrations_ui.progress"):
-        change_state(job, JobState.SUCCEEDED)
+    change_state(job, JobState.SUCCEEDED)
 
     job.refresh_from_db()
     assert job.state == JobState.SUCCEEDED
-    assert "could not render its update" in caplog.text
+
+
+async def test_a_failing_render_in_the_web_process_is_logged_and_sends_nothing(caplog):
+    def broken(*args):
+        raise RuntimeError("template broke")
+
+    with caplog.at_level(logging.ERROR, logger="migrations_ui.consumers"):
+        assert await consumers.shared(("u-broken", "jobs", "en"), broken, language="en") is None
+
+    assert "could not render" in caplog.text and "template broke" in caplog.text
 
 
 def test_a_job_that_is_gone_sends_nothing(monkeypatch):
-    monkeypatch.setattr(progress, "get_channel_layer", lambda: BrokenLayer())
+    monkeypatch.setattr(emit, "get_channel_layer", lambda: BrokenLayer())
 
-    progress.send_job_update(987654)  # no exception, nothing to send
+    emit.send_job_update(987654)  # no exception, nothing to send
 
 
 def test_a_process_that_is_exiting_sends_nothing_and_says_so_quietly(job, monkeypatch, caplog):
     # A CLI that queued a job exits while its announcement is pending: no thread may start then.
-    monkeypatch.setattr(progress.threading, "main_thread", lambda: SimpleNamespace(is_alive=lambda: False))
-    monkeypatch.setattr(progress, "get_channel_layer", lambda: BrokenLayer())
+    monkeypatch.setattr(emit.threading, "main_thread", lambda: SimpleNamespace(is_alive=lambda: False))
+    monkeypatch.setattr(emit, "get_channel_layer", lambda: BrokenLayer())
 
-    with caplog.at_level(logging.INFO, logger="migrations_ui.progress"):
-        progress.send_job_update(job.pk)
+    with caplog.at_level(logging.INFO, logger="migrations_ui.emit"):
+        emit.send_job_update(job.pk)
 
     assert "process exiting, update not sent" in caplog.text
     assert "ERROR" not in caplog.text

@@ -17,7 +17,8 @@ from fabric.sim.store import FabricStore
 
 pytestmark = pytest.mark.slow
 
-MANAGE = str(Path(__file__).resolve().parents[2] / "manage.py")
+ROOT = Path(__file__).resolve().parents[2]
+MANAGE = str(ROOT / "manage.py")
 SCALE = 10  # simulated seconds per wall second: demo moves take one to a few seconds
 
 
@@ -46,6 +47,12 @@ def console(tmp_path):
 
         def manage(self, *args):
             return run(*args)
+
+        def python(self, code: str):
+            """Run `code` in a Python process of its own, set up as the console's processes are."""
+            return subprocess.run(
+                [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120, cwd=ROOT
+            )
 
         def submit(self, *args):
             return subprocess.Popen(
@@ -217,3 +224,47 @@ def test_a_job_left_admitted_without_a_task_starts_within_10_s(console):
     assert console.wait_for(started, timeout=10)
     assert console.wait_for(lambda: console.jobs()["file-s01"]["state"] == "succeeded", timeout=60)
     assert "requeued" in console.events(console.jobs()["file-s01"]["id"])
+
+
+# What a worker process loads (job_worker: the tasks and the supervisor), then a job run to its end
+# there, announcements sent. Printed: the job's state, which renderers got imported and which
+# templates were looked up. (Django imports django.template in every process, and
+# django.views.debug makes a template engine at import: a module check could not tell.)
+RUN_A_JOB = """
+import json, sys
+from django.template.engine import Engine
+templates = []  # every template any engine looks up in this process
+find_template = Engine.find_template
+Engine.find_template = lambda self, name, *args, **kw: templates.append(name) or find_template(self, name, *args, **kw)
+import django
+django.setup()
+from migrations_ui import events, supervisor, tasks
+from fabric.models import Host, VirtualMachine
+from migrations_ui.jobs import create_job
+from migrations_ui.scheduler import admit_waiting
+job = create_job(VirtualMachine.objects.get(name="analytics01"), Host.objects.get(name="hv-s1"))
+admit_waiting()
+tasks.run_job.call(job.pk)
+events.flush()
+job.refresh_from_db()
+renderers = [
+    "migrations_ui.batches",
+    "migrations_ui.chart_data",
+    "migrations_ui.charts",
+    "migrations_ui.consumers",
+    "migrations_ui.progress",
+    "migrations_ui.timeline",
+]
+loaded = [m for m in renderers if m in sys.modules]
+print(json.dumps({"state": job.state, "events": job.events.count(), "loaded": loaded, "templates": templates}))
+"""
+
+
+def test_a_worker_runs_a_job_without_loading_a_renderer(console):
+    ran = console.python(RUN_A_JOB)
+
+    assert ran.returncode == 0, ran.stderr
+    result = json.loads(ran.stdout.strip().splitlines()[-1])
+    assert result["state"] == "succeeded" and result["events"] > 3
+    # The web processes render (migrations_ui.emit sends data only).
+    assert result["loaded"] == [] and result["templates"] == []
