@@ -92,6 +92,20 @@ def test_settings(monkeypatch, tmp_path):
         monkeypatch.setattr(settings, "SIM_FABRIC_PATH", tmp_path / "data" / "fabric.sqlite3")
 
 
+@pytest.fixture(autouse=True)
+def default_language():
+    """Each test starts in the default language: a German request or websocket test activates German
+    in the thread it ran in (sync_to_async runs thread-sensitive code in the test's own thread), and a
+    later test rendering outside a request would get German texts."""
+    yield
+    from django.conf import settings
+
+    if settings.configured:
+        from django.utils import translation
+
+        translation.deactivate()
+
+
 @pytest.fixture
 def admin_user(django_user_model):
     return django_user_model.objects.create_superuser("admin", "admin@contoso.test", "admin-pass-123")
