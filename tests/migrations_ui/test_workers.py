@@ -148,8 +148,10 @@ def test_concurrent_submitters_and_workers_never_exceed_a_hosts_limits(console):
         host = fabric.hosts[fqdn]
         limit = live_limit(fabric, host)  # a cluster without MaximumParallelMigrations: the host's own
         assert n <= limit, f"{fqdn} ran {n} migrations at once, limit {limit}"
-    assert peak["hv-s1.contoso.test"] == 2  # six moves out of hv-s1 ran two at a time
-    assert peak["hv-s2.contoso.test"] == 2
+    # Six moves out of hv-s1 ran two at a time: the limit was reached, not just never exceeded.
+    # (Whether the moves into hv-s2 overlap depends on when each submitter's process got going,
+    # which a loaded CI machine spreads out: CI stop 23 saw a peak of 1 there.)
+    assert peak["hv-s1.contoso.test"] == 2
     injection = next(vm for vm in fabric.vms.values() if vm.name.startswith("legacy-app"))
     assert injection.name == 'legacy-app\'; $(Remove-VM -Name *) ; "x"'
     assert injection.host == "hv-s2.contoso.test"
@@ -206,7 +208,9 @@ def test_evacuating_a_cluster_node_follows_its_plan(console):
     assert all(vm.host != "hv-new2.contoso.test" for vm in fabric.vms.values() if vm.name in moved)
     runs = [m for m in fabric.migrations.values() if m.vm_name in moved]
     makespan = max(m.ended_at for m in runs) - min(m.started_at for m in runs)
-    assert makespan == pytest.approx(plan["makespan_s"], rel=0.10)
+    # Wall-clock latency between a job ending and the next one starting counts ten times over in
+    # simulated seconds (SCALE), so a loaded machine stretches the makespan more than it can shrink it.
+    assert plan["makespan_s"] * 0.90 <= makespan <= plan["makespan_s"] * 1.25
     assert max_concurrent(fabric)["hv-new2.contoso.test"] <= 1  # CL-NEW: MaximumParallelMigrations 1
 
 
