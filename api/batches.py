@@ -1,10 +1,8 @@
 """Plans and batches: evacuate a host, move a selection of VMs, follow a batch, move back. The
-Evacuate and selection pages' services (migrations_ui.evacuate, migrations_ui.batches) do the work;
+Evacuate and selection pages' services (migrations_ui.planning.inventory, migrations_ui.jobs.batches) do the work;
 the plan JSON is the stable one of `manage.py evacuate --plan-only --json`."""
 
 from __future__ import annotations
-
-from collections import Counter
 
 from django.http import Http404
 from ninja import Query, Router, Schema, Status
@@ -25,17 +23,17 @@ from api.schemas import (
     SelectionIn,
     Text,
 )
-from migrations_ui.batches import (
-    batch_context,
+from migrations_ui.forms import SelectionForm
+from migrations_ui.jobs.batches import (
+    batch_summary,
     end_maintenance,
     evacuation_start_refusal,
     start_batch,
     start_move_back,
 )
-from migrations_ui.evacuate import evacuation_plan, selection_plan
-from migrations_ui.forms import SelectionForm
 from migrations_ui.lookup import NotFound, find_host
 from migrations_ui.models import Batch, BatchKind
+from migrations_ui.planning.inventory import evacuation_plan, selection_plan
 from migrations_ui.serializers import job_json
 
 router = Router(tags=["batches and evacuations"])
@@ -46,7 +44,7 @@ PLAN_KEYS = (("host", None), ("moves", []), ("left", []), ("makespan_s", 0.0), (
 
 
 def batch_json(batch: Batch) -> dict:
-    context = batch_context(batch)  # the batch page's figures: counts, percent, finished, actual time
+    summary = batch_summary(batch)  # the batch page's figures: percent, finished, actual time
     jobs = list(batch.jobs.select_related("vm", "source", "destination").order_by("pk"))
     plan = batch.plan
     return {
@@ -59,11 +57,11 @@ def batch_json(batch: Batch) -> dict:
         "plan": {key: plan.get(key, default) for key, default in PLAN_KEYS},
         "refused": plan.get("refused", []),
         "jobs": [job_json(j) for j in jobs],
-        "counts": dict(Counter(j.state for j in jobs)),
-        "percent": context["percent"],
-        "finished": context["finished"],
-        "makespan_s": context["makespan_s"],
-        "actual_s": context["actual_s"],
+        "counts": summary["counts"],
+        "percent": summary["percent"],
+        "finished": summary["finished"],
+        "makespan_s": summary["makespan_s"],
+        "actual_s": summary["actual_s"],
     }
 
 

@@ -15,8 +15,8 @@ from django.http import Http404
 from ninja import Schema
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 
-from migrations_ui.batches import BatchRefused
-from migrations_ui.jobs import CannotCancel, CannotDecide, Refused
+from migrations_ui.jobs.batches import BatchRefused
+from migrations_ui.jobs.operations import CannotCancel, CannotDecide, Refused
 
 logger = logging.getLogger("django.request")
 CODES = {400: "invalid", 401: "unauthenticated", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",

@@ -12,7 +12,7 @@ process and a GIL of their own):
 - emitter processes (--emitters, as the job workers of a deployment; `serve` starts 4) record
   progress samples for their share of the jobs through events.record(), exactly as a worker does:
   the sample is committed, then announced from events.py's background thread (a small message naming
-  the job, migrations_ui.emit), reaching daphne through the channel layer only; daphne renders.
+  the job, migrations_ui.jobs.emit), reaching daphne through the channel layer only; daphne renders.
   Samples are spread evenly over each interval (20 events/s: one every 50 ms, job after job), each
   emitter taking its own jobs' turns.
 
@@ -227,7 +227,7 @@ def emitter_main(task: dict) -> None:
     django.setup()
     from django.db import connections
 
-    from migrations_ui import emit, events
+    from migrations_ui.jobs import emit, events
     from migrations_ui.models import MigrationJob
 
     emit_s: list[float] = []
@@ -395,8 +395,8 @@ def running_jobs(count: int) -> list[int]:
     from django.utils import timezone
 
     from fabric.models import Host, VirtualMachine
-    from migrations_ui import progress
-    from migrations_ui.events import change_state, record
+    from migrations_ui.jobs.events import change_state, record
+    from migrations_ui.live import progress
     from migrations_ui.models import JobState, MigrationJob
 
     vms = VirtualMachine.objects.filter(removed=False, state="running").select_related("host").order_by("pk")

@@ -41,7 +41,7 @@ django.setup()
 
 from fabric.sim.demo import build_demo_fabric  # noqa: E402
 from fabric.sim.store import FabricStore  # noqa: E402
-from migrations_ui.runner import STEPS  # noqa: E402
+from migrations_ui.jobs.runner import STEPS  # noqa: E402
 
 GIB = 1024**3
 # Runs inside `manage.py shell`: one move per VM to the next host of its group (the next node of its
@@ -50,7 +50,7 @@ CREATE_JOBS = """
 import json
 from collections import defaultdict
 from fabric.models import Host, VirtualMachine
-from migrations_ui.jobs import Refused, create_job
+from migrations_ui.jobs.operations import Refused, create_job
 
 groups = defaultdict(list)
 for host in Host.objects.order_by("fqdn"):

@@ -26,11 +26,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from migrations_ui.estimates import HostRates
-from migrations_ui.evacuation import Plan, PlanOptions, plan_evacuation, plan_rebalance, slot_limits
-from migrations_ui.facts import DiskFacts, HostFacts, VmFacts
-from migrations_ui.ordering import alone_estimates, lower_bound, simulate, slot_overuse
-from migrations_ui.placement import place_evacuation, place_rebalance
+from migrations_ui.planning.estimates import HostRates
+from migrations_ui.planning.ordering import alone_estimates, lower_bound, simulate, slot_overuse
+from migrations_ui.planning.placement import place_evacuation, place_rebalance
+from migrations_ui.planning.planner import Plan, PlanOptions, plan_evacuation, plan_rebalance, slot_limits
+from migrations_ui.preflight.facts import DiskFacts, HostFacts, VmFacts
 
 GIB = 1024**3
 DOMAIN = "bench.test"
@@ -290,7 +290,7 @@ Where the gap to the issue's LB comes from, by class (a plan's class is its wors
   live, capped streams: moves on a host do not slow each other, so only packing is left. With few
     moves per slot (5-12 moves of a host on 4 slots) their durations seldom split into equal rows:
     the issue's LB (work / slots) assumes they do. The strong LB knows the best split (up to 16
-    moves on a slot it is searched exactly: migrations_ui.packing), so makespan/strong LB = 1.000
+    moves on a slot it is searched exactly: migrations_ui.planning.packing), so makespan/strong LB = 1.000
     means no schedule of that plan's moves ends sooner; on a uniform fabric a move takes as long
     whichever host it goes to, so no placement does either.
   live, SMB streams: one stream fills the NIC; moves sharing it each get half, every pre-copy pass

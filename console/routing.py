@@ -3,7 +3,7 @@
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.urls import path, re_path
 
-from migrations_ui.consumers import NO_SUCH_JOB, BatchConsumer, JobConsumer, JobsConsumer
+from migrations_ui.live.consumers import NO_SUCH_JOB, BatchConsumer, JobConsumer, JobsConsumer
 
 
 class NoSuchPath(AsyncWebsocketConsumer):

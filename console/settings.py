@@ -147,7 +147,7 @@ if CHANNEL_FANOUT:
         "CONFIG": {"layer": CHANNEL_LAYERS["default"], "capacity": 1000},
     }
 
-# Job updates are rendered and sent to browsers from a background thread (see migrations_ui.events).
+# Job updates are rendered and sent to browsers from a background thread (see migrations_ui.jobs.events).
 ANNOUNCE_IN_BACKGROUND = True
 
 TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend", "QUEUES": ["default"]}}

@@ -6,6 +6,6 @@ class MigrationsUiConfig(AppConfig):
     verbose_name = "Migrations"
 
     def ready(self) -> None:
-        from migrations_ui.page_sections import register
+        from migrations_ui.views.host_page import register
 
         register()  # the migration parts of the inventory's host and VM pages

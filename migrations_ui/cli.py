@@ -11,8 +11,8 @@ import time
 
 from django.core.management.base import CommandError
 
-from migrations_ui.events import flush
-from migrations_ui.jobs import Refused
+from migrations_ui.jobs.events import flush
+from migrations_ui.jobs.operations import Refused
 from migrations_ui.models import FINAL_STATES, JobState, MigrationJob
 from migrations_ui.serializers import job_json
 

@@ -5,7 +5,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 
 from fabric.models import Host, PerformanceOption, VirtualMachine
-from migrations_ui.paths import path_problem
+from migrations_ui.preflight.paths import path_problem
 from utilities.texts import localized
 
 MOST_SELECTED = 500  # VMs in one selection

@@ -56,7 +56,7 @@ class Batch(models.Model):
     kind = models.CharField(max_length=16, choices=BatchKind.choices)
     host = models.ForeignKey(Host, null=True, blank=True, on_delete=models.PROTECT, related_name="batches")
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL)
-    plan = models.JSONField(default=dict, blank=True, help_text="The plan as started (see migrations_ui.batches)")
+    plan = models.JSONField(default=dict, blank=True, help_text="The plan as started (see migrations_ui.jobs.batches)")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

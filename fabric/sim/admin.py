@@ -30,6 +30,22 @@ REMEDY_SHARED_STORAGE = "Move the VM's files to a Cluster Shared Volume or an SM
 Command = tuple[str, dict[str, Any]] | None
 
 
+# Host settings Set-VMHost (and Enable-VMMigration) can change.
+HOST_SETTINGS = frozenset(
+    {
+        "max_live_migrations",
+        "max_storage_migrations",
+        "performance_option",
+        "auth_type",
+        "migration_enabled",
+        "use_any_network",
+        "migration_networks",  # Add-/Remove-VMMigrationNetwork
+        "vm_path",
+        "vhd_path",
+    }
+)
+
+
 def request_params(request: MoveRequest) -> dict[str, Any]:
     return {
         "vm_id": request.vm_id,
@@ -176,8 +192,6 @@ class FabricAdmin(_Base):
 
     def set_host_settings(self, fqdn: str, *, command: Command = None, **values: Any) -> SimHost:
         """Set-VMHost / Enable-VMMigration / Disable-VMMigration; unknown or invalid values change nothing."""
-        from fabric.sim.simulator import HOST_SETTINGS
-
         host = self.reachable_host(fqdn)
         cmdlet, params = command or ("Set-VMHost", {"ComputerName": fqdn, **values})
         try:

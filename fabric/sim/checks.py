@@ -263,7 +263,7 @@ def _check_kind(fabric: Fabric, d: MoveDecision, fail: Fail) -> None:
 
 def _check_move_blockers(fabric: Fabric, d: MoveDecision, fail: Fail) -> None:
     """What a real host refuses because of the VM's devices and other files (hyperv.md section 9;
-    migrations_ui.rules names the sources): an ISO the destination cannot open, checkpoints left
+    migrations_ui.preflight.rules names the sources): an ISO the destination cannot open, checkpoints left
     where it cannot reach them, pass-through disks outside a cluster, a virtual SAN it lacks, a
     node that is not a possible owner. Smart paging and Replica only warn (a host does not refuse)."""
     vm, src, dst, kind = d.vm, d.source, d.destination, d.request.kind

@@ -51,21 +51,6 @@ from fabric.sim.world import (
 
 __all__ = ["FAILURES", "Fabric", "SimCluster", "SimDisk", "SimHost", "SimMigration", "SimShare", "SimTuning", "SimVm"]
 
-# Host settings Set-VMHost (and Enable-VMMigration) can change.
-HOST_SETTINGS = frozenset(
-    {
-        "max_live_migrations",
-        "max_storage_migrations",
-        "performance_option",
-        "auth_type",
-        "migration_enabled",
-        "use_any_network",
-        "migration_networks",  # Add-/Remove-VMMigrationNetwork
-        "vm_path",
-        "vhd_path",
-    }
-)
-
 
 class Fabric(FabricAdmin):
     """The simulated clusters, hosts, shares and VMs, the migrations running between them, and a clock."""

@@ -2,7 +2,7 @@
 
 from django import template
 
-from migrations_ui.chart_data import host_slots_chart as slots_chart
+from migrations_ui.live.chart_data import host_slots_chart as slots_chart
 
 register = template.Library()
 

@@ -5,9 +5,9 @@ from django.utils.formats import number_format
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, pgettext_lazy
 
-from migrations_ui.facts import Kind
+from migrations_ui.jobs.runner import STEPS
 from migrations_ui.models import JobState
-from migrations_ui.runner import STEPS
+from migrations_ui.preflight.facts import Kind
 
 register = template.Library()
 
@@ -70,7 +70,7 @@ def host_slots(context, host) -> str:
     request = context.get("request")
     in_use = getattr(request, "_slots_in_use", None)
     if in_use is None:
-        from migrations_ui.scheduler import slots_in_use
+        from migrations_ui.jobs.scheduler import slots_in_use
 
         in_use = slots_in_use()
         if request is not None:
@@ -97,7 +97,7 @@ def _step(step) -> str:
 @register.filter
 def page_query(filters: dict, page: int) -> str:
     """The Finished section's query string for another page, filters kept."""
-    from migrations_ui.progress import filter_query
+    from migrations_ui.live.progress import filter_query
 
     return filter_query(filters, page=page)
 

@@ -6,10 +6,10 @@ import pytest
 
 from access import Perm
 from fabric.models import Host, VirtualMachine, VmState
-from migrations_ui.batches import start_batch
-from migrations_ui.evacuate import evacuation_plan
+from migrations_ui.jobs.batches import start_batch
 from migrations_ui.models import BatchKind
-from migrations_ui.preflight import Preflight, vm_for_preflight
+from migrations_ui.planning.inventory import evacuation_plan
+from migrations_ui.preflight.assess import Preflight, vm_for_preflight
 from tests.api.conftest import PERSONAS
 
 READERS = ("admin", "operator", "viewer")

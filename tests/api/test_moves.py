@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from audit.models import AuditEvent
 from fabric.models import Host, VirtualMachine, VmState
 from migrations_ui.models import JobState, MigrationJob
-from migrations_ui.preflight import Preflight, vm_for_preflight
+from migrations_ui.preflight.assess import Preflight, vm_for_preflight
 
 
 def pairs(kind: str, cross_cluster: bool | None = None):

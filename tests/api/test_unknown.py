@@ -4,8 +4,8 @@ mover (audited as on the pages), refused to viewers, and bad input answered in t
 import pytest
 
 from audit.models import AuditEvent
+from migrations_ui.jobs.runner import RECOVERY_PENDING
 from migrations_ui.models import JobState, MigrationJob
-from migrations_ui.runner import RECOVERY_PENDING
 from tests.fabric.factories import make_host
 from tests.migrations_ui.test_jobs_pages import make_job
 from tests.migrations_ui.test_unknown_pages import make_unknown

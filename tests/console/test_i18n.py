@@ -19,7 +19,7 @@ from django.utils import timezone
 from audit.log import record
 from audit.models import AuditEvent
 from fabric.models import Host, VirtualMachine
-from migrations_ui.jobs import create_job
+from migrations_ui.jobs.operations import create_job
 from migrations_ui.models import Batch, MigrationJob
 
 pytestmark = pytest.mark.django_db
@@ -288,7 +288,7 @@ def test_it_streams_live_pages_in_the_language_of_the_page(settings, operator_us
     from django.test import Client
 
     from console.asgi import build_application
-    from migrations_ui.events import change_state, record
+    from migrations_ui.jobs.events import change_state, record
     from migrations_ui.models import JobState
     from tests.fabric.factories import make_host, make_vm
     from tests.migrations_ui.test_jobs_pages import make_job

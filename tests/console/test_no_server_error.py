@@ -80,9 +80,9 @@ def fill(route: str, draw_id: int) -> str:
 @pytest.fixture
 def walk_client(admin_client, admin_user, demo_fabric):
     """The demo fabric with an evacuation queued: jobs 1-4, batch 1 and audit events to walk."""
-    from migrations_ui.batches import start_batch
-    from migrations_ui.evacuate import evacuation_plan
+    from migrations_ui.jobs.batches import start_batch
     from migrations_ui.models import BatchKind
+    from migrations_ui.planning.inventory import evacuation_plan
 
     node = Host.objects.get(name="hv-new2")
     start_batch(evacuation_plan(node), BatchKind.EVACUATION, "Evacuate hv-new2", host=node, user=admin_user)

@@ -5,10 +5,10 @@ import pytest
 from django.urls import reverse
 
 from fabric.models import Host, VirtualMachine
-from migrations_ui.admission import LIVE, STORAGE
-from migrations_ui.evacuate import evacuation_plan
-from migrations_ui.preflight import Preflight, host_facts, slot_usage, vm_for_preflight
-from migrations_ui.scheduler import host_limits
+from migrations_ui.jobs.scheduler import host_limits
+from migrations_ui.planning.inventory import evacuation_plan
+from migrations_ui.preflight.assess import Preflight, host_facts, slot_usage, vm_for_preflight
+from migrations_ui.slots import LIVE, STORAGE
 
 pytestmark = pytest.mark.django_db
 D = ".contoso.test"

@@ -86,7 +86,7 @@ def test_compare_vm_reports_each_refusal_with_its_device(demo):
 
 @pytest.mark.django_db
 def test_preflight_and_the_simulated_hosts_agree_on_the_new_vms(store, driver):  # noqa: F811
-    from migrations_ui.preflight import Preflight, vm_for_preflight
+    from migrations_ui.preflight.assess import Preflight, vm_for_preflight
 
     register_hosts(store)
     sync_inventory(driver)

@@ -247,7 +247,7 @@ def test_seed_demo_rejects_bad_numbers_with_a_usage_error(store, args):
 
 
 def test_it_stores_what_real_moves_fail_on_and_preflight_reads_it(store, driver):
-    from migrations_ui.preflight import Preflight, vm_for_preflight
+    from migrations_ui.preflight.assess import Preflight, vm_for_preflight
 
     register_hosts(store)
     sync_inventory(driver)

@@ -3,7 +3,8 @@ from collections import Counter
 
 import pytest
 
-from migrations_ui.admission import Waiting, decide, slots_needed
+from migrations_ui.jobs.admission import Waiting, decide
+from migrations_ui.slots import slots_needed
 
 
 def limits(hosts=(1, 2, 3), live=2, storage=2, special=None):

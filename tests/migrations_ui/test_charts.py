@@ -6,8 +6,9 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from migrations_ui import chart_data, charts, progress
-from migrations_ui.convergence import (
+from migrations_ui.jobs.events import change_state, record
+from migrations_ui.live import chart_data, charts, progress
+from migrations_ui.live.convergence import (
     AT_RISK,
     CONVERGING,
     NOT_CONVERGING,
@@ -17,9 +18,8 @@ from migrations_ui.convergence import (
     Sample,
     judge,
 )
-from migrations_ui.events import change_state, record
+from migrations_ui.live.slot_history import Held, steps
 from migrations_ui.models import JobEvent, JobState
-from migrations_ui.slot_history import Held, steps
 from tests.fabric.factories import make_host, make_vm
 from tests.migrations_ui.test_jobs_pages import make_job
 
@@ -376,9 +376,9 @@ def test_a_real_run_of_a_vm_that_never_converges_is_flagged(settings, tmp_path, 
 
     from fabric.driver import sim_store
     from fabric.models import Host, VirtualMachine
-    from migrations_ui.jobs import create_job
-    from migrations_ui.scheduler import admit_waiting
-    from migrations_ui.tasks import run_job
+    from migrations_ui.jobs.operations import create_job
+    from migrations_ui.jobs.scheduler import admit_waiting
+    from migrations_ui.jobs.tasks import run_job
 
     settings.SIM_FABRIC_PATH = tmp_path / "fabric.sqlite3"
     # A pass of its 4 GiB at 625 MB/s takes 6.9 s: about a second of wall time at this scale, so the

@@ -12,11 +12,11 @@ from django.test import Client
 from django.utils import timezone
 
 from console.asgi import build_application
-from migrations_ui import batches, consumers, progress
-from migrations_ui.batches import end_maintenance
-from migrations_ui.consumers import JobsConsumer
-from migrations_ui.emit import JOBS_GROUP
-from migrations_ui.events import change_state, record
+from migrations_ui.jobs.batches import end_maintenance
+from migrations_ui.jobs.emit import JOBS_GROUP
+from migrations_ui.jobs.events import change_state, record
+from migrations_ui.live import batch_page, consumers, progress
+from migrations_ui.live.consumers import JobsConsumer
 from migrations_ui.models import Batch, BatchKind, JobEvent, JobState
 from tests.fabric.factories import make_host, make_vm
 from tests.migrations_ui.test_jobs_pages import make_job
@@ -316,7 +316,7 @@ def batch(hosts):
     source, destination = hosts
     source.maintenance = True
     source.save(update_fields=["maintenance"])
-    batches._actual_sent.clear()  # the timeline's rate limit is per batch id, and ids are reused
+    batch_page._actual_sent.clear()  # the timeline's rate limit is per batch id, and ids are reused
     batch = Batch.objects.create(name="Evacuate hv-s1", kind=BatchKind.EVACUATION, host=source)
     jobs = [
         make_job(source, destination, JobState.RUNNING, vm=make_vm("web01", host=source), percent=30, batch=batch),

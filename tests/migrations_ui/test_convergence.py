@@ -1,11 +1,11 @@
-"""Converging or not, judged from a migration's progress samples (migrations_ui.convergence)."""
+"""Converging or not, judged from a migration's progress samples (migrations_ui.live.convergence)."""
 
 import math
 
 import pytest
 
 from fabric.hyperv.precopy import plan_precopy
-from migrations_ui.convergence import (
+from migrations_ui.live.convergence import (
     AT_RISK,
     CONVERGING,
     FALLING,

@@ -1,6 +1,6 @@
 """A walk over the demo: the moves pre-flight allows succeed on the hosts.
 
-Every VM is assessed against every other host (migrations_ui.preflight); from the moves it allows,
+Every VM is assessed against every other host (migrations_ui.preflight.assess); from the moves it allows,
 a sample covering every transfer type and every kind of pair (standalone <-> standalone, inside a
 cluster, cluster -> cluster, cluster -> standalone, standalone -> cluster) is run, each from a fresh
 demo world, through the real path: create_job, the runner and the pypsrp driver over WinRM against
@@ -22,11 +22,11 @@ from fabric.models import Host, VirtualMachine
 from fabric.sim.demo import build_demo_fabric
 from fabric.sim.store import FabricStore
 from fabric.sync import sync_inventory
-from migrations_ui.jobs import create_job
+from migrations_ui.jobs.operations import create_job
+from migrations_ui.jobs.runner import Runner
+from migrations_ui.jobs.scheduler import admit_waiting
 from migrations_ui.models import JobState, MigrationJob
-from migrations_ui.preflight import Preflight
-from migrations_ui.runner import Runner
-from migrations_ui.scheduler import admit_waiting
+from migrations_ui.preflight.assess import Preflight
 from tests.fabric.conftest import PASSWORD, USER
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]

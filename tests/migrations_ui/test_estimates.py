@@ -7,9 +7,9 @@ from fabric.hyperv import precopy
 from fabric.hyperv.api import MoveRequest
 from fabric.sim.simulator import Fabric
 from fabric.sim.world import GIB, MB, SimDisk, SimHost, SimShare, SimTuning, SimVm
-from migrations_ui.estimates import Figures, HostRates, MoveSpec, estimate_move, move_spec
-from migrations_ui.facts import DiskFacts, HostFacts, Kind, VmFacts
-from migrations_ui.ordering import simulate
+from migrations_ui.planning.estimates import Figures, HostRates, MoveSpec, estimate_move, move_spec
+from migrations_ui.planning.ordering import simulate
+from migrations_ui.preflight.facts import DiskFacts, HostFacts, Kind, VmFacts
 
 TEN, ONE = HostRates(10.0, 500.0), HostRates(1.0, 500.0)
 

@@ -8,9 +8,10 @@ import pytest
 
 from fabric.hyperv.api import MoveRequest
 from fabric.sim.demo import build_demo_fabric
-from migrations_ui.admission import Waiting, decide
-from migrations_ui.estimates import HostRates
-from migrations_ui.evacuation import (
+from migrations_ui.jobs.admission import Waiting, decide
+from migrations_ui.planning.estimates import HostRates
+from migrations_ui.planning.ordering import move_slots, slot_overuse
+from migrations_ui.planning.planner import (
     STOPPED_MOVE,
     Plan,
     PlanOptions,
@@ -19,8 +20,7 @@ from migrations_ui.evacuation import (
     plan_rebalance,
     slot_limits,
 )
-from migrations_ui.facts import DiskFacts, HostFacts, Kind, VmFacts
-from migrations_ui.ordering import move_slots, slot_overuse
+from migrations_ui.preflight.facts import DiskFacts, HostFacts, Kind, VmFacts
 
 GIB = 1024**3
 DOMAIN = "contoso.test"

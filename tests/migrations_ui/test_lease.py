@@ -10,14 +10,14 @@ from django.utils import timezone
 
 from audit.models import AuditEvent
 from fabric.driver import get_driver
-from migrations_ui import runner as runner_module
-from migrations_ui.events import record
-from migrations_ui.jobs import CannotCancel, CannotDecide, cancel_job, decide_unknown
+from migrations_ui.jobs import runner as runner_module
+from migrations_ui.jobs.events import record
+from migrations_ui.jobs.operations import CannotCancel, CannotDecide, cancel_job, decide_unknown
+from migrations_ui.jobs.runner import RECOVERY_PENDING, STALE_AFTER, Runner
+from migrations_ui.jobs.scheduler import slots_in_use
+from migrations_ui.jobs.supervisor import hand_to_recovery, reap_stale
+from migrations_ui.jobs.tasks import recover_job
 from migrations_ui.models import JobState, MigrationJob
-from migrations_ui.runner import RECOVERY_PENDING, STALE_AFTER, Runner
-from migrations_ui.scheduler import slots_in_use
-from migrations_ui.supervisor import hand_to_recovery, reap_stale
-from migrations_ui.tasks import recover_job
 from tests.migrations_ui.conftest import host, vm
 from tests.migrations_ui.test_runner import moves_of, submit, vm_cmdlets
 

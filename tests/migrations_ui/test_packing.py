@@ -5,7 +5,7 @@ import random
 
 import pytest
 
-from migrations_ui.packing import pack_rows
+from migrations_ui.planning.packing import pack_rows
 
 
 def brute_force(durations, rows):

@@ -1,8 +1,8 @@
 import pytest
 
-from migrations_ui.facts import ShareFacts
-from migrations_ui.paths import disallowed_path, is_local_path, parse_share_path, path_problem
-from migrations_ui.rules import share_path_finding
+from migrations_ui.preflight.facts import ShareFacts
+from migrations_ui.preflight.paths import disallowed_path, is_local_path, parse_share_path, path_problem
+from migrations_ui.preflight.rules import share_path_finding
 
 SHARES = (
     ShareFacts("\\\\fs01.contoso.test\\vms", "fs01.contoso.test", "fs01.contoso.test"),

@@ -6,15 +6,15 @@ from types import SimpleNamespace
 
 import pytest
 
-from migrations_ui.estimates import HostRates
-from migrations_ui.evacuation import (
+from migrations_ui.planning.estimates import HostRates
+from migrations_ui.planning.ordering import _packing_bound, lower_bound
+from migrations_ui.planning.planner import (
     PICK_PACKED,
     PICK_SHORT_LAST,
     PlanOptions,
     plan_evacuation,
     plan_rebalance,
 )
-from migrations_ui.ordering import _packing_bound, lower_bound
 from tests.migrations_ui.test_evacuation import GIB, _random_fabric, host, sweep, vm
 
 PICKS = (PICK_SHORT_LAST, PICK_PACKED)

@@ -2,8 +2,8 @@ from dataclasses import replace
 
 import pytest
 
-from migrations_ui.facts import DiskFacts, Kind
-from migrations_ui.planner import assess, rating, transfer_type
+from migrations_ui.preflight.facts import DiskFacts, Kind
+from migrations_ui.preflight.transfer import assess, rating, transfer_type
 from tests.migrations_ui.test_rules import GIB, N1, N2, O1, S1, S2, SHARE, VM, proposal
 
 LOCAL = replace(S2, fqdn="hv-s3.contoso.test", name="hv-s3", shares=())
@@ -144,7 +144,7 @@ def test_more_free_memory_rates_higher():
 
 
 def test_an_evacuation_does_not_send_a_running_vm_to_the_other_vendor():
-    from migrations_ui.placement import PlanOptions, place_evacuation
+    from migrations_ui.planning.placement import PlanOptions, place_evacuation
 
     amd = replace(N2, processor_family="AMD EPYC 7763")
     intel = replace(N2, fqdn="n3.contoso.test", name="n3", processor_family="Intel Xeon Gold 6338")

@@ -12,8 +12,9 @@ from channels.layers import get_channel_layer
 from django.db import transaction
 from django.utils import timezone
 
-from migrations_ui import consumers, emit, progress
-from migrations_ui.events import change_state, record
+from migrations_ui.jobs import emit
+from migrations_ui.jobs.events import change_state, record
+from migrations_ui.live import consumers, progress
 from migrations_ui.models import Batch, BatchKind, JobState
 from tests.fabric.factories import make_host
 from tests.migrations_ui.test_jobs_pages import make_job
@@ -169,7 +170,7 @@ class BrokenLayer:
 def test_a_failing_layer_never_reaches_the_caller(job, monkeypatch, caplog):
     monkeypatch.setattr(emit, "get_channel_layer", lambda: BrokenLayer())
 
-    with caplog.at_level(logging.ERROR, logger="migrations_ui.emit"):
+    with caplog.at_level(logging.ERROR, logger="migrations_ui.jobs.emit"):
         record(job, "progress", {"percent": 70}, percent=70)
 
     job.refresh_from_db()
@@ -193,7 +194,7 @@ async def test_a_failing_render_in_the_web_process_is_logged_and_sends_nothing(c
     def broken(*args):
         raise RuntimeError("template broke")
 
-    with caplog.at_level(logging.ERROR, logger="migrations_ui.consumers"):
+    with caplog.at_level(logging.ERROR, logger="migrations_ui.live.consumers"):
         assert await consumers.shared(("u-broken", "jobs", "en"), broken, language="en") is None
 
     assert "could not render" in caplog.text and "template broke" in caplog.text
@@ -210,7 +211,7 @@ def test_a_process_that_is_exiting_sends_nothing_and_says_so_quietly(job, monkey
     monkeypatch.setattr(emit.threading, "main_thread", lambda: SimpleNamespace(is_alive=lambda: False))
     monkeypatch.setattr(emit, "get_channel_layer", lambda: BrokenLayer())
 
-    with caplog.at_level(logging.INFO, logger="migrations_ui.emit"):
+    with caplog.at_level(logging.INFO, logger="migrations_ui.jobs.emit"):
         emit.send_job_update(job.pk)
 
     assert "process exiting, update not sent" in caplog.text

@@ -4,8 +4,8 @@ import pytest
 from django.urls import reverse
 
 from audit.models import AuditEvent
+from migrations_ui.jobs.scheduler import queue_decision, queue_order
 from migrations_ui.models import JobState, MigrationJob
-from migrations_ui.scheduler import queue_decision, queue_order
 from tests.fabric.factories import make_host, make_vm
 
 pytestmark = pytest.mark.django_db
@@ -166,7 +166,7 @@ def test_a_bad_bulk_cancel_changes_nothing(operator_client, queued, data, messag
 
 
 def test_the_jobs_page_lists_the_head_of_a_long_queue_and_counts_the_rest(operator_client, hosts, monkeypatch):
-    from migrations_ui import progress
+    from migrations_ui.live import progress
 
     monkeypatch.setattr(progress, "QUEUE_SHOWN", 3)
     jobs = [make_job(hosts["hv-q1"], hosts["hv-q2"]) for _ in range(5)]

@@ -12,11 +12,11 @@ from django.urls import reverse
 
 from audit.models import AuditEvent
 from fabric.models import Cluster, Delegation, Host, StorageLocation
-from migrations_ui.jobs import Refused, create_job
+from migrations_ui.jobs.operations import Refused, create_job
+from migrations_ui.jobs.scheduler import admit_waiting, host_limits
+from migrations_ui.jobs.tasks import run_job
 from migrations_ui.models import JobState, MigrationJob
-from migrations_ui.preflight import Preflight
-from migrations_ui.scheduler import admit_waiting, host_limits
-from migrations_ui.tasks import run_job
+from migrations_ui.preflight.assess import Preflight
 from tests.migrations_ui.conftest import host, vm
 
 D = ".contoso.test"

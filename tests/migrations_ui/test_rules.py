@@ -4,8 +4,8 @@ from dataclasses import replace
 
 import pytest
 
-from migrations_ui.facts import DiskFacts, HostFacts, Kind, Proposal, ShareFacts, VmFacts
-from migrations_ui.rules import RULES, evaluate
+from migrations_ui.preflight.facts import DiskFacts, HostFacts, Kind, Proposal, ShareFacts, VmFacts
+from migrations_ui.preflight.rules import RULES, evaluate
 
 GIB = 2**30
 SHARE = "\\\\fs01.contoso.test\\vms"

@@ -8,12 +8,12 @@ from django_tasks_db.models import DBTaskResult
 
 from fabric.driver import get_driver
 from fabric.hyperv.api import HyperVError
-from migrations_ui.jobs import CannotCancel, cancel_job, create_job
+from migrations_ui.jobs.operations import CannotCancel, cancel_job, create_job
+from migrations_ui.jobs.runner import RECOVERY_PENDING, STALE_AFTER, Runner
+from migrations_ui.jobs.scheduler import admit_waiting, queue_decision
+from migrations_ui.jobs.supervisor import ORPHAN_AFTER, reap_stale, requeue_orphans
+from migrations_ui.jobs.tasks import recover_job, run_job
 from migrations_ui.models import JobState, MigrationJob
-from migrations_ui.runner import RECOVERY_PENDING, STALE_AFTER, Runner
-from migrations_ui.scheduler import admit_waiting, queue_decision
-from migrations_ui.supervisor import ORPHAN_AFTER, reap_stale, requeue_orphans
-from migrations_ui.tasks import recover_job, run_job
 from tests.migrations_ui.conftest import host, vm
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -278,7 +278,7 @@ def test_recovery_follows_a_move_whose_worker_died(demo):
     runner._compare()
     # The worker sends Move-VM and dies before it reads any progress.
     runner._step("move")
-    from migrations_ui.events import record
+    from migrations_ui.jobs.events import record
 
     record(runner.job, "move_requested", {}, move_requested_at=timezone.now())
     migration_id = runner.driver.start_migration(runner.source, runner.request)
@@ -300,7 +300,7 @@ def test_recovery_follows_a_move_whose_worker_died(demo):
 def test_recovery_finds_a_move_the_dead_worker_never_saw_the_id_of(demo):
     job = submit("ci-runner01", "hv-s1")
     runner = Runner.start(job.pk)
-    from migrations_ui.events import record
+    from migrations_ui.jobs.events import record
 
     record(runner.job, "move_requested", {}, move_requested_at=timezone.now())
     runner.driver.start_migration(runner.source, runner.request)  # sent; the id never reached the database
@@ -400,7 +400,7 @@ def test_a_failed_refresh_after_a_verified_move_is_a_warning_not_a_failure(demo,
     def broken(*args, **kwargs):
         raise RuntimeError("database hiccup")
 
-    monkeypatch.setattr("migrations_ui.runner.sync_inventory", broken)
+    monkeypatch.setattr("migrations_ui.jobs.runner.sync_inventory", broken)
     run_job.call(job.pk)
 
     job.refresh_from_db()

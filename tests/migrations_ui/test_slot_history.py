@@ -1,8 +1,8 @@
-"""A host's migration slots in use over a window, as a step series (migrations_ui.slot_history)."""
+"""A host's migration slots in use over a window, as a step series (migrations_ui.live.slot_history)."""
 
 import pytest
 
-from migrations_ui.slot_history import Held, Step, peak, steps
+from migrations_ui.live.slot_history import Held, Step, peak, steps
 
 LIVE = dict(live=1, storage=0)
 VSM = dict(live=1, storage=1)

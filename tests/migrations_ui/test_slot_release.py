@@ -7,14 +7,14 @@ from django.utils import timezone
 
 from fabric.driver import get_driver
 from fabric.hyperv.api import MigrationStatus
-from migrations_ui import runner as runner_module
-from migrations_ui.jobs import create_job
+from migrations_ui.jobs import runner as runner_module
+from migrations_ui.jobs.operations import create_job
+from migrations_ui.jobs.runner import FAST_POLL_S, POLL_S, STALE_AFTER, Pace, Runner, still_starting
+from migrations_ui.jobs.scheduler import admit_waiting, slots_in_use
+from migrations_ui.jobs.supervisor import reap_stale
+from migrations_ui.jobs.tasks import recover_job, run_job
 from migrations_ui.models import JobState, MigrationJob
-from migrations_ui.preflight import slot_usage
-from migrations_ui.runner import FAST_POLL_S, POLL_S, STALE_AFTER, Pace, Runner, still_starting
-from migrations_ui.scheduler import admit_waiting, slots_in_use
-from migrations_ui.supervisor import reap_stale
-from migrations_ui.tasks import recover_job, run_job
+from migrations_ui.preflight.assess import slot_usage
 from tests.migrations_ui.conftest import host, vm
 
 pytestmark = pytest.mark.django_db(transaction=True)

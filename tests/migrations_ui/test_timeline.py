@@ -3,8 +3,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from migrations_ui.evacuation import STOPPED_MOVE, Plan
-from migrations_ui.timeline import BY_MOVE, clock, tick_step, timeline_svg
+from migrations_ui.live.timeline import BY_MOVE, clock, tick_step, timeline_svg
+from migrations_ui.planning.planner import STOPPED_MOVE, Plan
 from tests.migrations_ui.test_evacuation import A, B, C, evacuate, vm
 
 SVG = "{http://www.w3.org/2000/svg}"

@@ -9,10 +9,10 @@ from django.urls import reverse
 from django.utils import timezone
 
 from audit.models import AuditEvent
-from migrations_ui.events import change_state
+from migrations_ui.jobs.events import change_state
+from migrations_ui.jobs.runner import RECOVERY_PENDING
+from migrations_ui.live.progress import render_job_state
 from migrations_ui.models import JobState, MigrationJob
-from migrations_ui.progress import render_job_state
-from migrations_ui.runner import RECOVERY_PENDING
 from tests.fabric.factories import make_host, make_vm
 from tests.migrations_ui.test_jobs_pages import JOBS, make_job
 

@@ -242,22 +242,24 @@ find_template = Engine.find_template
 Engine.find_template = lambda self, name, *args, **kw: templates.append(name) or find_template(self, name, *args, **kw)
 import django
 django.setup()
-from migrations_ui import events, supervisor, tasks
+from migrations_ui.jobs import events
+from migrations_ui.jobs import supervisor
+from migrations_ui.jobs import tasks
 from fabric.models import Host, VirtualMachine
-from migrations_ui.jobs import create_job
-from migrations_ui.scheduler import admit_waiting
+from migrations_ui.jobs.operations import create_job
+from migrations_ui.jobs.scheduler import admit_waiting
 job = create_job(VirtualMachine.objects.get(name="analytics01"), Host.objects.get(name="hv-s1"))
 admit_waiting()
 tasks.run_job.call(job.pk)
 events.flush()
 job.refresh_from_db()
 renderers = [
-    "migrations_ui.batches",
-    "migrations_ui.chart_data",
-    "migrations_ui.charts",
-    "migrations_ui.consumers",
-    "migrations_ui.progress",
-    "migrations_ui.timeline",
+    "migrations_ui.jobs.batches",
+    "migrations_ui.live.chart_data",
+    "migrations_ui.live.charts",
+    "migrations_ui.live.consumers",
+    "migrations_ui.live.progress",
+    "migrations_ui.live.timeline",
 ]
 loaded = [m for m in renderers if m in sys.modules]
 print(json.dumps({"state": job.state, "events": job.events.count(), "loaded": loaded, "templates": templates}))
@@ -270,5 +272,5 @@ def test_a_worker_runs_a_job_without_loading_a_renderer(console):
     assert ran.returncode == 0, ran.stderr
     result = json.loads(ran.stdout.strip().splitlines()[-1])
     assert result["state"] == "succeeded" and result["events"] > 3
-    # The web processes render (migrations_ui.emit sends data only).
+    # The web processes render (migrations_ui.jobs.emit sends data only).
     assert result["loaded"] == [] and result["templates"] == []

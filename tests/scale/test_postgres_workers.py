@@ -37,7 +37,7 @@ CREATE_JOBS = """
 import json
 from collections import defaultdict
 from fabric.models import Host, VirtualMachine
-from migrations_ui.jobs import Refused, create_job
+from migrations_ui.jobs.operations import Refused, create_job
 
 groups = defaultdict(list)
 for host in Host.objects.order_by("fqdn"):
@@ -148,7 +148,7 @@ def test_it_runs_500_jobs_on_4_workers_once_each_within_every_hosts_limit(postgr
             (requeued,) = db.execute("SELECT count(*) FROM migrations_ui_jobevent WHERE kind = 'requeued'").fetchone()
             tasks = db.execute(
                 "SELECT status, jsonb_array_length(worker_ids::jsonb) FROM django_tasks_database_dbtaskresult"
-                " WHERE task_path = 'migrations_ui.tasks.run_job'"
+                " WHERE task_path = 'migrations_ui.jobs.tasks.run_job'"
             ).fetchall()
             job_vms = {
                 r[0]

@@ -20,7 +20,7 @@ import json, threading, time
 from django.db import connection, connections, transaction
 from django.test.utils import CaptureQueriesContext
 from django_tasks_db.models import DBTaskResult
-from migrations_ui.tasks import run_job
+from migrations_ui.jobs.tasks import run_job
 
 for n in range(3):
     run_job.enqueue(10_000 + n)

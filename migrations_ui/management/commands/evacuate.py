@@ -11,12 +11,12 @@ import time
 from django.core.management.base import BaseCommand, CommandError
 
 from access import Perm
-from migrations_ui.batches import BatchRefused, evacuation_start_refusal, start_batch
 from migrations_ui.cli import acting_user, add_user_argument
-from migrations_ui.evacuate import evacuation_plan
-from migrations_ui.events import flush
+from migrations_ui.jobs.batches import BatchRefused, evacuation_start_refusal, start_batch
+from migrations_ui.jobs.events import flush
 from migrations_ui.lookup import NotFound, find_host
 from migrations_ui.models import FINAL_STATES, BatchKind, JobState, MigrationJob
+from migrations_ui.planning.inventory import evacuation_plan
 from migrations_ui.serializers import job_json
 
 

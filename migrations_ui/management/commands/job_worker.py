@@ -1,7 +1,7 @@
 """manage.py job_worker: django-tasks-db's db_worker plus the job supervisor thread.
 
 Every worker process runs migration tasks one at a time and, beside them, the supervisor
-(migrations_ui.supervisor): admission ticks and recovery of jobs whose worker died. Options are
+(migrations_ui.jobs.supervisor): admission ticks and recovery of jobs whose worker died. Options are
 db_worker's; the polling interval defaults to 0.1 s so a freed slot is used at once.
 """
 
@@ -9,7 +9,7 @@ import threading
 
 from django_tasks_db.management.commands.db_worker import Command as DbWorkerCommand
 
-from migrations_ui.supervisor import start_supervisor
+from migrations_ui.jobs.supervisor import start_supervisor
 
 
 class Command(DbWorkerCommand):

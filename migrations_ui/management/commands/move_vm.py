@@ -5,7 +5,7 @@ from django.core.management.base import BaseCommand, CommandError
 from access import Perm
 from fabric.models import PerformanceOption
 from migrations_ui.cli import acting_user, add_user_argument, submit
-from migrations_ui.jobs import create_job
+from migrations_ui.jobs.operations import create_job
 from migrations_ui.lookup import NotFound, find_host, find_vm
 
 

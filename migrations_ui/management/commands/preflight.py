@@ -9,8 +9,8 @@ import sys
 from django.core.management.base import BaseCommand, CommandError
 
 from migrations_ui.lookup import NotFound, find_host, find_vm
-from migrations_ui.paths import path_problem
-from migrations_ui.preflight import Preflight, vm_for_preflight
+from migrations_ui.preflight.assess import Preflight, vm_for_preflight
+from migrations_ui.preflight.paths import path_problem
 
 
 class Command(BaseCommand):

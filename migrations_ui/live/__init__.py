@@ -1,0 +1,1 @@
+"""The pages that update themselves: the Jobs pages, the batch page, their charts and websocket consumers."""

@@ -1,0 +1,378 @@
+"""When each move of a plan runs: list scheduling within the hosts' slots, timed by a fluid model (pure).
+
+A plan is an order. Its timeline is what the console's admission (migrations_ui.jobs.admission) makes
+of that order: whenever a move ends, the waiting moves are walked in order and each one whose slots
+are all free starts (admission's "held" slots are always full ones, so this is the same rule).
+Jobs queued in plan order therefore start in the sequence the plan shows, and a plan never puts a
+host over a limit the admission would not allow either.
+
+Durations come from a fluid simulation of the moves that run at the same time: the phases and
+rates of migrations_ui.planning.estimates, a host's NIC shared equally by its moves on the network, its
+storage by its moves copying files, and the pre-copy passes followed as the simulator runs them
+(each pass sends what the guest dirtied during the previous one). Events are phase ends only;
+moves whose share changes are re-timed, so a 1,000-move plan is timed in well under a second.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from migrations_ui.planning.estimates import Estimate, Figures, HostRates, MoveSpec, estimate_move
+from migrations_ui.planning.packing import pack_rows
+from migrations_ui.slots import Slot, slots_needed
+
+PREPARE, STORE, MEMORY, QUICK, RESUME = range(5)
+_CODES = {"prepare": PREPARE, "storage": STORE, "memory": MEMORY, "quick": QUICK, "resume": RESUME}
+_ON_NETWORK = frozenset({STORE, MEMORY})  # every planned move is between two hosts: files cross the link
+_ON_DISKS = frozenset({STORE, QUICK})
+# The same by phase code, for the simulation's inner loop.
+_NET = tuple(int(p in _ON_NETWORK) for p in range(5))
+_DISK = tuple(int(p in _ON_DISKS) for p in range(5))
+_USES = tuple(bool(_NET[p] or _DISK[p]) for p in range(5))
+# Events closer than this (seconds) happen together: float dust must not split a simultaneous end.
+_SAME_TIME = 1e-9
+
+
+def move_slots(kind: str, source: str, destination: str) -> list[Slot]:
+    """The slots a move holds from start to end: exactly the admission's (an offline Network copy
+    holds a live and a storage slot, as a host may count it as either)."""
+    return slots_needed(kind, source, destination)
+
+
+@dataclass(frozen=True)
+class Timeline:
+    """Start and end of every move (by index), in the order they start."""
+
+    order: tuple[int, ...]
+    start_s: tuple[float, ...]
+    end_s: tuple[float, ...]
+
+    @property
+    def makespan_s(self) -> float:
+        return max(self.end_s, default=0.0)
+
+
+class Flow:
+    """The fluid model of a set of moves, ready to time any order of them (run); arrays for speed."""
+
+    def __init__(self, specs, rates, limits, figures):
+        f = figures
+        hosts = sorted({h for s in specs for h in (s.source, s.destination)})
+        index = {h: i for i, h in enumerate(hosts)}
+        self.nic = [rates.get(h, HostRates()).nic_bytes_s for h in hosts]
+        self.disk = [rates.get(h, HostRates()).disk_bytes_s for h in hosts]
+        self.src = [index[s.source] for s in specs]
+        self.dst = [index[s.destination] for s in specs]
+        self.wire = [f.wire_ratio(s.option) for s in specs]
+        self.cap = [f.stream_cap(s.option) for s in specs]
+        self.mem = [s.memory_bytes for s in specs]
+        self.dirty = [s.dirty_bytes_s for s in specs]
+        self.files = [s.storage_bytes for s in specs]
+        self.phases = [tuple(_CODES[p] for p in s.phases) for s in specs]
+        slot_ids: dict[Slot, int] = {}
+        self.slots = [
+            tuple(slot_ids.setdefault(slot, len(slot_ids)) for slot in move_slots(s.kind, s.source, s.destination))
+            for s in specs
+        ]
+        self.limit = [0] * len(slot_ids)
+        for slot, i in slot_ids.items():
+            self.limit[i] = limits.get(slot, 0)
+        self.f = f
+        self.hosts_n = len(hosts)
+
+    def run(self, order: Sequence[int]) -> Timeline:
+        n, f = len(self.src), self.f
+        rank = [0] * n
+        for r, j in enumerate(order):
+            rank[j] = r
+        # Each waiting move watches one slot that was full when it last tried; it is looked at again
+        # only when that slot frees (so admission costs little however long the queue is).
+        watch: list[list[tuple[int, int]]] = [[] for _ in self.limit]
+        free = list(self.limit)
+        started = [False] * n
+        start, end = [math.nan] * n, [math.nan] * n
+        # State of running moves.
+        phase_i, phase, left, rate, t0 = [0] * n, [PREPARE] * n, [0.0] * n, [0.0] * n, [0.0] * n
+        passes, elapsed, blackout, version = [0] * n, [0.0] * n, [False] * n, [0] * n
+        net, dsk = [0] * self.hosts_n, [0] * self.hosts_n
+        busy: list[set[int]] = [set() for _ in range(self.hosts_n)]  # moves using a host's NIC or disks
+        events: list[tuple[float, int, int, int]] = []
+        seq = 0
+        thr, maxp = f.threshold_bytes, f.max_passes
+        src, dst, nic, disk, slots = self.src, self.dst, self.nic, self.disk, self.slots
+
+        def speed(j: int) -> float:
+            p, a, b = phase[j], src[j], dst[j]
+            if p == MEMORY:
+                return min(min(nic[a] / net[a], nic[b] / net[b]) / self.wire[j], self.cap[j])
+            if p == STORE:
+                return min(disk[a] / dsk[a], disk[b] / dsk[b], nic[a] / net[a], nic[b] / net[b])
+            return min(disk[a] / dsk[a], disk[b] / dsk[b])  # QUICK
+
+        def advance(j: int, t: float) -> None:
+            dt, t0[j] = t - t0[j], t
+            if phase[j] != MEMORY:
+                left[j] -= dt * rate[j] if phase[j] in _ON_DISKS else dt
+                return
+            r = rate[j]
+            while dt > 0:
+                need = left[j] / r
+                if need > dt:
+                    left[j] -= r * dt
+                    elapsed[j] += dt
+                    return
+                dt -= need
+                elapsed[j] += need
+                if blackout[j]:
+                    left[j] = 0.0
+                    return
+                # The pass is over: the next sends what the guest dirtied meanwhile (precopy.precopy_rounds).
+                rest = min(self.mem[j], self.dirty[j] * elapsed[j])
+                passes[j] += 1
+                blackout[j] = rest < thr or passes[j] >= maxp
+                left[j], elapsed[j] = rest, 0.0
+
+        def time_left(j: int) -> float:
+            p = phase[j]
+            if p in (PREPARE, RESUME):
+                return left[j]
+            r = rate[j]
+            if r <= 0:
+                return math.inf
+            t = left[j] / r
+            if p != MEMORY or blackout[j]:
+                return t
+            pel, k = elapsed[j] + t, passes[j]
+            while True:
+                rest = min(self.mem[j], self.dirty[j] * pel)
+                k += 1
+                if rest < thr or k >= maxp:
+                    return t + rest / r
+                t += rest / r
+                pel = rest / r
+
+        def reschedule(j: int, t: float) -> None:
+            nonlocal seq
+            version[j] += 1
+            seq += 1
+            heapq.heappush(events, (t + time_left(j), seq, j, version[j]))
+
+        def enter(j: int, t: float, p: int) -> None:
+            """Move j into phase p at time t, re-timing the moves on its hosts whose share changes."""
+            old = phase[j]
+            was, now = _USES[old], _USES[p]
+            a, b = src[j], dst[j]
+            others = (busy[a] | busy[b]) - {j} if was or now else ()
+            for h in (a,) if a == b else (a, b):
+                net[h] += _NET[p] - _NET[old]
+                dsk[h] += _DISK[p] - _DISK[old]
+                if now:
+                    busy[h].add(j)
+                elif was:
+                    busy[h].discard(j)
+            phase[j], t0[j] = p, t
+            if p == PREPARE:
+                left[j] = f.prepare_s
+            elif p == RESUME:
+                left[j] = f.resume_s
+            elif p == MEMORY:
+                left[j], passes[j], elapsed[j], blackout[j] = self.mem[j], 0, 0.0, False
+            elif p == STORE:
+                left[j] = self.files[j]
+            else:
+                left[j] = self.mem[j]
+            for k in sorted(others):
+                r = speed(k)
+                if r != rate[k]:  # a capped stream may not notice a neighbour: its end stays where it was
+                    advance(k, t)  # at the old rate, up to now
+                    rate[k] = r
+                    reschedule(k, t)
+            if now:
+                rate[j] = speed(j)
+            reschedule(j, t)
+
+        def begin(j: int, t: float) -> None:
+            started[j], start[j] = True, t
+            for s in self.slots[j]:
+                free[s] -= 1
+            phase_i[j], phase[j] = 0, PREPARE
+            enter(j, t, self.phases[j][0])
+
+        def full_slot(j: int) -> int:
+            for x in slots[j]:
+                if free[x] <= 0:
+                    return x
+            return -1
+
+        def admit(freed: Sequence[int], t: float) -> None:
+            """Look at the moves watching a freed slot, in order; start each whose slots are all free."""
+            blocked = []
+            while True:
+                # The waiting move first in order among the watchers of freed slots that still have room
+                # (a watcher of a full slot needs that slot: it cannot start, no need to look).
+                first, key = -1, None
+                for s in freed:
+                    w = watch[s]
+                    if w and free[s] > 0 and (first < 0 or w[0] < key):
+                        first, key = s, w[0]
+                if first < 0:
+                    break
+                r, j = heapq.heappop(watch[first])
+                x = full_slot(j)
+                if x < 0:
+                    begin(j, t)
+                else:
+                    blocked.append((x, r, j))
+            for x, r, j in blocked:
+                heapq.heappush(watch[x], (r, j))
+
+        for r, j in enumerate(order):
+            x = full_slot(j)
+            if x < 0:
+                begin(j, 0.0)
+            else:
+                watch[x].append((r, j))  # appended in order: already a heap
+        while events:
+            t = events[0][0]
+            freed: list[int] = []
+            while events and events[0][0] <= t + _SAME_TIME:
+                _, _, j, v = heapq.heappop(events)
+                if v != version[j]:
+                    continue
+                advance(j, t)
+                phase_i[j] += 1
+                if phase_i[j] < len(self.phases[j]):
+                    enter(j, t, self.phases[j][phase_i[j]])
+                    continue
+                enter(j, t, RESUME)  # leaves its NIC and disks to the others
+                version[j] += 1  # the move is over: no event of it stays valid
+                end[j] = t
+                for s in self.slots[j]:
+                    free[s] += 1
+                freed.extend(self.slots[j])
+            if freed:
+                admit(list(dict.fromkeys(freed)), t)
+        if not all(started):
+            raise ValueError("a move needs a slot no host offers (a limit of 0)")
+        started_order = tuple(sorted(range(n), key=lambda j: (start[j], rank[j])))
+        return Timeline(started_order, tuple(start), tuple(end))
+
+
+def simulate(
+    specs: Sequence[MoveSpec],
+    order: Sequence[int],
+    rates: Mapping[str, HostRates],
+    limits: Mapping[Slot, int],
+    figures: Figures | None = None,
+) -> Timeline:
+    """The timeline of these moves queued in this order (indices into specs)."""
+    return Flow(specs, rates, limits, figures or Figures()).run(order)
+
+
+def alone_estimates(
+    specs: Sequence[MoveSpec], rates: Mapping[str, HostRates], figures: Figures | None = None
+) -> list[Estimate]:
+    """Each move with its hosts to itself: its shortest duration and fewest bytes."""
+    f, none = figures or Figures(), HostRates()
+    return [estimate_move(s, rates.get(s.source, none), rates.get(s.destination, none), f) for s in specs]
+
+
+def lower_bound(
+    specs: Sequence[MoveSpec],
+    rates: Mapping[str, HostRates],
+    limits: Mapping[Slot, int],
+    figures: Figures | None = None,
+    *,
+    strong: bool = False,
+) -> float:
+    """LB = max(longest move alone, every slot's work / its limit, every host's wire bytes / its NIC rate).
+
+    A move alone is as fast as it can be, and its bytes the fewest it sends (faster passes leave less
+    dirtied memory), so no schedule beats any of the three. strong=True adds bounds that hold as
+    well: every host's wire bytes / NIC rate and file bytes / storage rate after the prepare phase,
+    and, for a slot of limit L held by more than L moves, the packing bound of _packing_bound (k = 1:
+    the L-th plus the (L+1)-th longest; k = 2: the (2L-1)-th to (2L+1)-th...).
+    """
+    work: dict[Slot, list[float]] = defaultdict(list)
+    wire: dict[str, float] = defaultdict(float)
+    files: dict[str, float] = defaultdict(float)
+    bound = 0.0
+    for s, e in zip(specs, alone_estimates(specs, rates, figures), strict=True):
+        bound = max(bound, e.duration_s)
+        for slot in move_slots(s.kind, s.source, s.destination):
+            work[slot].append(e.duration_s)
+        for host in {s.source, s.destination}:
+            wire[host] += e.wire_bytes
+            files[host] += s.storage_bytes
+    crowded = []  # (slot's moves longest first, its limit) where more moves than slots share it
+    for slot, durations in work.items():
+        limit = max(1, limits.get(slot, 1))
+        bound = max(bound, sum(durations) / limit)
+        if strong and len(durations) > limit:
+            crowded.append((sorted(durations, reverse=True), limit))
+            bound = max(bound, _packing_bound(crowded[-1][0], limit))
+    prepare = (figures or Figures()).prepare_s
+    for host, total in wire.items():
+        r = rates.get(host, HostRates())
+        bound = max(bound, total / r.nic_bytes_s)
+        if strong:
+            # No byte moves before a move's prepare phase is over.
+            bound = max(bound, prepare + total / r.nic_bytes_s, prepare + files[host] / r.disk_bytes_s)
+    for longest, limit in crowded:
+        # Searched only where the split could raise the bound: not above it when longest first is not.
+        if len(longest) <= EXACT_PACKING_MOST and pack_rows(longest, limit, budget=0).end > bound:
+            bound = max(bound, _best_packing(longest, limit))
+    return bound
+
+
+def _packing_bound(longest: Sequence[float], limit: int) -> float:
+    """The most any k+1 moves that must share one of `limit` slots take end to end (longest: descending).
+
+    Intervals never more than `limit` at once can be laid on `limit` rows (an interval graph is
+    coloured with as many colours as its largest clique), so among the k*limit + 1 longest moves one
+    row holds k + 1 of them, one after the other: at least the k + 1 shortest of those.
+    """
+    bound, k = 0.0, 1
+    while k * limit < len(longest):
+        bound = max(bound, sum(longest[k * limit - k : k * limit + 1]))
+        k += 1
+    return bound
+
+
+# Up to this many moves on one slot, the strong bound packs them exactly (a search of at most a few
+# thousand steps; beyond, the moves are many and _packing_bound is close).
+EXACT_PACKING_MOST = 16
+
+
+def _best_packing(longest: Sequence[float], limit: int) -> float:
+    """The shortest split of the moves into `limit` rows (packing.pack_rows), 0.0 if the search did
+    not end: where no split is even, neither is any schedule."""
+    packing = pack_rows(longest, limit)
+    return packing.end if packing.complete else 0.0
+
+
+def slot_overuse(
+    moves: Sequence[tuple[str, str, str, float, float]], limits: Mapping[Slot, int]
+) -> list[tuple[float, Slot, int]]:
+    """Sweep a timeline: (time, slot, count) wherever more moves hold a slot than its limit allows.
+
+    moves: (kind, source, destination, start_s, end_s). A move ending at t frees its slots for one
+    starting at t (the admission hands a freed slot on at once).
+    """
+    points = []
+    for kind, source, destination, start, end in moves:
+        for slot in move_slots(kind, source, destination):
+            points.append((start, 1, slot))
+            points.append((end, 0, slot))
+    points.sort(key=lambda p: (p[0], p[1]))  # ends before starts at the same instant
+    used: dict[Slot, int] = defaultdict(int)
+    over = []
+    for t, is_start, slot in points:
+        used[slot] += 1 if is_start else -1
+        if used[slot] > limits.get(slot, 0):
+            over.append((t, slot, used[slot]))
+    return over

@@ -1,0 +1,254 @@
+"""Plans for many moves at once (pure): evacuate a host, rebalance a set of hosts.
+
+A plan places each VM (migrations_ui.planning.placement: pre-flight per pair, memory with headroom, HA VMs
+in their cluster, guest-cluster nodes apart, Live first) and queues the moves longest first within
+every host's slots, timed by the same fluid model the simulated fabric runs (migrations_ui.planning.ordering).
+Other orders, a concurrency cap below the hosts' limits and improvement passes were tried and
+gained under 2% on bench/planner.py's fabrics (bench/RESULTS.md, issue 18): longest first it is.
+Its moves come in the order they start: queued as jobs in that order, the console's admission
+starts them as planned.
+
+No ORM, no I/O: the caller builds the facts (migrations_ui.preflight.assess does it for single moves) and
+the hosts' rates, and runs the plan.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+from migrations_ui.planning.estimates import Estimate, MoveSpec
+from migrations_ui.planning.ordering import alone_estimates, lower_bound, simulate
+from migrations_ui.planning.placement import (
+    PICK_PACKED,
+    PICK_SHORT_LAST,
+    STOPPED_LEAVE,
+    STOPPED_MOVE,
+    Ledger,
+    Left,
+    Placed,
+    PlanOptions,
+    choose,
+    left_reason,
+    place_evacuation,
+    place_rebalance,
+    stopped_reason,
+)
+from migrations_ui.preflight.facts import HostFacts, VmFacts
+from migrations_ui.preflight.rules import BLOCK, INFO, Finding
+from migrations_ui.slots import LIVE, STORAGE, Slot
+from utilities.texts import Msg, without_period
+
+__all__ = [
+    "PICK_PACKED",
+    "PICK_SHORT_LAST",
+    "STOPPED_LEAVE",
+    "STOPPED_MOVE",
+    "LeftVm",
+    "Plan",
+    "PlanOptions",
+    "PlannedMove",
+    "plan_evacuation",
+    "plan_moves",
+    "plan_rebalance",
+    "slot_limits",
+]
+
+
+@dataclass(frozen=True)
+class PlannedMove:
+    """One move of a plan: where the VM goes, how, and when it is expected to start and end."""
+
+    vm: str
+    vm_id: str
+    source: str  # FQDN (what "Move back" returns the VM to)
+    destination: str  # FQDN
+    destination_name: str
+    transfer_type: str
+    start_s: float
+    end_s: float
+    alone: Estimate  # the move with its hosts to itself: phases, bytes, blackout
+    spec: MoveSpec  # what the timing model was given: bytes, dirty rate, performance option
+    findings: tuple[Finding, ...] = ()  # pre-flight's warnings and notes for this destination
+
+    def as_json(self) -> dict:
+        return {
+            "vm": self.vm,
+            "destination": self.destination,
+            "transfer_type": self.transfer_type,
+            "start_s": round(self.start_s, 1),
+            "end_s": round(self.end_s, 1),
+        }
+
+
+@dataclass(frozen=True)
+class LeftVm:
+    """A VM the plan does not move, and why."""
+
+    vm: str
+    vm_id: str
+    source: str
+    reason: str
+
+    def as_json(self) -> dict:
+        return {"vm": self.vm, "reason": self.reason}
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Moves in the order they start, the VMs left, the estimated makespan and its lower bound."""
+
+    host: str | None  # the evacuated host's FQDN; None for a rebalance
+    moves: tuple[PlannedMove, ...]
+    left: tuple[LeftVm, ...]
+    makespan_s: float
+    lower_bound_s: float
+    # The hosts' slots the plan runs within: (host FQDN, "live"|"storage") -> limit.
+    limits: Mapping[Slot, int]
+
+    @property
+    def shared_rules(self) -> frozenset[str]:
+        """The rules every move of the plan is flagged by (a cluster's limit, say): a page says them once."""
+        if len(self.moves) < 2:
+            return frozenset()
+        return frozenset.intersection(*(frozenset(f.rule for f in m.findings) for m in self.moves))
+
+    @property
+    def shared_findings(self) -> tuple:
+        """The findings of the shared rules, each text once, in the order of the moves."""
+        rules = self.shared_rules
+        return tuple(dict.fromkeys(f for m in self.moves for f in m.findings if f.rule in rules))
+
+    def as_json(self) -> dict:
+        """The evacuation plan JSON of architecture.md (stable interface)."""
+        return {
+            "host": self.host,
+            "moves": [m.as_json() for m in self.moves],
+            "left": [v.as_json() for v in self.left],
+            "makespan_s": round(self.makespan_s, 1),
+            "lower_bound_s": round(self.lower_bound_s, 1),
+        }
+
+
+def slot_limits(hosts: Iterable[HostFacts]) -> dict[Slot, int]:
+    """Each host's live and storage migration limits (a cluster node's live limit is the cluster's)."""
+    limits: dict[Slot, int] = {}
+    for h in hosts:
+        limits[(h.fqdn, LIVE)] = h.live_limit
+        limits[(h.fqdn, STORAGE)] = h.max_storage
+    return limits
+
+
+def plan_evacuation(
+    host: HostFacts,
+    vms: Sequence[VmFacts],
+    candidates: Sequence[HostFacts],
+    options: PlanOptions | None = None,
+    *,
+    resident: Mapping[str, Sequence[VmFacts]] | None = None,
+) -> Plan:
+    """Move every VM off `host` (maintenance mode): destinations among `candidates`, then the order.
+
+    vms: the VMs on host. candidates: the hosts they may go to (host itself is skipped).
+    resident: the VMs already on each candidate, by FQDN (only their shared VHDX matter: a guest
+    cluster's nodes never end on one host). Running migrations are not in the plan: they hold slots
+    the plan counts as free, so a busy fabric starts it later than estimated.
+    """
+    options = options or PlanOptions()
+    placed, left = place_evacuation(host, vms, candidates, resident or {}, options)
+    return _plan(host.fqdn, placed, left, [host, *candidates], options)
+
+
+def _seen(placed: list[Placed], seen: set[tuple]) -> bool:
+    key = tuple((p.vm.id, p.destination.fqdn) for p in placed)
+    found = key in seen
+    seen.add(key)
+    return found
+
+
+def plan_rebalance(
+    hosts: Sequence[HostFacts],
+    vms: Mapping[str, Sequence[VmFacts]],
+    options: PlanOptions | None = None,
+    *,
+    picks: Sequence[str] = (PICK_SHORT_LAST, PICK_PACKED),
+) -> Plan:
+    """Even out memory use across `hosts` (VMs by host FQDN), with as few and as short moves as it can.
+
+    Every host ends within average use +- options.tolerance where the rules and memory allow it;
+    only running VMs move (they are what holds memory). Of the ways placement may choose the VMs to
+    move (picks: placement.PICK_*), the plan that ends sooner.
+    """
+    options = options or PlanOptions()
+    # Ways of choosing which VMs leave a host (a short last move, even lanes on its slots): both keep
+    # every host in the band; the plan ending sooner wins.
+    placements = [place_rebalance(hosts, vms, options, pick) for pick in picks]
+    seen: set[tuple] = set()
+    plans = [_plan(None, placed, [], hosts, options) for placed in placements if not _seen(placed, seen)]
+    return min(plans, key=lambda p: (round(p.makespan_s, 6), len(p.moves)))
+
+
+def plan_moves(
+    moves: Sequence[tuple[VmFacts, HostFacts, HostFacts]],
+    options: PlanOptions | None = None,
+    *,
+    resident: Mapping[str, Sequence[VmFacts]] | None = None,
+    host: str | None = None,
+) -> Plan:
+    """Order moves whose destinations are already chosen: (VM, where it is, where it goes).
+
+    For "Move back" after maintenance (each VM to the host it came from) and for a selection sent to
+    one host. Each pair is pre-flighted, memory is counted with headroom across the moves and guest
+    clusters kept apart (resident: the VMs on the hosts now, by FQDN); a pair that cannot go is left
+    with the reason. An HA VM may leave its cluster here: the operator chose the host.
+    """
+    options = options or PlanOptions()
+    hosts = list({h.fqdn: h for _, source, destination in moves for h in (source, destination)}.values())
+    ledger = Ledger(hosts, {**(resident or {})}, options)
+    placed, left = [], []
+    for vm, source, destination in moves:
+        if not vm.running and options.stopped != STOPPED_MOVE:
+            left.append(Left(vm, source, stopped_reason(vm)))
+            continue
+        choice, reasons = choose(vm, source, [destination], ledger, ha_in_cluster=False)
+        if choice is None:
+            left.append(Left(vm, source, left_reason(vm, source, [destination], reasons)))
+            continue
+        ledger.move(vm, source, destination)
+        placed.append(choice)
+    return _plan(host, placed, left, hosts, options)
+
+
+def _plan(host: str | None, placed: list[Placed], left: list[Left], hosts: Sequence[HostFacts], o: PlanOptions) -> Plan:
+    limits = slot_limits(hosts)
+    specs = [p.spec for p in placed]
+    rates = {h.fqdn: o.rate(h.fqdn) for h in hosts}
+    alone = alone_estimates(specs, rates, o.figures)
+    longest = sorted(range(len(specs)), key=lambda j: (-alone[j].duration_s, j))
+    timeline = simulate(specs, longest, rates, limits, o.figures)
+    moves = tuple(
+        PlannedMove(
+            vm=placed[j].vm.name,
+            vm_id=placed[j].vm.id,
+            source=placed[j].source.fqdn,
+            destination=placed[j].destination.fqdn,
+            destination_name=placed[j].destination.name,
+            transfer_type=specs[j].kind,
+            start_s=timeline.start_s[j],
+            end_s=timeline.end_s[j],
+            alone=alone[j],
+            spec=specs[j],
+            findings=tuple(f for f in placed[j].assessment.findings if f.severity != BLOCK)
+            + tuple(_passed_over(host, why) for host, why in placed[j].passed_over),
+        )
+        for j in timeline.order
+    )
+    lefts = tuple(LeftVm(v.vm.name, v.vm.id, v.source.fqdn, v.reason) for v in left)
+    bound = lower_bound(specs, rates, limits, o.figures) if specs else 0.0
+    return Plan(host, moves, lefts, timeline.makespan_s, bound, limits)
+
+
+def _passed_over(host: str, why: str) -> Finding:
+    return Finding(
+        "placement-passed-over", INFO, Msg("Not %(host)s: %(reason)s.", host=host, reason=without_period(why))
+    )

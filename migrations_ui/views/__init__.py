@@ -1,0 +1,1 @@
+"""The migration pages' views (htmx: a fragment or the whole page)."""

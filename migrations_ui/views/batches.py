@@ -1,0 +1,142 @@
+from django.contrib import messages
+from django.http import Http404
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.safestring import mark_safe
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_safe
+
+from access import Perm, requires
+from fabric.models import Host
+from migrations_ui.forms import SelectionForm
+from migrations_ui.jobs.batches import (
+    BatchRefused,
+    end_maintenance,
+    evacuation_start_refusal,
+    last_evacuation,
+    start_batch,
+    start_move_back,
+)
+from migrations_ui.live.batch_page import batch_context, batch_for_page
+from migrations_ui.live.timeline import timeline_svg
+from migrations_ui.models import Batch, BatchKind
+from migrations_ui.planning.inventory import evacuation_plan, selection_plan
+from utilities.http import go
+from utilities.texts import localized_error
+
+
+@requires(Perm.MIGRATE)
+def migrate_selected(request):
+    form = SelectionForm(request.POST if request.method == "POST" else request.GET)
+    if not form.is_valid():
+        return render(request, "migrations_ui/migrate_selected.html", {"form": form}, status=400)
+    data = form.cleaned_data
+    plan = selection_plan(data["vm"], data["to"], move_stopped=data["move_stopped"])
+    if request.method == "POST":
+        name = data["name"] or f"{len(data['vm'])} VMs to {data['to'].name if data['to'] else 'placed hosts'}"
+        try:
+            batch = start_batch(
+                plan, BatchKind.SELECTION, name, move_stopped=data["move_stopped"], user=request.user, request=request
+            )
+        except BatchRefused as exc:
+            return render(
+                request, "migrations_ui/migrate_selected.html", _preview(form, plan, localized_error(exc)), status=409
+            )
+        return redirect(batch)
+    return render(request, "migrations_ui/migrate_selected.html", _preview(form, plan))
+
+
+def _preview(form, plan, refusal: str = "") -> dict:
+    return {"form": form, "plan": plan, "refusal": refusal, "vms": form.cleaned_data["vm"], "svg": _svg(plan)}
+
+
+def _svg(plan) -> str:
+    # timeline_svg escapes every name it draws: its output is the only markup marked safe here.
+    return mark_safe(timeline_svg(plan)) if plan.moves else ""  # noqa: S308
+
+
+@requires(Perm.EVACUATE)
+def evacuate_host(request, fqdn: str):
+    host = get_object_or_404(Host.objects.select_related("cluster"), fqdn=fqdn)
+    params = request.POST if request.method == "POST" else request.GET
+    move_stopped = params.get("move_stopped") in ("1", "on", "true")
+    refusal = evacuation_start_refusal(host)
+    plan = evacuation_plan(host, move_stopped=move_stopped)
+    if request.method == "POST" and not refusal:
+        name = f"Evacuate {host.name}"
+        batch = start_batch(
+            plan, BatchKind.EVACUATION, name, host=host, move_stopped=move_stopped, user=request.user, request=request
+        )
+        messages.success(
+            request,
+            _("%(host)s is in maintenance; %(n)s moves queued.") % {"host": host.name, "n": len(plan.moves)},
+        )
+        return redirect(batch)
+    context = {"host": host, "plan": plan, "move_stopped": move_stopped, "refusal": refusal, "svg": _svg(plan)}
+    status = 409 if refusal and request.method == "POST" else 200
+    return render(request, "migrations_ui/evacuate.html", context, status=status)
+
+
+@require_safe  # a read-only page: POST and the like are refused (405)
+def batch_detail(request, pk: int):
+    try:
+        batch = batch_for_page(pk)
+    except Batch.DoesNotExist:
+        raise Http404("No such batch") from None
+    return render(request, "migrations_ui/batch.html", batch_context(batch))
+
+
+@requires(Perm.EVACUATE)
+def batch_move_back(request, pk: int):
+    if request.method != "POST":
+        return redirect("migrations_ui:batch", pk)
+    batch = get_object_or_404(Batch.objects.select_related("host"), pk=pk)
+    return _move_back(request, batch, batch)
+
+
+@requires(Perm.EVACUATE)
+def host_move_back(request, fqdn: str):
+    host = get_object_or_404(Host, fqdn=fqdn)
+    if request.method != "POST":
+        return redirect(host)
+    batch = last_evacuation(host)
+    if batch is None:
+        messages.error(
+            request, _("%(host)s has not been evacuated by the console: nothing to move back.") % {"host": host.name}
+        )
+        return redirect(host)
+    return _move_back(request, batch, host)
+
+
+def _move_back(request, batch: Batch, back_to):
+    try:
+        moving = start_move_back(batch, request.user, request)
+    except BatchRefused as exc:
+        messages.error(request, localized_error(exc))
+        return go(request, back_to)
+    if moving is None:
+        messages.success(
+            request, _("Nothing to move back: %(host)s's maintenance has ended.") % {"host": batch.host.name}
+        )
+        return go(request, batch.host)
+    messages.success(
+        request,
+        _("Moving %(n)s VMs back to %(host)s.") % {"n": len(moving.plan["moves"]), "host": batch.host.name},
+    )
+    return go(request, moving)
+
+
+@requires(Perm.EVACUATE)
+def host_end_maintenance(request, fqdn: str):
+    """End the maintenance and leave the VMs where the evacuation put them."""
+    host = get_object_or_404(Host, fqdn=fqdn)
+    if request.method != "POST":
+        return redirect(host)
+    try:
+        end_maintenance(host, request.user, request)
+    except BatchRefused as exc:
+        messages.error(request, localized_error(exc))
+    else:
+        messages.success(
+            request, _("%(host)s's maintenance has ended; its VMs stay where they are.") % {"host": host.name}
+        )
+    return go(request, host)

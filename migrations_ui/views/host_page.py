@@ -1,0 +1,36 @@
+"""The migration parts of the inventory's pages (fabric.page_sections): evacuation, maintenance and
+queue actions, slots in use and the slots chart on the host page; the move buttons on the VM page."""
+
+from django.template.loader import render_to_string
+
+from fabric.page_sections import add_section
+
+
+def host_actions(request, host) -> str:
+    # Imported here: every process registers these sections when Django starts, and a job worker
+    # must not load the batch page's renderers (migrations_ui.jobs.batches, timeline) for it.
+    from migrations_ui.jobs.batches import evacuation_refusal
+
+    # Move back and End maintenance wait for the evacuation's moves: not offered while they run.
+    running = host.maintenance and evacuation_refusal(host) is not None
+    context = {"host": host, "evacuation_running": running}
+    return render_to_string("migrations_ui/host_actions.html", context, request=request)
+
+
+def host_slots(request, host) -> str:
+    return render_to_string("migrations_ui/host_slots.html", {"host": host}, request=request)
+
+
+def host_chart(request, host) -> str:
+    return render_to_string("migrations_ui/host_chart.html", {"host": host}, request=request)
+
+
+def vm_actions(request, vm) -> str:
+    return render_to_string("migrations_ui/vm_actions.html", {"vm": vm}, request=request)
+
+
+def register() -> None:
+    add_section("host", "actions", host_actions)
+    add_section("host", "details", host_slots)
+    add_section("host", "wide", host_chart)
+    add_section("vm", "actions", vm_actions)
