@@ -18,10 +18,10 @@ os.environ["KRB5CCNAME"] = "MEMORY:tests"
 FIRST = (
     "tests/scale/test_postgres_workers.py",
     "tests/e2e/",
-    "tests/migrations_ui/test_faults.py",
+    "tests/migrations_ui/jobs/test_faults.py",
     "tests/api/test_live.py",
-    "tests/migrations_ui/test_workers.py",
-    "tests/fabric/test_embedded_psrp.py",
+    "tests/migrations_ui/jobs/test_workers.py",
+    "tests/fabric/hyperv/test_embedded_psrp.py",
     "tests/console/test_serve.py",
 )
 DATABASE_FIXTURES = {"db", "transactional_db", "live_server"}  # as pytest-django tells them
@@ -73,7 +73,7 @@ def need(available: bool, what: str) -> None:
 @pytest.fixture(autouse=True)
 def test_settings(monkeypatch, tmp_path):
     """Unit tests drive the in-process simulator (HYPERV_DRIVER defaults to psrp, through the emulator);
-    the variable reaches the processes tests start too; tests/fabric/test_psrp_*.py use the real path.
+    the variable reaches the processes tests start too; tests/fabric/hyperv/test_psrp_*.py use the real path.
     And they see a job's announcement as soon as its transaction commits, and each has its own audit
     checkpoint file and data directory. (Not through pytest-django's settings fixture: the pure test
     modules also run with -p no:django.)"""

@@ -7,8 +7,8 @@ from audit.models import AuditEvent
 from migrations_ui.jobs.runner import RECOVERY_PENDING
 from migrations_ui.models import JobState, MigrationJob
 from tests.fabric.factories import make_host
-from tests.migrations_ui.test_jobs_pages import make_job
-from tests.migrations_ui.test_unknown_pages import make_unknown
+from tests.migrations_ui.views.test_jobs_pages import make_job
+from tests.migrations_ui.views.test_unknown_pages import make_unknown
 
 pytestmark = pytest.mark.django_db
 

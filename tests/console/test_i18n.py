@@ -291,7 +291,7 @@ def test_it_streams_live_pages_in_the_language_of_the_page(settings, operator_us
     from migrations_ui.jobs.events import change_state, record
     from migrations_ui.models import JobState
     from tests.fabric.factories import make_host, make_vm
-    from tests.migrations_ui.test_jobs_pages import make_job
+    from tests.migrations_ui.views.test_jobs_pages import make_job
 
     settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
     settings.ANNOUNCE_IN_BACKGROUND = False

@@ -6,7 +6,7 @@ from channels.testing import WebsocketCommunicator
 
 from console.asgi import build_application
 from console.websocket_origin import same_origin
-from tests.migrations_ui.test_consumers import session_cookie
+from tests.migrations_ui.live.test_consumers import session_cookie
 
 
 def scope(origin: str | None, host: str = "testserver:8000", scheme: str = "ws", **headers) -> dict:

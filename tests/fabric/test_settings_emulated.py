@@ -17,7 +17,7 @@ from fabric.hyperv.powershell import SET_CLUSTER_PARALLEL_MIGRATIONS
 from fabric.models import Cluster, Host, StorageLocation
 from fabric.sync import connection_for, sync_inventory
 from tests.fabric.conftest import open_pool
-from tests.fabric.test_embedded_psrp import psrp_settings  # noqa: F401 - the fixture
+from tests.fabric.hyperv.test_embedded_psrp import psrp_settings  # noqa: F401 - the fixture
 
 pytestmark = pytest.mark.django_db
 D = ".contoso.test"

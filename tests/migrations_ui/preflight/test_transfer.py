@@ -4,7 +4,7 @@ import pytest
 
 from migrations_ui.preflight.facts import DiskFacts, Kind
 from migrations_ui.preflight.transfer import assess, rating, transfer_type
-from tests.migrations_ui.test_rules import GIB, N1, N2, O1, S1, S2, SHARE, VM, proposal
+from tests.migrations_ui.preflight.test_rules import GIB, N1, N2, O1, S1, S2, SHARE, VM, proposal
 
 LOCAL = replace(S2, fqdn="hv-s3.contoso.test", name="hv-s3", shares=())
 CSV_VM = replace(

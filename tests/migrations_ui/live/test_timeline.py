@@ -5,7 +5,7 @@ import pytest
 
 from migrations_ui.live.timeline import BY_MOVE, clock, tick_step, timeline_svg
 from migrations_ui.planning.planner import STOPPED_MOVE, Plan
-from tests.migrations_ui.test_evacuation import A, B, C, evacuate, vm
+from tests.migrations_ui.planning.test_planner import A, B, C, evacuate, vm
 
 SVG = "{http://www.w3.org/2000/svg}"
 NASTY = "x'; $(Remove-VM -Name *) ; \"<script>alert(1)</script>&amp;"

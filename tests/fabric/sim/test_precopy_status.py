@@ -6,8 +6,8 @@ from fabric.hyperv import psrp_parse
 from fabric.hyperv.api import MoveRequest
 from fabric.hyperv.psrp import PsrpDriver
 from tests.fabric.conftest import FAST, PASSWORD, USER
-from tests.fabric.test_psrp_driver import follow, vm
-from tests.fabric.test_simulator import GIB, MB, add_vm, make_fabric, move
+from tests.fabric.hyperv.test_psrp_driver import follow, vm
+from tests.fabric.sim.test_simulator import GIB, MB, add_vm, make_fabric, move
 
 
 def samples(fabric, migration_id, step=1.0):

@@ -16,7 +16,7 @@ from fabric.emulator.records import hyperv_object
 from fabric.hyperv import reference_facts
 from tests.fabric.conftest import open_pool
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 # CI keeps the reference beside the clone (../shared); a worktree sits one level deeper.
 DOCS = "shared/reference/powershell-docs"
 REFERENCE = next((p / DOCS for p in REPO.parents[:2] if (p / DOCS).is_dir()), REPO.parent / DOCS)

@@ -21,7 +21,7 @@ from migrations_ui.live.convergence import (
 from migrations_ui.live.slot_history import Held, steps
 from migrations_ui.models import JobEvent, JobState
 from tests.fabric.factories import make_host, make_vm
-from tests.migrations_ui.test_jobs_pages import make_job
+from tests.migrations_ui.views.test_jobs_pages import make_job
 
 SVG = "{http://www.w3.org/2000/svg}"
 GB = 1_000_000_000

@@ -23,7 +23,7 @@ import pytest
 from fabric.sim.checks import live_limit
 from fabric.sim.store import FabricStore
 from migrations_ui.jobs.runner import STALE_AFTER
-from tests.migrations_ui.test_workers import max_concurrent
+from tests.migrations_ui.jobs.test_workers import max_concurrent
 from tests.served import REPO, Served
 
 pytestmark = pytest.mark.slow

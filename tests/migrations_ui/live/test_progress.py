@@ -17,7 +17,7 @@ from migrations_ui.jobs.events import change_state, record
 from migrations_ui.live import consumers, progress
 from migrations_ui.models import Batch, BatchKind, JobState
 from tests.fabric.factories import make_host
-from tests.migrations_ui.test_jobs_pages import make_job
+from tests.migrations_ui.views.test_jobs_pages import make_job
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

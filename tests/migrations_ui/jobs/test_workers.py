@@ -17,7 +17,7 @@ from fabric.sim.store import FabricStore
 
 pytestmark = pytest.mark.slow
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 MANAGE = str(ROOT / "manage.py")
 SCALE = 10  # simulated seconds per wall second: demo moves take one to a few seconds
 

@@ -14,7 +14,7 @@ from migrations_ui.jobs.runner import RECOVERY_PENDING
 from migrations_ui.live.progress import render_job_state
 from migrations_ui.models import JobState, MigrationJob
 from tests.fabric.factories import make_host, make_vm
-from tests.migrations_ui.test_jobs_pages import JOBS, make_job
+from tests.migrations_ui.views.test_jobs_pages import JOBS, make_job
 
 pytestmark = pytest.mark.django_db
 

@@ -10,7 +10,7 @@ from fabric.sim.demo import build_demo_fabric
 from fabric.sim.driver import SimDriver
 from fabric.sim.store import FabricStore
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 class FakeClock:

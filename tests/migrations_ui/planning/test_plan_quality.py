@@ -15,7 +15,7 @@ from migrations_ui.planning.planner import (
     plan_evacuation,
     plan_rebalance,
 )
-from tests.migrations_ui.test_evacuation import GIB, _random_fabric, host, sweep, vm
+from tests.migrations_ui.planning.test_planner import GIB, _random_fabric, host, sweep, vm
 
 PICKS = (PICK_SHORT_LAST, PICK_PACKED)
 

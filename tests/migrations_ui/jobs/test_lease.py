@@ -19,7 +19,7 @@ from migrations_ui.jobs.supervisor import hand_to_recovery, reap_stale
 from migrations_ui.jobs.tasks import recover_job
 from migrations_ui.models import JobState, MigrationJob
 from tests.migrations_ui.conftest import host, vm
-from tests.migrations_ui.test_runner import moves_of, submit, vm_cmdlets
+from tests.migrations_ui.jobs.test_runner import moves_of, submit, vm_cmdlets
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

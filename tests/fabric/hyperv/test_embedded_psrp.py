@@ -20,7 +20,7 @@ from fabric.sim.store import FabricStore
 from fabric.sync import sync_inventory
 from tests.fabric.conftest import PASSWORD, USER
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 D = ".contoso.test"
 
 

@@ -19,7 +19,7 @@ from migrations_ui.live import batch_page, consumers, progress
 from migrations_ui.live.consumers import JobsConsumer
 from migrations_ui.models import Batch, BatchKind, JobEvent, JobState
 from tests.fabric.factories import make_host, make_vm
-from tests.migrations_ui.test_jobs_pages import make_job
+from tests.migrations_ui.views.test_jobs_pages import make_job
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -9,7 +9,7 @@ from django.utils import translation
 from migrations_ui.preflight.facts import DiskFacts, Kind
 from migrations_ui.preflight.rules import BLOCK, WARN, evaluate
 from migrations_ui.preflight.transfer import assess
-from tests.migrations_ui.test_rules import N1, N2, O1, S1, S2, SHARE, VM, proposal
+from tests.migrations_ui.preflight.test_rules import N1, N2, O1, S1, S2, SHARE, VM, proposal
 from utilities.texts import localized
 
 LOCAL_ISO = "C:\\ISO\\setup.iso"
