@@ -10,7 +10,7 @@ from fabric.drift import find_drift
 from fabric.filters import parse_vm_filter, vm_page
 from fabric.host_probe import run_check
 from fabric.models import Host, VirtualMachine, VmState
-from fabric.page_sections import page_sections
+from fabric.page_sections import list_actions, page_sections
 from fabric.queries import host_tree, settings_views
 from utilities.http import page_or_fragment
 
@@ -65,6 +65,7 @@ def vm_list(request: HttpRequest) -> HttpResponse:
     page = vm_page(vm_filter, request.GET.get("page"))
     page_range = page.paginator.get_elided_page_range(page.number, on_each_side=2, on_ends=1)
     context = {"page": page, "page_range": page_range, "filter": vm_filter, "states": VmState.choices}
+    context["actions"] = list_actions("vm", request.user)
     return page_or_fragment(request, "fabric/vm_list.html", "partials/vm_table.html", context)
 
 

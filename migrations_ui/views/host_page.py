@@ -1,9 +1,12 @@
 """The migration parts of the inventory's pages (fabric.page_sections): evacuation, maintenance and
-queue actions, slots in use and the slots chart on the host page; the move buttons on the VM page."""
+queue actions, slots in use and the slots chart on the host page; the move buttons on the VM page;
+Migrate on each row of the VM list and Migrate selected for the rows checked."""
 
 from django.template.loader import render_to_string
+from django.utils.translation import gettext_lazy as _
 
-from fabric.page_sections import add_section
+from access import Perm
+from fabric.page_sections import Action, add_row_action, add_section, add_selection_action
 
 
 def host_actions(request, host) -> str:
@@ -34,3 +37,5 @@ def register() -> None:
     add_section("host", "details", host_slots)
     add_section("host", "wide", host_chart)
     add_section("vm", "actions", vm_actions)
+    add_row_action("vm", Action(_("Migrate"), "migrations_ui:migrate_vm", Perm.MIGRATE))
+    add_selection_action("vm", Action(_("Migrate selected…"), "migrations_ui:migrate_selected", Perm.MIGRATE))

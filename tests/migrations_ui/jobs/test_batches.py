@@ -227,10 +227,15 @@ SELECTED = reverse("migrations_ui:migrate_selected")
 
 
 def test_the_vm_list_offers_selection_to_operators_only(operator_client, viewer_user, client, demo_fabric):
-    assert 'form="vm-selection"' in operator_client.get(reverse("fabric:vms")).content.decode()
+    # The inventory's list names no migration URL: migrations_ui adds the row link and the button.
+    body = operator_client.get(reverse("fabric:vms")).content.decode()
+    vm = VirtualMachine.objects.filter(removed=False).order_by("name").first()
+    assert 'form="vm-selection"' in body and f'formaction="{SELECTED}"' in body
+    assert f'href="{reverse("migrations_ui:migrate_vm", args=[vm.guid])}"' in body
     client.force_login(viewer_user)
     body = client.get(reverse("fabric:vms")).content.decode()
     assert 'form="vm-selection"' not in body and "Migrate selected" not in body
+    assert reverse("migrations_ui:migrate_vm", args=[vm.guid]) not in body
 
 
 def test_a_dry_run_to_one_host_lists_each_vm_and_starts_nothing(operator_client, node):
