@@ -54,9 +54,10 @@ def host_check(request: HttpRequest, fqdn: str) -> HttpResponse:
     htmx: the results table; without JS, the host page with the results in place."""
     host = get_object_or_404(Host.objects.select_related("cluster"), fqdn=fqdn)
     report = run_check(host, request=request)
-    if request.htmx:
-        return render(request, "partials/host_check.html", {"report": report, "host": host})
-    return render(request, "fabric/host_detail.html", {**_host_context(request, fqdn), "report": report})
+    context = {"report": report, "host": host}
+    if not request.htmx:  # the page around the results: read only when it is sent
+        context = {**_host_context(request, fqdn), **context}
+    return page_or_fragment(request, "fabric/host_detail.html", "partials/host_check.html", context)
 
 
 @require_safe  # a read-only page: POST and the like are refused (405)
