@@ -1,4 +1,5 @@
-"""The audit list's filters, parsed leniently: a bad value is ignored with a notice, never a 500."""
+"""The audit list's filters, parsed leniently: a bad value is ignored with a message at its field
+(and an unknown parameter with a notice), never a 500."""
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time
@@ -11,12 +12,19 @@ from django.utils.translation import gettext as _
 from audit.models import AuditEvent, Outcome
 
 FIELDS = ("since", "until", "actor", "action", "target", "outcome")
+KNOWN = {*FIELDS, "page"}
 
 
 @dataclass
 class AuditFilter:
     values: dict = field(default_factory=dict)
-    notices: list = field(default_factory=list)
+    errors: dict = field(default_factory=dict)  # field -> why its value was ignored (shown at the field)
+    raw: dict = field(default_factory=dict)  # each ignored value as typed, put back in its field
+    unknown: list = field(default_factory=list)  # parameters that are no filter (?from= for since)
+
+    @property
+    def notices(self) -> list[str]:
+        return [*self.errors.values(), *self.unknown]
 
     def query(self) -> str:
         return "&".join(f"{k}={v}" for k, v in self.values.items() if v)
@@ -42,6 +50,11 @@ def _moment(raw: str, end_of_day: bool):
 
 def parse(params) -> tuple[AuditFilter, Q]:
     f, q = AuditFilter(), Q()
+    for name in sorted(set(params) - KNOWN):
+        f.unknown.append(
+            _("Ignored %(name)s=%(value)s: there is no such filter (they are %(filters)s).")
+            % {"name": name[:40], "value": repr(params.get(name, "")[:200]), "filters": ", ".join(FIELDS)}
+        )
     for name in FIELDS:
         raw = (params.get(name) or "").strip()[:200]
         if not raw:
@@ -49,18 +62,18 @@ def parse(params) -> tuple[AuditFilter, Q]:
         if name in ("since", "until"):
             moment = _moment(raw, end_of_day=name == "until")
             if moment is None:
-                f.notices.append(
-                    _("Ignored %(name)s=%(value)s: give a date (2026-11-25) or a date and time.")
-                    % {"name": name, "value": repr(raw)}
-                )
+                f.errors[name] = _("Ignored %(value)s: give a date (2026-11-25) or a date and time.") % {
+                    "value": repr(raw)
+                }
+                f.raw[name] = raw
                 continue
             q &= Q(time__gte=moment) if name == "since" else Q(time__lte=moment)
         elif name == "outcome":
             if raw not in Outcome.values:
-                f.notices.append(
-                    _("Ignored outcome=%(value)s: use one of %(choices)s.")
-                    % {"value": repr(raw), "choices": ", ".join(Outcome.values)}
-                )
+                f.errors[name] = _("Ignored %(value)s: use one of %(choices)s.") % {
+                    "value": repr(raw),
+                    "choices": ", ".join(Outcome.values),
+                }
                 continue
             q &= Q(outcome=raw)
         elif name == "actor":

@@ -109,7 +109,22 @@ def test_impossible_dates_are_ignored_on_the_page_with_a_notice(viewer_client, t
     assert len(response.context["page"]) == len(trail)
 
 
-@pytest.mark.parametrize("params", [*IMPOSSIBLE, {"since": "yesterday"}, {"outcome": "maybe"}])
+def test_a_date_it_cannot_read_is_named_at_its_field_and_kept_there(viewer_client, trail):
+    # It used to be a notice above the table, and the field came back empty.
+    body = viewer_client.get(reverse("audit:list"), {"since": "notadate", "until": "2999-12-31"}).content.decode()
+    assert 'name="since" value="notadate" placeholder="2026-11-25" size="12" aria-invalid="true"' in body
+    assert '<span class="error-text" id="since-error" role="alert">Ignored &#x27;notadate&#x27;: give a date' in body
+    assert 'name="until" value="2999-12-31"' in body and 'id="until-error"' not in body
+
+
+def test_a_parameter_that_is_no_filter_is_not_ignored_silently(viewer_client, trail):
+    # The field is labelled From; ?from= in a hand-made URL filtered nothing, and said nothing.
+    response = viewer_client.get(reverse("audit:list"), {"from": "notadate"})
+    assert "Ignored from=&#x27;notadate&#x27;: there is no such filter" in response.content.decode()
+    assert len(response.context["page"]) == len(trail)
+
+
+@pytest.mark.parametrize("params", [*IMPOSSIBLE, {"since": "yesterday"}, {"outcome": "maybe"}, {"from": "2026-01-01"}])
 @pytest.mark.parametrize("name", ["audit:export_csv", "audit:export_json"])
 def test_exports_refuse_filters_they_cannot_apply(viewer_client, trail, name, params):
     # Ignoring the filter would export more of the trail than was asked for.
