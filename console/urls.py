@@ -23,3 +23,4 @@ urlpatterns = [
 
 # A body over DATA_UPLOAD_MAX_MEMORY_SIZE: 413, not Django's 400 (see console.errors).
 handler400 = "console.errors.bad_request"
+handler404 = "console.errors.not_found"
