@@ -1,13 +1,22 @@
 """The API token page's form."""
 
 from django import forms
+from django.utils.translation import gettext_lazy
+
+from api.tokens import NAME_MAX, name_problem
+from utilities.texts import localized
 
 
 class TokenForm(forms.Form):
-    name = forms.CharField(max_length=100, help_text="What it is for, e.g. the script's name")
+    # No max_length: a browser cuts what is typed or pasted at maxlength without a word; a name
+    # over the limit is refused with the limit instead (clean_name).
+    name = forms.CharField(
+        help_text=gettext_lazy("What it is for, e.g. the script's name (at most %(max)s characters)")
+        % {"max": NAME_MAX}
+    )
 
     def clean_name(self):
         name = self.cleaned_data["name"].strip()
-        if not name or any(ord(c) < 32 for c in name):
-            raise forms.ValidationError("Give a name without control characters.")
+        if problem := name_problem(name):
+            raise forms.ValidationError(localized(problem))
         return name

@@ -13,6 +13,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from api.models import ApiToken
+from utilities.texts import Msg
 
 SCHEME = "hvmc"  # tokens look like hvmc_<prefix>_<secret>: greppable in leaked files
 _HEX = re.compile(r"[0-9a-f]{10}")
@@ -23,14 +24,34 @@ def _digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+NAME_MAX = ApiToken._meta.get_field("name").max_length
+
+
+def name_problem(name: str) -> Msg | None:
+    """Why `name` (stripped) cannot name a token, or None. Never cut: a name kept in part would not
+    be the one its owner looks for in the list."""
+    if not name or any(ord(c) < 32 for c in name):
+        return Msg("Give a name without control characters.")
+    if len(name) > NAME_MAX:
+        return Msg(
+            "A token's name has at most %(max)s characters; this one has %(n)s: shorten it.", max=NAME_MAX, n=len(name)
+        )
+    return None
+
+
 def create_token(user, name: str, request=None) -> tuple[ApiToken, str]:
-    """The new token row and the token itself (the only time it exists in clear)."""
+    """The new token row and the token itself (the only time it exists in clear). ValueError when
+    the name cannot be one (name_problem)."""
     from audit.log import record
+
+    name = name.strip()
+    if problem := name_problem(name):
+        raise ValueError(problem)
 
     prefix = secrets.token_hex(5)
     token = f"{SCHEME}_{prefix}_{secrets.token_urlsafe(32)}"
     with transaction.atomic():
-        row = ApiToken.objects.create(user=user, name=name.strip()[:100], prefix=prefix, digest=_digest(token))
+        row = ApiToken.objects.create(user=user, name=name, prefix=prefix, digest=_digest(token))
         record("token.created", request=request, actor=user, target=row, target_type="api_token",
                target_name=row.name, details={"prefix": prefix})  # fmt: skip
     return row, token

@@ -73,6 +73,28 @@ def test_a_nameless_token_is_refused(operator_client):
 
 
 @pytest.mark.django_db
+def test_a_name_over_the_limit_is_refused_with_the_limit_never_cut(operator_client, operator_user):
+    page = operator_client.get("/account/tokens/").content.decode()
+    assert 'name="name"' in page and "maxlength" not in page  # a browser would cut at maxlength silently
+    response = operator_client.post("/account/tokens/", {"name": "n" * 101})
+    assert response.status_code == 400
+    assert "at most 100 characters; this one has 101: shorten it." in response.content.decode()
+    assert not ApiToken.objects.exists()
+    assert operator_client.post("/account/tokens/", {"name": "n" * 100}).status_code == 201
+    assert ApiToken.objects.get().name == "n" * 100
+
+
+@pytest.mark.django_db
+def test_the_command_refuses_a_name_over_the_limit(operator_user):
+    from django.core.management import CommandError, call_command
+
+    with pytest.raises(CommandError, match="at most 100 characters; this one has 120") as refused:
+        call_command("create_api_token", "operator", "--name", "x" * 120)
+    assert refused.value.returncode == 2
+    assert not ApiToken.objects.exists()
+
+
+@pytest.mark.django_db
 @pytest.mark.parametrize("header", ["Bearer nonsense", "Bearer hvmc_0123456789_wrong", "Basic abc", "Bearer "])
 def test_bad_tokens_are_401_in_the_error_shape(header):
     response = Client().get("/api/v1/hosts", headers={"Authorization": header})

@@ -18,7 +18,8 @@ class Command(BaseCommand):
         user = get_user_model().objects.filter(username=username, is_active=True).first()
         if user is None:
             raise CommandError(f"no active user {username!r}", returncode=2)
-        if not name.strip():
-            raise CommandError("--name must not be empty", returncode=2)
-        _, token = create_token(user, name)
+        try:
+            _, token = create_token(user, name)
+        except ValueError as exc:
+            raise CommandError(f"--name: {exc}", returncode=2) from exc
         self.stdout.write(token)
