@@ -1,7 +1,9 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_not_required
+from django.templatetags.static import static
 from django.urls import include, path
+from django.views.generic import RedirectView
 
 from api.urls import account_urls, api_urls
 from console.forms import LockoutAuthenticationForm
@@ -13,6 +15,8 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     # Open before signing in too: the login page has the language switch.
     path("i18n/setlang/", login_not_required(set_language), name="set_language"),
+    # Browsers ask for /favicon.ico where a page names no icon (JSON, the API's docs): the same icon.
+    path("favicon.ico", login_not_required(RedirectView.as_view(url=static("img/favicon.svg"), permanent=True))),
     path("api/v1/", api_urls),
     path("account/", include(account_urls)),
     path("audit/", include("audit.urls")),

@@ -13,6 +13,10 @@ from fabric.models import AuthType, Delegation, Host, PerformanceOption, Storage
 from utilities.texts import localized
 
 BLANK = [("", _("— unchanged —"))]
+LIMIT = {
+    "min_value": _("At least 1: Hyper-V refuses 0 (to stop migrations to and from a host, disable live migration)."),
+    "max_value": _("At most %(limit_value)s."),
+}
 _SEPARATORS = re.compile(r"[\s,;]+")
 
 
@@ -103,14 +107,16 @@ class HostForm(forms.Form):
 
 class SettingsForm(forms.Form):
     hosts = forms.ModelMultipleChoiceField(queryset=Host.objects.all(), to_field_name="fqdn", required=False)
+    # Hyper-V takes no limit below 1 (Set-VMHost's ValidateRange; the cluster refuses the property
+    # change), so neither does the form: 0 would only come back as the host's error.
     cluster_max_parallel = forms.IntegerField(
-        required=False, min_value=0, max_value=64, label=_("Cluster MaximumParallelMigrations")
+        required=False, min_value=1, max_value=64, label=_("Cluster MaximumParallelMigrations"), error_messages=LIMIT
     )
     max_live_migrations = forms.IntegerField(
-        required=False, min_value=0, max_value=64, label=_("Simultaneous live migrations")
+        required=False, min_value=1, max_value=64, label=_("Simultaneous live migrations"), error_messages=LIMIT
     )
     max_storage_migrations = forms.IntegerField(
-        required=False, min_value=0, max_value=64, label=_("Simultaneous storage migrations")
+        required=False, min_value=1, max_value=64, label=_("Simultaneous storage migrations"), error_messages=LIMIT
     )
     performance_option = forms.ChoiceField(
         required=False, choices=BLANK + PerformanceOption.choices, label=_("Performance option")

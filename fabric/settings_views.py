@@ -2,6 +2,7 @@
 and a cluster's MaximumParallelMigrations, in one action."""
 
 from django.shortcuts import get_object_or_404, render
+from django.utils.translation import gettext as _
 
 from access import Perm, requires_always
 from fabric.delegation import record_delegation
@@ -12,7 +13,7 @@ from fabric.host_settings import (
     apply_settings,
     change_locations,
 )
-from fabric.models import Cluster, Host
+from fabric.models import AuthType, Cluster, Host, PerformanceOption
 
 
 @requires_always(Perm.HOST_SETTINGS)
@@ -48,7 +49,9 @@ def _apply(request, form: SettingsForm) -> dict:
         form.cluster.refresh_from_db()
     hosts = list(data["hosts"].select_related("cluster"))
     if not form.wanted().is_empty():
-        out["results"] = apply_settings(driver, hosts, form.wanted(), user=user, request=request)
+        results = apply_settings(driver, hosts, form.wanted(), user=user, request=request)
+        out["results"] = results
+        out["result_rows"] = [{"result": r, "cells": _changes(r)} for r in results]
     if data["kerberos_delegation"]:
         out["delegation_recorded"] = record_delegation(hosts, data["kerberos_delegation"], user=user, request=request)
     if data["add_location"] or data["remove_locations"]:
@@ -68,3 +71,28 @@ def _targets(fqdn, cluster) -> list[Host]:
 
 def _cluster(name):
     return get_object_or_404(Cluster, name=name) if name else None
+
+
+def _label(choices, value) -> str:
+    return choices(value).label if value in choices.values else str(value)
+
+
+def _cells(values: dict) -> list[str]:
+    """A host's settings as the result table shows them, column by column, in the reader's words."""
+    networks = _("any") if values["use_any_network"] else ", ".join(values["migration_networks"]) or _("none")
+    return [
+        str(values["max_live_migrations"]),
+        str(values["max_storage_migrations"]),
+        _label(PerformanceOption, values["performance_option"]),
+        _label(AuthType, values["auth_type"]),
+        _("yes") if values["migration_enabled"] else _("no"),
+        networks,
+        values["vm_path"],
+        values["vhd_path"],
+    ]
+
+
+def _changes(result) -> list[tuple[str, str | None]]:
+    """Each column's value before, and after where the host reports a change (None: unchanged)."""
+    after = _cells(result.after)
+    return [(b, a if result.ok and a != b else None) for b, a in zip(_cells(result.before), after, strict=True)]

@@ -108,6 +108,7 @@ ELSEWHERE = {
     "i18n/setlang/": "open before signing in too: tests/console/test_i18n.py",
     "account/tokens/": "a user's own API tokens: tests/api/test_tokens.py",
     "account/tokens/<int:pk>/revoke/": "a user's own API tokens: tests/api/test_tokens.py",
+    "favicon.ico": "the icon, open to anyone as browsers ask for it: tests/console/test_not_found.py",
 }
 # Django's admin site and the API (tests/api/test_access.py) are checked apart.
 APART = ("admin/", "api/v1/")

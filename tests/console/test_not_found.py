@@ -14,7 +14,7 @@ pytestmark = pytest.mark.django_db
     [
         (reverse("migrations_ui:job", args=[999]), "There is no migration job 999.", "renamed"),
         (reverse("migrations_ui:batch", args=[998]), "There is no batch 998.", "renamed"),
-        (reverse("fabric:vm", args=[uuid.uuid4()]), "may have been renamed, removed from Hyper-V", "job"),
+        (reverse("fabric:vm", args=[uuid.UUID(int=404)]), "may have been renamed, removed from Hyper-V", "job"),
         ("/no/such/page/", "There is no page at <code>/no/such/page/</code>.", "renamed"),
     ],
 )
@@ -30,3 +30,10 @@ def test_the_404_page_speaks_german(viewer_client):
     viewer_client.cookies["django_language"] = "de"
     response = viewer_client.get(reverse("migrations_ui:job", args=[999]))
     assert "Es gibt keinen Migrationsauftrag 999." in response.content.decode()
+
+
+def test_the_icon_browsers_ask_for_is_there_for_anyone(client):
+    # Every page's /favicon.ico used to be a 404: an error in every browser's console.
+    response = client.get("/favicon.ico")
+    assert response.status_code == 301 and response["Location"].endswith("/img/favicon.svg")
+    assert 'rel="icon" href="/static/img/favicon.svg"' in client.get("/accounts/login/").content.decode()

@@ -121,8 +121,7 @@ class Session:
 
     def watch_errors(self) -> None:
         def on_console(message) -> None:
-            # Chromium asks every site for /favicon.ico; the console has none.
-            if message.type == "error" and not message.location.get("url", "").endswith("/favicon.ico"):
+            if message.type == "error":
                 self.errors.append(f"{self.page.url}: {message.text}")
 
         self.page.on("console", on_console)
