@@ -9,4 +9,5 @@ app_name = "fabric_admin"
 urlpatterns = [
     path("hosts/add/", admin_views.host_form, name="host_add"),
     path("hosts/<str:fqdn>/edit/", admin_views.host_form, name="host_edit"),
+    path("hosts/<str:fqdn>/remove/", admin_views.host_remove, name="host_remove"),
 ]

@@ -1,4 +1,5 @@
-"""Adding and editing a managed host with its WinRM credentials, and testing the connection first.
+"""Adding, editing and removing a managed host with its WinRM credentials, and testing the
+connection first.
 
 Staff with the manage_hosts permission only. The password is write-only: it is encrypted when saved
 (fabric.credentials), never put back into the form, never logged, never in the audit details, and
@@ -9,15 +10,20 @@ from __future__ import annotations
 
 import logging
 
+from django.contrib import messages
 from django.db import transaction
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.translation import gettext as _
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
+from django.views.decorators.http import require_POST
 
 from access import Perm, check
 from fabric.credentials import HostCredential, WinRMAuth
 from fabric.forms import HostForm
 from fabric.hyperv.api import Connection, HyperVError
 from fabric.models import Host
+from fabric.removal import CannotRemove, remove_host
+from utilities.texts import localized_error
 
 log = logging.getLogger(__name__)
 
@@ -134,3 +140,21 @@ def _sync(host: Host) -> None:
         sync_inventory(get_driver(), [host])
     except Exception:
         log.exception("the first inventory sync of %s failed", host.fqdn)
+
+
+@require_POST
+def host_remove(request, fqdn: str):
+    """Remove a host from the console (not from Hyper-V): confirmed, audited; refused while its
+    history needs it (fabric.removal)."""
+    _allowed(request)
+    host = get_object_or_404(Host, fqdn=fqdn)
+    if request.POST.get("confirm") != "yes":
+        messages.error(request, _("Tick the box to confirm that %(host)s is to be removed.") % {"host": host.name})
+        return redirect("fabric_admin:host_edit", fqdn)
+    try:
+        remove_host(host, user=request.user, request=request)
+    except CannotRemove as exc:
+        messages.error(request, localized_error(exc))
+        return redirect("fabric_admin:host_edit", fqdn)
+    messages.success(request, _("%(host)s was removed from the console; nothing changed on it.") % {"host": host.name})
+    return redirect("fabric:hosts")

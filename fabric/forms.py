@@ -1,5 +1,6 @@
 """The inventory's forms: a host and its credential, a host's live-migration settings."""
 
+import ipaddress
 import re
 
 from django import forms
@@ -18,6 +19,23 @@ LIMIT = {
     "max_value": _("At most %(limit_value)s."),
 }
 _SEPARATORS = re.compile(r"[\s,;]+")
+
+
+# RFC 1123 labels: letters, digits and inner hyphens, 63 at most; the last label is not all digits.
+_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
+
+
+def is_ip_address(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text.strip("[]"))
+    except ValueError:
+        return False
+    return True
+
+
+def is_fqdn(name: str) -> bool:
+    labels = name.split(".")
+    return len(name) <= 253 and len(labels) >= 2 and all(map(_LABEL.match, labels)) and not labels[-1].isdigit()
 
 
 def _words(text: str) -> list[str]:
@@ -53,10 +71,20 @@ class HostForm(forms.Form):
 
     def clean_fqdn(self) -> str:
         fqdn = self.cleaned_data["fqdn"].strip().lower().rstrip(".")
+        if is_ip_address(fqdn):
+            # Kerberos, the SMB path rules and the inventory all need the host's name; an address
+            # made a host named after its first octet ("127").
+            raise forms.ValidationError(
+                _(
+                    "%(value)s is an IP address, not a host name: give the host's fully qualified name "
+                    "(e.g. hv01.contoso.com), and the address under Address if WinRM must use it."
+                )
+                % {"value": fqdn}
+            )
+        if not is_fqdn(fqdn):
+            raise forms.ValidationError(_("Give the host's fully qualified name, e.g. hv01.contoso.com"))
         if self.editing is None and Host.objects.filter(fqdn=fqdn).exists():
             raise forms.ValidationError(_("This host is already managed: edit it instead."))
-        if "." not in fqdn or any(c.isspace() or c in "/\\@" for c in fqdn):
-            raise forms.ValidationError(_("Give the host's fully qualified name, e.g. hv01.contoso.com"))
         return fqdn
 
     def clean(self):
@@ -106,7 +134,8 @@ class HostForm(forms.Form):
 
 
 class SettingsForm(forms.Form):
-    hosts = forms.ModelMultipleChoiceField(queryset=Host.objects.all(), to_field_name="fqdn", required=False)
+    # A host never read is no choice: its values are the model's defaults, not the host's.
+    hosts = forms.ModelMultipleChoiceField(queryset=Host.objects.read(), to_field_name="fqdn", required=False)
     # Hyper-V takes no limit below 1 (Set-VMHost's ValidateRange; the cluster refuses the property
     # change), so neither does the form: 0 would only come back as the host's error.
     cluster_max_parallel = forms.IntegerField(

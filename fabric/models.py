@@ -64,6 +64,12 @@ class Cluster(models.Model):
         return reverse("fabric:hosts") + f"#cluster-{self.pk}"
 
 
+class HostQuerySet(models.QuerySet):
+    def read(self):
+        """Hosts a sync has read at least once: the others hold the model's defaults, no figures."""
+        return self.filter(last_sync__isnull=False)
+
+
 class Host(models.Model):
     # Identity is the FQDN; name is the short name shown in lists.
     fqdn = models.CharField(max_length=255, unique=True)
@@ -104,6 +110,8 @@ class Host(models.Model):
     maintenance = models.BooleanField(default=False, help_text="Evacuated for maintenance by the console")
     last_sync = models.DateTimeField(null=True, blank=True)
     last_error = models.TextField(blank=True)
+
+    objects = HostQuerySet.as_manager()
 
     class Meta:
         ordering = ["name"]

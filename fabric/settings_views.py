@@ -1,7 +1,8 @@
 """Administrators change live-migration settings: one host, every node of a cluster, or a selection,
 and a cluster's MaximumParallelMigrations, in one action."""
 
-from django.shortcuts import get_object_or_404, render
+from django.contrib import messages
+from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext as _
 
 from access import Perm, requires_always
@@ -19,6 +20,11 @@ from fabric.models import AuthType, Cluster, Host, PerformanceOption
 @requires_always(Perm.HOST_SETTINGS)
 def host_settings(request, fqdn: str | None = None, cluster: str | None = None):
     targets = _targets(fqdn, cluster)
+    if fqdn and targets[0].last_sync is None:
+        # Its "current values" would be the model's defaults, and the change could not be read back.
+        text = _("%(host)s has not been read yet: its settings can be changed once a sync reaches it.")
+        messages.warning(request, text % {"host": targets[0].name})
+        return redirect(targets[0].get_absolute_url())
     the_cluster = _cluster(cluster)
     form = SettingsForm(request.POST or None, cluster=the_cluster, initial={"hosts": [h.fqdn for h in targets]})
     outcome = {}
@@ -34,7 +40,7 @@ def host_settings(request, fqdn: str | None = None, cluster: str | None = None):
         "cluster": the_cluster,
         "current": _targets(fqdn, cluster),  # read again: after a change, what the hosts read back
         **outcome,
-        "all_hosts": Host.objects.select_related("cluster").order_by("cluster__name", "name"),
+        "all_hosts": Host.objects.read().select_related("cluster").order_by("cluster__name", "name"),
     }
     return render(request, "fabric/host_settings.html", context, status=status)
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -364,14 +365,7 @@ def transport_error(conn: Connection, options: PsrpOptions, exc: BaseException) 
             "Install the CA that signed the host's WinRM certificate (HYPERV_CA_BUNDLE), or fix the certificate's name",
         )
     if isinstance(exc, requests.exceptions.ConnectionError):
-        text = str(exc).lower()
-        if "refused" in text:
-            reason = "connection refused"
-        elif "aborted" in text or "reset" in text:
-            reason = "connection reset (the WinRM service went away)"
-        else:
-            reason = _short(exc)
-        return HostUnreachable(conn.fqdn, reason)
+        return HostUnreachable(conn.fqdn, connection_reason(exc))
     if conn.auth.lower() == "credssp" and "CredSSP being an available" in str(exc):
         return HyperVError(
             "CredSSPNotEnabled",
@@ -410,6 +404,32 @@ def transport_error(conn: Connection, options: PsrpOptions, exc: BaseException) 
     if exc.__class__.__name__ == "InvalidPSRPOperation":
         return HyperVError("PSRP", f"{conn.fqdn}: {exc}", "Check PowerShell Remoting on the host (Enable-PSRemoting)")
     return None
+
+
+# What a failed connection's text says, in an operator's words (urllib3 wraps the socket's error in
+# "HTTPSConnectionPool(host=..., port=...): Max retries exceeded ... (Caused by ...)").
+_REASONS = (
+    (("refused",), "connection refused"),
+    (("aborted", "reset"), "connection reset (the WinRM service went away)"),
+    (
+        ("nameresolution", "name or service not known", "getaddrinfo", "nodename nor servname", "no address"),
+        "the name does not resolve (DNS)",
+    ),
+    (("no route to host", "network is unreachable"), "no route to the host's address"),
+    (("timed out",), "no answer (timed out)"),
+)
+_ERRNO = re.compile(r"\[Errno -?\d+\] ([^'\")]+)")
+
+
+def connection_reason(exc: BaseException) -> str:
+    text = str(exc)
+    lower = text.lower()
+    for needles, reason in _REASONS:
+        if any(n in lower for n in needles):
+            return reason
+    if found := _ERRNO.search(text):  # the socket's own words, without urllib3's wrapping
+        return found.group(1).strip()
+    return _short(exc)
 
 
 def _short(exc: BaseException) -> str:

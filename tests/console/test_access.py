@@ -77,6 +77,8 @@ def mutating(world):
         ),
         ("add host", reverse("fabric_admin:host_add"), {"fqdn": "bad name"}, "administrator"),
         ("edit host", reverse("fabric_admin:host_edit", args=[destination.fqdn]), {"port": "x"}, "administrator"),
+        # Unconfirmed: nothing is removed.
+        ("remove host", reverse("fabric_admin:host_remove", args=[destination.fqdn]), {}, "administrator"),
         ("check host", reverse("fabric:host_check", args=[destination.fqdn]), {}, "operator"),
     ]
 

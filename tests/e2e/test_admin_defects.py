@@ -92,3 +92,40 @@ def test_a_token_name_over_the_limit_is_refused_not_cut(signed_in, output_dir):
     expect(page.get_by_role("main")).to_contain_text("at most 100 characters; this one has 115: shorten it.")
     expect(page.get_by_role("main")).not_to_contain_text("Token “")
     shoot(page, output_dir, "token-name-too-long")
+
+
+def test_an_address_is_no_fqdn_a_host_never_read_shows_no_figures_and_can_be_removed(signed_in, output_dir):
+    admin = signed_in("admin")
+    page = admin.page
+    admin.goto("/")
+    page.get_by_role("link", name="Add a host…").click()
+    page.get_by_label("FQDN").fill("127.0.0.55")
+    page.get_by_label("User name").fill("CONTOSO\\svc-hyperv")
+    page.get_by_label("Password").fill("not-the-real-one-1")
+    page.get_by_role("button", name="Add host").click()
+    expect(page.get_by_text("127.0.0.55 is an IP address, not a host name")).to_be_visible()
+
+    # A name, with the loopback address WinRM should use: nothing answers there, so it is never read.
+    page.get_by_label("FQDN").fill("hv-gone.contoso.test")
+    page.get_by_label("Address").fill("127.0.0.55")
+    page.get_by_label("Password").fill("not-the-real-one-1")
+    page.get_by_role("button", name="Add host").click()
+    expect(page.get_by_role("heading", level=1)).to_contain_text("hv-gone")
+    expect(page.locator("#not-read")).to_contain_text("has not read hv-gone yet")
+    expect(page.get_by_role("main")).not_to_contain_text("CPU load")
+    expect(page.get_by_role("main")).to_contain_text("connection refused")
+    expect(page.get_by_role("main")).not_to_contain_text("HTTPSConnectionPool")
+    expect(page.get_by_role("link", name="Live-migration settings…")).to_have_count(0)
+    shoot(page, output_dir, "host-never-read")
+
+    admin.goto("/settings/")
+    expect(page.get_by_role("checkbox", name="hv-gone")).to_have_count(0)
+    admin.goto("/hosts/hv-gone.contoso.test/")
+    page.get_by_role("link", name="Edit connection…").click()
+    page.get_by_role("button", name="Remove host").click()
+    expect(page.get_by_role("main")).to_contain_text("Tick the box to confirm")
+    page.get_by_label("Remove hv-gone").check()
+    page.get_by_role("button", name="Remove host").click()
+    expect(page.get_by_role("main")).to_contain_text("hv-gone was removed from the console; nothing changed on it.")
+    expect(page.get_by_role("link", name="hv-gone", exact=True)).to_have_count(0)
+    assert admin.errors == []

@@ -238,3 +238,97 @@ def test_the_stored_password_is_kept_for_the_same_endpoint_and_a_new_one_needs_i
     assert b"Type the password again" not in same.content
     assert b"Type the password again" not in moved.content
     assert [(c.address, c.password) for c in tried] == [(host.address, SECRET), ("203.0.113.7", "typed-again")]
+
+
+# --- issue 19 defect 9: an address as FQDN, a host never read, removing a host ---------------------
+
+HOST_FORM = {"port": 5986, "transport": "https", "auth": "kerberos", "username": "u", "password": SECRET}
+
+
+@pytest.mark.parametrize("typed", ["127.0.0.55", "10.1.2.3", "::1", "[fe80::1]"])
+def test_an_ip_address_is_refused_as_the_fqdn_with_where_it_belongs(admin_client, demo_fabric, typed):
+    # 127.0.0.55 used to make a host named "127", shown with values it never read.
+    response = admin_client.post(reverse("fabric_admin:host_add"), {**HOST_FORM, "fqdn": typed, "action": "save"})
+    assert response.status_code == 200
+    errors = response.context["form"].errors["fqdn"]
+    assert errors == [
+        f"{typed} is an IP address, not a host name: give the host's "
+        "fully qualified name (e.g. hv01.contoso.com), and the address under Address if WinRM must use it."
+    ]
+    assert Host.objects.filter(name__in=["127", "10"]).count() == 0
+    assert not AuditEvent.objects.filter(action="host.add").exists()
+
+
+@pytest.mark.parametrize("typed", ["hv01", "hv01..contoso.test", "-hv.contoso.test", "hv_01.contoso.test", "hv.123"])
+def test_a_name_that_is_no_fqdn_is_refused(admin_client, demo_fabric, typed):
+    response = admin_client.post(reverse("fabric_admin:host_add"), {**HOST_FORM, "fqdn": typed, "action": "save"})
+    assert response.context["form"].errors["fqdn"] == ["Give the host's fully qualified name, e.g. hv01.contoso.com"]
+
+
+def test_a_host_never_read_shows_no_figures_and_is_offered_for_no_settings_change(admin_client, demo_fabric):
+    host = make_host("hv-new9.contoso.test", last_error="hv-new9.contoso.test is unreachable: connection refused")
+    page = admin_client.get(host.get_absolute_url()).content.decode()
+    assert "Not read yet" in page and "CPU load" not in page and "Disabled" not in page
+    listing = admin_client.get(reverse("fabric:hosts")).content.decode()
+    row = listing[listing.index('title="hv-new9.contoso.test"') :].split("</tr>")[0]
+    assert "not read yet" in row and "2 / 2" not in row and "0 bytes" not in row
+    settings_page = admin_client.get(reverse("fabric:settings")).content.decode()
+    assert 'value="hv-new9.contoso.test"' not in settings_page  # not in "Apply to"
+    answer = admin_client.post(reverse("fabric:settings"), {"hosts": [host.fqdn], "max_live_migrations": 3})
+    assert answer.status_code == 400 and "hosts" in answer.context["form"].errors
+    redirected = admin_client.get(reverse("fabric:host_settings", args=[host.fqdn]))
+    assert redirected.status_code == 302 and redirected["Location"] == host.get_absolute_url()
+
+
+def test_a_host_is_removed_with_its_credential_and_inventory_audited(admin_client, demo_fabric):
+    host = make_host("hv-new9.contoso.test")
+    store_credential(host)
+    url = reverse("fabric_admin:host_remove", args=[host.fqdn])
+
+    unconfirmed = admin_client.post(url, {}, follow=True)
+    assert "Tick the box to confirm" in unconfirmed.content.decode()
+    assert Host.objects.filter(pk=host.pk).exists()
+
+    done = admin_client.post(url, {"confirm": "yes"}, follow=True)
+    assert "hv-new9 was removed from the console; nothing changed on it." in done.content.decode()
+    assert not Host.objects.filter(fqdn="hv-new9.contoso.test").exists()
+    assert not HostCredential.objects.filter(host_id=host.pk).exists()
+    event = AuditEvent.objects.get(action="host.remove")
+    assert event.target_name == "hv-new9.contoso.test" and event.username == "admin"
+
+
+def test_a_host_that_jobs_name_stays(admin_client, demo_fabric):
+    from fabric.models import VirtualMachine
+    from migrations_ui.models import MigrationJob
+
+    vm = VirtualMachine.objects.get(name="file-s01")
+    other = Host.objects.exclude(pk=vm.host_id).first()
+    MigrationJob.objects.create(kind="live", vm=vm, vm_name=vm.name, source=vm.host, destination=other)
+    vms_before = VirtualMachine.objects.filter(host=vm.host).count()
+
+    answer = admin_client.post(
+        reverse("fabric_admin:host_remove", args=[vm.host.fqdn]), {"confirm": "yes"}, follow=True
+    )
+    assert "stays: 1 migration jobs or batches name it or its VMs" in answer.content.decode()
+    assert VirtualMachine.objects.filter(host=vm.host).count() == vms_before  # nothing deleted
+    assert not AuditEvent.objects.filter(action="host.remove").exists()
+
+
+def test_a_refused_connection_reads_as_a_reason_not_a_python_exception():
+    import requests
+
+    from fabric.hyperv.psrp_session import connection_reason
+
+    wrapped = (
+        "HTTPSConnectionPool(host='hv99.contoso.test', port=5986): Max retries exceeded with url: /wsman "
+        '(Caused by NameResolutionError("<urllib3.connection.HTTPSConnection object at 0x7f>: Failed to resolve '
+        "'hv99.contoso.test' ([Errno -2] Name or service not known)\"))"
+    )
+    assert connection_reason(requests.ConnectionError(wrapped)) == "the name does not resolve (DNS)"
+    unreachable = wrapped.replace("Name or service not known", "No route to host")
+    assert connection_reason(requests.ConnectionError(unreachable.replace("NameResolution", "NewConnection"))) == (
+        "no route to the host's address"
+    )
+    odd = "HTTPSConnectionPool(host='x', port=1): Max retries (Caused by NewConnectionError('[Errno 99] Cannot assign"
+    odd += " requested address'))"
+    assert connection_reason(requests.ConnectionError(odd)) == "Cannot assign requested address"
