@@ -61,7 +61,7 @@ class Cluster(models.Model):
         return self.name
 
     def get_absolute_url(self):
-        return reverse("fabric:hosts") + f"#cluster-{self.pk}"
+        return reverse("fabric:cluster", args=[self.name])
 
 
 class HostQuerySet(models.QuerySet):
@@ -146,6 +146,9 @@ class SmbShare(models.Model):
 
     def __str__(self):
         return self.unc_path
+
+    def get_absolute_url(self):
+        return reverse("fabric:share", args=[self.pk])
 
 
 class VirtualMachine(models.Model):

@@ -18,11 +18,10 @@ from django.db import transaction
 from django.utils import timezone
 
 from fabric.hyperv.api import Connection, Driver, HostInventory, HyperVError
+from fabric.hyperv.host_values import CSV_ROOT
 from fabric.models import Cluster, Host, SmbShare, StorageLocation, VirtualDisk, VirtualMachine
 
 log = logging.getLogger(__name__)
-
-CSV_ROOT = "c:\\clusterstorage\\"
 
 
 @dataclass

@@ -1,7 +1,7 @@
 from django.urls import path
 from django.views.generic import RedirectView
 
-from fabric import settings_views, views
+from fabric import settings_views, storage_views, views
 
 app_name = "fabric"
 
@@ -12,7 +12,11 @@ urlpatterns = [
     path("hosts/<str:fqdn>/", views.host_detail, name="host"),
     path("hosts/<str:fqdn>/check/", views.host_check, name="host_check"),
     path("hosts/<str:fqdn>/settings/", settings_views.host_settings, name="host_settings"),
+    path("clusters/", storage_views.cluster_list, name="clusters"),
+    path("clusters/<str:cluster>/", storage_views.cluster_detail, name="cluster"),
     path("clusters/<str:cluster>/settings/", settings_views.host_settings, name="cluster_settings"),
+    path("shares/", storage_views.share_list, name="shares"),
+    path("shares/<int:pk>/", storage_views.share_detail, name="share"),
     path("settings/", settings_views.host_settings, name="settings"),
     path("vms/", views.vm_list, name="vms"),
     path("vms/<uuid:guid>/", views.vm_detail, name="vm"),

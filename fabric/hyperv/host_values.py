@@ -54,6 +54,10 @@ def folder_problem(path: str) -> str | None:
     )
 
 
+# Where a cluster's nodes mount its Cluster Shared Volumes (lower-cased: Windows paths compare so).
+CSV_ROOT = "c:\\clusterstorage\\"
+
+
 def share_server(path: str) -> str | None:
     """The server part of a UNC path as written; None for a local path."""
     if not path.startswith("\\\\"):

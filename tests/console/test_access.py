@@ -8,7 +8,7 @@ from django.urls import URLResolver, get_resolver, resolve, reverse
 from access import Role, capabilities, role_of
 from audit.log import record
 from audit.models import AuditEvent
-from fabric.models import Host
+from fabric.models import Cluster, Host, SmbShare
 from migrations_ui.models import Batch, MigrationJob
 from tests.fabric.factories import make_host, make_vm
 
@@ -87,12 +87,18 @@ def read_only(world):
     """(name, URL) of every page that only shows something: GET and HEAD, every other method is 405."""
     vm, job, batch = world["vm"], world["job"], world["batch"]
     event = record("test.read_only", target_type="test", target_name="an audit row to show")
+    cluster = Cluster.objects.get_or_create(name="CL-A", fqdn="cl-a.test", functional_level=11)[0]
+    share = SmbShare.objects.get_or_create(unc_path="\\\\fs9.test\\vms", file_server="fs9.test")[0]
     return [
         ("hosts", reverse("fabric:hosts")),
         ("hosts folder", "/hosts/"),  # redirects to the list
         ("host", reverse("fabric:host", args=[vm.host.fqdn])),
         ("vms", reverse("fabric:vms")),
         ("vm", vm.get_absolute_url()),
+        ("clusters", reverse("fabric:clusters")),
+        ("cluster", cluster.get_absolute_url()),
+        ("shares", reverse("fabric:shares")),
+        ("share", share.get_absolute_url()),
         ("jobs", reverse("migrations_ui:jobs")),
         ("job", job.get_absolute_url()),
         ("batch", batch.get_absolute_url()),

@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from audit.log import record
 from audit.models import AuditEvent
-from fabric.models import Host, VirtualMachine
+from fabric.models import Host, SmbShare, VirtualMachine
 from migrations_ui.jobs.operations import create_job
 from migrations_ui.models import Batch, MigrationJob
 
@@ -134,6 +134,11 @@ def main_pages(objects, admin_client) -> list[str]:
     storage_vm = VirtualMachine.objects.filter(removed=False).exclude(pk=vm.pk).order_by("name").first()
     return [
         reverse("fabric:hosts"),
+        reverse("fabric:hosts") + "?flagged=1",
+        reverse("fabric:clusters"),
+        reverse("fabric:cluster", args=[node.cluster.name]),
+        reverse("fabric:shares"),
+        *[share.get_absolute_url() for share in SmbShare.objects.order_by("pk")],
         reverse("fabric:host", args=[node.fqdn]),
         reverse("fabric:host", args=[destination.fqdn]),  # in maintenance, with Move back
         reverse("fabric_admin:host_add"),

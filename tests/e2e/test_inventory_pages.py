@@ -1,0 +1,47 @@
+"""The Clusters and Shares pages in Chromium, as a viewer and an operator, in English and German:
+from the top bar to a cluster, its volumes and shares, and a share registered by its short name."""
+
+from __future__ import annotations
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.e2e.conftest import shoot
+from tests.e2e.test_admin_defects import german
+
+WORDS = {
+    "en": {"clusters": "Clusters", "shares": "Shares", "volumes": "Cluster Shared Volumes", "short": "short name"},
+    "de": {"clusters": "Cluster", "shares": "Freigaben", "volumes": "Freigegebene Clustervolumes", "short": "Kurzname"},
+}
+
+
+@pytest.mark.parametrize(("role", "language"), [("viewer", "en"), ("operator", "de")])
+def test_clusters_and_shares_from_the_top_bar(signed_in, output_dir, role, language):
+    session = signed_in(role)
+    page = session.page
+    if language == "de":
+        german(session)
+    words = WORDS[language]
+    session.goto("/")
+    page.get_by_role("navigation", name="Main" if language == "en" else "Hauptnavigation").get_by_role(
+        "link", name=words["clusters"], exact=True
+    ).click()
+    expect(page.get_by_role("heading", level=1)).to_have_text(words["clusters"])
+    expect(page.get_by_role("row", name="CL-NEW")).to_contain_text("18")
+    shoot(page, output_dir, f"clusters-{language}")
+
+    page.get_by_role("link", name="CL-NEW", exact=True).click()
+    expect(page.get_by_role("heading", level=2, name=words["volumes"])).to_be_visible()
+    expect(page.locator("#volumes")).to_contain_text("C:\\ClusterStorage\\Volume1")
+    expect(page.get_by_role("link", name="hv-new1", exact=True)).to_be_visible()
+    shoot(page, output_dir, f"cluster-CL-NEW-{language}")
+
+    session.goto("/shares/")
+    expect(page.get_by_role("heading", level=1)).to_contain_text(words["shares"] if language == "de" else "SMB 3.0")
+    short = page.get_by_role("row", name="\\\\fs01\\vmstore2")
+    expect(short).to_contain_text(words["short"])
+    short.get_by_role("link").click()
+    expect(page.locator("#short-name")).to_contain_text("fs01.contoso.test")
+    expect(page.get_by_role("main")).to_contain_text("app-s02")
+    shoot(page, output_dir, f"share-short-name-{language}")
+    assert session.errors == []
