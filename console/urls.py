@@ -8,6 +8,7 @@ from django.views.generic import RedirectView
 from api.urls import account_urls, api_urls
 from console.forms import LockoutAuthenticationForm
 from console.language import set_language
+from console.search import search
 
 urlpatterns = [
     path("accounts/login/", auth_views.LoginView.as_view(authentication_form=LockoutAuthenticationForm), name="login"),
@@ -17,6 +18,7 @@ urlpatterns = [
     path("i18n/setlang/", login_not_required(set_language), name="set_language"),
     # Browsers ask for /favicon.ico where a page names no icon (JSON, the API's docs): the same icon.
     path("favicon.ico", login_not_required(RedirectView.as_view(url=static("img/favicon.svg"), permanent=True))),
+    path("search/", search, name="search"),
     path("api/v1/", api_urls),
     path("account/", include(account_urls)),
     path("audit/", include("audit.urls")),

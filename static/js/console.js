@@ -14,3 +14,14 @@ document.addEventListener("change", (event) => {
   const form = event.target.form;
   if (form && form.hasAttribute("data-autosubmit")) form.requestSubmit();
 });
+// "/" anywhere but in a field puts the cursor in the top bar's search, as GitHub and Proxmox do.
+document.addEventListener("keydown", (event) => {
+  if (event.key !== "/" || event.ctrlKey || event.metaKey || event.altKey) return;
+  const target = event.target;
+  if (target.isContentEditable || ["INPUT", "TEXTAREA", "SELECT"].includes(target.tagName)) return;
+  const search = document.getElementById("search-q");
+  if (search) {
+    event.preventDefault();
+    search.focus();
+  }
+});

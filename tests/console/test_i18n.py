@@ -138,6 +138,9 @@ def main_pages(objects, admin_client) -> list[str]:
         reverse("fabric:clusters"),
         reverse("fabric:cluster", args=[node.cluster.name]),
         reverse("fabric:shares"),
+        reverse("search"),
+        reverse("search") + "?q=hv-new",
+        reverse("search") + "?q=zzz-none",
         *[share.get_absolute_url() for share in SmbShare.objects.order_by("pk")],
         reverse("fabric:host", args=[node.fqdn]),
         reverse("fabric:host", args=[destination.fqdn]),  # in maintenance, with Move back

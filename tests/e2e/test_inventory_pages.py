@@ -45,3 +45,28 @@ def test_clusters_and_shares_from_the_top_bar(signed_in, output_dir, role, langu
     expect(page.get_by_role("main")).to_contain_text("app-s02")
     shoot(page, output_dir, f"share-short-name-{language}")
     assert session.errors == []
+
+
+@pytest.mark.parametrize(("role", "language"), [("viewer", "de"), ("operator", "en")])
+def test_slash_searches_from_any_page(signed_in, output_dir, role, language):
+    session = signed_in(role)
+    page = session.page
+    if language == "de":
+        german(session)
+    session.goto("/jobs/")
+    page.keyboard.press("/")
+    search = page.get_by_role("search").get_by_role("searchbox")
+    expect(search).to_be_focused()
+    search.fill("hv-new")
+    search.press("Enter")
+    expect(page.get_by_role("main")).to_contain_text("hv-new3.contoso.test")
+    expect(page.get_by_role("main")).to_contain_text("3 Treffer" if language == "de" else "3 matches")
+    shoot(page, output_dir, f"search-{language}")
+    page.keyboard.press("Escape")
+    page.locator("main").click()
+    page.keyboard.press("/")
+    expect(search).to_be_focused()
+    search.fill("dc01")
+    search.press("Enter")
+    expect(page.get_by_role("heading", level=1)).to_have_text("dc01")
+    assert session.errors == []
