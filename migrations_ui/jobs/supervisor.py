@@ -2,7 +2,8 @@
 
 Each tick admits what fits (a job that ended in a killed worker freed its slots without telling
 anyone), hands jobs whose worker stopped beating, and unknown jobs due to be asked again, to a
-recovery task, and gives a task again to an admitted job that none will start. Several supervisors
+recovery task, gives a task again to an admitted job that none will start, and enqueues the
+periodic inventory sync when it is due (fabric.tasks). Several supervisors
 at once are harmless: admission holds the database's lock, each recovery and each re-queue is
 leased once, and only one task can claim an admitted job (Runner.start), however many it has.
 """
@@ -18,6 +19,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
+from fabric.tasks import enqueue_sync_if_due
 from migrations_ui.jobs.events import record
 from migrations_ui.jobs.runner import RECOVERABLE, RECOVERY_PENDING, STALE_AFTER
 from migrations_ui.jobs.scheduler import admit_waiting
@@ -105,6 +107,7 @@ def tick() -> None:
     reap_stale()
     requeue_orphans()
     admit_waiting()
+    enqueue_sync_if_due()  # the inventory, every INVENTORY_SYNC_INTERVAL: whichever worker ticks first
 
 
 def start_supervisor(stop: threading.Event, interval: float = TICK_S) -> threading.Thread:

@@ -47,6 +47,8 @@ def mutating(world):
         ("move job", reverse("migrations_ui:move_job", args=[job.pk]), {"direction": "up"}, "operator"),
         ("cancel jobs", reverse("migrations_ui:cancel_jobs"), {"job": [job.pk]}, "operator"),
         ("pause queue", reverse("migrations_ui:host_queue", args=[destination.fqdn]), {"paused": "1"}, "operator"),
+        ("refresh host", reverse("fabric:host_refresh", args=["hv-none.test"]), {}, "operator"),  # 404 past the check
+        ("refresh cluster", reverse("fabric:cluster_refresh", args=["CL-NONE"]), {}, "operator"),
         (
             "migrate selected",
             reverse("migrations_ui:migrate_selected"),
