@@ -5,6 +5,7 @@ from django.utils.formats import number_format
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, pgettext_lazy
 
+from fabric.driver import fabric_seconds_per_second
 from migrations_ui.jobs.runner import STEPS
 from migrations_ui.models import JobState
 from migrations_ui.preflight.facts import Kind
@@ -100,6 +101,15 @@ def page_query(filters: dict, page: int) -> str:
     from migrations_ui.live.progress import filter_query
 
     return filter_query(filters, page=page)
+
+
+@register.filter
+def wall_s(fabric_s: float | None) -> float | None:
+    """Seconds of the fabric's clock (plans, batch_summary) as wall-clock seconds, the clock a job's
+    duration is read in: a simulated fabric runs SIM_TIME_SCALE times faster than the wall."""
+    if fabric_s is None or fabric_s == "":
+        return None
+    return float(fabric_s) / fabric_seconds_per_second()
 
 
 @register.filter
