@@ -189,9 +189,9 @@ class Runner:
             raise HyperVError("not-moved", ON_NEITHER, REMEDY_ON_NEITHER)
 
     def _compare(self) -> None:
-        self._step("compare")
         if self.job.kind == "storage":
-            return
+            return  # the VM stays on its host: there is no destination to compare with
+        self._step("compare")
         problems = self.driver.compare(self.source, self.request)
         if problems:
             first = problems[0]
@@ -493,6 +493,8 @@ def leaves_cluster(job: MigrationJob) -> bool:
 
 def steps_for(job: MigrationJob) -> list[str]:
     """The steps this job runs, in order (restore_ha only after a failure: it is not listed)."""
+    if job.kind == "storage":
+        return ["move", "verify", "refresh"]  # one host: nothing to compare, no cluster to leave
     names = ["compare", "move", "verify", "refresh"]
     if not (job.ha_removed or leaves_cluster(job)):
         return names

@@ -30,6 +30,11 @@ STEP_LABELS = {
     "refresh": gettext_lazy("Refresh the inventory"),
     "restore_ha": gettext_lazy("Make the VM highly available again where it runs"),
 }
+# A storage move's own words for the steps it shares with the others (Move-VMStorage on one host).
+STORAGE_STEP_LABELS = {
+    "move": gettext_lazy("Move the files (Move-VMStorage)"),
+    "verify": gettext_lazy("Verify where the VM's files are"),
+}
 
 
 @register.filter
@@ -87,7 +92,10 @@ def host_slots(context, host) -> str:
 
 
 @register.filter
-def step_label(step: str) -> str:
+def step_label(step: str, kind: str = "") -> str:
+    """A step's words; with the job's kind, a storage move's own words."""
+    if kind == "storage" and step in STORAGE_STEP_LABELS:
+        return STORAGE_STEP_LABELS[step]
     return _step(step)
 
 
@@ -159,6 +167,9 @@ def event_text(event) -> str:
         case "step":
             step = _step(d.get("step"))
             return _("%(step)s on %(host)s") % {"step": step, "host": d["host"]} if d.get("host") else str(step)
+        case "progress" if not (d.get("pass_number") or d.get("bytes_sent") or d.get("transfer_rate_mbps")):
+            # A storage move, or any move on a host that reports its percent only (hyperv.md section 6).
+            return _("%(percent)s%% done") % {"percent": d.get("percent", 0)}
         case "progress":
             return _("%(percent)s%% · pass %(pass)s · %(sent)s sent, %(left)s left · %(rate)s MB/s") % {
                 "percent": d.get("percent", 0),
