@@ -22,7 +22,7 @@ def queue(console, *argv: str) -> int:
 
 
 def test_a_storage_move_shows_the_files_copied_and_its_own_steps(signed_in, console, output_dir):
-    job_id = queue(console, "move_storage", "file-s01", "--to-path", "E:\\Fast")
+    job_id = queue(console, "move_storage", "backup01", "--to-path", "E:\\Fast")  # on hv-s3
     viewer = signed_in("viewer")
     page = viewer.page
     viewer.goto(f"/jobs/{job_id}/")
@@ -40,8 +40,12 @@ def test_a_storage_move_shows_the_files_copied_and_its_own_steps(signed_in, cons
     expect(steps).not_to_contain_text("Compare-VM")
     move = page.locator("section.card", has=page.get_by_role("heading", name="Move", exact=True))
     expect(move.locator("dt", has_text=re.compile("^(From|To)$"))).to_have_count(0)
-    expect(move).to_contain_text("hv-s1")
+    expect(move).to_contain_text("hv-s3")
     shoot(page, output_dir, "job-storage-succeeded")
+
+    viewer.goto("/jobs/?vm=backup01")
+    expect(page.locator(f"#jobs-finished #job-{job_id}")).to_contain_text("hv-s3")
+    expect(page.locator(f"#jobs-finished #job-{job_id}")).not_to_contain_text("→")
 
 
 def test_a_cancelled_move_says_the_vm_stayed_on_its_source(signed_in, console, output_dir):

@@ -404,6 +404,8 @@ def test_a_finished_storage_move_says_its_disks_moved(admin_client, hosts):
 
     assert "about 40.0\xa0GB of 40.0\xa0GB" in body and "2 of 2 moved" in body
     assert "Blackout" not in body
+    board = admin_client.get(JOBS).content.decode()
+    assert "<td>hv-s2</td>" in board and "hv-s2 → hv-s2" not in board
 
 
 def test_a_storage_move_runs_no_compare_step(hosts):
