@@ -299,7 +299,11 @@ class Runner:
         return vm.state == "running" or self.job.kind == "network"
 
     def _step(self, step: str) -> None:
-        record(self.job, "step", {"step": step, "label": STEPS[step]}, step=step)
+        record(self.job, "step", {"step": step, "label": STEPS[step], **self._kind()}, step=step)
+
+    def _kind(self) -> dict:
+        """A storage move's step events say so: the event log words its steps as its own."""
+        return {"kind": "storage"} if self.job.kind == "storage" else {}
 
     def _answered(self, evidence: dict) -> None:
         """The host answers again: an unknown job is running again (and the evidence says why)."""
@@ -310,7 +314,7 @@ class Runner:
         """The host says the move is over and the VM is on the destination: free the hosts' slots now
         and let the next jobs start; this job goes on to verify and refresh."""
         released = self.job.slots_released_at or timezone.now()
-        record(self.job, "step", {"step": "move", "done": True, **data}, slots_released_at=released)
+        record(self.job, "step", {"step": "move", "done": True, **data, **self._kind()}, slots_released_at=released)
         try:
             self.admitted = admit_waiting()  # the job's end frees nothing more: it admits no longer
         except Exception:

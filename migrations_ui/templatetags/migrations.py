@@ -160,12 +160,12 @@ def event_text(event) -> str:
             state = _state_label(d.get("state", ""))
             return _("%(state)s by %(user)s") % {"state": state, "user": user} if user else str(state)
         case "step" if d.get("done"):
-            step = _step(d.get("step"))
+            step = step_label(d.get("step"), d.get("kind", ""))
             if d.get("blackout_ms") is not None:
                 return _("Done: %(step)s (blackout %(ms)s ms)") % {"step": step, "ms": d["blackout_ms"]}
             return _("Done: %(step)s") % {"step": step}
         case "step":
-            step = _step(d.get("step"))
+            step = step_label(d.get("step"), d.get("kind", ""))
             return _("%(step)s on %(host)s") % {"step": step, "host": d["host"]} if d.get("host") else str(step)
         case "progress" if not (d.get("pass_number") or d.get("bytes_sent") or d.get("transfer_rate_mbps")):
             # A storage move, or any move on a host that reports its percent only (hyperv.md section 6).

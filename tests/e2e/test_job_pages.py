@@ -38,6 +38,10 @@ def test_a_storage_move_shows_the_files_copied_and_its_own_steps(signed_in, cons
     for live_only in ("Sent", "Dirty rate", "Pass", "Blackout"):
         expect(status.locator("dt", has_text=re.compile(f"^{live_only}$"))).to_have_count(0)
     expect(steps).not_to_contain_text("Compare-VM")
+    log = page.locator("table.events")
+    expect(log).to_contain_text("Done: Move the files (Move-VMStorage)")
+    expect(log).not_to_contain_text("Compare-VM")
+    expect(log).not_to_contain_text("pass 0")
     move = page.locator("section.card", has=page.get_by_role("heading", name="Move", exact=True))
     expect(move.locator("dt", has_text=re.compile("^(From|To)$"))).to_have_count(0)
     expect(move).to_contain_text("hv-s3")

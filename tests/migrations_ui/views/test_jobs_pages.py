@@ -349,6 +349,10 @@ def test_host_slots_uses_the_cluster_limit_on_a_node(django_assert_num_queries):
             },
             "40% · pass 2 · 1.0\xa0GB sent, 2.0\xa0GB left · 512 MB/s",
         ),
+        # A storage move's steps in its own words; a sample with a percent only (Move-VMStorage's).
+        ("step", {"step": "move", "label": "x", "kind": "storage"}, "Move the files (Move-VMStorage)"),
+        ("step", {"step": "move", "done": True, "kind": "storage"}, "Done: Move the files (Move-VMStorage)"),
+        ("progress", {"percent": 44, "pass_number": 0, "bytes_sent": 0, "transfer_rate_mbps": 0.0}, "44% done"),
         ("move_requested", {"resend": True}, "Move sent to the host again"),
         ("warning", {"message": "HA not restored"}, "Warning: HA not restored"),
         ("something_new", {"a": 1}, "something_new {'a': 1}"),
