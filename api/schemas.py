@@ -266,8 +266,9 @@ class BatchOut(Schema):
     counts: dict[str, int]
     percent: int
     finished: bool
-    makespan_s: float
-    actual_s: float | None
+    # The plan's clock, unchanged: the pages show wall-clock seconds, the API keeps these keys' unit.
+    makespan_s: float = Field(description="The plan's estimate, in the fabric's seconds (as the plan's start_s, end_s)")
+    actual_s: float | None = Field(description="The run's length once it ended, in the fabric's seconds")
 
 
 class BatchSummaryOut(Schema):

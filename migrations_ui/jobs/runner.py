@@ -189,9 +189,9 @@ class Runner:
             raise HyperVError("not-moved", ON_NEITHER, REMEDY_ON_NEITHER)
 
     def _compare(self) -> None:
-        self._step("compare")
         if self.job.kind == "storage":
-            return
+            return  # the VM stays on its host: there is no destination to compare with
+        self._step("compare")
         problems = self.driver.compare(self.source, self.request)
         if problems:
             first = problems[0]
@@ -299,7 +299,11 @@ class Runner:
         return vm.state == "running" or self.job.kind == "network"
 
     def _step(self, step: str) -> None:
-        record(self.job, "step", {"step": step, "label": STEPS[step]}, step=step)
+        record(self.job, "step", {"step": step, "label": STEPS[step], **self._kind()}, step=step)
+
+    def _kind(self) -> dict:
+        """A storage move's step events say so: the event log words its steps as its own."""
+        return {"kind": "storage"} if self.job.kind == "storage" else {}
 
     def _answered(self, evidence: dict) -> None:
         """The host answers again: an unknown job is running again (and the evidence says why)."""
@@ -310,7 +314,7 @@ class Runner:
         """The host says the move is over and the VM is on the destination: free the hosts' slots now
         and let the next jobs start; this job goes on to verify and refresh."""
         released = self.job.slots_released_at or timezone.now()
-        record(self.job, "step", {"step": "move", "done": True, **data}, slots_released_at=released)
+        record(self.job, "step", {"step": "move", "done": True, **data, **self._kind()}, slots_released_at=released)
         try:
             self.admitted = admit_waiting()  # the job's end frees nothing more: it admits no longer
         except Exception:
@@ -493,6 +497,8 @@ def leaves_cluster(job: MigrationJob) -> bool:
 
 def steps_for(job: MigrationJob) -> list[str]:
     """The steps this job runs, in order (restore_ha only after a failure: it is not listed)."""
+    if job.kind == "storage":
+        return ["move", "verify", "refresh"]  # one host: nothing to compare, no cluster to leave
     names = ["compare", "move", "verify", "refresh"]
     if not (job.ha_removed or leaves_cluster(job)):
         return names

@@ -11,6 +11,7 @@ from django.db.models import Max
 from django.template.loader import render_to_string
 from django.utils.safestring import mark_safe
 
+from fabric.driver import fabric_seconds_per_second
 from migrations_ui.jobs.batches import Run, actual_times, batch_summary, runs
 from migrations_ui.live.timeline import timeline_svg
 from migrations_ui.models import ACTIVE_STATES, FINAL_STATES, Batch, JobEvent, JobState, MigrationJob
@@ -107,12 +108,12 @@ def timelines_context(batch: Batch, batch_runs: list[Run], *, plan_too: bool = T
     """The plan's timeline (it never changes) and the plan with the actual run drawn in."""
     plan = plan_of(batch.plan)
     actual, _ = actual_times(batch_runs)
+    k = fabric_seconds_per_second()  # drawn in wall-clock seconds, as the job pages read
     # timeline_svg escapes every name it draws: its output is the only markup marked safe here.
-    plan_svg = (
-        timeline_svg(plan, title=localized(Msg("Plan: %(name)s", name=batch.name))) if plan.moves and plan_too else ""
-    )
+    plan_title = localized(Msg("Plan: %(name)s", name=batch.name))
+    plan_svg = timeline_svg(plan, title=plan_title, per_second=k) if plan.moves and plan_too else ""
     actual_svg = (
-        timeline_svg(plan, actual=actual, title=localized(Msg("Plan and run: %(name)s", name=batch.name)))
+        timeline_svg(plan, actual=actual, title=localized(Msg("Plan and run: %(name)s", name=batch.name)), per_second=k)
         if actual
         else ""
     )

@@ -76,10 +76,24 @@ def job_chart(job: MigrationJob, rows: list[tuple[datetime, dict]] | None = None
         "badge": charts.job_badge(verdict, outcome),
         "summary": charts.job_summary(verdict, outcome),
         "svg": charts.job_chart_svg(samples, verdict),
-        "passes": [{**asdict(p), "near": p.near, "share": charts.percent(p.ratio)} for p in verdict.passes],
+        "passes": pass_rows(verdict),
         # Rates on the wire, not of memory: with compression the transfer line then reads low.
         "wire_rate": any(s.pass_number >= 1 for s in samples) and not any("memory_rate_mbps" in d for _, d in rows),
     }
+
+
+def pass_rows(verdict) -> list[dict]:
+    """One row per pass up to the newest: a pass shorter than the one-second sampling has no sample,
+    yet it happened (the host's later pass numbers say so), so it gets a row without figures."""
+    sampled = {p.number: p for p in verdict.passes}
+    rows = []
+    for number in range(1, verdict.pass_count + 1):
+        p = sampled.get(number)
+        if p is None:
+            rows.append({"number": number, "sampled": False})
+        else:
+            rows.append({**asdict(p), "near": p.near, "share": charts.percent(p.ratio), "sampled": True})
+    return rows
 
 
 def held_slots(host: Host, since: datetime, now: datetime) -> list[Held]:

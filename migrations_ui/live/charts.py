@@ -61,7 +61,7 @@ def job_summary(verdict: Verdict, outcome: str = RUNNING) -> str:
         return _(
             "The host reports no pre-copy figures (pass, transfer and dirty rate): convergence cannot be judged here."
         )
-    n = len(verdict.passes)
+    n = verdict.pass_count  # the pass the host reports (the status's Pass), not the passes sampled
     latest = verdict.latest
     share = percent(latest.ratio)
     if verdict.status == NOT_CONVERGING:

@@ -80,6 +80,12 @@ class Verdict:
     final_s: float | None = None
 
     @property
+    def pass_count(self) -> int:
+        """Passes so far, by the host's own numbering: samples come once a second, so a short pass
+        may have none, but the host's number of a later pass counts it."""
+        return self.passes[-1].number if self.passes else 0
+
+    @property
     def latest(self) -> Pass | None:
         """The newest pass with a transfer rate."""
         return next((p for p in reversed(self.passes) if p.rated), None)

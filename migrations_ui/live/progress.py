@@ -172,6 +172,39 @@ def step_rows(job: MigrationJob) -> list[dict]:
     return rows
 
 
+@dataclass(frozen=True)
+class FileCopy:
+    """A storage move as its page shows it. Move-VMStorage and its Msvm_MigrationJob report only a
+    percent (no bytes, no rate, no disk done: hyperv.md sections 5, 6), so the bytes are the host's
+    percent of the files' size in the inventory, and the rate those bytes over the copy's wall time."""
+
+    total: int  # bytes of the disks being moved
+    copied: int
+    rate_mbps: float | None  # average since Move-VMStorage was sent; None before
+    disks: int
+    disks_done: int | None  # None while the copy runs: the host moves them all at its end
+
+
+def file_copy(job: MigrationJob) -> FileCopy | None:
+    """The copy's figures for a storage move; None for any other kind."""
+    if job.kind != "storage":
+        return None
+    disks = list(job.vm.disks.all()) if job.vm_id else []
+    if job.vhds and not job.storage_path:
+        chosen = {src.lower() for src, _ in job.vhds}
+        disks = [d for d in disks if d.path.lower() in chosen]
+    total = sum(d.size_bytes for d in disks)
+    percent = 100 if job.state == JobState.SUCCEEDED else job.percent
+    copied = total * percent // 100
+    rate = None
+    if job.move_requested_at is not None:
+        end = job.slots_released_at or job.finished_at or timezone.now()
+        seconds = (end - job.move_requested_at).total_seconds()
+        rate = copied / seconds / 1_000_000 if seconds > 0 else None
+    done = None if job.is_active else (len(disks) if job.state == JobState.SUCCEEDED else 0)
+    return FileCopy(total, copied, rate, len(disks), done)
+
+
 def unknown_facts(job: MigrationJob) -> dict | None:
     """For a job in state unknown: the host that stopped answering, why, since when, and when the
     hosts were last asked (heartbeat_at, while unknown); None for any other state."""
@@ -196,14 +229,20 @@ def detail_context(job: MigrationJob) -> dict:
         "events": list(job.events.all()),
         "chart": job_chart(job),
         "unknown": unknown_facts(job),
+        "copy": file_copy(job),
     }
 
 
 def render_job_state(job: MigrationJob) -> str:
     """The detail page's status block (state, bar, bytes, rates, pass, blackout, error, cancel or
     an unknown job's decision) and step list, as out-of-band swaps."""
-    context = {"job": job, "steps": step_rows(job), "oob": True, "unknown": unknown_facts(job)}
-    return render_to_string("partials/job_status.html", context) + render_to_string("partials/job_steps.html", context)
+    context = {"job": job, "steps": step_rows(job), "oob": True, "unknown": unknown_facts(job), "copy": file_copy(job)}
+    html = render_to_string("partials/job_status.html", context) + render_to_string("partials/job_steps.html", context)
+    if not job.is_active:
+        # What a Cancel click answered ("Cancelling job 2 ...") is over once the job has ended: the
+        # status block says how it ended.
+        html += render_to_string("partials/job_notice_cleared.html")
+    return html
 
 
 # The chart re-reads all of a job's samples: with a progress sample it is sent at most this often,

@@ -15,7 +15,7 @@ import html
 import math
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from migrations_ui.planning.planner import Plan, PlannedMove
 from migrations_ui.preflight.facts import Kind
@@ -59,6 +59,16 @@ def clock(seconds: float) -> str:
     return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
 
 
+def in_wall_seconds(
+    plan: Plan, actual: Mapping[str, tuple[float, float | None]], per_second: float
+) -> tuple[Plan, dict[str, tuple[float, float | None]]]:
+    """The plan and the actual times from the fabric's seconds into wall-clock seconds."""
+    k = per_second or 1.0
+    moves = tuple(replace(m, start_s=m.start_s / k, end_s=m.end_s / k) for m in plan.moves)
+    wall = replace(plan, moves=moves, makespan_s=plan.makespan_s / k, lower_bound_s=plan.lower_bound_s / k)
+    return wall, {vm: (s / k, None if e is None else e / k) for vm, (s, e) in actual.items()}
+
+
 def tick_step(span_s: float, most: int = 10) -> float:
     """A round step (1, 2, 5 x 10^k seconds, or whole minutes) giving at most `most` ticks."""
     raw = max(span_s, 1e-9) / most
@@ -75,13 +85,17 @@ def timeline_svg(
     actual: Mapping[str, tuple[float, float | None]] | None = None,
     width: int = 960,
     title: str = "",
+    per_second: float = 1.0,
 ) -> str:
     """The plan's moves as an SVG timeline.
 
     lanes: BY_DESTINATION (a lane per destination host) or BY_MOVE (a lane per move, in start order).
     actual: by VM id, when each move really started and ended (None: still running), from a run.
+    per_second: the fabric's seconds per wall-clock second (fabric.driver.fabric_seconds_per_second).
+    The plan and the actual times count in the fabric's seconds; the timeline shows wall-clock
+    seconds, the clock the job pages and an operator read.
     """
-    actual = actual or {}
+    plan, actual = in_wall_seconds(plan, actual or {}, per_second)
     lane_names, bars = _layout(plan, lanes)
     rows = max((b.row for b in bars), default=-1) + 1
     span = max([plan.makespan_s, *(e for _, e in actual.values() if e is not None)], default=0.0) or 1.0

@@ -5,6 +5,7 @@ from django.utils.formats import number_format
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, pgettext_lazy
 
+from fabric.driver import fabric_seconds_per_second
 from migrations_ui.jobs.runner import STEPS
 from migrations_ui.models import JobState
 from migrations_ui.preflight.facts import Kind
@@ -28,6 +29,11 @@ STEP_LABELS = {
     "join_cluster": gettext_lazy("Make the VM highly available on the destination cluster"),
     "refresh": gettext_lazy("Refresh the inventory"),
     "restore_ha": gettext_lazy("Make the VM highly available again where it runs"),
+}
+# A storage move's own words for the steps it shares with the others (Move-VMStorage on one host).
+STORAGE_STEP_LABELS = {
+    "move": gettext_lazy("Move the files (Move-VMStorage)"),
+    "verify": gettext_lazy("Verify where the VM's files are"),
 }
 
 
@@ -86,7 +92,10 @@ def host_slots(context, host) -> str:
 
 
 @register.filter
-def step_label(step: str) -> str:
+def step_label(step: str, kind: str = "") -> str:
+    """A step's words; with the job's kind, a storage move's own words."""
+    if kind == "storage" and step in STORAGE_STEP_LABELS:
+        return STORAGE_STEP_LABELS[step]
     return _step(step)
 
 
@@ -100,6 +109,15 @@ def page_query(filters: dict, page: int) -> str:
     from migrations_ui.live.progress import filter_query
 
     return filter_query(filters, page=page)
+
+
+@register.filter
+def wall_s(fabric_s: float | None) -> float | None:
+    """Seconds of the fabric's clock (plans, batch_summary) as wall-clock seconds, the clock a job's
+    duration is read in: a simulated fabric runs SIM_TIME_SCALE times faster than the wall."""
+    if fabric_s is None or fabric_s == "":
+        return None
+    return float(fabric_s) / fabric_seconds_per_second()
 
 
 @register.filter
@@ -142,13 +160,16 @@ def event_text(event) -> str:
             state = _state_label(d.get("state", ""))
             return _("%(state)s by %(user)s") % {"state": state, "user": user} if user else str(state)
         case "step" if d.get("done"):
-            step = _step(d.get("step"))
+            step = step_label(d.get("step"), d.get("kind", ""))
             if d.get("blackout_ms") is not None:
                 return _("Done: %(step)s (blackout %(ms)s ms)") % {"step": step, "ms": d["blackout_ms"]}
             return _("Done: %(step)s") % {"step": step}
         case "step":
-            step = _step(d.get("step"))
+            step = step_label(d.get("step"), d.get("kind", ""))
             return _("%(step)s on %(host)s") % {"step": step, "host": d["host"]} if d.get("host") else str(step)
+        case "progress" if not (d.get("pass_number") or d.get("bytes_sent") or d.get("transfer_rate_mbps")):
+            # A storage move, or any move on a host that reports its percent only (hyperv.md section 6).
+            return _("%(percent)s%% done") % {"percent": d.get("percent", 0)}
         case "progress":
             return _("%(percent)s%% · pass %(pass)s · %(sent)s sent, %(left)s left · %(rate)s MB/s") % {
                 "percent": d.get("percent", 0),

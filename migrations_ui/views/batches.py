@@ -6,6 +6,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_safe
 
 from access import Perm, requires
+from fabric.driver import fabric_seconds_per_second
 from fabric.models import Host
 from migrations_ui.forms import SelectionForm
 from migrations_ui.jobs.batches import (
@@ -51,7 +52,8 @@ def _preview(form, plan, refusal: str = "") -> dict:
 
 def _svg(plan) -> str:
     # timeline_svg escapes every name it draws: its output is the only markup marked safe here.
-    return mark_safe(timeline_svg(plan)) if plan.moves else ""  # noqa: S308
+    svg = timeline_svg(plan, per_second=fabric_seconds_per_second())  # wall-clock, as the job pages read
+    return mark_safe(svg) if plan.moves else ""  # noqa: S308
 
 
 @requires(Perm.EVACUATE)

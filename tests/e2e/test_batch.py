@@ -5,6 +5,7 @@ maintenance (the VMs stay) from the page takes the host out of maintenance."""
 from __future__ import annotations
 
 import re
+import time
 
 from playwright.sync_api import expect
 
@@ -30,6 +31,7 @@ def test_the_batch_page_follows_an_evacuation_live_and_ends_the_maintenance(sign
     page.wait_for_url(re.compile(r"move_stopped=0"))
     expect(page.locator("form[method=post] input[name=move_stopped]")).to_have_count(0)
 
+    clicked = time.monotonic()
     page.get_by_role("button", name=re.compile(f"^Run: put {NODE} in maintenance")).click()
     page.wait_for_url(re.compile(r"/batches/\d+/$"))
     expect(page.locator(".jobs-live")).to_have_attribute("data-live", "on")
@@ -46,6 +48,10 @@ def test_the_batch_page_follows_an_evacuation_live_and_ends_the_maintenance(sign
     expect(bar).to_have_attribute("aria-valuenow", "100", timeout=EVACUATION_TIMEOUT_MS)
     expect(page.locator("#batch-outcomes .job-succeeded")).to_have_count(moves)
     expect(page.locator("#batch-progress")).to_contain_text("the run took")
+    # One clock (issue 19, 6): the run took no longer than the wall clock saw, not SIM_TIME_SCALE times that.
+    watched = time.monotonic() - clicked
+    took = int(re.search(r"the run took (\d+) s", page.locator("#batch-progress").inner_text()).group(1))
+    assert took <= watched + 1, f"the page says {took} s, the wall clock saw {watched:.0f} s"
     expect(page.locator("#batch-actual")).to_be_visible()
     assert page.evaluate("window.e2e && window.e2e.stayed"), "the batch page was reloaded"
     shoot(page, output_dir, "batch-finished")

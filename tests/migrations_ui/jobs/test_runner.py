@@ -208,6 +208,10 @@ def test_a_storage_move_of_selected_vhds(demo):
     job.refresh_from_db()
     assert job.state == JobState.SUCCEEDED, job.error_message
     assert vm("backup01").disks.filter(path=target).exists()
+    # Its own steps (issue 19, 5): no Compare-VM, and the step events say it is a storage move.
+    steps = list(job.events.filter(kind="step").values_list("data", flat=True))
+    assert [d["step"] for d in steps if not d.get("done")] == ["move", "verify", "refresh"]
+    assert {d.get("kind") for d in steps if d["step"] in ("move", "verify")} == {"storage"}
 
 
 def test_jobs_wait_for_a_free_slot_and_start_when_one_frees(demo):

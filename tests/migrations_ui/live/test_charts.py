@@ -280,6 +280,7 @@ def test_the_chart_uses_the_memory_rate_and_says_so_when_it_has_only_the_wire_ra
         "rated": True,
         "near": True,
         "share": "160 %",
+        "sampled": True,
     }
 
 
@@ -410,3 +411,22 @@ def test_a_long_move_has_its_chart_sent_less_often(hot_job):
     hot_job.started_at = timezone.now() - timedelta(hours=1)
 
     assert progress.chart_every_s(hot_job) == pytest.approx(30, abs=0.1)
+
+
+@pytest.mark.django_db
+def test_the_pass_count_is_the_hosts_not_the_passes_sampled(viewer_client):
+    # Issue 19, 7: samples come once a second, so short passes have none (sql-prod01 in the demo: passes
+    # 1, 2, 3, 4, 6, 10 sampled); the summary, the status's Pass and the table must agree on 10.
+    source, destination = make_host("hv-s1"), make_host("hv-s2")
+    job = make_job(source, destination, JobState.SUCCEEDED, vm=make_vm("sql-prod01", host=source), pass_number=10)
+    rows = [(p, 1000, 1000, 100, GB // p) for p in (1, 1, 2, 3, 4, 6, 10)]
+    progress_events(job, rows, timezone.now() - timedelta(seconds=10))
+
+    chart = chart_data.job_chart(job)
+    page = viewer_client.get(job.get_absolute_url()).content.decode()
+
+    assert chart["summary"] == "Converged in 10 passes."
+    assert [p["number"] for p in chart["passes"]] == list(range(1, 11))
+    assert [p["number"] for p in chart["passes"] if not p["sampled"]] == [5, 7, 8, 9]
+    assert page.count('<tr class="unsampled">') == 4 and "shorter than a second: no sample" in page
+    assert "<dt>Pass</dt><dd>10</dd>" in page

@@ -6,6 +6,9 @@ from django.test import RequestFactory
 from django.urls import reverse
 from django.utils import timezone
 
+from fabric.models import VirtualDisk
+from migrations_ui.jobs.runner import steps_for
+from migrations_ui.live import progress
 from migrations_ui.models import JobEvent, JobState, MigrationJob
 from tests.fabric.factories import make_cluster, make_host, make_vm
 
@@ -346,6 +349,10 @@ def test_host_slots_uses_the_cluster_limit_on_a_node(django_assert_num_queries):
             },
             "40% · pass 2 · 1.0\xa0GB sent, 2.0\xa0GB left · 512 MB/s",
         ),
+        # A storage move's steps in its own words; a sample with a percent only (Move-VMStorage's).
+        ("step", {"step": "move", "label": "x", "kind": "storage"}, "Move the files (Move-VMStorage)"),
+        ("step", {"step": "move", "done": True, "kind": "storage"}, "Done: Move the files (Move-VMStorage)"),
+        ("progress", {"percent": 44, "pass_number": 0, "bytes_sent": 0, "transfer_rate_mbps": 0.0}, "44% done"),
         ("move_requested", {"resend": True}, "Move sent to the host again"),
         ("warning", {"message": "HA not restored"}, "Warning: HA not restored"),
         ("something_new", {"a": 1}, "something_new {'a': 1}"),
@@ -355,3 +362,83 @@ def test_the_event_log_words_each_event(kind, data, text):
     from migrations_ui.templatetags.migrations import event_text
 
     assert event_text(JobEvent(kind=kind, data=data)) == text
+
+
+# --- issue 19: a storage move's page, a cancelled job's page ------------------------------------------
+
+
+GB = 1024**3
+
+
+def storage_job(hosts, state, **fields):
+    """Move-VMStorage of a VM with two disks (10 and 30 GB) on hv-s2, its files to another folder."""
+    host = hosts["hv-s2"]
+    vm = make_vm("file01", host=host)
+    for n, size in enumerate((10, 30)):
+        disk = VirtualDisk.objects.create(
+            key=f"{host.fqdn}|d{n}", path=f"C:\\VMs\\file01\\d{n}.vhdx", size_bytes=size * GB
+        )
+        disk.vms.add(vm)
+    fields.setdefault("move_requested_at", timezone.now() - timedelta(seconds=10))
+    return make_job(host, host, state, kind="storage", vm=vm, storage_path="D:\\VMs\\file01", **fields)
+
+
+def test_a_storage_move_shows_the_files_copied_not_live_migration_figures(admin_client, hosts):
+    job = storage_job(
+        hosts, JobState.RUNNING, percent=25, step="move", move_requested_at=timezone.now() - timedelta(seconds=100)
+    )
+
+    response = admin_client.get(job.get_absolute_url())
+    body = response.content.decode()
+
+    # The host reports 25 %: of 40 GB, 10 GB copied in 100 s, about 107 MB/s.
+    assert "<dt>Copied</dt><dd>about 10.0\xa0GB of 40.0\xa0GB</dd>" in body
+    assert "<dt>Copy rate</dt><dd>107 MB/s on average</dd>" in body
+    assert "2 to move; the host switches them over at the end" in body
+    for live_only in ("Sent", "Dirty rate", "<dt>Pass</dt>", "Blackout", "Compare-VM", "<dt>From</dt>"):
+        assert live_only not in body, live_only
+    assert [s["name"] for s in response.context["steps"]] == ["move", "verify", "refresh"]
+    assert "Move the files (Move-VMStorage)" in body and "<dt>Host</dt>" in body
+
+
+def test_a_finished_storage_move_says_its_disks_moved(admin_client, hosts):
+    job = storage_job(hosts, JobState.SUCCEEDED, percent=100, slots_released_at=timezone.now())
+
+    body = admin_client.get(job.get_absolute_url()).content.decode()
+
+    assert "about 40.0\xa0GB of 40.0\xa0GB" in body and "2 of 2 moved" in body
+    assert "Blackout" not in body
+    board = admin_client.get(JOBS).content.decode()
+    assert "<td>hv-s2</td>" in board and "hv-s2 → hv-s2" not in board
+
+
+def test_a_storage_move_runs_no_compare_step(hosts):
+    job = storage_job(hosts, JobState.QUEUED)
+
+    assert steps_for(job) == ["move", "verify", "refresh"]
+
+
+def test_a_cancelled_job_says_the_vm_stayed_on_its_source(admin_client, hosts):
+    job = make_job(
+        hosts["hv-s1"],
+        hosts["hv-s2"],
+        JobState.CANCELLED,
+        vm=make_vm("web01", host=hosts["hv-s1"]),
+        events=[("state", {"state": "running"}), ("step", {"step": "move", "label": "Migrate"})],
+    )
+
+    body = admin_client.get(job.get_absolute_url()).content.decode()
+
+    assert "Cancelled: web01 stayed on its source, hv-s1." in body
+    assert "at the end of the move" not in body
+    assert "none: the VM did not move" in body
+
+
+def test_a_finished_job_clears_what_the_cancel_click_answered(hosts):
+    # The Cancel button's answer ("Cancelling job 2: the host is asked to stop ...") sits in #job-notice
+    # until the job's end arrives over the websocket, which empties it.
+    running = make_job(hosts["hv-s1"], hosts["hv-s2"], JobState.CANCELLING)
+    cancelled = make_job(hosts["hv-s1"], hosts["hv-s2"], JobState.CANCELLED)
+
+    assert 'id="job-notice"' not in progress.render_job_state(running)
+    assert '<div id="job-notice" aria-live="polite" hx-swap-oob="true"></div>' in progress.render_job_state(cancelled)
