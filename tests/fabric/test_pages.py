@@ -480,8 +480,8 @@ def test_it_keeps_the_vm_page_queries_constant(admin_client, django_assert_num_q
     others = [make_vm() for _ in range(3)]
     for i in range(disks):
         make_disk(vms=[vm, others[i % 3]] if i % 2 else [vm], shared=bool(i % 2))
-    # session, user, VM + host + cluster + share, disks, the disks' other VMs
-    with django_assert_num_queries(5):
+    # session, user, VM + host + cluster + share, disks, the disks' other VMs, its migration history
+    with django_assert_num_queries(6):
         response = admin_client.get(reverse("fabric:vm", args=[vm.guid]))
     assert len(response.context["disks"]) == disks
 
