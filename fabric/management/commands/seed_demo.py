@@ -42,7 +42,8 @@ class Command(BaseCommand):
         if store.exists() and not reset:
             if custom:
                 raise CommandError("a simulated fabric exists already; add --reset to replace it with a new one")
-            self.stdout.write("Reusing the existing simulated fabric (--reset rebuilds it).")
+            # Under serve, the host emulator has just built it: the demo, not something left over.
+            self.stdout.write(f"Registering the hosts of the simulated fabric in {store.path} (--reset rebuilds it).")
         else:
             store.create(build_demo_fabric(seed=1 if seed is None else seed, hosts=hosts, vms=vms))
             self.stdout.write("Built the simulated fabric.")
