@@ -260,3 +260,22 @@ def test_storage_wizard_refuses_a_system_folder_for_the_vm_and_for_selected_vhds
 
     assert response.status_code == 409 and "path-not-allowed" in response.content.decode()
     assert MigrationJob.objects.count() == 0
+
+
+def test_it_warns_of_the_host_where_the_other_node_of_a_guest_cluster_runs(admin_client, fabric):
+    s1, s2 = fabric["s1"], fabric["s2"]
+    fc1 = make_vm("sql-fc1", host=s1, config_path=SHARE + "\\sql-fc1", memory_assigned_bytes=8 * GB)
+    fc2 = make_vm("sql-fc2", host=s2, config_path=SHARE + "\\sql-fc2", memory_assigned_bytes=8 * GB)
+    make_disk(SHARE + "\\sql-fc\\quorum.vhdx", vms=[fc1, fc2], shared=True)
+
+    response = admin_client.get(wizard(fc1))
+
+    verdicts = {h.name: a for h, a in response.context["ranked"]}
+    partner = [f for f in verdicts["hv-s2"].findings if f.rule == "guest-cluster-same-host"]
+    assert [f.severity for f in partner] == ["warn"] and verdicts["hv-s2"].allowed  # Hyper-V takes the move
+    assert "sql-fc2" in partner[0].message
+    assert not [f for f in verdicts["hv-s3"].findings if f.rule == "guest-cluster-same-host"]
+    row = response.content.decode().split('value="hv-s2.contoso.test"', 1)[1].split("</tr>", 1)[0]
+    assert "1 warning" in row and "ready" not in row
+    details = admin_client.get(wizard(fc1), {"to": s2.fqdn}, HTTP_HX_REQUEST="true").content.decode()
+    assert 'data-rule="guest-cluster-same-host"' in details and "Move</button>" in details
