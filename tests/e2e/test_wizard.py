@@ -34,3 +34,40 @@ def test_the_host_of_the_other_guest_cluster_node_is_flagged_but_not_blocked(sig
     # Hyper-V takes the move: a warning, the Move button stays.
     expect(page.get_by_role("button", name="Move", exact=True)).to_be_visible()
     shoot(page, output_dir, "wizard-guest-cluster-partner")
+
+
+def test_a_bad_live_vsm_path_shows_its_error_at_the_field_and_keeps_the_summary(signed_in, output_dir):
+    page = open_wizard(signed_in("operator"), "dc01")
+    page.get_by_label("hv-s1", exact=True).check()
+    summary = page.locator("#summary")
+    expect(summary).to_contain_text("Live (VSM)")
+
+    path = page.get_by_label("Destination path")
+    path.fill("")
+    path.press_sequentially("relative\\path")
+    error = page.locator("#storage-path-error")
+    expect(error).to_contain_text("Give a local path such as D:\\Hyper-V or a share such as")
+    # The Summary card stays, says why nothing can start, and offers no Move.
+    expect(summary).to_be_visible()
+    expect(summary).to_contain_text("4. Summary")
+    expect(summary).to_contain_text("Correct the destination path")
+    expect(page.get_by_role("button", name="Move", exact=True)).to_have_count(0)
+    shoot(page, output_dir, "wizard-bad-path")
+
+    # Corrected, the error goes and the Summary takes the path.
+    path.fill("D:\\Hyper-V\\dc01")
+    expect(summary).to_contain_text("D:\\Hyper-V\\dc01")
+    expect(error).to_be_empty()
+    expect(page.get_by_role("button", name="Move", exact=True)).to_be_visible()
+
+
+def test_the_summary_follows_a_path_entered_without_typing(signed_in):
+    page = open_wizard(signed_in("operator"), "dc02")
+    page.get_by_label("hv-s1", exact=True).check()
+    summary = page.locator("#summary")
+    expect(summary).to_contain_text("Live (VSM)")
+
+    # A paste with the mouse or a pick from the datalist sends "input", never a key.
+    page.get_by_label("Destination path").fill("E:\\Pasted\\dc02")
+    expect(summary).to_contain_text("E:\\Pasted\\dc02")
+    assert "storage_path=E%3A%5CPasted%5Cdc02" in page.url  # what a reload shows and Move sends

@@ -279,3 +279,25 @@ def test_it_warns_of_the_host_where_the_other_node_of_a_guest_cluster_runs(admin
     assert "1 warning" in row and "ready" not in row
     details = admin_client.get(wizard(fc1), {"to": s2.fqdn}, HTTP_HX_REQUEST="true").content.decode()
     assert 'data-rule="guest-cluster-same-host"' in details and "Move</button>" in details
+
+
+def test_a_bad_path_keeps_the_summary_and_shows_the_error_at_the_field(admin_client, fabric):
+    params = {"to": fabric["s3"].fqdn, "storage_path": "relative\\path"}
+
+    response = admin_client.get(wizard(fabric["vm"]), params, HTTP_HX_REQUEST="true")
+
+    # The path field asks for #summary (hx-select) and #storage-path-error (hx-select-oob): both are there.
+    assert response.status_code == 400
+    body = response.content.decode()
+    summary = body.split('id="summary"', 1)[1]
+    assert "Correct the destination path in step 2" in summary and "Move</button>" not in summary
+    field_error = body.split('id="storage-path-error"', 1)[1].split("</div>", 1)[0]
+    assert "Give a local path such as D:\\Hyper-V" in field_error
+    assert body.count("Give a local path") == 1  # at the field only, not again above the steps
+
+
+def test_the_path_field_asks_again_on_input_not_only_on_keyup(admin_client, fabric):
+    body = admin_client.get(wizard(fabric["vm"]), {"to": fabric["s3"].fqdn}, HTTP_HX_REQUEST="true").content.decode()
+
+    field = body.split('id="id_storage_path"', 1)[1].split(">", 1)[0]
+    assert 'hx-trigger="input changed delay:400ms, change changed"' in field
