@@ -71,3 +71,26 @@ def test_the_summary_follows_a_path_entered_without_typing(signed_in):
     page.get_by_label("Destination path").fill("E:\\Pasted\\dc02")
     expect(summary).to_contain_text("E:\\Pasted\\dc02")
     assert "storage_path=E%3A%5CPasted%5Cdc02" in page.url  # what a reload shows and Move sends
+
+
+def test_htmx_requests_of_the_wizards_never_carry_the_csrf_token_in_the_url(signed_in):
+    session = signed_in("operator")
+    page = session.page
+    urls: list[str] = []
+    page.on("request", lambda request: urls.append(request.url))
+
+    open_wizard(session, "monitor01")
+    page.get_by_label("hv-s1", exact=True).check()
+    page.get_by_label("Destination path").press("End")
+    page.get_by_label("Destination path").press_sequentially("\\monitor01")
+    expect(page.locator("#summary")).to_contain_text("vms\\monitor01")
+    assert "to=hv-s1.contoso.test" in page.url and "csrfmiddlewaretoken" not in page.url
+
+    open_vm(session, "app-s01")
+    page.get_by_role("link", name="Migrate storage…").click()
+    page.get_by_label("Destination folder on hv-s1").press_sequentially("E:\\VMs\\app-s01")
+    expect(page.locator("#summary")).to_contain_text("E:\\VMs\\app-s01")
+
+    wizard_gets = [u for u in urls if "/migrate" in u and "?" in u]
+    assert len(wizard_gets) >= 3, urls
+    assert not [u for u in urls if "csrfmiddlewaretoken" in u], wizard_gets
