@@ -181,8 +181,11 @@ class Preflight:
 
     def destinations(self) -> list[tuple[Host, Assessment]]:
         """Every other reachable host, best first: allowed before blocked, hosts in maintenance after
-        the others (being emptied, or waiting for their VMs back), then by stars."""
+        the others (being emptied, or waiting for their VMs back), then nodes of the VM's own cluster,
+        hosts that reach its files, the rest (transfer.preference), each by stars."""
         ranked = [
             (host, self.assess(host)) for host in self.hosts.values() if host.pk != self.vm.host_id and host.reachable
         ]
-        return sorted(ranked, key=lambda p: (not p[1].allowed, p[0].maintenance, -p[1].rating, p[0].name))
+        return sorted(
+            ranked, key=lambda p: (not p[1].allowed, p[0].maintenance, p[1].preference, -p[1].rating, p[0].name)
+        )

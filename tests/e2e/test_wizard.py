@@ -3,6 +3,8 @@ and flagged with, and a Summary that follows the storage path however it is ente
 
 from __future__ import annotations
 
+import re
+
 from playwright.sync_api import expect
 
 from tests.e2e.conftest import shoot
@@ -94,3 +96,19 @@ def test_htmx_requests_of_the_wizards_never_carry_the_csrf_token_in_the_url(sign
     wizard_gets = [u for u in urls if "/migrate" in u and "?" in u]
     assert len(wizard_gets) >= 3, urls
     assert not [u for u in urls if "csrfmiddlewaretoken" in u], wizard_gets
+
+
+def test_an_ha_vm_is_offered_the_nodes_of_its_cluster_before_standalone_hosts(signed_in, output_dir):
+    page = open_wizard(signed_in("operator"), "mon-old01")  # HA in CL-OLD, on hv-old2
+
+    rows = page.locator("table.ranked tbody tr:not(.blocked)")
+    expect(rows.first).to_contain_text("hv-old1")
+    expect(rows.first).to_contain_text("CL-OLD")
+    stars = [float(label.split()[0]) for label in rows.locator("td.stars").evaluate_all("c => c.map(e => e.ariaLabel)")]
+    clusters = rows.locator("td:nth-child(4)").all_inner_texts()
+    standalone = [s for s, cluster in zip(stars, clusters, strict=True) if cluster == "Standalone"]
+    assert standalone and max(standalone) <= 3.0 < stars[0], list(zip(clusters, stars, strict=True))
+    expect(rows.filter(has_text="Standalone").first.locator("td.stars")).to_have_attribute(
+        "title", re.compile("it leaves its cluster: at most 3 stars")
+    )
+    shoot(page, output_dir, "wizard-ha-vm-ranking")

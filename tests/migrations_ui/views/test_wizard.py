@@ -3,7 +3,7 @@ from django.urls import reverse
 
 from fabric.models import StorageLocation
 from migrations_ui.models import JobEvent, MigrationJob
-from tests.fabric.factories import GB, make_disk, make_host, make_location, make_share, make_vm
+from tests.fabric.factories import GB, make_cluster, make_disk, make_host, make_location, make_share, make_vm
 
 pytestmark = pytest.mark.django_db
 
@@ -307,3 +307,19 @@ def test_the_wizards_htmx_gets_leave_the_csrf_token_out(admin_client, fabric):
     for page in (wizard(fabric["vm"]), storage_wizard(fabric["vm"])):
         form = admin_client.get(page).content.decode().split('<form id="wizard"', 1)[1].split(">", 1)[0]
         assert 'hx-params="not csrfmiddlewaretoken"' in form
+
+
+def test_an_ha_vm_sees_the_nodes_of_its_cluster_first(admin_client, fabric):
+    cluster = make_cluster("CL1")
+    n1 = make_host("hv-n1", cluster=cluster, **READY)
+    n2 = make_host("hv-n2", cluster=cluster, memory_available_bytes=100 * GB, cpu_load_percent=30, **READY)
+    ha = make_vm("sql01", host=n1, is_clustered=True, config_path="C:\\ClusterStorage\\Volume1\\sql01")
+    make_disk("C:\\ClusterStorage\\Volume1\\sql01\\sql01.vhdx", vms=[ha], key="cl1|sql01")
+    for standalone in ("s1", "s2", "s3"):  # emptier than the node: they used to rank first, with 5 stars
+        fabric[standalone].memory_available_bytes = 250 * GB
+        fabric[standalone].save()
+
+    ranked = admin_client.get(wizard(ha)).context["ranked"]
+
+    assert ranked[0][0] == n2 and ranked[0][1].transfer_type == "live"
+    assert all(a.rating < ranked[0][1].rating for _, a in ranked[1:])
