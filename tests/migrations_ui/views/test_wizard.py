@@ -323,3 +323,26 @@ def test_an_ha_vm_sees_the_nodes_of_its_cluster_first(admin_client, fabric):
 
     assert ranked[0][0] == n2 and ranked[0][1].transfer_type == "live"
     assert all(a.rating < ranked[0][1].rating for _, a in ranked[1:])
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"to": "gone.contoso.test", "storage_path": "D:\\Hyper-V"}, "no host gone.contoso.test"),
+        ({"to": "hv-s3.contoso.test", "storage_path": "D:\\Hyper-V", "performance": "warp"}, "Select a valid choice"),
+    ],
+)
+def test_every_error_reaches_the_part_the_path_field_swaps_in(admin_client, fabric, params, message):
+    # The path field keeps only #summary (and the field's own error) of the answer: a message elsewhere is lost.
+    body = admin_client.get(wizard(fabric["vm"]), params, HTTP_HX_REQUEST="true").content.decode()
+
+    assert message in body.split('id="summary"', 1)[1]
+
+
+def test_a_refused_move_says_why_in_the_summary(admin_client, fabric):
+    fabric["vm"].removed = True
+    fabric["vm"].save()
+
+    body = admin_client.get(wizard(fabric["vm"]), {"to": fabric["s2"].fqdn}, HTTP_HX_REQUEST="true").content.decode()
+
+    assert "no longer in Hyper-V" in body.split('id="summary"', 1)[1]
