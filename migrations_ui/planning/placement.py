@@ -18,7 +18,7 @@ import bisect
 import math
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from fabric.hyperv.precopy import closed_form_total
 from migrations_ui.planning.estimates import (
@@ -31,7 +31,7 @@ from migrations_ui.planning.estimates import (
     move_spec,
 )
 from migrations_ui.preflight.facts import HostFacts, Kind, Proposal, ShareFacts, VmFacts
-from migrations_ui.preflight.rules import BLOCK, VM_STATES
+from migrations_ui.preflight.rules import BLOCK, VM_STATES, guest_cluster_same_host
 from migrations_ui.preflight.transfer import CSV_ROOT, Assessment, assess, transfer_type
 from utilities.texts import Msg, without_period
 
@@ -97,14 +97,13 @@ class Ledger:
         self.where: dict[str, str] = {}
         self.names: dict[str, str] = {}
         self.sent: dict[str, int] = defaultdict(int)  # moves planned out of each host
-        shared: dict[str, set[str]] = defaultdict(set)
+        self.shared: dict[str, tuple[str, ...]] = {}  # the shared VHDX of each VM that has one
         for host, on_host in vms.items():
             for vm in on_host:
                 self.where[vm.id], self.names[vm.id] = host, vm.name
-                for disk in vm.disks:
-                    if disk.shared:
-                        shared[disk.path.lower()].add(vm.id)
-        self.partners: dict[str, set[str]] = defaultdict(set)
+                paths = tuple(d.path for d in vm.disks if d.shared)
+                if paths:
+                    self.shared[vm.id] = paths
         self.rates = {h.fqdn: options.rate(h.fqdn) for h in hosts}
         self._guesses: dict[tuple[str, int], Cost] = {}
         # Hosts with equal rates cost a move the same: estimates are made once per class.
@@ -112,21 +111,15 @@ class Ledger:
         self.klass: dict[str, int] = {}
         for h in hosts:
             self.klass[h.fqdn] = classes.setdefault(self.rates[h.fqdn], len(classes))
-        for group in shared.values():
-            for vm_id in group:
-                self.partners[vm_id] |= group - {vm_id}
 
     def fits(self, vm: VmFacts, host: HostFacts) -> bool:
         # Only a running VM holds memory where it lands (a stopped one needs it when started: headroom).
         return not vm.running or vm.memory_bytes <= self.room.get(host.fqdn, 0)
 
-    def partner_on(self, vm: VmFacts, host: HostFacts) -> str | None:
-        """Name of a VM sharing a VHDX with vm (its guest cluster) that is, or will be, on host."""
-        partners = self.partners.get(vm.id)
-        for other in sorted(partners) if partners else ():
-            if self.where.get(other) == host.fqdn:
-                return self.names[other]
-        return None
+    def shared_on(self, host: HostFacts) -> tuple[tuple[str, str], ...]:
+        """(VM name, shared VHDX path) of the VMs that are, or will be, on host: Proposal.destination_shared."""
+        on_host = sorted(vm_id for vm_id in self.shared if self.where.get(vm_id) == host.fqdn)
+        return tuple((self.names[vm_id], path) for vm_id in on_host for path in self.shared[vm_id])
 
     def move(self, vm: VmFacts, source: HostFacts, destination: HostFacts) -> None:
         if vm.running:
@@ -237,14 +230,16 @@ def choose(
                 (host.name, Msg("not enough memory left with %(headroom)s%% headroom", headroom=round(headroom * 100)))
             )
             continue
-        partner = ledger.partner_on(vm, host)
-        if partner:
-            reasons.append(
-                (host.name, Msg("%(partner)s runs there (the other node of its guest cluster)", partner=partner))
-            )
+        proposal = Proposal(
+            vm=vm, source=source, destination=host, kind=None, shares=shares, destination_shared=ledger.shared_on(host)
+        )
+        kind = transfer_type(proposal)
+        # Pre-flight's guest-cluster rule: a warning to an operator who picks the host, never a plan's choice.
+        together = next(guest_cluster_same_host(replace(proposal, kind=kind)), None)
+        if together is not None:
+            reasons.append((host.name, together.message))
             continue
-        proposal = Proposal(vm=vm, source=source, destination=host, kind=None, shares=shares)
-        if found is not None and KIND_RANK.get(transfer_type(proposal), 9) >= found[0]:
+        if found is not None and KIND_RANK.get(kind, 9) >= found[0]:
             continue
         verdict = assess(proposal)
         if not verdict.allowed:

@@ -111,6 +111,19 @@ def vm_facts(vm: VirtualMachine, moving: bool = False) -> VmFacts:
     )
 
 
+def shared_disks_by_host() -> dict[int, tuple[tuple[str, str], ...]]:
+    """(VM name, shared VHDX path) of the VMs with a shared VHDX, by host pk: Proposal.destination_shared."""
+    rows = (
+        VirtualDisk.vms.through.objects.filter(virtualdisk__shared=True, virtualmachine__removed=False)
+        .order_by("virtualmachine__name", "virtualdisk__path")
+        .values_list("virtualmachine__host_id", "virtualmachine__name", "virtualdisk__path")
+    )
+    by_host: dict[int, list[tuple[str, str]]] = {}
+    for host_id, name, path in rows:
+        by_host.setdefault(host_id, []).append((name, path))
+    return {host_id: tuple(pairs) for host_id, pairs in by_host.items()}
+
+
 def hosts_for_preflight():
     return Host.objects.select_related("cluster").prefetch_related(
         Prefetch("shares", queryset=SmbShare.objects.only("id", "unc_path")), "storage_locations"
@@ -137,6 +150,8 @@ class Preflight:
         self.shares = share_facts()
         self.vm_facts = vm_facts(vm, moving=MigrationJob.objects.filter(vm=vm, state__in=ACTIVE_STATES).exists())
         self._facts: dict[int, HostFacts] = {}
+        # Only a VM with a shared VHDX has guest-cluster partners to look for (one query more then).
+        self.shared = shared_disks_by_host() if any(d.shared for d in self.vm_facts.disks) else {}
 
     def facts(self, host: Host) -> HostFacts:
         if host.pk not in self._facts:
@@ -152,6 +167,7 @@ class Preflight:
             storage_path=storage_path,
             vhds=tuple(tuple(pair) for pair in vhds),
             shares=self.shares,
+            destination_shared=self.shared.get(destination.pk, ()),
         )
         return assess(proposal)
 
@@ -165,8 +181,11 @@ class Preflight:
 
     def destinations(self) -> list[tuple[Host, Assessment]]:
         """Every other reachable host, best first: allowed before blocked, hosts in maintenance after
-        the others (being emptied, or waiting for their VMs back), then by stars."""
+        the others (being emptied, or waiting for their VMs back), then nodes of the VM's own cluster,
+        hosts that reach its files, the rest (transfer.preference), each by stars."""
         ranked = [
             (host, self.assess(host)) for host in self.hosts.values() if host.pk != self.vm.host_id and host.reachable
         ]
-        return sorted(ranked, key=lambda p: (not p[1].allowed, p[0].maintenance, -p[1].rating, p[0].name))
+        return sorted(
+            ranked, key=lambda p: (not p[1].allowed, p[0].maintenance, p[1].preference, -p[1].rating, p[0].name)
+        )

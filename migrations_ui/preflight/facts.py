@@ -143,6 +143,9 @@ class Proposal:
     storage_path: str = ""  # one destination for all files (Live VSM, whole-VM storage move)
     vhds: tuple[tuple[str, str], ...] = ()  # selected VHDs: (source path, destination path)
     shares: tuple[ShareFacts, ...] = ()  # every share the inventory knows (for the corrected FQDN)
+    # (VM name, shared VHDX path) for each VM with a shared VHDX on the destination, or placed there by a
+    # plan: where the other nodes of a guest cluster run (rules.guest_cluster_same_host).
+    destination_shared: tuple[tuple[str, str], ...] = ()
     extra: dict = field(default_factory=dict)
 
     @property

@@ -784,6 +784,36 @@ def not_possible_owner(p: Proposal) -> Iterator[Finding]:
         )
 
 
+# A guest cluster (VMs sharing a VHDX) survives a host failure only when its nodes run on different
+# hosts ("Using Guest Clustering for High Availability": place guest cluster nodes on different
+# physical hosts). Nothing on the host enforces it: Move-VM and the cluster take the move, VMM's
+# availability sets keep such VMs apart only "whenever possible", and a failover cluster ignores
+# AntiAffinityClassNames when no other node is left. A preference, so a warning; the planner never
+# chooses such a host (placement.choose).
+def guest_cluster_same_host(p: Proposal) -> Iterator[Finding]:
+    if p.kind is None or p.source.fqdn == p.destination.fqdn:
+        return
+    mine = {d.path.lower() for d in p.vm.disks if d.shared}
+    partners = [name for name, path in p.destination_shared if path.lower() in mine]
+    for partner in dict.fromkeys(partners):
+        yield Finding(
+            "guest-cluster-same-host",
+            WARN,
+            Msg(
+                "%(partner)s, the other node of %(vm)s's guest cluster (they share a VHDX), runs on %(host)s; "
+                "a failure of %(host)s would stop both nodes.",
+                partner=partner,
+                vm=p.vm.name,
+                host=p.destination.name,
+            ),
+            Msg(
+                "Choose a host where no other node of the guest cluster runs. Hyper-V does not refuse this move: "
+                "keep the nodes apart yourself (in VMM an availability set, in a failover cluster "
+                "AntiAffinityClassNames)."
+            ),
+        )
+
+
 RULES: tuple[Rule, ...] = (
     path_not_allowed,
     smb_path_not_fqdn,
@@ -811,6 +841,7 @@ RULES: tuple[Rule, ...] = (
     virtual_fibre_channel,
     hyper_v_replica,
     not_possible_owner,
+    guest_cluster_same_host,
 )
 
 

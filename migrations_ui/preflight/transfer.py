@@ -13,6 +13,10 @@ from migrations_ui.preflight.rules import BLOCK, VM_STATES, Finding, blocked, ev
 from utilities.texts import Msg
 
 CSV_ROOT = "c:\\clusterstorage\\"
+# What an operator picks first: a node of the HA VM's own cluster (it stays highly available, its files stay
+# where they are), then a host that reaches the VM's files (Live: nothing is copied), then the rest (the
+# files are copied: Live (VSM), Network). VMM likewise rates only the VM's cluster highly for an HA VM.
+SAME_CLUSTER, SAME_STORAGE, ELSEWHERE = 0, 1, 2
 
 
 @dataclass(frozen=True)
@@ -28,6 +32,11 @@ class Assessment:
     @property
     def allowed(self) -> bool:
         return self.transfer_type is not None and not blocked(list(self.findings))
+
+    @property
+    def preference(self) -> int:
+        """SAME_CLUSTER, SAME_STORAGE or ELSEWHERE: destinations are listed in that order, then by stars."""
+        return preference(self.proposal)
 
     def as_json(self) -> dict:
         """The preflight JSON of architecture.md (stable interface)."""
@@ -73,6 +82,25 @@ def transfer_type(p: Proposal) -> str | None:
     return Kind.LIVE_VSM
 
 
+def preference(p: Proposal) -> int:
+    """How an operator ranks the destination of a proposal whose kind is decided (SAME_CLUSTER first)."""
+    if p.vm.clustered and p.source.cluster is not None and not p.cross_cluster:
+        return SAME_CLUSTER
+    if p.kind in (Kind.LIVE, Kind.QUICK):
+        return SAME_STORAGE
+    return ELSEWHERE
+
+
+def star_cap(p: Proposal) -> tuple[float, Msg | None]:
+    """The most stars a destination gets, and why: leaving the HA VM's cluster drops its high availability
+    for the move (and for good on a standalone host), copying the files makes a longer move."""
+    if p.vm.clustered and p.source.cluster is not None and p.cross_cluster:
+        return 3.0, Msg("it leaves its cluster: at most 3 stars")
+    if p.kind in (Kind.LIVE_VSM, Kind.NETWORK):
+        return 4.0, Msg("its files are copied: at most 4 stars")
+    return 5.0, None
+
+
 def assess(p: Proposal) -> Assessment:
     """Decide the transfer type, run every rule, rate the destination."""
     kind = transfer_type(p)
@@ -92,13 +120,15 @@ def assess(p: Proposal) -> Assessment:
         remedy = Msg("Choose another host or change the VM's state.")
         findings = [Finding("no-transfer-type", BLOCK, reason, remedy)]
         findings += [f for f in evaluate(p) if f.severity != BLOCK]
-    stars, reason = rating(p.vm, p.destination, findings)
+    stars, reason = rating(p.vm, p.destination, findings, *star_cap(p))
     return Assessment(p, kind, tuple(findings), stars, reason)
 
 
-def rating(vm: VmFacts, host: HostFacts, findings: list[Finding]) -> tuple[float, str]:
+def rating(
+    vm: VmFacts, host: HostFacts, findings: list[Finding], cap: float = 5.0, why: str | None = None
+) -> tuple[float, str]:
     """0-5 stars in half steps. 0 with the first blocking reason; otherwise memory left after the
-    move weighs most, then CPU headroom, then free migration slots."""
+    move weighs most, then CPU headroom, then free migration slots; at most `cap` (star_cap, `why`)."""
     blocking = [f for f in findings if f.severity == BLOCK]
     if blocking:
         return 0.0, blocking[0].message
@@ -108,11 +138,12 @@ def rating(vm: VmFacts, host: HostFacts, findings: list[Finding]) -> tuple[float
     limit = max(1, host.live_limit)
     slots_free = max(0.0, 1 - host.live_in_use / limit)
     score = 5 * (0.5 * min(1.0, memory_left * 2) + 0.3 * cpu_free + 0.2 * slots_free)
-    stars = max(0.5, round(score * 2) / 2)
-    return stars, Msg(
+    stars = max(0.5, min(cap, round(score * 2) / 2))
+    load = Msg(
         "%(memory)s%% memory free after the move, CPU %(cpu)s%%, %(used)s/%(limit)s live migrations running",
         memory=round(memory_left * 100),
         cpu=host.cpu_load_percent,
         used=host.live_in_use,
         limit=limit,
     )
+    return stars, Msg("%(load)s; %(why)s", load=load, why=why) if why else load

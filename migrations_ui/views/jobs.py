@@ -88,6 +88,10 @@ def migrate_vm(request, guid):
     out = _wizard(request, vm, form, assess, submit)
     if out.job:
         return go(request, out.job)
+    if out.selected is None and _only_the_path_is_wrong(form):
+        # The steps stay on the page, the error at the path field and nothing to start: htmx swaps the
+        # Summary card in as typed, and a card missing from the answer would vanish with no message.
+        out.selected = preflight.assess(form.cleaned_data["to"])
     context = {
         "vm": vm,
         "form": form,
@@ -101,6 +105,10 @@ def migrate_vm(request, guid):
     return page_or_fragment(
         request, "migrations_ui/migrate_vm.html", "partials/migrate_details.html", context, out.status
     )
+
+
+def _only_the_path_is_wrong(form) -> bool:
+    return form.is_bound and set(form.errors) == {"storage_path"} and form.cleaned_data.get("to") is not None
 
 
 def _with_drift(source, ranked):

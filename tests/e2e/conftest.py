@@ -70,7 +70,7 @@ def chromium() -> Path:
 def output_dir() -> Path:
     OUTPUT.mkdir(exist_ok=True)
     for old in OUTPUT.glob("*.png"):
-        old.unlink()
+        old.unlink(missing_ok=True)  # the other xdist worker may have removed it first
     print(f"\ne2e screenshots: {OUTPUT}")
     return OUTPUT
 

@@ -83,7 +83,7 @@ def test_the_preview_says_why_a_vm_does_not_go_to_the_host_tried_first(operator_
     # sql-fc1 and sql-fc2 share a VHDX (a guest cluster); sql-fc2 runs on hv-s2, the other standalone host.
     host = Host.objects.get(name="hv-s1")
     body = operator_client.get(evacuate_url(host)).content.decode()
-    assert "Not hv-s2: sql-fc2 runs there (the other node of its guest cluster)." in body
+    assert "Not hv-s2: sql-fc2, the other node of sql-fc1&#x27;s guest cluster (they share a VHDX)" in body
     german = operator_client.get(evacuate_url(host), headers={"Accept-Language": "de"}).content.decode()
     assert "Nicht hv-s2:" in german and "Not hv-s2" not in german
 

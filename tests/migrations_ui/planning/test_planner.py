@@ -162,13 +162,19 @@ def test_the_nodes_of_a_guest_cluster_never_share_a_host():
     assert where(plan) == {"sql-fc1": "hv-c"}
     # The plan says why not the emptiest host, where an operator would look first.
     notes = [(f.rule, f.message) for f in plan.moves[0].findings if f.rule == "placement-passed-over"]
-    assert notes == [("placement-passed-over", "Not hv-b: sql-fc2 runs there (the other node of its guest cluster).")]
+    assert notes == [
+        (
+            "placement-passed-over",
+            "Not hv-b: sql-fc2, the other node of sql-fc1's guest cluster (they share a VHDX), runs on hv-b; "
+            "a failure of hv-b would stop both nodes.",
+        )
+    ]
 
     both = evacuate(A, [fc1, fc2], [A, emptiest, C])
     assert len(set(where(both).values())) == 2
 
     stuck = evacuate(A, [fc1], [A, emptiest], resident={emptiest.fqdn: [fc2]})
-    assert "sql-fc2 runs there (the other node of its guest cluster)" in stuck.left[0].reason
+    assert "sql-fc2, the other node of sql-fc1's guest cluster" in stuck.left[0].reason
 
 
 def test_blocked_destinations_are_never_chosen():

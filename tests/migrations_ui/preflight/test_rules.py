@@ -84,6 +84,7 @@ def test_every_rule_id_is_stable():
         "virtual-fibre-channel",
         "hyper-v-replica",
         "not-possible-owner",
+        "guest-cluster-same-host",
     ]
 
 
@@ -455,3 +456,35 @@ def test_a_clustered_vm_leaving_its_cluster_is_told_where_it_ends_without_ha(des
     p = proposal(vm=replace(VM, clustered=True), source=N1, destination=destination, kind=Kind.LIVE_VSM)
     [finding] = [f for f in evaluate(p) if f.rule == "clustered-vm-storage-move"]
     assert says in str(finding.message)
+
+
+QUORUM = SHARE + "\\sql-fc\\quorum.vhdx"
+NODE = replace(VM, name="sql-fc1", disks=(DiskFacts(SHARE + "\\sql-fc1\\os.vhdx"), DiskFacts(QUORUM, shared=True)))
+
+
+@pytest.mark.parametrize(
+    ("p", "partners"),
+    [
+        (proposal(vm=NODE, destination_shared=(("sql-fc2", QUORUM),)), ["sql-fc2"]),
+        (proposal(vm=NODE, destination_shared=(("sql-fc2", QUORUM.upper()),)), ["sql-fc2"]),  # Windows paths
+        (proposal(vm=NODE, kind=Kind.LIVE_VSM, destination_shared=(("sql-fc2", QUORUM),)), ["sql-fc2"]),
+        (proposal(vm=NODE, destination_shared=(("other-fc", SHARE + "\\other\\quorum.vhdx"),)), []),
+        (proposal(vm=NODE), []),  # the partner runs elsewhere
+        (proposal(vm=replace(NODE, disks=NODE.disks[:1]), destination_shared=(("sql-fc2", QUORUM),)), []),
+        (proposal(vm=NODE, destination=S1, kind=Kind.STORAGE, destination_shared=(("sql-fc2", QUORUM),)), []),
+    ],
+)
+def test_guest_cluster_same_host(p, partners):
+    from django.utils import translation
+
+    from utilities.texts import localized
+
+    found = [f for f in evaluate(p) if f.rule == "guest-cluster-same-host"]
+    assert [f.message.params["partner"] for f in found] == partners
+    # A real host takes the move (only VMM's placement and the cluster's failover keep the nodes apart):
+    # a warning with the remedy, never a block.
+    assert {f.severity for f in found} <= {"warn"}
+    for f in found:
+        assert "hv-s2" in f.message and "Choose a host where no other node" in f.remedy
+        with translation.override("de"):
+            assert "Gastcluster" in localized(f.message) and "Gastclusters" in localized(f.remedy)

@@ -155,3 +155,32 @@ def test_an_evacuation_does_not_send_a_running_vm_to_the_other_vendor():
 
     placed, _ = place_evacuation(N1, [vm], [amd, intel], {}, PlanOptions())
     assert [p.destination.name for p in placed] == ["n3"]
+
+
+def test_an_ha_vm_ranks_its_own_cluster_first_then_its_storage_then_the_rest():
+    from migrations_ui.preflight.transfer import ELSEWHERE, SAME_CLUSTER, SAME_STORAGE
+
+    on_share = replace(CSV_VM, config_path=SHARE + "\\db", disks=(DiskFacts(SHARE + "\\db\\db.vhdx"),))
+    busy_node = replace(N2, memory_available_bytes=100 * GIB, cpu_load_percent=30)
+    roomy = {"memory_available_bytes": 250 * GIB, "cpu_load_percent": 0}
+    node = assess(proposal(vm=on_share, source=N1, destination=busy_node, kind=None))
+    reaches = assess(proposal(vm=on_share, source=N1, destination=replace(S2, **roomy), kind=None))
+    copies = assess(proposal(vm=on_share, source=N1, destination=replace(LOCAL, **roomy), kind=None))
+
+    assert (node.transfer_type, reaches.transfer_type, copies.transfer_type) == ("live", "live", "live_vsm")
+    assert (node.preference, reaches.preference, copies.preference) == (SAME_CLUSTER, SAME_STORAGE, ELSEWHERE)
+    # Leaving the cluster drops high availability: an emptier standalone host does not outrate a node.
+    assert reaches.rating == copies.rating == 3.0 < node.rating
+    assert "it leaves its cluster: at most 3 stars" in copies.rating_reason
+
+
+def test_a_plain_vm_rates_a_host_that_copies_its_files_below_one_that_reaches_them():
+    from migrations_ui.preflight.transfer import ELSEWHERE, SAME_STORAGE
+
+    roomy = {"memory_available_bytes": 250 * GIB, "cpu_load_percent": 0}
+    reaches = assess(proposal(destination=replace(S2, **roomy), kind=None))
+    copies = assess(proposal(destination=replace(LOCAL, **roomy), kind=None))
+
+    assert (reaches.preference, copies.preference) == (SAME_STORAGE, ELSEWHERE)
+    assert (reaches.rating, copies.rating) == (5.0, 4.0)
+    assert "its files are copied: at most 4 stars" in copies.rating_reason

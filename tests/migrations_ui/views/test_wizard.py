@@ -3,7 +3,7 @@ from django.urls import reverse
 
 from fabric.models import StorageLocation
 from migrations_ui.models import JobEvent, MigrationJob
-from tests.fabric.factories import GB, make_disk, make_host, make_location, make_share, make_vm
+from tests.fabric.factories import GB, make_cluster, make_disk, make_host, make_location, make_share, make_vm
 
 pytestmark = pytest.mark.django_db
 
@@ -260,3 +260,89 @@ def test_storage_wizard_refuses_a_system_folder_for_the_vm_and_for_selected_vhds
 
     assert response.status_code == 409 and "path-not-allowed" in response.content.decode()
     assert MigrationJob.objects.count() == 0
+
+
+def test_it_warns_of_the_host_where_the_other_node_of_a_guest_cluster_runs(admin_client, fabric):
+    s1, s2 = fabric["s1"], fabric["s2"]
+    fc1 = make_vm("sql-fc1", host=s1, config_path=SHARE + "\\sql-fc1", memory_assigned_bytes=8 * GB)
+    fc2 = make_vm("sql-fc2", host=s2, config_path=SHARE + "\\sql-fc2", memory_assigned_bytes=8 * GB)
+    make_disk(SHARE + "\\sql-fc\\quorum.vhdx", vms=[fc1, fc2], shared=True)
+
+    response = admin_client.get(wizard(fc1))
+
+    verdicts = {h.name: a for h, a in response.context["ranked"]}
+    partner = [f for f in verdicts["hv-s2"].findings if f.rule == "guest-cluster-same-host"]
+    assert [f.severity for f in partner] == ["warn"] and verdicts["hv-s2"].allowed  # Hyper-V takes the move
+    assert "sql-fc2" in partner[0].message
+    assert not [f for f in verdicts["hv-s3"].findings if f.rule == "guest-cluster-same-host"]
+    row = response.content.decode().split('value="hv-s2.contoso.test"', 1)[1].split("</tr>", 1)[0]
+    assert "1 warning" in row and "ready" not in row
+    details = admin_client.get(wizard(fc1), {"to": s2.fqdn}, HTTP_HX_REQUEST="true").content.decode()
+    assert 'data-rule="guest-cluster-same-host"' in details and "Move</button>" in details
+
+
+def test_a_bad_path_keeps_the_summary_and_shows_the_error_at_the_field(admin_client, fabric):
+    params = {"to": fabric["s3"].fqdn, "storage_path": "relative\\path"}
+
+    response = admin_client.get(wizard(fabric["vm"]), params, HTTP_HX_REQUEST="true")
+
+    # The path field asks for #summary (hx-select) and #storage-path-error (hx-select-oob): both are there.
+    assert response.status_code == 400
+    body = response.content.decode()
+    summary = body.split('id="summary"', 1)[1]
+    assert "Correct the destination path in step 2" in summary and "Move</button>" not in summary
+    field_error = body.split('id="storage-path-error"', 1)[1].split("</div>", 1)[0]
+    assert "Give a local path such as D:\\Hyper-V" in field_error
+    assert body.count("Give a local path") == 1  # at the field only, not again above the steps
+
+
+def test_the_path_field_asks_again_on_input_not_only_on_keyup(admin_client, fabric):
+    body = admin_client.get(wizard(fabric["vm"]), {"to": fabric["s3"].fqdn}, HTTP_HX_REQUEST="true").content.decode()
+
+    field = body.split('id="id_storage_path"', 1)[1].split(">", 1)[0]
+    assert 'hx-trigger="input changed delay:400ms, change changed"' in field
+
+
+def test_the_wizards_htmx_gets_leave_the_csrf_token_out(admin_client, fabric):
+    for page in (wizard(fabric["vm"]), storage_wizard(fabric["vm"])):
+        form = admin_client.get(page).content.decode().split('<form id="wizard"', 1)[1].split(">", 1)[0]
+        assert 'hx-params="not csrfmiddlewaretoken"' in form
+
+
+def test_an_ha_vm_sees_the_nodes_of_its_cluster_first(admin_client, fabric):
+    cluster = make_cluster("CL1")
+    n1 = make_host("hv-n1", cluster=cluster, **READY)
+    n2 = make_host("hv-n2", cluster=cluster, memory_available_bytes=100 * GB, cpu_load_percent=30, **READY)
+    ha = make_vm("sql01", host=n1, is_clustered=True, config_path="C:\\ClusterStorage\\Volume1\\sql01")
+    make_disk("C:\\ClusterStorage\\Volume1\\sql01\\sql01.vhdx", vms=[ha], key="cl1|sql01")
+    for standalone in ("s1", "s2", "s3"):  # emptier than the node: they used to rank first, with 5 stars
+        fabric[standalone].memory_available_bytes = 250 * GB
+        fabric[standalone].save()
+
+    ranked = admin_client.get(wizard(ha)).context["ranked"]
+
+    assert ranked[0][0] == n2 and ranked[0][1].transfer_type == "live"
+    assert all(a.rating < ranked[0][1].rating for _, a in ranked[1:])
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"to": "gone.contoso.test", "storage_path": "D:\\Hyper-V"}, "no host gone.contoso.test"),
+        ({"to": "hv-s3.contoso.test", "storage_path": "D:\\Hyper-V", "performance": "warp"}, "Select a valid choice"),
+    ],
+)
+def test_every_error_reaches_the_part_the_path_field_swaps_in(admin_client, fabric, params, message):
+    # The path field keeps only #summary (and the field's own error) of the answer: a message elsewhere is lost.
+    body = admin_client.get(wizard(fabric["vm"]), params, HTTP_HX_REQUEST="true").content.decode()
+
+    assert message in body.split('id="summary"', 1)[1]
+
+
+def test_a_refused_move_says_why_in_the_summary(admin_client, fabric):
+    fabric["vm"].removed = True
+    fabric["vm"].save()
+
+    body = admin_client.get(wizard(fabric["vm"]), {"to": fabric["s2"].fqdn}, HTTP_HX_REQUEST="true").content.decode()
+
+    assert "no longer in Hyper-V" in body.split('id="summary"', 1)[1]
