@@ -240,16 +240,20 @@ def test_audit_events_filter_and_page_newest_first(apis, demo_fabric):
 
 # --- property: generated names and paths into pre-flight ------------------------------------------------
 
-names = st.one_of(st.text(max_size=80), st.sampled_from(["api-01", "sql-prod01", "hv-s1.contoso.test", "hv-new2"]))
+# What a URL can carry: any character UTF-8 encodes (a lone surrogate cannot be sent by any client).
+char = st.characters(codec="utf-8")
+names = st.one_of(
+    st.text(char, max_size=80), st.sampled_from(["api-01", "sql-prod01", "hv-s1.contoso.test", "hv-new2"])
+)
 paths = st.one_of(
-    st.text(max_size=300),
+    st.text(char, max_size=300),
     st.builds(
         lambda server, share, rest: f"\\\\{server}\\{share}\\{rest}",
-        st.text(max_size=40),
-        st.text(max_size=20),
-        st.text(max_size=40),
+        st.text(char, max_size=40),
+        st.text(char, max_size=20),
+        st.text(char, max_size=40),
     ),
-    st.builds(lambda drive, rest: f"{drive}:\\{rest}", st.characters(), st.text(max_size=260)),
+    st.builds(lambda drive, rest: f"{drive}:\\{rest}", char, st.text(char, max_size=260)),
 )
 
 
