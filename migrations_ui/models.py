@@ -9,8 +9,8 @@ as a JobEvent row before it is announced to browsers.
 from django.conf import settings
 from django.db import models
 from django.urls import reverse
+from django.utils.translation import gettext, pgettext_lazy
 from django.utils.translation import gettext_lazy as _
-from django.utils.translation import pgettext_lazy
 
 from fabric.models import Host, PerformanceOption, VirtualMachine
 
@@ -67,6 +67,17 @@ class Batch(models.Model):
 
     def get_absolute_url(self):
         return reverse("migrations_ui:batch", args=[self.pk])
+
+    @property
+    def title(self) -> str:
+        """The name in the reader's language. The console names evacuations and move backs itself
+        (`name` keeps that English name: the API and the audit trail show it); a selection keeps the
+        name an operator gave it."""
+        if self.host is not None and self.name == f"Evacuate {self.host.name}":
+            return gettext("Evacuate %(name)s") % {"name": self.host.name}
+        if self.host is not None and self.name == f"Move back to {self.host.name}":
+            return gettext("Move back to %(name)s") % {"name": self.host.name}
+        return self.name
 
 
 class MigrationJob(models.Model):

@@ -3,6 +3,7 @@
 from collections.abc import Mapping
 
 from django import template
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from utilities.texts import Msg, localized
@@ -52,3 +53,9 @@ def lowerfirst(text) -> str:
     """A label inside a sentence: "4 queued", "4 in der Warteschlange" (German keeps its nouns' capitals)."""
     text = str(text)
     return text[:1].lower() + text[1:]
+
+
+@register.filter
+def percent(value) -> str:
+    """A percentage as the reader's language writes it: "35%", "35 %" (German puts a space before it)."""
+    return gettext("%(value)s%%") % {"value": value}

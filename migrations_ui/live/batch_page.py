@@ -110,10 +110,12 @@ def timelines_context(batch: Batch, batch_runs: list[Run], *, plan_too: bool = T
     actual, _ = actual_times(batch_runs)
     k = fabric_seconds_per_second()  # drawn in wall-clock seconds, as the job pages read
     # timeline_svg escapes every name it draws: its output is the only markup marked safe here.
-    plan_title = localized(Msg("Plan: %(name)s", name=batch.name))
+    plan_title = localized(Msg("Plan: %(name)s", name=batch.title))
     plan_svg = timeline_svg(plan, title=plan_title, per_second=k) if plan.moves and plan_too else ""
     actual_svg = (
-        timeline_svg(plan, actual=actual, title=localized(Msg("Plan and run: %(name)s", name=batch.name)), per_second=k)
+        timeline_svg(
+            plan, actual=actual, title=localized(Msg("Plan and run: %(name)s", name=batch.title)), per_second=k
+        )
         if actual
         else ""
     )

@@ -14,12 +14,14 @@ import pytest
 from django.conf import settings
 from django.test import Client
 from django.urls import reverse
-from django.utils import timezone
+from django.utils import timezone, translation
 
 from audit.log import record
 from audit.models import AuditEvent
 from fabric.models import Host, SmbShare, VirtualMachine
 from migrations_ui.jobs.operations import create_job
+from migrations_ui.live.batch_page import plan_of
+from migrations_ui.live.timeline import _legend
 from migrations_ui.models import Batch, MigrationJob
 
 pytestmark = pytest.mark.django_db
@@ -360,3 +362,20 @@ def test_it_explains_refusals_in_german(viewer_client):
     assert missing.status_code == 404 and "Nicht gefunden" in missing.content.decode()
     refused = in_language(viewer_client, "de").post(reverse("migrations_ui:cancel_jobs"), {"job": "1"})
     assert refused.status_code == 403 and "Ihre Rolle erlaubt das nicht" in refused.content.decode()
+
+
+def test_it_closes_the_german_gaps_a_walkthrough_found(fabric_pages, admin_client):
+    # issue 19 defect 10: batch titles, the chart legend, audit roles and target kinds, percentages.
+    pages = main_pages(fabric_pages, admin_client)
+    batch = Batch.objects.get()
+    german = in_language(admin_client, "de")
+    page = german.get(batch.get_absolute_url()).content.decode()
+    assert f"<h1>{batch.host.name} evakuieren</h1>" in page and "Evacuate" not in page
+    assert re.search(r"\d %</span>", page) and not re.search(r"\d%</span>", page)  # "35 %", not "35%"
+    audit = german.get(reverse("audit:list")).content.decode()
+    assert "virtueller Computer" in audit and ">Operator<" in audit
+    assert ">virtualmachine<" not in audit and "<td>operator</td>\n        <td>Operator</td>" in audit
+    assert pages  # the walk above made the batch
+    with translation.override("de"):
+        legend = "".join(_legend(plan_of(batch.plan), 0, with_actual=True))
+    assert "tatsächlich" in legend and ">actual<" not in legend
