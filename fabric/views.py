@@ -43,7 +43,8 @@ def _host_context(request: HttpRequest, fqdn: str) -> dict:
     vms = list(host.vms.filter(removed=False).select_related("share").order_by("name", "pk"))
     migrating_count = sum(vm.migrating for vm in vms)
     sections = page_sections("host", request, host)
-    return {"host": host, "vms": vms, "migrating_count": migrating_count, "sections": sections}
+    drift = find_drift(settings_views()).get(host.fqdn, [])  # said on the page, not only on hover
+    return {"host": host, "vms": vms, "migrating_count": migrating_count, "sections": sections, "drift": drift}
 
 
 @require_POST

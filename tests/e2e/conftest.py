@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -110,6 +111,12 @@ def browser(chromium, console):
             os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
 
 
+# Chromium logs every 4xx answer as an error, also those the console gives on purpose and shows (a
+# form's 400 with its errors at the fields, the 404 page, a 409 refusal); those are the tests' to
+# assert. A 5xx, a script error, a CSP refusal or a failed load is an error on every page.
+ANSWERED = re.compile(r"Failed to load resource: the server responded with a status of 4\d\d ")
+
+
 @dataclass
 class Session:
     """One signed-in browser context: its page, the console it talks to, and the errors the browser
@@ -121,7 +128,7 @@ class Session:
 
     def watch_errors(self) -> None:
         def on_console(message) -> None:
-            if message.type == "error":
+            if message.type == "error" and not ANSWERED.match(message.text):
                 self.errors.append(f"{self.page.url}: {message.text}")
 
         self.page.on("console", on_console)
@@ -154,12 +161,15 @@ def signed_in(browser, console):
 
     def open_session(username: str, viewport=(1280, 900)) -> Session:
         session = sign_in(browser, console, username, viewport)
+        session.page.context.console_errors = session.errors  # checked when the test ends
         contexts.append(session.page.context)
         return session
 
     yield open_session
+    errors = [error for context in contexts for error in getattr(context, "console_errors", [])]
     for context in contexts:
         context.close()
+    assert not errors, "the browser reported errors:\n" + "\n".join(errors)
 
 
 def shoot(page, output_dir: Path, name: str) -> Path:

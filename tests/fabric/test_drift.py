@@ -69,3 +69,15 @@ def test_all_hosts_flags_drift_and_filters_to_flagged_hosts(admin_client, demo_f
     }
     assert names == {"hv-s3", "hv-new1", "hv-new2", "hv-new3"}
     assert [c.name for c in flagged.context["clusters"]] == ["CL-NEW"]
+
+
+@pytest.mark.django_db
+def test_the_reasons_are_said_on_the_page_not_only_on_hover(admin_client, demo_fabric):
+    # issue 19 defect 15: the reasons were only in the badge's title.
+    flagged = admin_client.get("/?flagged=1").content.decode()
+    row = flagged[flagged.index('title="hv-new2.contoso.test"') :].split("</tr>")[0]
+    assert '<ul class="drift-reasons"><li>' in row and "caps live migrations at 1" in row
+    host_page = admin_client.get("/hosts/hv-new2.contoso.test/").content.decode()
+    notice = host_page[host_page.index('id="drift"') :].split("</div>")[0]
+    assert "caps live migrations at 1" in notice
+    assert 'id="drift"' not in admin_client.get("/hosts/hv-s1.contoso.test/").content.decode()

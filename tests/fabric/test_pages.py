@@ -220,9 +220,9 @@ def test_it_keeps_the_host_page_queries_constant(admin_client, django_assert_num
     share = make_share(hosts=[host])
     for i in range(vms):
         make_vm(host=host, share=share if i % 2 else None)
-    # session, user, host + cluster, storage locations, shares, VMs, migration slots in use, the last
-    # hour's jobs with their admission times (the slots chart)
-    with django_assert_num_queries(8):
+    # session, user, host + cluster, storage locations, shares, VMs, every host's settings (drift),
+    # migration slots in use, the last hour's jobs with their admission times (the slots chart)
+    with django_assert_num_queries(9):
         response = admin_client.get(reverse("fabric:host", args=["hv01.contoso.test"]))
     assert len(response.context["vms"]) == vms
 
