@@ -15,9 +15,12 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.core.paginator import Page, Paginator
+from django.db.models import Q
 from django.template.loader import render_to_string
 from django.utils import timezone
+from django.utils.dateparse import parse_date
 from django.utils.http import urlencode
+from django.utils.translation import gettext
 
 from migrations_ui.jobs.runner import STALE_AFTER, STEPS, steps_for
 from migrations_ui.jobs.scheduler import host_limits, queue_decision, queue_order, slots_in_use
@@ -47,7 +50,7 @@ class Wait:
 
 
 def _jobs():
-    return MigrationJob.objects.select_related("source", "destination")
+    return MigrationJob.objects.select_related("source", "destination", "requested_by")
 
 
 def running_jobs() -> list[MigrationJob]:
@@ -63,7 +66,7 @@ QUEUE_SHOWN = 100
 def queued_jobs(limit: int | None = None) -> list[MigrationJob]:
     """The first `limit` queued jobs in queue order, each with .position, .waits (the slots it waits
     for) and .paused_on (the hosts whose paused queue it waits for)."""
-    jobs = list(queue_order().select_related("source", "destination")[: limit or QUEUE_SHOWN])
+    jobs = list(queue_order().select_related("source", "destination", "requested_by")[: limit or QUEUE_SHOWN])
     if not jobs:
         return []
     decision = queue_decision()
@@ -89,14 +92,37 @@ def _wait(slot: tuple, names: dict, in_use, limits) -> Wait:
 
 
 def finished_filters(params) -> dict:
-    """The Finished section's filters from a query string; anything unknown is ignored."""
+    """The Finished section's filters from a query string; anything unknown is ignored, a date
+    that is none is dropped (the page says so: filter_problems)."""
     state = params.get("state", "")
     page = params.get("page", "1")
     return {
         "state": state if state in dict(FINISHED_STATES) else "",
         "vm": params.get("vm", "").strip()[:255],
+        "host": params.get("host", "").strip()[:255],
+        "user": params.get("user", "").strip()[:150],
+        "since": _day(params.get("since", "")),
+        "until": _day(params.get("until", "")),
         "page": int(page) if page.isdigit() and int(page) > 0 else 1,
     }
+
+
+def _day(raw: str) -> str:
+    """A YYYY-MM-DD date as given, or "" when it is none."""
+    raw = raw.strip()[:10]
+    try:
+        return raw if raw and parse_date(raw) else ""
+    except ValueError:  # well-formed but impossible: 2026-02-30
+        return ""
+
+
+def filter_problems(params, filters: dict) -> list[str]:
+    """What the Finished filters ignored, to say so above the table."""
+    return [
+        gettext("Ignored %(name)s=%(value)s: give a date as 2026-11-25.") % {"name": name, "value": repr(params[name])}
+        for name in ("since", "until")
+        if params.get(name, "").strip() and not filters[name]
+    ]
 
 
 def filter_query(filters: dict, **override) -> str:
@@ -111,6 +137,20 @@ def finished_page(filters: dict) -> Page:
         jobs = jobs.filter(state=filters["state"])
     if filters["vm"]:
         jobs = jobs.filter(vm_name__icontains=filters["vm"])
+    if filters["host"]:
+        name = filters["host"]
+        jobs = jobs.filter(
+            Q(source__name__icontains=name)
+            | Q(source__fqdn__icontains=name)
+            | Q(destination__name__icontains=name)
+            | Q(destination__fqdn__icontains=name)
+        )
+    if filters["user"]:
+        jobs = jobs.filter(requested_by__username__iexact=filters["user"])
+    if filters["since"]:
+        jobs = jobs.filter(finished_at__date__gte=filters["since"])
+    if filters["until"]:
+        jobs = jobs.filter(finished_at__date__lte=filters["until"])
     return Paginator(jobs, FINISHED_PER_PAGE).get_page(filters["page"])
 
 

@@ -166,7 +166,8 @@ def job_list(request):
     # Filters and pages are plain GET links: the websocket URL carries the same filters, so a change
     # of filter must load the page (and reconnect) rather than swap only the table.
     filters = progress.finished_filters(request.GET)
-    return render(request, "migrations_ui/jobs.html", progress.board_context(filters))
+    context = {**progress.board_context(filters), "filter_problems": progress.filter_problems(request.GET, filters)}
+    return render(request, "migrations_ui/jobs.html", context)
 
 
 @require_safe  # a read-only page: POST and the like are refused (405)
