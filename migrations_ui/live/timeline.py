@@ -125,8 +125,14 @@ def timeline_svg(
         out.append(
             f'<text x="{PAD}" y="{y + ROW_H / 2 + 4:.1f}" fill="#333">{esc(_cut(name, LANE_LABEL_W - PAD))}</text>'
         )
+    # Where a bar's row is free again after it: a name that does not fit in its bar is written there.
+    next_start: dict[int, float] = {}
+    free_until = {}
+    for bar in sorted(bars, key=lambda b: b.move.start_s, reverse=True):
+        free_until[id(bar)] = next_start.get(bar.row, plot_x + plot_w + PAD)
+        next_start[bar.row] = x(bar.move.start_s)
     for bar in bars:
-        out.extend(_bar(bar, top, x, actual.get(bar.move.vm_id)))
+        out.extend(_bar(bar, top, x, actual.get(bar.move.vm_id), free_until[id(bar)]))
     out.extend(_axis(top + rows * ROW_H, span, x, plot_x, plot_w))
     out.extend(_legend(plan, top + rows * ROW_H + AXIS_H, bool(actual)))
     out.append("</svg>")
@@ -154,7 +160,7 @@ def _layout(plan: Plan, lanes: str) -> tuple[list[tuple[int, str, int]], list[_B
     return names, bars
 
 
-def _bar(bar: _Bar, top: float, x, real: tuple[float, float | None] | None) -> list[str]:
+def _bar(bar: _Bar, top: float, x, real: tuple[float, float | None] | None, free_until: float) -> list[str]:
     m = bar.move
     y = top + bar.row * ROW_H + (ROW_H - BAR_H - ACTUAL_H) / 2
     x0, x1 = x(m.start_s), x(m.end_s)
@@ -179,7 +185,11 @@ def _bar(bar: _Bar, top: float, x, real: tuple[float, float | None] | None) -> l
         f'fill="{COLORS.get(m.transfer_type, "#888")}"/>',
     ]
     name = _cut(m.vm, w - 6)
-    if name:
+    if name == m.vm:
+        parts.append(f'<text x="{x0 + 3:.1f}" y="{y + BAR_H - 4:.1f}" fill="#fff">{esc(name)}</text>')
+    elif after := _cut(m.vm, free_until - x1 - 6):  # beside the bar, where its row is free
+        parts.append(f'<text x="{x1 + 3:.1f}" y="{y + BAR_H - 4:.1f}" fill="#333">{esc(after)}</text>')
+    elif name:
         parts.append(f'<text x="{x0 + 3:.1f}" y="{y + BAR_H - 4:.1f}" fill="#fff">{esc(name)}</text>')
     if real is not None:
         end = real[1] if real[1] is not None else real[0]

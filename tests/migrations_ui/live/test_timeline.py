@@ -108,3 +108,13 @@ def test_ticks_are_round_and_few():
     assert tick_step(95) == 10
     assert tick_step(600) == 60
     assert tick_step(10_000) == 1800
+
+
+def test_a_name_too_long_for_its_bar_is_written_beside_it_where_the_row_is_free():
+    # issue 19 defect 15: a short move's name was cut to "prin…" inside its bar.
+    long_name = "print-spooler-01"
+    plan = evacuate(A, [vm("db", 64), vm(long_name, 1)], [A, B, C])
+    root = parse(timeline_svg(plan, width=600))
+    texts = ["".join(t.itertext()) for g in root.findall(f"{SVG}g[@class='move']") for t in g.findall(f"{SVG}text")]
+    assert long_name in texts
+    assert not any(t.endswith("\u2026") and long_name.startswith(t[:-1]) for t in texts)
