@@ -266,7 +266,7 @@ def detail_context(job: MigrationJob) -> dict:
     return {
         "job": job,
         "steps": step_rows(job),
-        "events": list(job.events.all()),
+        "events": log_rows(list(job.events.all())),
         "chart": job_chart(job),
         "unknown": unknown_facts(job),
         "copy": file_copy(job),
@@ -318,8 +318,35 @@ def _chart_due(job: MigrationJob, newest: JobEvent | None) -> bool:
     return True
 
 
+def _progress_group(event: JobEvent) -> tuple:
+    """What a progress sample belongs to in the log: its pass, or (a host that reports a percent
+    only) its quarter of the move."""
+    data = event.data or {}
+    if data.get("pass_number"):
+        return ("pass", data["pass_number"])
+    return ("percent", int(data.get("percent", 0)) // 25)
+
+
+def log_rows(events: list[JobEvent], before: JobEvent | None = None) -> list[JobEvent]:
+    """The event log's rows: every event, but of the progress samples (one a second: the chart and
+    the pass table have them all) only the first of each pass. `before`: the newest progress
+    sample already shown, when these rows are appended to a log."""
+    rows, shown = [], _progress_group(before) if before is not None else None
+    for event in events:
+        if event.kind == "progress":
+            group = _progress_group(event)
+            if group == shown:
+                continue
+            shown = group
+        rows.append(event)
+    return rows
+
+
 def render_new_events(events: list[JobEvent]) -> str:
     """Rows appended to the event log (htmx inserts the wrapper's children, not the wrapper)."""
+    if events:
+        earlier = JobEvent.objects.filter(job_id=events[0].job_id, sequence__lt=events[0].sequence, kind="progress")
+        events = log_rows(events, earlier.order_by("-sequence").first())
     if not events:
         return ""
     return render_to_string("partials/job_events.html", {"events": events, "append": True})
@@ -338,7 +365,7 @@ def render_job_replay(job_id: int) -> tuple[str, str, int]:
     own: a <tbody> after other elements is dropped by the HTML parser htmx uses."""
     job = job_for_page(job_id)
     events = list(job.events.order_by("sequence"))
-    log_html = render_to_string("partials/job_events.html", {"events": events, "oob": True})
+    log_html = render_to_string("partials/job_events.html", {"events": log_rows(events), "oob": True})
     return render_job_state(job) + render_job_chart(job), log_html, events[-1].sequence if events else 0
 
 

@@ -442,3 +442,24 @@ def test_a_finished_job_clears_what_the_cancel_click_answered(hosts):
 
     assert 'id="job-notice"' not in progress.render_job_state(running)
     assert '<div id="job-notice" aria-live="polite" hx-swap-oob="true"></div>' in progress.render_job_state(cancelled)
+
+
+def sample(pass_number, percent):
+    return ("progress", {"pass_number": pass_number, "percent": percent, "bytes_sent": percent * 10**8})
+
+
+def test_the_event_log_keeps_one_progress_row_per_pass(client, viewer_user, hosts):
+    # issue 19: one row per progress tick (one a second) buried the steps.
+    samples = [sample(1, 10), sample(1, 20), sample(1, 30), sample(2, 60), sample(2, 70), sample(3, 90)]
+    job = make_job(hosts["hv-s1"], hosts["hv-s2"], JobState.RUNNING, events=[("state", {"state": "running"}), *samples])
+    client.force_login(viewer_user)
+    log = client.get(job.get_absolute_url()).context["events"]
+    shown = [(e.kind, e.data.get("pass_number")) for e in log]
+    assert shown == [("created", None), ("state", None), ("progress", 1), ("progress", 2), ("progress", 3)]
+
+    # appended live: a sample of the pass already shown adds no row, the next pass does
+    last = job.events.order_by("-sequence").first().sequence
+    JobEvent.objects.create(job=job, sequence=last + 1, kind="progress", data=sample(3, 95)[1])
+    assert progress.render_events_after(job.pk, last) == ""
+    JobEvent.objects.create(job=job, sequence=last + 2, kind="progress", data=sample(4, 97)[1])
+    assert f'id="event-{last + 2}"' in progress.render_events_after(job.pk, last + 1)
