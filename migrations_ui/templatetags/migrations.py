@@ -59,6 +59,12 @@ def host_label(fqdn: str) -> str:
 
 
 @register.filter
+def item(mapping, key):
+    """mapping[key] in a template ({{ files_to|item:m.destination }}); None when it has none."""
+    return mapping.get(key) if mapping else None
+
+
+@register.filter
 def severity_count(findings, severity: str) -> int:
     return sum(1 for f in findings if f.severity == severity)
 

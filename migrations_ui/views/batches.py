@@ -47,7 +47,15 @@ def migrate_selected(request):
 
 
 def _preview(form, plan, refusal: str = "") -> dict:
-    return {"form": form, "plan": plan, "refusal": refusal, "vms": form.cleaned_data["vm"], "svg": _svg(plan)}
+    vms = form.cleaned_data["vm"]
+    return {"form": form, "plan": plan, "refusal": refusal, "vms": vms, "svg": _svg(plan), "files_to": _files_to(plan)}
+
+
+def _files_to(plan) -> dict[str, str]:
+    """Where each Live (VSM) move's files go: its destination's default VM folder, as a batch's jobs
+    send them (jobs.operations: no path given, the destination's default, as VMM does)."""
+    copies = {m.destination for m in plan.moves if m.transfer_type == "live_vsm"}
+    return dict(Host.objects.filter(fqdn__in=copies).values_list("fqdn", "vm_path")) if copies else {}
 
 
 def _svg(plan) -> str:
@@ -74,6 +82,7 @@ def evacuate_host(request, fqdn: str):
         )
         return redirect(batch)
     context = {"host": host, "plan": plan, "move_stopped": move_stopped, "refusal": refusal, "svg": _svg(plan)}
+    context["files_to"] = _files_to(plan)
     status = 409 if refusal and request.method == "POST" else 200
     return render(request, "migrations_ui/evacuate.html", context, status=status)
 

@@ -472,3 +472,16 @@ def test_the_evacuate_preview_shows_the_plan_in_wall_clock_seconds(operator_clie
     assert f"estimated makespan {one.makespan_s / 10:.0f} s" in body
     assert f'<td class="num">{one.moves[-1].end_s / 10:.0f} s</td>' in body
     assert f"moves, estimated {clock(one.makespan_s / 10)}</title>" in body  # the timeline too
+
+
+def test_the_plan_says_where_live_vsm_moves_put_the_files(operator_client, demo_fabric):
+    # issue 19: a Live (VSM) move copies the VM's files; the plan now says to which folder.
+    found = []
+    for host in Host.objects.filter(reachable=True).order_by("name"):
+        page = operator_client.get(reverse("migrations_ui:evacuate", args=[host.fqdn]))
+        for move in page.context["plan"].moves:
+            if move.transfer_type == "live_vsm":
+                folder = Host.objects.get(fqdn=move.destination).vm_path
+                found.append(folder)
+                assert f"files to <code>{folder}</code>" in page.content.decode()
+    assert found  # the demo has Live (VSM) evacuations
