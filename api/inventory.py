@@ -88,8 +88,12 @@ def vm_json(vm: VirtualMachine, detail: bool = False) -> dict:
             config_path=vm.config_path,
             switch_names=vm.switch_names,
             processor_compatibility=vm.processor_compatibility,
+            processor_count=vm.processor_count,
             compat_vector_stale=vm.compat_vector_stale,
-            disks=[{"path": d.path, "size_bytes": d.size_bytes, "shared": d.shared} for d in vm.disks.all()],
+            disks=[
+                {f: getattr(d, f) for f in ("path", "size_bytes", "shared", "vhd_type", "max_size_bytes")}
+                for d in vm.disks.all()
+            ],
         )
     return data
 

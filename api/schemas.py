@@ -89,8 +89,10 @@ class SharePage(Page):
 
 class DiskOut(Schema):
     path: str
-    size_bytes: int
+    size_bytes: int = Field(description="The file's size (Get-VHD FileSize): what a storage move copies")
     shared: bool
+    vhd_type: str = Field(description="Fixed, Dynamic or Differencing; empty when not read")
+    max_size_bytes: int = Field(description="The disk's size as the guest sees it (Get-VHD Size); 0 when not read")
 
 
 class VmOut(Schema):
@@ -112,6 +114,7 @@ class VmDetailOut(VmOut):
     config_path: str
     switch_names: list[Any]
     processor_compatibility: bool
+    processor_count: int = Field(description="Virtual processors; 0 when not read")
     compat_vector_stale: bool
     disks: list[DiskOut]
 

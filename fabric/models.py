@@ -44,6 +44,13 @@ class VmState(models.TextChoices):
     OTHER = "other", _("Other")
 
 
+class VhdType(models.TextChoices):
+    # Get-VHD VhdType, named as Hyper-V Manager names them; a value not listed shows as sent.
+    FIXED = "Fixed", _("Fixed size")
+    DYNAMIC = "Dynamic", _("Dynamically expanding")
+    DIFFERENCING = "Differencing", _("Differencing")
+
+
 class Cluster(models.Model):
     name = models.CharField(max_length=63)
     fqdn = models.CharField(max_length=255, unique=True)
@@ -167,6 +174,7 @@ class VirtualMachine(models.Model):
     processor_compatibility = models.BooleanField(
         default=False, help_text="Processor compatibility mode for migration (CompatibilityForMigrationEnabled)"
     )
+    processor_count = models.PositiveSmallIntegerField(default=0, help_text="Virtual processors; 0 when not read")
     switch_names = models.JSONField(default=list, blank=True, help_text="Switch of each connected adapter")
     dirty_rate_mbps = models.FloatField(default=0, help_text="Memory dirty rate (MB/s), a simulator figure")
     migrating = models.BooleanField(default=False, help_text="A migration of this VM was running at the last sync")
@@ -207,6 +215,8 @@ class VirtualDisk(models.Model):
     path = models.CharField(max_length=260)
     size_bytes = models.BigIntegerField(default=0)
     shared = models.BooleanField(default=False, help_text="SupportPersistentReservations: a shared VHDX")
+    vhd_type = models.CharField(max_length=16, blank=True, choices=VhdType.choices, help_text="Get-VHD VhdType")
+    max_size_bytes = models.BigIntegerField(default=0, help_text="The disk's size as the guest sees it (Get-VHD Size)")
     share = models.ForeignKey(SmbShare, null=True, blank=True, on_delete=models.SET_NULL, related_name="disks")
     vms = models.ManyToManyField(VirtualMachine, related_name="disks", blank=True)
 

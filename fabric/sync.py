@@ -256,6 +256,7 @@ def _upsert_vms(inventories, hosts, shares, now) -> dict[uuid.UUID, int]:
                     is_clustered=vm.is_clustered,
                     compat_vector_stale=vm.compat_vector_stale,
                     processor_compatibility=vm.processor_compatibility,
+                    processor_count=vm.processor_count,
                     switch_names=list(vm.switch_names),
                     dirty_rate_mbps=vm.dirty_rate_mbps,
                     migrating=vm.migrating,
@@ -295,6 +296,7 @@ _VM_FIELDS = [
     "is_clustered",
     "compat_vector_stale",
     "processor_compatibility",
+    "processor_count",
     "switch_names",
     "dirty_rate_mbps",
     "migrating",
@@ -332,7 +334,13 @@ def _upsert_disks(inventories, hosts, shares, vm_ids: dict[uuid.UUID, int]) -> N
             for d in vm.disks:
                 key = disk_key(d.path, inv.host.fqdn, cluster)
                 disks[key] = VirtualDisk(
-                    key=key, path=d.path, size_bytes=d.size_bytes, shared=d.shared, share=share_for_path(d.path, shares)
+                    key=key,
+                    path=d.path,
+                    size_bytes=d.size_bytes,
+                    shared=d.shared,
+                    vhd_type=d.vhd_type,
+                    max_size_bytes=d.max_size_bytes,
+                    share=share_for_path(d.path, shares),
                 )
                 attached.setdefault(key, set()).add(vm_ids[uuid.UUID(vm.id)])
     VirtualDisk.objects.bulk_create(
@@ -340,7 +348,7 @@ def _upsert_disks(inventories, hosts, shares, vm_ids: dict[uuid.UUID, int]) -> N
         batch_size=2000,
         update_conflicts=True,
         unique_fields=["key"],
-        update_fields=["path", "size_bytes", "shared", "share"],
+        update_fields=["path", "size_bytes", "shared", "vhd_type", "max_size_bytes", "share"],
     )
     disk_ids = dict(VirtualDisk.objects.values_list("key", "id"))
     # Attachments of the VMs seen are replaced by what the hosts report now.

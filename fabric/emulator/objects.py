@@ -144,6 +144,7 @@ def vm_object(fabric: Fabric, vm: SimVm, migrating: bool) -> object:
         IsClustered=vm.is_clustered,
         Version=vm.config_version,
         Generation=2,
+        ProcessorCount=int64(vm.processor_count),
         # Hyper-V reports 0 for a VM that is off; the startup memory is what a move must find.
         MemoryAssigned=int64(vm.memory_bytes if state in (VMState.Running, VMState.Paused) else 0),
         MemoryStartup=int64(vm.memory_bytes),
@@ -259,9 +260,9 @@ def vhd(disk: SimDisk, host: SimHost) -> object:
         ComputerName=host.name,
         Path=disk.path,
         VhdFormat="VHDX",
-        VhdType="Dynamic",
+        VhdType=disk.vhd_type,
         FileSize=uint64(disk.size_bytes),
-        Size=uint64(max(disk.size_bytes, 127 * 1024**3)),
+        Size=uint64(disk.virtual_size),
         Attached=True,
     )
 
@@ -288,7 +289,7 @@ def vm_processor(vm: SimVm, host: SimHost) -> object:
         VMName=vm.name,
         VMId=guid(vm.id),
         ComputerName=host.name,
-        Count=2,
+        Count=int64(vm.processor_count),
         CompatibilityForMigrationEnabled=vm.processor_compat,
     )
 

@@ -28,8 +28,10 @@ class Connection:
 @dataclass(frozen=True)
 class DiskInfo:
     path: str
-    size_bytes: int
+    size_bytes: int  # Get-VHD FileSize: what a storage move copies
     shared: bool = False  # SupportPersistentReservations
+    vhd_type: str = ""  # Get-VHD VhdType: Fixed, Dynamic, Differencing; "" = not read
+    max_size_bytes: int = 0  # Get-VHD Size: the disk's size as the guest sees it; 0 = not read
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,7 @@ class VmInfo:
     is_clustered: bool = False
     compat_vector_stale: bool = False
     processor_compatibility: bool = False  # Get-VMProcessor CompatibilityForMigrationEnabled
+    processor_count: int = 0  # Get-VMProcessor Count (Get-VM ProcessorCount); 0 = not read
     switch_names: tuple[str, ...] = ()
     dirty_rate_mbps: float = 0.0
     migrating: bool = False  # SecondaryOperationalStatus MigratingVirtualMachine

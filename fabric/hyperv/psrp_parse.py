@@ -151,21 +151,27 @@ def shares(g: dict[str, list[dict[str, Any]]], fqdns: dict[str, str]) -> tuple[S
 
 
 def vms(g: dict[str, list[dict[str, Any]]]) -> tuple[VmInfo, ...]:
-    sizes = {str(v.get("Path")).lower(): int(v.get("FileSize") or 0) for v in g.get("VirtualHardDisk", [])}
-    disks, switches, compat = defaultdict(list), defaultdict(list), {}
+    vhds = {str(v.get("Path")).lower(): v for v in g.get("VirtualHardDisk", [])}
+    disks, switches = defaultdict(list), defaultdict(list)
     for d in g.get("HardDiskDrive", []):
         if d.get("DiskNumber") is not None:
             continue  # a pass-through (physical) disk: no file to move (moves_facts reads it)
         path = str(d.get("Path"))
+        vhd = vhds.get(path.lower(), {})  # none when Get-VHD could not read the file (TOLERATED)
         disks[_id(d.get("VMId"))].append(
-            DiskInfo(path, sizes.get(path.lower(), 0), bool(d.get("SupportPersistentReservations")))
+            DiskInfo(
+                path,
+                int(vhd.get("FileSize") or 0),
+                bool(d.get("SupportPersistentReservations")),
+                text(vhd.get("VhdType")),
+                int(vhd.get("Size") or 0),
+            )
         )
     for a in g.get("VMNetworkAdapter", []):
         if a.get("SwitchName"):
             switches[_id(a.get("VMId"))].append(str(a.get("SwitchName")))
-    for p in g.get("VMProcessor", []):
-        compat[_id(p.get("VMId"))] = bool(p.get("CompatibilityForMigrationEnabled"))
-    found = tuple(vm_info(v, disks, switches, compat) for v in g.get("VirtualMachine", []))
+    processors = {_id(p.get("VMId")): p for p in g.get("VMProcessor", [])}
+    found = tuple(vm_info(v, disks, switches, processors) for v in g.get("VirtualMachine", []))
     return tuple(dataclasses.replace(vm, **facts) for vm, facts in zip(found, moves_facts(g, found), strict=True))
 
 
@@ -234,9 +240,10 @@ def _name(value: Any) -> str:
     return str(p.get("Name") if p.get("Name") is not None else text(value))
 
 
-def vm_info(v: dict[str, Any], disks, switches, compat) -> VmInfo:
+def vm_info(v: dict[str, Any], disks, switches, processors) -> VmInfo:
     vm_id = _id(v.get("Id") or v.get("VMId"))
     assigned = int(v.get("MemoryAssigned") or 0)
+    processor = processors.get(vm_id, {})
     return VmInfo(
         id=vm_id,
         name=str(v.get("Name")),
@@ -247,7 +254,8 @@ def vm_info(v: dict[str, Any], disks, switches, compat) -> VmInfo:
         config_path=str(v.get("Path") or v.get("ConfigurationLocation") or ""),
         is_clustered=bool(v.get("IsClustered")),
         compat_vector_stale=bool(v.get("EmulatorCompatibilityVectorStale", False)),
-        processor_compatibility=compat.get(vm_id, False),
+        processor_compatibility=bool(processor.get("CompatibilityForMigrationEnabled")),
+        processor_count=int(processor.get("Count") or v.get("ProcessorCount") or 0),
         switch_names=tuple(switches.get(vm_id, ())),
         dirty_rate_mbps=float(v.get("EmulatorDirtyRateMBps") or 0.0),
         migrating=text(v.get("SecondaryOperationalStatus")) == "MigratingVirtualMachine",

@@ -36,6 +36,11 @@ def demo_tuning() -> SimTuning:
     return SimTuning(prepare_s=5.0)
 
 
+def vcpus_for(memory_gib: int) -> int:
+    """A plausible processor count for a VM of this memory: 2 up to 8 GiB, then one per 4 GiB, at most 16."""
+    return max(2, min(16, memory_gib // 4))
+
+
 def address(index: int) -> str:
     """WinRM address of the index-th host: 127.0.0.11, .12, ... (the host emulator listens there)."""
     n = 11 + index
@@ -96,12 +101,15 @@ class _Demo:
             is_clustered=bool(host.cluster),
             switch_names=kw.pop("switches", ["vSwitch-Prod"]),
             dirty_rate_mbps=kw.pop("dirty", round(self.rng.uniform(2, 120), 1)),
+            processor_count=kw.pop("vcpus", vcpus_for(memory_gib)),
             **kw,
         )
-        # Dynamically expanding VHDX files: what a storage move copies is the file, not the disk size.
+        # A dynamically expanding system disk: what a storage move copies is the file, not the disk size.
         vm.disks.append(SimDisk(join_path(home, f"{folder_name}.vhdx"), self.rng.randint(8, 24) * GIB))
-        if data_gib:
-            vm.disks.append(SimDisk(join_path(home, "data.vhdx"), data_gib * GIB))
+        if data_gib:  # data disks are fixed-size, as database servers' usually are: the file is the disk
+            vm.disks.append(
+                SimDisk(join_path(home, "data.vhdx"), data_gib * GIB, vhd_type="Fixed", max_bytes=data_gib * GIB)
+            )
         return self.fabric.add_vm(vm)
 
     def build(self) -> Fabric:
@@ -312,6 +320,7 @@ def _generated(seed: int, host_count: int, vm_count: int) -> Fabric:
                     is_clustered=bool(cluster),
                     switch_names=["vSwitch-Prod"],
                     dirty_rate_mbps=round(rng.uniform(1, 150), 1),
+                    processor_count=vcpus_for(mem),
                     disks=[SimDisk(join_path(folder, "os.vhdx"), rng.randint(12, 60) * GIB)],
                 )
             )

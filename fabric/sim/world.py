@@ -85,6 +85,13 @@ class SimDisk:
     size_bytes: int
     shared: bool = False  # SupportPersistentReservations
     attached: list[str] = field(default_factory=list)  # ids of every VM using it (shared VHDX: several)
+    vhd_type: str = "Dynamic"  # Get-VHD VhdType: Fixed, Dynamic or Differencing
+    max_bytes: int = 0  # Get-VHD Size, the disk's size as the guest sees it; 0: the default below
+
+    @property
+    def virtual_size(self) -> int:
+        """Get-VHD Size: what was set, else Hyper-V's default for a new disk (127 GiB), or the file's size."""
+        return self.max_bytes or max(self.size_bytes, 127 * GIB)
 
 
 @dataclass
@@ -101,6 +108,7 @@ class SimVm:
     switch_names: list[str] = field(default_factory=list)
     dirty_rate_mbps: float = 20.0
     processor_compat: bool = False  # Set-VMProcessor -CompatibilityForMigrationEnabled
+    processor_count: int = 2  # Get-VMProcessor Count
     disks: list[SimDisk] = field(default_factory=list)
     # Facts real moves fail on (hyperv.md section 9), as the host reports them:
     dvd_isos: list[str] = field(default_factory=list)  # Get-VMDvdDrive Path of each drive holding an ISO

@@ -70,3 +70,39 @@ def test_slash_searches_from_any_page(signed_in, output_dir, role, language):
     search.press("Enter")
     expect(page.get_by_role("heading", level=1)).to_have_text("dc01")
     assert session.errors == []
+
+
+VM_WORDS = {
+    "en": {
+        "cpus": "Virtual processors",
+        "fixed": "Fixed size",
+        "dynamic": "Dynamically expanding",
+        "history": "Migration history",
+    },
+    "de": {
+        "cpus": "Virtuelle Prozessoren",
+        "fixed": "Feste Größe",
+        "dynamic": "Dynamisch erweiterbar",
+        "history": "Migrationsverlauf",
+    },
+}
+
+
+@pytest.mark.parametrize(("role", "language"), [("viewer", "en"), ("operator", "de")])
+def test_the_vm_page_shows_processors_disk_types_and_sizes_and_its_history(signed_in, output_dir, role, language):
+    session = signed_in(role)
+    page = session.page
+    if language == "de":
+        german(session)
+    words = VM_WORDS[language]
+    session.goto("/vms/?q=sql-prod01")
+    page.get_by_role("link", name="sql-prod01", exact=True).click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("sql-prod01")
+    main = page.get_by_role("main")
+    expect(main).to_contain_text(f"{words['cpus']}16")  # dt and dd side by side in the text
+    expect(page.get_by_role("row", name="data.vhdx")).to_contain_text(words["fixed"])
+    expect(page.get_by_role("row", name="sql-prod01.vhdx")).to_contain_text(words["dynamic"])
+    expect(page.get_by_role("row", name="sql-prod01.vhdx")).to_contain_text("127")
+    expect(page.get_by_role("heading", level=2, name=words["history"])).to_be_visible()
+    shoot(page, output_dir, f"vm-sql-prod01-{language}")
+    assert session.errors == []

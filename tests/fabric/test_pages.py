@@ -1,3 +1,4 @@
+import re
 import uuid
 
 import pytest
@@ -411,11 +412,18 @@ def test_it_shows_a_vm_with_its_disks_and_warnings(operator_client):
         config_version="9.0",
         config_path="\\\\fs1.contoso.test\\clu\\sql-node1",
         memory_assigned_bytes=16 * GB,
+        processor_count=6,
         switch_names=["External", "Heartbeat"],
     )
     partner = make_vm("sql-node2", host=host)
     make_disk("\\\\fs1.contoso.test\\clu\\quorum.vhdx", vms=[vm, partner], shared=True, size_bytes=10 * GB)
-    make_disk("\\\\fs1.contoso.test\\clu\\sql-node1-os.vhdx", vms=[vm], size_bytes=80 * GB)
+    make_disk(
+        "\\\\fs1.contoso.test\\clu\\sql-node1-os.vhdx",
+        vms=[vm],
+        size_bytes=80 * GB,
+        vhd_type="Dynamic",
+        max_size_bytes=127 * 2**30,
+    )
 
     response = operator_client.get(reverse("fabric:vm", args=[vm.guid]))
 
@@ -434,6 +442,8 @@ def test_it_shows_a_vm_with_its_disks_and_warnings(operator_client):
     assert "sql-node1-os.vhdx" in html
     assert "80.0 GB" in html
     assert "shared VHDX" in html
+    assert re.search(r"Virtual processors</dt><dd>6<", html)
+    assert "127.0 GB" in html and "Dynamically expanding" in html
     assert f'<a href="{partner.get_absolute_url()}">sql-node2</a>' in html
     assert "gone from Hyper-V" not in html
     disks = {d.path.rsplit("\\", 1)[1]: [o.name for o in d.other_vms] for d in response.context["disks"]}

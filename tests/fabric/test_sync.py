@@ -275,3 +275,15 @@ def test_it_stores_what_real_moves_fail_on_and_preflight_reads_it(store, driver)
     assert rules("crm-s02", "hv-s1")["hyper-v-replica"] == "warn"
     assert rules("lic-new01", "hv-new3")["not-possible-owner"] == "block"
     assert "not-possible-owner" not in rules("lic-new01", "hv-new2")
+
+
+def test_it_keeps_each_vms_processors_and_each_disks_type_and_size(store, driver):
+    register_hosts(store)
+    sync_inventory(driver)
+
+    sql = VirtualMachine.objects.get(name="sql-prod01")
+    assert sql.processor_count == 16  # 64 GiB in the demo: vcpus_for caps at 16
+    disks = {d.path.rsplit("\\", 1)[1]: (d.vhd_type, d.max_size_bytes) for d in sql.disks.all()}
+    assert disks["data.vhdx"] == ("Fixed", 120 * 2**30)
+    assert disks["sql-prod01.vhdx"] == ("Dynamic", 127 * 2**30)
+    assert not VirtualMachine.objects.filter(processor_count=0).exists()

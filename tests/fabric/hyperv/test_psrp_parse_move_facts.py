@@ -65,3 +65,30 @@ def test_replication_reads_mode_and_servers_and_defaults_to_none():
     assert (vm.replication_mode, vm.primary_server, vm.replica_server) == ("replica", "hv1.x", "broker.x")
     [plain] = parse.vms(groups())
     assert plain.replication_mode == "" and plain.checkpoints == 0 and plain.fc_sans == ()
+
+
+def test_processors_come_from_get_vmprocessor_then_get_vm_and_are_unknown_without_either():
+    [vm] = parse.vms(groups(VMProcessor=[{"VMId": VM_ID, "Count": 8, "CompatibilityForMigrationEnabled": True}]))
+    assert (vm.processor_count, vm.processor_compatibility) == (8, True)
+    [vm] = parse.vms(groups(vm={"ProcessorCount": 4}))
+    assert (vm.processor_count, vm.processor_compatibility) == (4, False)
+    [vm] = parse.vms(groups())
+    assert vm.processor_count == 0
+
+
+def test_a_disks_type_and_sizes_come_from_get_vhd_and_stay_unknown_when_it_cannot_read_the_file():
+    os_disk, data_disk = "C:\\ClusterStorage\\V1\\sql01\\os.vhdx", "C:\\ClusterStorage\\V1\\sql01\\DATA.vhdx"
+    [vm] = parse.vms(
+        groups(
+            HardDiskDrive=[{"VMId": VM_ID, "Path": os_disk}, {"VMId": VM_ID, "Path": data_disk}],
+            # Get-VHD answers for the first file only (the second is TOLERATED ObjectNotFound); paths
+            # match whatever their case.
+            VirtualHardDisk=[
+                {"Path": os_disk.upper(), "VhdType": "Dynamic", "FileSize": 9 * 2**30, "Size": 127 * 2**30}
+            ],
+        )
+    )
+    assert [(d.vhd_type, d.size_bytes, d.max_size_bytes) for d in vm.disks] == [
+        ("Dynamic", 9 * 2**30, 127 * 2**30),
+        ("", 0, 0),
+    ]
