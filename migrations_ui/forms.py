@@ -1,11 +1,14 @@
 """The wizards' input: validated here, so views only read cleaned data."""
 
+from typing import NamedTuple
+
 from django import forms
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 
 from fabric.models import Host, PerformanceOption, VirtualMachine
-from migrations_ui.preflight.paths import path_problem
+from migrations_ui.preflight.paths import disallowed_path, path_problem
+from migrations_ui.preflight.rules import share_path_finding
 from utilities.texts import localized
 
 MOST_SELECTED = 500  # VMs in one selection
@@ -93,6 +96,33 @@ class StorageMoveForm(forms.Form):
         return self.cleaned_data["storage_path"] if self.cleaned_data["mode"] == self.WHOLE else ""
 
 
+class Folders(NamedTuple):
+    """Where a Live (VSM) move of a selection may put the VM's files: its destination's default VM
+    folder ("" if the inventory has none) and the host's other storage locations."""
+
+    host: str  # the destination's name, for messages
+    default: str
+    others: tuple[str, ...]
+
+    @classmethod
+    def of(cls, host: Host) -> "Folders":
+        # Only folders create_job accepts: a move refused there would be left out of the batch.
+        usable = (loc.path for loc in host.storage_locations.all() if _usable(loc.path))
+        return cls(host.name, host.vm_path, tuple(p for p in usable if p != host.vm_path))
+
+    def offers(self, path: str) -> bool:
+        return path in (self.default, *self.others)
+
+
+def _usable(path: str) -> bool:
+    """The checks create_job makes of a typed path (path_problem, the FQDN of a share, no system folder)."""
+    return not (path_problem(path) or share_path_finding(path) or disallowed_path(path))
+
+
+def folder_field(vm_id: str) -> str:
+    return f"path_{vm_id}"
+
+
 class SelectionForm(forms.Form):
     vm = forms.TypedMultipleChoiceField(coerce=str, required=False)  # choices are checked in clean_vm
     to = forms.ModelChoiceField(Host.objects.select_related("cluster"), to_field_name="fqdn", required=False)
@@ -124,3 +154,26 @@ class SelectionForm(forms.Form):
                 % {"n": gone}
             )
         return vms
+
+    def clean_folders(self, offered: dict[str, Folders]) -> dict[str, str]:
+        """The folder chosen for each Live (VSM) move of the plan (VM id -> path; none: the default),
+        checked against what its destination offers; an error at the field otherwise. A choice for a
+        VM the plan does not copy is ignored: its files do not move."""
+        chosen = {}
+        for vm_id, folders in offered.items():
+            name = folder_field(vm_id)
+            self.fields[name] = forms.CharField(required=False)  # so that add_error can name it
+            path = self.data.get(name, "")
+            if not path:
+                continue
+            if folders.offers(path):
+                chosen[vm_id] = path
+            elif problem := path_problem(path):
+                self.add_error(name, localized(problem))
+            else:
+                self.add_error(
+                    name,
+                    _("%(path)s is not a storage location of %(host)s; choose one of its folders.")
+                    % {"path": path, "host": folders.host},
+                )
+        return chosen

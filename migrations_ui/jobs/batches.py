@@ -8,6 +8,7 @@ began moving meanwhile, a rule now blocks) is an outcome of the batch, kept in i
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import NamedTuple
 
@@ -41,10 +42,20 @@ def stored(plan: Plan, **extra) -> dict:
 
 
 def start_batch(
-    plan: Plan, kind: str, name: str, *, host: Host | None = None, move_stopped: bool = False, user=None, request=None
+    plan: Plan,
+    kind: str,
+    name: str,
+    *,
+    host: Host | None = None,
+    move_stopped: bool = False,
+    storage_paths: Mapping[str, str] | None = None,
+    user=None,
+    request=None,
 ) -> Batch:
     """Record the batch and queue its jobs in plan order. An evacuation marks its host in
-    maintenance; a move back clears it. Raises BatchRefused when there is nothing to do."""
+    maintenance; a move back clears it. storage_paths: the folder an operator chose for a Live (VSM)
+    move's files, by VM id (the others go to their destination's default folder). Raises
+    BatchRefused when there is nothing to do."""
     from audit.log import record
 
     if not plan.moves and kind != BatchKind.EVACUATION:
@@ -57,7 +68,7 @@ def start_batch(
         raise BatchRefused(Msg("Nothing to move (%(reasons)s).", reasons=reasons))
     with transaction.atomic():
         batch = Batch.objects.create(name=name[:255], kind=kind, host=host, created_by=user, plan={})
-        jobs, refused = run_plan(plan, user=user, request=request, batch=batch)
+        jobs, refused = run_plan(plan, user=user, request=request, batch=batch, storage_paths=storage_paths)
         batch.plan = stored(plan, move_stopped=move_stopped, refused=refused)
         batch.save(update_fields=["plan"])
         if host is not None and kind in (BatchKind.EVACUATION, BatchKind.MOVE_BACK):
@@ -176,14 +187,22 @@ def _tell_batch_page(batch_id: int) -> None:
     transaction.on_commit(lambda: send_batch_update(batch_id))
 
 
-def run_plan(plan: Plan, user=None, request=None, batch=None) -> tuple[list[MigrationJob], list[dict]]:
-    """Queue one job per planned move, in plan order; a move refused meanwhile is reported, not fatal."""
+def run_plan(
+    plan: Plan, user=None, request=None, batch=None, storage_paths: Mapping[str, str] | None = None
+) -> tuple[list[MigrationJob], list[dict]]:
+    """Queue one job per planned move, in plan order; a move refused meanwhile is reported, not fatal.
+    storage_paths: VM id -> the folder its files go to (none: the destination's default)."""
+    storage_paths = storage_paths or {}
     hosts = {h.fqdn: h for h in Host.objects.filter(fqdn__in={m.destination for m in plan.moves})}
     vms = {str(v.guid): v for v in VirtualMachine.objects.filter(guid__in=[m.vm_id for m in plan.moves])}
     jobs, refused = [], []
     for move in plan.moves:
         try:
-            jobs.append(create_job(vms[move.vm_id], hosts[move.destination], batch=batch, user=user, request=request))
+            path = storage_paths.get(move.vm_id, "")
+            job = create_job(
+                vms[move.vm_id], hosts[move.destination], storage_path=path, batch=batch, user=user, request=request
+            )
+            jobs.append(job)
         except Refused as exc:
             refused.append({"vm": move.vm, "vm_id": move.vm_id, "reason": "; ".join(f.message for f in exc.findings)})
     return jobs, refused

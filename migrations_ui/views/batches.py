@@ -8,7 +8,7 @@ from django.views.decorators.http import require_safe
 from access import Perm, requires
 from fabric.driver import fabric_seconds_per_second
 from fabric.models import Host
-from migrations_ui.forms import SelectionForm
+from migrations_ui.forms import Folders, SelectionForm, folder_field
 from migrations_ui.jobs.batches import (
     BatchRefused,
     end_maintenance,
@@ -32,30 +32,68 @@ def migrate_selected(request):
         return render(request, "migrations_ui/migrate_selected.html", {"form": form}, status=400)
     data = form.cleaned_data
     plan = selection_plan(data["vm"], data["to"], move_stopped=data["move_stopped"])
+    # The folders are known once the plan says which moves copy the files, and to which host.
+    folders = _folders(plan)
+    chosen = form.clean_folders(folders)
+    if form.errors:  # the plan stays on the page, the error at its folder, and nothing starts
+        context = _preview(form, plan, folders, chosen)
+        return render(request, "migrations_ui/migrate_selected.html", context, status=400)
     if request.method == "POST":
         name = data["name"] or f"{len(data['vm'])} VMs to {data['to'].name if data['to'] else 'placed hosts'}"
         try:
             batch = start_batch(
-                plan, BatchKind.SELECTION, name, move_stopped=data["move_stopped"], user=request.user, request=request
+                plan,
+                BatchKind.SELECTION,
+                name,
+                move_stopped=data["move_stopped"],
+                storage_paths=chosen,
+                user=request.user,
+                request=request,
             )
         except BatchRefused as exc:
-            return render(
-                request, "migrations_ui/migrate_selected.html", _preview(form, plan, localized_error(exc)), status=409
-            )
+            context = _preview(form, plan, folders, chosen, localized_error(exc))
+            return render(request, "migrations_ui/migrate_selected.html", context, status=409)
         return redirect(batch)
-    return render(request, "migrations_ui/migrate_selected.html", _preview(form, plan))
+    return render(request, "migrations_ui/migrate_selected.html", _preview(form, plan, folders, chosen))
 
 
-def _preview(form, plan, refusal: str = "") -> dict:
-    vms = form.cleaned_data["vm"]
-    return {"form": form, "plan": plan, "refusal": refusal, "vms": vms, "svg": _svg(plan), "files_to": _files_to(plan)}
+def _preview(form, plan, folders: dict[str, Folders], chosen: dict[str, str], refusal: str = "") -> dict:
+    return {
+        "form": form,
+        "plan": plan,
+        "refusal": refusal,
+        "vms": form.cleaned_data["vm"],
+        "svg": _svg(plan),
+        "files_to": _files_to(plan, chosen),
+        "folders": folders,
+        "chosen": chosen,
+        "folder_errors": {
+            vm_id: form.errors[folder_field(vm_id)] for vm_id in folders if folder_field(vm_id) in form.errors
+        },
+    }
 
 
-def _files_to(plan) -> dict[str, str]:
-    """Where each Live (VSM) move's files go: its destination's default VM folder, as a batch's jobs
-    send them (jobs.operations: no path given, the destination's default, as VMM does)."""
-    copies = {m.destination for m in plan.moves if m.transfer_type == "live_vsm"}
-    return dict(Host.objects.filter(fqdn__in=copies).values_list("fqdn", "vm_path")) if copies else {}
+def _folders(plan) -> dict[str, Folders]:
+    """The folders each Live (VSM) move may put the files in (VM id -> Folders): its destination's
+    default VM folder first, then the storage locations the single-VM wizard lists, those a job can use."""
+    copies = [m for m in plan.moves if m.transfer_type == "live_vsm"]
+    if not copies:
+        return {}
+    hosts = Host.objects.filter(fqdn__in={m.destination for m in copies}).prefetch_related("storage_locations")
+    offered = {h.fqdn: Folders.of(h) for h in hosts}
+    return {m.vm_id: offered[m.destination] for m in copies if m.destination in offered}
+
+
+def _files_to(plan, chosen: dict[str, str] | None = None) -> dict[str, str]:
+    """Where each Live (VSM) move's files go (VM id -> folder): the folder chosen for it, else its
+    destination's default VM folder, as a batch's jobs send them (jobs.operations: no path given,
+    the destination's default, as VMM does)."""
+    copies = [m for m in plan.moves if m.transfer_type == "live_vsm"]
+    if not copies:
+        return {}
+    defaults = dict(Host.objects.filter(fqdn__in={m.destination for m in copies}).values_list("fqdn", "vm_path"))
+    chosen = chosen or {}
+    return {m.vm_id: chosen.get(m.vm_id) or defaults.get(m.destination, "") for m in copies}
 
 
 def _svg(plan) -> str:

@@ -9,10 +9,13 @@ document.addEventListener("htmx:wsClose", (event) => {
   if (region) region.dataset.live = "off";
 });
 // A form marked data-autosubmit submits itself when one of its choices changes (the evacuation
-// preview plans again); its own button does the same without script.
+// preview plans again), as does the form of a single choice so marked (a folder in the selection's
+// plan); the form's own button does the same without script.
 document.addEventListener("change", (event) => {
   const form = event.target.form;
-  if (form && form.hasAttribute("data-autosubmit")) form.requestSubmit();
+  if (form && (form.hasAttribute("data-autosubmit") || event.target.hasAttribute("data-autosubmit"))) {
+    form.requestSubmit();
+  }
 });
 // "/" anywhere but in a field puts the cursor in the top bar's search, as GitHub and Proxmox do.
 document.addEventListener("keydown", (event) => {
