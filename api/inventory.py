@@ -39,7 +39,18 @@ def cluster_json(c: Cluster) -> dict:
         "max_parallel_migrations": c.max_parallel_migrations,
         "nodes": [h.fqdn for h in c.nodes.all()],
         "last_sync": c.last_sync,
+        "readiness": _readiness(c.readiness),
     }
+
+
+def _readiness(data: dict | None) -> dict | None:
+    """Stored readiness without the pages' translation data (blockers' "i18n")."""
+    if not data:
+        return None
+    if "nodes" in data:
+        return {**data, "nodes": {fqdn: _readiness(node | {"at": data["at"]}) for fqdn, node in data["nodes"].items()}}
+    blockers = [{k: b[k] for k in ("vm", "vm_id", "reason")} for b in data.get("blockers", [])]
+    return {**data, "blockers": blockers}
 
 
 HOST_FIELDS = (
@@ -55,6 +66,7 @@ def host_json(h: Host) -> dict:
     data = {name: getattr(h, name) for name in HOST_FIELDS}
     data["cluster"] = h.cluster.fqdn if h.cluster else None
     data["effective_max_live_migrations"] = h.effective_max_live_migrations
+    data["readiness"] = _readiness(h.readiness)
     return data
 
 

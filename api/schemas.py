@@ -30,6 +30,28 @@ class Page(Schema):
 # --- inventory ---------------------------------------------------------------------------------------
 
 
+class BlockerOut(Schema):
+    vm: str
+    vm_id: str
+    reason: str
+
+
+class ReadinessOut(Schema):
+    """Could the host be emptied now (every running VM moved live), as Evacuate would plan it."""
+
+    ready: bool
+    moves: int
+    estimate_s: float = Field(description="The planner's estimate of the evacuation, wall-clock seconds")
+    blockers: list[BlockerOut] = Field(description="Running VMs no host can take live now, and why")
+    at: datetime = Field(description="When it was assessed (after each sync and each finished move)")
+
+
+class ClusterReadinessOut(Schema):
+    n_plus_one: bool = Field(description="Every node could be emptied into the cluster's other nodes now")
+    nodes: dict[str, ReadinessOut] = Field(description="Per node FQDN: emptied into the other nodes only")
+    at: datetime
+
+
 class ClusterOut(Schema):
     name: str
     fqdn: str
@@ -37,6 +59,7 @@ class ClusterOut(Schema):
     max_parallel_migrations: int | None  # None: no such cluster property (WS2016/2019), no cluster cap
     nodes: list[str]
     last_sync: datetime | None
+    readiness: ClusterReadinessOut | None = Field(description="None until the workers first assess it")
 
 
 class ClusterPage(Page):
@@ -69,6 +92,7 @@ class HostOut(Schema):
     virtual_switches: list[Any]
     vm_path: str
     vhd_path: str
+    readiness: ReadinessOut | None = Field(description="None until assessed, and while the host does not answer")
 
 
 class HostPage(Page):

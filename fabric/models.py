@@ -60,6 +60,8 @@ class Cluster(models.Model):
         null=True, blank=True, help_text="Cluster MaximumParallelMigrations; wins over the nodes' own limit"
     )
     last_sync = models.DateTimeField(null=True, blank=True)
+    # Written by migrations_ui.planning.readiness: {"n_plus_one": bool, "nodes": {fqdn: host readiness}, "at"}.
+    readiness = models.JSONField(null=True, blank=True, help_text="Could any one node be emptied into the others")
 
     class Meta:
         ordering = ["name"]
@@ -116,6 +118,8 @@ class Host(models.Model):
     queue_paused = models.BooleanField(default=False, help_text="Queued jobs touching this host wait")
     maintenance = models.BooleanField(default=False, help_text="Evacuated for maintenance by the console")
     last_sync = models.DateTimeField(null=True, blank=True)
+    # Written by migrations_ui.planning.readiness: {"ready", "moves", "estimate_s", "blockers": [...], "at"}.
+    readiness = models.JSONField(null=True, blank=True, help_text="Could it be emptied now, and how long it would take")
     last_error = models.TextField(blank=True)
 
     objects = HostQuerySet.as_manager()

@@ -9,7 +9,7 @@ from fabric.models import Cluster, Host, SmbShare, StorageLocation, VirtualMachi
 HOST_ROW_FIELDS = (
     "fqdn", "name", "cluster_id", "os_version", "reachable", "last_error", "last_sync",
     "memory_total_bytes", "memory_available_bytes", "performance_option",
-    "max_live_migrations", "max_storage_migrations", "maintenance", "queue_paused",
+    "max_live_migrations", "max_storage_migrations", "maintenance", "queue_paused", "readiness",
 )  # fmt: skip
 
 

@@ -110,3 +110,17 @@ def localized(text) -> str:
 def localized_error(exc: Exception) -> str:
     """An exception's message (a Msg, or plain English) in the active language."""
     return localized(exc.args[0]) if exc.args else str(exc)
+
+
+def duration_text(seconds) -> str:
+    """A span of seconds in the active language: "45 s", "2 min 5 s", "1 h 3 min"."""
+    from django.utils.translation import gettext
+
+    seconds = max(int(seconds or 0), 0)
+    if seconds < 60:
+        return gettext("%(s)d s") % {"s": seconds}
+    minutes, seconds = divmod(seconds, 60)
+    if minutes < 60:
+        return gettext("%(min)d min %(s)d s") % {"min": minutes, "s": seconds}
+    hours, minutes = divmod(minutes, 60)
+    return gettext("%(h)d h %(min)d min") % {"h": hours, "min": minutes}

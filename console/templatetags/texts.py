@@ -6,7 +6,7 @@ from django import template
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
-from utilities.texts import Msg, localized
+from utilities.texts import Msg, duration_text, localized
 
 register = template.Library()
 
@@ -59,3 +59,17 @@ def lowerfirst(text) -> str:
 def percent(value) -> str:
     """A percentage as the reader's language writes it: "35%", "35 %" (German puts a space before it)."""
     return gettext("%(value)s%%") % {"value": value}
+
+
+@register.filter
+def seconds_text(seconds) -> str:
+    """A span of seconds as a person reads it: "45 s", "2 min 5 s", "1 h 3 min"."""
+    return duration_text(seconds)
+
+
+@register.filter
+def as_datetime(value):
+    """An ISO 8601 time stored in JSON (a readiness's "at") as a datetime for the date filters."""
+    from django.utils.dateparse import parse_datetime
+
+    return parse_datetime(value) if isinstance(value, str) else value

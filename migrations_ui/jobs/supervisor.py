@@ -23,6 +23,7 @@ from fabric.tasks import enqueue_sync_if_due
 from migrations_ui.jobs.events import record
 from migrations_ui.jobs.runner import RECOVERABLE, RECOVERY_PENDING, STALE_AFTER
 from migrations_ui.jobs.scheduler import admit_waiting
+from migrations_ui.jobs.tasks import enqueue_readiness_if_stale
 from migrations_ui.models import JobState, MigrationJob
 
 log = logging.getLogger(__name__)
@@ -108,6 +109,7 @@ def tick() -> None:
     requeue_orphans()
     admit_waiting()
     enqueue_sync_if_due()  # the inventory, every INVENTORY_SYNC_INTERVAL: whichever worker ticks first
+    enqueue_readiness_if_stale()  # could each host be emptied: after syncs and finished moves
 
 
 def start_supervisor(stop: threading.Event, interval: float = TICK_S) -> threading.Thread:

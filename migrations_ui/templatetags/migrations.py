@@ -9,6 +9,7 @@ from fabric.driver import fabric_seconds_per_second
 from migrations_ui.jobs.runner import STEPS
 from migrations_ui.models import JobState
 from migrations_ui.preflight.facts import Kind
+from utilities.texts import duration_text
 
 register = template.Library()
 
@@ -132,14 +133,7 @@ def duration(job) -> str:
     if not job.started_at:
         return ""
     end = job.finished_at or timezone.now()
-    seconds = max(int((end - job.started_at).total_seconds()), 0)
-    if seconds < 60:
-        return _("%(s)d s") % {"s": seconds}
-    minutes, seconds = divmod(seconds, 60)
-    if minutes < 60:
-        return _("%(min)d min %(s)d s") % {"min": minutes, "s": seconds}
-    hours, minutes = divmod(minutes, 60)
-    return _("%(h)d h %(min)d min") % {"h": hours, "min": minutes}
+    return duration_text((end - job.started_at).total_seconds())
 
 
 @register.filter

@@ -106,3 +106,39 @@ def test_the_vm_page_shows_processors_disk_types_and_sizes_and_its_history(signe
     expect(page.get_by_role("heading", level=2, name=words["history"])).to_be_visible()
     shoot(page, output_dir, f"vm-sql-prod01-{language}")
     assert session.errors == []
+
+
+READY_WORDS = {
+    "en": {"way": "2 VMs in the way", "cannot": "Cannot be emptied now", "not_n1": "Not N+1"},
+    "de": {"way": "2 VMs im Weg", "cannot": "Kann jetzt nicht geleert werden", "not_n1": "Nicht N+1"},
+}
+
+
+@pytest.mark.parametrize(("role", "language"), [("viewer", "en"), ("operator", "de")])
+def test_readiness_shows_on_the_hosts_tree_host_and_cluster_pages(signed_in, output_dir, role, language):
+    session = signed_in(role)
+    page = session.page
+    if language == "de":
+        german(session)
+    words = READY_WORDS[language]
+    session.goto("/")
+    row = page.get_by_role("row").filter(has=page.get_by_role("link", name="hv-new1", exact=True))
+    # The workers assess the hosts within a supervisor tick or two of the demo's sync: the tree is
+    # no live page, so it is read again until they have.
+    for _ in range(40):
+        if row.get_by_text(words["way"]).count():
+            break
+        page.wait_for_timeout(500)
+        page.reload()
+    expect(row.get_by_role("link", name=words["way"])).to_be_visible()
+    expect(page.get_by_role("link", name=words["not_n1"])).to_be_visible()
+    shoot(page, output_dir, f"readiness-hosts-{language}")
+    row.get_by_role("link", name=words["way"]).click()
+    readiness = page.locator("#readiness")
+    expect(readiness).to_contain_text(words["cannot"])
+    expect(readiness).to_contain_text("erp-app01")
+    shoot(page, output_dir, f"readiness-host-{language}")
+    session.goto("/clusters/CL-NEW/")
+    expect(page.locator("#readiness")).to_contain_text("ckpt-new01")
+    shoot(page, output_dir, f"readiness-cluster-{language}")
+    assert session.errors == []
