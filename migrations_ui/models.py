@@ -84,6 +84,8 @@ class MigrationJob(models.Model):
     kind = models.CharField(max_length=16, choices=TransferType.choices)
     vm = models.ForeignKey(VirtualMachine, on_delete=models.PROTECT, related_name="jobs")
     vm_name = models.CharField(max_length=255, help_text="The VM's name when the job was created")
+    # The history page charts durations against it, and the planner's measured rates need it.
+    memory_bytes = models.BigIntegerField(default=0, help_text="The VM's assigned memory when the job was created")
     source = models.ForeignKey(Host, on_delete=models.PROTECT, related_name="outgoing_jobs")
     destination = models.ForeignKey(Host, on_delete=models.PROTECT, related_name="incoming_jobs")
     storage_path = models.CharField(max_length=300, blank=True, help_text="One destination for all files")

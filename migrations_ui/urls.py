@@ -1,6 +1,6 @@
 from django.urls import path
 
-from migrations_ui.views import batches, jobs, queue
+from migrations_ui.views import batches, history, jobs, queue
 
 app_name = "migrations_ui"
 
@@ -9,6 +9,8 @@ urlpatterns = [
     path("vms/<uuid:guid>/migrate-storage/", jobs.migrate_storage, name="migrate_storage"),
     path("jobs/", jobs.job_list, name="jobs"),
     path("jobs/<int:pk>/", jobs.job_detail, name="job"),
+    path("jobs/history/", history.history, name="history"),
+    path("jobs/history.csv", history.history_csv, name="history_csv"),
     path("jobs/<int:pk>/cancel/", jobs.job_cancel, name="cancel_job"),
     path("jobs/<int:pk>/ask-again/", jobs.job_ask_again, name="ask_hosts_again"),
     path("jobs/<int:pk>/decide/", jobs.job_decide, name="decide_job"),

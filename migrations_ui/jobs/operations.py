@@ -120,6 +120,7 @@ def _record(vm, destination, assessment: Assessment, user, request=None, **field
         kind=assessment.transfer_type,
         vm=vm,
         vm_name=vm.name,
+        memory_bytes=vm.memory_assigned_bytes,
         source=vm.host,
         destination=destination,
         findings=[f.as_stored() for f in assessment.findings],

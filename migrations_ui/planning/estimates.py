@@ -9,10 +9,17 @@ about a quarter of 10 GbE, compression CPU-bound, SMB near line rate).
 
 Every figure lives in Figures (or in fabric.hyperv.precopy, which the simulator's defaults match),
 so one place changes when real hosts are measured.
+
+Past moves measure a pair of hosts: once MIN_SAMPLES succeeded live moves between the two were
+measured, the link they carried (measured_link) replaces the inventory's NIC speed for moves on
+that pair (MoveSpec.link_bytes_s). The inventory's figure is what a host says it has; the measured
+one is what the path between two hosts delivered.
 """
 
 from __future__ import annotations
 
+import statistics
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from fabric.hyperv.precopy import (
@@ -99,6 +106,10 @@ class MoveSpec:
     memory_bytes: float = 0.0  # memory pre-copied (live kinds) or saved and restored (quick)
     dirty_bytes_s: float = 0.0
     storage_bytes: float = 0.0  # file bytes copied (Live VSM, Network)
+    # The link between the two hosts as past moves measured it (bytes/s on the wire, the move alone);
+    # 0: the slower of the hosts' NICs as the inventory gives them.
+    link_bytes_s: float = 0.0
+    link_samples: int = 0  # how many past moves measured link_bytes_s
 
     @property
     def phases(self) -> tuple[str, ...]:
@@ -113,8 +124,12 @@ def move_spec(
     *,
     dirty_mbps: float = DEFAULT_DIRTY_MBPS,
     performance: str | None = None,
+    measured: PairRate | None = None,
 ) -> MoveSpec:
-    """The bytes a move of this kind copies, as the simulated Hyper-V counts them."""
+    """The bytes a move of this kind copies, as the simulated Hyper-V counts them.
+
+    measured: the pair's link as past moves measured it (measured_link); a move on the network
+    (every kind but Quick, which copies through the cluster's storage) is then timed with it."""
     if kind not in PHASES:
         raise ValueError(f"no timing model for a {kind!r} move between two hosts")
     running = vm.running
@@ -136,6 +151,8 @@ def move_spec(
         memory_bytes=memory,
         dirty_bytes_s=dirty_mbps * MB if running else 0.0,
         storage_bytes=storage,
+        link_bytes_s=measured.link_bytes_s if measured and kind != Kind.QUICK else 0.0,
+        link_samples=measured.samples if measured and kind != Kind.QUICK else 0,
     )
 
 
@@ -175,7 +192,7 @@ def estimate_move(
     """
     f = figures or Figures()
     k = max(1, concurrent)
-    link = min(source.nic_bytes_s, destination.nic_bytes_s) / k
+    link = (spec.link_bytes_s or min(source.nic_bytes_s, destination.nic_bytes_s)) / k
     disk = min(source.disk_bytes_s, destination.disk_bytes_s) / k
     storage_s = memory_s = resume_s = 0.0
     sent = wire = 0.0
@@ -204,3 +221,56 @@ def estimate_move(
         blackout_s = memory_s + resume_s
     duration = f.prepare_s + storage_s + memory_s + resume_s
     return Estimate(duration, f.prepare_s, storage_s, memory_s, resume_s, sent, wire, blackout_s, converged)
+
+
+# --- what past moves measured ------------------------------------------------------------------------
+
+# A pair's measured link replaces the inventory's NIC speed once this many succeeded live moves
+# between the two hosts were measured. The median of five still reads the link when two of them
+# were odd (slowed by other moves sharing the NIC, or a VM resuming slowly); with fewer, one unlucky
+# move would be the estimate. Live moves only: the memory copy is where the link is the bottleneck.
+MIN_SAMPLES = 5
+# The newest moves of a pair that count (the adapter reads no more): a link changed (a NIC team
+# rebuilt, a switch port renegotiated) shows in the estimate within this many moves.
+MAX_SAMPLES = 20
+
+
+@dataclass(frozen=True)
+class PastMove:
+    """One succeeded live move as the console measured it."""
+
+    wire_bytes: float  # what the host reported sent: every pre-copy pass and the stop-and-copy, on the wire
+    move_s: float  # Move-VM sent to the move's end on the host, in the fabric's seconds
+
+
+@dataclass(frozen=True)
+class PairRate:
+    """The link between two hosts as past moves measured it."""
+
+    link_bytes_s: float  # bytes/s on the wire, the median of the moves'
+    samples: int  # the moves measured
+
+    @property
+    def gbps(self) -> float:
+        return self.link_bytes_s / BYTES_PER_GBIT
+
+
+def move_link(move: PastMove, figures: Figures | None = None) -> float | None:
+    """Bytes/s one past move put on the wire while it copied memory, or None when it cannot tell
+    (nothing reported sent, or no time left once the fixed prepare and resume are taken off)."""
+    f = figures or Figures()
+    copy_s = move.move_s - f.prepare_s - f.resume_s
+    if move.wire_bytes <= 0 or copy_s <= 0:
+        return None
+    return move.wire_bytes / copy_s
+
+
+def measured_link(
+    moves: Sequence[PastMove], figures: Figures | None = None, *, least: int = MIN_SAMPLES
+) -> PairRate | None:
+    """The pair's link from its past moves (newest first, at most MAX_SAMPLES count), or None with
+    fewer than `least` moves that tell it: the inventory's NIC speed stands then."""
+    links = [r for m in moves[:MAX_SAMPLES] if (r := move_link(m, figures)) is not None]
+    if len(links) < max(1, least):
+        return None
+    return PairRate(statistics.median(links), len(links))

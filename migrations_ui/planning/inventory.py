@@ -12,9 +12,10 @@ import dataclasses
 from collections import defaultdict
 from collections.abc import Sequence
 
+from fabric.driver import fabric_seconds_per_second
 from fabric.models import Host, VirtualMachine
-from migrations_ui.models import MigrationJob
-from migrations_ui.planning.estimates import HostRates
+from migrations_ui.models import JobState, MigrationJob, TransferType
+from migrations_ui.planning.estimates import MAX_SAMPLES, HostRates, PairRate, PastMove, measured_link
 from migrations_ui.planning.placement import PlanOptions, place_evacuation
 from migrations_ui.planning.planner import LeftVm, Plan, plan_evacuation, plan_moves
 from migrations_ui.preflight.assess import (
@@ -49,6 +50,7 @@ class Snapshot:
             rates={h.fqdn: HostRates(nic_gbps=h.nic_gbps) for h in self.hosts},
             dirty_mbps=dirty,
             shares=share_facts(),
+            measured=measured_links(),
         )
 
     def resident(self, but: Host | None = None) -> dict:
@@ -59,6 +61,43 @@ class Snapshot:
         being emptied, or waiting for its own VMs to come back, takes no others)."""
         facts = facts or self.facts
         return [facts[h.pk] for h in self.hosts if h.pk != but_pk and h.reachable and not h.maintenance]
+
+
+# The newest succeeded live moves read for the measured links (every pair's MAX_SAMPLES among them):
+# a bound on what one plan reads, however long the console has run.
+PAST_MOVES_READ = 5000
+
+
+def past_moves(limit: int = PAST_MOVES_READ) -> dict[tuple[str, str], list[PastMove]]:
+    """The newest succeeded live moves of each pair of hosts (source FQDN, destination FQDN), newest
+    first, at most MAX_SAMPLES a pair: what the host sent and how long Move-VM ran, in the fabric's
+    seconds (a simulated fabric runs faster than the wall clock)."""
+    per_second = fabric_seconds_per_second()
+    rows = (
+        MigrationJob.objects.filter(
+            state=JobState.SUCCEEDED,
+            kind=TransferType.LIVE,
+            move_requested_at__isnull=False,
+            slots_released_at__isnull=False,
+            bytes_sent__gt=0,
+        )
+        .order_by("-finished_at", "-pk")
+        .values_list("source__fqdn", "destination__fqdn", "bytes_sent", "move_requested_at", "slots_released_at")[
+            :limit
+        ]
+    )
+    by_pair: dict[tuple[str, str], list[PastMove]] = defaultdict(list)
+    for source, destination, sent, requested, released in rows:
+        moves = by_pair[(source, destination)]
+        if len(moves) < MAX_SAMPLES:
+            moves.append(PastMove(float(sent), (released - requested).total_seconds() * per_second))
+    return dict(by_pair)
+
+
+def measured_links() -> dict[tuple[str, str], PairRate]:
+    """The pairs of hosts whose past moves measured their link (estimates.MIN_SAMPLES or more)."""
+    links = {pair: measured_link(moves) for pair, moves in past_moves().items()}
+    return {pair: rate for pair, rate in links.items() if rate is not None}
 
 
 def evacuation_plan(host: Host, *, move_stopped: bool = False) -> Plan:

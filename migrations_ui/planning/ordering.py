@@ -64,6 +64,8 @@ class Flow:
         hosts = sorted({h for s in specs for h in (s.source, s.destination)})
         index = {h: i for i, h in enumerate(hosts)}
         self.nic = [rates.get(h, HostRates()).nic_bytes_s for h in hosts]
+        # A pair's measured link (0: the NICs'), shared as a NIC is, by the busier host's moves.
+        self.link = [s.link_bytes_s for s in specs]
         self.disk = [rates.get(h, HostRates()).disk_bytes_s for h in hosts]
         self.src = [index[s.source] for s in specs]
         self.dst = [index[s.destination] for s in specs]
@@ -107,10 +109,12 @@ class Flow:
 
         def speed(j: int) -> float:
             p, a, b = phase[j], src[j], dst[j]
-            if p == MEMORY:
-                return min(min(nic[a] / net[a], nic[b] / net[b]) / self.wire[j], self.cap[j])
-            if p == STORE:
-                return min(disk[a] / dsk[a], disk[b] / dsk[b], nic[a] / net[a], nic[b] / net[b])
+            if p in (MEMORY, STORE):
+                measured = self.link[j]
+                line = measured / max(net[a], net[b]) if measured else min(nic[a] / net[a], nic[b] / net[b])
+                if p == MEMORY:
+                    return min(line / self.wire[j], self.cap[j])
+                return min(disk[a] / dsk[a], disk[b] / dsk[b], line)
             return min(disk[a] / dsk[a], disk[b] / dsk[b])  # QUICK
 
         def advance(j: int, t: float) -> None:
@@ -306,7 +310,10 @@ def lower_bound(
         for slot in move_slots(s.kind, s.source, s.destination):
             work[slot].append(e.duration_s)
         for host in {s.source, s.destination}:
-            wire[host] += e.wire_bytes
+            # A move timed by its pair's measured link may be faster than the NIC figure: its bytes
+            # would bound the plan by a rate it does not run at.
+            if not s.link_bytes_s:
+                wire[host] += e.wire_bytes
             files[host] += s.storage_bytes
     crowded = []  # (slot's moves longest first, its limit) where more moves than slots share it
     for slot, durations in work.items():

@@ -27,6 +27,7 @@ from migrations_ui.planning.estimates import (
     Figures,
     HostRates,
     MoveSpec,
+    PairRate,
     estimate_move,
     move_spec,
 )
@@ -58,6 +59,9 @@ class PlanOptions:
     figures: Figures = field(default_factory=Figures)
     shares: tuple[ShareFacts, ...] = ()  # the inventory's shares, for the corrected SMB paths of findings
     tolerance: float = 0.05  # rebalance: a host within average memory use +- this share counts as balanced
+    # The links past moves measured, by (source FQDN, destination FQDN): a pair found here is timed
+    # with its measured link instead of the hosts' NIC speed (estimates.measured_link).
+    measured: Mapping[tuple[str, str], PairRate] = field(default_factory=dict)
 
     def rate(self, host: str) -> HostRates:
         return self.rates.get(host, HostRates())
@@ -132,12 +136,16 @@ class Ledger:
 
     def spec(self, vm: VmFacts, kind: str, source: HostFacts, destination: HostFacts) -> MoveSpec:
         dirty = self.options.dirty_mbps.get(vm.id, DEFAULT_DIRTY_MBPS)
-        return move_spec(vm, kind, source, destination, dirty_mbps=dirty, performance=self.options.performance)
+        measured = self.options.measured.get((source.fqdn, destination.fqdn))
+        return move_spec(
+            vm, kind, source, destination, dirty_mbps=dirty, performance=self.options.performance, measured=measured
+        )
 
     def guess(self, vm: VmFacts, source: HostFacts, destination: str) -> Cost:
         """The move alone as a Live (or offline) move, before pre-flight says which kind it is: what ranking
         candidates needs. The closed form of the pre-copy (hyperv.md section 8) is close enough for a
-        ranking and far cheaper; hosts of one rate class cost the same, so it is worked out once a class."""
+        ranking and far cheaper; hosts of one rate class cost the same, so it is worked out once a class.
+        A pair's measured link is not used here (it is a pair's, not a class's): the plan's timing is."""
         klass = self.klass[destination]
         key = (vm.id, klass)
         if key not in self._guesses:

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from migrations_ui.planning.estimates import Estimate, MoveSpec
+from migrations_ui.planning.estimates import MIN_SAMPLES, Estimate, MoveSpec
 from migrations_ui.planning.ordering import alone_estimates, lower_bound, simulate
 from migrations_ui.planning.placement import (
     PICK_PACKED,
@@ -34,7 +34,7 @@ from migrations_ui.planning.placement import (
     place_rebalance,
     stopped_reason,
 )
-from migrations_ui.preflight.facts import HostFacts, VmFacts
+from migrations_ui.preflight.facts import HostFacts, Kind, VmFacts
 from migrations_ui.preflight.rules import BLOCK, INFO, Finding
 from migrations_ui.slots import LIVE, STORAGE, Slot
 from utilities.texts import Msg, without_period
@@ -71,6 +71,14 @@ class PlannedMove:
     spec: MoveSpec  # what the timing model was given: bytes, dirty rate, performance option
     findings: tuple[Finding, ...] = ()  # pre-flight's warnings and notes for this destination
 
+    @property
+    def estimate_basis(self) -> str:
+        """What the move's link speed comes from: "measured" (its pair's past moves), "inventory"
+        (the hosts' NIC speed), "" for a Quick move (it copies through the cluster's storage)."""
+        if self.transfer_type == Kind.QUICK:
+            return ""
+        return "measured" if self.spec.link_samples else "inventory"
+
     def as_json(self) -> dict:
         return {
             "vm": self.vm,
@@ -105,6 +113,16 @@ class Plan:
     lower_bound_s: float
     # The hosts' slots the plan runs within: (host FQDN, "live"|"storage") -> limit.
     limits: Mapping[Slot, int]
+
+    @property
+    def measured_count(self) -> int:
+        """Moves timed with their pair's measured link (the rest with the inventory's NIC speed)."""
+        return sum(1 for m in self.moves if m.estimate_basis == "measured")
+
+    @property
+    def min_samples(self) -> int:
+        """Past live moves a pair needs before its measured link times its moves."""
+        return MIN_SAMPLES
 
     @property
     def shared_rules(self) -> frozenset[str]:

@@ -119,6 +119,12 @@ def page_query(filters: dict, page: int) -> str:
 
 
 @register.filter
+def history_page(history_filter, page: int) -> str:
+    """The history page's query string for another page, filters kept."""
+    return history_filter.query(page=page if page != 1 else "")
+
+
+@register.filter
 def wall_s(fabric_s: float | None) -> float | None:
     """Seconds of the fabric's clock (plans, batch_summary) as wall-clock seconds, the clock a job's
     duration is read in: a simulated fabric runs SIM_TIME_SCALE times faster than the wall."""

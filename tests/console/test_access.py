@@ -104,6 +104,8 @@ def read_only(world):
         ("share", share.get_absolute_url()),
         ("jobs", reverse("migrations_ui:jobs")),
         ("job", job.get_absolute_url()),
+        ("history", reverse("migrations_ui:history")),
+        ("history csv", reverse("migrations_ui:history_csv")),
         ("batch", batch.get_absolute_url()),
         ("audit", reverse("audit:list")),
         ("audit event", reverse("audit:detail", args=[event.pk])),

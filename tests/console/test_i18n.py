@@ -157,6 +157,8 @@ def main_pages(objects, admin_client) -> list[str]:
         reverse("migrations_ui:migrate_storage", args=[storage_vm.guid]) + "?mode=whole&storage_path=%5C%5Cfs01%5Cvms",
         reverse("migrations_ui:jobs"),  # with the queue (its controls post to host_queue)
         reverse("migrations_ui:job", args=[job.pk]),
+        reverse("migrations_ui:history") + "?state=all",
+        reverse("migrations_ui:history") + "?since=2026-02-30&kind=teleport",  # the messages at the fields
         reverse("migrations_ui:evacuate", args=[node.fqdn]),
         reverse("migrations_ui:batch", args=[batch.pk]),
         reverse("fabric:settings"),
