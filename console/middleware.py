@@ -6,6 +6,7 @@ from django.conf import settings
 from django.contrib.auth.middleware import LoginRequiredMiddleware
 from django.core.exceptions import PermissionDenied
 from django.shortcuts import render
+from django.utils import timezone
 from django.utils.translation import gettext
 
 from access import can_view
@@ -75,4 +76,35 @@ class RoleRequiredMiddleware:
     def process_exception(self, request, exception):
         if isinstance(exception, PermissionDenied):
             return render(request, "403.html", {"reason": str(exception)}, status=403)
+        return None
+
+
+class TimeZoneMiddleware:
+    """Dates shown and entered in the operator's own time zone: the browser's, which the console's
+    script keeps in the `tz` cookie (Intl's IANA name). Without the cookie, or with a name that is no
+    zone, the console's TIME_ZONE stays (UTC by default); pages print the zone beside the times."""
+
+    COOKIE = "tz"
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        zone = _zone(request.COOKIES.get(self.COOKIE, ""))
+        if zone is not None:
+            timezone.activate(zone)
+        try:
+            return self.get_response(request)
+        finally:
+            timezone.deactivate()
+
+
+def _zone(name: str):
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    if not name or len(name) > 64:
+        return None
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
         return None

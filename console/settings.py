@@ -97,6 +97,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     # A signed-in user's saved language (console.language) wins over the browser's.
     "console.language.PreferredLanguageMiddleware",
+    "console.middleware.TimeZoneMiddleware",  # the browser's time zone (the script's `tz` cookie)
     "console.middleware.AuditedLoginRequiredMiddleware",  # Django's, with anonymous refusals audited
     "console.middleware.RoleRequiredMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",

@@ -1,8 +1,10 @@
 """The wizards' input: validated here, so views only read cleaned data."""
 
+from datetime import timedelta
 from typing import NamedTuple
 
 from django import forms
+from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 
@@ -177,3 +179,33 @@ class SelectionForm(forms.Form):
                     % {"path": path, "host": folders.host},
                 )
         return chosen
+
+
+# The browser's own date-and-time picker; it sends what it shows, in the operator's zone.
+LOCAL_TIME = forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M")
+
+
+class WindowForm(forms.Form):
+    """When a maintenance window starts and by when its moves must have started, read in the
+    operator's time zone (TimeZoneMiddleware) from the browser's date-and-time fields."""
+
+    starts_at = forms.DateTimeField(label=gettext_lazy("Start at"), widget=LOCAL_TIME)
+    deadline = forms.DateTimeField(
+        label=gettext_lazy("Deadline"),
+        required=False,
+        widget=LOCAL_TIME,
+        help_text=gettext_lazy("Moves not started by then are not started; moves already running finish. Empty: none."),
+    )
+
+    def clean_starts_at(self):
+        starts_at = self.cleaned_data["starts_at"]
+        if starts_at < timezone.now() - timedelta(minutes=1):
+            raise forms.ValidationError(_("This time has passed: give a time to come."))
+        return starts_at
+
+    def clean(self):
+        data = super().clean()
+        starts_at, deadline = data.get("starts_at"), data.get("deadline")
+        if starts_at and deadline and deadline <= starts_at:
+            self.add_error("deadline", _("The deadline must come after the start."))
+        return data

@@ -58,6 +58,9 @@ class Batch(models.Model):
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL)
     plan = models.JSONField(default=dict, blank=True, help_text="The plan as started (see migrations_ui.jobs.batches)")
     created_at = models.DateTimeField(auto_now_add=True)
+    deadline = models.DateTimeField(
+        null=True, blank=True, help_text="Its maintenance window's deadline: moves not started by then are not started"
+    )
 
     class Meta:
         ordering = ["-created_at", "-pk"]
@@ -77,6 +80,49 @@ class Batch(models.Model):
             return gettext("Evacuate %(name)s") % {"name": self.host.name}
         if self.host is not None and self.name == f"Move back to {self.host.name}":
             return gettext("Move back to %(name)s") % {"name": self.host.name}
+        return self.name
+
+
+class WindowState(models.TextChoices):
+    SCHEDULED = "scheduled", _("Scheduled")
+    STARTED = "started", _("Started")
+    CANCELLED = "cancelled", _("Cancelled")
+    REFUSED = "refused", _("Not started")
+
+
+class MaintenanceWindow(models.Model):
+    """An evacuation, a selection or a move back to start at a set time, with an optional deadline.
+
+    Kept in the database, so it survives restarts: the workers' supervisor starts it when due
+    (jobs.windows) and the batch it starts carries the deadline. Until it starts it can be edited or
+    cancelled; the plan is made when it starts, from the inventory of that moment."""
+
+    kind = models.CharField(max_length=16, choices=BatchKind.choices)
+    name = models.CharField(max_length=255)
+    host = models.ForeignKey(
+        Host, null=True, blank=True, on_delete=models.PROTECT, related_name="windows", help_text="The host to evacuate"
+    )
+    vm_ids = models.JSONField(default=list, blank=True, help_text="A selection's VM GUIDs")
+    destination = models.ForeignKey(
+        Host, null=True, blank=True, on_delete=models.PROTECT, related_name="+", help_text="A selection's destination"
+    )
+    evacuation = models.ForeignKey(
+        "Batch", null=True, blank=True, on_delete=models.PROTECT, related_name="+", help_text="What a move back undoes"
+    )
+    move_stopped = models.BooleanField(default=False)
+    starts_at = models.DateTimeField()
+    deadline = models.DateTimeField(null=True, blank=True)
+    state = models.CharField(max_length=16, choices=WindowState.choices, default=WindowState.SCHEDULED)
+    outcome = models.JSONField(default=dict, blank=True, help_text="Why it did not start: reason, i18n")
+    batch = models.ForeignKey("Batch", null=True, blank=True, on_delete=models.SET_NULL, related_name="windows")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["starts_at", "pk"]
+        indexes = [models.Index(fields=["state", "starts_at"])]
+
+    def __str__(self):
         return self.name
 
 

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from migrations_ui.views import batches, history, jobs, queue
+from migrations_ui.views import batches, history, jobs, queue, windows
 
 app_name = "migrations_ui"
 
@@ -23,4 +23,8 @@ urlpatterns = [
     path("vms/migrate-selected/", batches.migrate_selected, name="migrate_selected"),
     path("batches/<int:pk>/", batches.batch_detail, name="batch"),
     path("batches/<int:pk>/move-back/", batches.batch_move_back, name="batch_move_back"),
+    path("maintenance/", windows.window_list, name="windows"),
+    path("maintenance/schedule/", windows.schedule, name="schedule_window"),
+    path("maintenance/<int:pk>/", windows.window_edit, name="window"),
+    path("maintenance/<int:pk>/cancel/", windows.window_cancel, name="cancel_window"),
 ]

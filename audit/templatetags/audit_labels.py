@@ -19,6 +19,7 @@ KINDS = {
     "url": pgettext_lazy("audit target", "URL"),
     "user": pgettext_lazy("audit target", "user"),
     "command": pgettext_lazy("audit target", "command"),
+    "window": pgettext_lazy("audit target", "maintenance window"),
 }
 
 

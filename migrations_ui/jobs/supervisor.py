@@ -20,7 +20,8 @@ from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
 from fabric.tasks import enqueue_sync_if_due
-from migrations_ui.jobs.events import record
+from migrations_ui.jobs import windows
+from migrations_ui.jobs.events import audit_job, record
 from migrations_ui.jobs.runner import RECOVERABLE, RECOVERY_PENDING, STALE_AFTER
 from migrations_ui.jobs.scheduler import admit_waiting
 from migrations_ui.jobs.tasks import enqueue_readiness_if_stale
@@ -70,6 +71,18 @@ def hand_to_recovery(job: MigrationJob, now=None) -> bool:
     return True
 
 
+def ask_hosts_again(job_id: int, user=None, request=None) -> bool:
+    """Hand an unknown job to recovery now instead of at the supervisor's next turn; False when it is
+    not unknown or a recovery holds it already. An operator's request (user) is audited when handed."""
+    jobs = MigrationJob.objects.select_related("vm", "source", "destination")
+    job = jobs.filter(pk=job_id, state=JobState.UNKNOWN, worker="").first()
+    if job is None or not hand_to_recovery(job):
+        return False
+    if user is not None:
+        audit_job(job, "asked_again", actor=user, request=request)
+    return True
+
+
 def requeue_orphans() -> list[int]:
     """Give a new worker task to every job admitted more than ORPHAN_AFTER ago that no task will
     start (a task waiting for a free worker is left alone). Never a second run: a task claims the
@@ -110,6 +123,7 @@ def tick() -> None:
     admit_waiting()
     enqueue_sync_if_due()  # the inventory, every INVENTORY_SYNC_INTERVAL: whichever worker ticks first
     enqueue_readiness_if_stale()  # could each host be emptied: after syncs and finished moves
+    windows.tick()  # maintenance windows that are due start; batches past their deadline start no more
 
 
 def start_supervisor(stop: threading.Event, interval: float = TICK_S) -> threading.Thread:

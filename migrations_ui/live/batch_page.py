@@ -101,7 +101,10 @@ def progress_context(batch: Batch, batch_runs: list[Run]) -> dict:
     """The progress section: the batch's summary, its counts labelled in the page's language."""
     summary = batch_summary(batch, batch_runs)
     counts = [(JobState(state).label, n) for state, n in summary["counts"].items()]
-    return {**summary, "batch": batch, "counts": counts}
+    context = {**summary, "batch": batch, "counts": counts}
+    if batch.deadline is not None:  # its window's deadline: say how many moves it stopped
+        context["not_started"] = batch.jobs.filter(error_code="deadline").count()
+    return context
 
 
 def timelines_context(batch: Batch, batch_runs: list[Run], *, plan_too: bool = True) -> dict:

@@ -28,3 +28,11 @@ document.addEventListener("keydown", (event) => {
     search.focus();
   }
 });
+// The browser's time zone, so that the console shows and reads times in it (TimeZoneMiddleware);
+// the page drawn before the cookie existed shows the console's zone, the next one the browser's.
+(() => {
+  const zone = Intl.DateTimeFormat().resolvedOptions().timeZone;
+  if (zone && !document.cookie.split("; ").includes(`tz=${zone}`)) {
+    document.cookie = `tz=${zone}; path=/; max-age=31536000; SameSite=Lax`;  // IANA names need no escaping
+  }
+})();

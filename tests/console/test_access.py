@@ -2,14 +2,17 @@
 administrator. The list of routes comes from the URL resolver: a route nobody classified here as
 mutating, read-only or tested elsewhere fails test_every_route_is_classified."""
 
+from datetime import timedelta
+
 import pytest
 from django.urls import URLResolver, get_resolver, resolve, reverse
+from django.utils import timezone
 
 from access import Role, capabilities, role_of
 from audit.log import record
 from audit.models import AuditEvent
 from fabric.models import Cluster, Host, SmbShare
-from migrations_ui.models import Batch, MigrationJob
+from migrations_ui.models import Batch, MaintenanceWindow, MigrationJob
 from tests.fabric.factories import make_host, make_vm
 
 pytestmark = pytest.mark.django_db
@@ -22,7 +25,10 @@ def world():
     vm = make_vm("web01", host=source)
     job = MigrationJob.objects.create(kind="live", vm=vm, vm_name=vm.name, source=source, destination=destination)
     batch = Batch.objects.create(name="Evacuate hv-a", kind="evacuation", host=source)
-    return {"vm": vm, "job": job, "destination": destination, "batch": batch}
+    window = MaintenanceWindow.objects.create(
+        kind="evacuation", name="Evacuate hv-b", host=destination, starts_at=timezone.now() + timedelta(days=1)
+    )
+    return {"vm": vm, "job": job, "destination": destination, "batch": batch, "window": window}
 
 
 def mutating(world):
@@ -59,6 +65,14 @@ def mutating(world):
         ("host move back", reverse("migrations_ui:host_move_back", args=[vm.host.fqdn]), {}, "operator"),
         ("end maintenance", reverse("migrations_ui:host_end_maintenance", args=[vm.host.fqdn]), {}, "operator"),
         ("batch move back", reverse("migrations_ui:batch_move_back", args=[world["batch"].pk]), {}, "operator"),
+        (
+            "schedule window",
+            reverse("migrations_ui:schedule_window"),
+            {"kind": "evacuation", "host": "hv-a"},
+            "operator",
+        ),
+        ("change window", reverse("migrations_ui:window", args=[world["window"].pk]), {"starts_at": "x"}, "operator"),
+        ("cancel window", reverse("migrations_ui:cancel_window", args=[world["window"].pk]), {}, "operator"),
         (
             "host settings",
             reverse("fabric:settings"),
@@ -106,6 +120,7 @@ def read_only(world):
         ("job", job.get_absolute_url()),
         ("history", reverse("migrations_ui:history")),
         ("history csv", reverse("migrations_ui:history_csv")),
+        ("maintenance windows", reverse("migrations_ui:windows")),
         ("batch", batch.get_absolute_url()),
         ("audit", reverse("audit:list")),
         ("audit event", reverse("audit:detail", args=[event.pk])),
@@ -195,6 +210,7 @@ def test_a_viewer_changes_nothing(world, as_persona):
     assert Batch.objects.count() == 1
     assert not Host.objects.filter(queue_paused=True).exists()
     assert not Host.objects.filter(maintenance=True).exists()
+    assert list(MaintenanceWindow.objects.values_list("state", flat=True)) == ["scheduled"]
 
 
 @pytest.mark.parametrize("persona", ["viewer", "operator", "administrator"])

@@ -140,8 +140,9 @@ class Session:
         return response
 
 
-def sign_in(browser, console: Served, username: str, viewport=(1280, 900)) -> Session:
-    context = browser.new_context(viewport={"width": viewport[0], "height": viewport[1]}, locale="en-US")
+def sign_in(browser, console: Served, username: str, viewport=(1280, 900), timezone_id: str | None = None) -> Session:
+    size = {"width": viewport[0], "height": viewport[1]}
+    context = browser.new_context(viewport=size, locale="en-US", timezone_id=timezone_id)
     context.set_default_timeout(15_000)
     session = Session(context.new_page(), console)
     session.watch_errors()
@@ -159,8 +160,8 @@ def signed_in(browser, console):
     """signed_in("operator") -> a Session in a fresh browser context; closed after the test."""
     contexts = []
 
-    def open_session(username: str, viewport=(1280, 900)) -> Session:
-        session = sign_in(browser, console, username, viewport)
+    def open_session(username: str, viewport=(1280, 900), timezone_id: str | None = None) -> Session:
+        session = sign_in(browser, console, username, viewport, timezone_id)
         session.page.context.console_errors = session.errors  # checked when the test ends
         contexts.append(session.page.context)
         return session

@@ -274,3 +274,49 @@ def test_a_worker_runs_a_job_without_loading_a_renderer(console):
     assert result["state"] == "succeeded" and result["events"] > 3
     # The web processes render (migrations_ui.jobs.emit sends data only).
     assert result["loaded"] == [] and result["templates"] == []
+
+
+SCHEDULE = """
+import django, json
+from datetime import timedelta
+django.setup()
+from django.utils import timezone
+from fabric.models import Host
+from migrations_ui.models import MaintenanceWindow
+window = MaintenanceWindow.objects.create(
+    kind="evacuation", name="Evacuate hv-s4", host=Host.objects.get(name="hv-s4"),
+    starts_at=timezone.now() + timedelta(seconds={delay}),
+)
+print(json.dumps({{"id": window.pk, "starts_at": window.starts_at.timestamp()}}))
+"""
+WINDOW = """
+import django, json
+django.setup()
+from migrations_ui.models import MaintenanceWindow
+w = MaintenanceWindow.objects.select_related("batch").get(pk={pk})
+jobs = list(w.batch.jobs.values_list("state", flat=True)) if w.batch else []
+print(json.dumps({{"state": w.state, "batch_at": w.batch.created_at.timestamp() if w.batch else None, "jobs": jobs}}))
+"""
+
+
+def test_a_window_starts_on_time_though_the_workers_were_restarted_in_between(console):
+    scheduled = console.python(SCHEDULE.format(delay=8))
+    assert scheduled.returncode == 0, scheduled.stderr
+    window = json.loads(scheduled.stdout)
+    first = console.start_worker()
+    time.sleep(3)
+    first.send_signal(signal.SIGKILL)  # the worker that saw it scheduled is gone before it is due
+    first.wait(10)
+
+    def read():
+        answer = console.python(WINDOW.format(pk=window["id"]))
+        assert answer.returncode == 0, answer.stderr
+        return json.loads(answer.stdout)
+
+    assert read()["state"] == "scheduled"
+    console.start_worker()
+    assert console.wait_for(lambda: read()["state"] == "started", timeout=60)
+    started = read()
+    # On time: not before its time, and within a few supervisor ticks (3 s) of it.
+    assert window["starts_at"] <= started["batch_at"] <= window["starts_at"] + 15
+    assert console.wait_for(lambda: set(read()["jobs"]) == {"succeeded"}, timeout=90), read()
