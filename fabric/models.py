@@ -60,6 +60,13 @@ class Cluster(models.Model):
         null=True, blank=True, help_text="Cluster MaximumParallelMigrations; wins over the nodes' own limit"
     )
     last_sync = models.DateTimeField(null=True, blank=True)
+    # Move timeouts of the cluster's nodes (console state, not Hyper-V's): None = the console's default.
+    move_stall_timeout_s = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Cancel a move without progress for this long (s); 0: never; empty: default"
+    )
+    move_timeout_s_per_gib = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Cancel a move running longer than this per GiB (s); 0: never; empty: default"
+    )
 
     class Meta:
         ordering = ["name"]
@@ -117,6 +124,13 @@ class Host(models.Model):
     maintenance = models.BooleanField(default=False, help_text="Evacuated for maintenance by the console")
     last_sync = models.DateTimeField(null=True, blank=True)
     last_error = models.TextField(blank=True)
+    # Move timeouts of moves out of this host (console state): None = its cluster's, else the default.
+    move_stall_timeout_s = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Cancel a move without progress for this long (s); 0: never; empty: inherit"
+    )
+    move_timeout_s_per_gib = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Cancel a move running longer than this per GiB (s); 0: never; empty: inherit"
+    )
 
     objects = HostQuerySet.as_manager()
 

@@ -64,6 +64,10 @@ class Reading:
     pass_number: int = 0
     dirty_rate_mbps: float = 0.0
     transfer_rate_mbps: float = 0.0
+    # Pre-copy figures only some hosts report (MigrationStatus): memory copied per second (what competes
+    # with the dirty rate; with compression more than the wire carries) and memory the destination lacks.
+    memory_rate_mbps: float | None = None
+    memory_remaining_bytes: int | None = None
 
     @property
     def progress(self) -> float:
@@ -82,10 +86,18 @@ class Breach:
     percent: int
     pass_number: int
     dirty_rate_mbps: float
-    transfer_rate_mbps: float
-    bytes_remaining: int
+    transfer_rate_mbps: float  # of memory where the host reports it (as the convergence chart reads it)
+    bytes_remaining: int  # memory the destination lacks where the host reports it, else its bytes remaining
     data_gib: float  # what the completion limit was scaled by
     per_gib_s: float | None
+
+    @classmethod
+    def from_data(cls, data: dict) -> Breach | None:
+        """Back from as_data (a recovered job's "policy" event); None when the figures are not all there."""
+        try:
+            return cls(**{name: data[name] for name in cls.__dataclass_fields__})
+        except (KeyError, TypeError):
+            return None
 
     def as_data(self) -> dict:
         return {
@@ -141,8 +153,8 @@ class Watch:
             percent=r.percent,
             pass_number=r.pass_number,
             dirty_rate_mbps=r.dirty_rate_mbps,
-            transfer_rate_mbps=r.transfer_rate_mbps,
-            bytes_remaining=r.bytes_remaining,
+            transfer_rate_mbps=r.transfer_rate_mbps if r.memory_rate_mbps is None else r.memory_rate_mbps,
+            bytes_remaining=r.bytes_remaining if r.memory_remaining_bytes is None else r.memory_remaining_bytes,
             data_gib=max(self.data_bytes / GIB, MIN_GIB),
             per_gib_s=self.limits.per_gib_s or None,
         )

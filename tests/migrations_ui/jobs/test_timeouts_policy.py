@@ -6,6 +6,7 @@ from migrations_ui.jobs.timeouts import (
     DEFAULT_STALL_S,
     GIB,
     STALL,
+    Breach,
     Limits,
     Reading,
     Watch,
@@ -96,3 +97,29 @@ def test_a_stall_is_named_before_the_completion_limit_when_both_are_broken():
     watch = Watch(Limits(stall_s=5, per_gib_s=1), GIB)  # 2 s (the floor)
     assert watch.observe(Reading(t=0, percent=1)) is None
     assert watch.observe(Reading(t=6, percent=1)).rule == STALL
+
+
+def test_a_breach_survives_its_event_for_a_recovered_job():
+    watch = Watch(Limits(stall_s=1, per_gib_s=None), GIB)
+    watch.observe(Reading(t=0, percent=3))
+    breach = watch.observe(Reading(t=2, percent=3, pass_number=1))
+    assert Breach.from_data(breach.as_data()) == breach
+    assert Breach.from_data({"rule": STALL}) is None
+
+
+def test_the_memory_figures_are_named_where_the_host_reports_them():
+    """With compression the wire carries less than the memory copied: the memory rate is what competes
+    with the dirty rate, and the memory the destination lacks is what is left (convergence.py reads them so)."""
+    watch = Watch(Limits(stall_s=1, per_gib_s=None), GIB)
+    watch.observe(Reading(t=0, percent=3))
+    stuck = Reading(
+        t=1,
+        percent=3,
+        bytes_remaining=9 * GIB,
+        transfer_rate_mbps=300,
+        memory_rate_mbps=600,
+        memory_remaining_bytes=GIB // 2,
+    )
+    breach = watch.observe(stuck)
+    assert (breach.transfer_rate_mbps, breach.bytes_remaining) == (600, GIB // 2)
+    assert "512.0 MiB left" in describe(breach)
