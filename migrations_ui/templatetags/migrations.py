@@ -7,6 +7,7 @@ from django.utils.translation import gettext_lazy, pgettext_lazy
 
 from fabric.driver import fabric_seconds_per_second
 from migrations_ui.jobs.runner import STEPS
+from migrations_ui.live.chart_data import policy_text
 from migrations_ui.models import JobState
 from migrations_ui.preflight.facts import Kind
 
@@ -188,8 +189,14 @@ def event_text(event) -> str:
             return _("Move sent to the host again") if d.get("resend") else _("Move sent to the host")
         case "host_job":
             return _("Host migration job %(id)s") % {"id": d.get("migration_id", "")}
+        case "cancel_sent" if d.get("by") == "policy":
+            return _("Cancel passed to the host (move timeout)")
         case "cancel_sent":
             return _("Cancel passed to the host")
+        case "policy" if d.get("action") == "cancel":
+            return policy_text(d)
+        case "policy":
+            return _("The move completed before the move timeout's cancel took effect")
         case "recovery":
             if d.get("worker"):
                 return _("Taken over by %(worker)s after its worker stopped") % {"worker": d["worker"]}
@@ -214,6 +221,7 @@ EVENT_KINDS = {
     "move_requested": gettext_lazy("move requested"),
     "host_job": gettext_lazy("host job"),
     "cancel_sent": gettext_lazy("cancel sent"),
+    "policy": gettext_lazy("move timeout"),
     "recovery": gettext_lazy("recovery"),
     "requeued": gettext_lazy("requeued"),
     "warning": gettext_lazy("warning"),

@@ -13,7 +13,9 @@ from fabric.sync import sync_inventory
 from migrations_ui.jobs.operations import create_job
 from migrations_ui.jobs.runner import TIMED_OUT, Runner
 from migrations_ui.jobs.scheduler import admit_waiting, slots_in_use
+from migrations_ui.live.chart_data import job_chart
 from migrations_ui.models import SLOT_STATES, JobState, MigrationJob
+from migrations_ui.templatetags.migrations import event_text
 from tests.fabric.conftest import emu_fabric_path, emu_store, emulator  # noqa: F401 - the fixtures
 from tests.fabric.hyperv.test_embedded_psrp import psrp_settings  # noqa: F401 - the fixture
 from tests.migrations_ui.conftest import host, vm
@@ -112,6 +114,13 @@ def test_a_move_that_never_converges_runs_into_its_clusters_completion_limit(dem
     assert vm("cache-01").host.name == "hv-new2"
     with demo.session() as fabric:
         assert fabric.migrations[job.host_migration_id].state == "cancelled"
+    # The convergence chart marks where the policy acted, and says why in words beside it.
+    chart = job_chart(job)
+    assert chart["svg"].count('class="policy-mark"') == 1 and "Move timeout" in chart["svg"]
+    [note] = chart["policy"]
+    assert "the move ran 4 s, over its limit of 4 s, in pass" in note and "dirty rate 700 MB/s" in note
+    log = [event_text(e) for e in job.events.order_by("sequence")]
+    assert note in log and "Cancel passed to the host (move timeout)" in log
 
 
 def test_a_move_the_host_completes_before_the_cancel_lands_succeeds(demo, settings):
