@@ -48,6 +48,14 @@ def effective_for_cluster(cluster: Cluster, field: str) -> Effective:
     return Effective(own, CLUSTER) if own is not None else Effective(default(field), DEFAULT)
 
 
+def summary(target: Host | Cluster) -> list[dict]:
+    """What the pages show: each rule's value that applies, where it comes from, the target's own."""
+    find = effective_for_cluster if isinstance(target, Cluster) else effective
+    return [
+        {"field": f, "own": getattr(target, f), "effective": find(target, f), "default": default(f)} for f in FIELDS
+    ]
+
+
 def limits(host: Host) -> tuple[int, int]:
     """(stall seconds, seconds per GiB) for a move out of host; 0: that rule is off."""
     return tuple(effective(host, f).value for f in FIELDS)
