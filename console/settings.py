@@ -60,7 +60,8 @@ try:
     # Move timeouts (migrations_ui/jobs/timeouts.py; README "Move timeouts"), the default of every host
     # and cluster without its own: a move the host reports no progress of for this many seconds is
     # cancelled (150: KubeVirt's progressTimeout), and one that runs longer than this many seconds per
-    # GiB it copies (800: Nova's live_migration_completion_timeout). 0 turns a rule off.
+    # GiB it copies (800: Nova's live_migration_completion_timeout, KubeVirt's completionTimeoutPerGiB).
+    # 0 turns a rule off.
     MOVE_STALL_TIMEOUT_S = env.parse_int("MOVE_STALL_TIMEOUT_S", os.environ.get("MOVE_STALL_TIMEOUT_S"), 150)
     MOVE_TIMEOUT_S_PER_GIB = env.parse_int("MOVE_TIMEOUT_S_PER_GIB", os.environ.get("MOVE_TIMEOUT_S_PER_GIB"), 800)
 except env.ConfigError as exc:

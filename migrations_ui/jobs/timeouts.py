@@ -16,13 +16,16 @@ timeouts") follow two systems that run this policy in production:
   progress about once a second (its progress records, the job's PercentComplete), and a real pass of
   a large VM sends bytes the whole time: two and a half minutes of nothing is a hung move, not a slow
   one, and long enough that a percent-only host (its percent moves in whole steps) is not cut off.
-- 800 s per GiB is OpenStack Nova's live_migration_completion_timeout default (scaled, as Nova
-  does, by the data the move copies, with at least 2 GiB). KubeVirt's 150 s/GiB is tuned for pods on
-  fast cluster networks; a Hyper-V migration network may be a shared 1 GbE link where a GiB takes
-  10 s at best and several times that under other moves. Cancelling a move that would have finished
-  throws the whole copy away and keeps the host in maintenance longer, so the completion limit is
-  the generous one: it catches a pre-copy that never converges (the dirty rate at or above the
-  transfer rate, pass after pass), while the stall rule catches a hung move early.
+- 800 s per GiB is both OpenStack Nova's live_migration_completion_timeout default and KubeVirt's
+  completionTimeoutPerGiB default (OpenShift Virtualization documents it: "a VMI with 6 GiB memory
+  times out if it has not completed migration in 4800 seconds"; both count the disks as well for a
+  block migration, as this policy does for a move that copies them). The console adds a floor of
+  2 GiB: a small VM's checks and switch-over take as long as a large one's. A Hyper-V migration
+  network may be a shared 1 GbE link where a GiB takes 10 s at best and several times that beside
+  other moves, and cancelling a move that would have finished throws the whole copy away and keeps
+  a host in maintenance longer: so the completion limit is the generous one. It catches a pre-copy
+  that never converges (the dirty rate at or above the transfer rate, pass after pass); the stall
+  rule catches a hung move early.
 
 Watch follows one move: feed it each status read (observe) and it says when, and why, to act.
 """
@@ -33,9 +36,9 @@ import math
 from dataclasses import dataclass
 
 GIB = 1024**3
-MIN_GIB = 2  # Nova's floor: a small VM gets the limit of a 2 GiB one (start-up costs dominate)
+MIN_GIB = 2  # a small VM gets the limit of a 2 GiB one: its checks and switch-over take as long
 DEFAULT_STALL_S = 150  # KubeVirt's progressTimeout
-DEFAULT_PER_GIB_S = 800  # Nova's live_migration_completion_timeout
+DEFAULT_PER_GIB_S = 800  # Nova's live_migration_completion_timeout, KubeVirt's completionTimeoutPerGiB
 STALL, COMPLETION = "stall", "completion"
 
 

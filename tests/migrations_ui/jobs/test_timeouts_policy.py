@@ -18,10 +18,10 @@ def reads(watch, *readings):
     return [watch.observe(r) for r in readings]
 
 
-def test_the_defaults_are_kubevirts_progress_timeout_and_novas_completion_timeout():
+def test_the_defaults_are_kubevirts_progress_timeout_and_the_completion_timeout_of_nova_and_kubevirt():
     assert (DEFAULT_STALL_S, DEFAULT_PER_GIB_S) == (150, 800)
     assert Limits().completion_s(8 * GIB) == 6400
-    # Nova's floor: a small VM gets the limit of a 2 GiB one.
+    # The floor: a small VM gets the limit of a 2 GiB one.
     assert Limits().completion_s(512 * 1024**2) == 1600
     assert Limits(per_gib_s=0).completion_s(8 * GIB) is None
 
