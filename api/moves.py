@@ -25,7 +25,8 @@ from api.schemas import (
     Text,
 )
 from fabric.hyperv.host_values import renamed_vhd
-from migrations_ui.jobs.operations import ask_hosts_again, cancel_job, create_job, decide_unknown
+from migrations_ui.jobs.operations import cancel_job, create_job, decide_unknown
+from migrations_ui.jobs.supervisor import ask_hosts_again
 from migrations_ui.lookup import NotFound, find_host, find_vm
 from migrations_ui.models import JobEvent, JobState, MigrationJob
 from migrations_ui.preflight.assess import Preflight, vm_for_preflight

@@ -64,6 +64,11 @@ try:
     # 0 turns a rule off.
     MOVE_STALL_TIMEOUT_S = env.parse_int("MOVE_STALL_TIMEOUT_S", os.environ.get("MOVE_STALL_TIMEOUT_S"), 150)
     MOVE_TIMEOUT_S_PER_GIB = env.parse_int("MOVE_TIMEOUT_S_PER_GIB", os.environ.get("MOVE_TIMEOUT_S_PER_GIB"), 800)
+    # After a move timed out by its completion limit (a pre-copy that does not converge), start it once
+    # more with Compression, which copies more memory per second on the same link. Off by default.
+    MOVE_TIMEOUT_RETRY_COMPRESSION = env.parse_bool(
+        "MOVE_TIMEOUT_RETRY_COMPRESSION", os.environ.get("MOVE_TIMEOUT_RETRY_COMPRESSION"), default=False
+    )
 except env.ConfigError as exc:
     sys.stderr.write(f"Configuration error: {exc}\n")
     raise SystemExit(2) from None

@@ -67,6 +67,9 @@ class Cluster(models.Model):
     move_timeout_s_per_gib = models.PositiveIntegerField(
         null=True, blank=True, help_text="Cancel a move running longer than this per GiB (s); 0: never; empty: default"
     )
+    move_timeout_retry_compression = models.BooleanField(
+        null=True, blank=True, help_text="After a completion timeout, start the move once more with Compression"
+    )
 
     class Meta:
         ordering = ["name"]
@@ -130,6 +133,9 @@ class Host(models.Model):
     )
     move_timeout_s_per_gib = models.PositiveIntegerField(
         null=True, blank=True, help_text="Cancel a move running longer than this per GiB (s); 0: never; empty: inherit"
+    )
+    move_timeout_retry_compression = models.BooleanField(
+        null=True, blank=True, help_text="After a completion timeout, start the move once more with Compression"
     )
 
     objects = HostQuerySet.as_manager()

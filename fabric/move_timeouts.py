@@ -13,7 +13,7 @@ from django.db import transaction
 
 from fabric.models import Cluster, Host
 
-FIELDS = ("move_stall_timeout_s", "move_timeout_s_per_gib")
+FIELDS = ("move_stall_timeout_s", "move_timeout_s_per_gib", "move_timeout_retry_compression")
 HOST, CLUSTER, DEFAULT = "host", "cluster", "default"
 MAX_STALL_S = 24 * 3600  # a day without progress is no longer a timeout
 MAX_PER_GIB_S = 3600  # an hour per GiB: about 0.3 MB/s
@@ -27,10 +27,11 @@ class Effective:
     source: str
 
 
-def default(field: str) -> int:
+def default(field: str) -> int | bool:
     return {
         "move_stall_timeout_s": settings.MOVE_STALL_TIMEOUT_S,
         "move_timeout_s_per_gib": settings.MOVE_TIMEOUT_S_PER_GIB,
+        "move_timeout_retry_compression": settings.MOVE_TIMEOUT_RETRY_COMPRESSION,
     }[field]
 
 
@@ -58,7 +59,12 @@ def summary(target: Host | Cluster) -> list[dict]:
 
 def limits(host: Host) -> tuple[int, int]:
     """(stall seconds, seconds per GiB) for a move out of host; 0: that rule is off."""
-    return tuple(effective(host, f).value for f in FIELDS)
+    return tuple(effective(host, f).value for f in FIELDS[:2])
+
+
+def retries_with_compression(host: Host) -> bool:
+    """Whether a move out of host that ran into its completion limit is started once more with Compression."""
+    return bool(effective(host, "move_timeout_retry_compression").value)
 
 
 def change(target: Host | Cluster, values: dict, *, user=None, request=None) -> bool:

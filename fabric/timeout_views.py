@@ -35,6 +35,21 @@ def _seconds(label, maximum: int) -> forms.IntegerField:
 class MoveTimeoutsForm(forms.Form):
     move_stall_timeout_s = _seconds(gettext_lazy("Without progress for (s)"), MAX_STALL_S)
     move_timeout_s_per_gib = _seconds(gettext_lazy("Longer than, per GiB copied (s)"), MAX_PER_GIB_S)
+    move_timeout_retry_compression = forms.TypedChoiceField(
+        label=gettext_lazy("After a completion timeout, start the move again with Compression"),
+        required=False,
+        choices=[("", gettext_lazy("inherited")), ("true", gettext_lazy("yes")), ("false", gettext_lazy("no"))],
+        coerce=lambda value: value == "true",
+        empty_value=None,
+    )
+
+    def __init__(self, *args, initial=None, **kwargs):
+        if initial and initial.get("move_timeout_retry_compression") is not None:
+            initial = {
+                **initial,
+                "move_timeout_retry_compression": str(initial["move_timeout_retry_compression"]).lower(),
+            }
+        super().__init__(*args, initial=initial, **kwargs)
 
 
 @require_http_methods(["GET", "HEAD", "POST"])

@@ -224,17 +224,3 @@ def decide_unknown(job_id: int, outcome: str, user=None, request=None) -> Migrat
         audit_job(job, "decided", actor=user, request=request, outcome=outcome)
         transaction.on_commit(_admit)
     return job
-
-
-def ask_hosts_again(job_id: int, user=None, request=None) -> bool:
-    """Hand an unknown job to recovery now instead of at the supervisor's next turn; False when it is
-    not unknown or a recovery holds it already. An operator's request (user) is audited when handed."""
-    from migrations_ui.jobs.supervisor import hand_to_recovery
-
-    jobs = MigrationJob.objects.select_related("vm", "source", "destination")
-    job = jobs.filter(pk=job_id, state=JobState.UNKNOWN, worker="").first()
-    if job is None or not hand_to_recovery(job):
-        return False
-    if user is not None:
-        audit_job(job, "asked_again", actor=user, request=request)
-    return True

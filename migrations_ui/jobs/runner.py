@@ -45,11 +45,13 @@ from fabric.driver import get_driver
 from fabric.hyperv.api import HostUnreachable, HyperVError, MigrationStatus, MoveRequest
 from fabric.hyperv.remedies import REMEDY_GENERIC
 from fabric.move_timeouts import limits as move_limits
+from fabric.move_timeouts import retries_with_compression
 from fabric.sync import connection_for, sync_inventory
 from migrations_ui.jobs.events import LeaseLost, change_state, record, save_fields
+from migrations_ui.jobs.operations import Refused, create_job
 from migrations_ui.jobs.scheduler import admit_waiting
+from migrations_ui.jobs.timeouts import COMPLETION, Breach, Limits, Reading, Watch, describe
 from migrations_ui.jobs.timeouts import REMEDY as TIMED_OUT_REMEDY
-from migrations_ui.jobs.timeouts import Breach, Limits, Reading, Watch, describe
 from migrations_ui.models import JobState, MigrationJob
 
 log = logging.getLogger(__name__)
@@ -92,6 +94,7 @@ TIMED_OUT = "timed_out"  # the error_code of a job the policy stopped (jobs.time
 # limit is scaled by (as Nova scales its completion timeout by memory plus disks for a block migration).
 MEMORY_KINDS = frozenset({"live", "live_vsm", "quick"})
 DISK_KINDS = frozenset({"live_vsm", "network", "storage"})
+PRECOPY_KINDS = frozenset({"live", "live_vsm"})  # a memory copy that Compression speeds up
 
 
 class TimedOut(HyperVError):
@@ -465,6 +468,9 @@ class Runner:
         except Cancelled:
             self._restore_ha()
             change_state(self.job, JobState.CANCELLED, step="")
+        except TimedOut as exc:
+            self._failed(exc)
+            self._retry_compressed(exc.breach)
         except HyperVError as exc:
             self._failed(exc)
         except Exception as exc:
@@ -488,6 +494,37 @@ class Runner:
         note_delegation_failure(self.job.source, exc.code)
         self._restore_ha()
         change_state(self.job, JobState.FAILED, error_code=exc.code, error_message=exc.message, error_remedy=exc.remedy)
+
+    def _retry_compressed(self, breach: Breach) -> None:
+        """After a completion timeout (a pre-copy that did not converge), start the move once more with
+        Compression where the source's policy says so: a new job, through pre-flight and the queue like
+        any, linked both ways by "policy" events. Only when the move did not use Compression already, so
+        the retry itself is never retried; never after a stall (a hung move is not a slow one)."""
+        job = self.job
+        if breach.rule != COMPLETION or job.kind not in PRECOPY_KINDS or not retries_with_compression(job.source):
+            return
+        if (job.performance_option or job.source.performance_option) == "compression":
+            return
+        try:
+            retry = create_job(
+                job.vm,
+                job.destination,
+                storage_path=job.storage_path,
+                vhds=tuple(tuple(pair) for pair in job.vhds),
+                performance_option="compression",
+                priority=job.priority,
+                batch=job.batch,
+                user=job.requested_by,
+            )
+        except Refused as refused:
+            record(job, "policy", {"action": "retry_refused", "reason": str(refused)})
+            return
+        except Exception:  # the job's own end is recorded; a retry that could not start is a warning
+            log.exception("job %s: the retry with Compression could not be created", job.pk)
+            record(job, "warning", {"message": "The move could not be started again with Compression."})
+            return
+        record(job, "policy", {"action": "retry", "job": retry.pk, "performance_option": "compression"})
+        record(retry, "policy", {"action": "retry_of", "job": job.pk})
 
     def _unknown(self, exc: HostUnreachable) -> None:
         """The host stopped answering after Move-VM was sent: how the move ends is not known here, so

@@ -20,7 +20,7 @@ from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
 from fabric.tasks import enqueue_sync_if_due
-from migrations_ui.jobs.events import record
+from migrations_ui.jobs.events import audit_job, record
 from migrations_ui.jobs.runner import RECOVERABLE, RECOVERY_PENDING, STALE_AFTER
 from migrations_ui.jobs.scheduler import admit_waiting
 from migrations_ui.models import JobState, MigrationJob
@@ -125,3 +125,17 @@ def start_supervisor(stop: threading.Event, interval: float = TICK_S) -> threadi
     thread = threading.Thread(target=loop, name="job-supervisor", daemon=True)
     thread.start()
     return thread
+
+
+def ask_hosts_again(job_id: int, user=None, request=None) -> bool:
+    """Hand an unknown job to recovery now instead of at the supervisor's next turn; False when it is
+    not unknown or a recovery holds it already. An operator's request (user) is audited when handed.
+    (In jobs.operations until issue 20: the runner starts a retry through operations, and operations
+    importing the supervisor closed a loop.)"""
+    jobs = MigrationJob.objects.select_related("vm", "source", "destination")
+    job = jobs.filter(pk=job_id, state=JobState.UNKNOWN, worker="").first()
+    if job is None or not hand_to_recovery(job):
+        return False
+    if user is not None:
+        audit_job(job, "asked_again", actor=user, request=request)
+    return True

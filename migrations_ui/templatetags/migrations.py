@@ -195,6 +195,12 @@ def event_text(event) -> str:
             return _("Cancel passed to the host")
         case "policy" if d.get("action") == "cancel":
             return policy_text(d)
+        case "policy" if d.get("action") == "retry":
+            return _("Started again with Compression as job %(job)s") % {"job": d.get("job", "")}
+        case "policy" if d.get("action") == "retry_of":
+            return _("Started again with Compression after job %(job)s timed out") % {"job": d.get("job", "")}
+        case "policy" if d.get("action") == "retry_refused":
+            return _("Not started again with Compression: %(reason)s") % {"reason": d.get("reason", "")}
         case "policy":
             return _("The move completed before the move timeout's cancel took effect")
         case "recovery":

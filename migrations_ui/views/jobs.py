@@ -15,11 +15,11 @@ from migrations_ui.jobs.operations import (
     CannotCancel,
     CannotDecide,
     Refused,
-    ask_hosts_again,
     cancel_job,
     create_job,
     decide_unknown,
 )
+from migrations_ui.jobs.supervisor import ask_hosts_again
 from migrations_ui.live import progress
 from migrations_ui.models import JobState, MigrationJob
 from migrations_ui.preflight.assess import Preflight, vm_for_preflight

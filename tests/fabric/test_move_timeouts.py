@@ -6,7 +6,7 @@ from django.urls import reverse
 
 from audit.models import AuditEvent
 from fabric.models import Host
-from fabric.move_timeouts import CLUSTER, DEFAULT, HOST, effective, limits
+from fabric.move_timeouts import CLUSTER, DEFAULT, HOST, effective, limits, retries_with_compression
 from tests.fabric.factories import make_cluster, make_host
 
 pytestmark = pytest.mark.django_db
@@ -39,7 +39,11 @@ def test_an_operator_sets_a_hosts_timeouts_and_the_change_is_audited(node, opera
     event = AuditEvent.objects.get(action="host.move_timeouts_changed")
     assert event.username == "operator" and event.target_name == node.name
     assert event.details["before"]["move_stall_timeout_s"] is None
-    assert event.details["after"] == {"move_stall_timeout_s": 60, "move_timeout_s_per_gib": None}
+    assert event.details["after"] == {
+        "move_stall_timeout_s": 60,
+        "move_timeout_s_per_gib": None,
+        "move_timeout_retry_compression": None,
+    }
     host_page = operator_client.get(node.get_absolute_url()).content.decode()
     assert "no progress for 60 s" in host_page and "800 s per GiB" in host_page
 
@@ -101,3 +105,21 @@ def test_it_reads_in_german(node, operator_client):
     assert "Zeitüberschreitung" in text and "Standard der Konsole" in text
     bad = operator_client.post(reverse("fabric:host_timeouts", args=[node.fqdn]), {"move_stall_timeout_s": "x"})
     assert "Ganze Sekunden von 0 (nie) bis 86400" in bad.content.decode()
+
+
+def test_an_operator_turns_on_the_retry_with_compression(node, operator_client, settings):
+    settings.MOVE_TIMEOUT_RETRY_COMPRESSION = False
+    url = reverse("fabric:host_timeouts", args=[node.fqdn])
+    data = {"move_stall_timeout_s": "", "move_timeout_s_per_gib": "", "move_timeout_retry_compression": "true"}
+
+    assert operator_client.post(url, data).status_code == 302
+
+    node.refresh_from_db()
+    assert node.move_timeout_retry_compression is True and retries_with_compression(node)
+    assert 'value="true" selected' in operator_client.get(url).content.decode()
+    assert "retry with Compression" in operator_client.get(node.get_absolute_url()).content.decode()
+    bad = operator_client.post(url, {**data, "move_timeout_retry_compression": "maybe"})
+    assert bad.status_code == 400 and node.move_timeout_retry_compression is True
+    operator_client.post(url, {**data, "move_timeout_retry_compression": ""})
+    node.refresh_from_db()
+    assert node.move_timeout_retry_compression is None and not retries_with_compression(node)

@@ -170,3 +170,57 @@ def test_no_limits_no_policy(demo, settings):
     runner.run()
     job.refresh_from_db()
     assert job.state == JobState.SUCCEEDED and not policy_events(job)
+
+
+def test_a_timed_out_move_is_started_once_more_with_compression_where_the_policy_says_so(demo, settings):
+    # With TCP/IP one stream copies 312 MB/s of cache-01's 700 MB/s dirtied: no convergence; CL-NEW
+    # retries with Compression (625 MB/s, still below): the retry times out too and is not retried.
+    settings.SIM_TIME_SCALE = 4
+    settings.MOVE_STALL_TIMEOUT_S = 0
+    Cluster.objects.filter(name="CL-NEW").update(move_timeout_s_per_gib=1, move_timeout_retry_compression=True)
+    job = create_job(vm("cache-01"), host("hv-new1"), performance_option="tcpip")
+    admit_waiting()
+
+    Runner.start(job.pk).run()
+
+    job.refresh_from_db()
+    assert (job.state, job.error_code) == (JobState.FAILED, TIMED_OUT)
+    retry = MigrationJob.objects.exclude(pk=job.pk).get(vm=job.vm)
+    assert (retry.performance_option, retry.destination, retry.state) == ("compression", job.destination, "admitted")
+    assert [a["action"] for a in policy_events(job)] == ["cancel", "retry"]
+    assert policy_events(job)[1]["job"] == retry.pk
+    assert policy_events(retry) == [{"action": "retry_of", "job": job.pk}]
+    assert "Started again with Compression as job" in event_text(job.events.order_by("-sequence")[0])
+
+    Runner.start(retry.pk).run()
+
+    retry.refresh_from_db()
+    assert (retry.state, retry.error_code) == (JobState.FAILED, TIMED_OUT)
+    assert MigrationJob.objects.filter(vm=job.vm).count() == 2  # once: a move with Compression is not retried
+    assert vm("cache-01").host.name == "hv-new2"
+
+
+def test_a_stall_is_not_retried(demo, settings):
+    settings.MOVE_STALL_TIMEOUT_S, settings.MOVE_TIMEOUT_RETRY_COMPRESSION = 1, True
+    job = create_job(vm("file-s01"), host("hv-s2"), performance_option="tcpip")
+    admit_waiting()
+    real = get_driver()
+
+    class Frozen:
+        def __getattr__(self, name):
+            return getattr(real, name)
+
+        def migration_status(self, conn, migration_id, request=None):
+            status = real.migration_status(conn, migration_id, request)
+            if status.state != "running":
+                return status
+            return MigrationStatus(migration_id, status.vm_id, "running", 10, 1000, 5000, 1)
+
+    with demo.session() as fabric:
+        fabric.set_link("hv-s1" + D, 0.001)  # the real move stays running while the reads are frozen
+
+    Runner.start(job.pk, driver=Frozen()).run()
+
+    job.refresh_from_db()
+    assert (job.state, job.error_code) == (JobState.FAILED, TIMED_OUT)
+    assert MigrationJob.objects.filter(vm=job.vm).count() == 1
