@@ -6,7 +6,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, pgettext_lazy
 
 from fabric.driver import fabric_seconds_per_second
-from migrations_ui.jobs.runner import STEPS
+from migrations_ui.jobs.runner import STEPS, TIMED_OUT
 from migrations_ui.live.chart_data import policy_text
 from migrations_ui.models import JobState
 from migrations_ui.preflight.facts import Kind
@@ -212,6 +212,18 @@ def event_text(event) -> str:
         case "warning":
             return _("Warning: %(message)s") % {"message": d.get("message", "")}
     return f"{event.kind} {d}" if d else event.kind
+
+
+@register.filter
+def job_error(job) -> str:
+    """A failed job's error in the reader's language: a timed-out one from its policy event's figures
+    (the recorded message is English, as the API and the CLI give it), any other through the catalogue."""
+    if job.error_code == TIMED_OUT:
+        acted = job.events.filter(kind="policy", data__action="cancel").order_by("-sequence")
+        data = acted.values_list("data", flat=True).first()
+        if data:
+            return policy_text(data)
+    return _(str(job.error_message)) if job.error_message else ""
 
 
 def _state_label(state: str) -> str:

@@ -224,3 +224,20 @@ def test_a_stall_is_not_retried(demo, settings):
     job.refresh_from_db()
     assert (job.state, job.error_code) == (JobState.FAILED, TIMED_OUT)
     assert MigrationJob.objects.filter(vm=job.vm).count() == 1
+
+
+def test_the_job_page_gives_a_timed_out_jobs_figures_in_the_readers_language(demo, settings, admin_client):
+    settings.SIM_TIME_SCALE = 4
+    settings.MOVE_STALL_TIMEOUT_S = 0
+    Cluster.objects.filter(name="CL-NEW").update(move_timeout_s_per_gib=1)
+    job = create_job(vm("cache-01"), host("hv-new1"))
+    admit_waiting()
+    Runner.start(job.pk).run()
+
+    english = admin_client.get(job.get_absolute_url()).content.decode()
+    admin_client.cookies["django_language"] = "de"
+    german = admin_client.get(job.get_absolute_url()).content.decode()
+
+    assert "Error timed_out" in english and "Move timeout: the move ran 4 s, over its limit of 4 s" in english
+    assert "Zeitüberschreitung: die Verschiebung lief 4 s, über ihrer Grenze von 4 s" in german
+    assert "Änderungsrate 700 MB/s" in german and 'class="policy-mark"' in german
