@@ -57,6 +57,18 @@ try:
     HTTPS = env.parse_bool("CONSOLE_HTTPS", os.environ.get("CONSOLE_HTTPS"), default=False)
     # Simulated seconds per wall-clock second for the fabric simulator (demo moves take 5-30 s).
     SIM_TIME_SCALE = env.parse_int("SIM_TIME_SCALE", os.environ.get("SIM_TIME_SCALE"), default=4, minimum=1)
+    # Move timeouts (migrations_ui/jobs/timeouts.py; README "Move timeouts"), the default of every host
+    # and cluster without its own: a move the host reports no progress of for this many seconds is
+    # cancelled (150: KubeVirt's progressTimeout), and one that runs longer than this many seconds per
+    # GiB it copies (800: Nova's live_migration_completion_timeout, KubeVirt's completionTimeoutPerGiB).
+    # 0 turns a rule off.
+    MOVE_STALL_TIMEOUT_S = env.parse_int("MOVE_STALL_TIMEOUT_S", os.environ.get("MOVE_STALL_TIMEOUT_S"), 150)
+    MOVE_TIMEOUT_S_PER_GIB = env.parse_int("MOVE_TIMEOUT_S_PER_GIB", os.environ.get("MOVE_TIMEOUT_S_PER_GIB"), 800)
+    # After a move timed out by its completion limit (a pre-copy that does not converge), start it once
+    # more with Compression, which copies more memory per second on the same link. Off by default.
+    MOVE_TIMEOUT_RETRY_COMPRESSION = env.parse_bool(
+        "MOVE_TIMEOUT_RETRY_COMPRESSION", os.environ.get("MOVE_TIMEOUT_RETRY_COMPRESSION"), default=False
+    )
 except env.ConfigError as exc:
     sys.stderr.write(f"Configuration error: {exc}\n")
     raise SystemExit(2) from None

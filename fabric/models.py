@@ -62,6 +62,16 @@ class Cluster(models.Model):
     last_sync = models.DateTimeField(null=True, blank=True)
     # Written by migrations_ui.planning.readiness: {"n_plus_one": bool, "nodes": {fqdn: host readiness}, "at"}.
     readiness = models.JSONField(null=True, blank=True, help_text="Could any one node be emptied into the others")
+    # Move timeouts of the cluster's nodes (console state, not Hyper-V's): None = the console's default.
+    move_stall_timeout_s = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Cancel a move without progress for this long (s); 0: never; empty: default"
+    )
+    move_timeout_s_per_gib = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Cancel a move running longer than this per GiB (s); 0: never; empty: default"
+    )
+    move_timeout_retry_compression = models.BooleanField(
+        null=True, blank=True, help_text="After a completion timeout, start the move once more with Compression"
+    )
 
     class Meta:
         ordering = ["name"]
@@ -121,6 +131,16 @@ class Host(models.Model):
     # Written by migrations_ui.planning.readiness: {"ready", "moves", "estimate_s", "blockers": [...], "at"}.
     readiness = models.JSONField(null=True, blank=True, help_text="Could it be emptied now, and how long it would take")
     last_error = models.TextField(blank=True)
+    # Move timeouts of moves out of this host (console state): None = its cluster's, else the default.
+    move_stall_timeout_s = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Cancel a move without progress for this long (s); 0: never; empty: inherit"
+    )
+    move_timeout_s_per_gib = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Cancel a move running longer than this per GiB (s); 0: never; empty: inherit"
+    )
+    move_timeout_retry_compression = models.BooleanField(
+        null=True, blank=True, help_text="After a completion timeout, start the move once more with Compression"
+    )
 
     objects = HostQuerySet.as_manager()
 

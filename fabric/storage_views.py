@@ -4,6 +4,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_safe
 
+from fabric import move_timeouts
 from fabric.models import Cluster, Host, SmbShare, VirtualDisk, VirtualMachine
 from fabric.queries import HOST_ROW_FIELDS, cluster_rows, cluster_volumes, share_rows, vm_counts
 
@@ -23,6 +24,7 @@ def cluster_detail(request: HttpRequest, cluster: str) -> HttpResponse:
         node.vm_count, node.migrating_count = counts.get(node.pk, (0, 0))
     shares = share_rows(SmbShare.objects.filter(hosts__in=nodes).distinct())
     context = {"cluster": the_cluster, "nodes": nodes, "volumes": cluster_volumes(nodes), "shares": shares}
+    context["move_timeouts"] = move_timeouts.summary(the_cluster)
     return render(request, "fabric/cluster_detail.html", context)
 
 

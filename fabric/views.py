@@ -6,6 +6,7 @@ from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_POST, require_safe
 
 from access import Perm, requires_always
+from fabric import move_timeouts
 from fabric.drift import find_drift
 from fabric.filters import parse_vm_filter, vm_page
 from fabric.host_probe import run_check
@@ -44,7 +45,8 @@ def _host_context(request: HttpRequest, fqdn: str) -> dict:
     migrating_count = sum(vm.migrating for vm in vms)
     sections = page_sections("host", request, host)
     drift = find_drift(settings_views()).get(host.fqdn, [])  # said on the page, not only on hover
-    return {"host": host, "vms": vms, "migrating_count": migrating_count, "sections": sections, "drift": drift}
+    context = {"host": host, "vms": vms, "migrating_count": migrating_count, "sections": sections, "drift": drift}
+    return {**context, "move_timeouts": move_timeouts.summary(host)}
 
 
 @require_POST

@@ -148,6 +148,14 @@ class Fabric(FabricAdmin):
         self.hosts[fqdn].reachable = reachable
         self.touch()
 
+    def set_link(self, fqdn: str, gbps: float) -> None:
+        """Fault injection: the host's migration network slows (or stops, at 0) under the moves it
+        carries; they keep their state and the host keeps answering, so a move's progress stalls."""
+        if gbps < 0:
+            raise ValueError("a link carries no negative bandwidth")
+        self.hosts[fqdn].nic_gbps = gbps
+        self.touch()
+
     def inventory(self, fqdn: str) -> HostInventory:
         """What Get-VMHost, Get-VM, Get-Cluster and the SMB client of this host would tell."""
         return sim_report.inventory(self, self.reachable_host(fqdn))

@@ -14,6 +14,16 @@ how the move ended (or an operator decides, jobs.decide_unknown).
 A job gives its hosts' slots back as soon as the host reports the move completed
 (slots_released_at), and admits the next waiting jobs then: verifying, rejoining the cluster and
 refreshing the inventory no longer hold the hosts, which are done with the move.
+
+A move that will not end is stopped by the console (the stall and timeout policy, jobs.timeouts,
+with the source host's limits, fabric.move_timeouts): the runner records a "policy" event with the
+figures, asks the host to cancel the move (the same RequestStateChange as an operator's cancel) and,
+once the host says the move ended without moving the VM, fails the job with error_code "timed_out"
+and the figures in its message. Failed, not a state of its own: the move did not happen and the VM
+runs on its source, as after any failure; the code tells why, and every consumer of the job's state
+(slots, queue, batches, the API, the CLI) keeps working unchanged. Not cancelled: no operator asked
+for it. When the host completes the move before the cancel lands, the job succeeds: the record
+follows the host.
 """
 
 from __future__ import annotations
@@ -34,9 +44,14 @@ from fabric.delegation import note_delegation_failure
 from fabric.driver import get_driver
 from fabric.hyperv.api import HostUnreachable, HyperVError, MigrationStatus, MoveRequest
 from fabric.hyperv.remedies import REMEDY_GENERIC
+from fabric.move_timeouts import limits as move_limits
+from fabric.move_timeouts import retries_with_compression
 from fabric.sync import connection_for, sync_inventory
 from migrations_ui.jobs.events import LeaseLost, change_state, record, save_fields
+from migrations_ui.jobs.operations import Refused, create_job
 from migrations_ui.jobs.scheduler import admit_waiting
+from migrations_ui.jobs.timeouts import COMPLETION, Breach, Limits, Reading, Watch, describe
+from migrations_ui.jobs.timeouts import REMEDY as TIMED_OUT_REMEDY
 from migrations_ui.models import JobState, MigrationJob
 
 log = logging.getLogger(__name__)
@@ -74,6 +89,22 @@ class Cancelled(Exception):
     pass
 
 
+TIMED_OUT = "timed_out"  # the error_code of a job the policy stopped (jobs.timeouts)
+# Kinds whose move copies the VM's memory, and those that copy its disks: what a move's completion
+# limit is scaled by (as Nova scales its completion timeout by memory plus disks for a block migration).
+MEMORY_KINDS = frozenset({"live", "live_vsm", "quick"})
+DISK_KINDS = frozenset({"live_vsm", "network", "storage"})
+PRECOPY_KINDS = frozenset({"live", "live_vsm"})  # a memory copy that Compression speeds up
+
+
+class TimedOut(HyperVError):
+    """The policy stopped the move and the host confirmed it ended without moving the VM."""
+
+    def __init__(self, breach: Breach):
+        super().__init__(TIMED_OUT, describe(breach), TIMED_OUT_REMEDY)
+        self.breach = breach
+
+
 class Runner:
     """Drives one job. Use run() for an admitted job, recover() for one whose worker died."""
 
@@ -94,6 +125,7 @@ class Runner:
         self.last_sample = 0.0
         self.admitted: list[int] | None = None  # the jobs this move's end admitted (see _give_way)
         self.joined = False  # the VM was made highly available on the destination cluster
+        self.breach: Breach | None = None  # the timeout policy acted on this move (see _police)
 
     # --- entry points --------------------------------------------------------------------------
 
@@ -225,6 +257,10 @@ class Runner:
         """Read the host's migration until it ends; pass a cancel request on once."""
         cancel_sent = False
         pace = Pace()
+        watch = self._watch()
+        if self.breach is None and (acted := self._policy_acted()) is not None:
+            # A worker that died after the policy sent the cancel: this one follows it to its end.
+            self.breach, cancel_sent = acted, True
         while True:
             # With the request, a job the host already removed (minutes after its end) is answered
             # from where the VM runs: not a failure.
@@ -234,10 +270,16 @@ class Runner:
             if state == JobState.CANCELLING and not cancel_sent and status.state == "running":
                 cancel_sent = self._send_cancel()
             self._sample(status)
+            if watch is not None and not cancel_sent and state == JobState.RUNNING and status.state == "running":
+                cancel_sent = self._police(watch, status)
             if status.state == "completed":
+                if self.breach is not None:
+                    record(self.job, "policy", {"rule": self.breach.rule, "action": "none", "reason": "completed"})
                 self._moved({"blackout_ms": status.blackout_ms})
                 return
             if status.state == "cancelled" or (cancel_sent and status.state == "failed" and _removed(status)):
+                if self.breach is not None:
+                    raise TimedOut(self.breach)
                 raise Cancelled()
             if status.state == "failed":
                 raise status.error or HyperVError(
@@ -245,7 +287,59 @@ class Runner:
                 )
             time.sleep(pace.next_sleep(status, time.monotonic()))
 
-    def _send_cancel(self) -> bool:
+    def _watch(self) -> Watch | None:
+        """The timeout policy for this move, with its source host's limits; None when both are off."""
+        stall_s, per_gib_s = move_limits(self.job.source)
+        if not stall_s and not per_gib_s:
+            return None
+        return Watch(Limits(stall_s, per_gib_s), self._data_bytes(), started_t=self._since_move())
+
+    def _policy_acted(self) -> Breach | None:
+        """The breach a "policy" event of this job recorded when it sent the cancel, if any."""
+        data = (
+            self.job.events.filter(kind="policy", data__action="cancel")
+            .order_by("-sequence")
+            .values_list("data", flat=True)
+            .first()
+        )
+        return None if data is None else Breach.from_data(data)
+
+    def _data_bytes(self) -> int:
+        """What the move copies: the VM's memory for a live or quick move, its disks for one that moves them."""
+        vm = self.job.vm
+        total = vm.memory_assigned_bytes if self.job.kind in MEMORY_KINDS else 0
+        if self.job.kind in DISK_KINDS:
+            total += sum(vm.disks.values_list("size_bytes", flat=True))
+        return total
+
+    def _since_move(self) -> float:
+        """Seconds since Move-VM was sent (the wall clock: a recovered job keeps counting)."""
+        sent = self.job.move_requested_at or timezone.now()
+        return max(0.0, (timezone.now() - sent).total_seconds())
+
+    def _police(self, watch: Watch, s: MigrationStatus) -> bool:
+        """Let the policy judge this read; when it acts, record why and ask the host to cancel.
+        True when the cancel was passed on (or the move had ended meanwhile)."""
+        reading = Reading(
+            t=self._since_move(),
+            percent=s.percent,
+            bytes_sent=s.bytes_sent,
+            bytes_remaining=s.bytes_remaining,
+            pass_number=s.pass_number,
+            dirty_rate_mbps=s.dirty_rate_mbps,
+            transfer_rate_mbps=s.transfer_rate_mbps,
+            memory_rate_mbps=s.memory_rate_mbps,
+            memory_remaining_bytes=s.memory_remaining_bytes,
+        )
+        breach = watch.observe(reading)
+        if breach is None:
+            return False
+        log.warning("job %s: %s", self.job.pk, describe(breach))
+        self.breach = breach
+        record(self.job, "policy", {**breach.as_data(), "action": "cancel"})
+        return self._send_cancel(by="policy")
+
+    def _send_cancel(self, by: str = "") -> bool:
         """Ask the host to terminate the move; a move that ended meanwhile (RequestStateChange 4097,
         or its job already gone) is no failure: the next status read tells how it ended."""
         try:
@@ -255,7 +349,7 @@ class Runner:
                 raise
             record(self.job, "warning", {"message": f"The move had already ended: {exc.message}"})
             return True
-        record(self.job, "cancel_sent", {})
+        record(self.job, "cancel_sent", {"by": by} if by else {})
         return True
 
     def _finish(self) -> None:
@@ -374,6 +468,9 @@ class Runner:
         except Cancelled:
             self._restore_ha()
             change_state(self.job, JobState.CANCELLED, step="")
+        except TimedOut as exc:
+            self._failed(exc)
+            self._retry_compressed(exc.breach)
         except HyperVError as exc:
             self._failed(exc)
         except Exception as exc:
@@ -397,6 +494,37 @@ class Runner:
         note_delegation_failure(self.job.source, exc.code)
         self._restore_ha()
         change_state(self.job, JobState.FAILED, error_code=exc.code, error_message=exc.message, error_remedy=exc.remedy)
+
+    def _retry_compressed(self, breach: Breach) -> None:
+        """After a completion timeout (a pre-copy that did not converge), start the move once more with
+        Compression where the source's policy says so: a new job, through pre-flight and the queue like
+        any, linked both ways by "policy" events. Only when the move did not use Compression already, so
+        the retry itself is never retried; never after a stall (a hung move is not a slow one)."""
+        job = self.job
+        if breach.rule != COMPLETION or job.kind not in PRECOPY_KINDS or not retries_with_compression(job.source):
+            return
+        if (job.performance_option or job.source.performance_option) == "compression":
+            return
+        try:
+            retry = create_job(
+                job.vm,
+                job.destination,
+                storage_path=job.storage_path,
+                vhds=tuple(tuple(pair) for pair in job.vhds),
+                performance_option="compression",
+                priority=job.priority,
+                batch=job.batch,
+                user=job.requested_by,
+            )
+        except Refused as refused:
+            record(job, "policy", {"action": "retry_refused", "reason": str(refused)})
+            return
+        except Exception:  # the job's own end is recorded; a retry that could not start is a warning
+            log.exception("job %s: the retry with Compression could not be created", job.pk)
+            record(job, "warning", {"message": "The move could not be started again with Compression."})
+            return
+        record(job, "policy", {"action": "retry", "job": retry.pk, "performance_option": "compression"})
+        record(retry, "policy", {"action": "retry_of", "job": job.pk})
 
     def _unknown(self, exc: HostUnreachable) -> None:
         """The host stopped answering after Move-VM was sent: how the move ends is not known here, so

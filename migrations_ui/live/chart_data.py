@@ -12,7 +12,10 @@ from datetime import datetime, timedelta
 
 from django.db.models import Min, Q
 from django.db.models.functions import Coalesce
+from django.template.defaultfilters import filesizeformat
 from django.utils import timezone
+from django.utils.formats import number_format
+from django.utils.translation import gettext as _
 
 from fabric.models import Host
 from migrations_ui.live import charts
@@ -71,15 +74,48 @@ def job_chart(job: MigrationJob, rows: list[tuple[datetime, dict]] | None = None
     samples = _samples(rows)
     verdict = judge(samples)
     outcome = OUTCOMES.get(job.state, charts.RUNNING)
+    marks = policy_marks(job, rows[0][0]) if rows else []
     return {
         "verdict": verdict,
         "badge": charts.job_badge(verdict, outcome),
         "summary": charts.job_summary(verdict, outcome),
-        "svg": charts.job_chart_svg(samples, verdict),
+        "svg": charts.job_chart_svg(samples, verdict, marks=marks),
+        "policy": [text for _, text in marks],
         "passes": pass_rows(verdict),
         # Rates on the wire, not of memory: with compression the transfer line then reads low.
         "wire_rate": any(s.pass_number >= 1 for s in samples) and not any("memory_rate_mbps" in d for _, d in rows),
     }
+
+
+def policy_marks(job: MigrationJob, t0: datetime) -> list[tuple[float, str]]:
+    """(seconds after the first sample, words) of each moment the move timeout policy cancelled the
+    move (the runner's "policy" events: workers record, this process renders)."""
+    rows = JobEvent.objects.filter(job=job, kind="policy", data__action="cancel").values_list("time", "data")
+    return [((time - t0).total_seconds(), policy_text(data or {})) for time, data in rows]
+
+
+def policy_text(d: dict) -> str:
+    """The policy's reason in the reader's language, with its figures."""
+    figures = {
+        "stalled": number_format(d.get("stalled_s", 0), decimal_pos=0),
+        "elapsed": number_format(d.get("elapsed_s", 0), decimal_pos=0),
+        "limit": number_format(d.get("limit_s", 0), decimal_pos=0),
+        "pass": d.get("pass_number", 0),
+        "dirty": number_format(d.get("dirty_rate_mbps", 0), decimal_pos=0),
+        "rate": number_format(d.get("transfer_rate_mbps", 0), decimal_pos=0),
+        "left": filesizeformat(d.get("bytes_remaining", 0)),
+    }
+    if d.get("rule") == "stall":
+        text = _(
+            "Move timeout: no progress for %(stalled)s s (limit %(limit)s s) in pass %(pass)s; dirty rate "
+            "%(dirty)s MB/s, transfer rate %(rate)s MB/s; %(left)s left. The console cancelled the move."
+        )
+    else:
+        text = _(
+            "Move timeout: the move ran %(elapsed)s s, over its limit of %(limit)s s, in pass %(pass)s; dirty rate "
+            "%(dirty)s MB/s, transfer rate %(rate)s MB/s; %(left)s left. The console cancelled the move."
+        )
+    return text % figures
 
 
 def pass_rows(verdict) -> list[dict]:

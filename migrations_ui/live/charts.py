@@ -33,6 +33,7 @@ from migrations_ui.live.timeline import CHAR_W, clock, esc, tick_step
 TRANSFER_COLOR = "#2f6fb0"
 DIRTY_COLOR = "#b8322a"
 MEMORY_COLOR = "#6b7a86"
+POLICY_COLOR = "#7a3e9d"
 HOT_BAND = "#fbe4e1"
 LIVE_COLOR, STORAGE_COLOR = "#2f6fb0", "#2e7d4f"
 AXIS_COLOR, TEXT_COLOR, GRID_COLOR = "#999", "#333", "#e3e6ea"
@@ -194,11 +195,20 @@ def nice_ceiling(value: float) -> float:
     return 10 * power
 
 
-def job_chart_svg(samples: list[Sample], verdict: Verdict, *, width: int = 960, height: int = 240, title="") -> str:
+def job_chart_svg(
+    samples: list[Sample],
+    verdict: Verdict,
+    *,
+    width: int = 960,
+    height: int = 240,
+    title="",
+    marks: list[tuple[float, str]] = (),
+) -> str:
     """Transfer and dirty rate (left axis, MB/s) and memory left (right axis, shaded) over the passes.
 
-    Passes whose dirty rate was near or above the transfer rate are shaded red. Returns "" when
-    there is nothing to draw (no sample of the memory copy).
+    Passes whose dirty rate was near or above the transfer rate are shaded red. marks: (t, text) of
+    moments to mark with a vertical line (where the move timeout policy acted), on the samples' clock.
+    Returns "" when there is nothing to draw (no sample of the memory copy).
     """
     points = copy_samples(samples)
     if not points:
@@ -247,9 +257,18 @@ def job_chart_svg(samples: list[Sample], verdict: Verdict, *, width: int = 960, 
     if memory:
         out.extend(_memory_axis(top_memory, y_memory, width))
     out.extend(_time_axis(t0, span, x, TOP + plot_h))
+    for t, text in marks:
+        # The policy acts just after a read, which may come after the last sample drawn: at the edge then.
+        at = x(min(max(t, t0), t1))
+        out.append(
+            f'<line class="policy-mark" x1="{at:.1f}" y1="{TOP}" x2="{at:.1f}" y2="{TOP + plot_h}" '
+            f'stroke="{POLICY_COLOR}" stroke-width="2"><title>{esc(text)}</title></line>'
+        )
     entries = [(_("Transfer rate"), TRANSFER_COLOR, ""), (_("Dirty rate"), DIRTY_COLOR, "6 3")]
     if memory:
         entries.append((_("Memory left"), MEMORY_COLOR, "area"))
+    if marks:
+        entries.append((_("Move timeout"), POLICY_COLOR, ""))
     out.extend(_legend(entries, TOP - 12))
     out.append("</svg>")
     return "\n".join(out)

@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('fabric', '0009_readiness'),
+        ('fabric', '0010_readiness'),
         ('migrations_ui', '0007_job_memory_bytes'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]

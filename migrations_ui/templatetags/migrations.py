@@ -6,7 +6,8 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, pgettext_lazy
 
 from fabric.driver import fabric_seconds_per_second
-from migrations_ui.jobs.runner import STEPS
+from migrations_ui.jobs.runner import STEPS, TIMED_OUT
+from migrations_ui.live.chart_data import policy_text
 from migrations_ui.models import JobState
 from migrations_ui.preflight.facts import Kind
 from utilities.texts import duration_text
@@ -188,8 +189,20 @@ def event_text(event) -> str:
             return _("Move sent to the host again") if d.get("resend") else _("Move sent to the host")
         case "host_job":
             return _("Host migration job %(id)s") % {"id": d.get("migration_id", "")}
+        case "cancel_sent" if d.get("by") == "policy":
+            return _("Cancel passed to the host (move timeout)")
         case "cancel_sent":
             return _("Cancel passed to the host")
+        case "policy" if d.get("action") == "cancel":
+            return policy_text(d)
+        case "policy" if d.get("action") == "retry":
+            return _("Started again with Compression as job %(job)s") % {"job": d.get("job", "")}
+        case "policy" if d.get("action") == "retry_of":
+            return _("Started again with Compression after job %(job)s timed out") % {"job": d.get("job", "")}
+        case "policy" if d.get("action") == "retry_refused":
+            return _("Not started again with Compression: %(reason)s") % {"reason": d.get("reason", "")}
+        case "policy":
+            return _("The move completed before the move timeout's cancel took effect")
         case "recovery":
             if d.get("worker"):
                 return _("Taken over by %(worker)s after its worker stopped") % {"worker": d["worker"]}
@@ -199,6 +212,18 @@ def event_text(event) -> str:
         case "warning":
             return _("Warning: %(message)s") % {"message": d.get("message", "")}
     return f"{event.kind} {d}" if d else event.kind
+
+
+@register.filter
+def job_error(job) -> str:
+    """A failed job's error in the reader's language: a timed-out one from its policy event's figures
+    (the recorded message is English, as the API and the CLI give it), any other through the catalogue."""
+    if job.error_code == TIMED_OUT:
+        acted = job.events.filter(kind="policy", data__action="cancel").order_by("-sequence")
+        data = acted.values_list("data", flat=True).first()
+        if data:
+            return policy_text(data)
+    return _(str(job.error_message)) if job.error_message else ""
 
 
 def _state_label(state: str) -> str:
@@ -214,6 +239,7 @@ EVENT_KINDS = {
     "move_requested": gettext_lazy("move requested"),
     "host_job": gettext_lazy("host job"),
     "cancel_sent": gettext_lazy("cancel sent"),
+    "policy": gettext_lazy("move timeout"),
     "recovery": gettext_lazy("recovery"),
     "requeued": gettext_lazy("requeued"),
     "warning": gettext_lazy("warning"),

@@ -96,6 +96,18 @@ def mutating(world):
         # Unconfirmed: nothing is removed.
         ("remove host", reverse("fabric_admin:host_remove", args=[destination.fqdn]), {}, "administrator"),
         ("check host", reverse("fabric:host_check", args=[destination.fqdn]), {}, "operator"),
+        (
+            "host move timeouts",
+            reverse("fabric:host_timeouts", args=[destination.fqdn]),
+            {"move_stall_timeout_s": "60"},
+            "operator",
+        ),
+        (
+            "cluster move timeouts",
+            reverse("fabric:cluster_timeouts", args=["CL-NONE"]),  # 404 past the check
+            {"move_stall_timeout_s": "60"},
+            "operator",
+        ),
     ]
 
 
@@ -211,6 +223,7 @@ def test_a_viewer_changes_nothing(world, as_persona):
     assert not Host.objects.filter(queue_paused=True).exists()
     assert not Host.objects.filter(maintenance=True).exists()
     assert list(MaintenanceWindow.objects.values_list("state", flat=True)) == ["scheduled"]
+    assert not Host.objects.filter(move_stall_timeout_s__isnull=False).exists()
 
 
 @pytest.mark.parametrize("persona", ["viewer", "operator", "administrator"])

@@ -163,6 +163,8 @@ def main_pages(objects, admin_client) -> list[str]:
         reverse("migrations_ui:batch", args=[batch.pk]),
         reverse("fabric:settings"),
         reverse("fabric:host_settings", args=[node.fqdn]),
+        reverse("fabric:host_timeouts", args=[node.fqdn]),
+        reverse("fabric:cluster_timeouts", args=[node.cluster.name]),
         reverse("audit:list"),
         reverse("audit:detail", args=[AuditEvent.objects.order_by("-pk").values_list("pk", flat=True)[0]]),
         "/account/tokens/",

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('fabric', '0008_vm_processors_disk_types'),
+        ('fabric', '0009_move_timeouts'),
     ]
 
     operations = [
