@@ -254,7 +254,7 @@ tasks.run_job.call(job.pk)
 events.flush()
 job.refresh_from_db()
 renderers = [
-    "migrations_ui.jobs.batches",
+    "migrations_ui.live.batch_page",
     "migrations_ui.live.chart_data",
     "migrations_ui.live.charts",
     "migrations_ui.live.consumers",
