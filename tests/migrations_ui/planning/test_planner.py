@@ -236,7 +236,9 @@ def test_the_json_is_the_stable_shape():
 
     data = json.loads(json.dumps(plan.as_json()))
 
-    assert list(data) == ["host", "moves", "left", "makespan_s", "lower_bound_s"]
+    # Fields are only ever added (issue 20 added link_caps), never renamed or dropped.
+    assert list(data) == ["host", "moves", "left", "makespan_s", "lower_bound_s", "link_caps"]
+    assert data["link_caps"] == []  # two slots on 10 GbE with compression: four moves fill the link
     assert data["host"] == A.fqdn
     assert [list(m) for m in data["moves"]] == [["vm", "destination", "transfer_type", "start_s", "end_s"]] * 2
     assert data["left"] == [{"vm": "off", "reason": plan.left[0].reason}]
@@ -247,7 +249,14 @@ def test_the_json_is_the_stable_shape():
 
 def test_an_empty_plan():
     plan = evacuate(A, [], [A, B])
-    assert plan.as_json() == {"host": A.fqdn, "moves": [], "left": [], "makespan_s": 0.0, "lower_bound_s": 0.0}
+    assert plan.as_json() == {
+        "host": A.fqdn,
+        "moves": [],
+        "left": [],
+        "makespan_s": 0.0,
+        "lower_bound_s": 0.0,
+        "link_caps": [],
+    }
 
 
 def _random_fabric(seed: int, slots: int):
