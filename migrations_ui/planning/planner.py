@@ -123,13 +123,13 @@ class LinkCap:
         values = {"host": self.name, "gbps": gbps, "cap": self.cap, "limit": self.limit}
         if self.cap == 1:
             return Msg(
-                "%(host)s's %(gbps)s Gbit/s link is the bottleneck: one move at a time ends as soon as "
-                "%(limit)s would; a higher live-migration limit would not help.",
+                "%(host)s's %(gbps)s Gbit/s link is the bottleneck: one move at a time ends no later "
+                "than %(limit)s at once; a higher live-migration limit would not help.",
                 **values,
             )
         return Msg(
-            "%(host)s's %(gbps)s Gbit/s link is the bottleneck: %(cap)s moves at a time end as soon as "
-            "%(limit)s would; a higher live-migration limit would not help.",
+            "%(host)s's %(gbps)s Gbit/s link is the bottleneck: %(cap)s moves at a time end no later "
+            "than %(limit)s at once; a higher live-migration limit would not help.",
             **values,
         )
 
@@ -150,6 +150,11 @@ class Plan:
     limits: Mapping[Slot, int]
     # Hosts where the plan runs fewer moves at once than their live limit: the link is the bottleneck.
     link_caps: tuple[LinkCap, ...] = ()
+
+    @property
+    def run_limits(self) -> dict[Slot, int]:
+        """The slots the plan's timeline keeps: the hosts' limits, a capped link's live slots at its cap."""
+        return {**self.limits, **{(c.host, LIVE): c.cap for c in self.link_caps}}
 
     @property
     def measured_count(self) -> int:

@@ -440,12 +440,14 @@ def demo_facts(fabric):
     return hosts, vms, options
 
 
-def run_through_admission(fabric, plan: Plan, step: float = 0.5) -> float:
-    """Queue the plan's moves in order, let the admission start them, run them on the simulator."""
+def run_through_admission(fabric, plan: Plan, step: float = 0.5, limits=None) -> float:
+    """Queue the plan's moves in order, let the admission start them, run them on the simulator
+    (within `limits`; default: the hosts' own)."""
+    limits = dict(plan.limits if limits is None else limits)
     queue = [Waiting(i, m.transfer_type, m.source, m.destination) for i, m in enumerate(plan.moves)]
     in_use, running = Counter(), {}
     while queue or running:
-        for job in decide(queue, in_use, dict(plan.limits)).admit:
+        for job in decide(queue, in_use, limits).admit:
             m = plan.moves[job]
             running[job] = fabric.start_migration(MoveRequest(m.vm_id, m.source, m.destination, m.transfer_type))
             in_use.update(move_slots(m.transfer_type, m.source, m.destination))
