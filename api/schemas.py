@@ -254,12 +254,22 @@ class LeftOut(Schema):
     reason: str
 
 
+class LinkCapOut(Schema):
+    host: str
+    limit: int = Field(description="The host's live-migration limit")
+    cap: int = Field(description="Moves at once the plan runs on the host: more would end no sooner")
+    nic_gbps: float
+
+
 class PlanOut(Schema):
     host: str | None
     moves: list[PlannedMoveOut]
     left: list[LeftOut]
     makespan_s: float
     lower_bound_s: float
+    link_caps: list[LinkCapOut] = Field(
+        default_factory=list, description="Hosts whose link, not their live-migration limit, is the bottleneck"
+    )
 
 
 class SelectionIn(Schema):

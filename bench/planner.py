@@ -295,9 +295,9 @@ Where the gap to the issue's LB comes from, by class (a plan's class is its wors
     whichever host it goes to, so no placement does either.
   live, SMB streams: one stream fills the NIC; moves sharing it each get half, every pre-copy pass
     lasts longer and the guest dirties more, so more bytes cross than the moves alone send (the
-    issue's NIC term counts the bytes of moves alone). The admission starts a move whenever a slot
-    is free, so sharing cannot be avoided with slots > 1; one slot at a time loses the overlap of
-    the prepare phases, which costs more.
+    issue's NIC term counts the bytes of moves alone). Where that costs more than the overlap of
+    the prepare phases gains, the plan caps the host's moves at once at the few that fill its link
+    (Plan.link_caps, issue 20); elsewhere it shares.
   copies files: files cross at the slower of the two disks and the NIC; the issue's LB has no disk
     term, the strong LB adds every host's file bytes / its storage rate. A simulated NIC is shared
     equally by its streams (fabric.sim.flow), so a file copy next to a capped memory stream
@@ -305,8 +305,8 @@ Where the gap to the issue's LB comes from, by class (a plan's class is its wors
     can be met at once. The strong LB counts that too (shared_nic_bound: the best mix of copies and
     memory streams on each host, a small linear program). The right-hand columns are the distance
     to it. Placement keeps file copies off destinations with slower disks or NICs. Orders other than
-    longest first (a disk dispatcher, even rows, passes, a concurrency cap) gained under 2% and
-    were removed (issue 18, bench/RESULTS.md).
+    longest first (a disk dispatcher, even rows, passes, a general concurrency cap) gained under 2%
+    and were removed (issue 18, bench/RESULTS.md); only the link cap above stays.
 The last column, strong LB / LB, is the part of a plan's ratio no schedule of its moves removes: where
 its p95 is above a target, the target cannot be met against the issue's LB for that class."""
 # p95 of makespan / strong LB, on each fabric (issue 18); and the planning time of 1,000 VMs on 64 hosts.
@@ -377,7 +377,16 @@ def run(fabric_kind: str, sizes, seeds: int) -> list[tuple]:
                         strong = plan.makespan_s / max(plan.lower_bound_s, strong_bound(plan, fabric))
                         gain = plan.makespan_s / plain
                         rows.append(
-                            ((hosts, vms), ratio, strong, serial(plan) / plan.makespan_s, gain, took, took_plain)
+                            (
+                                (hosts, vms),
+                                ratio,
+                                strong,
+                                serial(plan) / plan.makespan_s,
+                                gain,
+                                took,
+                                took_plain,
+                                bool(plan.link_caps),
+                            )
                         )
                         by_class.setdefault((kind, slots, plan_class(plan)), []).append((ratio, strong))
                         what = f"{kind} slots={slots} hosts={hosts} vms={vms} seed={seed} {plan.host}"
@@ -392,6 +401,8 @@ def run(fabric_kind: str, sizes, seeds: int) -> list[tuple]:
             )
             by_size = " ".join(f"{h}/{v}: {pct([r[2] for r in rows if r[0] == (h, v)], 0.95):.2f}" for h, v in sizes)
             print(f"{'':22s}makespan/strong LB p95 by hosts/VMs {by_size}")
+        capped = sum(1 for r in pooled if r[7])
+        print(f"{kind:10s} plans with a link cap (Plan.link_caps): {capped} of {len(pooled)}")
         vmm = geomean(r[3] for r in pooled) if kind == "evacuation" else None
         verdicts.append((fabric_kind, kind, pct([r[2] for r in pooled], 0.95), geomean(r[4] for r in pooled), vmm))
     print("by class (makespan/LB p50 p95 max | makespan/strong LB p95 max | strong LB/LB p50 p95: the bound's part):")

@@ -21,8 +21,9 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from migrations_ui.planning.estimates import Estimate, Figures, HostRates, MoveSpec, estimate_move
+from migrations_ui.planning.estimates import Estimate, Figures, HostRates, MoveSpec, estimate_move, memory_rate
 from migrations_ui.planning.packing import pack_rows
+from migrations_ui.preflight.facts import Kind
 from migrations_ui.slots import Slot, slots_needed
 
 PREPARE, STORE, MEMORY, QUICK, RESUME = range(5)
@@ -283,6 +284,41 @@ def alone_estimates(
     """Each move with its hosts to itself: its shortest duration and fewest bytes."""
     f, none = figures or Figures(), HostRates()
     return [estimate_move(s, rates.get(s.source, none), rates.get(s.destination, none), f) for s in specs]
+
+
+def link_fill(
+    specs: Sequence[MoveSpec], rates: Mapping[str, HostRates], figures: Figures | None = None
+) -> dict[str, int]:
+    """How many of its moves at once fill each host's link: the most, over its moves, of the link
+    (the pair's measured one, else the host's NIC) / the wire bytes/s the move sends alone, rounded up.
+
+    A move alone sends at most its stream's cap (TCP's window, compression's CPU), or the slower of
+    the two hosts' links, or its disks' rate for files. Beyond the fill, the moves split the link
+    (the simulator shares a NIC equally), so each goes slower and its pre-copy re-sends more dirtied
+    memory: more at once ends no sooner. Hosts with a Quick move are left out: it copies through the
+    cluster's storage, not the link, and a cap on the host's live slots would hold it back too.
+    """
+    f, none = figures or Figures(), HostRates()
+    fill: dict[str, int] = {}
+    quick: set[str] = set()
+    for s in specs:
+        ends = (s.source, s.destination)
+        if s.kind == Kind.QUICK:
+            quick.update(ends)
+            continue
+        a, b = rates.get(s.source, none), rates.get(s.destination, none)
+        line = s.link_bytes_s or min(a.nic_bytes_s, b.nic_bytes_s)
+        sends = []  # wire bytes/s of each phase on the network; the slowest needs the most company
+        if s.storage_bytes:
+            sends.append(min(a.disk_bytes_s, b.disk_bytes_s, line))
+        if s.kind in (Kind.LIVE, Kind.LIVE_VSM):
+            sends.append(memory_rate(s, line, f) * f.wire_ratio(s.option))
+        if not sends:  # nothing to copy
+            continue
+        for host in set(ends):
+            link = s.link_bytes_s or rates.get(host, none).nic_bytes_s
+            fill[host] = max(fill.get(host, 1), math.ceil(link / min(sends) - 1e-9))
+    return {h: n for h, n in fill.items() if h not in quick}
 
 
 def lower_bound(

@@ -3,8 +3,11 @@
 A plan places each VM (migrations_ui.planning.placement: pre-flight per pair, memory with headroom, HA VMs
 in their cluster, guest-cluster nodes apart, Live first) and queues the moves longest first within
 every host's slots, timed by the same fluid model the simulated fabric runs (migrations_ui.planning.ordering).
-Other orders, a concurrency cap below the hosts' limits and improvement passes were tried and
-gained under 2% on bench/planner.py's fabrics (bench/RESULTS.md, issue 18): longest first it is.
+Other orders, a general concurrency cap below the hosts' limits and improvement passes were tried
+and gained under 2% on bench/planner.py's fabrics (bench/RESULTS.md, issue 18): longest first it is.
+One cap stays (issue 20): where a host's link, not its limit, is the bottleneck (a stream that fills
+the NIC alone, a 1 GbE link), the plan runs no more moves there at once than fill the link, when the
+simulated timeline shows that ends no later, and says so (Plan.link_caps).
 Its moves come in the order they start: queued as jobs in that order, the console's admission
 starts them as planned.
 
@@ -18,7 +21,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from migrations_ui.planning.estimates import MIN_SAMPLES, Estimate, MoveSpec
-from migrations_ui.planning.ordering import alone_estimates, lower_bound, simulate
+from migrations_ui.planning.ordering import Timeline, alone_estimates, link_fill, lower_bound, simulate
 from migrations_ui.planning.placement import (
     PICK_PACKED,
     PICK_SHORT_LAST,
@@ -45,6 +48,7 @@ __all__ = [
     "STOPPED_LEAVE",
     "STOPPED_MOVE",
     "LeftVm",
+    "LinkCap",
     "Plan",
     "PlanOptions",
     "PlannedMove",
@@ -103,6 +107,37 @@ class LeftVm:
 
 
 @dataclass(frozen=True)
+class LinkCap:
+    """A host whose link, not its live-migration limit, bounds how many of its moves at once help:
+    the plan runs at most `cap` of them at a time there, and ends no later than with `limit`."""
+
+    host: str  # FQDN
+    name: str
+    limit: int  # the host's live-migration limit
+    cap: int
+    nic_gbps: float
+
+    @property
+    def note(self) -> Msg:
+        gbps = int(self.nic_gbps) if self.nic_gbps == int(self.nic_gbps) else self.nic_gbps
+        values = {"host": self.name, "gbps": gbps, "cap": self.cap, "limit": self.limit}
+        if self.cap == 1:
+            return Msg(
+                "%(host)s's %(gbps)s Gbit/s link is the bottleneck: one move at a time ends no later "
+                "than %(limit)s at once; a higher live-migration limit would not help.",
+                **values,
+            )
+        return Msg(
+            "%(host)s's %(gbps)s Gbit/s link is the bottleneck: %(cap)s moves at a time end no later "
+            "than %(limit)s at once; a higher live-migration limit would not help.",
+            **values,
+        )
+
+    def as_json(self) -> dict:
+        return {"host": self.host, "limit": self.limit, "cap": self.cap, "nic_gbps": self.nic_gbps}
+
+
+@dataclass(frozen=True)
 class Plan:
     """Moves in the order they start, the VMs left, the estimated makespan and its lower bound."""
 
@@ -113,6 +148,13 @@ class Plan:
     lower_bound_s: float
     # The hosts' slots the plan runs within: (host FQDN, "live"|"storage") -> limit.
     limits: Mapping[Slot, int]
+    # Hosts where the plan runs fewer moves at once than their live limit: the link is the bottleneck.
+    link_caps: tuple[LinkCap, ...] = ()
+
+    @property
+    def run_limits(self) -> dict[Slot, int]:
+        """The slots the plan's timeline keeps: the hosts' limits, a capped link's live slots at its cap."""
+        return {**self.limits, **{(c.host, LIVE): c.cap for c in self.link_caps}}
 
     @property
     def measured_count(self) -> int:
@@ -145,6 +187,7 @@ class Plan:
             "left": [v.as_json() for v in self.left],
             "makespan_s": round(self.makespan_s, 1),
             "lower_bound_s": round(self.lower_bound_s, 1),
+            "link_caps": [c.as_json() for c in self.link_caps],
         }
 
 
@@ -243,7 +286,7 @@ def _plan(host: str | None, placed: list[Placed], left: list[Left], hosts: Seque
     rates = {h.fqdn: o.rate(h.fqdn) for h in hosts}
     alone = alone_estimates(specs, rates, o.figures)
     longest = sorted(range(len(specs)), key=lambda j: (-alone[j].duration_s, j))
-    timeline = simulate(specs, longest, rates, limits, o.figures)
+    timeline, caps = _cap_links(specs, longest, rates, limits, o.figures)
     moves = tuple(
         PlannedMove(
             vm=placed[j].vm.name,
@@ -263,7 +306,31 @@ def _plan(host: str | None, placed: list[Placed], left: list[Left], hosts: Seque
     )
     lefts = tuple(LeftVm(v.vm.name, v.vm.id, v.source.fqdn, v.reason) for v in left)
     bound = lower_bound(specs, rates, limits, o.figures) if specs else 0.0
-    return Plan(host, moves, lefts, timeline.makespan_s, bound, limits)
+    names = {h.fqdn: h.name for h in hosts}
+    link_caps = tuple(
+        LinkCap(h, names.get(h, h), limits[(h, LIVE)], cap, rates[h].nic_gbps) for h, cap in sorted(caps.items())
+    )
+    return Plan(host, moves, lefts, timeline.makespan_s, bound, limits, link_caps)
+
+
+def _cap_links(specs, order, rates, limits, figures) -> tuple[Timeline, dict[str, int]]:
+    """The plan's timeline, with each host's live slots capped where its link is the bottleneck.
+
+    A host's cap is the moves that fill its link (ordering.link_fill), or one more: a move preparing
+    or resuming leaves the link idle, and the next one's copy may use it meanwhile. A cap is kept only
+    when the capped timeline, simulated with the NIC shared as the fabric shares it, ends no later
+    than the uncapped one: then a higher limit would not help, and the moves each send less.
+    """
+    timeline = simulate(specs, order, rates, limits, figures)
+    fill = link_fill(specs, rates, figures)
+    for extra in (0, 1):
+        caps = {h: n + extra for h, n in fill.items() if n + extra < limits.get((h, LIVE), 0)}
+        if not caps:
+            break
+        capped = simulate(specs, order, rates, {**limits, **{(h, LIVE): n for h, n in caps.items()}}, figures)
+        if capped.makespan_s <= timeline.makespan_s + 1e-6:
+            return capped, caps
+    return timeline, {}
 
 
 def _passed_over(host: str, why: str) -> Finding:

@@ -376,3 +376,15 @@ def test_evacuating_an_unreachable_host_is_refused_with_why(apis, demo_fabric):
     host.refresh_from_db()
     assert not host.maintenance
     assert not AuditEvent.objects.filter(action="evacuation.started").exists()
+
+
+@pytest.mark.django_db
+def test_the_evacuation_plan_adds_the_links_that_are_the_bottleneck(apis, demo_fabric):
+    # hv-s1 sends over 1 Gbit/s with plain TCP: one stream fills it, yet its limit allows four.
+    Host.objects.filter(name="hv-s1").update(nic_gbps=1.0, performance_option="tcpip", max_live_migrations=4)
+
+    status, body = apis["operator"].get("/hosts/hv-s1.contoso.test/evacuation-plan")
+
+    assert status == 200, body
+    assert {"host": "hv-s1.contoso.test", "limit": 4, "cap": 1, "nic_gbps": 1.0} in body["link_caps"]
+    assert list(body) == ["host", "moves", "left", "makespan_s", "lower_bound_s", "link_caps"]  # only added

@@ -236,7 +236,9 @@ def test_the_json_is_the_stable_shape():
 
     data = json.loads(json.dumps(plan.as_json()))
 
-    assert list(data) == ["host", "moves", "left", "makespan_s", "lower_bound_s"]
+    # Fields are only ever added (issue 20 added link_caps), never renamed or dropped.
+    assert list(data) == ["host", "moves", "left", "makespan_s", "lower_bound_s", "link_caps"]
+    assert data["link_caps"] == []  # two slots on 10 GbE with compression: four moves fill the link
     assert data["host"] == A.fqdn
     assert [list(m) for m in data["moves"]] == [["vm", "destination", "transfer_type", "start_s", "end_s"]] * 2
     assert data["left"] == [{"vm": "off", "reason": plan.left[0].reason}]
@@ -247,7 +249,14 @@ def test_the_json_is_the_stable_shape():
 
 def test_an_empty_plan():
     plan = evacuate(A, [], [A, B])
-    assert plan.as_json() == {"host": A.fqdn, "moves": [], "left": [], "makespan_s": 0.0, "lower_bound_s": 0.0}
+    assert plan.as_json() == {
+        "host": A.fqdn,
+        "moves": [],
+        "left": [],
+        "makespan_s": 0.0,
+        "lower_bound_s": 0.0,
+        "link_caps": [],
+    }
 
 
 def _random_fabric(seed: int, slots: int):
@@ -431,12 +440,14 @@ def demo_facts(fabric):
     return hosts, vms, options
 
 
-def run_through_admission(fabric, plan: Plan, step: float = 0.5) -> float:
-    """Queue the plan's moves in order, let the admission start them, run them on the simulator."""
+def run_through_admission(fabric, plan: Plan, step: float = 0.5, limits=None) -> float:
+    """Queue the plan's moves in order, let the admission start them, run them on the simulator
+    (within `limits`; default: the hosts' own)."""
+    limits = dict(plan.limits if limits is None else limits)
     queue = [Waiting(i, m.transfer_type, m.source, m.destination) for i, m in enumerate(plan.moves)]
     in_use, running = Counter(), {}
     while queue or running:
-        for job in decide(queue, in_use, dict(plan.limits)).admit:
+        for job in decide(queue, in_use, limits).admit:
             m = plan.moves[job]
             running[job] = fabric.start_migration(MoveRequest(m.vm_id, m.source, m.destination, m.transfer_type))
             in_use.update(move_slots(m.transfer_type, m.source, m.destination))
