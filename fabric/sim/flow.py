@@ -168,10 +168,13 @@ def estimate_total(fabric: Fabric, m: SimMigration, rate: float) -> float:
         return done + m.phase_left
     if m.phase in ("prepare", "storage"):
         memory = 0.0
-        if m.kind in ("live", "live_vsm"):
+        alone = alone_memory_rate(fabric, m)
+        if m.kind in ("live", "live_vsm") and alone <= 0:  # a stopped link (set_link 0): one copy, no end
+            memory = m.memory_bytes
+        elif m.kind in ("live", "live_vsm"):
             passes, final = precopy_rounds(
                 m.memory_bytes,
-                m.dirty_bytes_s / alone_memory_rate(fabric, m),
+                m.dirty_bytes_s / alone,
                 threshold_bytes=t.threshold_bytes,
                 max_passes=t.max_passes,
             )

@@ -657,3 +657,15 @@ def test_it_gives_the_same_world_for_the_same_calls():
 
     assert first.to_dict() == second.to_dict()
     assert list(first.migrations) == list(second.migrations)
+
+
+def test_a_stopped_link_stalls_a_move_that_is_still_preparing_without_failing_the_clock():
+    fabric = make_fabric()
+    vm = add_vm(fabric, "a", memory_gib=4, dirty=10.0)
+    fabric.set_link("h1.test", 0.0)  # before the move leaves its prepare phase (fault injection)
+    migration = fabric.migrations[move(fabric, vm, "h2")]
+
+    fabric.advance(600)
+
+    assert migration.state == "running" and migration.memory_done == 0
+    assert 0 <= migration.percent < 100
