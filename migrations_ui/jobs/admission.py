@@ -21,6 +21,7 @@ class Waiting:
     kind: str
     source: int
     destination: int
+    extra: tuple[Slot, ...] = ()  # slots beyond its hosts' own: a batch's link caps (scheduler.link_slots)
 
 
 @dataclass(frozen=True)
@@ -37,7 +38,7 @@ def decide(waiting: list[Waiting], in_use: Counter, limits: dict[Slot, int]) -> 
     held: set[Slot] = set()  # slots an earlier waiting job is first in line for
     admit, waiting_for = [], {}
     for job in waiting:
-        needs = slots_needed(job.kind, job.source, job.destination)
+        needs = [*slots_needed(job.kind, job.source, job.destination), *job.extra]
         full = [s for s in needs if used[s] >= limits.get(s, 0)]
         queued_behind = [s for s in needs if s in held]
         if not full and not queued_behind:

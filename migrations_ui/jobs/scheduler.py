@@ -19,7 +19,7 @@ from django.utils import timezone
 from fabric.models import Host
 from migrations_ui.jobs.admission import Decision, Waiting, decide
 from migrations_ui.jobs.events import change_state
-from migrations_ui.models import SLOT_STATES, JobState, MigrationJob
+from migrations_ui.models import ACTIVE_STATES, SLOT_STATES, Batch, JobState, MigrationJob
 from migrations_ui.slots import LIVE, STORAGE, Slot, slots_needed
 from utilities.db import serialize_writers
 
@@ -32,13 +32,38 @@ def queue_order():
     )
 
 
-def slots_in_use() -> Counter:
+def slots_in_use(caps: dict[Slot, int] | None = None) -> Counter:
     # A job whose move has ended on the host holds no slot while it verifies and refreshes (runner.py).
+    caps = link_caps() if caps is None else caps
     holding = MigrationJob.objects.filter(state__in=SLOT_STATES, slots_released_at__isnull=True)
     used = Counter()
-    for kind, source, destination in holding.values_list("kind", "source", "destination"):
+    for kind, source, destination, batch in holding.values_list("kind", "source", "destination", "batch"):
         used.update(slots_needed(kind, source, destination))
+        used.update(link_slots(kind, source, destination, batch, caps))
     return used
+
+
+LINK = "link:"  # a batch's link cap on a host: the slot (host id, "link:<batch id>")
+
+
+def link_caps() -> dict[Slot, int]:
+    """The link caps of the batches with moves still to end: (host id, "link:<batch id>") -> cap.
+    A plan caps a host's moves at once where its link, not its limit, is the bottleneck
+    (planning.planner.LinkCap: more would not end sooner); the batch's moves keep to it, as the
+    plan's timeline does."""
+    active = MigrationJob.objects.filter(state__in=ACTIVE_STATES, batch__isnull=False).values("batch")
+    rows = Batch.objects.filter(pk__in=active).values_list("pk", "plan__link_caps")
+    caps = {(batch, c["host"]): c["cap"] for batch, listed in rows for c in listed or ()}
+    hosts = dict(Host.objects.filter(fqdn__in={fqdn for _, fqdn in caps}).values_list("fqdn", "pk"))
+    return {(hosts[fqdn], f"{LINK}{batch}"): cap for (batch, fqdn), cap in caps.items() if fqdn in hosts}
+
+
+def link_slots(kind: str, source: int, destination: int, batch: int | None, caps: dict[Slot, int]) -> tuple:
+    """The link-cap slots a batch's move takes besides its hosts' own (live moves only: a cap
+    counts the moves over a host's link)."""
+    if batch is None or not any(slot == LIVE for _, slot in slots_needed(kind, source, destination)):
+        return ()
+    return tuple(s for host in dict.fromkeys((source, destination)) if (s := (host, f"{LINK}{batch}")) in caps)
 
 
 def host_limits(host_ids) -> dict[Slot, int]:
@@ -56,7 +81,9 @@ def _limits(hosts) -> dict[Slot, int]:
 def queue_decision() -> Decision:
     """Who may start now, and for the others which slot they wait for, their place in the queue, or
     the paused hosts they wait for."""
-    waiting = [Waiting(*row) for row in queue_order().values_list("pk", "kind", "source", "destination")]
+    caps = link_caps()
+    rows = queue_order().values_list("pk", "kind", "source", "destination", "batch")
+    waiting = [Waiting(pk, kind, s, d, link_slots(kind, s, d, batch, caps)) for pk, kind, s, d, batch in rows]
     ids = {h for w in waiting for h in (w.source, w.destination)}
     hosts = list(Host.objects.filter(pk__in=ids).select_related("cluster"))
     paused = {h.pk: h.name for h in hosts if h.queue_paused}
@@ -65,7 +92,7 @@ def queue_decision() -> Decision:
         w.job_id: tuple(paused[h] for h in dict.fromkeys((w.source, w.destination)) if h in paused) for w in waiting
     }
     free = [w for w in waiting if not held[w.job_id]]
-    decision = decide(free, slots_in_use(), _limits(hosts))
+    decision = decide(free, slots_in_use(caps), {**_limits(hosts), **caps})
     return replace(decision, paused={pk: names for pk, names in held.items() if names})
 
 

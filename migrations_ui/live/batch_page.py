@@ -15,7 +15,7 @@ from fabric.driver import fabric_seconds_per_second
 from migrations_ui.jobs.batches import Run, actual_times, batch_summary, runs
 from migrations_ui.live.timeline import timeline_svg
 from migrations_ui.models import ACTIVE_STATES, FINAL_STATES, Batch, JobEvent, JobState, MigrationJob
-from migrations_ui.planning.planner import LeftVm, Plan, PlannedMove
+from migrations_ui.planning.planner import LeftVm, LinkCap, Plan, PlannedMove
 from utilities.texts import Msg, localized
 
 
@@ -49,7 +49,11 @@ def plan_of(data: dict) -> Plan:
         LeftVm(v["vm"], v.get("vm_id", ""), v.get("source", ""), reason)
         for v, reason in zip(data.get("left", []), _left_reasons(data), strict=True)
     )
-    return Plan(data.get("host"), moves, left, data.get("makespan_s", 0.0), data.get("lower_bound_s", 0.0), {})
+    caps = tuple(
+        LinkCap(c["host"], c["host"].split(".")[0], c["limit"], c["cap"], c["nic_gbps"])
+        for c in data.get("link_caps", [])
+    )
+    return Plan(data.get("host"), moves, left, data.get("makespan_s", 0.0), data.get("lower_bound_s", 0.0), {}, caps)
 
 
 @dataclass(frozen=True)
@@ -122,7 +126,8 @@ def timelines_context(batch: Batch, batch_runs: list[Run], *, plan_too: bool = T
         if actual
         else ""
     )
-    return {"plan_svg": mark_safe(plan_svg), "actual_svg": mark_safe(actual_svg)}  # noqa: S308
+    context = {"plan_svg": mark_safe(plan_svg), "actual_svg": mark_safe(actual_svg)}  # noqa: S308
+    return {**context, "link_caps": plan.link_caps} if plan_too else context
 
 
 # The actual run's timeline of a batch of a thousand moves is ~300 kB of SVG: it is redrawn when a

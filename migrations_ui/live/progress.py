@@ -23,7 +23,7 @@ from django.utils.http import urlencode
 from django.utils.translation import gettext
 
 from migrations_ui.jobs.runner import STALE_AFTER, STEPS, steps_for
-from migrations_ui.jobs.scheduler import host_limits, queue_decision, queue_order, slots_in_use
+from migrations_ui.jobs.scheduler import LINK, host_limits, link_caps, queue_decision, queue_order, slots_in_use
 from migrations_ui.live.chart_data import PRECOPY_KINDS, job_chart
 from migrations_ui.models import FINAL_STATES, SLOT_STATES, JobEvent, JobState, MigrationJob
 
@@ -43,7 +43,7 @@ FINISHED_STATES = [(s.value, s.label) for s in JobState if s in FINAL_STATES]
 class Wait:
     """One slot a queued job waits for, as the Jobs page words it."""
 
-    kind: str  # "live" | "storage"
+    kind: str  # "live" | "storage" | "link" (its batch's link cap)
     host: str
     used: int
     limit: int
@@ -71,8 +71,9 @@ def queued_jobs(limit: int | None = None) -> list[MigrationJob]:
         return []
     decision = queue_decision()
     names = {h.pk: h.name for job in jobs for h in (job.source, job.destination)}
-    in_use = slots_in_use()
-    limits = host_limits(names)
+    caps = link_caps()
+    in_use = slots_in_use(caps)
+    limits = {**host_limits(names), **caps}
     for job in jobs:
         job.position = decision.position.get(job.pk)
         job.paused_on = decision.paused.get(job.pk, ())
@@ -88,6 +89,7 @@ def queued_context() -> dict:
 
 def _wait(slot: tuple, names: dict, in_use, limits) -> Wait:
     host, kind = slot
+    kind = "link" if kind.startswith(LINK) else kind  # its batch's link cap on the host
     return Wait(kind, names.get(host, f"host {host}"), in_use[slot], limits.get(slot, 0))
 
 
