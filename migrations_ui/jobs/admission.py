@@ -30,6 +30,7 @@ class Decision:
     waiting_for: dict[int, tuple[Slot, ...]]  # job id -> the slots it waits for
     position: dict[int, int]  # job id -> 1-based place in the queue
     paused: dict[int, tuple[str, ...]] = field(default_factory=dict)  # job id -> paused hosts' names
+    caps: dict[Slot, int] = field(default_factory=dict)  # the batches' link caps it kept (scheduler.link_caps)
 
 
 def decide(waiting: list[Waiting], in_use: Counter, limits: dict[Slot, int]) -> Decision:

@@ -10,6 +10,7 @@ its tasks in this database): a process killed after admitting leaves no admitted
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import replace
 
 from django.db import transaction
@@ -19,7 +20,7 @@ from django.utils import timezone
 from fabric.models import Host
 from migrations_ui.jobs.admission import Decision, Waiting, decide
 from migrations_ui.jobs.events import change_state
-from migrations_ui.models import ACTIVE_STATES, SLOT_STATES, Batch, JobState, MigrationJob
+from migrations_ui.models import SLOT_STATES, JobState, MigrationJob
 from migrations_ui.slots import LIVE, STORAGE, Slot, slots_needed
 from utilities.db import serialize_writers
 
@@ -33,11 +34,21 @@ def queue_order():
 
 
 def slots_in_use(caps: dict[Slot, int] | None = None) -> Counter:
+    """The slots the jobs holding them take, link caps included (caps: from queue_decision, else read
+    from these jobs' own batches in the same query)."""
+    rows = _holding()
+    return _used(rows, link_caps((batch, listed) for *_, batch, listed in rows) if caps is None else caps)
+
+
+def _holding() -> list[tuple]:
     # A job whose move has ended on the host holds no slot while it verifies and refreshes (runner.py).
-    caps = link_caps() if caps is None else caps
     holding = MigrationJob.objects.filter(state__in=SLOT_STATES, slots_released_at__isnull=True)
+    return list(holding.values_list("kind", "source", "destination", "batch", "batch__plan__link_caps"))
+
+
+def _used(rows: list[tuple], caps: dict[Slot, int]) -> Counter:
     used = Counter()
-    for kind, source, destination, batch in holding.values_list("kind", "source", "destination", "batch"):
+    for kind, source, destination, batch, _ in rows:
         used.update(slots_needed(kind, source, destination))
         used.update(link_slots(kind, source, destination, batch, caps))
     return used
@@ -46,14 +57,14 @@ def slots_in_use(caps: dict[Slot, int] | None = None) -> Counter:
 LINK = "link:"  # a batch's link cap on a host: the slot (host id, "link:<batch id>")
 
 
-def link_caps() -> dict[Slot, int]:
-    """The link caps of the batches with moves still to end: (host id, "link:<batch id>") -> cap.
-    A plan caps a host's moves at once where its link, not its limit, is the bottleneck
+def link_caps(batches: Iterable[tuple[int | None, list | None]]) -> dict[Slot, int]:
+    """The link caps of these (batch id, its plan's "link_caps") as slots: (host id, "link:<batch id>")
+    -> cap. A plan caps a host's moves at once where its link, not its limit, is the bottleneck
     (planning.planner.LinkCap: more would not end sooner); the batch's moves keep to it, as the
-    plan's timeline does."""
-    active = MigrationJob.objects.filter(state__in=ACTIVE_STATES, batch__isnull=False).values("batch")
-    rows = Batch.objects.filter(pk__in=active).values_list("pk", "plan__link_caps")
-    caps = {(batch, c["host"]): c["cap"] for batch, listed in rows for c in listed or ()}
+    plan's timeline does. Read with the jobs' own rows: a query more only when a batch has caps."""
+    caps = {(batch, c["host"]): c["cap"] for batch, listed in batches if batch for c in listed or ()}
+    if not caps:
+        return {}
     hosts = dict(Host.objects.filter(fqdn__in={fqdn for _, fqdn in caps}).values_list("fqdn", "pk"))
     return {(hosts[fqdn], f"{LINK}{batch}"): cap for (batch, fqdn), cap in caps.items() if fqdn in hosts}
 
@@ -61,7 +72,7 @@ def link_caps() -> dict[Slot, int]:
 def link_slots(kind: str, source: int, destination: int, batch: int | None, caps: dict[Slot, int]) -> tuple:
     """The link-cap slots a batch's move takes besides its hosts' own (live moves only: a cap
     counts the moves over a host's link)."""
-    if batch is None or not any(slot == LIVE for _, slot in slots_needed(kind, source, destination)):
+    if batch is None or not caps or not any(slot == LIVE for _, slot in slots_needed(kind, source, destination)):
         return ()
     return tuple(s for host in dict.fromkeys((source, destination)) if (s := (host, f"{LINK}{batch}")) in caps)
 
@@ -81,9 +92,10 @@ def _limits(hosts) -> dict[Slot, int]:
 def queue_decision() -> Decision:
     """Who may start now, and for the others which slot they wait for, their place in the queue, or
     the paused hosts they wait for."""
-    caps = link_caps()
-    rows = queue_order().values_list("pk", "kind", "source", "destination", "batch")
-    waiting = [Waiting(pk, kind, s, d, link_slots(kind, s, d, batch, caps)) for pk, kind, s, d, batch in rows]
+    rows = list(queue_order().values_list("pk", "kind", "source", "destination", "batch", "batch__plan__link_caps"))
+    holding = _holding()
+    caps = link_caps([(r[4], r[5]) for r in rows] + [(r[3], r[4]) for r in holding])
+    waiting = [Waiting(pk, kind, s, d, link_slots(kind, s, d, batch, caps)) for pk, kind, s, d, batch, _ in rows]
     ids = {h for w in waiting for h in (w.source, w.destination)}
     hosts = list(Host.objects.filter(pk__in=ids).select_related("cluster"))
     paused = {h.pk: h.name for h in hosts if h.queue_paused}
@@ -92,8 +104,8 @@ def queue_decision() -> Decision:
         w.job_id: tuple(paused[h] for h in dict.fromkeys((w.source, w.destination)) if h in paused) for w in waiting
     }
     free = [w for w in waiting if not held[w.job_id]]
-    decision = decide(free, slots_in_use(caps), {**_limits(hosts), **caps})
-    return replace(decision, paused={pk: names for pk, names in held.items() if names})
+    decision = decide(free, _used(holding, caps), {**_limits(hosts), **caps})
+    return replace(decision, paused={pk: names for pk, names in held.items() if names}, caps=caps)
 
 
 def admit_waiting() -> list[int]:

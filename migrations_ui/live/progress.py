@@ -23,7 +23,7 @@ from django.utils.http import urlencode
 from django.utils.translation import gettext
 
 from migrations_ui.jobs.runner import STALE_AFTER, STEPS, steps_for
-from migrations_ui.jobs.scheduler import LINK, host_limits, link_caps, queue_decision, queue_order, slots_in_use
+from migrations_ui.jobs.scheduler import LINK, host_limits, queue_decision, queue_order, slots_in_use
 from migrations_ui.live.chart_data import PRECOPY_KINDS, job_chart
 from migrations_ui.models import FINAL_STATES, SLOT_STATES, JobEvent, JobState, MigrationJob
 
@@ -71,9 +71,8 @@ def queued_jobs(limit: int | None = None) -> list[MigrationJob]:
         return []
     decision = queue_decision()
     names = {h.pk: h.name for job in jobs for h in (job.source, job.destination)}
-    caps = link_caps()
-    in_use = slots_in_use(caps)
-    limits = {**host_limits(names), **caps}
+    in_use = slots_in_use(decision.caps)
+    limits = {**host_limits(names), **decision.caps}
     for job in jobs:
         job.position = decision.position.get(job.pk)
         job.paused_on = decision.paused.get(job.pk, ())

@@ -11,6 +11,14 @@ from playwright.sync_api import expect
 from tests.e2e.conftest import shoot
 
 HOST = "hv-s1.contoso.test"
+# The other e2e tests move VMs about: the smallest running VM on hv-s1 when this test starts that
+# no rule keeps where it is (an ISO, a checkpoint... would block every destination).
+ON_HOST = (
+    "from fabric.models import VirtualMachine\n"
+    "vms = VirtualMachine.objects.filter(host__fqdn={host!r}, state='running', removed=False, migrating=False,\n"
+    "    dvd_isos=[], checkpoints=0, passthrough_disks=[], fc_sans=[], compat_vector_stale=False)\n"
+    "print(vms.exclude(name__contains=\"'\").order_by('memory_assigned_bytes', 'name')[0].name)\n"
+)
 SET_LINK = (
     "from fabric.driver import sim_store\n"
     "with sim_store().session() as fabric:\n"
@@ -27,13 +35,13 @@ def test_a_stalled_move_times_out_and_the_job_page_says_why(signed_in, console, 
     page.get_by_label("Longer than, per GiB copied (s)").fill("0")
     page.get_by_role("button", name="Save").click()
     expect(page.get_by_role("main")).to_contain_text("this host")
+    vm = console.manage("shell", "-c", ON_HOST.format(host=HOST)).strip().splitlines()[-1]
     was = float(console.manage("shell", "-c", SET_LINK.format(host=HOST, gbps=0.0)).strip().splitlines()[-1])
     try:
-        operator.goto("/vms/?q=web-dmz01")
-        page.get_by_role("link", name="web-dmz01", exact=True).click()
+        operator.goto(f"/vms/?q={vm}")
+        page.get_by_role("link", name=vm, exact=True).click()
         page.get_by_role("link", name="Migrate…").click()
-        page.get_by_label("hv-s2", exact=True).check()
-        expect(page.locator("#summary")).to_contain_text("hv-s2")
+        page.locator("table.ranked tr:not(.blocked) input.host-choice").first.check()  # the best host allowed
         page.get_by_role("button", name="Move", exact=True).click()
         page.wait_for_url(re.compile(r"/jobs/\d+/$"))
 
@@ -48,6 +56,6 @@ def test_a_stalled_move_times_out_and_the_job_page_says_why(signed_in, console, 
         page.get_by_label("Without progress for (s)").fill("")
         page.get_by_label("Longer than, per GiB copied (s)").fill("")
         page.get_by_role("button", name="Save").click()
-    operator.goto("/vms/?q=web-dmz01")
-    expect(page.locator("tr", has=page.get_by_role("link", name="web-dmz01", exact=True))).to_contain_text("hv-s1")
+    operator.goto(f"/vms/?q={vm}")
+    expect(page.locator("tr", has=page.get_by_role("link", name=vm, exact=True))).to_contain_text("hv-s1")
     assert operator.errors == []
