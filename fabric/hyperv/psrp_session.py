@@ -28,6 +28,7 @@ from pypsrp.powershell import PowerShell, RunspacePool
 from pypsrp.wsman import NAMESPACES, WSMan, WSManAction
 from spnego.exceptions import SpnegoError
 
+from fabric.hyperv import clixml
 from fabric.hyperv.api import Connection, HostUnreachable, HyperVError
 from fabric.hyperv.remedies import diagnose
 
@@ -149,6 +150,7 @@ class HostSession:
             credssp_auth_mechanism=CREDSSP_MECHANISM.get(self.credssp_for, "auto"),
         )
         pool = RunspacePool(wsman, max_runspaces=options.max_runspaces)
+        clixml.install(pool)
         pool.open()
         self.opened += 1
         return pool
