@@ -12,7 +12,7 @@ from psrpcore.types import ErrorCategory
 
 from fabric.emulator import objects as o
 from fabric.emulator.binder import Context, as_list
-from fabric.emulator.cmdlets_read import not_a_node
+from fabric.emulator.cmdlets_read import not_a_node, select_vms
 from fabric.emulator.records import plain, prop
 from fabric.hyperv.api import HyperVError
 from fabric.hyperv.host_values import normal_subnet, subnet_problem
@@ -229,4 +229,29 @@ def invoke_cim_method(ctx: Context, params: dict, inputs) -> list:
                 out.append(o.cim_method_result(value, Message=exc.message))
                 continue
             out.append(o.cim_method_result(COMPLETED))
+    return out
+
+
+def stop_vm(ctx: Context, params: dict, inputs) -> list:
+    """Stop-VM -Name|piped VM [-Force] [-Save] [-TurnOff] [-Passthru]: shut down (or, with -Save, save)."""
+    return _power(ctx, params, inputs, save=bool(params.get("Save")))
+
+
+def save_vm(ctx: Context, params: dict, inputs) -> list:
+    """Save-VM -Name|piped VM [-Passthru]."""
+    return _power(ctx, params, inputs, save=True)
+
+
+def _power(ctx: Context, params: dict, inputs, save: bool) -> list:
+    out = []
+    with ctx.session() as fabric:
+        for vm in select_vms(ctx, fabric, params, inputs):
+            received = dict(ctx.received) | ({"VM": {"Name": vm.name, "Id": vm.id}} if inputs else {})
+            try:
+                fabric.stop_vm(ctx.fqdn, vm.id, save=save, command=(ctx.cmdlet.name, received))
+            except HyperVError as exc:
+                ctx.hyperv_error(exc, target=vm.name)
+                continue
+            if params.get("Passthru"):
+                out.append(o.vm_object(fabric, vm, False))
     return out

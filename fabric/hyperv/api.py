@@ -239,6 +239,13 @@ class Driver(Protocol):
 
     def cancel_migration(self, conn: Connection, migration_id: str) -> None: ...
 
+    def stop_vm(self, conn: Connection, vm_id: str) -> None:
+        """Get-VM -Id | Stop-VM -Force: the guest shuts down (Hyper-V forces it after five minutes if
+        applications hold it up); returns when the VM is off. For a maintenance that cannot wait."""
+
+    def save_vm(self, conn: Connection, vm_id: str) -> None:
+        """Get-VM -Id | Save-VM: the VM's memory is saved to disk; returns when it is saved."""
+
     def remove_cluster_role(self, conn: Connection, vm_id: str) -> None:
         """Remove-ClusterGroup -VMId -RemoveResources -Force: the VM leaves HA before a cross-cluster move."""
 

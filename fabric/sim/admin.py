@@ -155,6 +155,38 @@ class FabricAdmin(_Base):
         vm.is_clustered = False
         self._log(cmdlet, params, result="removed")
 
+    def stop_vm(self, fqdn: str, vm_id: str, *, save: bool = False, command: Command = None) -> SimVm:
+        """Stop-VM -Force (shut the guest down) or Save-VM, on the host the VM runs on. A VM that is
+        off stays so (Stop-VM of an off VM is no error); a saved VM is off only after Stop-VM. A shut
+        down VM starts later with its host's compatibility vector, so a stale one no longer holds."""
+        cmdlet, params = command or (("Save-VM", {"VMId": vm_id}) if save else ("Stop-VM", {"VMId": vm_id}))
+        host = self.reachable_host(fqdn)
+        vm = self.vms.get(vm_id)
+        try:
+            if vm is None or vm.host != host.fqdn:
+                raise HyperVError(
+                    "ObjectNotFound",
+                    f"Hyper-V was unable to find a virtual machine with id '{vm_id}' on '{host.name}'",
+                    "Refresh the inventory: the VM is not on this host",
+                )
+            self._not_migrating(vm)
+            if save and vm.state == "off":
+                raise HyperVError(
+                    "InvalidState",
+                    f"'{vm.name}' failed to change state: the operation cannot be performed while the "
+                    "object is in its current state (Off)",
+                    "Only a running or paused VM can be saved",
+                )
+        except HyperVError as exc:
+            self._log(cmdlet, params, result="refused", code=exc.code)
+            raise
+        if save:
+            vm.state = "saved"
+        else:
+            vm.state, vm.compat_vector_stale = "off", False
+        self._log(cmdlet, params, result=vm.state)
+        return vm
+
     def add_cluster_role(self, fqdn: str, vm_id: str, command: Command = None) -> None:
         """Add-ClusterVirtualMachineRole -VMId on the cluster of the host asked: the VM is highly available again."""
         host = self.reachable_host(fqdn)

@@ -67,6 +67,14 @@ class SimDriver:
             fabric.reachable_host(conn.fqdn)
             fabric.cancel_migration(migration_id)
 
+    def stop_vm(self, conn: Connection, vm_id: str) -> None:
+        with self.store.session() as fabric:
+            fabric.stop_vm(conn.fqdn, vm_id)
+
+    def save_vm(self, conn: Connection, vm_id: str) -> None:
+        with self.store.session() as fabric:
+            fabric.stop_vm(conn.fqdn, vm_id, save=True)
+
     def remove_cluster_role(self, conn: Connection, vm_id: str) -> None:
         with self.store.session() as fabric:
             fabric.remove_cluster_role(conn.fqdn, vm_id)

@@ -534,3 +534,26 @@ def test_its_inventory_reads_the_new_facts_without_another_round_trip(driver, co
 
     replicated = requests_of(driver, conns["hv-s2"], monkeypatch)[-1]
     assert "Get-VMReplication" in replicated and "Get-ClusterOwnerNode" not in replicated
+
+
+def test_it_saves_and_shuts_down_a_vm_for_a_maintenance(driver, conns, emu_store):
+    vm_id, _ = vm(emu_store, "web-dmz01")
+    other, _ = vm(emu_store, "file-s01")
+    s1 = conns["hv-s1"]
+
+    driver.save_vm(s1, vm_id)
+    driver.stop_vm(s1, other)
+    driver.stop_vm(s1, other)  # off already: Stop-VM is no error then
+
+    assert driver.get_vm(s1, vm_id).state == "saved"
+    assert driver.get_vm(s1, other).state == "off"
+    with pytest.raises(HyperVError) as refused:
+        driver.save_vm(s1, other)  # an off VM cannot be saved
+    assert refused.value.code == "InvalidState"
+    with emu_store.session() as fabric:
+        assert [(c["cmdlet"], c["result"]) for c in fabric.record if c["cmdlet"] in ("Save-VM", "Stop-VM")] == [
+            ("Save-VM", "saved"),
+            ("Stop-VM", "off"),
+            ("Stop-VM", "off"),
+            ("Save-VM", "refused"),
+        ]
