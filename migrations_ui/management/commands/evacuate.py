@@ -94,4 +94,9 @@ def _describe(data: dict) -> str:
         lines.append(f"  {m['vm']} -> {m['destination']} ({m['transfer_type']}) {m['start_s']}-{m['end_s']} s")
     for left in data["left"]:
         lines.append(f"  left: {left['vm']}: {left['reason']}")
+    for cap in data.get("link_caps", []):  # as the plan pages say it (planning.planner.LinkCap)
+        lines.append(
+            f"  link: {cap['host']} runs at most {cap['cap']} of these moves at once (limit {cap['limit']}): its "
+            f"{cap['nic_gbps']:g} Gbit/s link is the bottleneck; a higher live-migration limit would not help"
+        )
     return "\n".join(lines)

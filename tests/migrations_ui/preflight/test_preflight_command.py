@@ -156,3 +156,15 @@ def test_the_commands_refuse_dot_dot_and_system_folders_with_exit_code_3(demo_fa
     finding = next(f for f in json.loads(out.getvalue())["findings"] if f["rule"] == "path-not-allowed")
     assert finding["severity"] == "block" and "without . or .. segments" in finding["remedy"]
     assert not MigrationJob.objects.exists()
+
+
+def test_the_text_plan_says_where_a_link_caps_the_moves():
+    from migrations_ui.management.commands.evacuate import _describe
+
+    data = {"host": "hv-s1", "moves": [], "left": [], "makespan_s": 10.0, "lower_bound_s": 9.0}
+    data["link_caps"] = [{"host": "hv-s1.contoso.test", "limit": 4, "cap": 1, "nic_gbps": 1.0}]
+
+    assert _describe(data).splitlines()[-1] == (
+        "  link: hv-s1.contoso.test runs at most 1 of these moves at once (limit 4): its 1 Gbit/s link is the "
+        "bottleneck; a higher live-migration limit would not help"
+    )
