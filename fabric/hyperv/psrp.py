@@ -327,11 +327,12 @@ class PsrpDriver:
     # --- cluster roles and host settings ---------------------------------------------------------
 
     def stop_vm(self, conn: Connection, vm_id: str) -> None:
-        # -Force: in a remote session nothing can answer Stop-VM's question about a signed-in user.
+        # Stop-VM.md (shared/reference): the VMObject set takes -VM from the pipeline (ByValue); -Force,
+        # because in a remote session nothing can answer Stop-VM's question about a signed-in user.
         self._run(conn, [("Get-VM", {"Id": vm_id}), ("Stop-VM", {"Force": SWITCH})])
 
     def save_vm(self, conn: Connection, vm_id: str) -> None:
-        self._run(conn, [("Get-VM", {"Id": vm_id}), ("Save-VM", {})])
+        self._run(conn, [("Get-VM", {"Id": vm_id}), ("Save-VM", {})])  # Save-VM.md: -VM ByValue, VMObject set
 
     def remove_cluster_role(self, conn: Connection, vm_id: str) -> None:
         self._run(conn, [("Remove-ClusterGroup", {"VMId": vm_id, "RemoveResources": SWITCH, "Force": SWITCH})])

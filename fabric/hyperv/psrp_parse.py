@@ -151,6 +151,9 @@ def shares(g: dict[str, list[dict[str, Any]]], fqdns: dict[str, str]) -> tuple[S
 
 
 def vms(g: dict[str, list[dict[str, Any]]]) -> tuple[VmInfo, ...]:
+    # Get-VHD: FileSize is the file's size on the host's disk, Size the disk's size as the guest sees
+    # it, VhdType Fixed, Dynamic or Differencing: the facts of Msvm_VirtualHardDiskInfo (FileSize,
+    # MaxInternalSize, Type 2/3/4) that the cmdlet reports, as Microsoft's HyperVDsc Vhd resource reads them.
     vhds = {str(v.get("Path")).lower(): v for v in g.get("VirtualHardDisk", [])}
     disks, switches = defaultdict(list), defaultdict(list)
     for d in g.get("HardDiskDrive", []):

@@ -170,6 +170,8 @@ class FabricAdmin(_Base):
                     "Refresh the inventory: the VM is not on this host",
                 )
             self._not_migrating(vm)
+            # Hyper-V refuses to save a VM that is off ("cannot be performed while the object is in its
+            # current state"); the error id InvalidState is this emulator's reading, not confirmed on a host.
             if save and vm.state == "off":
                 raise HyperVError(
                     "InvalidState",
