@@ -215,6 +215,9 @@ class VirtualMachine(models.Model):
     possible_owners = models.JSONField(
         default=list, blank=True, help_text="Cluster nodes that may own its role; empty when not known"
     )
+    maintenance_choice = models.CharField(
+        max_length=16, blank=True, help_text="What a maintenance did with it last (pre-maintenance report): its default"
+    )
     removed = models.BooleanField(default=False, help_text="Gone from Hyper-V at the last sync")
     last_seen = models.DateTimeField(null=True, blank=True)
 

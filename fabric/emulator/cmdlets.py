@@ -51,6 +51,7 @@ CMDLETS_LIST = [
     _hv("Disable-VMMigration", admin.disable_migration),
     _hv("Stop-VM", admin.stop_vm),
     _hv("Save-VM", admin.save_vm),
+    _hv("Start-VM", admin.start_vm),
     _fc("Get-Cluster", read.get_cluster),
     # Its command class is GetNodeCommand, as its errors name it (ClusterEndpointNotRegistered,...GetNodeCommand).
     Cmdlet("Get-ClusterNode", read.get_cluster_node, command_class=FC + "GetNodeCommand"),

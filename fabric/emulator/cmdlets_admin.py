@@ -242,13 +242,21 @@ def save_vm(ctx: Context, params: dict, inputs) -> list:
     return _power(ctx, params, inputs, save=True)
 
 
-def _power(ctx: Context, params: dict, inputs, save: bool) -> list:
+def start_vm(ctx: Context, params: dict, inputs) -> list:
+    """Start-VM -Name|piped VM [-Passthru]: boot an off VM, resume a saved one."""
+    return _power(ctx, params, inputs, save=False, start=True)
+
+
+def _power(ctx: Context, params: dict, inputs, save: bool, start: bool = False) -> list:
     out = []
     with ctx.session() as fabric:
         for vm in select_vms(ctx, fabric, params, inputs):
             received = dict(ctx.received) | ({"VM": {"Name": vm.name, "Id": vm.id}} if inputs else {})
             try:
-                fabric.stop_vm(ctx.fqdn, vm.id, save=save, command=(ctx.cmdlet.name, received))
+                if start:
+                    fabric.start_vm(ctx.fqdn, vm.id, command=(ctx.cmdlet.name, received))
+                else:
+                    fabric.stop_vm(ctx.fqdn, vm.id, save=save, command=(ctx.cmdlet.name, received))
             except HyperVError as exc:
                 ctx.hyperv_error(exc, target=vm.name)
                 continue

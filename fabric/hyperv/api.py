@@ -246,6 +246,10 @@ class Driver(Protocol):
     def save_vm(self, conn: Connection, vm_id: str) -> None:
         """Get-VM -Id | Save-VM: the VM's memory is saved to disk; returns when it is saved."""
 
+    def start_vm(self, conn: Connection, vm_id: str) -> None:
+        """Get-VM -Id | Start-VM: an off VM boots, a saved one resumes from its saved state; returns when
+        it runs. After a maintenance's offline move, on the VM's new host."""
+
     def remove_cluster_role(self, conn: Connection, vm_id: str) -> None:
         """Remove-ClusterGroup -VMId -RemoveResources -Force: the VM leaves HA before a cross-cluster move."""
 

@@ -334,6 +334,9 @@ class PsrpDriver:
     def save_vm(self, conn: Connection, vm_id: str) -> None:
         self._run(conn, [("Get-VM", {"Id": vm_id}), ("Save-VM", {})])  # Save-VM.md: -VM ByValue, VMObject set
 
+    def start_vm(self, conn: Connection, vm_id: str) -> None:
+        self._run(conn, [("Get-VM", {"Id": vm_id}), ("Start-VM", {})])  # Start-VM.md: -VM ByValue, VMObject set
+
     def remove_cluster_role(self, conn: Connection, vm_id: str) -> None:
         self._run(conn, [("Remove-ClusterGroup", {"VMId": vm_id, "RemoveResources": SWITCH, "Force": SWITCH})])
 

@@ -161,14 +161,8 @@ class FabricAdmin(_Base):
         down VM starts later with its host's compatibility vector, so a stale one no longer holds."""
         cmdlet, params = command or (("Save-VM", {"VMId": vm_id}) if save else ("Stop-VM", {"VMId": vm_id}))
         host = self.reachable_host(fqdn)
-        vm = self.vms.get(vm_id)
         try:
-            if vm is None or vm.host != host.fqdn:
-                raise HyperVError(
-                    "ObjectNotFound",
-                    f"Hyper-V was unable to find a virtual machine with id '{vm_id}' on '{host.name}'",
-                    "Refresh the inventory: the VM is not on this host",
-                )
+            vm = self._vm_on(host, vm_id)
             self._not_migrating(vm)
             # Hyper-V refuses to save a VM that is off ("cannot be performed while the object is in its
             # current state"); the error id InvalidState is this emulator's reading, not confirmed on a host.
@@ -182,11 +176,35 @@ class FabricAdmin(_Base):
         except HyperVError as exc:
             self._log(cmdlet, params, result="refused", code=exc.code)
             raise
-        if save:
-            vm.state = "saved"
-        else:
-            vm.state, vm.compat_vector_stale = "off", False
+        if not save:
+            vm.compat_vector_stale = False
+        self._power(vm, host, "saved" if save else "off")
         self._log(cmdlet, params, result=vm.state)
+        return vm
+
+    def start_vm(self, fqdn: str, vm_id: str, *, command: Command = None) -> SimVm:
+        """Start-VM on the host the VM is on: an off VM boots, a saved one resumes. A running VM stays
+        so (the driver only starts one that is not running: what a host answers then is not modelled)."""
+        cmdlet, params = command or ("Start-VM", {"VMId": vm_id})
+        host = self.reachable_host(fqdn)
+        try:
+            vm = self._vm_on(host, vm_id)
+            self._not_migrating(vm)
+            self._power(vm, host, "running")
+        except HyperVError as exc:
+            self._log(cmdlet, params, result="refused", code=exc.code)
+            raise
+        self._log(cmdlet, params, result=vm.state)
+        return vm
+
+    def _vm_on(self, host, vm_id: str) -> SimVm:
+        vm = self.vms.get(vm_id)
+        if vm is None or vm.host != host.fqdn:
+            raise HyperVError(
+                "ObjectNotFound",
+                f"Hyper-V was unable to find a virtual machine with id '{vm_id}' on '{host.name}'",
+                "Refresh the inventory: the VM is not on this host",
+            )
         return vm
 
     def add_cluster_role(self, fqdn: str, vm_id: str, command: Command = None) -> None:
@@ -293,16 +311,23 @@ class FabricAdmin(_Base):
         host = self.hosts[vm.host]
         if self.migration_of_vm(vm_id) is not None:
             raise HyperVError("InvalidState", f"'{vm.name}' is migrating")
+        if state in MEMORY_STATES and vm.state not in MEMORY_STATES:
+            vm.compat_vector_stale = False
+        self._power(vm, host, state)
+        self._log("Set-VMState", {"VMId": vm_id, "State": state})
+
+    @staticmethod
+    def _power(vm: SimVm, host, state: str) -> None:
+        """A VM that starts takes its memory from its host (refused when there is not enough); one
+        that stops or is saved frees it."""
         was, now = vm.state in MEMORY_STATES, state in MEMORY_STATES
         if now and not was:
             if host.memory_available_bytes < vm.memory_bytes:
                 raise HyperVError("0x800705AA", f"Not enough memory to start '{vm.name}'", REMEDY_MEMORY)
             host.memory_available_bytes -= vm.memory_bytes
-            vm.compat_vector_stale = False
         elif was and not now:
             host.memory_available_bytes += vm.memory_bytes
         vm.state = state
-        self._log("Set-VMState", {"VMId": vm_id, "State": state})
 
     def restart_vm(self, vm_id: str) -> None:
         """Restart-VM: the compatibility vector catches up with the host."""

@@ -75,6 +75,10 @@ class SimDriver:
         with self.store.session() as fabric:
             fabric.stop_vm(conn.fqdn, vm_id, save=True)
 
+    def start_vm(self, conn: Connection, vm_id: str) -> None:
+        with self.store.session() as fabric:
+            fabric.start_vm(conn.fqdn, vm_id)
+
     def remove_cluster_role(self, conn: Connection, vm_id: str) -> None:
         with self.store.session() as fabric:
             fabric.remove_cluster_role(conn.fqdn, vm_id)

@@ -174,9 +174,10 @@ def test_every_command_the_driver_sends_binds_to_a_parameter_set_of_the_help(
     csv = "C:\\ClusterStorage\\Volume1\\VMs\\erp"
     assert move(old1, "erp-db01", new1.fqdn, "live_vsm", storage_path=csv) == "completed"
     driver.add_cluster_role(new1, ids["erp-db01"])
-    # Power for a maintenance: save one VM, shut another down (piped from Get-VM -Id).
+    # Power for a maintenance: save one VM, shut another down, start one (piped from Get-VM -Id).
     driver.save_vm(s1, ids["web-dmz01"])
     driver.stop_vm(s1, ids["*1"])  # on hv-s1 since its move above
+    driver.start_vm(s1, ids["web-dmz01"])  # after a maintenance's offline move: resumed where it is
     # Settings: every Set-VMHost value, migration on and off, migration networks, the cluster's limit.
     every = HostSettings(
         max_live_migrations=4,

@@ -551,9 +551,20 @@ def test_it_saves_and_shuts_down_a_vm_for_a_maintenance(driver, conns, emu_store
         driver.save_vm(s1, other)  # an off VM cannot be saved
     assert refused.value.code == "InvalidState"
     with emu_store.session() as fabric:
-        assert [(c["cmdlet"], c["result"]) for c in fabric.record if c["cmdlet"] in ("Save-VM", "Stop-VM")] == [
+        freed = fabric.hosts["hv-s1" + D].memory_available_bytes
+    driver.start_vm(s1, vm_id)  # resumes from its saved state
+    driver.start_vm(s1, other)  # boots
+    assert driver.get_vm(s1, vm_id).state == driver.get_vm(s1, other).state == "running"
+    with emu_store.session() as fabric:
+        powered = ("Save-VM", "Stop-VM", "Start-VM")
+        assert [(c["cmdlet"], c["result"]) for c in fabric.record if c["cmdlet"] in powered] == [
             ("Save-VM", "saved"),
             ("Stop-VM", "off"),
             ("Stop-VM", "off"),
             ("Save-VM", "refused"),
+            ("Start-VM", "running"),
+            ("Start-VM", "running"),
         ]
+        # Saved and off VMs hold no memory: started again, they take it back from their host.
+        taken = sum(fabric.vms[i].memory_bytes for i in (vm_id, other))
+        assert fabric.hosts["hv-s1" + D].memory_available_bytes == freed - taken
