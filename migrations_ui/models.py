@@ -162,6 +162,16 @@ class MigrationJob(models.Model):
     ha_removed = models.BooleanField(default=False, help_text="The VM's cluster role was removed for this move")
     move_requested_at = models.DateTimeField(null=True, blank=True, help_text="When Move-VM was sent to the host")
     host_migration_id = models.CharField(max_length=64, blank=True, help_text="The host's migration job id")
+    # The pre-maintenance report's choice for a VM that cannot move live: saved or shut down on the
+    # source before an offline move, and started again on the destination (runner: power_off, start).
+    power = models.CharField(
+        max_length=16,
+        choices=[("save", "Save-VM"), ("shut_down", "Stop-VM")],
+        blank=True,
+        help_text="Saved or shut down before its offline move, started after it",
+    )
+    powered_off = models.BooleanField(default=False, help_text="The power step is done: the VM is off or saved")
+    powered_on = models.BooleanField(default=False, help_text="The VM was started again on the destination")
     # The move ended on the host (the VM runs on the destination): the job no longer holds its hosts'
     # slots (scheduler.slots_in_use), so the next job starts while this one verifies and refreshes.
     slots_released_at = models.DateTimeField(

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from migrations_ui.views import batches, history, jobs, queue, windows
+from migrations_ui.views import batches, history, jobs, queue, report, windows
 
 app_name = "migrations_ui"
 
@@ -18,6 +18,8 @@ urlpatterns = [
     path("jobs/cancel/", queue.jobs_cancel, name="cancel_jobs"),
     path("hosts/<str:fqdn>/queue/", queue.host_queue, name="host_queue"),
     path("hosts/<str:fqdn>/evacuate/", batches.evacuate_host, name="evacuate"),
+    path("hosts/<str:fqdn>/maintenance-report/", report.maintenance_report, name="maintenance_report"),
+    path("hosts/<str:fqdn>/maintenance-report.csv", report.maintenance_report_csv, name="maintenance_report_csv"),
     path("hosts/<str:fqdn>/move-back/", batches.host_move_back, name="host_move_back"),
     path("hosts/<str:fqdn>/end-maintenance/", batches.host_end_maintenance, name="host_end_maintenance"),
     path("vms/migrate-selected/", batches.migrate_selected, name="migrate_selected"),

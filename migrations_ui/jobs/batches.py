@@ -20,6 +20,7 @@ from migrations_ui.jobs.operations import Refused, create_job
 from migrations_ui.models import ACTIVE_STATES, Batch, BatchKind, JobState, MigrationJob
 from migrations_ui.planning.inventory import move_back_plan
 from migrations_ui.planning.planner import Plan
+from migrations_ui.planning.report import Chosen
 from utilities.texts import Msg, without_period
 
 
@@ -49,13 +50,18 @@ def start_batch(
     host: Host | None = None,
     move_stopped: bool = False,
     storage_paths: Mapping[str, str] | None = None,
+    power: Mapping[str, str] | None = None,
+    maintenance: bool = True,
+    extra: Mapping | None = None,
     user=None,
     request=None,
 ) -> Batch:
     """Record the batch and queue its jobs in plan order. An evacuation marks its host in
-    maintenance; a move back clears it. storage_paths: the folder an operator chose for a Live (VSM)
-    move's files, by VM id (the others go to their destination's default folder). Raises
-    BatchRefused when there is nothing to do."""
+    maintenance (unless maintenance=False: a VM stays running there); a move back clears it.
+    storage_paths: the folder an operator chose for a Live (VSM) move's files, by VM id (the others
+    go to their destination's default folder). power: VM id -> "save" or "shut_down" before an
+    offline move (the pre-maintenance report's choices). extra: more for the stored plan and the
+    audit row. Raises BatchRefused when there is nothing to do."""
     from audit.log import record
 
     if not plan.moves and kind != BatchKind.EVACUATION:
@@ -68,17 +74,55 @@ def start_batch(
         raise BatchRefused(Msg("Nothing to move (%(reasons)s).", reasons=reasons))
     with transaction.atomic():
         batch = Batch.objects.create(name=name[:255], kind=kind, host=host, created_by=user, plan={})
-        jobs, refused = run_plan(plan, user=user, request=request, batch=batch, storage_paths=storage_paths)
-        batch.plan = stored(plan, move_stopped=move_stopped, refused=refused)
+        jobs, refused = run_plan(
+            plan, user=user, request=request, batch=batch, storage_paths=storage_paths, power=power
+        )
+        batch.plan = stored(plan, move_stopped=move_stopped, refused=refused, **(extra or {}))
         batch.save(update_fields=["plan"])
         if host is not None and kind in (BatchKind.EVACUATION, BatchKind.MOVE_BACK):
-            Host.objects.filter(pk=host.pk).update(maintenance=kind == BatchKind.EVACUATION)
-            host.maintenance = kind == BatchKind.EVACUATION
+            entering = kind == BatchKind.EVACUATION and maintenance
+            Host.objects.filter(pk=host.pk).update(maintenance=entering)
+            host.maintenance = entering
         details = {"batch": batch.pk, "moves": len(plan.moves), "queued": len(jobs), "left": len(plan.left)}
+        details.update(extra or {})
         details["makespan_s"] = round(plan.makespan_s, 1)
         action = "evacuation.started" if kind == BatchKind.EVACUATION else f"batch.{kind}.started"
         target = {"target_type": "host", "target_name": host.fqdn} if host else {"target_type": "batch"}
         record(action, actor=user, request=request, target_id=str(batch.pk), details=details, **target)
+    return batch
+
+
+def start_evacuation(host: Host, chosen: Chosen, *, move_stopped: bool = False, user=None, request=None) -> Batch:
+    """Evacuate the host as the pre-maintenance report's choices say: the moves (saved or shut down
+    first where chosen), the VMs shut down where they are (a worker task, after commit), and the
+    host in maintenance unless a VM stays running there. Each choice becomes the VM's default for
+    the next maintenance. Audited with the choices, by VM name."""
+    names = {v.vm_id: v.vm for v in chosen.plan.left} | {m.vm_id: m.vm for m in chosen.plan.moves}
+    extra = {
+        "choices": {names.get(vm_id, vm_id): choice for vm_id, choice in chosen.choices.items()},
+        "choice_ids": chosen.choices,
+        "shut_down": list(chosen.shut_down),
+        "left_running": [v.vm for v in chosen.left_running],
+    }
+    with transaction.atomic():
+        batch = start_batch(
+            chosen.plan,
+            BatchKind.EVACUATION,
+            f"Evacuate {host.name}",
+            host=host,
+            move_stopped=move_stopped,
+            power=chosen.power,
+            maintenance=not chosen.left_running,
+            extra=extra,
+            user=user,
+            request=request,
+        )
+        for vm_id, choice in chosen.choices.items():
+            VirtualMachine.objects.filter(guid=vm_id).update(maintenance_choice=choice)
+        if chosen.shut_down:
+            from migrations_ui.jobs.tasks import shut_down_task
+
+            transaction.on_commit(lambda: shut_down_task.enqueue(batch.pk))
     return batch
 
 
@@ -188,11 +232,17 @@ def _tell_batch_page(batch_id: int) -> None:
 
 
 def run_plan(
-    plan: Plan, user=None, request=None, batch=None, storage_paths: Mapping[str, str] | None = None
+    plan: Plan,
+    user=None,
+    request=None,
+    batch=None,
+    storage_paths: Mapping[str, str] | None = None,
+    power: Mapping[str, str] | None = None,
 ) -> tuple[list[MigrationJob], list[dict]]:
     """Queue one job per planned move, in plan order; a move refused meanwhile is reported, not fatal.
-    storage_paths: VM id -> the folder its files go to (none: the destination's default)."""
-    storage_paths = storage_paths or {}
+    storage_paths: VM id -> the folder its files go to (none: the destination's default). power:
+    VM id -> "save" or "shut_down" first (start_batch)."""
+    storage_paths, power = storage_paths or {}, power or {}
     hosts = {h.fqdn: h for h in Host.objects.filter(fqdn__in={m.destination for m in plan.moves})}
     vms = {str(v.guid): v for v in VirtualMachine.objects.filter(guid__in=[m.vm_id for m in plan.moves])}
     jobs, refused = [], []
@@ -200,7 +250,13 @@ def run_plan(
         try:
             path = storage_paths.get(move.vm_id, "")
             job = create_job(
-                vms[move.vm_id], hosts[move.destination], storage_path=path, batch=batch, user=user, request=request
+                vms[move.vm_id],
+                hosts[move.destination],
+                storage_path=path,
+                power=power.get(move.vm_id, ""),
+                batch=batch,
+                user=user,
+                request=request,
             )
             jobs.append(job)
         except Refused as exc:

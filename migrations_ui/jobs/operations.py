@@ -74,12 +74,15 @@ def create_job(
     performance_option: str = "",
     add_location: str = "",
     priority: int = 0,
+    power: str = "",
     batch=None,
     user=None,
     request=None,
 ) -> MigrationJob:
     """Record a queued migration job, or raise Refused with the findings that stand in the way.
-    add_location: a folder to add to the destination's storage locations along with the job."""
+    add_location: a folder to add to the destination's storage locations along with the job.
+    power: "save" or "shut_down": the job takes the VM down first and moves it offline (the
+    pre-maintenance report's choice for a VM that cannot move live), and starts it after."""
     if problems := input_problems(storage_path, vhds, performance_option):
         raise Refused(problems)
     try:
@@ -87,7 +90,7 @@ def create_job(
             # Read the VM again inside the transaction: it may have moved since the page was drawn.
             # of=self: PostgreSQL refuses FOR UPDATE on the nullable side of the outer joins.
             vm = vm_for_preflight().select_for_update(of=("self",)).get(pk=vm.pk, removed=False)
-            assessment = Preflight(vm).assess_move(destination, storage_path=storage_path, vhds=vhds)
+            assessment = Preflight(vm, power).assess_move(destination, storage_path=storage_path, vhds=vhds)
             if not assessment.allowed:
                 raise Refused([f for f in assessment.findings if f.severity == BLOCK])
             job = _record(
@@ -101,6 +104,7 @@ def create_job(
                 performance_option=performance_option,
                 add_default_location=bool(add_location),
                 priority=priority,
+                power=power,
                 batch=batch,
             )
             if add_location:

@@ -64,6 +64,9 @@ STEPS = {
     "join_cluster": "Make the VM highly available on the destination cluster",
     "refresh": "Refresh the inventory",
     "restore_ha": "Make the VM highly available again where it runs",
+    "power_off": "Take the VM down for its offline move (Save-VM or Stop-VM)",
+    "start": "Start the VM on the destination (Start-VM)",
+    "restore_power": "Start the VM again where it is",
 }
 # Storage options (Move-VM -IncludeStorage, -DestinationStoragePath, -Vhds) are refused for a
 # clustered VM: with them, the VM leaves its cluster before Compare-VM (hyperv.md section 2).
@@ -181,8 +184,10 @@ class Runner:
 
     def _prepare(self) -> None:
         """Compare-VM and, for a VM that leaves its cluster, Remove-ClusterGroup, in the order the
-        move needs (steps_for). Both are safe to repeat: a recovered job runs what is not done."""
-        if steps_for(self.job)[0] == "leave_cluster":
+        move needs (steps_for). Both are safe to repeat: a recovered job runs what is not done.
+        First of all, a VM the operator chose to save or shut down for this move goes down."""
+        self._power_off()
+        if next(s for s in steps_for(self.job) if s in ("compare", "leave_cluster")) == "leave_cluster":
             self._leave_cluster()
             self._compare()
             return
@@ -229,6 +234,29 @@ class Runner:
             first = problems[0]
             text = "; ".join(p.message for p in problems)
             raise HyperVError(str(first.message_id), f"Compare-VM: {text}", _compare_remedy(first.message_id))
+
+    def _power_off(self) -> None:
+        """Save-VM or Stop-VM on the source, as the pre-maintenance report chose: asked of the host
+        first, so a recovered job does not send it again to a VM already down."""
+        job = self.job
+        if not job.power or job.powered_off:
+            return
+        self._step("power_off")
+        vm = self.driver.get_vm(self.source, self.request.vm_id)
+        if vm is not None and vm.state == "running":
+            (self.driver.save_vm if job.power == "save" else self.driver.stop_vm)(self.source, self.request.vm_id)
+        record(job, "step", {"step": "power_off", "done": True, "power": job.power}, powered_off=True)
+
+    def _power_on(self) -> None:
+        """Start-VM on the destination after the offline move: the guest resumes (saved) or boots."""
+        job = self.job
+        if not job.powered_off or job.powered_on:
+            return
+        self._step("start")
+        vm = self.driver.get_vm(self.destination, self.request.vm_id)
+        if vm is not None and vm.state != "running":
+            self.driver.start_vm(self.destination, self.request.vm_id)
+        record(job, "step", {"step": "start", "done": True, "host": job.destination.name}, powered_on=True)
 
     def _leave_cluster(self) -> None:
         job = self.job
@@ -366,6 +394,7 @@ class Runner:
             self.driver.add_cluster_role(self.destination, self.request.vm_id)
             self.joined = True
             record(self.job, "step", {"step": "join_cluster", "done": True, "host": self.job.destination.name})
+        self._power_on()
         self._give_way()
         self._step("refresh")
         try:
@@ -466,7 +495,7 @@ class Runner:
             else:
                 self._unknown(exc)
         except Cancelled:
-            self._restore_ha()
+            self._restore()
             change_state(self.job, JobState.CANCELLED, step="")
         except TimedOut as exc:
             self._failed(exc)
@@ -475,7 +504,7 @@ class Runner:
             self._failed(exc)
         except Exception as exc:
             log.exception("job %s failed unexpectedly", self.job.pk)
-            self._restore_ha()
+            self._restore()
             change_state(
                 self.job,
                 JobState.FAILED,
@@ -492,7 +521,7 @@ class Runner:
     def _failed(self, exc: HyperVError) -> None:
         log.warning("job %s failed: %s", self.job.pk, exc)
         note_delegation_failure(self.job.source, exc.code)
-        self._restore_ha()
+        self._restore()
         change_state(self.job, JobState.FAILED, error_code=exc.code, error_message=exc.message, error_remedy=exc.remedy)
 
     def _retry_compressed(self, breach: Breach) -> None:
@@ -538,6 +567,31 @@ class Runner:
         data = {"host": exc.fqdn, "reason": exc.reason, "step": self.job.step}
         change_state(self.job, JobState.UNKNOWN, data, **released)
 
+    def _restore(self) -> None:
+        self._restore_ha()
+        self._restore_power()
+
+    def _restore_power(self) -> None:
+        """The VM was taken down for this move and the job did not succeed: start it again where it
+        is (on the source when the move did not happen), so a failed maintenance move does not leave
+        a service off. A failure here is a warning: the job's own failure is what it reports."""
+        job = self.job
+        if not job.powered_off or job.powered_on:
+            return
+        try:
+            side = self._where_it_runs()
+            if side is None:
+                record(job, "warning", {"message": POWER_NOWHERE})
+                return
+            host, conn = side
+            self._step("restore_power")
+            if self.driver.get_vm(conn, self.request.vm_id).state != "running":
+                self.driver.start_vm(conn, self.request.vm_id)
+            record(job, "step", {"step": "restore_power", "done": True, "host": host.name}, powered_on=True)
+        except Exception as exc:
+            message = exc.message if isinstance(exc, HyperVError) else str(exc)
+            record(job, "warning", {"message": f"Could not start the VM again: {message}"})
+
     def _restore_ha(self) -> None:
         """The VM left its cluster for this move and the job did not succeed: make it highly available
         again where it runs now, asked of the hosts: on the source when the move did not happen, on the
@@ -580,6 +634,9 @@ REMEDY_ON_NEITHER = gettext_noop(
 )
 HA_NOWHERE = gettext_noop(
     "The VM left its cluster for this move and runs on neither host now: make it highly available by hand."
+)
+POWER_NOWHERE = gettext_noop(
+    "The VM was taken down for this move and is on neither host now: find it and start it by hand."
 )
 HA_STANDALONE = gettext_noop(
     "The VM left its cluster for this move and runs on %(host)s, which is not a cluster node: "
@@ -628,11 +685,13 @@ def steps_for(job: MigrationJob) -> list[str]:
     if job.kind == "storage":
         return ["move", "verify", "refresh"]  # one host: nothing to compare, no cluster to leave
     names = ["compare", "move", "verify", "refresh"]
-    if not (job.ha_removed or leaves_cluster(job)):
-        return names
-    with_storage = job.kind in STORAGE_OPTION_KINDS or bool(job.storage_path or job.vhds)
-    first = ["leave_cluster", "compare"] if with_storage else ["compare", "leave_cluster"]
-    return [*first, "move", "verify", "join_cluster", "refresh"]
+    if job.ha_removed or leaves_cluster(job):
+        with_storage = job.kind in STORAGE_OPTION_KINDS or bool(job.storage_path or job.vhds)
+        first = ["leave_cluster", "compare"] if with_storage else ["compare", "leave_cluster"]
+        names = [*first, "move", "verify", "join_cluster", "refresh"]
+    if job.power:  # taken down first, started once verified (and highly available again)
+        names = ["power_off", *names[:-1], "start", "refresh"]
+    return names
 
 
 def _removed(status: MigrationStatus) -> bool:

@@ -30,6 +30,14 @@ def recover_job(job_id: int) -> None:
 
 
 @task()
+def shut_down_task(batch_id: int) -> dict:
+    """Shut down the VMs an evacuation's report chose to shut down where they stay."""
+    from migrations_ui.jobs.power import shut_down_chosen
+
+    return shut_down_chosen(batch_id)
+
+
+@task()
 def refresh_readiness_task() -> int:
     """Plan every host's evacuation again and store whether it could be emptied now (planning.readiness)."""
     from migrations_ui.planning.readiness import refresh_readiness

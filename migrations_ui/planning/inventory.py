@@ -18,6 +18,7 @@ from migrations_ui.models import JobState, MigrationJob, TransferType
 from migrations_ui.planning.estimates import MAX_SAMPLES, HostRates, PairRate, PastMove, measured_link
 from migrations_ui.planning.placement import PlanOptions, place_evacuation
 from migrations_ui.planning.planner import LeftVm, Plan, plan_evacuation, plan_moves
+from migrations_ui.planning.report import Chosen, Report, build_report, plan_with_choices
 from migrations_ui.preflight.assess import (
     host_facts,
     hosts_for_preflight,
@@ -109,6 +110,23 @@ def evacuation_plan(host: Host, *, move_stopped: bool = False) -> Plan:
         fabric.options,
         resident=fabric.resident(but=host),
     )
+
+
+def evacuation(
+    host: Host, *, move_stopped: bool = False, choices: dict[str, str] | None = None
+) -> tuple[Report, Chosen]:
+    """The host's pre-maintenance report and the evacuation its choices make: choices (VM id ->
+    choice) over each reported VM's default (kept from its last maintenance, else the safe one)."""
+    fabric = Snapshot(move_stopped=move_stopped)
+    source, vms, candidates = fabric.facts[host.pk], fabric.by_host[host.pk], fabric.candidates(host.pk)
+    resident = fabric.resident(but=host)
+    kept = VirtualMachine.objects.filter(host=host, removed=False).exclude(maintenance_choice="")
+    defaults = {str(guid): choice for guid, choice in kept.values_list("guid", "maintenance_choice")}
+    report = build_report(
+        source, vms, candidates, fabric.options, resident=resident, kept=defaults, move_stopped=move_stopped
+    )
+    made = {**report.defaults(), **(choices or {})}
+    return report, plan_with_choices(source, vms, candidates, fabric.options, made, resident=resident)
 
 
 def selection_plan(vms: Sequence[VirtualMachine], destination: Host | None, *, move_stopped: bool = False) -> Plan:

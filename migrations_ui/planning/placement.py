@@ -117,8 +117,8 @@ class Ledger:
             self.klass[h.fqdn] = classes.setdefault(self.rates[h.fqdn], len(classes))
 
     def fits(self, vm: VmFacts, host: HostFacts) -> bool:
-        # Only a running VM holds memory where it lands (a stopped one needs it when started: headroom).
-        return not vm.running or vm.memory_bytes <= self.room.get(host.fqdn, 0)
+        # Only a VM that runs there holds memory where it lands (a stopped one needs it when started: headroom).
+        return not vm.needs_memory or vm.memory_bytes <= self.room.get(host.fqdn, 0)
 
     def shared_on(self, host: HostFacts) -> tuple[tuple[str, str], ...]:
         """(VM name, shared VHDX path) of the VMs that are, or will be, on host: Proposal.destination_shared."""
@@ -126,7 +126,7 @@ class Ledger:
         return tuple((self.names[vm_id], path) for vm_id in on_host for path in self.shared[vm_id])
 
     def move(self, vm: VmFacts, source: HostFacts, destination: HostFacts) -> None:
-        if vm.running:
+        if vm.needs_memory:
             self.room[destination.fqdn] -= vm.memory_bytes
             self.used[destination.fqdn] += vm.memory_bytes
             # The source's memory is only free once the move ends: not lent to other moves of the plan.

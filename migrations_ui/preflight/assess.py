@@ -14,7 +14,7 @@ from django.db.models import Prefetch
 from fabric.hyperv.host_values import share_roots
 from fabric.models import Host, SmbShare, VirtualDisk, VirtualMachine
 from migrations_ui.models import ACTIVE_STATES, JobState, MigrationJob
-from migrations_ui.preflight.facts import DiskFacts, HostFacts, Kind, Proposal, ShareFacts, VmFacts
+from migrations_ui.preflight.facts import DiskFacts, HostFacts, Kind, Proposal, ShareFacts, VmFacts, powered_off
 from migrations_ui.preflight.transfer import Assessment, assess
 from migrations_ui.slots import LIVE, slots_needed
 
@@ -143,12 +143,16 @@ def share_facts() -> tuple[ShareFacts, ...]:
 class Preflight:
     """Assessments of one VM against any destination, sharing one read of the inventory."""
 
-    def __init__(self, vm: VirtualMachine):
+    def __init__(self, vm: VirtualMachine, power: str = ""):
+        """power: SAVE or SHUT_DOWN: the VM is assessed as it will be once saved or shut down (an
+        offline move the pre-maintenance report chose for it)."""
         self.vm = vm
         self.usage = slot_usage()
         self.hosts = {h.pk: h for h in hosts_for_preflight()}
         self.shares = share_facts()
         self.vm_facts = vm_facts(vm, moving=MigrationJob.objects.filter(vm=vm, state__in=ACTIVE_STATES).exists())
+        if power:
+            self.vm_facts = powered_off(self.vm_facts, power)
         self._facts: dict[int, HostFacts] = {}
         # Only a VM with a shared VHDX has guest-cluster partners to look for (one query more then).
         self.shared = shared_disks_by_host() if any(d.shared for d in self.vm_facts.disks) else {}

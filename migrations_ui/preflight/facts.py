@@ -5,7 +5,7 @@ migrations_ui.preflight.assess builds these from the inventory; tests build them
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from fabric.hyperv.host_values import processor_vendor
 
@@ -78,10 +78,18 @@ class VmFacts:
     replication_primary: str = ""
     replication_replica: str = ""
     possible_owners: tuple[str, ...] = ()  # node names; () = not known
+    # Taken down for an offline move and started again on its new host (the pre-maintenance report):
+    # it needs its memory there as a running VM does.
+    restarts: bool = False
 
     @property
     def running(self) -> bool:
         return self.state == "running"
+
+    @property
+    def needs_memory(self) -> bool:
+        """Its memory counts where it lands: it runs, or it will be started there."""
+        return self.running or self.restarts
 
     @property
     def file_paths(self) -> tuple[str, ...]:
@@ -178,3 +186,16 @@ class Proposal:
             selected = {src.lower() for src, _ in self.vhds}
             return tuple(d for d in self.vm.disks if d.path.lower() in selected)
         return self.vm.disks
+
+
+# How a VM can be taken down before a maintenance moves it (issue 20's pre-maintenance choices).
+SAVE, SHUT_DOWN = "save", "shut_down"
+
+
+def powered_off(vm: VmFacts, power: str) -> VmFacts:
+    """The VM as it will be once saved (Save-VM) or shut down (Stop-VM): an offline move's facts. A
+    shut-down VM starts again with its new host's compatibility vector, so a stale one no longer
+    holds; a saved one keeps its memory state, and with it the vector."""
+    if power == SAVE:
+        return replace(vm, state="saved", restarts=True)
+    return replace(vm, state="off", compat_vector_stale=False, restarts=True)

@@ -31,6 +31,9 @@ STEP_LABELS = {
     "join_cluster": gettext_lazy("Make the VM highly available on the destination cluster"),
     "refresh": gettext_lazy("Refresh the inventory"),
     "restore_ha": gettext_lazy("Make the VM highly available again where it runs"),
+    "power_off": gettext_lazy("Take the VM down for its offline move (Save-VM or Stop-VM)"),
+    "start": gettext_lazy("Start the VM on the destination (Start-VM)"),
+    "restore_power": gettext_lazy("Start the VM again where it is"),
 }
 # A storage move's own words for the steps it shares with the others (Move-VMStorage on one host).
 STORAGE_STEP_LABELS = {

@@ -15,14 +15,16 @@ from migrations_ui.jobs.batches import (
     evacuation_start_refusal,
     last_evacuation,
     start_batch,
+    start_evacuation,
     start_move_back,
 )
 from migrations_ui.live.batch_page import batch_context, batch_for_page
 from migrations_ui.live.timeline import timeline_svg
 from migrations_ui.models import Batch, BatchKind
-from migrations_ui.planning.inventory import evacuation_plan, selection_plan
+from migrations_ui.planning.inventory import evacuation, selection_plan
+from migrations_ui.views.report import choices_in, report_rows
 from utilities.http import go
-from utilities.texts import localized_error
+from utilities.texts import localized, localized_error
 
 
 @requires(Perm.MIGRATE)
@@ -104,24 +106,34 @@ def _svg(plan) -> str:
 
 @requires(Perm.EVACUATE)
 def evacuate_host(request, fqdn: str):
+    """The evacuation's plan with the pre-maintenance report: a choice for each VM that cannot move
+    live (report.choices_in); POST runs it as chosen."""
     host = get_object_or_404(Host.objects.select_related("cluster"), fqdn=fqdn)
     params = request.POST if request.method == "POST" else request.GET
     move_stopped = params.get("move_stopped") in ("1", "on", "true")
+    choices = choices_in(params)
     refusal = evacuation_start_refusal(host)
-    plan = evacuation_plan(host, move_stopped=move_stopped)
-    if request.method == "POST" and not refusal:
-        name = f"Evacuate {host.name}"
-        batch = start_batch(
-            plan, BatchKind.EVACUATION, name, host=host, move_stopped=move_stopped, user=request.user, request=request
-        )
-        messages.success(
-            request,
-            _("%(host)s is in maintenance; %(n)s moves queued.") % {"host": host.name, "n": len(plan.moves)},
-        )
+    report, chosen = evacuation(host, move_stopped=move_stopped, choices=choices)
+    wrong = {vm_id: localized(why) for vm_id, why in report.refused(choices).items()}
+    if request.method == "POST" and not refusal and not wrong:
+        batch = start_evacuation(host, chosen, move_stopped=move_stopped, user=request.user, request=request)
+        n = len(chosen.plan.moves)
+        if host.maintenance:
+            done = _("%(host)s is in maintenance; %(n)s moves queued.") % {"host": host.name, "n": n}
+        else:
+            running = ", ".join(v.vm for v in chosen.left_running)
+            done = _("%(n)s moves queued; %(host)s does not enter maintenance: %(vms)s stay running there.") % {
+                "host": host.name,
+                "n": n,
+                "vms": running,
+            }
+        messages.success(request, done)
         return redirect(batch)
+    plan = chosen.plan
     context = {"host": host, "plan": plan, "move_stopped": move_stopped, "refusal": refusal, "svg": _svg(plan)}
-    context["files_to"] = _files_to(plan)
-    status = 409 if refusal and request.method == "POST" else 200
+    context |= {"files_to": _files_to(plan), "rows": report_rows(report, chosen.choices, wrong)}
+    context |= {"running_names": ", ".join(v.vm for v in chosen.left_running), "wrong": wrong}
+    status = 400 if wrong else 409 if refusal and request.method == "POST" else 200
     return render(request, "migrations_ui/evacuate.html", context, status=status)
 
 

@@ -9,12 +9,11 @@ Dates are days in the console's current time zone, as the Jobs page's Finished f
 
 from __future__ import annotations
 
-import csv
 from dataclasses import dataclass, field
 
 from django.core.paginator import Paginator
 from django.db.models import Q
-from django.http import HttpResponseBadRequest, StreamingHttpResponse
+from django.http import HttpResponseBadRequest
 from django.shortcuts import render
 from django.utils import timezone
 from django.utils.dateparse import parse_date
@@ -30,6 +29,7 @@ from migrations_ui.models import JobState, MigrationJob, TransferType
 from migrations_ui.planning.estimates import Figures, HostRates, MoveSpec, PairRate, estimate_move
 from migrations_ui.planning.inventory import measured_links
 from migrations_ui.preflight.facts import Kind
+from utilities.csv_export import csv_response
 
 PER_PAGE = 50
 STATES = {
@@ -277,17 +277,6 @@ EXPORT_FIELDS = [
 ]
 
 
-class _Echo:
-    def write(self, value):
-        return value
-
-
-def _cell(value) -> str:
-    # A cell starting with = + - @ is a formula to a spreadsheet: keep it text.
-    text = "" if value is None else str(value)
-    return "'" + text if text[:1] in ("=", "+", "-", "@") else text
-
-
 def _when(moment) -> str:
     return timezone.localtime(moment).isoformat() if moment else ""
 
@@ -320,17 +309,6 @@ def history_csv(request):
     if f.errors:
         # An export with a filter ignored would hand over more than was asked for.
         return HttpResponseBadRequest("\n".join(f.errors.values()) + "\n", content_type="text/plain; charset=utf-8")
-    writer = csv.writer(_Echo())
-    jobs = finished_jobs(q)
-
-    def lines():
-        yield "\ufeff"  # so spreadsheets read the file as UTF-8
-        yield writer.writerow(EXPORT_FIELDS)
-        # iterator(): rows stream from the database in chunks, however many there are.
-        for job in jobs.iterator(chunk_size=2000):
-            yield writer.writerow([_cell(v) for v in _row(job)])
-
-    response = StreamingHttpResponse(lines(), content_type="text/csv; charset=utf-8")
-    stamp = timezone.now().strftime("%Y%m%d-%H%M%S")
-    response["Content-Disposition"] = f'attachment; filename="migration-history-{stamp}.csv"'
-    return response
+    # iterator(): rows stream from the database in chunks, however many there are.
+    rows = (_row(job) for job in finished_jobs(q).iterator(chunk_size=2000))
+    return csv_response(EXPORT_FIELDS, rows, "migration-history")

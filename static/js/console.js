@@ -36,3 +36,7 @@ document.addEventListener("keydown", (event) => {
     document.cookie = `tz=${zone}; path=/; max-age=31536000; SameSite=Lax`;  // IANA names need no escaping
   }
 })();
+// A button marked data-print prints the page (the pre-maintenance report); print CSS drops the chrome.
+document.addEventListener("click", (event) => {
+  if (event.target.closest("[data-print]")) window.print();
+});

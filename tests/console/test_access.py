@@ -132,6 +132,8 @@ def read_only(world):
         ("job", job.get_absolute_url()),
         ("history", reverse("migrations_ui:history")),
         ("history csv", reverse("migrations_ui:history_csv")),
+        ("maintenance report", reverse("migrations_ui:maintenance_report", args=[vm.host.fqdn])),
+        ("maintenance report csv", reverse("migrations_ui:maintenance_report_csv", args=[vm.host.fqdn])),
         ("maintenance windows", reverse("migrations_ui:windows")),
         ("batch", batch.get_absolute_url()),
         ("audit", reverse("audit:list")),
