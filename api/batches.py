@@ -20,6 +20,7 @@ from api.schemas import (
     Limit,
     MoveBackOut,
     PlanOut,
+    ReportOut,
     SelectionIn,
     Text,
 )
@@ -29,11 +30,12 @@ from migrations_ui.jobs.batches import (
     end_maintenance,
     evacuation_start_refusal,
     start_batch,
+    start_evacuation,
     start_move_back,
 )
 from migrations_ui.lookup import NotFound, find_host
 from migrations_ui.models import Batch, BatchKind
-from migrations_ui.planning.inventory import evacuation_plan, selection_plan
+from migrations_ui.planning.inventory import evacuation, evacuation_plan, selection_plan
 from migrations_ui.serializers import job_json
 
 router = Router(tags=["batches and evacuations"])
@@ -84,10 +86,21 @@ def evacuation_plan_view(request, fqdn: str, query: Query[PlanQuery]):
     return evacuation_plan(host, move_stopped=query.move_stopped).as_json()
 
 
+@router.get(
+    "/hosts/{fqdn}/maintenance-report", response={200: ReportOut, **ERRORS}, summary="A host's pre-maintenance report"
+)
+def maintenance_report(request, fqdn: str, query: Query[PlanQuery]):
+    """The VMs an evacuation cannot move live, why (rules and remedies), what may happen to each and
+    what would by default; changes nothing."""
+    report, _chosen = evacuation(get_host(fqdn), move_stopped=query.move_stopped)
+    return report.as_json()
+
+
 @router.post("/evacuations", response={201: BatchOut, **ERRORS}, summary="Evacuate a host (maintenance)")
 def evacuate(request, payload: EvacuationIn):
-    """Plan now and queue the moves in plan order as one batch; the host enters maintenance. Refused
-    (409) while an earlier evacuation of the host still runs, or when the host does not answer."""
+    """Plan now and queue the moves in plan order as one batch; the host enters maintenance unless a
+    VM stays running on it (choices). Refused (409) while an earlier evacuation of the host still runs,
+    or when the host does not answer; a choice a VM does not have is a 400."""
     check(request, Perm.EVACUATE)
     try:
         host = find_host(payload.host)
@@ -95,16 +108,10 @@ def evacuate(request, payload: EvacuationIn):
         raise bad_input("host", str(exc).capitalize() + ".") from None
     if refusal := evacuation_start_refusal(host):
         raise ApiError(409, refusal, code="refused")
-    plan = evacuation_plan(host, move_stopped=payload.move_stopped)
-    batch = start_batch(
-        plan,
-        BatchKind.EVACUATION,
-        f"Evacuate {host.name}",
-        host=host,
-        move_stopped=payload.move_stopped,
-        user=request.user,
-        request=request,
-    )
+    report, chosen = evacuation(host, move_stopped=payload.move_stopped, choices=payload.choices)
+    if wrong := report.refused(report.by_id(payload.choices)):
+        raise ApiError(400, " ".join(wrong.values()), {"choices": list(wrong.values())})
+    batch = start_evacuation(host, chosen, move_stopped=payload.move_stopped, user=request.user, request=request)
     return Status(201, batch_json(_batch(batch.pk)))
 
 

@@ -282,6 +282,39 @@ class SelectionIn(Schema):
 class EvacuationIn(Schema):
     host: Text = Field(description="The host to evacuate (FQDN or name)", examples=["hv-s1.contoso.test"])
     move_stopped: StrictBool = Field(False, description="Copy stopped and saved VMs offline too")
+    choices: dict[Text, Text] = Field(
+        default_factory=dict,
+        description="What happens to a VM of the pre-maintenance report (by VM name or GUID): save_move, "
+        "shut_down_move, shut_down_stay, leave_running; move_offline or stay for an off or saved VM. A VM "
+        "not named gets its kept default; a VM left running keeps the host out of maintenance.",
+        examples=[{"iso-s01": "shut_down_stay"}],
+        max_length=500,
+    )
+
+
+class ReportFindingOut(Schema):
+    rule: str
+    severity: str
+    message: str
+    remedy: str
+
+
+class ReportVmOut(Schema):
+    vm: str
+    vm_id: str
+    state: str
+    findings: list[ReportFindingOut]
+    choices: list[str] = Field(description="What may happen to it now")
+    unavailable: dict[str, str] = Field(description="The other choices of its state, with why not")
+    default: str = Field(description="What an evacuation does with it when nobody chooses")
+    default_kept: bool = Field(description="The default is the choice made at its last maintenance")
+    destinations: dict[str, str] = Field(description="Where each move choice would take it")
+
+
+class ReportOut(Schema):
+    host: str
+    vms: list[ReportVmOut] = Field(description="The VMs that cannot move live")
+    live_moves: int
 
 
 class RefusedMoveOut(Schema):

@@ -419,7 +419,8 @@ class Runner:
             moved = [dst.lower() for _, dst in self.job.vhds]
             paths = [d.path.lower() for d in vm.disks] + [vm.config_path.lower()]
             return all(p in paths for p in moved) if moved else all(p.startswith(target) for p in paths)
-        return vm.state == "running" or self.job.kind == "network"
+        # A VM taken down for its move (the pre-maintenance report) arrives off or saved, and starts after.
+        return vm.state == "running" or self.job.kind == "network" or self.job.powered_off
 
     def _step(self, step: str) -> None:
         record(self.job, "step", {"step": step, "label": STEPS[step], **self._kind()}, step=step)

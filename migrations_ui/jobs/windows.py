@@ -18,10 +18,16 @@ from django.utils import timezone
 from django.utils.translation import gettext_noop
 
 from fabric.models import VirtualMachine
-from migrations_ui.jobs.batches import BatchRefused, evacuation_start_refusal, start_batch, start_move_back
+from migrations_ui.jobs.batches import (
+    BatchRefused,
+    evacuation_start_refusal,
+    start_batch,
+    start_evacuation,
+    start_move_back,
+)
 from migrations_ui.jobs.events import change_state
 from migrations_ui.models import BatchKind, JobState, MaintenanceWindow, MigrationJob, WindowState
-from migrations_ui.planning.inventory import evacuation_plan, selection_plan
+from migrations_ui.planning.inventory import evacuation, selection_plan
 from utilities.db import serialize_writers
 from utilities.texts import Msg
 
@@ -74,11 +80,9 @@ def _start_batch(window: MaintenanceWindow):
     if window.kind == BatchKind.EVACUATION:
         if refusal := evacuation_start_refusal(window.host):
             raise BatchRefused(refusal)
-        plan = evacuation_plan(window.host, move_stopped=window.move_stopped)
-        name = f"Evacuate {window.host.name}"
-        return start_batch(
-            plan, BatchKind.EVACUATION, name, host=window.host, move_stopped=window.move_stopped, user=user
-        )
+        # What the pre-maintenance report last chose for each VM (its kept default) is carried out.
+        _report, chosen = evacuation(window.host, move_stopped=window.move_stopped)
+        return start_evacuation(window.host, chosen, move_stopped=window.move_stopped, user=user)
     if window.kind == BatchKind.MOVE_BACK:
         return start_move_back(window.evacuation, user=user)
     vms = list(VirtualMachine.objects.filter(guid__in=window.vm_ids, removed=False).select_related("host"))

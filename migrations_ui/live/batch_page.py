@@ -108,6 +108,12 @@ def progress_context(batch: Batch, batch_runs: list[Run]) -> dict:
     context = {**summary, "batch": batch, "counts": counts}
     if batch.deadline is not None:  # its window's deadline: say how many moves it stopped
         context["not_started"] = batch.jobs.filter(error_code="deadline").count()
+    # The pre-maintenance report's choices beyond the moves: VMs shut down where they stay (a worker
+    # does it after the start: each outcome as it comes), VMs left running there.
+    names = {v.get("vm_id"): v["vm"] for v in batch.plan.get("left", [])}
+    done = batch.plan.get("shut_down_done", {})
+    context["shut_down"] = [(names.get(i, i), done.get(i)) for i in batch.plan.get("shut_down", [])]
+    context["left_running"] = ", ".join(batch.plan.get("left_running", []))
     return context
 
 

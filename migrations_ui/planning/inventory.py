@@ -115,8 +115,9 @@ def evacuation_plan(host: Host, *, move_stopped: bool = False) -> Plan:
 def evacuation(
     host: Host, *, move_stopped: bool = False, choices: dict[str, str] | None = None
 ) -> tuple[Report, Chosen]:
-    """The host's pre-maintenance report and the evacuation its choices make: choices (VM id ->
-    choice) over each reported VM's default (kept from its last maintenance, else the safe one)."""
+    """The host's pre-maintenance report and the evacuation its choices make: choices (VM id or
+    name -> choice) over each reported VM's default (kept from its last maintenance, else the safe
+    one). The caller refuses what report.refused(report.by_id(choices)) finds before starting it."""
     fabric = Snapshot(move_stopped=move_stopped)
     source, vms, candidates = fabric.facts[host.pk], fabric.by_host[host.pk], fabric.candidates(host.pk)
     resident = fabric.resident(but=host)
@@ -125,7 +126,7 @@ def evacuation(
     report = build_report(
         source, vms, candidates, fabric.options, resident=resident, kept=defaults, move_stopped=move_stopped
     )
-    made = {**report.defaults(), **(choices or {})}
+    made = {**report.defaults(), **report.by_id(choices or {})}
     return report, plan_with_choices(source, vms, candidates, fabric.options, made, resident=resident)
 
 

@@ -83,6 +83,11 @@ class Report:
     def defaults(self) -> dict[str, str]:
         return {r.vm.id: r.default for r in self.rows}
 
+    def by_id(self, choices: Mapping[str, str]) -> dict[str, str]:
+        """Choices keyed by VM name or id (the CLI, the API) keyed by id; a key no row has stays."""
+        ids = {r.vm.name: r.vm.id for r in self.rows}
+        return {ids.get(key, key): choice for key, choice in choices.items()}
+
     def refused(self, choices: Mapping[str, str]) -> dict[str, Msg]:
         """What is wrong with the choices (VM id -> why): a VM the report does not list, a choice
         its row does not offer."""

@@ -243,7 +243,7 @@ def ha_lost_during_move(p: Proposal) -> Iterator[Finding]:
 
 
 def vm_not_running(p: Proposal) -> Iterator[Finding]:
-    if p.vm.running:
+    if p.vm.running or p.vm.restarts:  # taken down for this move by choice, and started again after it
         return
     if p.kind == Kind.NETWORK:
         yield Finding(

@@ -76,7 +76,13 @@ def transfer_type(p: Proposal) -> str | None:
     if src.fqdn == dst.fqdn:
         return Kind.STORAGE if wants_storage else None
     if not vm.running:
-        return Kind.NETWORK if vm.state in ("off", "saved") else None
+        if vm.state not in ("off", "saved"):
+            return None
+        if vm.restarts and vm.clustered and not wants_storage and files_stay_reachable(vm, src, dst):
+            # Taken down for a maintenance, an HA VM moves as its cluster moves an offline role
+            # (Move-ClusterVirtualMachineRole -MigrationType Quick): Hyper-V refuses it an offline copy.
+            return Kind.QUICK if src.cluster is not None and src.cluster == dst.cluster else None
+        return Kind.NETWORK
     if not wants_storage and files_stay_reachable(vm, src, dst):
         return Kind.LIVE
     return Kind.LIVE_VSM
