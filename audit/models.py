@@ -114,3 +114,20 @@ GENESIS = "0" * 64
 
 def chain_hash(prev_hash: str, canonical: str) -> str:
     return hashlib.sha256(f"{prev_hash}\n{canonical}".encode()).hexdigest()
+
+
+class ForwardCursor(models.Model):
+    """How far the trail was forwarded to one destination (audit/forward.py): the last sequence it
+    accepted, and which forwarder holds the lease to send the next rows (one at a time, however many
+    workers run one)."""
+
+    destination = models.CharField(max_length=255, unique=True)
+    last_sequence = models.BigIntegerField(default=0)
+    lease_owner = models.CharField(max_length=255, blank=True)
+    lease_until = models.DateTimeField(null=True, blank=True)
+    forwarded_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+    failed_since = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self):
+        return f"{self.destination} at {self.last_sequence}"

@@ -2,7 +2,6 @@
 page, streamed, formulas kept text in CSV, and every export audited."""
 
 import csv
-import hashlib
 import io
 import json
 
@@ -11,7 +10,8 @@ from django.http import StreamingHttpResponse
 from django.urls import reverse
 
 from audit.log import record
-from audit.models import GENESIS, AuditEvent
+from audit.models import AuditEvent
+from tests.audit.siem import verified
 
 pytestmark = pytest.mark.django_db
 
@@ -28,20 +28,6 @@ def trail(operator_user):
 
 def lines(response) -> list[dict]:
     return [json.loads(line) for line in b"".join(response.streaming_content).decode().splitlines()]
-
-
-def verified(records: list[dict]) -> bool:
-    """The chain as a SIEM checks it: hashlib and json only, nothing of the console."""
-    previous = GENESIS
-    for rec in records:
-        content = {k: v for k, v in rec.items() if k not in ("sequence", "prev_hash", "hash")}
-        canonical = json.dumps(content, sort_keys=True, separators=(",", ":"))
-        if rec["prev_hash"] != previous:
-            return False
-        if hashlib.sha256(f"{previous}\n{canonical}".encode()).hexdigest() != rec["hash"]:
-            return False
-        previous = rec["hash"]
-    return True
 
 
 def test_it_exports_json_lines_a_reader_can_verify(viewer_client, trail):
