@@ -218,6 +218,25 @@ class Forwarder:
         )
 
 
+@dataclass(frozen=True)
+class Status:
+    destination: str
+    forwarded_through: int
+    waiting: int
+    failed_since: object = None
+    last_error: str = ""
+
+
+def status() -> Status | None:
+    """How far forwarding got, for the audit page; None when it is off."""
+    if not settings.AUDIT_SYSLOG_URL:
+        return None
+    key = Destination.from_url(settings.AUDIT_SYSLOG_URL).key
+    cursor = ForwardCursor.objects.filter(destination=key).first() or ForwardCursor(destination=key)
+    waiting = AuditEvent.objects.filter(id__gt=cursor.last_sequence).count()
+    return Status(key, cursor.last_sequence, waiting, cursor.failed_since, cursor.last_error)
+
+
 def start_forwarder(stop: threading.Event) -> threading.Thread | None:
     """Run the forwarder in a daemon thread until `stop` is set; None when forwarding is off."""
     if not settings.AUDIT_SYSLOG_URL:

@@ -8,7 +8,7 @@ from django.shortcuts import get_object_or_404, render
 from django.utils import timezone
 from django.views.decorators.http import require_safe
 
-from audit import filters
+from audit import filters, forward
 from audit.log import record
 from audit.models import AuditEvent
 
@@ -36,7 +36,7 @@ def audit_list(request):
     page = Paginator(queryset.only(*[n for n in EXPORT_FIELDS if n != "details"]), 100).get_page(
         request.GET.get("page")
     )
-    return render(request, "audit/list.html", {"page": page, "filter": f})
+    return render(request, "audit/list.html", {"page": page, "filter": f, "forwarding": forward.status()})
 
 
 @require_safe  # read-only: POST and the like are refused (405)

@@ -10,6 +10,7 @@ from datetime import UTC, timedelta
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.urls import reverse
 from django.utils import timezone
 
 from audit import forward, syslog
@@ -253,3 +254,23 @@ def test_forward_audit_once_catches_up_and_fails_when_the_receiver_is_down(syslo
     with pytest.raises(CommandError, match="0 events forwarded, then") as refused:
         call_command("forward_audit", "--once")
     assert refused.value.returncode == 1
+
+
+def test_the_audit_page_says_how_far_forwarding_got_and_since_when_it_fails(syslog_settings, viewer_client):
+    port = free_port()
+    syslog_settings.AUDIT_SYSLOG_URL = f"tcp://127.0.0.1:{port}"
+    page = viewer_client.get(reverse("audit:list")).content.decode()
+    waiting = AuditEvent.objects.count()
+    assert f"Forwarded to syslog (tcp://127.0.0.1:{port}) through event 0; {waiting} waiting." in page
+
+    Forwarder(syslog_settings.AUDIT_SYSLOG_URL).step()  # refused
+    page = viewer_client.get(reverse("audit:list")).content.decode()
+    assert f"Forwarding to syslog (tcp://127.0.0.1:{port}) fails since" in page
+    assert f"It is tried again; {waiting} events after event 0 wait, none is lost." in page
+    page = viewer_client.get(reverse("audit:list"), HTTP_ACCEPT_LANGUAGE="de").content.decode()
+    assert f"Sie wird erneut versucht; {waiting} Ereignisse nach Ereignis 0 warten" in page
+
+
+def test_the_audit_page_says_nothing_of_forwarding_when_it_is_off(settings, viewer_client):
+    settings.AUDIT_SYSLOG_URL = ""
+    assert "syslog" not in viewer_client.get(reverse("audit:list")).content.decode()
