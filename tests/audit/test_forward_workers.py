@@ -1,5 +1,5 @@
-"""The forwarder as deployed: two job_worker processes on one SQLite database, a receiver that is
-down while events are written and then comes up. It gets every event once, in order."""
+"""The forwarder as deployed: two job_worker processes on one database (SQLite, PostgreSQL), a
+receiver that is down while events are written and then comes up. It gets every event once, in order."""
 
 import json
 import os
@@ -10,9 +10,17 @@ import time
 import pytest
 
 from tests.audit.siem import Receiver
+from tests.scale.conftest import postgres_database  # noqa: F401 - the fixture: a database of its own
 from tests.served import REPO, SETTINGS_VARIABLES, free_port
 
 pytestmark = pytest.mark.slow  # starts real processes
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request, tmp_path):
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path}/db.sqlite3"
+    return request.getfixturevalue("postgres_database")
 
 
 def manage(env: dict, *args: str) -> str:
@@ -32,13 +40,14 @@ def record_events(env: dict, count: int) -> None:
     )
 
 
-def test_two_workers_forward_every_event_once_in_order_across_a_receiver_outage(tmp_path):
+def test_two_workers_forward_every_event_once_in_order_across_a_receiver_outage(tmp_path, database_url):
     port = free_port()
     env = {
         k: v for k, v in os.environ.items() if k not in SETTINGS_VARIABLES and not k.startswith(("HYPERV_", "AUDIT_"))
     }
     env.update(
         CONSOLE_DATA_DIR=str(tmp_path),
+        DATABASE_URL=database_url,
         HYPERV_DRIVER="sim",
         AUDIT_SYSLOG_URL=f"tcp://127.0.0.1:{port}",
         PYTHONUNBUFFERED="1",
