@@ -22,7 +22,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import select
 import socket
 import ssl
 import threading
@@ -43,6 +42,7 @@ BATCH = 500
 LEASE = timedelta(seconds=60)
 TIMEOUT_S = 10.0  # connecting and each send; a batch takes far less than the lease
 POLL_S = 1.0
+REFUSAL_WAIT_S = 0.5
 MAX_BACKOFF_S = 60.0
 
 
@@ -85,7 +85,7 @@ class Connection:
         self.sock: socket.socket | None = None
 
     def send(self, data: bytes) -> None:
-        if self.sock is not None and _closed_by_peer(self.sock):
+        if self.sock is not None and _closed_by_peer(self.sock, self.timeout):
             self.close()  # the receiver went away since the last batch: sending now would vanish
         try:
             if self.sock is None:
@@ -101,6 +101,7 @@ class Connection:
         if dest.scheme == "tls":
             try:
                 sock = tls_context().wrap_socket(sock, server_hostname=dest.host)
+                _await_refusal(sock, self.timeout)
             except (OSError, ValueError):
                 sock.close()
                 raise
@@ -113,11 +114,33 @@ class Connection:
             self.sock = None
 
 
-def _closed_by_peer(sock: socket.socket) -> bool:
-    # A syslog receiver never writes: a socket with anything to read got the peer's FIN (or reset).
-    poller = select.poll()
-    poller.register(sock, select.POLLIN | select.POLLERR | select.POLLHUP)
-    return bool(poller.poll(0))
+def _closed_by_peer(sock: socket.socket, timeout: float) -> bool:
+    """A syslog receiver never writes: anything to read is its close (FIN, TLS close_notify or alert)."""
+    sock.setblocking(False)
+    try:
+        sock.recv(1)
+    except (BlockingIOError, ssl.SSLWantReadError):
+        return False  # nothing (a TLS 1.3 session ticket is read and set aside by recv)
+    except OSError:
+        return True
+    finally:
+        sock.settimeout(timeout)
+    return True
+
+
+def _await_refusal(sock: socket.socket, timeout: float) -> None:
+    """With TLS 1.3 a receiver refuses the console's client certificate (or the lack of one) after
+    the handshake has completed on this side: wait a moment for its alert, or the first batch would
+    be written into a connection it is closing. The alert raises ssl.SSLError."""
+    sock.settimeout(REFUSAL_WAIT_S)
+    try:
+        if sock.recv(1) == b"":
+            raise ConnectionResetError("the receiver closed the connection after the TLS handshake")
+        raise ConnectionError("the receiver sent data; a syslog receiver sends none")
+    except TimeoutError:
+        pass  # no word from the receiver: it accepted the connection
+    finally:
+        sock.settimeout(timeout)
 
 
 def owner_name() -> str:

@@ -6,9 +6,14 @@ import json
 import os
 import re
 import socket
+import ssl
 from datetime import UTC, timedelta
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 from django.core.management import CommandError, call_command
 from django.urls import reverse
 from django.utils import timezone
@@ -204,6 +209,74 @@ def test_tls_verification_can_be_turned_off_for_a_test_receiver(syslog_settings,
     trail(3)
     drain(Forwarder(f"tls://127.0.0.1:{tls_receiver.port}"))
     assert len(tls_receiver.wait_for(len(all_sequences()))) == len(all_sequences())
+
+
+def test_a_tls_receiver_restarted_between_batches_loses_nothing(syslog_settings, certificates):
+    syslog_settings.AUDIT_SYSLOG_CA_FILE = str(certificates[0])
+    context = server_context(*certificates[1:])
+    first = Receiver(context=context)
+    forwarder = Forwarder(f"tls://localhost:{first.port}")
+    trail(3)
+    drain(forwarder)
+    drain(forwarder)  # a TLS 1.3 session ticket to read is no closed connection: nothing is sent again
+    before = parsed(first.wait_for(len(all_sequences())))
+    first.stop()
+
+    trail(3, start=3)
+    second = Receiver(port=first.port, context=context)
+    try:
+        drain(forwarder)
+        after = parsed(second.wait_for(len(all_sequences()) - len(before)))
+    finally:
+        second.stop()
+    assert [r["sequence"] for r in before + after] == all_sequences()
+
+
+@pytest.fixture
+def client_certificate(tmp_path):
+    """The console's own certificate, self-signed: the receiver trusts exactly this one."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "console.contoso.test")])
+    now = timezone.now()
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(days=1))
+        .sign(key, hashes.SHA256())
+    )
+    pem = tmp_path / "console-client.pem"
+    pem.write_bytes(
+        cert.public_bytes(serialization.Encoding.PEM)
+        + key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    return pem
+
+
+def test_a_receiver_that_wants_a_client_certificate_gets_nothing_without_one_and_all_with_it(
+    syslog_settings, certificates, client_certificate
+):
+    syslog_settings.AUDIT_SYSLOG_CA_FILE = str(certificates[0])
+    context = server_context(*certificates[1:])
+    context.verify_mode = ssl.CERT_REQUIRED
+    context.load_verify_locations(client_certificate)
+    receiver = Receiver(context=context)
+    try:
+        trail(4)
+        forwarder = Forwarder(f"tls://localhost:{receiver.port}")
+        with pytest.raises(OSError):  # refused after the handshake (TLS 1.3): the batch is not lost in it
+            forwarder.forward_batch()
+        assert ForwardCursor.objects.get().last_sequence == 0
+
+        syslog_settings.AUDIT_SYSLOG_CLIENT_CERT = str(client_certificate)
+        drain(forwarder)
+        records = parsed(receiver.wait_for(len(all_sequences())))
+    finally:
+        receiver.stop()
+    assert [r["sequence"] for r in records] == all_sequences()
 
 
 def test_two_forwarders_take_turns_and_never_send_an_event_twice(syslog_settings, receiver):
