@@ -3,6 +3,7 @@
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time
+from urllib.parse import urlencode
 
 from django.db.models import Q
 from django.utils import timezone
@@ -27,7 +28,8 @@ class AuditFilter:
         return [*self.errors.values(), *self.unknown]
 
     def query(self) -> str:
-        return "&".join(f"{k}={v}" for k, v in self.values.items() if v)
+        # Encoded: a target with & or + in it must reach the export and the next page as typed.
+        return urlencode({k: v for k, v in self.values.items() if v})
 
 
 def _moment(raw: str, end_of_day: bool):

@@ -81,7 +81,11 @@ class AuditEvent(models.Model):
 
     def canonical(self) -> str:
         """The row's content as hashed: every field but the hashes, in a fixed form."""
-        content = {
+        return json.dumps(self.content(), sort_keys=True, separators=(",", ":"), cls=DjangoJSONEncoder)
+
+    def content(self) -> dict:
+        """Every field the hash covers, as canonical() writes them."""
+        return {
             "time": self.time.isoformat(timespec="microseconds"),
             # The key stays "actor" and the value the id: rows hashed before actor_pk verify unchanged.
             "actor": self.actor_pk,
@@ -96,7 +100,13 @@ class AuditEvent(models.Model):
             "source_ip": self.source_ip,
             "request_id": self.request_id,
         }
-        return json.dumps(content, sort_keys=True, separators=(",", ":"), cls=DjangoJSONEncoder)
+
+    def as_record(self) -> dict:
+        """The row as exported (JSON Lines) and forwarded (syslog): its place in the chain (sequence:
+        the id, the chain's order), the hashed content, and both hashes. A reader recomputes the hash
+        without the console: sha256(prev_hash + "\n" + the record without sequence, prev_hash and
+        hash as compact JSON with sorted keys)."""
+        return {"sequence": self.pk, **self.content(), "prev_hash": self.prev_hash, "hash": self.hash}
 
 
 GENESIS = "0" * 64
@@ -104,3 +114,20 @@ GENESIS = "0" * 64
 
 def chain_hash(prev_hash: str, canonical: str) -> str:
     return hashlib.sha256(f"{prev_hash}\n{canonical}".encode()).hexdigest()
+
+
+class ForwardCursor(models.Model):
+    """How far the trail was forwarded to one destination (audit/forward.py): the last sequence it
+    accepted, and which forwarder holds the lease to send the next rows (one at a time, however many
+    workers run one)."""
+
+    destination = models.CharField(max_length=255, unique=True)
+    last_sequence = models.BigIntegerField(default=0)
+    lease_owner = models.CharField(max_length=255, blank=True)
+    lease_until = models.DateTimeField(null=True, blank=True)
+    forwarded_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+    failed_since = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self):
+        return f"{self.destination} at {self.last_sequence}"

@@ -148,3 +148,41 @@ def secret_key(name: str, raw: str | None, key_file: Path) -> str:
     key_file.write_text(key + "\n")
     key_file.chmod(0o600)
     return key
+
+
+# RFC 6587 (syslog over TCP, octet-counted) has no assigned port; 601 is syslog-conn's (RFC 3195),
+# the one rsyslog and syslog-ng examples use. 6514 is syslog over TLS's (RFC 5425).
+SYSLOG_PORTS = {"tcp": 601, "tls": 6514}
+
+
+def parse_syslog_url(name: str, raw: str | None) -> str:
+    """tcp://host[:port] or tls://host[:port], normalised with its port; "" when unset (off)."""
+    if raw is None or raw.strip() == "":
+        return ""
+    parts = urlsplit(raw.strip())
+    accepted = "accepted forms are tcp://host:port and tls://host:port (syslog over TCP or TLS)"
+    if parts.scheme not in SYSLOG_PORTS or not parts.hostname or parts.path not in ("", "/") or parts.query:
+        raise ConfigError(f"{name}={raw!r}: {accepted}")
+    try:
+        port = parts.port or SYSLOG_PORTS[parts.scheme]
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} has an invalid port") from None
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    return f"{parts.scheme}://{host}:{port}"
+
+
+def parse_file(name: str, raw: str | None) -> str:
+    """A file that must exist when given; "" when unset."""
+    if raw is None or raw.strip() == "":
+        return ""
+    if not Path(raw).is_file():
+        raise ConfigError(f"{name}={raw!r}: no such file")
+    return raw
+
+
+def parse_syslog_name(name: str, raw: str | None, max_length: int = 255) -> str:
+    """A syslog header field (RFC 5424: printable US-ASCII, no space); "" when unset."""
+    value = (raw or "").strip()
+    if len(value) > max_length or any(not 33 <= ord(c) <= 126 for c in value):
+        raise ConfigError(f"{name}={raw!r}: at most {max_length} printable ASCII characters, no spaces")
+    return value

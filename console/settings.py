@@ -51,6 +51,27 @@ try:
     AUDIT_KEY = env.secret_key("AUDIT_KEY", os.environ.get("AUDIT_KEY"), DATA_DIR / "audit_key")
     # The audit trail's signed head (audit/checkpoint.py): best on storage the database's users cannot write.
     AUDIT_CHECKPOINT_FILE = Path(os.environ.get("AUDIT_CHECKPOINT_FILE") or DATA_DIR / "audit_checkpoint")
+    # Forwarding every audit event to syslog (audit/forward.py; README "Audit trail out"): off unless a
+    # receiver is named. The job workers send; the database is the write-ahead log, so a receiver
+    # that is down delays events and loses none.
+    AUDIT_SYSLOG_URL = env.parse_syslog_url("AUDIT_SYSLOG_URL", os.environ.get("AUDIT_SYSLOG_URL"))
+    # tls://: the receiver's certificate is checked against this CA file (else the system's CAs) and
+    # its name; verification off only for a test receiver.
+    AUDIT_SYSLOG_CA_FILE = env.parse_file("AUDIT_SYSLOG_CA_FILE", os.environ.get("AUDIT_SYSLOG_CA_FILE"))
+    AUDIT_SYSLOG_TLS_VERIFY = env.parse_bool(
+        "AUDIT_SYSLOG_TLS_VERIFY", os.environ.get("AUDIT_SYSLOG_TLS_VERIFY"), default=True
+    )
+    # A PEM file with the console's client certificate and its key, for receivers that ask for one.
+    AUDIT_SYSLOG_CLIENT_CERT = env.parse_file("AUDIT_SYSLOG_CLIENT_CERT", os.environ.get("AUDIT_SYSLOG_CLIENT_CERT"))
+    AUDIT_SYSLOG_FACILITY = env.parse_choice(
+        "AUDIT_SYSLOG_FACILITY",
+        os.environ.get("AUDIT_SYSLOG_FACILITY"),
+        ("auth", "authpriv", "audit", "user", *(f"local{n}" for n in range(8))),
+        "authpriv",
+    )
+    # The HOSTNAME of every message: the same on every machine of a scale-out, so the receiver sees
+    # one source whichever worker sent an event.
+    AUDIT_SYSLOG_HOSTNAME = env.parse_syslog_name("AUDIT_SYSLOG_HOSTNAME", os.environ.get("AUDIT_SYSLOG_HOSTNAME"))
     # Fernet key(s) for stored host credentials; without it a key file is generated in DATA_DIR.
     CREDENTIAL_KEY = os.environ.get("CREDENTIAL_KEY", "")
     # Served over HTTPS (directly or behind a TLS proxy): Secure cookies, HSTS, redirect to https.

@@ -20,6 +20,7 @@ KINDS = {
     "user": pgettext_lazy("audit target", "user"),
     "command": pgettext_lazy("audit target", "command"),
     "window": pgettext_lazy("audit target", "maintenance window"),
+    "audit": pgettext_lazy("audit target", "audit trail"),
 }
 
 

@@ -140,6 +140,7 @@ def read_only(world):
         ("audit event", reverse("audit:detail", args=[event.pk])),
         ("audit csv", reverse("audit:export_csv")),
         ("audit json", reverse("audit:export_json")),
+        ("audit json lines", reverse("audit:export_jsonl")),
     ]
 
 

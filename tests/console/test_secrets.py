@@ -41,6 +41,7 @@ def test_a_host_password_is_never_shown_logged_or_audited(admin_client, caplog, 
         reverse("audit:list"),
         reverse("audit:export_csv"),
         reverse("audit:export_json"),
+        reverse("audit:export_jsonl"),
         reverse("admin:audit_auditevent_changelist"),
     ]:
         pages.append(admin_client.get(url))

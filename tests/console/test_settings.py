@@ -87,6 +87,33 @@ def test_it_rejects_a_bad_redis_url(raw):
         env.parse_redis_url("REDIS_URL", raw)
 
 
+def test_it_reads_syslog_urls_and_leaves_forwarding_off_without_one():
+    assert env.parse_syslog_url("AUDIT_SYSLOG_URL", None) == ""
+    assert env.parse_syslog_url("AUDIT_SYSLOG_URL", " ") == ""
+    assert env.parse_syslog_url("AUDIT_SYSLOG_URL", "tcp://siem.contoso.test:1514") == "tcp://siem.contoso.test:1514"
+    assert env.parse_syslog_url("AUDIT_SYSLOG_URL", "tls://siem.contoso.test") == "tls://siem.contoso.test:6514"
+    assert env.parse_syslog_url("AUDIT_SYSLOG_URL", "tcp://[::1]") == "tcp://[::1]:601"
+
+
+@pytest.mark.parametrize(
+    "raw", ["udp://siem:514", "siem:514", "tcp://", "tcp://siem:port", "tls://siem:6514/path", "tcp://siem:1?x=1"]
+)
+def test_it_rejects_a_bad_syslog_url(raw):
+    with pytest.raises(env.ConfigError, match=r"^AUDIT_SYSLOG_URL="):
+        env.parse_syslog_url("AUDIT_SYSLOG_URL", raw)
+
+
+def test_it_wants_syslog_files_that_exist_and_header_names_syslog_allows(tmp_path):
+    (tmp_path / "ca.pem").write_text("x")
+    assert env.parse_file("AUDIT_SYSLOG_CA_FILE", str(tmp_path / "ca.pem")) == str(tmp_path / "ca.pem")
+    with pytest.raises(env.ConfigError, match=r"^AUDIT_SYSLOG_CA_FILE=.*no such file"):
+        env.parse_file("AUDIT_SYSLOG_CA_FILE", str(tmp_path / "missing.pem"))
+    assert env.parse_syslog_name("AUDIT_SYSLOG_HOSTNAME", "console.contoso.test") == "console.contoso.test"
+    for bad in ("two words", "x" * 256, "konsole-ü"):
+        with pytest.raises(env.ConfigError, match=r"^AUDIT_SYSLOG_HOSTNAME="):
+            env.parse_syslog_name("AUDIT_SYSLOG_HOSTNAME", bad)
+
+
 def test_it_reads_allowed_hosts():
     default = ["127.0.0.1"]
     assert env.parse_hosts("ALLOWED_HOSTS", None, default) == default
@@ -168,6 +195,7 @@ _SETTINGS_VARIABLES = {*SETTINGS_VARIABLES, "CONSOLE_DATA_DIR"}
         ("SECRET_KEY", "short"),
         ("ALLOWED_HOSTS", ""),
         ("HYPERV_DRIVER", "vmware"),
+        ("AUDIT_SYSLOG_URL", "udp://siem.contoso.test:514"),
     ],
 )
 def test_it_stops_manage_py_with_a_message_naming_the_variable(tmp_path, variable, value):

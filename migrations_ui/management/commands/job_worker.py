@@ -1,14 +1,17 @@
 """manage.py job_worker: django-tasks-db's db_worker plus the job supervisor thread.
 
 Every worker process runs migration tasks one at a time and, beside them, the supervisor
-(migrations_ui.jobs.supervisor): admission ticks and recovery of jobs whose worker died. Options are
-db_worker's; the polling interval defaults to 0.1 s so a freed slot is used at once.
+(migrations_ui.jobs.supervisor): admission ticks and recovery of jobs whose worker died; and, when
+AUDIT_SYSLOG_URL is set, the audit forwarder (audit.forward), in its own thread so that a slow
+receiver never holds up admission. Options are db_worker's; the polling interval defaults to 0.1 s
+so a freed slot is used at once.
 """
 
 import threading
 
 from django_tasks_db.management.commands.db_worker import Command as DbWorkerCommand
 
+from audit.forward import start_forwarder
 from migrations_ui.jobs.supervisor import start_supervisor
 
 
@@ -24,6 +27,7 @@ class Command(DbWorkerCommand):
         stop = threading.Event()
         if supervisor:
             start_supervisor(stop)
+            start_forwarder(stop)  # the audit trail to syslog, when AUDIT_SYSLOG_URL names a receiver
         try:
             super().handle(*args, **options)
         finally:
