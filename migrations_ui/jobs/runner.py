@@ -187,7 +187,7 @@ class Runner:
         move needs (steps_for). Both are safe to repeat: a recovered job runs what is not done.
         First of all, a VM the operator chose to save or shut down for this move goes down."""
         self._power_off()
-        if next(s for s in steps_for(self.job) if s in ("compare", "leave_cluster")) == "leave_cluster":
+        if next((s for s in steps_for(self.job) if s in ("compare", "leave_cluster")), "") == "leave_cluster":
             self._leave_cluster()
             self._compare()
             return

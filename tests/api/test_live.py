@@ -77,7 +77,12 @@ def test_it_plans_and_runs_an_evacuation_to_the_end_through_the_api_alone(consol
     planned = {m["vm"]: m["destination"] for m in plan["moves"]}
     assert set(planned) | {v["vm"] for v in plan["left"]} == resident
 
-    status, batch = call(console, "POST", "/evacuations", token, {"host": host})
+    # The pre-maintenance report: the VMs that cannot move live are shut down where they stay, so the
+    # host can enter maintenance (left running, they would keep it out).
+    status, report = call(console, "GET", f"/hosts/{host}/maintenance-report", token)
+    assert status == 200 and {r["vm"] for r in report["vms"]} == {v["vm"] for v in plan["left"]}
+    choices = {r["vm"]: "shut_down_stay" if r["state"] == "running" else "stay" for r in report["vms"]}
+    status, batch = call(console, "POST", "/evacuations", token, {"host": host, "choices": choices})
     assert status == 201, batch
     assert {j["vm"] for j in batch["jobs"]} == set(planned)
 
@@ -113,6 +118,12 @@ def test_it_plans_and_runs_an_evacuation_to_the_end_through_the_api_alone(consol
         assert [vm["host"] for vm in found["items"] if vm["name"] == name] == [destination]
     status, host_now = call(console, "GET", f"/hosts/{host}", token)
     assert host_now["maintenance"] is True
+    shut = {name for name, choice in choices.items() if choice == "shut_down_stay"}
+    while {
+        vm["name"] for vm in call(console, "GET", f"/vms?host={host}", token)[1]["items"] if vm["state"] == "off"
+    } < shut:
+        assert time.monotonic() - started < 240, "the VMs chosen to shut down are still running"
+        time.sleep(1)
 
     # The audit trail names the script's user, as for the Evacuate page.
     status, audit = call(console, "GET", f"/audit-events?action=evacuation.&target={host}", token)
