@@ -17,10 +17,11 @@ from migrations_ui.jobs.batches import (
     start_batch,
     start_move_back,
 )
+from migrations_ui.jobs.drain import drain_refusal, start_drain, start_resume
 from migrations_ui.live.batch_page import batch_context, batch_for_page
 from migrations_ui.live.timeline import timeline_svg
 from migrations_ui.models import Batch, BatchKind
-from migrations_ui.planning.inventory import evacuation_plan, selection_plan
+from migrations_ui.planning.inventory import drain_plan, evacuation_plan, selection_plan
 from utilities.http import go
 from utilities.texts import localized_error
 
@@ -107,6 +108,8 @@ def evacuate_host(request, fqdn: str):
     host = get_object_or_404(Host.objects.select_related("cluster"), fqdn=fqdn)
     params = request.POST if request.method == "POST" else request.GET
     move_stopped = params.get("move_stopped") in ("1", "on", "true")
+    if host.cluster_id is not None and params.get("method") == "drain":
+        return _drain(request, host)
     refusal = evacuation_start_refusal(host)
     plan = evacuation_plan(host, move_stopped=move_stopped)
     if request.method == "POST" and not refusal:
@@ -121,8 +124,29 @@ def evacuate_host(request, fqdn: str):
         return redirect(batch)
     context = {"host": host, "plan": plan, "move_stopped": move_stopped, "refusal": refusal, "svg": _svg(plan)}
     context["files_to"] = _files_to(plan)
+    if host.cluster_id is not None:
+        drain, roles, staying = drain_plan(host)
+        context["drain"] = {"plan": drain, "roles": len(roles), "staying": staying, "refusal": drain_refusal(host)}
+        context["drain"]["faster"] = "drain" if drain.makespan_s < plan.makespan_s else "console"
     status = 409 if refusal and request.method == "POST" else 200
     return render(request, "migrations_ui/evacuate.html", context, status=status)
+
+
+def _drain(request, host: Host):
+    """POST: the cluster drains the node (Suspend-ClusterNode -Drain), the batch page follows it."""
+    if request.method != "POST":
+        return redirect("migrations_ui:evacuate", host.fqdn)
+    plan, roles, _staying = drain_plan(host)
+    try:
+        batch = start_drain(host, plan, clustered=roles, user=request.user, request=request)
+    except BatchRefused as exc:
+        messages.error(request, localized_error(exc))
+        return redirect("migrations_ui:evacuate", host.fqdn)
+    messages.success(
+        request,
+        _("%(host)s is in maintenance; the cluster drains its %(n)s roles.") % {"host": host.name, "n": len(roles)},
+    )
+    return redirect(batch)
 
 
 @require_safe  # a read-only page: POST and the like are refused (405)
@@ -157,6 +181,18 @@ def host_move_back(request, fqdn: str):
 
 
 def _move_back(request, batch: Batch, back_to):
+    if batch.kind == BatchKind.DRAIN:
+        try:
+            start_resume(batch, "immediate", request.user, request)
+        except BatchRefused as exc:
+            messages.error(request, localized_error(exc))
+            return go(request, back_to)
+        messages.success(
+            request,
+            _("%(host)s resumes; the cluster moves its drained roles back (Failback Immediate).")
+            % {"host": batch.host.name},
+        )
+        return go(request, batch)
     try:
         moving = start_move_back(batch, request.user, request)
     except BatchRefused as exc:
@@ -181,7 +217,11 @@ def host_end_maintenance(request, fqdn: str):
     if request.method != "POST":
         return redirect(host)
     try:
-        end_maintenance(host, request.user, request)
+        last = last_evacuation(host)
+        if last is not None and last.kind == BatchKind.DRAIN and host.maintenance:
+            start_resume(last, "no_failback", request.user, request)  # the node resumes, the roles stay
+        else:
+            end_maintenance(host, request.user, request)
     except BatchRefused as exc:
         messages.error(request, localized_error(exc))
     else:
