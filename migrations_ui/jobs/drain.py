@@ -298,6 +298,10 @@ def resume(batch_id: int, failback: str, driver=None) -> None:
             _wait_for_failback(driver, conn, batch)
     except HyperVError as exc:
         outcome |= {"state": "failed", "error": {"code": exc.code, "message": exc.message, "remedy": exc.remedy}}
+    try:  # before the page says done: the inventory then shows the roles where they are
+        sync_inventory(driver, list(Host.objects.filter(cluster_id=batch.host.cluster_id)))
+    except Exception:
+        log.exception("drain %s: the inventory refresh after the resume failed", batch_id)
     with transaction.atomic():
         fresh = Batch.objects.select_for_update().get(pk=batch_id)
         fresh.plan["drain"] = {**fresh.plan["drain"], "resume": outcome}
@@ -305,10 +309,6 @@ def resume(batch_id: int, failback: str, driver=None) -> None:
         from migrations_ui.jobs.emit import send_batch_update
 
         transaction.on_commit(lambda: send_batch_update(batch_id))
-    try:
-        sync_inventory(driver, list(Host.objects.filter(cluster_id=batch.host.cluster_id)))
-    except Exception:
-        log.exception("drain %s: the inventory refresh after the resume failed", batch_id)
 
 
 FAILBACK_WAIT_S = 3600.0

@@ -9,6 +9,7 @@ from fabric.models import Host, VirtualMachine
 from migrations_ui.jobs.drain import DrainFollower, resume, start_drain
 from migrations_ui.models import Batch, BatchKind, JobState, MigrationJob
 from migrations_ui.planning.inventory import drain_plan
+from tests.migrations_ui.jobs.test_batches import evacuate_url
 
 pytestmark = pytest.mark.django_db
 
@@ -18,10 +19,6 @@ NODE = "hv-new1"
 @pytest.fixture
 def node(demo):
     return Host.objects.select_related("cluster").get(name=NODE)
-
-
-def evacuate_url(host):
-    return reverse("migrations_ui:evacuate", args=[host.fqdn])
 
 
 def start(client, node):
