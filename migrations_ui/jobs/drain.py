@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import time
+from datetime import datetime, timedelta
 
 from django.db import transaction
 from django.db.models import Q
@@ -30,7 +31,7 @@ from fabric.hyperv.api import HyperVError, MigrationStatus, NodeDrain
 from fabric.models import Host, VirtualMachine
 from fabric.sync import connection_for, sync_inventory
 from migrations_ui.jobs.batches import BatchRefused, evacuation_refusal, stored
-from migrations_ui.jobs.events import audit_job, change_state, record
+from migrations_ui.jobs.events import LeaseLost, audit_job, change_state, record
 from migrations_ui.jobs.runner import worker_id
 from migrations_ui.models import ACTIVE_STATES, Batch, BatchKind, JobState, MigrationJob, TransferType
 from migrations_ui.planning.planner import Plan
@@ -39,6 +40,8 @@ from utilities.texts import Msg
 log = logging.getLogger(__name__)
 
 POLL_S = 0.5
+BEAT_S = 2.0  # a follower's beat in the batch (plan["drain"]["beat"])
+STALE_AFTER = timedelta(seconds=15)  # no beat for this long: the follower's worker is gone
 ENDED = ("completed", "failed", "stopped", "refused")
 NOT_MOVED = gettext_noop(
     "The cluster did not move it: no other node that is up and among its possible owners had room for it, "
@@ -98,9 +101,14 @@ class DrainFollower:
         self.nodes = {k.lower(): h for h in nodes for k in (h.name, h.fqdn)}
         self.jobs = {j.host_migration_id: j for j in batch.jobs.select_related("vm", "source", "destination")}
         self.sampled: dict[int, float] = {}
+        self.lost: set[int] = set()  # jobs another holder took over (events.LeaseLost)
+        self.beaten = 0.0
 
     def run(self) -> None:
         drain = self.batch.plan["drain"]
+        if drain["status"] in ENDED:
+            return  # a late second follower: the first one ended it
+        self._beat()
         if drain["status"] == "starting":
             try:
                 # The moves the node already shows (kept minutes after they end) are not the drain's.
@@ -112,8 +120,17 @@ class DrainFollower:
                 return
             self._save(status=asked.drain_status if asked.drain_status != "not_initiated" else "in_progress")
         while True:
-            state = self.driver.node_drain(self.conn, self.host.name)
+            try:
+                state = self.driver.node_drain(self.conn, self.host.name)
+            except HyperVError as exc:
+                # The node (or the cluster service) does not answer for now: the drain goes on without
+                # the console; ask again, and keep beating so no other worker takes over meanwhile.
+                log.warning("drain %s: %s; asking again", self.batch.pk, exc)
+                self._beat(last_error={"code": exc.code, "message": exc.message})
+                time.sleep(min(5.0, self.poll_s * 4))
+                continue
             running = self._follow(state)
+            self._beat(last_error=None)
             if state.drain_status in ("completed", "failed") and not running:
                 self._end(state.drain_status, roles=state)
                 return
@@ -132,8 +149,11 @@ class DrainFollower:
             if move.vm_id.lower() not in self.roles or move.migration_id in before:
                 continue
             job = self.jobs.get(move.migration_id) or self._new_job(move)
-            if job is not None:
-                self._update(job, move)
+            if job is not None and job.pk not in self.lost:
+                try:
+                    self._update(job, move)
+                except LeaseLost:  # a recovery took the job (this follower seemed dead): it follows it
+                    self.lost.add(job.pk)
             running += move.state == "running"
         owners = {r.name: r.owner_node.lower() for r in state.roles}
         moved = {j.vm_id for j in self.jobs.values()}
@@ -229,6 +249,8 @@ class DrainFollower:
                     stuck.append({"vm": name, "vm_id": vm_id, "reason": reason})
         with transaction.atomic():
             self._save(status=status, stuck=stuck, error=error)
+            if status == "refused":  # the node was never paused: it is no longer in maintenance either
+                Host.objects.filter(pk=self.host.pk).update(maintenance=False)
             details = {"batch": self.batch.pk, "status": status, "moved": len(self.roles) - len(stuck)}
             details |= {"not_moved": [s["vm"] for s in stuck]} | ({"error": error} if error else {})
             outcome = "success" if status == "completed" else "failure"
@@ -239,18 +261,51 @@ class DrainFollower:
         except Exception:
             log.exception("drain %s: the inventory refresh after the drain failed", self.batch.pk)
 
-    def _save(self, **changes) -> None:
+    def _beat(self, **changes) -> None:
+        """Say this follower is alive (restart_stale_drains reads it), at most every BEAT_S."""
+        if time.monotonic() - self.beaten >= BEAT_S:
+            self.beaten = time.monotonic()
+            self._save(tell=False, beat=timezone.now().isoformat(), **changes)
+
+    def _save(self, tell: bool = True, **changes) -> None:
         with transaction.atomic():
             batch = Batch.objects.select_for_update().get(pk=self.batch.pk)
             batch.plan["drain"] = {**batch.plan["drain"], **changes}
             batch.save(update_fields=["plan"])
             self.batch.plan = batch.plan
-            self._tell_page()
+            if tell:
+                self._tell_page()
 
     def _tell_page(self) -> None:
         from migrations_ui.jobs.emit import send_batch_update
 
         transaction.on_commit(lambda: send_batch_update(self.batch.pk))
+
+
+def restart_stale_drains(now: datetime | None = None) -> list[int]:
+    """Give a new follower to every drain whose follower stopped beating (its worker died): the
+    cluster drains on regardless, and the new follower picks the batch's jobs up where they are.
+    Each restart writes a new beat first, so several supervisors restart a drain once."""
+    from django_tasks_db.models import DBTaskResult
+
+    now = now or timezone.now()
+    restarted = []
+    waiting = DBTaskResult.objects.filter(task_path=follow_drain.module_path).ready()
+    waiting = {a["args"][0] for a in waiting.values_list("args_kwargs", flat=True) if a.get("args")}
+    for batch in Batch.objects.filter(kind=BatchKind.DRAIN).order_by("-pk")[:50]:
+        drain = batch.plan.get("drain") or {}
+        beat = drain.get("beat") or batch.created_at.isoformat()
+        if drain.get("status") in ENDED or datetime.fromisoformat(beat) > now - STALE_AFTER or batch.pk in waiting:
+            continue  # ended, followed, or its follower waits for a free worker
+        with transaction.atomic():
+            fresh = Batch.objects.select_for_update().get(pk=batch.pk)
+            if (fresh.plan["drain"].get("beat") or batch.created_at.isoformat()) != beat:
+                continue  # another supervisor restarted it meanwhile
+            fresh.plan["drain"]["beat"] = now.isoformat()
+            fresh.save(update_fields=["plan"])
+            transaction.on_commit(lambda pk=batch.pk: follow_drain.enqueue(pk))
+        restarted.append(batch.pk)
+    return restarted
 
 
 def drain_state(batch: Batch) -> dict | None:

@@ -1,8 +1,11 @@
 """A cluster node drained the cluster's way: the choice on the evacuate page, the batch, the worker
 that follows the drain (against the simulated cluster at 400x), the batch page, the resume."""
 
+from datetime import timedelta
+
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 
 from audit.models import AuditEvent
 from fabric.models import Host, VirtualMachine
@@ -113,3 +116,44 @@ def test_a_second_drain_is_refused_while_the_first_runs(operator_client, node):
     assert not node.maintenance
     resume(batch.pk, "no_failback")
     assert not VirtualMachine.objects.filter(host=node, name__in=moved).exists()
+
+
+class WorkerDied(Exception):
+    pass
+
+
+class DiesOnceMoving(DrainFollower):
+    """A follower whose worker is killed once the first role's move shows as a job."""
+
+    def _follow(self, state):
+        running = super()._follow(state)
+        if self.jobs:
+            raise WorkerDied
+        return running
+
+
+def test_a_drain_whose_follower_died_gets_a_new_one_that_picks_its_jobs_up(node, django_capture_on_commit_callbacks):
+    from django_tasks_db.models import DBTaskResult
+
+    from migrations_ui.jobs.drain import follow_drain, restart_stale_drains
+
+    plan, roles, _ = drain_plan(node)
+    batch = start_drain(node, plan, clustered=roles)
+    with pytest.raises(WorkerDied):
+        DiesOnceMoving(Batch.objects.select_related("host").get(pk=batch.pk), poll_s=0.05).run()
+    first = set(MigrationJob.objects.filter(batch=batch).values_list("host_migration_id", flat=True))
+    assert first and restart_stale_drains() == []  # it beat a moment ago
+
+    later = timezone.now() + timedelta(minutes=1)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert restart_stale_drains(now=later) == [batch.pk]
+    assert restart_stale_drains(now=later + timedelta(minutes=1)) == []  # its new follower waits for a worker
+    assert DBTaskResult.objects.filter(task_path=follow_drain.module_path).count() == 1
+
+    DrainFollower(Batch.objects.select_related("host").get(pk=batch.pk), poll_s=0.05).run()
+    batch.refresh_from_db()
+    assert batch.plan["drain"]["status"] in ("completed", "failed")
+    jobs = MigrationJob.objects.filter(batch=batch)
+    assert first <= set(jobs.values_list("host_migration_id", flat=True))
+    assert jobs.values("vm").distinct().count() == jobs.count()  # no role followed twice
+    assert not jobs.filter(state=JobState.RUNNING).exists()
