@@ -124,3 +124,16 @@ def test_a_node_of_another_cluster_is_not_found():
     with pytest.raises(HyperVError) as raised:
         fabric.suspend_node("n1.test", "elsewhere", drain=True)
     assert raised.value.code == "ObjectNotFound"
+
+
+def test_a_paused_node_takes_no_role_moved_to_it():
+    from fabric.hyperv.api import MoveRequest
+
+    fabric = cluster()
+    role = vm(fabric, "role")
+    fabric.suspend_node("n1.test", "n2", drain=False)
+    with pytest.raises(HyperVError) as raised:
+        fabric.start_migration(MoveRequest(role.id, "n1.test", "n2.test", "live"))
+    assert raised.value.code == "0x800713CE"
+    fabric.resume_node("n1.test", "n2")
+    assert fabric.start_migration(MoveRequest(role.id, "n1.test", "n2.test", "live"))
