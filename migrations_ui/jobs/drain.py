@@ -30,7 +30,7 @@ from fabric.driver import get_driver
 from fabric.hyperv.api import HyperVError, MigrationStatus, NodeDrain
 from fabric.models import Host, VirtualMachine
 from fabric.sync import connection_for, sync_inventory
-from migrations_ui.jobs.batches import BatchRefused, evacuation_refusal, stored
+from migrations_ui.jobs.batches import BatchRefused, end_maintenance, evacuation_refusal, last_evacuation, stored
 from migrations_ui.jobs.events import LeaseLost, audit_job, change_state, record
 from migrations_ui.jobs.runner import worker_id
 from migrations_ui.models import ACTIVE_STATES, Batch, BatchKind, JobState, MigrationJob, TransferType
@@ -339,6 +339,17 @@ def start_resume(batch: Batch, failback: str, user=None, request=None) -> None:
               target_name=batch.host.fqdn, details=details)  # fmt: skip
         transaction.on_commit(lambda: resume_drained_node.enqueue(batch.pk, failback))
         transaction.on_commit(lambda: send_batch_update(batch.pk))
+
+
+def end_maintenance_of(host: Host, user=None, request=None) -> Batch | None:
+    """End Maintenance, whoever emptied the host: a node the cluster drained resumes without failback
+    (its roles stay where they are, as after the console's evacuation); any other host as
+    batches.end_maintenance. Returns the host's last evacuation or drain, or None."""
+    last = last_evacuation(host)
+    if last is not None and last.kind == BatchKind.DRAIN and host.maintenance:
+        start_resume(last, "no_failback", user, request)
+        return last
+    return end_maintenance(host, user, request)
 
 
 def resume(batch_id: int, failback: str, driver=None) -> None:

@@ -11,13 +11,12 @@ from fabric.models import Host
 from migrations_ui.forms import Folders, SelectionForm, folder_field
 from migrations_ui.jobs.batches import (
     BatchRefused,
-    end_maintenance,
     evacuation_start_refusal,
     last_evacuation,
     start_batch,
     start_move_back,
 )
-from migrations_ui.jobs.drain import drain_refusal, start_drain, start_resume
+from migrations_ui.jobs.drain import drain_refusal, end_maintenance_of, start_drain, start_resume
 from migrations_ui.live.batch_page import batch_context, batch_for_page
 from migrations_ui.live.timeline import timeline_svg
 from migrations_ui.models import Batch, BatchKind
@@ -217,11 +216,7 @@ def host_end_maintenance(request, fqdn: str):
     if request.method != "POST":
         return redirect(host)
     try:
-        last = last_evacuation(host)
-        if last is not None and last.kind == BatchKind.DRAIN and host.maintenance:
-            start_resume(last, "no_failback", request.user, request)  # the node resumes, the roles stay
-        else:
-            end_maintenance(host, request.user, request)
+        end_maintenance_of(host, request.user, request)  # a drained node resumes, its roles stay
     except BatchRefused as exc:
         messages.error(request, localized_error(exc))
     else:
