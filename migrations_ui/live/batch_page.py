@@ -13,6 +13,7 @@ from django.utils.safestring import mark_safe
 
 from fabric.driver import fabric_seconds_per_second
 from migrations_ui.jobs.batches import Run, actual_times, batch_summary, runs
+from migrations_ui.jobs.drain import NOT_MOVED
 from migrations_ui.live.timeline import timeline_svg
 from migrations_ui.models import ACTIVE_STATES, FINAL_STATES, Batch, JobEvent, JobState, MigrationJob
 from migrations_ui.planning.planner import LeftVm, LinkCap, Plan, PlannedMove
@@ -109,7 +110,8 @@ def _drain_outcomes(batch: Batch, drain: dict, by_vm: dict[str, MigrationJob]) -
     """A drain's rows: every role of the node, with the move the cluster made (its job), the reason
     it did not move once the drain ended, or that the cluster has not moved it yet."""
     planned = {m.get("vm_id"): m for m in batch.plan.get("moves", [])}
-    stuck = {s["vm_id"]: s["reason"] for s in drain.get("stuck", [])}
+    # The console's own reason in the reader's language; a host's error text as the host wrote it.
+    stuck = {s["vm_id"]: Msg(NOT_MOVED) if s["reason"] == NOT_MOVED else s["reason"] for s in drain.get("stuck", [])}
     waiting = Msg("The cluster has not moved it yet.")
     rows = []
     for vm_id, name in drain.get("roles", {}).items():

@@ -157,3 +157,17 @@ def test_a_drain_whose_follower_died_gets_a_new_one_that_picks_its_jobs_up(node,
     assert first <= set(jobs.values_list("host_migration_id", flat=True))
     assert jobs.values("vm").distinct().count() == jobs.count()  # no role followed twice
     assert not jobs.filter(state=JobState.RUNNING).exists()
+
+
+def test_the_drain_pages_are_german_throughout(admin_client, node):
+    from tests.console.test_i18n import SAME_IN_GERMAN, data_words, in_language, untranslated
+
+    batch = start(admin_client, node)
+    DrainFollower(Batch.objects.select_related("host").get(pk=batch.pk), poll_s=0.05).run()
+    batch.refresh_from_db()
+    assert batch.plan["drain"]["stuck"]  # the demo's node has roles Hyper-V will not move: their reasons too
+    allowed = SAME_IN_GERMAN | data_words()
+    for url in (batch.get_absolute_url(), evacuate_url(Host.objects.get(name="hv-new2"))):
+        english = in_language(admin_client, "en").get(url).content.decode()
+        german = in_language(admin_client, "de").get(url).content.decode()
+        assert untranslated(english, german, allowed) == [], url
