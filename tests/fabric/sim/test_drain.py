@@ -3,7 +3,8 @@
 import pytest
 
 from fabric.hyperv.api import HyperVError
-from fabric.sim.simulator import Fabric, SimCluster, SimDisk, SimHost, SimShare, SimVm
+from fabric.sim.simulator import Fabric, SimCluster, SimHost, SimShare, SimVm
+from tests.fabric.sim.test_simulator import add_vm
 
 GIB = 1024**3
 SHARE = "\\\\fs.test\\vms"
@@ -30,20 +31,9 @@ def cluster(nodes=("n1", "n2", "n3"), cap=1, memory_gib=64) -> Fabric:
 
 
 def vm(fabric, name, host="n1", memory_gib=4, **kw) -> SimVm:
-    home = f"{SHARE}\\{name}"
+    """A VM of the cluster: highly available unless said otherwise, on the share every node reaches."""
     kw.setdefault("is_clustered", True)
-    return fabric.add_vm(
-        SimVm(
-            id=f"id-{name}",
-            name=name,
-            host=f"{host}.test",
-            memory_bytes=memory_gib * GIB,
-            config_path=home,
-            switch_names=["vSwitch-Prod"],
-            disks=[SimDisk(f"{home}\\{name}.vhdx", 20 * GIB)],
-            **kw,
-        )
-    )
+    return add_vm(fabric, name, host=host, memory_gib=memory_gib, switch_names=["vSwitch-Prod"], **kw)
 
 
 def run_drain(fabric, node="n1.test", step=1.0, limit=3600) -> int:
