@@ -200,8 +200,8 @@ class DrainFollower:
                 host_migration_id=host_migration_id,
             )
             record(job, "state", {"state": JobState.RUNNING, "by": "cluster", "drain": self.batch.pk})
+            # Its announcement carries the drain's rows as a whole (batch_page.render_batch_job): a new row.
             audit_job(job, "started", actor=self.batch.created_by, by="cluster drain", batch=self.batch.pk)
-            self._tell_page()  # a new row: the page's rows are sent again
         return job
 
     def _update(self, job: MigrationJob, move: MigrationStatus) -> None:

@@ -213,12 +213,15 @@ def render_batch_replay(batch_id: int) -> tuple[str, str, dict[int, int]]:
 def render_batch_job(job: MigrationJob, *, timelines: bool) -> tuple[str, str]:
     """After a change of one of the batch's jobs: the batch's state sections and that job's row."""
     batch = batch_for_page(job.batch_id)
+    if batch.plan.get("drain") is not None:
+        # A drain's jobs appear as the cluster moves each role: a new job has no row on the page yet,
+        # so the rows go as a whole (a node's roles: a short table).
+        rows = render_to_string("partials/batch_rows.html", {"outcomes": outcomes(batch, _jobs(batch)), "oob": True})
+        return render_batch_state(batch, timelines=timelines), rows
     guid = str(job.vm.guid)
     move = next((m for m in batch.plan.get("moves", []) if m.get("vm_id") == guid), None)
     if move is None:  # not in the stored plan (an older batch): the job has the facts
         move = {"vm": job.vm_name, "destination": job.destination.name, "transfer_type": job.kind}
         move |= {"start_s": None, "end_s": None}
-    if batch.plan.get("drain") is not None:  # a role's row: as the drain's rows show it
-        move = {**move, "vm": batch.plan["drain"]["roles"].get(guid, move["vm"])}
     row = render_to_string("partials/batch_row.html", {"o": _outcome(move, job), "oob": True})
     return render_batch_state(batch, timelines=timelines), row

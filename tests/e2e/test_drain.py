@@ -39,7 +39,7 @@ def test_the_cluster_drains_a_node_and_the_batch_page_follows_each_role_live(sig
     expect(choice.get_by_text("faster by the estimate")).to_have_count(1)
     shoot(page, output_dir, "drain-choice")
 
-    page.get_by_role("button", name=f"Run: put {node} in maintenance and let the cluster drain it").click()
+    page.get_by_role("button", name=f"Drain: put {node} in maintenance and let the cluster move its roles").click()
     page.wait_for_url(re.compile(r"/batches/\d+/$"))
     batch_path = re.search(r"/batches/\d+/$", page.url).group(0)
     expect(page.locator(".jobs-live")).to_have_attribute("data-live", "on")

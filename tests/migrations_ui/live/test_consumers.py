@@ -430,6 +430,11 @@ async def test_a_drains_change_reaches_the_page_with_its_rows(viewer_user, batch
     assert 'data-drain="completed"' in state
     assert rows.lstrip().startswith('<tbody id="batch-outcomes" hx-swap-oob="true">')
     assert f'<tr id="batch-job-{batch.running.pk}">' in rows
+
+    # A drain's job change carries all its rows: the cluster's next move is a row the page lacks.
+    await database_sync_to_async(change_state)(batch.running, JobState.SUCCEEDED, percent=100)
+    state, rows = await drained(page)
+    assert rows.lstrip().startswith('<tbody id="batch-outcomes" hx-swap-oob="true">') and "Succeeded" in rows
     await page.disconnect()
 
 
