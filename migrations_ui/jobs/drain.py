@@ -111,14 +111,10 @@ class DrainFollower:
         self._beat()
         if drain["status"] == "starting":
             try:
-                # The moves the node already shows (kept minutes after they end) are not the drain's.
-                before = self.driver.node_drain(self.conn, self.host.name)
-                self._save(before=[m.migration_id for m in before.moves])
-                asked = self.driver.suspend_node(self.conn, self.host.name, drain=True)
+                self._suspend(drain)
             except HyperVError as exc:
                 self._end("refused", error={"code": exc.code, "message": exc.message, "remedy": exc.remedy})
                 return
-            self._save(status=asked.drain_status if asked.drain_status != "not_initiated" else "in_progress")
         while True:
             try:
                 state = self.driver.node_drain(self.conn, self.host.name)
@@ -138,6 +134,20 @@ class DrainFollower:
                 self._end("stopped", roles=state)
                 return
             time.sleep(self.poll_s)
+
+    def _suspend(self, drain: dict) -> None:
+        """Suspend-ClusterNode -Drain, once: a follower that took over from one that died while
+        sending it asks the node first, and a node that is paused and draining is not asked again."""
+        now = self.driver.node_drain(self.conn, self.host.name)
+        if drain.get("asking"):
+            if now.state == "paused" and now.drain_status != "not_initiated":
+                self._save(status="in_progress")
+                return
+        else:
+            # The moves the node already shows (kept minutes after they end) are not the drain's.
+            self._save(before=[m.migration_id for m in now.moves], asking=True)
+        asked = self.driver.suspend_node(self.conn, self.host.name, drain=True)
+        self._save(status=asked.drain_status if asked.drain_status != "not_initiated" else "in_progress")
 
     # --- one look at the node --------------------------------------------------------------------
 
@@ -175,7 +185,10 @@ class DrainFollower:
         return job
 
     def _offline_move(self, vm: VirtualMachine, destination: Host) -> None:
-        job = self._job(vm, destination, TransferType.QUICK, host_migration_id=f"owner:{vm.guid}")
+        """A role now owned by another node that no migration job shows: an offline role (off or saved)
+        changes only its owner; a running one's job was gone from WMI before this follower read it."""
+        kind = TransferType.LIVE if vm.state == "running" else TransferType.QUICK
+        job = self._job(vm, destination, kind, host_migration_id=f"owner:{vm.guid}")
         self.jobs[job.host_migration_id] = job
         change_state(job, JobState.SUCCEEDED, {"by": "cluster"}, percent=100, slots_released_at=timezone.now())
 

@@ -171,3 +171,25 @@ def test_the_drain_pages_are_german_throughout(admin_client, node):
         english = in_language(admin_client, "en").get(url).content.decode()
         german = in_language(admin_client, "de").get(url).content.decode()
         assert untranslated(english, german, allowed) == [], url
+
+
+class DiesAfterSuspend(DrainFollower):
+    """A follower whose worker is killed right after the node accepted Suspend-ClusterNode -Drain."""
+
+    def _save(self, tell=True, **changes):
+        if changes.get("status") == "in_progress":
+            raise WorkerDied
+        super()._save(tell, **changes)
+
+
+def test_a_follower_taking_over_a_sent_drain_does_not_send_it_again(node, demo):
+    plan, roles, _ = drain_plan(node)
+    batch = start_drain(node, plan, clustered=roles)
+    with pytest.raises(WorkerDied):
+        DiesAfterSuspend(Batch.objects.select_related("host").get(pk=batch.pk), poll_s=0.05).run()
+    DrainFollower(Batch.objects.select_related("host").get(pk=batch.pk), poll_s=0.05).run()
+    with demo.session() as fabric:
+        sent = [r for r in fabric.record if r["cmdlet"] == "Suspend-ClusterNode"]
+    assert len(sent) == 1
+    batch.refresh_from_db()
+    assert batch.plan["drain"]["status"] in ("completed", "failed")
