@@ -305,7 +305,8 @@ def restart_stale_drains(now: datetime | None = None) -> list[int]:
     restarted = []
     waiting = DBTaskResult.objects.filter(task_path=follow_drain.module_path).ready()
     waiting = {a["args"][0] for a in waiting.values_list("args_kwargs", flat=True) if a.get("args")}
-    for batch in Batch.objects.filter(kind=BatchKind.DRAIN).order_by("-pk")[:50]:
+    following = Batch.objects.filter(kind=BatchKind.DRAIN, plan__drain__status__in=["starting", "in_progress"])
+    for batch in following.order_by("-pk")[:50]:
         drain = batch.plan.get("drain") or {}
         beat = drain.get("beat") or batch.created_at.isoformat()
         if drain.get("status") in ENDED or datetime.fromisoformat(beat) > now - STALE_AFTER or batch.pk in waiting:
