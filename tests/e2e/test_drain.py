@@ -9,7 +9,7 @@ import re
 
 from playwright.sync_api import expect
 
-from tests.e2e.conftest import shoot
+from tests.e2e.conftest import serious_violations, shoot
 
 DRAIN_TIMEOUT_MS = 240_000
 
@@ -38,6 +38,7 @@ def test_the_cluster_drains_a_node_and_the_batch_page_follows_each_role_live(sig
     expect(choice.locator("#estimate-console")).to_contain_text(" s")
     expect(choice.get_by_text("faster by the estimate")).to_have_count(1)
     shoot(page, output_dir, "drain-choice")
+    assert serious_violations(page) == []
 
     page.get_by_role("button", name=f"Drain: put {node} in maintenance and let the cluster move its roles").click()
     page.wait_for_url(re.compile(r"/batches/\d+/$"))
@@ -57,6 +58,7 @@ def test_the_cluster_drains_a_node_and_the_batch_page_follows_each_role_live(sig
     expect(page.locator("#batch-outcomes .job-running")).to_have_count(0)
     assert page.evaluate("window.e2e && window.e2e.stayed"), "the batch page was reloaded"
     shoot(page, output_dir, "drain-finished")
+    assert serious_violations(page) == []
 
     # A viewer sees the drain and its outcome, and no control to change it.
     viewer = signed_in("viewer")
