@@ -27,12 +27,12 @@ from api.schemas import (
 from migrations_ui.forms import SelectionForm
 from migrations_ui.jobs.batches import (
     batch_summary,
-    end_maintenance,
     evacuation_start_refusal,
     start_batch,
     start_evacuation,
     start_move_back,
 )
+from migrations_ui.jobs.drain import end_maintenance_of, start_resume
 from migrations_ui.lookup import NotFound, find_host
 from migrations_ui.models import Batch, BatchKind
 from migrations_ui.planning.inventory import evacuation, evacuation_plan, selection_plan
@@ -177,7 +177,11 @@ def batch(request, batch_id: Id):
 def move_back(request, batch_id: Id):
     """After an evacuation: each VM it moved back to the host, and the maintenance ends."""
     check(request, Perm.EVACUATE)
-    moving = start_move_back(_batch(batch_id), request.user, request)
+    batch = _batch(batch_id)
+    if batch.kind == BatchKind.DRAIN:  # the cluster brings the drained roles back (Failback Immediate)
+        start_resume(batch, "immediate", request.user, request)
+        return {"message": "Resuming the node; the cluster moves the drained roles back.", "batch": None}
+    moving = start_move_back(batch, request.user, request)
     if moving is None:
         return {"message": "Nothing to move back: the host's maintenance has ended.", "batch": None}
     return {"message": f"Moving {len(moving.plan['moves'])} VMs back.", "batch": batch_json(_batch(moving.pk))}
@@ -191,5 +195,5 @@ def end_host_maintenance(request, fqdn: str):
     instead). Refused (409) while an evacuation of the host runs, or when it is not in maintenance."""
     check(request, Perm.EVACUATE)
     host = get_host(fqdn)
-    end_maintenance(host, request.user, request)
+    end_maintenance_of(host, request.user, request)  # a drained node resumes without failback
     return {"message": f"{host.name}'s maintenance has ended; its VMs stay where they are.", "host": host_json(host)}

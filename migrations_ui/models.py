@@ -47,6 +47,8 @@ class BatchKind(models.TextChoices):
     EVACUATION = "evacuation", _("Evacuation")
     SELECTION = "selection", _("Selection")
     MOVE_BACK = "move_back", _("Move back")
+    # The cluster moves a node's roles itself (Suspend-ClusterNode -Drain); the console follows it.
+    DRAIN = "drain", _("Cluster drain")
 
 
 class Batch(models.Model):
@@ -78,6 +80,8 @@ class Batch(models.Model):
         name an operator gave it."""
         if self.host is not None and self.name == f"Evacuate {self.host.name}":
             return gettext("Evacuate %(name)s") % {"name": self.host.name}
+        if self.host is not None and self.name == f"Drain {self.host.name}":
+            return gettext("Drain %(name)s") % {"name": self.host.name}
         if self.host is not None and self.name == f"Move back to {self.host.name}":
             return gettext("Move back to %(name)s") % {"name": self.host.name}
         return self.name

@@ -8,6 +8,7 @@ facts); commands outside the reference (CIM, Where-Object, DNS, the script) bind
 from __future__ import annotations
 
 from fabric.emulator import cmdlets_admin as admin
+from fabric.emulator import cmdlets_cluster as cluster
 from fabric.emulator import cmdlets_move as move
 from fabric.emulator import cmdlets_read as read
 from fabric.emulator.binder import Cmdlet
@@ -65,6 +66,10 @@ CMDLETS_LIST = [
     ),
     _fc("Move-ClusterVirtualMachineRole", move.move_cluster_role),
     _fc("Remove-ClusterGroup", admin.remove_cluster_group),
+    _fc("Get-ClusterGroup", cluster.get_cluster_group),
+    # Their command classes as FailoverClusters names them: SuspendNodeCommand / ResumeNodeCommand (UNCONFIRMED).
+    Cmdlet("Suspend-ClusterNode", cluster.suspend_cluster_node, command_class=FC + "SuspendNodeCommand"),
+    Cmdlet("Resume-ClusterNode", cluster.resume_cluster_node, command_class=FC + "ResumeNodeCommand"),
     _fc("Add-ClusterVirtualMachineRole", admin.add_cluster_vm_role),
     Cmdlet("Get-SmbConnection", read.get_smb_connection, command_class=CIM + "SmbConnection"),
     Cmdlet(

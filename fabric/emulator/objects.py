@@ -22,6 +22,7 @@ from fabric.emulator.records import (
     REPLICATION_MODES,
     STATES,
     ClusterGroupState,
+    ClusterNodeDrainStatus,
     ClusterNodeState,
     DvdMediaType,
     VMOperationalStatus,
@@ -312,9 +313,24 @@ def cluster_node(fabric: Fabric, c: SimCluster, fqdn: str) -> object:
         [f"{CLUSTER}.ClusterNode"],
         Name=host.name if host else fqdn.split(".")[0],
         Cluster=c.name,
-        State=ClusterNodeState.Up if host and host.reachable else ClusterNodeState.Down,
+        State=_node_state(host),
+        DrainStatus=getattr(ClusterNodeDrainStatus, DRAIN_NAMES[host.drain_status if host else "not_initiated"]),
         EmulatorFullyQualifiedName=fqdn,
     )
+
+
+DRAIN_NAMES = {
+    "not_initiated": "NotInitiated",
+    "in_progress": "InProgress",
+    "completed": "Completed",
+    "failed": "Failed",
+}
+
+
+def _node_state(host: SimHost | None) -> ClusterNodeState:
+    if host is None or not host.reachable:
+        return ClusterNodeState.Down
+    return ClusterNodeState.Paused if host.node_state == "paused" else ClusterNodeState.Up
 
 
 def cluster_group(vm: SimVm, host: SimHost, cluster: str) -> object:

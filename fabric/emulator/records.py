@@ -75,6 +75,17 @@ class ClusterNodeState(PSEnumBase):
     Paused = 2
 
 
+# Get-ClusterNode's DrainStatus after Suspend-ClusterNode -Drain: the names a real node reports
+# (NotInitiated, InProgress, Completed, Failed); the type name and numeric values are UNCONFIRMED
+# (clients read the name).
+@PSType([f"{CLUSTER}.ClusterNodeDrainStatus"])
+class ClusterNodeDrainStatus(PSEnumBase):
+    NotInitiated = 0
+    InProgress = 1
+    Completed = 2
+    Failed = 3
+
+
 @PSType([f"{CLUSTER}.ClusterGroupState"])
 class ClusterGroupState(PSEnumBase):
     Online = 0

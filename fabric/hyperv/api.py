@@ -148,6 +148,32 @@ class MigrationStatus:
     # yet have in its current state: the rest of this pass plus what the guest dirtied during it.
     memory_rate_mbps: float | None = None
     memory_remaining_bytes: int | None = None
+    destination: str = ""  # Msvm_MigrationJob DestinationHost, where read ("" = not read)
+
+
+@dataclass(frozen=True)
+class ClusterRole:
+    """A cluster group as Get-ClusterGroup reports it (a VM role is named after its VM by default)."""
+
+    name: str
+    owner_node: str  # the node's name
+    state: str  # "online" | "offline" | "failed" | "partial_online" | "pending" | ...
+
+
+@dataclass(frozen=True)
+class NodeDrain:
+    """A cluster node as Get-ClusterNode reports it after Suspend-ClusterNode -Drain, with what moves.
+
+    state: "up" | "down" | "paused" | "joining"; drain_status: "not_initiated" | "in_progress" |
+    "completed" | "failed" (Get-ClusterNode DrainStatus). roles: the cluster's groups; moves: the node's
+    migration jobs (Msvm_MigrationJob: the live migrations the cluster runs for it, running and recent).
+    """
+
+    node: str
+    state: str
+    drain_status: str
+    roles: tuple[ClusterRole, ...] = ()
+    moves: tuple[MigrationStatus, ...] = ()
 
 
 class HyperVError(Exception):
@@ -258,6 +284,18 @@ class Driver(Protocol):
 
     def set_host_settings(self, conn: Connection, settings: HostSettings) -> HostInfo:
         """Set-VMHost (and Enable-/Disable-VMMigration); returns the values read back."""
+
+    def suspend_node(self, conn: Connection, node: str, drain: bool = True) -> NodeDrain:
+        """Suspend-ClusterNode -Name node [-Drain], asked of a node of its cluster: the node pauses and
+        the cluster moves its roles; returns at once (no -Wait), node_drain follows the drain."""
+
+    def resume_node(self, conn: Connection, node: str, failback: str = "immediate") -> NodeDrain:
+        """Resume-ClusterNode -Name node -Failback Immediate|NoFailback|Policy ("immediate",
+        "no_failback", "policy"): the node takes roles again; Immediate brings the drained ones back."""
+
+    def node_drain(self, conn: Connection, node: str) -> NodeDrain:
+        """Get-ClusterNode -Name node, Get-ClusterGroup and the Msvm_MigrationJob instances of the host
+        connected to, in one round trip: how the node's drain (or failback) goes."""
 
     def set_cluster_parallel_migrations(self, conn: Connection, cluster: str, value: int) -> ClusterInfo:
         """The cluster's MaximumParallelMigrations, asked of one of its nodes (no cmdlet sets it: a

@@ -34,6 +34,7 @@ from fabric.hyperv.api import (
     Incompatibility,
     MigrationStatus,
     MoveRequest,
+    NodeDrain,
     VmInfo,
 )
 from fabric.hyperv.powershell import SET_CLUSTER_PARALLEL_MIGRATIONS, wildcard
@@ -87,9 +88,7 @@ NOT_A_NODE = {"ClusterEndpointNotRegistered", "ClusterServiceNotRunning"}
 # Without the FailoverClusters module (the usual standalone host) the cmdlets do not exist: PowerShell
 # fails the whole pipeline with CommandNotFoundException, so the cluster is read in a pipeline of its own.
 NO_MODULE = "CommandNotFoundException"
-# Msvm_MigrationJob.JobType of a move: the VM, the VM and its storage, storage (hyperv.md section 6);
-# 300-304 are the checks Compare-VM leaves for the same VM.
-MOVE_JOB_TYPES = frozenset({305, 306, 307})
+MOVE_JOB_TYPES = parse.MOVE_JOB_TYPES
 # CIM_ConcreteJob.RequestStateChange (wmi-docs/cim-concretejob-requeststatechange.md): 0 completed,
 # 4096 transition started; 4097 invalid state transition (the job already ended). The
 # Msvm_MigrationJob page lists the vendor values 32768-32778 instead, where 32775 is "invalid state"
@@ -109,6 +108,8 @@ CANCEL_REFUSALS = {
 JOB_REMOVED_REMEDY = "Read the Hyper-V-VMMS event log of the source host for how the move ended, then try again"
 PERFORMANCE = {"tcpip": "TCPIP", "compression": "Compression", "smb": "SMB"}
 AUTH = {"kerberos": "Kerberos", "credssp": "CredSSP"}
+# Resume-ClusterNode -Failback: its accepted values (Resume-ClusterNode.md).
+FAILBACK = {"immediate": "Immediate", "no_failback": "NoFailback", "policy": "Policy"}
 PROGRESS_EVERY = 0.5  # seconds between reads of a move's pipeline
 
 
@@ -375,6 +376,22 @@ class PsrpDriver:
         return [[("Remove-VMMigrationNetwork", {"Subnet": s})] for s in removes] + [
             [("Add-VMMigrationNetwork", {"Subnet": s})] for s in adds
         ]
+
+    # --- a node's drain (Suspend-ClusterNode.md, Resume-ClusterNode.md) ---------------------------
+
+    def suspend_node(self, conn: Connection, node: str, drain: bool = True) -> NodeDrain:
+        # No -Wait: "the call is initiated and the cmdlet returns without waiting"; node_drain follows it.
+        params = {"Name": node, "Drain": SWITCH} if drain else {"Name": node}
+        return parse.node_drain(node, parse.by_kind(self._run(conn, [("Suspend-ClusterNode", params)])))
+
+    def resume_node(self, conn: Connection, node: str, failback: str = "immediate") -> NodeDrain:
+        value = _choice(FAILBACK, failback)
+        output = self._run(conn, [("Resume-ClusterNode", {"Name": node, "Failback": value})])
+        return parse.node_drain(node, parse.by_kind(output))
+
+    def node_drain(self, conn: Connection, node: str) -> NodeDrain:
+        output = self._run(conn, [("Get-ClusterNode", {"Name": node})], [("Get-ClusterGroup", {})], [JOBS])
+        return parse.node_drain(node, parse.by_kind(output))
 
     def set_cluster_parallel_migrations(self, conn: Connection, cluster: str, value: int) -> ClusterInfo:
         script = (Script(SET_CLUSTER_PARALLEL_MIGRATIONS), {"Cluster": cluster, "Value": value})

@@ -14,18 +14,23 @@ from typing import Any
 
 from fabric.hyperv.api import (
     ClusterInfo,
+    ClusterRole,
     DiskInfo,
     HostInfo,
     HostInventory,
     HyperVError,
     Incompatibility,
     MigrationStatus,
+    NodeDrain,
     ShareInfo,
     VmInfo,
 )
 from fabric.hyperv.host_values import share_roots
 from fabric.hyperv.remedies import diagnose
 
+# Msvm_MigrationJob.JobType of a move: the VM, the VM and its storage, storage (hyperv.md section 6);
+# 300-304 are the checks Compare-VM leaves for the same VM.
+MOVE_JOB_TYPES = frozenset({305, 306, 307})
 JOB_STATES = {
     2: "running",
     3: "running",
@@ -309,6 +314,7 @@ def job_status(job: dict[str, Any], pipeline_percent: int | None = None, pipelin
         # Absent on a real host (only the emulator adds them): None, and the chart says so.
         memory_rate_mbps=_optional(job.get("EmulatorMemoryRateMBps"), float),
         memory_remaining_bytes=_optional(job.get("EmulatorMemoryRemainingBytes"), int),
+        destination=str(job.get("DestinationHost") or ""),
     )
 
 
@@ -322,3 +328,25 @@ def job_error(job: dict[str, Any]) -> HyperVError | None:
         return None
     code, message, remedy = diagnose(description, str(job.get("ErrorCode") or "21502"))
     return HyperVError(code, message, str(job.get("EmulatorRecommendedAction") or "") or remedy)
+
+
+def snake(value: Any) -> str:
+    """An enumeration's name as the console's value: InProgress -> in_progress, NoFailback -> no_failback."""
+    return re.sub(r"(?<=[a-z])(?=[A-Z])", "_", text(value)).lower()
+
+
+def node_drain(node: str, g: dict[str, list[dict[str, Any]]]) -> NodeDrain:
+    """Get-ClusterNode (State, DrainStatus), Get-ClusterGroup and Msvm_MigrationJob as a NodeDrain."""
+    found = [n for n in g.get("ClusterNode", []) if str(n.get("Name")).lower() == node.lower()]
+    if not found:
+        raise HyperVError("ObjectNotFound", f"The cluster node '{node}' was not found")
+    groups = g.get("ClusterGroup", [])
+    roles = tuple(ClusterRole(str(r.get("Name")), text(r.get("OwnerNode")), snake(r.get("State"))) for r in groups)
+    jobs = [j for j in g.get("Msvm_MigrationJob", []) if int(j.get("JobType") or 0) in MOVE_JOB_TYPES]
+    return NodeDrain(
+        node=str(found[0].get("Name")),
+        state=snake(found[0].get("State")),
+        drain_status=snake(found[0].get("DrainStatus") or "NotInitiated"),
+        roles=roles,
+        moves=tuple(job_status(j) for j in jobs),
+    )

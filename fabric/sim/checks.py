@@ -450,6 +450,14 @@ def _check_hosts(d: MoveDecision) -> None:
     section 9). Delegation is Active Directory's: the world knows it, no host reports it."""
     vm, src, dst = d.vm, d.source, d.destination
     if vm.is_clustered and src.cluster and src.cluster == dst.cluster:
+        if dst.node_state == "paused":
+            # A paused node takes no cluster roles (Suspend-ClusterNode.md: it pauses activity on the
+            # node). ERROR_CLUSTER_NODE_PAUSED is Win32 error 5070; the cmdlet's wording is UNCONFIRMED.
+            raise HyperVError(
+                "0x800713CE",
+                f"The cluster node '{dst.name}' is paused: it cannot take the role of '{vm.name}'",
+                "Resume the node (Resume-ClusterNode), or move the role to another node",
+            )
         return
     for host in (src, dst):
         if not host.migration_enabled:

@@ -16,6 +16,7 @@ from fabric.hyperv.api import (
     Incompatibility,
     MigrationStatus,
     MoveRequest,
+    NodeDrain,
     VmInfo,
 )
 from fabric.sim import report as sim_report
@@ -104,3 +105,17 @@ class SimDriver:
         with self.store.session() as fabric:
             c = fabric.set_cluster_parallel_migrations(cluster, value, fqdn=conn.fqdn)
             return ClusterInfo(c.name, c.fqdn, c.functional_level, c.max_parallel_migrations, tuple(c.nodes))
+
+    def suspend_node(self, conn: Connection, node: str, drain: bool = True) -> NodeDrain:
+        with self.store.session() as fabric:
+            fabric.suspend_node(conn.fqdn, node, drain=drain)
+            return sim_report.node_drain(fabric, conn.fqdn, node, details=False)
+
+    def resume_node(self, conn: Connection, node: str, failback: str = "immediate") -> NodeDrain:
+        with self.store.session() as fabric:
+            fabric.resume_node(conn.fqdn, node, failback=failback)
+            return sim_report.node_drain(fabric, conn.fqdn, node, details=False)
+
+    def node_drain(self, conn: Connection, node: str) -> NodeDrain:
+        with self.store.session() as fabric:
+            return sim_report.node_drain(fabric, conn.fqdn, node)

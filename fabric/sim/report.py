@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import TYPE_CHECKING
 
 from fabric.hyperv.api import (
     ClusterInfo,
+    ClusterRole,
     DiskInfo,
     HostInfo,
     HostInventory,
     HyperVError,
     MigrationStatus,
+    NodeDrain,
     ShareInfo,
     VmInfo,
 )
@@ -171,3 +174,21 @@ def vm_info(vm: SimVm, migrating: bool, possible_owners: tuple[str, ...] = ()) -
         replica_server=vm.replica_server,
         possible_owners=possible_owners,
     )
+
+
+def node_drain(fabric: Fabric, fqdn: str, node: str, details: bool = True) -> NodeDrain:
+    """What Get-ClusterNode, Get-ClusterGroup and Msvm_MigrationJob tell of a node, asked of host fqdn."""
+    host = fabric.cluster_node(fqdn, node)
+    cluster = fabric.clusters[host.cluster]
+    roles = moves = ()
+    if details:
+        vms = [v for v in fabric.vms.values() if v.is_clustered and v.host in cluster.nodes]
+        vms.sort(key=lambda v: v.name)
+        roles = tuple(
+            ClusterRole(v.name, fabric.hosts[v.host].name, "online" if v.state == "running" else "offline") for v in vms
+        )
+        asked = fabric.hosts[fqdn]
+        mine = [m for m in fabric.migrations.values() if asked.fqdn in (m.source, m.destination)]
+        moves = tuple(dataclasses.replace(status(fabric, m), destination=m.destination) for m in mine)
+    state = host.node_state if host.reachable else "down"
+    return NodeDrain(host.name, state, host.drain_status, roles, moves)

@@ -31,6 +31,7 @@ from fabric.sim.checks import (
     MoveDecision,
     validate,
 )
+from fabric.sim.drain import FabricDrain
 from fabric.sim.world import (
     MB,
     MEMORY_STATES,
@@ -52,7 +53,7 @@ from fabric.sim.world import (
 __all__ = ["FAILURES", "Fabric", "SimCluster", "SimDisk", "SimHost", "SimMigration", "SimShare", "SimTuning", "SimVm"]
 
 
-class Fabric(FabricAdmin):
+class Fabric(FabricAdmin, FabricDrain):
     """The simulated clusters, hosts, shares and VMs, the migrations running between them, and a clock."""
 
     def __init__(self, seed: int = 1, tuning: SimTuning | None = None):
@@ -276,12 +277,16 @@ class Fabric(FabricAdmin):
                 sim_flow.progress(self, m, rates[m.id], dt, ends)
             # Land exactly on `end` when the caller's time is what ran out (no float dust left over).
             self.now = end if dt >= end - self.now else self.now + dt
+            ended = False
             for m in running:
                 outcome = sim_flow.settle(self, m, rates[m.id])
                 if outcome == "failed":
                     self._fail(m)
                 elif outcome == "completed":
                     self._end(m, "completed")
+                ended = ended or outcome is not None
+            if ended:
+                self.drain_step()  # a cluster draining or failing back a node starts its next roles
             running = self.running_migrations()
             if self.now >= end:
                 break

@@ -77,6 +77,14 @@ class SimHost:
     reachable: bool = True
     shares: list[str] = field(default_factory=list)  # UNC paths (as registered) it is connected to
     virtual_sans: list[str] = field(default_factory=list)  # virtual Fibre Channel SANs defined on it (Get-VMSan)
+    # A cluster node's state as Get-ClusterNode reports it (fabric/sim/drain.py): State "up" | "paused",
+    # DrainStatus "not_initiated" | "in_progress" | "completed" | "failed".
+    node_state: str = "up"
+    drain_status: str = "not_initiated"
+    drain_moves: list[str] = field(default_factory=list)  # migration ids the cluster started for the drain
+    drained: list[str] = field(default_factory=list)  # ids of the VM roles the drain moved off the node
+    drain_stuck: list[str] = field(default_factory=list)  # ids of the VM roles the drain could not move
+    failback: list[str] = field(default_factory=list)  # ids of drained roles still to come back (Resume -Failback)
 
 
 @dataclass

@@ -23,6 +23,9 @@ from migrations_ui.planning.planner import Plan
 from migrations_ui.planning.report import Chosen
 from utilities.texts import Msg, without_period
 
+# Batches that empty their host for a maintenance: the console's evacuation, the cluster's drain.
+EMPTYING = (BatchKind.EVACUATION, BatchKind.DRAIN)
+
 
 class BatchRefused(Exception):
     """The batch cannot start; the message says why (nothing was recorded)."""
@@ -128,7 +131,8 @@ def start_evacuation(host: Host, chosen: Chosen, *, move_stopped: bool = False, 
 
 def evacuation_refusal(host: Host) -> str | None:
     """Why the host cannot be evacuated now (an evacuation of it is still running), or None."""
-    active = MigrationJob.objects.filter(batch__host=host, batch__kind=BatchKind.EVACUATION, state__in=ACTIVE_STATES)
+    kinds = (BatchKind.EVACUATION, BatchKind.DRAIN)
+    active = MigrationJob.objects.filter(batch__host=host, batch__kind__in=kinds, state__in=ACTIVE_STATES)
     if n := active.count():
         if n == 1:
             return Msg("An evacuation of %(host)s is still running (1 move not finished).", host=host.name)
@@ -149,7 +153,8 @@ def evacuation_start_refusal(host: Host) -> str | None:
 
 
 def last_evacuation(host: Host) -> Batch | None:
-    return Batch.objects.filter(host=host, kind=BatchKind.EVACUATION).order_by("-created_at", "-pk").first()
+    """The host's last evacuation or drain."""
+    return Batch.objects.filter(host=host, kind__in=EMPTYING).order_by("-created_at", "-pk").first()
 
 
 def start_move_back(batch: Batch, user=None, request=None) -> Batch | None:
@@ -312,7 +317,10 @@ def batch_summary(batch: Batch, batch_runs: list[Run] | None = None) -> dict:
     ends = [r.finished_at for r in batch_runs if r.finished_at]
     active = sum(r.state in ACTIVE_STATES for r in batch_runs)
     finished = not active
-    in_maintenance = batch.kind == BatchKind.EVACUATION and batch.host is not None and batch.host.maintenance
+    in_maintenance = batch.kind in EMPTYING and batch.host is not None and batch.host.maintenance
+    drain = batch.plan.get("drain") if batch.kind == BatchKind.DRAIN else None
+    if drain is not None:  # the cluster may start its next move after this one: its own status says
+        finished = finished and drain.get("status") in ("completed", "failed", "stopped", "refused")
     return {
         "counts": dict(counts),
         "percent": round(done / len(batch_runs)) if batch_runs else 100,

@@ -21,6 +21,7 @@ from django_tasks_db.models import DBTaskResult
 
 from fabric.tasks import enqueue_sync_if_due
 from migrations_ui.jobs import windows
+from migrations_ui.jobs.drain import restart_stale_drains
 from migrations_ui.jobs.events import audit_job, record
 from migrations_ui.jobs.runner import RECOVERABLE, RECOVERY_PENDING, STALE_AFTER
 from migrations_ui.jobs.scheduler import admit_waiting
@@ -124,6 +125,7 @@ def tick() -> None:
     enqueue_sync_if_due()  # the inventory, every INVENTORY_SYNC_INTERVAL: whichever worker ticks first
     enqueue_readiness_if_stale()  # could each host be emptied: after syncs and finished moves
     windows.tick()  # maintenance windows that are due start; batches past their deadline start no more
+    restart_stale_drains()  # a cluster drain whose follower's worker died gets a new follower
 
 
 def start_supervisor(stop: threading.Event, interval: float = TICK_S) -> threading.Thread:

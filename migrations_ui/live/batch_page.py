@@ -13,6 +13,7 @@ from django.utils.safestring import mark_safe
 
 from fabric.driver import fabric_seconds_per_second
 from migrations_ui.jobs.batches import Run, actual_times, batch_summary, runs
+from migrations_ui.jobs.drain import NOT_MOVED
 from migrations_ui.live.timeline import timeline_svg
 from migrations_ui.models import ACTIVE_STATES, FINAL_STATES, Batch, JobEvent, JobState, MigrationJob
 from migrations_ui.planning.planner import LeftVm, LinkCap, Plan, PlannedMove
@@ -73,14 +74,16 @@ def batch_for_page(batch_id: int) -> Batch:
 
 def _jobs(batch: Batch) -> list[MigrationJob]:
     """The jobs for the VM rows (not batch.jobs: its manager would set .batch on every one)."""
-    fields = ("state", "percent", "error_message", "vm_name", "kind", "batch", "vm__guid")
-    return list(MigrationJob.objects.filter(batch_id=batch.pk).select_related("vm").only(*fields).order_by("pk"))
+    fields = ("state", "percent", "error_message", "vm_name", "kind", "batch", "vm__guid", "destination__name")
+    jobs = MigrationJob.objects.filter(batch_id=batch.pk).select_related("vm", "destination")
+    return list(jobs.only(*fields).order_by("pk"))
 
 
 def _outcome(move: dict, job: MigrationJob | None, note: str = "") -> Outcome:
+    # Where the job went (a cluster's drain chooses it itself), else where the plan sends it.
     return Outcome(
         move["vm"],
-        move.get("destination_name") or move["destination"],
+        job.destination.name if job is not None else move.get("destination_name") or move["destination"],
         move["transfer_type"],
         move["start_s"],
         move["end_s"],
@@ -93,6 +96,8 @@ def outcomes(batch: Batch, jobs: list[MigrationJob]) -> list[Outcome]:
     """Each planned VM with its job (or why it has none), then the VMs the plan left."""
     by_vm = {str(j.vm.guid): j for j in jobs}
     refused = {r.get("vm_id"): r["reason"] for r in batch.plan.get("refused", [])}
+    if (drain := batch.plan.get("drain")) is not None:
+        return _drain_outcomes(batch, drain, by_vm)
     rows = []
     for m in batch.plan.get("moves", []):
         job = by_vm.get(m.get("vm_id"))
@@ -101,11 +106,32 @@ def outcomes(batch: Batch, jobs: list[MigrationJob]) -> list[Outcome]:
     return rows + [Outcome(v["vm"], "", "", None, None, None, reason) for v, reason in left]
 
 
+def _drain_outcomes(batch: Batch, drain: dict, by_vm: dict[str, MigrationJob]) -> list[Outcome]:
+    """A drain's rows: every role of the node, with the move the cluster made (its job), the reason
+    it did not move once the drain ended, or that the cluster has not moved it yet."""
+    planned = {m.get("vm_id"): m for m in batch.plan.get("moves", [])}
+    # The console's own reason in the reader's language; a host's error text as the host wrote it.
+    stuck = {s["vm_id"]: Msg(NOT_MOVED) if s["reason"] == NOT_MOVED else s["reason"] for s in drain.get("stuck", [])}
+    waiting = Msg("The cluster has not moved it yet.")
+    rows = []
+    for vm_id, name in drain.get("roles", {}).items():
+        move = planned.get(vm_id) or {
+            "vm": name,
+            "destination": "",
+            "transfer_type": "",
+            "start_s": None,
+            "end_s": None,
+        }
+        job = by_vm.get(vm_id)
+        rows.append(_outcome(move, job, "" if job else stuck.get(vm_id, waiting)))
+    return rows
+
+
 def progress_context(batch: Batch, batch_runs: list[Run]) -> dict:
     """The progress section: the batch's summary, its counts labelled in the page's language."""
     summary = batch_summary(batch, batch_runs)
     counts = [(JobState(state).label, n) for state, n in summary["counts"].items()]
-    context = {**summary, "batch": batch, "counts": counts}
+    context = {**summary, "batch": batch, "counts": counts, "drain": batch.plan.get("drain")}
     if batch.deadline is not None:  # its window's deadline: say how many moves it stopped
         context["not_started"] = batch.jobs.filter(error_code="deadline").count()
     # The pre-maintenance report's choices beyond the moves: VMs shut down where they stay (a worker
@@ -193,6 +219,11 @@ def render_batch_replay(batch_id: int) -> tuple[str, str, dict[int, int]]:
 def render_batch_job(job: MigrationJob, *, timelines: bool) -> tuple[str, str]:
     """After a change of one of the batch's jobs: the batch's state sections and that job's row."""
     batch = batch_for_page(job.batch_id)
+    if batch.plan.get("drain") is not None:
+        # A drain's jobs appear as the cluster moves each role: a new job has no row on the page yet,
+        # so the rows go as a whole (a node's roles: a short table).
+        rows = render_to_string("partials/batch_rows.html", {"outcomes": outcomes(batch, _jobs(batch)), "oob": True})
+        return render_batch_state(batch, timelines=timelines), rows
     guid = str(job.vm.guid)
     move = next((m for m in batch.plan.get("moves", []) if m.get("vm_id") == guid), None)
     if move is None:  # not in the stored plan (an older batch): the job has the facts

@@ -253,6 +253,8 @@ class BatchConsumer(_LiveConsumer):
     async def batch_changed(self, event):
         """The batch itself changed (its host's maintenance ended)."""
         key = (event["id"], "batch", self.language)
-        html = await shared(key, progress.render_batch_change, event["batch_id"], language=self.language)
-        if html:
+        part = await shared(key, progress.render_batch_change, event["batch_id"], language=self.language)
+        if part:
+            html, rows = part
             await self.send(text_data=html)
+            await self.send(text_data=rows)  # the rows in a message of their own, as on connect

@@ -425,11 +425,13 @@ def render_batch_update(job_id: int, timelines: bool) -> tuple[str, str]:
     return render_batch_job(job_for_page(job_id), timelines=timelines)
 
 
-def render_batch_change(batch_id: int) -> str:
-    """The batch page after the batch itself changed (its host's maintenance ended)."""
-    from migrations_ui.live.batch_page import batch_for_page, render_batch_state
+def render_batch_change(batch_id: int) -> tuple[str, str]:
+    """The batch page after the batch itself changed (its host's maintenance ended, a cluster's drain
+    moved on or showed a new move): its state sections and its rows (a <tbody>: a message of its own)."""
+    from migrations_ui.live.batch_page import render_batch_replay
 
-    return render_batch_state(batch_for_page(batch_id), timelines=False)
+    state, rows, _ = render_batch_replay(batch_id)
+    return state, rows
 
 
 def _only_progress_since_a_while(job: MigrationJob, newest: JobEvent | None) -> bool:

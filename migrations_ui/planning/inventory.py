@@ -130,6 +130,20 @@ def evacuation(
     return report, plan_with_choices(source, vms, candidates, fabric.options, made, resident=resident)
 
 
+def drain_plan(host: Host) -> tuple[Plan, dict[str, str], int]:
+    """The console's estimate of the cluster draining this node: only its clustered roles move (a
+    drain moves cluster roles; the other VMs stay), only to the other nodes of its cluster, within
+    the cluster's limits (HostFacts.live_limit: MaximumParallelMigrations where the cluster has it).
+    The cluster places the roles itself: the estimate's destinations are the planner's, its time the
+    model's. Returns the plan, every role's VM (id -> name) and how many VMs are not roles."""
+    fabric = Snapshot()
+    node = fabric.facts[host.pk]
+    roles = [v for v in fabric.by_host[host.pk] if v.clustered]
+    others = [c for c in fabric.candidates(host.pk) if node.cluster and c.cluster == node.cluster]
+    plan = plan_evacuation(node, roles, others, fabric.options, resident=fabric.resident(but=host))
+    return plan, {v.id: v.name for v in roles}, len(fabric.by_host[host.pk]) - len(roles)
+
+
 def selection_plan(vms: Sequence[VirtualMachine], destination: Host | None, *, move_stopped: bool = False) -> Plan:
     """Move a selection: every VM to `destination`, or (None) each to the best other host, placed as
     an evacuation of its host would place it (memory with headroom, HA VMs in their cluster...)."""

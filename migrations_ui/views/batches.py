@@ -11,17 +11,17 @@ from fabric.models import Host
 from migrations_ui.forms import Folders, SelectionForm, folder_field
 from migrations_ui.jobs.batches import (
     BatchRefused,
-    end_maintenance,
     evacuation_start_refusal,
     last_evacuation,
     start_batch,
     start_evacuation,
     start_move_back,
 )
+from migrations_ui.jobs.drain import drain_refusal, end_maintenance_of, start_drain, start_resume
 from migrations_ui.live.batch_page import batch_context, batch_for_page
 from migrations_ui.live.timeline import timeline_svg
 from migrations_ui.models import Batch, BatchKind
-from migrations_ui.planning.inventory import evacuation, selection_plan
+from migrations_ui.planning.inventory import drain_plan, evacuation, selection_plan
 from migrations_ui.views.report import choices_in, report_rows
 from utilities.http import go
 from utilities.texts import localized, localized_error
@@ -111,6 +111,8 @@ def evacuate_host(request, fqdn: str):
     host = get_object_or_404(Host.objects.select_related("cluster"), fqdn=fqdn)
     params = request.POST if request.method == "POST" else request.GET
     move_stopped = params.get("move_stopped") in ("1", "on", "true")
+    if host.cluster_id is not None and params.get("method") == "drain":
+        return _drain(request, host)
     choices = choices_in(params)
     refusal = evacuation_start_refusal(host)
     report, chosen = evacuation(host, move_stopped=move_stopped, choices=choices)
@@ -133,8 +135,29 @@ def evacuate_host(request, fqdn: str):
     context = {"host": host, "plan": plan, "move_stopped": move_stopped, "refusal": refusal, "svg": _svg(plan)}
     context |= {"files_to": _files_to(plan), "rows": report_rows(report, chosen.choices, wrong)}
     context |= {"running_names": ", ".join(v.vm for v in chosen.left_running), "wrong": wrong}
+    if host.cluster_id is not None:
+        drain, roles, staying = drain_plan(host)
+        context["drain"] = {"plan": drain, "roles": len(roles), "staying": staying, "refusal": drain_refusal(host)}
+        context["drain"]["faster"] = "drain" if drain.makespan_s < plan.makespan_s else "console"
     status = 400 if wrong else 409 if refusal and request.method == "POST" else 200
     return render(request, "migrations_ui/evacuate.html", context, status=status)
+
+
+def _drain(request, host: Host):
+    """POST: the cluster drains the node (Suspend-ClusterNode -Drain), the batch page follows it."""
+    if request.method != "POST":
+        return redirect("migrations_ui:evacuate", host.fqdn)
+    plan, roles, _staying = drain_plan(host)
+    try:
+        batch = start_drain(host, plan, clustered=roles, user=request.user, request=request)
+    except BatchRefused as exc:
+        messages.error(request, localized_error(exc))
+        return redirect("migrations_ui:evacuate", host.fqdn)
+    messages.success(
+        request,
+        _("%(host)s is in maintenance; the cluster drains its %(n)s roles.") % {"host": host.name, "n": len(roles)},
+    )
+    return redirect(batch)
 
 
 @require_safe  # a read-only page: POST and the like are refused (405)
@@ -169,6 +192,18 @@ def host_move_back(request, fqdn: str):
 
 
 def _move_back(request, batch: Batch, back_to):
+    if batch.kind == BatchKind.DRAIN:
+        try:
+            start_resume(batch, "immediate", request.user, request)
+        except BatchRefused as exc:
+            messages.error(request, localized_error(exc))
+            return go(request, back_to)
+        messages.success(
+            request,
+            _("%(host)s resumes; the cluster moves its drained roles back (Failback Immediate).")
+            % {"host": batch.host.name},
+        )
+        return go(request, batch)
     try:
         moving = start_move_back(batch, request.user, request)
     except BatchRefused as exc:
@@ -193,7 +228,7 @@ def host_end_maintenance(request, fqdn: str):
     if request.method != "POST":
         return redirect(host)
     try:
-        end_maintenance(host, request.user, request)
+        end_maintenance_of(host, request.user, request)  # a drained node resumes, its roles stay
     except BatchRefused as exc:
         messages.error(request, localized_error(exc))
     else:

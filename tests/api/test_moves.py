@@ -388,3 +388,24 @@ def test_the_evacuation_plan_adds_the_links_that_are_the_bottleneck(apis, demo_f
     assert status == 200, body
     assert {"host": "hv-s1.contoso.test", "limit": 4, "cap": 1, "nic_gbps": 1.0} in body["link_caps"]
     assert list(body) == ["host", "moves", "left", "makespan_s", "lower_bound_s", "link_caps"]  # only added
+
+
+def test_a_drained_node_resumes_through_move_back_or_end_maintenance(apis, demo_fabric):
+    from migrations_ui.jobs.drain import start_drain
+    from migrations_ui.models import Batch
+    from migrations_ui.planning.inventory import drain_plan
+
+    node = Host.objects.get(name="hv-new1")
+    plan, roles, _ = drain_plan(node)
+    batch = start_drain(node, plan, clustered=roles)
+    status, _ = apis["operator"].post(f"/batches/{batch.pk}/move-back")
+    assert status == 409  # the drain has not ended
+    batch.plan["drain"]["status"] = "completed"
+    batch.save()
+    assert apis["viewer"].post(f"/batches/{batch.pk}/move-back")[0] == 403
+
+    status, body = apis["operator"].post(f"/hosts/{node.fqdn}/end-maintenance")
+    assert status == 200 and "maintenance has ended" in body["message"]
+    node.refresh_from_db()
+    assert not node.maintenance
+    assert Batch.objects.get(pk=batch.pk).plan["drain"]["resume"]["failback"] == "no_failback"

@@ -193,6 +193,10 @@ def test_every_command_the_driver_sends_binds_to_a_parameter_set_of_the_help(
     driver.set_host_settings(s3, every)
     driver.set_host_settings(s3, HostSettings(migration_enabled=True, remove_networks=("10.40.0.0/24",)))
     driver.set_cluster_parallel_migrations(new1, "CL-NEW", 2)
+    # A node's drain, followed, and its resume with failback (Suspend-/Resume-ClusterNode.md).
+    driver.suspend_node(new2, "hv-new3", drain=True)
+    driver.node_drain(new2, "hv-new3")
+    driver.resume_node(new2, "hv-new3", "immediate")
 
     emulator.flush_log()
     with sqlite3.connect(emu_fabric_path) as db:
@@ -231,6 +235,10 @@ def test_every_command_the_driver_sends_binds_to_a_parameter_set_of_the_help(
         ("Remove-VMMigrationNetwork", ("Subnet",)),
         ("Invoke-CimMethod", ("Arguments", "MethodName")),
         ("Set-ClusterMaximumParallelMigrations (script)", ("Cluster", "Value")),
+        ("Suspend-ClusterNode", ("Drain", "Name")),
+        ("Resume-ClusterNode", ("Failback", "Name")),
+        ("Get-ClusterNode", ("Name",)),
+        ("Get-ClusterGroup", ()),
     }
     assert expected <= sent, expected - sent
     set_vmhost = max((e["params"] for e in logged if e["cmdlet"] == "Set-VMHost"), key=len)

@@ -407,6 +407,37 @@ async def test_ending_the_maintenance_updates_the_batch_page(operator_user, batc
     await page.disconnect()
 
 
+def _as_drain(batch, status: str) -> None:
+    roles = {str(job.vm.guid): job.vm_name for job in (batch.running, batch.queued)}
+    batch.kind = BatchKind.DRAIN
+    batch.plan = {**batch.plan, "drain": {"status": status, "roles": roles, "stuck": []}}
+    batch.save()
+    batch.queued.delete()  # the cluster has not moved this role yet: no job
+
+
+async def test_a_drains_change_reaches_the_page_with_its_rows(viewer_user, batch):
+    from migrations_ui.jobs.emit import send_batch_update
+
+    await database_sync_to_async(_as_drain)(batch, "in_progress")
+    page, _ = await connect(f"/ws/batches/{batch.pk}/", viewer_user)
+    state, rows = await drained(page)
+    assert 'data-drain="in_progress"' in state and "The cluster has not moved it yet." in rows
+
+    drain = {**batch.plan["drain"], "status": "completed"}
+    await database_sync_to_async(Batch.objects.filter(pk=batch.pk).update)(plan={**batch.plan, "drain": drain})
+    await database_sync_to_async(send_batch_update)(batch.pk)
+    state, rows = await drained(page)  # the state, then the rows in a message of their own
+    assert 'data-drain="completed"' in state
+    assert rows.lstrip().startswith('<tbody id="batch-outcomes" hx-swap-oob="true">')
+    assert f'<tr id="batch-job-{batch.running.pk}">' in rows
+
+    # A drain's job change carries all its rows: the cluster's next move is a row the page lacks.
+    await database_sync_to_async(change_state)(batch.running, JobState.SUCCEEDED, percent=100)
+    state, rows = await drained(page)
+    assert rows.lstrip().startswith('<tbody id="batch-outcomes" hx-swap-oob="true">') and "Succeeded" in rows
+    await page.disconnect()
+
+
 async def test_the_batch_page_hears_only_its_own_jobs_and_drops_stale_copies(viewer_user, batch, hosts):
     other = await database_sync_to_async(make_job)(*hosts, JobState.RUNNING, percent=5)
     page, _ = await connect(f"/ws/batches/{batch.pk}/", viewer_user)
