@@ -10,7 +10,8 @@ apart from a wrong password.
   here and ModelBackend checks the local password. Users the directory created have no usable
   password, so ModelBackend never signs them in.
 - Outage: django-auth-ldap logs a directory error and answers None, as for a wrong password; the
-  request carries `directory_problem` so the sign-in form says so (console/forms.py).
+  request carries `directory_problem` ("unreachable", "unreachable_tls" or "error") so the sign-in
+  form says which (console/forms.py).
 """
 
 from __future__ import annotations
@@ -79,5 +80,13 @@ def _local_account(username: str) -> bool:
 
 @receiver(ldap_error, sender=DirectoryBackend)
 def _directory_problem(sender, context, user, request, exception, **kwargs):
-    if request is not None:
-        request.directory_problem = "unreachable" if isinstance(exception, UNREACHABLE) else "error"
+    if request is None:
+        return
+    if not isinstance(exception, UNREACHABLE):
+        request.directory_problem = "error"
+    elif settings.AUTH_LDAP_START_TLS or "ldaps://" in settings.AUTH_LDAP_SERVER_URI:
+        # A certificate the console does not trust fails as a server that does not answer (GnuTLS
+        # tells the two apart in no error code).
+        request.directory_problem = "unreachable_tls"
+    else:
+        request.directory_problem = "unreachable"

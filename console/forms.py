@@ -44,12 +44,15 @@ class LockoutAuthenticationForm(AuthenticationForm):
 
     def get_invalid_login_error(self):
         problem = getattr(self.request, "directory_problem", None)
-        if problem == "unreachable":
-            message = gettext("The directory does not answer; local accounts can still sign in.")
-        elif problem:
-            message = gettext(
-                "The directory refused the console's query (see the server log); local accounts can still sign in."
-            )
-        else:
+        if problem is None:
             return super().get_invalid_login_error()
-        return ValidationError(message, code="directory_" + problem)
+        messages = {
+            "unreachable": gettext("The directory does not answer; local accounts can still sign in."),
+            "unreachable_tls": gettext(
+                "The directory does not answer, or its certificate is not trusted; local accounts can still sign in."
+            ),
+            "error": gettext(
+                "The directory refused the console's query (see the server log); local accounts can still sign in."
+            ),
+        }
+        return ValidationError(messages[problem], code="directory_" + problem)

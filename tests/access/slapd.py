@@ -26,6 +26,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from fabric.emulator.tls import ensure_certificates
+
 SLAPD = "/usr/sbin/slapd"
 SCHEMA = Path("/etc/ldap/schema")
 MODULES = Path("/usr/lib/ldap")
@@ -177,12 +179,16 @@ index objectClass,member eq
 {overlay}"""
         )
     (folder / "ad.schema").write_text(AD_SCHEMA)
+    ca, cert, key = ensure_certificates(folder / "tls", ["localhost"], ["127.0.0.1"])
     includes = "".join(f"include {SCHEMA / n}.schema\n" for n in ("core", "cosine", "inetorgperson"))
     return f"""{includes}include {folder / "ad.schema"}
 modulepath {MODULES}
 moduleload back_mdb
 moduleload memberof
 pidfile {folder / "slapd.pid"}
+TLSCACertificateFile {ca}
+TLSCertificateFile {cert}
+TLSCertificateKeyFile {key}
 access to attrs=userPassword by anonymous auth by * none
 access to * by users read by * none
 
@@ -193,18 +199,28 @@ access to * by users read by * none
 class Slapd:
     folder: Path
     port: int
+    tls_port: int
     process: subprocess.Popen | None
 
     @property
     def uri(self) -> str:
         return f"ldap://127.0.0.1:{self.port}"
 
+    @property
+    def ldaps_uri(self) -> str:
+        return f"ldaps://127.0.0.1:{self.tls_port}"
+
+    @property
+    def ca_file(self) -> Path:
+        """The CA of the server's certificate (for localhost and 127.0.0.1)."""
+        return self.folder / "tls" / "ca.pem"
+
     @classmethod
     @contextlib.contextmanager
     def start(cls, folder: Path) -> Iterator[Slapd]:
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "slapd.conf").write_text(_config(folder))
-        server = cls(folder, _free_port(), None)
+        server = cls(folder, _free_port(), _free_port(), None)
         try:
             server.run()
             server._load(DATA)
@@ -215,7 +231,7 @@ class Slapd:
     def run(self) -> None:
         """Start (or start again) the server; -d 0 keeps it in the foreground, the test's own process."""
         self.process = subprocess.Popen(
-            [SLAPD, "-d", "0", "-f", str(self.folder / "slapd.conf"), "-h", f"{self.uri}/"],
+            [SLAPD, "-d", "0", "-f", str(self.folder / "slapd.conf"), "-h", f"{self.uri}/ {self.ldaps_uri}/"],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
         )

@@ -192,6 +192,27 @@ def test_it_signs_in_by_binding_as_the_user(client, directory):
     assert role("adam") == Role.ADMINISTRATOR
 
 
+@pytest.mark.parametrize("tls", ["starttls", "ldaps"])
+def test_it_signs_in_over_tls_with_the_directory_s_ca(client, slapd, directory, tls):
+    uri = slapd.ldaps_uri if tls == "ldaps" else slapd.uri
+    directory(uri=uri, AUTH_LDAP_START_TLS=str(tls == "starttls"), AUTH_LDAP_CA_FILE=str(slapd.ca_file), **OPENLDAP)
+    assert sign_in(client, "olga").status_code == 302
+    assert role("olga") == Role.OPERATOR
+
+
+@pytest.mark.parametrize("tls", ["starttls", "ldaps"])
+def test_it_does_not_trust_a_directory_certificate_from_another_ca(client, slapd, directory, tls, tmp_path):
+    from fabric.emulator.tls import ensure_certificates
+
+    other_ca = ensure_certificates(tmp_path, ["localhost"], ["127.0.0.1"])[0]
+    uri = slapd.ldaps_uri if tls == "ldaps" else slapd.uri
+    directory(uri=uri, AUTH_LDAP_START_TLS=str(tls == "starttls"), AUTH_LDAP_CA_FILE=str(other_ca), **OPENLDAP)
+    response = sign_in(client, "olga")
+    assert response.status_code == 200
+    assert "The directory does not answer, or its certificate is not trusted" in response.content.decode()
+    assert not User.objects.filter(username="olga").exists()
+
+
 @pytest.mark.parametrize("group_type", ["activedirectory", "memberof"])
 def test_it_signs_in_with_an_active_directory_layout(client, directory, group_type):
     directory(AUTH_LDAP_GROUP_TYPE=group_type, **ACTIVE_DIRECTORY)
