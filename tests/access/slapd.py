@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fabric.emulator.tls import ensure_certificates
+from tests.served import free_port
 
 SLAPD = "/usr/sbin/slapd"
 SCHEMA = Path("/etc/ldap/schema")
@@ -150,12 +151,6 @@ def missing() -> list[str]:
     return absent
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 # Active Directory keeps memberOf on users and groups; the overlay does the same for `group` objects.
 MEMBEROF = """overlay memberof
 memberof-group-oc group
@@ -220,7 +215,7 @@ class Slapd:
     def start(cls, folder: Path) -> Iterator[Slapd]:
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "slapd.conf").write_text(_config(folder))
-        server = cls(folder, _free_port(), _free_port(), None)
+        server = cls(folder, free_port(), free_port(), None)
         try:
             server.run()
             server._load(DATA)

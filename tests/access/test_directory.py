@@ -11,6 +11,7 @@ import pytest
 from django.contrib.auth.models import User
 from django.urls import reverse
 
+from access import Perm, can
 from audit.models import AuditEvent
 from tests.access import slapd as d
 from tests.conftest import need
@@ -78,6 +79,7 @@ def test_it_gives_a_member_of_the_operators_group_the_operator_role(client, dire
     user = User.objects.get(username="olga")
     assert (user.first_name, user.last_name, user.email) == ("Olga", "Operator", "olga@contoso.test")
     assert not user.has_usable_password()  # the directory's user: never a local sign-in
+    assert can(user, Perm.MIGRATE) and not can(user, Perm.MANAGE_HOSTS)  # the role's permissions
     assert AuditEvent.objects.filter(action="login", username="olga").exists()
     assert AuditEvent.objects.filter(action="user.roles_changed", target_name="olga").exists()
 
@@ -133,6 +135,15 @@ def test_it_leaves_groups_that_are_no_roles_alone(client, directory):
     assert set(user.groups.values_list("name", flat=True)) == {"Operator", "Night shift"}
 
 
+def test_it_refuses_a_directory_user_an_administrator_made_inactive(client, directory):
+    sign_in(client, "olga")
+    User.objects.filter(username="olga").update(is_active=False)
+    client.logout()
+    response = sign_in(client, "olga")
+    assert response.status_code == 200
+    assert "This account is inactive." in response.content.decode()
+
+
 def test_it_refuses_a_wrong_password(client, directory):
     response = sign_in(client, "olga", "not-her-password")
     assert response.status_code == 200
@@ -151,6 +162,10 @@ def test_it_says_the_directory_does_not_answer_and_local_accounts_still_sign_in(
         response = sign_in(client, "olga")
         assert response.status_code == 200
         assert "The directory does not answer; local accounts can still sign in." in response.content.decode()
+        german = client.post(
+            reverse("login"), {"username": "olga", "password": d.PASSWORD}, headers={"accept-language": "de"}
+        )
+        assert "Der Verzeichnisdienst antwortet nicht" in german.content.decode()
         assert sign_in(client, "admin", "admin-pass-123").status_code == 302
     assert role("admin") == Role.ADMINISTRATOR
 
