@@ -241,3 +241,15 @@ def test_it_signs_in_with_an_active_directory_layout(client, directory, group_ty
         assert role(name) == expected, name
         client.logout()
     assert "correct username and password" in sign_in(client, "aadmin", "wrong").content.decode()
+
+
+def test_passwords_are_never_logged_nor_audited(client, directory, caplog):
+    wrong = "Wr0ng-Directory-Pa55"
+    with caplog.at_level(logging.DEBUG):
+        sign_in(client, "olga")
+        client.logout()
+        sign_in(client, "olga", wrong)
+    trail = repr(list(AuditEvent.objects.values()))
+    for secret in (d.PASSWORD, d.BIND_PASSWORD, wrong):
+        assert secret not in caplog.text
+        assert secret not in trail
