@@ -1,4 +1,5 @@
-"""Sign-in with a lockout: repeated failures for one user name lock it for a while.
+"""Sign-in with a lockout: repeated failures for one user name lock it for a while; and a directory
+that does not answer is said so, not taken for a wrong password (access/directory.py).
 
 Failures are counted from the audit trail (login_failed events), so every web process, on every
 machine, sees the same count without a cache."""
@@ -9,7 +10,7 @@ from django.conf import settings
 from django.contrib.auth.forms import AuthenticationForm
 from django.core.exceptions import ValidationError
 from django.utils import timezone
-from django.utils.translation import ngettext
+from django.utils.translation import gettext, ngettext
 
 from audit.log import record_refusal
 from audit.models import AuditEvent
@@ -40,3 +41,18 @@ class LockoutAuthenticationForm(AuthenticationForm):
                 code="locked",
             )
         return super().clean()
+
+    def get_invalid_login_error(self):
+        problem = getattr(self.request, "directory_problem", None)
+        if problem is None:
+            return super().get_invalid_login_error()
+        messages = {
+            "unreachable": gettext("The directory does not answer; local accounts can still sign in."),
+            "unreachable_tls": gettext(
+                "The directory does not answer, or its certificate is not trusted; local accounts can still sign in."
+            ),
+            "error": gettext(
+                "The directory refused the console's query (see the server log); local accounts can still sign in."
+            ),
+        }
+        return ValidationError(messages[problem], code="directory_" + problem)

@@ -4,7 +4,7 @@ import os
 import sys
 from pathlib import Path
 
-from console import env
+from console import directory, env
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 # Where the embedded default keeps its database, generated keys and the simulated fabric.
@@ -90,6 +90,9 @@ try:
     MOVE_TIMEOUT_RETRY_COMPRESSION = env.parse_bool(
         "MOVE_TIMEOUT_RETRY_COMPRESSION", os.environ.get("MOVE_TIMEOUT_RETRY_COMPRESSION"), default=False
     )
+    # Directory sign-in (LDAP, Active Directory; console/directory.py, README "Directory sign-in"): the
+    # AUTH_LDAP_* settings of django-auth-ldap, none unless AUTH_LDAP_SERVER_URI is set.
+    DIRECTORY = directory.ldap_settings(os.environ)
 except env.ConfigError as exc:
     sys.stderr.write(f"Configuration error: {exc}\n")
     raise SystemExit(2) from None
@@ -187,6 +190,11 @@ if CHANNEL_FANOUT:
 ANNOUNCE_IN_BACKGROUND = True
 
 TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend", "QUEUES": ["default"]}}
+
+globals().update(DIRECTORY)
+# The directory first; local accounts (the break-glass admin) through ModelBackend, whatever the
+# directory's state: the directory backend passes them by (access/directory.py).
+AUTHENTICATION_BACKENDS = [*([directory.BACKEND] if DIRECTORY else []), "django.contrib.auth.backends.ModelBackend"]
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},

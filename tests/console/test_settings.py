@@ -196,6 +196,7 @@ _SETTINGS_VARIABLES = {*SETTINGS_VARIABLES, "CONSOLE_DATA_DIR"}
         ("ALLOWED_HOSTS", ""),
         ("HYPERV_DRIVER", "vmware"),
         ("AUDIT_SYSLOG_URL", "udp://siem.contoso.test:514"),
+        ("AUTH_LDAP_SERVER_URI", "http://dc1.corp.example"),
     ],
 )
 def test_it_stops_manage_py_with_a_message_naming_the_variable(tmp_path, variable, value):
