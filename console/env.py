@@ -186,3 +186,27 @@ def parse_syslog_name(name: str, raw: str | None, max_length: int = 255) -> str:
     if len(value) > max_length or any(not 33 <= ord(c) <= 126 for c in value):
         raise ConfigError(f"{name}={raw!r}: at most {max_length} printable ASCII characters, no spaces")
     return value
+
+
+def parse_networks(name: str, raw: str | None) -> tuple:
+    """Comma-separated networks (10.0.0.0/24, 127.0.0.1/32, ::1/128; a bare address is its /32 or
+    /128); () when unset. A network with host bits set is refused: 10.0.0.1/8 is a typo, not a choice."""
+    import ipaddress
+
+    networks = []
+    for part in (raw or "").split(","):
+        if not part.strip():
+            continue
+        try:
+            networks.append(ipaddress.ip_network(part.strip()))
+        except ValueError:
+            raise ConfigError(f"{name}: {part.strip()!r} is not a network, e.g. 10.0.0.0/24 or 127.0.0.1/32") from None
+    return tuple(networks)
+
+
+def parse_token(name: str, raw: str | None, min_length: int = 32) -> str:
+    """A bearer token set by the operator; "" when unset (off). Short ones are refused."""
+    value = (raw or "").strip()
+    if value and (len(value) < min_length or any(not 33 <= ord(c) <= 126 for c in value)):
+        raise ConfigError(f"{name} must be at least {min_length} printable ASCII characters without spaces")
+    return value

@@ -90,6 +90,10 @@ try:
     MOVE_TIMEOUT_RETRY_COMPRESSION = env.parse_bool(
         "MOVE_TIMEOUT_RETRY_COMPRESSION", os.environ.get("MOVE_TIMEOUT_RETRY_COMPRESSION"), default=False
     )
+    # Prometheus metrics at /metrics (console/metrics/; README "Metrics"): off unless a token or the
+    # scrapers' networks are set; with both, a scrape needs both.
+    METRICS_TOKEN = env.parse_token("METRICS_TOKEN", os.environ.get("METRICS_TOKEN"))
+    METRICS_ALLOW = env.parse_networks("METRICS_ALLOW", os.environ.get("METRICS_ALLOW"))
     # Directory sign-in (LDAP, Active Directory; console/directory.py, README "Directory sign-in"): the
     # AUTH_LDAP_* settings of django-auth-ldap, none unless AUTH_LDAP_SERVER_URI is set.
     DIRECTORY = directory.ldap_settings(os.environ)
@@ -188,6 +192,8 @@ if CHANNEL_FANOUT:
 
 # Job updates are rendered and sent to browsers from a background thread (see migrations_ui.jobs.events).
 ANNOUNCE_IN_BACKGROUND = True
+# A web process writes its heartbeat and websocket clients for the metrics from a thread (migrations_ui.beats).
+BEATS_IN_BACKGROUND = True
 
 TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend", "QUEUES": ["default"]}}
 

@@ -8,6 +8,7 @@ from django.views.generic import RedirectView
 from api.urls import account_urls, api_urls
 from console.forms import LockoutAuthenticationForm
 from console.language import set_language
+from console.metrics.views import metrics
 from console.search import search
 
 urlpatterns = [
@@ -19,6 +20,8 @@ urlpatterns = [
     # Browsers ask for /favicon.ico where a page names no icon (JSON, the API's docs): the same icon.
     path("favicon.ico", login_not_required(RedirectView.as_view(url=static("img/favicon.svg"), permanent=True))),
     path("search/", search, name="search"),
+    # Prometheus, outside the sign-in: its own token and network checks, off by default (console/metrics/).
+    path("metrics", metrics, name="metrics"),
     path("api/v1/", api_urls),
     path("account/", include(account_urls)),
     path("audit/", include("audit.urls")),

@@ -230,3 +230,26 @@ class JobEvent(models.Model):
 
     def __str__(self):
         return f"{self.job_id}#{self.sequence} {self.kind}"
+
+
+class ProcessKind(models.TextChoices):
+    WORKER = "worker", _("Job worker")
+    WEB = "web", _("Web server")
+
+
+class ProcessBeat(models.Model):
+    """One row per running console process (a job worker, a web server serving websockets), rewritten
+    every few seconds (migrations_ui.beats): the metrics read workers' heartbeats and the websocket
+    clients of every process from here, whichever process answers the scrape."""
+
+    kind = models.CharField(max_length=8, choices=ProcessKind.choices)
+    name = models.CharField(max_length=128, unique=True, help_text="host:pid")
+    started_at = models.DateTimeField()
+    beat_at = models.DateTimeField()
+    websocket_clients = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        indexes = [models.Index(fields=["kind", "beat_at"])]
+
+    def __str__(self):
+        return f"{self.kind} {self.name}"

@@ -83,6 +83,7 @@ def test_settings(monkeypatch, tmp_path):
     if settings.configured:
         monkeypatch.setattr(settings, "HYPERV_DRIVER", "sim")
         monkeypatch.setattr(settings, "ANNOUNCE_IN_BACKGROUND", False)
+        monkeypatch.setattr(settings, "BEATS_IN_BACKGROUND", False)
         # Each test its own audit checkpoint: one test's committed events are not another's trail.
         monkeypatch.setattr(settings, "AUDIT_CHECKPOINT_FILE", tmp_path / "audit_checkpoint")
         # And its own data directory (the credential key generated on first use, the simulated fabric's

@@ -20,6 +20,7 @@ from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
 from fabric.tasks import enqueue_sync_if_due
+from migrations_ui.beats import WorkerBeat
 from migrations_ui.jobs import windows
 from migrations_ui.jobs.drain import restart_stale_drains
 from migrations_ui.jobs.events import audit_job, record
@@ -131,10 +132,13 @@ def tick() -> None:
 def start_supervisor(stop: threading.Event, interval: float = TICK_S) -> threading.Thread:
     """Run tick() every `interval` seconds in a daemon thread until `stop` is set."""
 
+    worker_beat = WorkerBeat()  # the worker's heartbeat for the metrics (migrations_ui.beats)
+
     def loop() -> None:
         while not stop.wait(interval):
             try:
                 close_old_connections()
+                worker_beat()
                 tick()
             except Exception:
                 log.exception("supervisor tick failed; trying again next tick")

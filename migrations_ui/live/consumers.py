@@ -21,6 +21,7 @@ from django.utils import translation
 from django.utils.translation.trans_real import parse_accept_lang_header
 
 from access import can_view
+from migrations_ui.beats import web_clients
 from migrations_ui.jobs.emit import JOBS_GROUP, batch_group, job_group
 from migrations_ui.live import progress
 from migrations_ui.live.batch_page import render_batch_replay
@@ -99,9 +100,14 @@ class _LiveConsumer(AsyncWebsocketConsumer):
             log.exception("could not join group %s", self.group)
             await self.close(code=1011)
             return False
+        self.counted = True
+        web_clients.add(1)  # for the metrics' websocket clients (migrations_ui.beats)
         return True
 
     async def disconnect(self, code):
+        if getattr(self, "counted", False):
+            self.counted = False
+            web_clients.add(-1)
         if self.group:
             try:
                 await self.channel_layer.group_discard(self.group, self.channel_name)

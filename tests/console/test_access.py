@@ -152,6 +152,7 @@ ELSEWHERE = {
     "account/tokens/": "a user's own API tokens: tests/api/test_tokens.py",
     "account/tokens/<int:pk>/revoke/": "a user's own API tokens: tests/api/test_tokens.py",
     "favicon.ico": "the icon, open to anyone as browsers ask for it: tests/console/test_not_found.py",
+    "metrics": "Prometheus, its own token and network checks, off by default: tests/console/test_metrics.py",
 }
 # Django's admin site and the API (tests/api/test_access.py) are checked apart.
 APART = ("admin/", "api/v1/")
