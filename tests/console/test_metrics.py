@@ -233,3 +233,9 @@ def test_it_refuses_a_weak_token(raw):
     with pytest.raises(env.ConfigError, match=r"^METRICS_TOKEN must"):
         env.parse_token("METRICS_TOKEN", raw)
     assert env.parse_token("METRICS_TOKEN", None) == "" and env.parse_token("METRICS_TOKEN", TOKEN) == TOKEN
+
+
+def test_it_refuses_in_german_too(client, settings):
+    settings.METRICS_TOKEN, settings.METRICS_ALLOW = TOKEN, ()
+    response = client.get("/metrics", headers={"Accept-Language": "de"})
+    assert response.status_code == 401 and "Metrik-Token" in response.content.decode()
