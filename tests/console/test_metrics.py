@@ -239,3 +239,19 @@ def test_it_refuses_in_german_too(client, settings):
     settings.METRICS_TOKEN, settings.METRICS_ALLOW = TOKEN, ()
     response = client.get("/metrics", headers={"Accept-Language": "de"})
     assert response.status_code == 401 and "Metrik-Token" in response.content.decode()
+
+
+def test_the_grafana_dashboard_asks_only_for_metrics_the_console_exports():
+    import json
+    import re
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "deploy" / "grafana" / "hyperv-migration-console.json"
+    dashboard = json.loads(path.read_text())
+    suffixes = {"counter": ("_total",), "histogram": ("_bucket", "_count", "_sum"), "gauge": ("",)}
+    exported = {f.name + s for f in registry().collect() for s in suffixes[f.type]}
+    exprs = [t["expr"] for panel in dashboard["panels"] for t in panel["targets"]]
+    used = {name for expr in exprs for name in re.findall(r"\bhvmc_\w+", expr)}
+    assert exprs and used and used <= exported, used - exported
+    shown = {name.removesuffix("_total").removesuffix("_bucket") for name in used}
+    assert {f.name for f in registry().collect()} <= shown  # and every metric has a panel
