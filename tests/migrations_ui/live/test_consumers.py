@@ -487,3 +487,17 @@ async def test_an_unknown_path_closes_with_4404_and_logs_no_error(admin_user, pa
     assert connected
     assert await closed_with(communicator) == 4404
     assert not [r for r in caplog.records if r.levelname in ("ERROR", "CRITICAL")]
+
+
+async def test_the_web_process_counts_the_clients_it_streams_to_for_the_metrics(admin_user, job):
+    from migrations_ui.beats import web_clients
+
+    before = web_clients.count
+    watching, connected = await connect(f"/ws/jobs/{job.pk}/", admin_user)
+    assert connected and await watching.receive_from()  # joined: its replay comes
+    assert web_clients.count == before + 1
+    refused, _ = await connect("/ws/jobs/")  # anonymous: closed, never counted
+    assert await closed_with(refused) == 4401 and web_clients.count == before + 1
+    await refused.disconnect()
+    await watching.disconnect()
+    assert web_clients.count == before
