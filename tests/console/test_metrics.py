@@ -15,6 +15,7 @@ from audit.models import AuditEvent
 from console.metrics.collector import registry
 from migrations_ui.models import MigrationJob, ProcessBeat
 from tests.fabric.factories import make_host, make_vm
+from tests.migrations_ui.views.test_jobs_pages import make_job as job_row
 
 pytestmark = pytest.mark.django_db
 TOKEN = "t" * 40
@@ -35,22 +36,11 @@ def scrape() -> dict[tuple, float]:
     return samples(generate_latest(registry()).decode())
 
 
-def make_job(vm, source, destination, state, kind="live", seconds=None, blackout_ms=None, sent=0):
-    now = timezone.now()
-    started = now - timedelta(seconds=seconds) if seconds is not None else None
-    finished = now if seconds is not None and state in ("succeeded", "failed", "cancelled") else None
-    return MigrationJob.objects.create(
-        kind=kind,
-        vm=vm,
-        vm_name=vm.name,
-        source=source,
-        destination=destination,
-        state=state,
-        started_at=started,
-        finished_at=finished,
-        blackout_ms=blackout_ms,
-        bytes_sent=sent,
-    )
+def make_job(vm, source, destination, state, kind="live", seconds=None, **fields):
+    """A job row in `state`, started `seconds` ago (and ended now, when it ended)."""
+    if seconds is not None:
+        fields["started_at"] = timezone.now() - timedelta(seconds=seconds)
+    return job_row(source, destination, state, kind, vm=vm, **fields)
 
 
 @pytest.fixture
@@ -64,10 +54,10 @@ def fabric():
 def test_it_counts_ended_and_started_migrations_by_kind_and_state_with_the_bytes_of_succeeded_ones(fabric):
     a, b = fabric
     vm = make_vm("web01", host=a)
-    make_job(vm, a, b, "succeeded", seconds=20, blackout_ms=80, sent=1000)
-    make_job(vm, a, b, "succeeded", seconds=400, blackout_ms=1500, sent=3000)
-    make_job(vm, a, b, "failed", seconds=5, sent=77)
-    make_job(vm, a, a, "cancelled", kind="storage")  # cancelled while queued: never started
+    make_job(vm, a, b, "succeeded", seconds=20, blackout_ms=80, bytes_sent=1000)
+    make_job(vm, a, b, "succeeded", seconds=400, blackout_ms=1500, bytes_sent=3000)
+    make_job(vm, a, b, "failed", seconds=5, bytes_sent=77)
+    make_job(vm, a, a, "cancelled", kind="storage", started_at=None)  # cancelled while queued: never started
     make_job(make_vm("db01", host=a), a, b, "running", seconds=3)
 
     found = scrape()
