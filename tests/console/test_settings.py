@@ -197,6 +197,8 @@ _SETTINGS_VARIABLES = {*SETTINGS_VARIABLES, "CONSOLE_DATA_DIR"}
         ("HYPERV_DRIVER", "vmware"),
         ("AUDIT_SYSLOG_URL", "udp://siem.contoso.test:514"),
         ("AUTH_LDAP_SERVER_URI", "http://dc1.corp.example"),
+        ("METRICS_TOKEN", "too-short"),
+        ("METRICS_ALLOW", "10.0.0.1/8"),
     ],
 )
 def test_it_stops_manage_py_with_a_message_naming_the_variable(tmp_path, variable, value):
