@@ -126,8 +126,11 @@ def evacuation(
     report = build_report(
         source, vms, candidates, fabric.options, resident=resident, kept=defaults, move_stopped=move_stopped
     )
-    made = {**report.defaults(), **report.by_id(choices or {})}
-    return report, plan_with_choices(source, vms, candidates, fabric.options, made, resident=resident)
+    chosen = report.by_id(choices or {})
+    # A VM nobody chose for stays for the live plan's reason (no host has room...), not "as chosen".
+    unchosen = {v.vm_id: v.reason for v in report.live.left if v.vm_id not in chosen}
+    made = {**report.defaults(), **chosen}
+    return report, plan_with_choices(source, vms, candidates, fabric.options, made, resident=resident, reasons=unchosen)
 
 
 def drain_plan(host: Host) -> tuple[Plan, dict[str, str], int]:

@@ -197,10 +197,13 @@ def plan_with_choices(
     choices: Mapping[str, str],
     *,
     resident: Mapping[str, Sequence[VmFacts]] | None = None,
+    reasons: Mapping[str, str] | None = None,
 ) -> Chosen:
     """The evacuation with each reported VM's choice (VM id -> choice; a VM not named moves live
     when it can, as without a report). A choice its state does not have is ignored (the caller
-    validates); a move the plan cannot place is left with the plan's reason."""
+    validates); a move the plan cannot place is left with the plan's reason. reasons: why a VM
+    stays when nobody chose it (the live plan's reason; by VM id), instead of "as chosen"."""
+    reasons = reasons or {}
     moving, stays, power, shut_down = [], [], {}, []
     for vm in vms:
         choice = choices.get(vm.id)
@@ -210,11 +213,11 @@ def plan_with_choices(
         elif vm.running and choice in (SHUT_DOWN_STAY, LEAVE_RUNNING):
             if choice == SHUT_DOWN_STAY:
                 shut_down.append(vm.id)
-            stays.append(LeftVm(vm.name, vm.id, host.fqdn, _stays_reason(vm, choice)))
+            stays.append(LeftVm(vm.name, vm.id, host.fqdn, reasons.get(vm.id) or _stays_reason(vm, choice)))
         elif vm.running or choice == MOVE_OFFLINE:
             moving.append(vm)
         else:
-            stays.append(LeftVm(vm.name, vm.id, host.fqdn, stopped_reason(vm)))
+            stays.append(LeftVm(vm.name, vm.id, host.fqdn, reasons.get(vm.id) or stopped_reason(vm)))
     plan = plan_evacuation(host, moving, candidates, replace(options, stopped=STOPPED_MOVE), resident=resident)
     plan = replace(plan, left=plan.left + tuple(stays))
     placed = {m.vm_id for m in plan.moves}

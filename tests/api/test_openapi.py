@@ -71,4 +71,4 @@ def test_every_operation_of_the_document_loads_in_schemathesis(operator_user):
 
     _, document = Api(create_token(operator_user, "docs")[1]).get("/openapi.json")
     operations = [result.ok() for result in schemathesis.openapi.from_dict(document).get_all_operations()]
-    assert len(operations) == sum(len(methods) for methods in document["paths"].values()) == 26
+    assert len(operations) == sum(len(methods) for methods in document["paths"].values()) == 27
