@@ -42,6 +42,9 @@ class Webhook(models.Model):
     def __repr__(self) -> str:
         return f"<Webhook {self.pk} {self.name!r}>"  # never the secret
 
+    def kind_labels(self) -> list[str]:
+        return [EventKind(kind).label for kind in self.kinds if kind in EventKind.values]
+
     def set_secret(self, secret: str) -> None:
         self.secret = fernet().encrypt(secret.encode("utf-8"))
 

@@ -150,7 +150,7 @@ def test_the_email_speaks_the_users_language(viewer_user, settings, mailoutbox):
     Subscription.objects.create(user=viewer_user, kinds=[EventKind.JOB_FAILED], email=True)
     notify(EventKind.JOB_FAILED, {"job": 1})
     deliver_due()
-    assert "Migration fehlgeschlagen" in mail.outbox[0].subject
+    assert "Eine Migration ist fehlgeschlagen" in mail.outbox[0].subject
 
 
 def test_no_email_without_an_smtp_server(viewer_user, settings, mailoutbox):
