@@ -22,13 +22,13 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.core.mail import send_mail
-from django.db import close_old_connections
 from django.db.models import F, Q
 from django.utils import timezone, translation
 from django.utils.translation import gettext
 
 from notifications.emit import email_enabled
 from notifications.models import PING, Delivery, DeliveryState, EventKind, Notice, Webhook
+from utilities.ticker import start_ticker
 
 log = logging.getLogger(__name__)
 
@@ -178,16 +178,4 @@ def ping(webhook: Webhook, user) -> Delivery:
 def start_sender(stop: threading.Event, interval: float = SEND_EVERY_S) -> threading.Thread:
     """Send due deliveries every `interval` seconds in a daemon thread until `stop` is set: apart from
     the job supervisor, so that a slow receiver never holds up admission."""
-
-    def loop() -> None:
-        while not stop.wait(interval):
-            try:
-                close_old_connections()
-                deliver_due()
-            except Exception:
-                log.exception("notification sender failed; trying again")
-        close_old_connections()
-
-    thread = threading.Thread(target=loop, name="notification-sender", daemon=True)
-    thread.start()
-    return thread
+    return start_ticker("notification-sender", deliver_due, stop, interval)
