@@ -69,13 +69,13 @@ def change_state(job: MigrationJob, state: str, data: dict | None = None, **fiel
 
 
 def notify_final(job: MigrationJob) -> None:
-    """Webhooks and e-mail (notifications): a job succeeded or failed; its batch finished."""
+    """Webhooks and e-mail (notifications): a job succeeded or failed; its batch finished. No URLs: a
+    reverse() would load the URLconf, and with it the pages, into the worker."""
     facts = {
         "job": job.pk,
         "vm": job.vm_name,
         "transfer_type": job.kind,
         "state": job.state,
-        "url": job.get_absolute_url(),
     }
     facts.update(source=job.source.fqdn, destination=job.destination.fqdn, batch=job.batch_id)
     if job.error_code:
@@ -87,7 +87,7 @@ def notify_final(job: MigrationJob) -> None:
             MigrationJob.objects.filter(batch_id=job.batch_id).values_list("state").order_by().annotate(n=Count("pk"))
         )
         batch = {"batch": job.batch_id, "name": job.batch.name, "kind": job.batch.kind, "jobs": counts}
-        notify(EventKind.BATCH_FINISHED, {**batch, "url": job.batch.get_absolute_url()}, key=f"batch-{job.batch_id}")
+        notify(EventKind.BATCH_FINISHED, batch, key=f"batch-{job.batch_id}")
 
 
 def audit_job(job: MigrationJob, what: str, actor=None, request=None, **details) -> None:

@@ -14,7 +14,6 @@ import logging
 from datetime import datetime
 
 from django.db import transaction
-from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext_noop
 
@@ -78,7 +77,7 @@ def _start(window: MaintenanceWindow, now: datetime) -> None:
     record("window.started", actor=window.created_by, target_type="window", target_id=str(window.pk), details=details)
     notify(
         EventKind.WINDOW_STARTING,
-        {**details, "name": window.name, "kind": window.kind, "url": reverse("migrations_ui:window", args=[window.pk])},
+        {**details, "name": window.name, "kind": window.kind},
     )
 
 
