@@ -55,13 +55,19 @@ def test_a_new_webhook_needs_a_secret(admin_client):
     assert not Webhook.objects.exists()
 
 
-def test_the_test_button_sends_a_signed_ping_and_the_log_shows_the_answer(admin_client, receiver):
+def test_the_test_button_sends_a_signed_ping_and_the_log_shows_the_answer(admin_client, receiver, caplog):
     hook = make_webhook(receiver.url)
+    receiver.answers = [500]  # logged as a failed attempt, the secret nowhere in it
+    admin_client.post(reverse("notifications:webhook_test", args=[hook.pk]))
     response = admin_client.post(reverse("notifications:webhook_test", args=[hook.pk]), follow=True)
-    assert verify(receiver.requests[0]) and receiver.requests[0]["body"]["kind"] == "ping"
+    assert all(verify(r) and r["body"]["kind"] == "ping" for r in receiver.requests)
     body = response.content.decode()
-    assert "answered 200" in body
-    assert AuditEvent.objects.get(action="webhook.tested").details["delivered"] is True
+    assert "answered 200" in body and "answered 500" in body
+    assert SECRET not in body and SECRET not in caplog.text
+    assert SECRET not in str(list(AuditEvent.objects.values_list("details", flat=True)))
+    tested = AuditEvent.objects.filter(action="webhook.tested").order_by("pk")
+    assert [e.details["delivered"] for e in tested] == [False, True]
+    assert [e.outcome for e in tested] == ["failure", "success"]
 
 
 def test_delete_needs_the_confirmation(admin_client, receiver):
