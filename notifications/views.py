@@ -38,7 +38,7 @@ def webhooks(request):
 def webhook_form(request, pk: int | None = None):
     hook = get_object_or_404(Webhook, pk=pk) if pk else None
     initial = {"name": hook.name, "url": hook.url, "kinds": hook.kinds, "enabled": hook.enabled} if hook else {}
-    form = WebhookForm(request.POST or None, editing=hook, initial=initial)
+    form = WebhookForm(request.POST if request.method == "POST" else None, editing=hook, initial=initial)
     if request.method == "POST" and form.is_valid():
         saved = _save(request, form, hook)
         messages.success(request, _("Webhook %(name)s saved.") % {"name": saved.name})
@@ -97,7 +97,7 @@ def account(request):
     """A user's own choices: which events, and whether by e-mail."""
     mine = Subscription.objects.filter(user=request.user).first()
     initial = {"kinds": mine.kinds, "email": mine.email} if mine else {}
-    form = SubscriptionForm(request.POST or None, initial=initial)
+    form = SubscriptionForm(request.POST if request.method == "POST" else None, initial=initial)
     if request.method == "POST" and form.is_valid():
         with transaction.atomic():
             Subscription.objects.update_or_create(user=request.user, defaults=form.cleaned_data)

@@ -119,3 +119,11 @@ def test_the_webhook_list_counts_its_queries(admin_client, receiver, django_asse
         notify(EventKind.JOB_FAILED, {"job": n})
     with django_assert_max_num_queries(12):
         assert admin_client.get(reverse("notifications:webhooks")).status_code == 200
+
+
+def test_unticking_everything_unsubscribes(client, viewer_user):
+    Subscription.objects.create(user=viewer_user, kinds=[EventKind.JOB_FAILED], email=True)
+    client.force_login(viewer_user)
+    assert client.post(reverse("account_notifications"), {}).status_code == 302
+    mine = Subscription.objects.get(user=viewer_user)
+    assert mine.kinds == [] and not mine.email
