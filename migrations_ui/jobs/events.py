@@ -16,7 +16,7 @@ from django.db import transaction
 from django.db.models import Count, Max
 from django.utils import timezone
 
-from migrations_ui.models import FINAL_STATES, JobEvent, JobState, MigrationJob
+from migrations_ui.models import FINAL_STATES, Batch, JobEvent, JobState, MigrationJob
 from notifications.emit import notify
 from notifications.models import EventKind
 
@@ -82,7 +82,11 @@ def notify_final(job: MigrationJob) -> None:
         facts["error"] = {"code": job.error_code, "message": job.error_message}
     if job.state in (JobState.SUCCEEDED, JobState.FAILED):
         notify(EventKind.JOB_SUCCEEDED if job.state == JobState.SUCCEEDED else EventKind.JOB_FAILED, facts)
-    if job.batch_id and not MigrationJob.objects.filter(batch_id=job.batch_id).exclude(state__in=FINAL_STATES).exists():
+    if job.batch_id is None:
+        return
+    # The batch's row lock orders two of its jobs ending at once: the later one sees the other ended.
+    list(Batch.objects.select_for_update().filter(pk=job.batch_id).values_list("pk"))
+    if not MigrationJob.objects.filter(batch_id=job.batch_id).exclude(state__in=FINAL_STATES).exists():
         counts = dict(
             MigrationJob.objects.filter(batch_id=job.batch_id).values_list("state").order_by().annotate(n=Count("pk"))
         )
