@@ -127,3 +127,14 @@ def test_unticking_everything_unsubscribes(client, viewer_user):
     assert client.post(reverse("account_notifications"), {}).status_code == 302
     mine = Subscription.objects.get(user=viewer_user)
     assert mine.kinds == [] and not mine.email
+
+
+def test_the_log_shows_the_last_rows_of_each_webhook(admin_client, receiver):
+    from notifications.emit import notify
+    from notifications.views import LOG_ROWS
+
+    make_webhook(receiver.url)
+    for n in range(LOG_ROWS + 2):
+        notify(EventKind.JOB_FAILED, {"job": n})
+    hooks = admin_client.get(reverse("notifications:webhooks")).context["webhooks"]
+    assert len(hooks[0].recent) == LOG_ROWS
