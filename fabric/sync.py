@@ -86,9 +86,11 @@ def _apply(inventories: list[HostInventory], failures: dict[str, HyperVError]) -
     now = timezone.now()
     report = SyncReport(synced=[inv.host.fqdn for inv in inventories])
     for fqdn, exc in failures.items():
+        # Told (webhooks, e-mail) when the host answered before: only the sync that flips it tells.
         if Host.objects.filter(fqdn=fqdn, reachable=True).update(reachable=False, last_error=exc.message):
             notify(EventKind.HOST_UNREACHABLE, {"host": fqdn, "error": exc.message, "code": exc.code})
-        Host.objects.filter(fqdn=fqdn).update(reachable=False, last_error=exc.message)
+        else:
+            Host.objects.filter(fqdn=fqdn).update(last_error=exc.message)
         report.unreachable[fqdn] = exc.message
     if not inventories:
         return report

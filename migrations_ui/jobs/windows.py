@@ -75,10 +75,7 @@ def _start(window: MaintenanceWindow, now: datetime) -> None:
     window.save(update_fields=["state", "batch"])
     details = {"window": window.pk, "batch": batch.pk if batch else None}
     record("window.started", actor=window.created_by, target_type="window", target_id=str(window.pk), details=details)
-    notify(
-        EventKind.WINDOW_STARTING,
-        {**details, "name": window.name, "kind": window.kind},
-    )
+    notify(EventKind.WINDOW_STARTING, {**details, "name": window.name, "kind": window.kind})  # webhooks, e-mail
 
 
 def _start_batch(window: MaintenanceWindow):
