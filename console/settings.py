@@ -97,6 +97,7 @@ try:
     # e-mail is off until EMAIL_HOST names an SMTP server (Django's EMAIL_* settings).
     NOTIFY_TIMEOUT = env.parse_int("NOTIFY_TIMEOUT", os.environ.get("NOTIFY_TIMEOUT"), 10, 1)
     NOTIFY_MAX_ATTEMPTS = env.parse_int("NOTIFY_MAX_ATTEMPTS", os.environ.get("NOTIFY_MAX_ATTEMPTS"), 6, 1)
+    NOTIFY_KEEP_DAYS = env.parse_int("NOTIFY_KEEP_DAYS", os.environ.get("NOTIFY_KEEP_DAYS"), 30)
     EMAIL_HOST = os.environ.get("EMAIL_HOST", "")
     EMAIL_PORT = env.parse_int("EMAIL_PORT", os.environ.get("EMAIL_PORT"), 25, 1)
     EMAIL_HOST_USER = os.environ.get("EMAIL_HOST_USER", "")

@@ -16,6 +16,7 @@ import hmac
 import json
 import logging
 import threading
+import time
 import urllib.error
 import urllib.request
 from datetime import datetime, timedelta
@@ -175,7 +176,30 @@ def ping(webhook: Webhook, user) -> Delivery:
     return delivery
 
 
+_pruned_at: float | None = None
+PRUNE_EVERY_S = 3600.0
+
+
+def prune(now: datetime | None = None) -> int:
+    """Forget events (and their delivery log) older than NOTIFY_KEEP_DAYS, but those still being
+    delivered; returns how many rows went. 0 days keeps everything."""
+    if not settings.NOTIFY_KEEP_DAYS:
+        return 0
+    cutoff = (now or timezone.now()) - timedelta(days=settings.NOTIFY_KEEP_DAYS)
+    old = Notice.objects.filter(created_at__lt=cutoff).exclude(deliveries__state=DeliveryState.PENDING)
+    return old.delete()[0]
+
+
+def tick() -> None:
+    """The sender's work every few seconds: the due deliveries; once an hour, the old log."""
+    global _pruned_at
+    deliver_due()
+    if _pruned_at is None or time.monotonic() - _pruned_at >= PRUNE_EVERY_S:
+        _pruned_at = time.monotonic()
+        prune()
+
+
 def start_sender(stop: threading.Event, interval: float = SEND_EVERY_S) -> threading.Thread:
     """Send due deliveries every `interval` seconds in a daemon thread until `stop` is set: apart from
     the job supervisor, so that a slow receiver never holds up admission."""
-    return start_ticker("notification-sender", deliver_due, stop, interval)
+    return start_ticker("notification-sender", tick, stop, interval)

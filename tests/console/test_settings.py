@@ -199,6 +199,7 @@ _SETTINGS_VARIABLES = {*SETTINGS_VARIABLES, "CONSOLE_DATA_DIR"}
         ("AUTH_LDAP_SERVER_URI", "http://dc1.corp.example"),
         ("NOTIFY_MAX_ATTEMPTS", "0"),
         ("NOTIFY_TIMEOUT", "soon"),
+        ("NOTIFY_KEEP_DAYS", "-1"),
         ("EMAIL_PORT", "smtp"),
         ("EMAIL_USE_TLS", "perhaps"),
     ],

@@ -158,3 +158,18 @@ def test_no_email_without_an_smtp_server(viewer_user, settings, mailoutbox):
     Subscription.objects.create(user=viewer_user, kinds=[EventKind.JOB_FAILED], email=True)
     notify(EventKind.JOB_FAILED, {"job": 1})
     assert Delivery.objects.count() == 0 and deliver_due() == 0 and mailoutbox == []
+
+
+def test_old_events_and_their_log_are_forgotten_but_not_while_retried(receiver, settings):
+    from notifications.send import prune
+
+    settings.NOTIFY_KEEP_DAYS = 30
+    make_webhook(receiver.url)
+    done, retried = notify(EventKind.JOB_FAILED, {"job": 1}), notify(EventKind.JOB_FAILED, {"job": 2})
+    Delivery.objects.filter(notice=done).update(state=DeliveryState.SUCCEEDED)
+    later = timezone.now() + timedelta(days=31)
+    assert prune(later) == 2  # the event and its delivery
+    assert list(Notice.objects.values_list("pk", flat=True)) == [retried.pk]
+    settings.NOTIFY_KEEP_DAYS = 0
+    Delivery.objects.update(state=DeliveryState.FAILED)
+    assert prune(later) == 0
