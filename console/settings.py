@@ -97,6 +97,21 @@ try:
     # Directory sign-in (LDAP, Active Directory; console/directory.py, README "Directory sign-in"): the
     # AUTH_LDAP_* settings of django-auth-ldap, none unless AUTH_LDAP_SERVER_URI is set.
     DIRECTORY = directory.ldap_settings(os.environ)
+    # Notifications (notifications/, README "Notifications"): webhooks need no setting but these two;
+    # e-mail is off until EMAIL_HOST names an SMTP server (Django's EMAIL_* settings).
+    NOTIFY_TIMEOUT = env.parse_int("NOTIFY_TIMEOUT", os.environ.get("NOTIFY_TIMEOUT"), 10, 1)
+    NOTIFY_MAX_ATTEMPTS = env.parse_int("NOTIFY_MAX_ATTEMPTS", os.environ.get("NOTIFY_MAX_ATTEMPTS"), 6, 1)
+    NOTIFY_KEEP_DAYS = env.parse_int("NOTIFY_KEEP_DAYS", os.environ.get("NOTIFY_KEEP_DAYS"), 30)
+    EMAIL_HOST = os.environ.get("EMAIL_HOST", "")
+    EMAIL_PORT = env.parse_int("EMAIL_PORT", os.environ.get("EMAIL_PORT"), 25, 1)
+    EMAIL_HOST_USER = os.environ.get("EMAIL_HOST_USER", "")
+    EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD", "")
+    EMAIL_USE_TLS = env.parse_bool("EMAIL_USE_TLS", os.environ.get("EMAIL_USE_TLS"), default=False)
+    EMAIL_USE_SSL = env.parse_bool("EMAIL_USE_SSL", os.environ.get("EMAIL_USE_SSL"), default=False)
+    if EMAIL_USE_TLS and EMAIL_USE_SSL:
+        raise env.ConfigError("EMAIL_USE_TLS and EMAIL_USE_SSL: set one at most (StartTLS or TLS from the start)")
+    EMAIL_TIMEOUT = NOTIFY_TIMEOUT
+    DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "hyperv-console@localhost")
 except env.ConfigError as exc:
     sys.stderr.write(f"Configuration error: {exc}\n")
     raise SystemExit(2) from None
@@ -120,6 +135,7 @@ INSTALLED_APPS = [
     "fabric",
     "migrations_ui",
     "audit",
+    "notifications",
     "ninja",  # its bundled Swagger UI files (no CDN) for /api/v1/docs
     "api",
 ]

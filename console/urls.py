@@ -10,6 +10,7 @@ from console.forms import LockoutAuthenticationForm
 from console.language import set_language
 from console.metrics.views import metrics
 from console.search import search
+from notifications.urls import account_urls as notification_urls
 
 urlpatterns = [
     path("accounts/login/", auth_views.LoginView.as_view(authentication_form=LockoutAuthenticationForm), name="login"),
@@ -24,8 +25,10 @@ urlpatterns = [
     path("metrics", metrics, name="metrics"),
     path("api/v1/", api_urls),
     path("account/", include(account_urls)),
+    path("account/", include(notification_urls)),
     path("audit/", include("audit.urls")),
     path("manage/", include("fabric.admin_urls")),
+    path("manage/", include("notifications.urls")),
     path("", include("fabric.urls")),
     path("", include("migrations_ui.urls")),
 ]

@@ -10,12 +10,10 @@ except resolve(), which hands it to the driver.
 from __future__ import annotations
 
 import dataclasses
-import os
 import threading
 import time
-from pathlib import Path
 
-from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+from cryptography.fernet import InvalidToken
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.db import DatabaseError, models
@@ -24,6 +22,7 @@ from django.utils.translation import gettext_lazy as _
 
 from fabric.hyperv.api import Connection
 from fabric.models import Host
+from utilities.encryption import fernet
 
 
 class WinRMAuth(models.TextChoices):
@@ -63,29 +62,6 @@ class HostCredential(models.Model):
 
     def set_password(self, password: str) -> None:
         self.secret = fernet().encrypt(password.encode("utf-8"))
-
-
-def _keys() -> list[bytes]:
-    configured = getattr(settings, "CREDENTIAL_KEY", "") or os.environ.get("CREDENTIAL_KEY", "")
-    if configured:
-        return [k.strip().encode() for k in configured.split(",") if k.strip()]
-    path = Path(settings.DATA_DIR) / "credential_key"
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # Created with 0600 from the start: the key never sits readable by others, not even briefly.
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(Fernet.generate_key() + b"\n")
-    return [path.read_bytes().strip()]
-
-
-def fernet() -> MultiFernet:
-    try:
-        return MultiFernet([Fernet(key) for key in _keys()])
-    except ValueError:
-        raise ImproperlyConfigured(
-            "CREDENTIAL_KEY must be Fernet keys (32 url-safe base64-encoded bytes), separated by commas"
-        ) from None
 
 
 def decrypt(credential: HostCredential) -> str:

@@ -20,6 +20,8 @@ from django.utils import timezone
 from fabric.hyperv.api import Connection, Driver, HostInventory, HyperVError
 from fabric.hyperv.host_values import CSV_ROOT
 from fabric.models import Cluster, Host, SmbShare, StorageLocation, VirtualDisk, VirtualMachine
+from notifications.emit import notify
+from notifications.models import EventKind
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +86,11 @@ def _apply(inventories: list[HostInventory], failures: dict[str, HyperVError]) -
     now = timezone.now()
     report = SyncReport(synced=[inv.host.fqdn for inv in inventories])
     for fqdn, exc in failures.items():
-        Host.objects.filter(fqdn=fqdn).update(reachable=False, last_error=exc.message)
+        # Told (webhooks, e-mail) when the host answered before: only the sync that flips it tells.
+        if Host.objects.filter(fqdn=fqdn, reachable=True).update(reachable=False, last_error=exc.message):
+            notify(EventKind.HOST_UNREACHABLE, {"host": fqdn, "error": exc.message, "code": exc.code})
+        else:
+            Host.objects.filter(fqdn=fqdn).update(last_error=exc.message)
         report.unreachable[fqdn] = exc.message
     if not inventories:
         return report

@@ -17,7 +17,10 @@ from django.utils import timezone
 from django_tasks import task
 from django_tasks_db.models import DBTaskResult
 
+from fabric.drift import find_drift
 from fabric.models import Host
+from fabric.queries import settings_views
+from notifications.emit import drift_seen
 from utilities.db import serialize_writers
 
 log = logging.getLogger(__name__)
@@ -29,6 +32,7 @@ def sync_all_hosts() -> dict:
     from fabric.sync import sync_inventory
 
     report = sync_inventory(get_driver())
+    drift_seen(find_drift(settings_views()))  # told by webhook and e-mail when it changes (notifications)
     if report.unreachable:
         log.warning(
             "periodic sync: %d hosts did not answer: %s", len(report.unreachable), ", ".join(report.unreachable)

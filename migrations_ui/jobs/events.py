@@ -13,10 +13,12 @@ from concurrent.futures import ThreadPoolExecutor
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Max
+from django.db.models import Count, Max
 from django.utils import timezone
 
-from migrations_ui.models import FINAL_STATES, JobEvent, JobState, MigrationJob
+from migrations_ui.models import FINAL_STATES, Batch, JobEvent, JobState, MigrationJob
+from notifications.emit import notify
+from notifications.models import EventKind
 
 
 class LeaseLost(Exception):
@@ -61,7 +63,35 @@ def change_state(job: MigrationJob, state: str, data: dict | None = None, **fiel
         event = record(job, "state", {"state": state, **(data or {})}, state=state, **fields)
         if state in AUDITED_STATES:
             audit_job(job, AUDITED_STATES[state], actor=job.requested_by)
+        if state in FINAL_STATES:
+            notify_final(job)
     return event
+
+
+def notify_final(job: MigrationJob) -> None:
+    """Webhooks and e-mail (notifications): a job succeeded or failed; its batch finished. No URLs: a
+    reverse() would load the URLconf, and with it the pages, into the worker."""
+    facts = {
+        "job": job.pk,
+        "vm": job.vm_name,
+        "transfer_type": job.kind,
+        "state": job.state,
+    }
+    facts.update(source=job.source.fqdn, destination=job.destination.fqdn, batch=job.batch_id)
+    if job.error_code:
+        facts["error"] = {"code": job.error_code, "message": job.error_message}
+    if job.state in (JobState.SUCCEEDED, JobState.FAILED):
+        notify(EventKind.JOB_SUCCEEDED if job.state == JobState.SUCCEEDED else EventKind.JOB_FAILED, facts)
+    if job.batch_id is None:
+        return
+    # The batch's row lock orders two of its jobs ending at once: the later one sees the other ended.
+    list(Batch.objects.select_for_update().filter(pk=job.batch_id).values_list("pk"))
+    if not MigrationJob.objects.filter(batch_id=job.batch_id).exclude(state__in=FINAL_STATES).exists():
+        counts = dict(
+            MigrationJob.objects.filter(batch_id=job.batch_id).values_list("state").order_by().annotate(n=Count("pk"))
+        )
+        batch = {"batch": job.batch_id, "name": job.batch.name, "kind": job.batch.kind, "jobs": counts}
+        notify(EventKind.BATCH_FINISHED, batch, key=f"batch-{job.batch_id}")
 
 
 def audit_job(job: MigrationJob, what: str, actor=None, request=None, **details) -> None:

@@ -14,7 +14,7 @@ import logging
 import threading
 from datetime import timedelta
 
-from django.db import close_old_connections, transaction
+from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
@@ -28,6 +28,7 @@ from migrations_ui.jobs.runner import RECOVERABLE, RECOVERY_PENDING, STALE_AFTER
 from migrations_ui.jobs.scheduler import admit_waiting
 from migrations_ui.jobs.tasks import enqueue_readiness_if_stale
 from migrations_ui.models import JobState, MigrationJob
+from utilities.ticker import start_ticker
 
 log = logging.getLogger(__name__)
 TICK_S = 3.0
@@ -131,19 +132,10 @@ def tick() -> None:
 
 def start_supervisor(stop: threading.Event, interval: float = TICK_S) -> threading.Thread:
     """Run tick() every `interval` seconds in a daemon thread until `stop` is set."""
-
     worker_beat = WorkerBeat()  # the worker's heartbeat for the metrics (migrations_ui.beats)
 
-    def loop() -> None:
-        while not stop.wait(interval):
-            try:
-                close_old_connections()
-                worker_beat()
-                tick()
-            except Exception:
-                log.exception("supervisor tick failed; trying again next tick")
-        close_old_connections()
+    def beat_and_tick() -> None:
+        worker_beat()
+        tick()
 
-    thread = threading.Thread(target=loop, name="job-supervisor", daemon=True)
-    thread.start()
-    return thread
+    return start_ticker("job-supervisor", beat_and_tick, stop, interval)

@@ -28,6 +28,8 @@ from migrations_ui.jobs.batches import (
 from migrations_ui.jobs.events import change_state
 from migrations_ui.models import BatchKind, JobState, MaintenanceWindow, MigrationJob, WindowState
 from migrations_ui.planning.inventory import evacuation, selection_plan
+from notifications.emit import notify
+from notifications.models import EventKind
 from utilities.db import serialize_writers
 from utilities.texts import Msg
 
@@ -73,6 +75,7 @@ def _start(window: MaintenanceWindow, now: datetime) -> None:
     window.save(update_fields=["state", "batch"])
     details = {"window": window.pk, "batch": batch.pk if batch else None}
     record("window.started", actor=window.created_by, target_type="window", target_id=str(window.pk), details=details)
+    notify(EventKind.WINDOW_STARTING, {**details, "name": window.name, "kind": window.kind})  # webhooks, e-mail
 
 
 def _start_batch(window: MaintenanceWindow):

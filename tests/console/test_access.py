@@ -13,6 +13,7 @@ from audit.log import record
 from audit.models import AuditEvent
 from fabric.models import Cluster, Host, SmbShare
 from migrations_ui.models import Batch, MaintenanceWindow, MigrationJob
+from notifications.models import Webhook
 from tests.fabric.factories import make_host, make_vm
 
 pytestmark = pytest.mark.django_db
@@ -28,7 +29,10 @@ def world():
     window = MaintenanceWindow.objects.create(
         kind="evacuation", name="Evacuate hv-b", host=destination, starts_at=timezone.now() + timedelta(days=1)
     )
-    return {"vm": vm, "job": job, "destination": destination, "batch": batch, "window": window}
+    webhook = Webhook(name="ops", url="http://127.0.0.1:9/", kinds=["job.failed"], enabled=False)
+    webhook.set_secret("a-secret-of-16-characters")
+    webhook.save()
+    return {"vm": vm, "job": job, "destination": destination, "batch": batch, "window": window, "webhook": webhook}
 
 
 def mutating(world):
@@ -96,6 +100,17 @@ def mutating(world):
         # Unconfirmed: nothing is removed.
         ("remove host", reverse("fabric_admin:host_remove", args=[destination.fqdn]), {}, "administrator"),
         ("check host", reverse("fabric:host_check", args=[destination.fqdn]), {}, "operator"),
+        ("add webhook", reverse("notifications:webhook_add"), {"name": "x", "url": "ftp://x"}, "administrator"),
+        (
+            "edit webhook",
+            reverse("notifications:webhook_edit", args=[world["webhook"].pk]),
+            {"url": "x"},
+            "administrator",
+        ),
+        # Unconfirmed: nothing is deleted.
+        ("delete webhook", reverse("notifications:webhook_delete", args=[world["webhook"].pk]), {}, "administrator"),
+        # Disabled and unreachable: the ping fails at once, nothing leaves the machine.
+        ("test webhook", reverse("notifications:webhook_test", args=[world["webhook"].pk]), {}, "administrator"),
         (
             "host move timeouts",
             reverse("fabric:host_timeouts", args=[destination.fqdn]),
@@ -151,6 +166,8 @@ ELSEWHERE = {
     "i18n/setlang/": "open before signing in too: tests/console/test_i18n.py",
     "account/tokens/": "a user's own API tokens: tests/api/test_tokens.py",
     "account/tokens/<int:pk>/revoke/": "a user's own API tokens: tests/api/test_tokens.py",
+    "manage/webhooks/": "administrators only, GET too (403 for viewers): tests/notifications/test_pages.py",
+    "account/notifications/": "a user's own notification choices: tests/notifications/test_pages.py",
     "favicon.ico": "the icon, open to anyone as browsers ask for it: tests/console/test_not_found.py",
     "metrics": "Prometheus, its own token and network checks, off by default: tests/console/test_metrics.py",
 }
@@ -228,6 +245,7 @@ def test_a_viewer_changes_nothing(world, as_persona):
     assert not Host.objects.filter(maintenance=True).exists()
     assert list(MaintenanceWindow.objects.values_list("state", flat=True)) == ["scheduled"]
     assert not Host.objects.filter(move_stall_timeout_s__isnull=False).exists()
+    assert list(Webhook.objects.values_list("name", "url", "enabled")) == [("ops", "http://127.0.0.1:9/", False)]
 
 
 @pytest.mark.parametrize("persona", ["viewer", "operator", "administrator"])

@@ -38,7 +38,7 @@ SAME_IN_GERMAN = set(
     s ms min h mb gb gib tb kb bytes gbit mbps
     name status host hosts cluster live audit token worker limit details english deutsch id hash start
     offline online export import admin operator administrator viewer pass ha port transport version position
-    optional
+    optional webhook webhooks url
     """.split()  # noqa: SIM905 - one string keeps a hundred short words readable
 )
 WORD = re.compile(r"[A-Za-zÄÖÜäöüß]+")
@@ -168,6 +168,9 @@ def main_pages(objects, admin_client) -> list[str]:
         reverse("audit:list"),
         reverse("audit:detail", args=[AuditEvent.objects.order_by("-pk").values_list("pk", flat=True)[0]]),
         "/account/tokens/",
+        reverse("account_notifications"),
+        reverse("notifications:webhooks"),
+        reverse("notifications:webhook_add"),
     ]
 
 

@@ -199,6 +199,11 @@ _SETTINGS_VARIABLES = {*SETTINGS_VARIABLES, "CONSOLE_DATA_DIR"}
         ("AUTH_LDAP_SERVER_URI", "http://dc1.corp.example"),
         ("METRICS_TOKEN", "too-short"),
         ("METRICS_ALLOW", "10.0.0.1/8"),
+        ("NOTIFY_MAX_ATTEMPTS", "0"),
+        ("NOTIFY_TIMEOUT", "soon"),
+        ("NOTIFY_KEEP_DAYS", "-1"),
+        ("EMAIL_PORT", "smtp"),
+        ("EMAIL_USE_TLS", "perhaps"),
     ],
 )
 def test_it_stops_manage_py_with_a_message_naming_the_variable(tmp_path, variable, value):
@@ -226,3 +231,16 @@ def test_it_passes_manage_py_check_with_a_clean_environment(tmp_path):
         timeout=60,
     )
     assert result.returncode == 0, result.stderr
+
+
+def test_it_refuses_starttls_and_tls_together(tmp_path):
+    env = _clean_env(tmp_path, EMAIL_USE_TLS="1", EMAIL_USE_SSL="1")
+    result = subprocess.run(
+        [sys.executable, str(REPO / "manage.py"), "check"],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode != 0 and "EMAIL_USE_SSL" in result.stderr and "Traceback" not in result.stderr

@@ -13,6 +13,7 @@ from django_tasks_db.management.commands.db_worker import Command as DbWorkerCom
 
 from audit.forward import start_forwarder
 from migrations_ui.jobs.supervisor import start_supervisor
+from notifications.send import start_sender
 
 
 class Command(DbWorkerCommand):
@@ -28,6 +29,7 @@ class Command(DbWorkerCommand):
         if supervisor:
             start_supervisor(stop)
             start_forwarder(stop)  # the audit trail to syslog, when AUDIT_SYSLOG_URL names a receiver
+            start_sender(stop)  # webhooks and e-mail (notifications)
         try:
             super().handle(*args, **options)
         finally:
