@@ -103,7 +103,6 @@ def start_evacuation(host: Host, chosen: Chosen, *, move_stopped: bool = False, 
     names = {v.vm_id: v.vm for v in chosen.plan.left} | {m.vm_id: m.vm for m in chosen.plan.moves}
     extra = {
         "choices": {names.get(vm_id, vm_id): choice for vm_id, choice in chosen.choices.items()},
-        "choice_ids": chosen.choices,
         "shut_down": list(chosen.shut_down),
         "left_running": [v.vm for v in chosen.left_running],
     }

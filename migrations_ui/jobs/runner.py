@@ -575,46 +575,47 @@ class Runner:
     def _restore_power(self) -> None:
         """The VM was taken down for this move and the job did not succeed: start it again where it
         is (on the source when the move did not happen), so a failed maintenance move does not leave
-        a service off. A failure here is a warning: the job's own failure is what it reports."""
-        job = self.job
-        if not job.powered_off or job.powered_on:
+        a service off."""
+        if not self.job.powered_off or self.job.powered_on:
             return
-        try:
-            side = self._where_it_runs()
-            if side is None:
-                record(job, "warning", {"message": POWER_NOWHERE})
-                return
-            host, conn = side
+
+        def start(host, conn) -> None:
             self._step("restore_power")
             if self.driver.get_vm(conn, self.request.vm_id).state != "running":
                 self.driver.start_vm(conn, self.request.vm_id)
-            record(job, "step", {"step": "restore_power", "done": True, "host": host.name}, powered_on=True)
-        except Exception as exc:
-            message = exc.message if isinstance(exc, HyperVError) else str(exc)
-            record(job, "warning", {"message": f"Could not start the VM again: {message}"})
+            record(self.job, "step", {"step": "restore_power", "done": True, "host": host.name}, powered_on=True)
+
+        self._mend_where_it_is(POWER_NOWHERE, "Could not start the VM again", start)
 
     def _restore_ha(self) -> None:
         """The VM left its cluster for this move and the job did not succeed: make it highly available
         again where it runs now, asked of the hosts: on the source when the move did not happen, on the
         destination when it did (and what came after failed). Never on a host where it does not run."""
-        job = self.job
-        if not job.ha_removed or self.joined:
+        if not self.job.ha_removed or self.joined:
             return
-        try:
-            side = self._where_it_runs()
-            if side is None:
-                record(job, "warning", {"message": HA_NOWHERE})
-                return
-            host, conn = side
+
+        def rejoin(host, conn) -> None:
             if not host.cluster_id:
-                record(job, "warning", {"message": HA_STANDALONE % {"host": host.name}})
+                record(self.job, "warning", {"message": HA_STANDALONE % {"host": host.name}})
                 return
             self._step("restore_ha")
             self.driver.add_cluster_role(conn, self.request.vm_id)
-            record(job, "step", {"step": "restore_ha", "done": True, "host": host.name}, ha_removed=False)
-        except Exception as exc:  # the job's own failure is what it reports; this one is a warning
+            record(self.job, "step", {"step": "restore_ha", "done": True, "host": host.name}, ha_removed=False)
+
+        self._mend_where_it_is(HA_NOWHERE, "Could not make the VM highly available again", rejoin)
+
+    def _mend_where_it_is(self, nowhere: str, failed: str, mend) -> None:
+        """After a job that did not succeed: mend(host, connection) on the side the VM is on, or warn
+        that it is on neither. A failure here is a warning: the job's own failure is what it reports."""
+        try:
+            side = self._where_it_runs()
+            if side is None:
+                record(self.job, "warning", {"message": nowhere})
+                return
+            mend(*side)
+        except Exception as exc:
             message = exc.message if isinstance(exc, HyperVError) else str(exc)
-            record(job, "warning", {"message": f"Could not make the VM highly available again: {message}"})
+            record(self.job, "warning", {"message": f"{failed}: {message}"})
 
     def _where_it_runs(self):
         """(host, connection) of the side the VM runs on, by Get-VM on each; None when on neither."""
