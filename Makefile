@@ -71,6 +71,14 @@ test-deps:
 		fi; \
 	fi
 
+# The single sign-on tests' OpenID provider (tests/access/oidc_idp): oidc-provider from the npm
+# registry, at package-lock.json's versions, installed again when the lock file changes. Without
+# Node.js those tests skip (and fail under REQUIRE_SERVICES=1).
+IDP := tests/access/oidc_idp
+$(IDP)/node_modules/.package-lock.json: $(IDP)/package-lock.json
+	@if command -v npm >/dev/null; then npm ci --prefix $(IDP) --no-audit --no-fund --loglevel=error; \
+	else echo "Node.js and npm are missing: the single sign-on tests need them" >&2; fi
+
 run: setup
 	$(PY) manage.py serve $(ARGS)
 
@@ -79,7 +87,7 @@ lint: setup
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/lint-imports
 
-test: test-deps
+test: test-deps $(IDP)/node_modules/.package-lock.json
 	$(MAKE) --no-print-directory lint
 	$(PY) -m pytest $(XDIST) $(PYTEST_ARGS)
 

@@ -27,6 +27,7 @@ __all__ = [
     "requires",
     "requires_always",
     "role_of",
+    "set_role",
 ]
 
 
@@ -107,3 +108,19 @@ def ensure_roles() -> None:
             app_label, codename = perm.split(".")
             wanted += Permission.objects.filter(content_type__app_label=app_label, codename=codename)
         group.permissions.set(wanted)
+
+
+def set_role(user, role: Role | None) -> None:
+    """Exactly this role's group among the role groups (each change audited as user.roles_changed)."""
+    from django.contrib.auth.models import Group
+
+    wanted = None
+    if role is not None:
+        if not Group.objects.filter(name=GROUP_NAMES[role]).exists():
+            ensure_roles()
+        wanted = Group.objects.get(name=GROUP_NAMES[role])
+    current = set(user.groups.filter(name__in=GROUP_NAMES.values()))
+    if current - {wanted}:
+        user.groups.remove(*(current - {wanted}))
+    if wanted is not None and wanted not in current:
+        user.groups.add(wanted)

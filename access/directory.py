@@ -19,13 +19,12 @@ from __future__ import annotations
 import ldap
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Group
 from django.dispatch import receiver
 from django_auth_ldap.backend import LDAPBackend, ldap_error
 
-from access import ensure_roles
+from access import set_role
 from access.directory_types import normal_dn
-from utilities.roles import GROUP_NAMES, Role
+from utilities.roles import Role
 
 # Highest first: a user in several mapped groups gets the highest role.
 ROLE_SETTING = {
@@ -44,20 +43,6 @@ def directory_role(group_dns) -> Role | None:
         if mapped and normal_dn(mapped) in dns:
             return role
     return None
-
-
-def set_role(user, role: Role | None) -> None:
-    """Exactly this role's group among the role groups (each change audited as user.roles_changed)."""
-    wanted = None
-    if role is not None:
-        if not Group.objects.filter(name=GROUP_NAMES[role]).exists():
-            ensure_roles()
-        wanted = Group.objects.get(name=GROUP_NAMES[role])
-    current = set(user.groups.filter(name__in=GROUP_NAMES.values()))
-    if current - {wanted}:
-        user.groups.remove(*(current - {wanted}))
-    if wanted is not None and wanted not in current:
-        user.groups.add(wanted)
 
 
 class DirectoryBackend(LDAPBackend):

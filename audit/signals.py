@@ -23,6 +23,12 @@ def _logged_out(sender, request, user, **kwargs):
 @receiver(user_login_failed)
 def _login_failed(sender, credentials, request=None, **kwargs):
     # Only the user name: credentials also hold the password, which must never be stored.
+    if hasattr(request, "oidc_problem"):
+        # Not in the user name column: the lockout counts that, and a provider's user must not lock
+        # out the local account whose name it has (access/oidc.py refuses it).
+        details = {"username": getattr(request, "sign_in_name", ""), "via": "oidc", "problem": request.oidc_problem}
+        record_refusal("login_failed", request, details=details, outcome="failure")
+        return
     name = credentials.get("username", "")
     details = {"username": name}
     # (A name longer than any user's is nobody's, and would make SQLite's LIKE pattern too complex.)

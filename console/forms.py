@@ -8,6 +8,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.contrib.auth.forms import AuthenticationForm
+from django.contrib.auth.views import LoginView
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 from django.utils.translation import gettext, ngettext
@@ -56,3 +57,13 @@ class LockoutAuthenticationForm(AuthenticationForm):
             ),
         }
         return ValidationError(messages[problem], code="directory_" + problem)
+
+
+class SignInView(LoginView):
+    """Django's sign-in page, with single sign-on's button when it is configured (access/oidc.py)."""
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        if getattr(settings, "OIDC_RP_CLIENT_ID", ""):
+            context["single_sign_on"] = settings.OIDC_PROVIDER_NAME
+        return context

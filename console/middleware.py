@@ -12,10 +12,10 @@ from django.utils.translation import gettext
 from access import can_view
 from utilities.request_context import current_request
 
-# Reachable without a role: signing in and out, choosing the language, and static files.
+# Reachable without a role: signing in (single sign-on too) and out, choosing the language, and static files.
 # The API is not closed here: it refuses a user without a role itself, in its JSON error shape; nor
 # are the metrics, which have their own token and network checks (console/metrics/views.py).
-OPEN_PREFIXES = ("/accounts/login/", "/accounts/logout/", "/i18n/", "/static/", "/api/", "/metrics")
+OPEN_PREFIXES = ("/accounts/login/", "/accounts/logout/", "/oidc/", "/i18n/", "/static/", "/api/", "/metrics")
 
 
 class RequestIdMiddleware:

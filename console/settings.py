@@ -4,7 +4,7 @@ import os
 import sys
 from pathlib import Path
 
-from console import directory, env
+from console import directory, env, oidc
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 # Where the embedded default keeps its database, generated keys and the simulated fabric.
@@ -97,6 +97,9 @@ try:
     # Directory sign-in (LDAP, Active Directory; console/directory.py, README "Directory sign-in"): the
     # AUTH_LDAP_* settings of django-auth-ldap, none unless AUTH_LDAP_SERVER_URI is set.
     DIRECTORY = directory.ldap_settings(os.environ)
+    # Single sign-on (OpenID Connect; console/oidc.py, README "Single sign-on"): mozilla-django-oidc's
+    # OIDC_* settings, none unless OIDC_RP_CLIENT_ID is set.
+    SINGLE_SIGN_ON = oidc.oidc_settings(os.environ)
     # Notifications (notifications/, README "Notifications"): webhooks need no setting but these two;
     # e-mail is off until EMAIL_HOST names an SMTP server (Django's EMAIL_* settings).
     NOTIFY_TIMEOUT = env.parse_int("NOTIFY_TIMEOUT", os.environ.get("NOTIFY_TIMEOUT"), 10, 1)
@@ -214,9 +217,15 @@ BEATS_IN_BACKGROUND = True
 TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend", "QUEUES": ["default"]}}
 
 globals().update(DIRECTORY)
+globals().update(SINGLE_SIGN_ON)
 # The directory first; local accounts (the break-glass admin) through ModelBackend, whatever the
-# directory's state: the directory backend passes them by (access/directory.py).
-AUTHENTICATION_BACKENDS = [*([directory.BACKEND] if DIRECTORY else []), "django.contrib.auth.backends.ModelBackend"]
+# directory's state: the directory backend passes them by (access/directory.py). Single sign-on's
+# backend answers only its callback (access/oidc.py).
+AUTHENTICATION_BACKENDS = [
+    *([directory.BACKEND] if DIRECTORY else []),
+    *([oidc.BACKEND] if SINGLE_SIGN_ON else []),
+    "django.contrib.auth.backends.ModelBackend",
+]
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},

@@ -5,15 +5,19 @@ from django.templatetags.static import static
 from django.urls import include, path
 from django.views.generic import RedirectView
 
+from access import oidc
 from api.urls import account_urls, api_urls
-from console.forms import LockoutAuthenticationForm
+from console.forms import LockoutAuthenticationForm, SignInView
 from console.language import set_language
 from console.metrics.views import metrics
 from console.search import search
 from notifications.urls import account_urls as notification_urls
 
 urlpatterns = [
-    path("accounts/login/", auth_views.LoginView.as_view(authentication_form=LockoutAuthenticationForm), name="login"),
+    path("accounts/login/", SignInView.as_view(authentication_form=LockoutAuthenticationForm), name="login"),
+    # Single sign-on (OpenID Connect): 404 unless configured (access/oidc.py).
+    path("oidc/authenticate/", oidc.start, name="oidc_authentication_init"),
+    path("oidc/callback/", oidc.callback, name="oidc_authentication_callback"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
     # Open before signing in too: the login page has the language switch.

@@ -163,6 +163,8 @@ def read_only(world):
 ELSEWHERE = {
     "accounts/login/": "anyone may sign in: tests/console/test_hardening.py (lockout, CSRF)",
     "accounts/logout/": "POST only, for oneself: Django's LogoutView",
+    "oidc/authenticate/": "single sign-on, open before signing in, 404 when off: tests/access/test_oidc.py",
+    "oidc/callback/": "single sign-on's return from the provider, off by default: tests/access/test_oidc.py",
     "i18n/setlang/": "open before signing in too: tests/console/test_i18n.py",
     "account/tokens/": "a user's own API tokens: tests/api/test_tokens.py",
     "account/tokens/<int:pk>/revoke/": "a user's own API tokens: tests/api/test_tokens.py",
