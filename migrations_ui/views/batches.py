@@ -3,6 +3,7 @@ from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.safestring import mark_safe
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 from django.views.decorators.http import require_safe
 
 from access import Perm, requires
@@ -121,14 +122,16 @@ def evacuate_host(request, fqdn: str):
         batch = start_evacuation(host, chosen, move_stopped=move_stopped, user=request.user, request=request)
         n = len(chosen.plan.moves)
         if host.maintenance:
-            done = _("%(host)s is in maintenance; %(n)s moves queued.") % {"host": host.name, "n": n}
+            done = ngettext(
+                "%(host)s is in maintenance; %(n)s move queued.", "%(host)s is in maintenance; %(n)s moves queued.", n
+            ) % {"host": host.name, "n": n}
         else:
             running = ", ".join(v.vm for v in chosen.left_running)
-            done = _("%(n)s moves queued; %(host)s does not enter maintenance: %(vms)s stay running there.") % {
-                "host": host.name,
-                "n": n,
-                "vms": running,
-            }
+            done = ngettext(
+                "%(n)s move queued; %(host)s does not enter maintenance, left running there: %(vms)s.",
+                "%(n)s moves queued; %(host)s does not enter maintenance, left running there: %(vms)s.",
+                n,
+            ) % {"host": host.name, "n": n, "vms": running}
         messages.success(request, done)
         return redirect(batch)
     plan = chosen.plan

@@ -123,7 +123,7 @@ def test_a_vm_left_running_keeps_the_host_out_of_maintenance(demo, operator_clie
     batch = Batch.objects.get()
     assert batch.plan["left_running"] == ["erp-app01"]
     followed = operator_client.get(response.url).content.decode()
-    assert "hv-new1 did not enter maintenance: erp-app01 stay running there" in followed
+    assert "hv-new1 did not enter maintenance, left running there as chosen: erp-app01." in followed
     assert "ckpt-new01 (shutting down…)" in followed  # no worker has run the task in this test
 
 
