@@ -2,8 +2,8 @@
 
 Due when a host read before was last read INVENTORY_SYNC_INTERVAL seconds ago or more (a Refresh
 or a job's own refresh counts), the last periodic sync was enqueued as long ago, and none is waiting
-or running. The decision is taken under the database's writer lock, so several workers'
-supervisors enqueue one sync, not one each.
+or running. utilities.db.enqueue_once decides under the database's writer lock, so several
+workers' supervisors enqueue one sync, not one each.
 """
 
 from __future__ import annotations
@@ -12,16 +12,14 @@ import logging
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import transaction
 from django.utils import timezone
 from django_tasks import task
-from django_tasks_db.models import DBTaskResult
 
 from fabric.drift import find_drift
 from fabric.models import Host
 from fabric.queries import settings_views
 from notifications.emit import drift_seen
-from utilities.db import serialize_writers
+from utilities.db import enqueue_once
 
 log = logging.getLogger(__name__)
 
@@ -51,17 +49,9 @@ def enqueue_sync_if_due(now: datetime | None = None) -> bool:
     interval = settings.INVENTORY_SYNC_INTERVAL
     if not interval:
         return False
-    now = now or timezone.now()
-    with transaction.atomic():
-        serialize_writers("inventory-sync")
-        syncs = DBTaskResult.objects.filter(task_path=sync_all_hosts.module_path)
-        if syncs.ready().exists() or syncs.running().exists():
-            return False
-        since = now - timedelta(seconds=interval)
-        last = syncs.order_by("-enqueued_at").values_list("enqueued_at", flat=True).first()
-        if last is not None and last > since:
-            return False
-        if not Host.objects.read().filter(last_sync__lte=since).exists():
-            return False
-        transaction.on_commit(sync_all_hosts.enqueue)
-    return True
+    since = (now or timezone.now()) - timedelta(seconds=interval)
+
+    def due(last: datetime | None) -> bool:
+        return (last is None or last <= since) and Host.objects.read().filter(last_sync__lte=since).exists()
+
+    return enqueue_once(sync_all_hosts, due)

@@ -2,15 +2,13 @@
 
 from datetime import datetime, timedelta
 
-from django.db import transaction
 from django.utils import timezone
 from django_tasks import task
-from django_tasks_db.models import DBTaskResult
 
 from fabric.models import Host
 from migrations_ui.jobs.runner import Runner
 from migrations_ui.models import MigrationJob
-from utilities.db import serialize_writers
+from utilities.db import enqueue_once
 
 
 @task()
@@ -53,19 +51,13 @@ def enqueue_readiness_if_stale(now: datetime | None = None) -> bool:
     """Enqueue the readiness refresh when a sync or a finished move came after the last one was
     enqueued, none waits or runs, and the last is READINESS_EVERY old; True when this call did."""
     now = now or timezone.now()
-    with transaction.atomic():
-        serialize_writers("readiness")
-        refreshes = DBTaskResult.objects.filter(task_path=refresh_readiness_task.module_path)
-        if refreshes.ready().exists() or refreshes.running().exists():
+
+    def due(last: datetime | None) -> bool:
+        if last is None:
+            return Host.objects.filter(last_sync__isnull=False).exists()
+        if now - last < READINESS_EVERY:
             return False
-        last = refreshes.order_by("-enqueued_at").values_list("enqueued_at", flat=True).first()
-        if last is not None:
-            if now - last < READINESS_EVERY:
-                return False
-            synced = Host.objects.filter(last_sync__gt=last).exists()
-            if not synced and not MigrationJob.objects.filter(finished_at__gt=last).exists():
-                return False
-        elif not Host.objects.filter(last_sync__isnull=False).exists():
-            return False
-        transaction.on_commit(refresh_readiness_task.enqueue)
-    return True
+        synced = Host.objects.filter(last_sync__gt=last).exists()
+        return synced or MigrationJob.objects.filter(finished_at__gt=last).exists()
+
+    return enqueue_once(refresh_readiness_task, due)
