@@ -8,7 +8,7 @@ from django.http import JsonResponse
 from ninja import NinjaAPI, Swagger
 
 from access import can_view
-from api import batches, errors, inventory, moves, records
+from api import batches, errors, inventory, moves, notifications, records
 from api.auth import AUTH
 from api.tokens import user_for
 
@@ -65,3 +65,4 @@ api.add_router("", inventory.router)
 api.add_router("", moves.router)
 api.add_router("", batches.router)
 api.add_router("", records.router)
+api.add_router("", notifications.router)

@@ -46,6 +46,13 @@ def bad_input(field: str, message: str) -> ApiError:
     return ApiError(400, f"{field}: {message}", {field: [message]})
 
 
+def invalid_form(form) -> ApiError:
+    """A page's form refused the input: 400 with its messages per field (__all__: the whole form)."""
+    errors = {field: [str(m) for m in messages] for field, messages in form.errors.items()}
+    summary = "; ".join(f"{field}: {' '.join(messages)}" for field, messages in errors.items())
+    return ApiError(400, f"Invalid input ({summary}).", errors)
+
+
 def body(code: str, message: str, errors: dict | None = None) -> dict:
     return {"code": code, "message": message, "errors": errors or {}}
 

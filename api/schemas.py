@@ -11,6 +11,7 @@ from ninja import Schema
 from pydantic import Field, StrictBool, StringConstraints
 
 from migrations_ui.models import JobState
+from notifications.models import EventKind
 
 # JSON bodies are strict about booleans (0 is not false); query strings are text, read leniently.
 # Bounded so no value overflows a database integer; text without NUL (PostgreSQL refuses it).
@@ -385,3 +386,76 @@ class AuditOut(Schema):
 
 class AuditPage(Page):
     items: list[AuditOut]
+
+
+# --- notifications -------------------------------------------------------------------------------------
+# Input is checked by the pages' forms (notifications.forms): the same rules and messages. A secret is
+# write-only: accepted here, never in any answer (secret_set says whether one is stored).
+
+# Text a form judges (lengths included); no NUL, no lone surrogate (a database cannot store one).
+FormText = Annotated[str, StringConstraints(max_length=2000, pattern=r"^[^\x00]*$")]
+Secret = Annotated[
+    FormText,
+    Field(
+        description="The HMAC-SHA256 key (at least 16 characters); stored encrypted, never returned",
+        json_schema_extra={"format": "password", "writeOnly": True},
+    ),
+]
+
+
+class WebhookIn(Schema):
+    name: FormText = Field(description="Unique, at most 100 characters")
+    url: FormText = Field(description="http:// or https://; the console POSTs signed JSON to it")
+    kinds: list[EventKind] = Field([], description="The events it receives")
+    secret: Secret
+    enabled: StrictBool = True
+
+
+class WebhookChangeIn(Schema):
+    """Only the fields given change; an omitted (or empty) secret keeps the stored one."""
+
+    name: FormText | None = None
+    url: FormText | None = None
+    kinds: list[EventKind] | None = None
+    secret: Secret | None = None
+    enabled: StrictBool | None = None
+
+
+class WebhookOut(Schema):
+    id: int
+    name: str
+    url: str
+    kinds: list[str]
+    enabled: bool
+    secret_set: bool = Field(description="A signing secret is stored (it is never returned)")
+    created_at: datetime
+    updated_at: datetime
+
+
+class WebhookPage(Page):
+    items: list[WebhookOut]
+
+
+class DeliveryOut(Schema):
+    id: int
+    kind: str = Field(description="The event's kind (ping: an administrator's test)")
+    event: int = Field(description="The event's id")
+    state: Literal["pending", "succeeded", "failed"]
+    attempts: int
+    last_status: int | None = Field(description="HTTP status of the last answer; null if none came")
+    last_answer: str = Field(description="The last answer's first KB, or the error")
+    next_attempt_at: datetime | None = Field(description="When it is tried again (pending only)")
+    created_at: datetime
+    updated_at: datetime
+
+
+class SubscriptionIn(Schema):
+    kinds: list[EventKind] = Field(description="The events you are told of; [] for none")
+    email: StrictBool = Field(description="By e-mail, to your account's address")
+
+
+class SubscriptionOut(Schema):
+    kinds: list[str]
+    email: bool
+    email_enabled: bool = Field(description="The console can send e-mail (EMAIL_HOST is set)")
+    address: str = Field(description="Your account's e-mail address; empty if it has none")

@@ -52,6 +52,7 @@ def reads(t):
         (f"/batches/{t['batch'].pk}", {}),
         ("/audit-events", {}),
         ("/audit-events/1", {}),
+        ("/account/notifications", {}),  # each reader's own (webhooks: tests/api/test_notifications.py)
     ]
 
 

@@ -118,6 +118,48 @@ def test_the_main_pages_have_no_serious_accessibility_problems(signed_in, output
     assert admin.errors == []  # no script error and nothing the Content-Security-Policy blocked
 
 
+def test_the_notification_pages_have_no_serious_accessibility_problems(signed_in, output_dir):
+    """The webhook list, its form (empty, refused with errors at the fields, editing) and a user's own
+    choices. One webhook is added (disabled: nothing is sent); no other e2e test counts webhooks."""
+    admin = signed_in("admin")
+    page = admin.page
+    problems = {}
+
+    def review(name: str) -> None:
+        shoot(page, output_dir, name)
+        found = serious_violations(page) + [f"unlabelled field: {f}" for f in page.evaluate(UNLABELLED)]
+        if found:
+            problems[name] = found
+
+    admin.goto("/manage/webhooks/add/")
+    review("webhook-add")
+    # The event checkboxes are one named group; a field's hint is read with it.
+    expect(page.get_by_role("group", name="Events").get_by_role("checkbox")).to_have_count(6)
+    expect(page.get_by_label("URL")).to_have_accessible_description(re.compile("http:// or https://"))
+    page.get_by_label("Name").fill("a11y-hook")
+    page.get_by_label("URL").fill("ftp://hooks.contoso.test/console")  # refused: http(s) only, no secret
+    page.get_by_role("button", name="Add webhook").click()
+    expect(page.locator(".error-text").first).to_be_visible()
+    review("webhook-add-refused")
+    page.get_by_label("URL").fill("https://hooks.contoso.test/console")
+    page.get_by_label("Secret").fill("a-secret-of-at-least-16-characters")
+    page.get_by_label("A migration failed").check()
+    page.get_by_label("Enabled").uncheck()
+    page.get_by_role("button", name="Add webhook").click()
+    page.wait_for_url(re.compile(r"/manage/webhooks/$"))
+    expect(page.get_by_role("heading", name=re.compile("a11y-hook"))).to_be_visible()
+    review("webhooks")
+    page.locator("section", has=page.get_by_role("heading", name=re.compile("a11y-hook"))).get_by_role(
+        "link", name="Edit"
+    ).click()
+    page.wait_for_url(re.compile(r"/manage/webhooks/\d+/edit/$"))
+    review("webhook-edit")
+    admin.goto("/account/notifications/")
+    review("account-notifications")
+    assert not problems, "\n".join(f"{page}: {line}" for page, lines in problems.items() for line in lines)
+    assert admin.errors == []
+
+
 def test_the_sign_in_page_has_no_serious_accessibility_problems(browser, console, output_dir):
     context = browser.new_context(viewport={"width": 1280, "height": 800})
     try:
