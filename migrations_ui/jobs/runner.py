@@ -391,7 +391,7 @@ class Runner:
             )
         if self.job.ha_removed and self.job.destination.cluster_id:
             self._step("join_cluster")
-            self.driver.add_cluster_role(self.destination, self.request.vm_id)
+            self._add_cluster_role(self.job.destination, self.destination)
             self.joined = True
             record(self.job, "step", {"step": "join_cluster", "done": True, "host": self.job.destination.name})
         self._power_on()
@@ -599,10 +599,23 @@ class Runner:
                 record(self.job, "warning", {"message": HA_STANDALONE % {"host": host.name}})
                 return
             self._step("restore_ha")
-            self.driver.add_cluster_role(conn, self.request.vm_id)
+            self._add_cluster_role(host, conn)
             record(self.job, "step", {"step": "restore_ha", "done": True, "host": host.name}, ha_removed=False)
 
         self._mend_where_it_is(HA_NOWHERE, "Could not make the VM highly available again", rejoin)
+
+    def _add_cluster_role(self, host, conn) -> None:
+        """Add-ClusterVirtualMachineRole where the VM runs, safe to repeat: a worker killed after the
+        host made the VM highly available (in the refresh that follows, say), or a read that timed out
+        on the host's answer, never recorded it, and the cluster refuses a role it already has
+        (InvalidState). On a refusal the host is asked: a VM it shows clustered there has joined."""
+        try:
+            self.driver.add_cluster_role(conn, self.request.vm_id)
+        except HyperVError:
+            vm = self.driver.get_vm(conn, self.request.vm_id)
+            if vm is None or not vm.is_clustered:
+                raise
+            record(self.job, "evidence", {"found": "VM already highly available", "host": host.name})
 
     def _mend_where_it_is(self, nowhere: str, failed: str, mend) -> None:
         """After a job that did not succeed: mend(host, connection) on the side the VM is on, or warn

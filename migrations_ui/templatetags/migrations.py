@@ -214,6 +214,12 @@ def event_text(event) -> str:
             return _("Handed to a worker again: no worker task was waiting to start it")
         case "warning":
             return _("Warning: %(message)s") % {"message": d.get("message", "")}
+        case "evidence" if d.get("found") == "VM still on the source":  # runner._find_requested_move
+            return _("%(host)s still runs the VM: it was not moved") % {"host": d.get("source", "")}
+        case "evidence" if d.get("found") == "VM already highly available":  # runner._add_cluster_role
+            return _("%(host)s shows the VM highly available already: nothing to join again") % {
+                "host": d.get("host", "")
+            }
     return f"{event.kind} {d}" if d else event.kind
 
 

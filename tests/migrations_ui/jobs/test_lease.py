@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from audit.models import AuditEvent
 from fabric.driver import get_driver
+from fabric.hyperv.api import HostUnreachable
 from migrations_ui.jobs import runner as runner_module
 from migrations_ui.jobs.events import record
 from migrations_ui.jobs.operations import CannotCancel, CannotDecide, cancel_job, decide_unknown
@@ -205,3 +206,74 @@ def test_a_job_handed_to_recovery_is_taken_by_one_task_only(demo):
 
     assert first is not None and second is None
     assert job.events.filter(kind="recovery").count() == 1
+
+
+class WorkerKilled(BaseException):
+    """SIGKILL, as far as the runner can tell: nothing after it runs (no except Exception catches it)."""
+
+
+def joins_of(store, vm_id):
+    return [r for c, r in vm_cmdlets(store, vm_id) if c == "Add-ClusterVirtualMachineRole"]
+
+
+@pytest.mark.django_db(transaction=True, databases=["default", "channels"])
+def test_a_worker_killed_after_the_vm_joined_the_destination_cluster_leaves_a_succeeded_job(demo, monkeypatch):
+    # The fault test's erp-app02 -> hv-new1 ended "failed" with the VM on hv-new1: its worker died
+    # in the refresh, after Add-ClusterVirtualMachineRole; recovery verified the VM on the destination
+    # and sent the role again, which the cluster refuses ("already a clustered role": InvalidState).
+    job = submit("erp-app02", "hv-new1")  # leaves CL-OLD for CL-NEW: HA is removed for the move
+    real_sync = runner_module.sync_inventory
+
+    def killed_in_the_refresh(driver, hosts):
+        monkeypatch.setattr(runner_module, "sync_inventory", real_sync)
+        raise WorkerKilled()
+
+    monkeypatch.setattr(runner_module, "sync_inventory", killed_in_the_refresh)
+    with pytest.raises(WorkerKilled):
+        Runner.start(job.pk).run()
+    job.refresh_from_db()
+    assert job.state == JobState.RUNNING and job.step == "refresh"
+    assert joins_of(demo, str(job.vm.guid)) == ["added"]
+
+    age(job)
+    assert reap_stale() == [job.pk]
+    recover_job.call(job.pk)
+
+    job.refresh_from_db()
+    assert job.state == JobState.SUCCEEDED, f"{job.error_code}: {job.error_message}"
+    with demo.session() as fabric:
+        machine = fabric.vm_by_name("erp-app02")
+        assert machine.host == "hv-new1.contoso.test" and machine.is_clustered
+    assert "migration.failed" not in audit_actions(job)
+    assert len(moves_of(demo, str(job.vm.guid))) == 1
+    assert job.events.filter(kind="evidence", data__found="VM already highly available").exists()
+
+
+@pytest.mark.django_db(transaction=True, databases=["default", "channels"])
+def test_a_join_the_host_made_but_whose_answer_was_lost_is_not_a_failure(demo):
+    # The emulator frozen (SIGSTOP) right after it made the VM highly available: the read times out,
+    # the job is unknown; once the host answers, recovery finds the role already there.
+    job = submit("erp-app02", "hv-new1")
+    real = get_driver()
+
+    def joined_then_silent(conn, vm_id):
+        real.add_cluster_role(conn, vm_id)
+        set_reachable(demo, "hv-new1", False)
+        raise HostUnreachable(conn.fqdn, "connected, but no answer within 12 s")
+
+    Runner.start(job.pk, driver=Wrapped(add_cluster_role=joined_then_silent)).run()
+    job.refresh_from_db()
+    assert job.state == JobState.UNKNOWN
+
+    set_reachable(demo, "hv-new1", True)
+    age(job)
+    assert reap_stale() == [job.pk]
+    recover_job.call(job.pk)
+
+    job.refresh_from_db()
+    assert job.state == JobState.SUCCEEDED, f"{job.error_code}: {job.error_message}"
+    assert not job.events.filter(kind="warning").exists()
+    with demo.session() as fabric:
+        machine = fabric.vm_by_name("erp-app02")
+        assert machine.host == "hv-new1.contoso.test" and machine.is_clustered
+    assert "migration.failed" not in audit_actions(job)

@@ -355,6 +355,16 @@ def test_host_slots_uses_the_cluster_limit_on_a_node(django_assert_num_queries):
         ("progress", {"percent": 44, "pass_number": 0, "bytes_sent": 0, "transfer_rate_mbps": 0.0}, "44% done"),
         ("move_requested", {"resend": True}, "Move sent to the host again"),
         ("warning", {"message": "HA not restored"}, "Warning: HA not restored"),
+        (
+            "evidence",
+            {"found": "VM still on the source", "source": "hv-old2", "migration": "none"},
+            "hv-old2 still runs the VM: it was not moved",
+        ),
+        (
+            "evidence",
+            {"found": "VM already highly available", "host": "hv-new1"},
+            "hv-new1 shows the VM highly available already: nothing to join again",
+        ),
         ("something_new", {"a": 1}, "something_new {'a': 1}"),
     ],
 )
