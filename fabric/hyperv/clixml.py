@@ -186,6 +186,12 @@ class QuickSerializer(Serializer):
             self._clear()
         return read(self, element)
 
+    def _deserialize_string(self, value):
+        """pypsrp's: _xHHHH_ escapes decoded (through UTF-16); text without "_x" is itself, as there."""
+        if value is not None and "_x" not in value:
+            return value
+        return super()._deserialize_string(value)
+
     def _generic_obj(self, element: ElementTree.Element, text: str | None) -> _Generic:
         """pypsrp's Serializer._deserialize_dynamic_obj, without writing the element back out as text."""
         obj = _Generic(element, text)

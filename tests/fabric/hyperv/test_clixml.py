@@ -97,6 +97,8 @@ def test_type_names_referenced_again_and_nested_lists_read_as_pypsrp_does():
     "xml",
     [
         '<S N="x">line_x000A_two</S>',
+        "<S>_X000A_ and _x00_ and _x_ and _x0041__x0042_</S>",
+        "<S>x_y_z</S>",
         "<S />",
         "<B>True</B>",
         "<I64>-5</I64>",
