@@ -142,7 +142,10 @@ def _update_hosts(inventories: list[HostInventory], clusters: dict[str, Cluster]
             setattr(host, name, list(value) if isinstance(value, tuple) else value)
         host.cluster = clusters[inv.cluster.fqdn] if inv.cluster else None
         host.reachable, host.last_sync, host.last_error = True, now, ""
-    Host.objects.bulk_update(hosts.values(), [*_HOST_FIELDS, "cluster", "reachable", "last_sync", "last_error"])
+    # One UPDATE per host: Django's bulk_update writes a CASE WHEN per field and host, which cost more.
+    fields = [*_HOST_FIELDS, "cluster", "reachable", "last_sync", "last_error"]
+    for host in hosts.values():
+        Host.objects.filter(pk=host.pk).update(**{name: getattr(host, name) for name in fields})
     return hosts
 
 
@@ -230,8 +233,34 @@ def share_for_path(path: str, shares: list[SmbShare]) -> SmbShare | None:
 
 
 def _sync_storage_locations(inventories: list[HostInventory], hosts: dict[str, Host]) -> None:
-    for inv in inventories:
-        follow_default_locations(hosts[inv.host.fqdn], inv.host.vm_path, inv.host.vhd_path)
+    """follow_default_locations for every host, in a handful of statements: only what changes is written."""
+    wanted = {hosts[inv.host.fqdn].pk: {p for p in (inv.host.vm_path, inv.host.vhd_path) if p} for inv in inventories}
+    drop, clear, mark, have = [], [], [], set()
+    rows = StorageLocation.objects.filter(host_id__in=wanted).values_list(
+        "pk", "host_id", "path", "is_default", "added_by_user"
+    )
+    for pk, host_id, path, is_default, by_user in rows:
+        if path in wanted[host_id]:
+            have.add((host_id, path))
+            if not is_default:
+                mark.append(pk)
+        elif is_default:
+            (clear if by_user else drop).append(pk)
+    for ids, change in ((drop, None), (clear, False), (mark, True)):
+        for start in range(0, len(ids), 500):
+            chunk = StorageLocation.objects.filter(pk__in=ids[start : start + 500])
+            if change is None:
+                chunk.delete()
+            else:
+                chunk.update(is_default=change)
+    StorageLocation.objects.bulk_create(
+        [
+            StorageLocation(host_id=host_id, path=path, is_default=True)
+            for host_id, paths in wanted.items()
+            for path in sorted(paths)
+            if (host_id, path) not in have
+        ]
+    )
 
 
 def follow_default_locations(host: Host, vm_path: str, vhd_path: str) -> None:
