@@ -75,6 +75,7 @@ POLL_S = 0.5  # progress is read twice a second and written at least once a seco
 FAST_POLL_S = 0.1  # near a move's expected end: its end frees the hosts' slots for the next job
 GIVE_WAY_S = 1.0  # at most this long a job that freed its slots waits for the next ones to send Move-VM
 STALE_AFTER = timedelta(seconds=10)  # no heartbeat for this long: the worker is gone
+SETTLE_S = 5.0  # a recovery that finds no move looks again this much later (_find_requested_move)
 HEARTBEAT_S = 2.0  # the heartbeat thread's beat: several beats fit in STALE_AFTER
 # States a recovery may take a job in: a running one whose worker died, an unknown one to ask again.
 RECOVERABLE = (JobState.RUNNING, JobState.CANCELLING, JobState.UNKNOWN)
@@ -208,14 +209,21 @@ class Runner:
             self._follow()
         self._finish()
 
-    def _find_requested_move(self) -> None:
+    def _find_requested_move(self, look_again: bool = True) -> None:
         """Move-VM was sent, or about to be, and its id never recorded: ask the host what became of
-        it. Never send it again: a move the host may have started is not requested twice."""
+        it. Never send it again: a move the host may have started is not requested twice.
+
+        A host that shows no migration of the VM, and the VM not arrived, is asked once more SETTLE_S
+        later before the move counts as not made: a Move-VM sent as the host froze waits in its receive
+        buffer and starts when the host wakes, in the same instant as this recovery's first question."""
         found = self.driver.find_migration(self.source, self.request.vm_id)
         if found is not None and found.state == "running":
             self._adopt(found.migration_id)
         elif self._arrived():
             self._moved({"found": "VM already on the destination"})
+        elif look_again and found is None:
+            time.sleep(SETTLE_S)
+            self._find_requested_move(look_again=False)
         elif self.driver.get_vm(self.source, self.request.vm_id) is not None:
             evidence = {"source": self.job.source.name, "migration": found.state if found else "none"}
             record(self.job, "evidence", {"found": "VM still on the source", **evidence})

@@ -277,3 +277,32 @@ def test_a_join_the_host_made_but_whose_answer_was_lost_is_not_a_failure(demo):
         machine = fabric.vm_by_name("erp-app02")
         assert machine.host == "hv-new1.contoso.test" and machine.is_clustered
     assert "migration.failed" not in audit_actions(job)
+
+
+@pytest.mark.django_db(transaction=True, databases=["default", "channels"])
+def test_a_move_the_host_starts_late_is_followed_not_recorded_as_not_made(demo, monkeypatch):
+    # Move-VM sent as the host froze: the bytes wait in its receive buffer, and the host starts the
+    # move when it wakes, in the same instant as the recovery's first question, which sees no move yet.
+    monkeypatch.setattr(runner_module, "SETTLE_S", 0.01)
+    job = submit("ci-runner01", "hv-s1")
+    runner = Runner.start(job.pk)
+    record(runner.job, "move_requested", {}, move_requested_at=timezone.now())
+    real = get_driver()
+    asked = []
+
+    def then_the_late_move_starts(conn, vm_id):
+        found = real.find_migration(conn, vm_id)
+        if not asked:
+            real.start_migration(conn, runner.request)  # the buffered Move-VM, carried out now
+        asked.append(found)
+        return found
+
+    age(job)
+    reap_stale()
+    Runner.take_over(job.pk, driver=Wrapped(find_migration=then_the_late_move_starts)).recover()
+
+    job.refresh_from_db()
+    assert asked[0] is None and asked[1].state == "running"
+    assert job.state == JobState.SUCCEEDED, f"{job.error_code}: {job.error_message}"
+    assert vm("ci-runner01").host.name == "hv-s1"
+    assert len(moves_of(demo, str(job.vm.guid))) == 1  # the console sent none itself
