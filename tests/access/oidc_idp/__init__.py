@@ -60,7 +60,7 @@ class Provider:
     process: subprocess.Popen
 
     @classmethod
-    def start(cls, folder: Path, accounts: dict) -> Provider:
+    def start(cls, folder: Path, accounts: dict, callback: str = CALLBACK) -> Provider:
         port = free_port()
         accounts_file = folder / "accounts.json"
         accounts_file.write_text(json.dumps(accounts))
@@ -73,7 +73,7 @@ class Provider:
                     "issuer": issuer,
                     "client_id": CLIENT_ID,
                     "client_secret": CLIENT_SECRET,
-                    "redirect_uri": CALLBACK,
+                    "redirect_uri": callback,
                     "accounts": str(accounts_file),
                 }
             )
