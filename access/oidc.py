@@ -28,7 +28,7 @@ from django.contrib.auth.decorators import login_not_required
 from django.core.exceptions import SuspiciousOperation
 from django.http import Http404
 from django.shortcuts import redirect
-from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy
 from mozilla_django_oidc.auth import OIDCAuthenticationBackend
 from mozilla_django_oidc.views import OIDCAuthenticationCallbackView, OIDCAuthenticationRequestView
 
@@ -138,17 +138,17 @@ def _status(exc: requests.HTTPError) -> str:
 
 
 PROBLEMS = {
-    "unreachable": lambda: gettext("%(provider)s does not answer; local accounts can still sign in."),
-    "refused": lambda: gettext(
+    "unreachable": gettext_lazy("%(provider)s does not answer; local accounts can still sign in."),
+    "refused": gettext_lazy(
         "%(provider)s refused the console's request (see the server log); local accounts can still sign in."
     ),
-    "rejected": lambda: gettext("%(provider)s's answer failed the console's checks (see the server log)."),
-    "no_name": lambda: gettext("%(provider)s did not say your user name (see the server log)."),
-    "local_account": lambda: gettext(
+    "rejected": gettext_lazy("%(provider)s's answer failed the console's checks (see the server log)."),
+    "no_name": gettext_lazy("%(provider)s did not say your user name (see the server log)."),
+    "local_account": gettext_lazy(
         "This user name belongs to a local account of the console: sign in with its password."
     ),
-    "expired": lambda: gettext("The sign-in expired or was started elsewhere; try again."),
-    "denied": lambda: gettext("%(provider)s did not sign you in."),
+    "expired": gettext_lazy("The sign-in expired or was started elsewhere; try again."),
+    "denied": gettext_lazy("%(provider)s did not sign you in."),
 }
 
 
@@ -176,7 +176,7 @@ class Callback(OIDCAuthenticationCallbackView):
         problem = getattr(self.request, "oidc_problem", None) or "expired"
         if problem in ("denied", "expired"):  # authenticate() never ran, so its signal was not sent
             record_refusal("login_failed", self.request, details={"via": "oidc", "problem": problem})
-        messages.error(self.request, PROBLEMS[problem]() % {"provider": settings.OIDC_PROVIDER_NAME})
+        messages.error(self.request, str(PROBLEMS[problem]) % {"provider": settings.OIDC_PROVIDER_NAME})
         return redirect(settings.LOGIN_URL)
 
 

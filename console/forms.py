@@ -13,6 +13,7 @@ from django.core.exceptions import ValidationError
 from django.utils import timezone
 from django.utils.translation import gettext, ngettext
 
+from access import oidc
 from audit.log import record_refusal
 from audit.models import AuditEvent
 
@@ -64,6 +65,6 @@ class SignInView(LoginView):
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
-        if getattr(settings, "OIDC_RP_CLIENT_ID", ""):
+        if oidc.enabled():
             context["single_sign_on"] = settings.OIDC_PROVIDER_NAME
         return context
