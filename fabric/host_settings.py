@@ -126,7 +126,7 @@ def apply_settings(driver, hosts: list[Host], wanted: HostSettings, *, user=None
                 value = getattr(info, name)
                 setattr(host, name, list(value) if isinstance(value, tuple) else value)
             host.save(update_fields=list(FIELDS))
-            follow_default_locations(host, host.vm_path, host.vhd_path)
+            follow_default_locations({host.pk: (host.vm_path, host.vhd_path)})
             after = current(host)
             record(
                 "host.settings_changed",

@@ -98,7 +98,7 @@ def _apply(inventories: list[HostInventory], failures: dict[str, HyperVError]) -
     clusters = _upsert_clusters(inventories, now)
     hosts = _update_hosts(inventories, clusters, now)
     shares = _upsert_shares(inventories, hosts)
-    _sync_storage_locations(inventories, hosts)
+    follow_default_locations({hosts[i.host.fqdn].pk: (i.host.vm_path, i.host.vhd_path) for i in inventories})
     vm_ids = _upsert_vms(inventories, hosts, shares, now)
     _upsert_disks(inventories, hosts, shares, vm_ids)
 
@@ -232,9 +232,11 @@ def share_for_path(path: str, shares: list[SmbShare]) -> SmbShare | None:
     return None
 
 
-def _sync_storage_locations(inventories: list[HostInventory], hosts: dict[str, Host]) -> None:
-    """follow_default_locations for every host, in a handful of statements: only what changes is written."""
-    wanted = {hosts[inv.host.fqdn].pk: {p for p in (inv.host.vm_path, inv.host.vhd_path) if p} for inv in inventories}
+def follow_default_locations(reported: dict[int, tuple[str, ...]]) -> None:
+    """Each host's default folders (VirtualMachinePath, VirtualHardDiskPath), by host id, as its
+    storage locations, in a handful of statements for any number of hosts; only what changes is
+    written. Locations a user added stay (no longer marked default); the host's own follow it."""
+    wanted = {host_id: {p for p in paths if p} for host_id, paths in reported.items()}
     drop, clear, mark, have = [], [], [], set()
     rows = StorageLocation.objects.filter(host_id__in=wanted).values_list(
         "pk", "host_id", "path", "is_default", "added_by_user"
@@ -261,16 +263,6 @@ def _sync_storage_locations(inventories: list[HostInventory], hosts: dict[str, H
             if (host_id, path) not in have
         ]
     )
-
-
-def follow_default_locations(host: Host, vm_path: str, vhd_path: str) -> None:
-    """The host's default folders (VirtualMachinePath, VirtualHardDiskPath) as its storage locations."""
-    defaults = {p for p in (vm_path, vhd_path) if p}
-    # Locations a user added stay; the host's own defaults follow what it reports.
-    StorageLocation.objects.filter(host=host, is_default=True, added_by_user=False).exclude(path__in=defaults).delete()
-    StorageLocation.objects.filter(host=host, is_default=True).exclude(path__in=defaults).update(is_default=False)
-    for path in defaults:
-        StorageLocation.objects.update_or_create(host=host, path=path, defaults={"is_default": True})
 
 
 def _upsert_vms(inventories, hosts, shares, now) -> dict[uuid.UUID, int]:

@@ -289,41 +289,28 @@ def test_it_keeps_each_vms_processors_and_each_disks_type_and_size(store, driver
     assert not VirtualMachine.objects.filter(processor_count=0).exists()
 
 
-def test_storage_locations_of_many_hosts_follow_their_defaults_as_one_host_does():
-    """_sync_storage_locations writes in bulk what follow_default_locations writes host by host."""
-    from types import SimpleNamespace
+def test_storage_locations_of_many_hosts_follow_their_defaults_in_one_call():
+    from fabric.sync import follow_default_locations
 
-    from fabric.sync import _sync_storage_locations, follow_default_locations
+    hosts = [Host.objects.create(fqdn=f"h{i}.x", name=f"h{i}") for i in range(3)]
+    a, b, c = hosts
+    rows = [
+        (a, "D:\\VMs", True, False),  # the host's default that it no longer reports: dropped
+        (a, "E:\\Kept", True, True),  # a user's location that was a default: kept, no longer default
+        (a, "F:\\Mine", False, True),  # a user's location that becomes a default
+        (b, "C:\\Hyper-V", True, False),  # still the default: unchanged
+        (c, "G:\\Other", False, True),
+    ]
+    for host, path, is_default, by_user in rows:
+        StorageLocation.objects.create(host=host, path=path, is_default=is_default, added_by_user=by_user)
 
-    def start():
-        StorageLocation.objects.all().delete()
-        Host.objects.all().delete()
-        hosts = {f"h{i}.x": Host.objects.create(fqdn=f"h{i}.x", name=f"h{i}") for i in range(3)}
-        a, b, c = hosts.values()
-        rows = [
-            (a, "D:\\VMs", True, False),  # the host's default that it no longer reports: dropped
-            (a, "E:\\Kept", True, True),  # a user's location that was a default: kept, no longer default
-            (a, "F:\\Mine", False, True),  # a user's location that becomes a default
-            (b, "C:\\Hyper-V", True, False),  # still the default: unchanged
-            (c, "G:\\Other", False, True),
-        ]
-        for host, path, is_default, by_user in rows:
-            StorageLocation.objects.create(host=host, path=path, is_default=is_default, added_by_user=by_user)
-        reported = {"h0.x": ("F:\\Mine", "F:\\New"), "h1.x": ("C:\\Hyper-V", ""), "h2.x": ("", "")}
-        inventories = [
-            SimpleNamespace(host=SimpleNamespace(fqdn=fqdn, vm_path=vm, vhd_path=vhd))
-            for fqdn, (vm, vhd) in reported.items()
-        ]
-        return hosts, inventories
+    follow_default_locations({a.pk: ("F:\\Mine", "F:\\New"), b.pk: ("C:\\Hyper-V", ""), c.pk: ("", "")})
 
-    def state():
-        return sorted(StorageLocation.objects.values_list("host__fqdn", "path", "is_default", "added_by_user"))
-
-    hosts, inventories = start()
-    for inv in inventories:
-        follow_default_locations(hosts[inv.host.fqdn], inv.host.vm_path, inv.host.vhd_path)
-    one_by_one = state()
-    hosts, inventories = start()
-    _sync_storage_locations(inventories, hosts)
-    assert state() == one_by_one
-    assert ("h0.x", "E:\\Kept", False, True) in one_by_one and ("h0.x", "F:\\New", True, False) in one_by_one
+    locations = StorageLocation.objects.filter(host__in=hosts)
+    assert sorted(locations.values_list("host__fqdn", "path", "is_default", "added_by_user")) == [
+        ("h0.x", "E:\\Kept", False, True),
+        ("h0.x", "F:\\Mine", True, True),
+        ("h0.x", "F:\\New", True, False),
+        ("h1.x", "C:\\Hyper-V", True, False),
+        ("h2.x", "G:\\Other", False, True),
+    ]
