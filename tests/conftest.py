@@ -93,6 +93,20 @@ def test_settings(monkeypatch, tmp_path):
         monkeypatch.setattr(settings, "SIM_FABRIC_PATH", tmp_path / "data" / "fabric.sqlite3")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def quick_password_hashing():
+    """Passwords hashed at one PBKDF2 iteration (tests/hashers.py) for the whole session."""
+    from django.conf import settings
+
+    if not settings.configured:  # the pure modules, run with -p no:django
+        yield
+        return
+    from django.test import override_settings
+
+    with override_settings(PASSWORD_HASHERS=["tests.hashers.QuickPBKDF2PasswordHasher"]):
+        yield
+
+
 @pytest.fixture(autouse=True)
 def default_language():
     """Each test starts in the default language: a German request or websocket test activates German
