@@ -22,8 +22,9 @@ def queue(console, *argv: str) -> int:
 
 
 def test_a_storage_move_shows_the_files_copied_and_its_own_steps(signed_in, console, output_dir):
-    job_id = queue(console, "move_storage", "backup01", "--to-path", "E:\\Fast")  # on hv-s3
+    # Signed in first: the move takes seconds, and its running texts must still be there to read.
     viewer = signed_in("viewer")
+    job_id = queue(console, "move_storage", "backup01", "--to-path", "E:\\Fast")  # on hv-s3
     page = viewer.page
     viewer.goto(f"/jobs/{job_id}/")
     status, steps = page.locator("#job-status"), page.locator("#job-steps")
