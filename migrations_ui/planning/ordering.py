@@ -333,13 +333,17 @@ def lower_bound(
 
     A move alone is as fast as it can be, and its bytes the fewest it sends (faster passes leave less
     dirtied memory), so no schedule beats any of the three. strong=True adds bounds that hold as
-    well: every host's wire bytes / NIC rate and file bytes / storage rate after the prepare phase,
-    and, for a slot of limit L held by more than L moves, the packing bound of _packing_bound (k = 1:
-    the L-th plus the (L+1)-th longest; k = 2: the (2L-1)-th to (2L+1)-th...).
+    well: every host's wire bytes / NIC rate after the prepare phase; every host's file bytes / its
+    disk's rate or its partners' disks' (the slower), after the prepare phase and followed by the
+    shortest memory phase and resume of its copying moves; and, for a slot of limit L held by more
+    than L moves, the packing bound of _packing_bound (k = 1: the L-th plus the (L+1)-th longest;
+    k = 2: the (2L-1)-th to (2L+1)-th...).
     """
     work: dict[Slot, list[float]] = defaultdict(list)
     wire: dict[str, float] = defaultdict(float)
     files: dict[str, float] = defaultdict(float)
+    partners: dict[str, set[str]] = defaultdict(set)  # the other ends of each host's file copies
+    after: dict[str, float] = {}  # the least a move copying files on the host runs after its copy
     bound = 0.0
     for s, e in zip(specs, alone_estimates(specs, rates, figures), strict=True):
         bound = max(bound, e.duration_s)
@@ -351,6 +355,9 @@ def lower_bound(
             if not s.link_bytes_s:
                 wire[host] += e.wire_bytes
             files[host] += s.storage_bytes
+            if s.storage_bytes:
+                partners[host].add(s.destination if host == s.source else s.source)
+                after[host] = min(after.get(host, math.inf), e.memory_s + e.resume_s)
     crowded = []  # (slot's moves longest first, its limit) where more moves than slots share it
     for slot, durations in work.items():
         limit = max(1, limits.get(slot, 1))
@@ -364,7 +371,19 @@ def lower_bound(
         bound = max(bound, total / r.nic_bytes_s)
         if strong:
             # No byte moves before a move's prepare phase is over.
-            bound = max(bound, prepare + total / r.nic_bytes_s, prepare + files[host] / r.disk_bytes_s)
+            bound = max(bound, prepare + total / r.nic_bytes_s)
+    for host, total in files.items() if strong else ():
+        if not total:
+            continue
+        # Every file byte a host copies crosses its disk and its partner's, each shared by the copies
+        # on it: the host's copies move at most min(its disk, its partners' disks together) bytes/s,
+        # none before a prepare phase is over. The move whose copy ends last then runs its memory
+        # phase and resume, no faster than alone (a Network move: nothing after its copy).
+        disk = min(
+            rates.get(host, HostRates()).disk_bytes_s,
+            sum(rates.get(p, HostRates()).disk_bytes_s for p in partners[host]),
+        )
+        bound = max(bound, prepare + total / disk + after[host])
     for longest, limit in crowded:
         # Searched only where the split could raise the bound: not above it when longest first is not.
         if len(longest) <= EXACT_PACKING_MOST and pack_rows(longest, limit, budget=0).end > bound:
