@@ -2,10 +2,10 @@
 
 A plan places each VM (migrations_ui.planning.placement: pre-flight per pair, memory with headroom, HA VMs
 in their cluster, guest-cluster nodes apart, Live first) and queues the moves within every host's
-slots in the shorter of two orders (longest first; the same with the file copies spread through it),
-each timed by the same fluid model the simulated fabric runs (migrations_ui.planning.ordering.best_order).
-The spread holds the tail of plans that copy files (bench/RESULTS.md, issue 18, 2026-12-06); other
-orders and a general concurrency cap gained under 2%.
+slots in the shorter of two orders (longest first; the same with the file copies spread through it)
+improved by a few passes, each timed by the same fluid model the simulated fabric runs
+(migrations_ui.planning.ordering.best_order). Those two hold the tail of plans that copy files
+(bench/RESULTS.md, issue 18, 2026-12-06); other orders and a general concurrency cap gained under 2%.
 One cap stays (issue 20): where a host's link, not its limit, is the bottleneck (a stream that fills
 the NIC alone, a 1 GbE link), the plan runs no more moves there at once than fill the link, when the
 simulated timeline shows that ends no later, and says so (Plan.link_caps).
@@ -286,7 +286,9 @@ def _plan(host: str | None, placed: list[Placed], left: list[Left], hosts: Seque
     specs = [p.spec for p in placed]
     rates = {h.fqdn: o.rate(h.fqdn) for h in hosts}
     alone = alone_estimates(specs, rates, o.figures)
-    timeline, caps = _cap_links(specs, alone, rates, limits, o.figures)
+    # The search of orders stops where no schedule of these moves can end sooner.
+    strong = lower_bound(specs, rates, limits, o.figures, strong=True) if specs else 0.0
+    timeline, caps = _cap_links(specs, alone, rates, limits, o.figures, strong)
     moves = tuple(
         PlannedMove(
             vm=placed[j].vm.name,
@@ -313,7 +315,7 @@ def _plan(host: str | None, placed: list[Placed], left: list[Left], hosts: Seque
     return Plan(host, moves, lefts, timeline.makespan_s, bound, limits, link_caps)
 
 
-def _cap_links(specs, alone, rates, limits, figures) -> tuple[Timeline, dict[str, int]]:
+def _cap_links(specs, alone, rates, limits, figures, bound) -> tuple[Timeline, dict[str, int]]:
     """The plan's timeline (ordering.best_order), with each host's live slots capped where its link
     is the bottleneck.
 
@@ -322,14 +324,14 @@ def _cap_links(specs, alone, rates, limits, figures) -> tuple[Timeline, dict[str
     when the capped timeline, simulated with the NIC shared as the fabric shares it, ends no later
     than the uncapped one: then a higher limit would not help, and the moves each send less.
     """
-    timeline = best_order(Flow(specs, rates, limits, figures), alone, specs)
+    timeline = best_order(Flow(specs, rates, limits, figures), alone, specs, bound)
     fill = link_fill(specs, rates, figures)
     for extra in (0, 1):
         caps = {h: n + extra for h, n in fill.items() if n + extra < limits.get((h, LIVE), 0)}
         if not caps:
             break
         capped_limits = {**limits, **{(h, LIVE): n for h, n in caps.items()}}
-        capped = best_order(Flow(specs, rates, capped_limits, figures), alone, specs)
+        capped = best_order(Flow(specs, rates, capped_limits, figures), alone, specs, bound)
         if capped.makespan_s <= timeline.makespan_s + 1e-6:
             return capped, caps
     return timeline, {}
