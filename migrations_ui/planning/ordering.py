@@ -285,17 +285,14 @@ MAX_PASSES = 60
 PASS_BUDGET = 3000
 
 
-def best_order(flow: Flow, alone: Sequence[Estimate], specs: Sequence[MoveSpec], bound: float = 0.0) -> Timeline:
-    """The shortest timeline found: longest first, the same with the file copies spread through it,
-    then improvement passes on the shorter (each timed by flow.run, as the admission would run it).
+def best_order(flow: Flow, alone: Sequence[Estimate], specs: Sequence[MoveSpec]) -> tuple[Timeline, list[int]]:
+    """The shorter timeline of two orders, and that order: longest first, and the same with the file
+    copies spread through it (each timed by flow.run, as the admission would run it).
 
     Longest first alone leaves the tail of plans that copy files (bench/RESULTS.md, issue 18): the
     long copies start together, share the source's disk and NIC with each other and with the memory
     streams, and the last ones end late. Spread evenly through the order (by seconds of work), the
     copies keep the disk busy from start to end while the streams use the rest of the link.
-    The passes alternately move the move that ends last ahead of one that started before it, or
-    swap two moves (a seeded generator: the same facts give the same plan); a change is kept when
-    the makespan, then the sum of the ends, goes down. They stop at `bound` (nothing to gain).
     """
     n = len(specs)
     duration = [e.duration_s for e in alone]
@@ -304,9 +301,41 @@ def best_order(flow: Flow, alone: Sequence[Estimate], specs: Sequence[MoveSpec],
     copies = {j for j in range(n) if specs[j].storage_bytes}
     if copies and len(copies) < n:
         orders.append(spread(longest, duration, copies))
-    runs = [(flow.run(order), order) for order in orders]
-    best, order = min(runs, key=lambda r: _key(r[0]))
-    return _improve(flow, list(order), best, min(MAX_PASSES, PASS_BUDGET // max(1, n)), bound)
+    return min(((flow.run(order), order) for order in orders), key=lambda r: _key(r[0]))
+
+
+def improve(flow: Flow, order: Sequence[int], best: Timeline, bound: float = 0.0) -> Timeline:
+    """best (the timeline of order) after improvement passes, each timed by flow.run.
+
+    The passes alternately put the move that ends last ahead of one that started before it, or swap
+    two moves (a seeded generator: the same facts give the same plan); a change is kept when the
+    makespan, then the sum of the ends, goes down. At most MAX_PASSES, about PASS_BUDGET moves
+    simulated in all; they stop at `bound` (no schedule ends sooner).
+    """
+    order = list(order)
+    n = len(order)
+    rng = random.Random(n)
+    best_key, step = _key(best), 0
+    for i in range(min(MAX_PASSES, PASS_BUDGET // max(1, n))):
+        if n < 2 or best.makespan_s <= bound * (1 + 1e-9):
+            break
+        if i % 2 == 0:
+            # The move that ends last, one place further ahead each time this does not help.
+            last = max(range(n), key=lambda j: (best.end_s[j], j))
+            position = order.index(last)
+            step = step + 1 if position - step - 1 >= 0 else 1
+            ahead = max(0, position - step)
+            if ahead == position:
+                continue
+            candidate = [*order[:ahead], last, *(j for j in order[ahead:] if j != last)]
+        else:
+            a, b = rng.sample(range(n), 2)
+            candidate = list(order)
+            candidate[a], candidate[b] = candidate[b], candidate[a]
+        timeline = flow.run(candidate)
+        if _key(timeline) < best_key:
+            order, best, best_key, step = candidate, timeline, _key(timeline), 0
+    return best
 
 
 def spread(order: Sequence[int], duration: Sequence[float], group: set[int]) -> list[int]:
@@ -329,32 +358,6 @@ def spread(order: Sequence[int], duration: Sequence[float], group: set[int]) -> 
 
 def _key(timeline: Timeline) -> tuple[float, float]:
     return round(timeline.makespan_s, 6), sum(timeline.end_s)
-
-
-def _improve(flow: Flow, order: list[int], best: Timeline, passes: int, bound: float) -> Timeline:
-    n = len(order)
-    rng = random.Random(n)
-    best_key, step = _key(best), 0
-    for i in range(passes):
-        if n < 2 or best.makespan_s <= bound * (1 + 1e-9):
-            break
-        if i % 2 == 0:
-            # The move that ends last, one place further ahead each time this does not help.
-            last = max(range(n), key=lambda j: (best.end_s[j], j))
-            position = order.index(last)
-            step = step + 1 if position - step - 1 >= 0 else 1
-            ahead = max(0, position - step)
-            if ahead == position:
-                continue
-            candidate = [*order[:ahead], last, *(j for j in order[ahead:] if j != last)]
-        else:
-            a, b = rng.sample(range(n), 2)
-            candidate = list(order)
-            candidate[a], candidate[b] = candidate[b], candidate[a]
-        timeline = flow.run(candidate)
-        if _key(timeline) < best_key:
-            order, best, best_key, step = candidate, timeline, _key(timeline), 0
-    return best
 
 
 def alone_estimates(
