@@ -316,9 +316,11 @@ Where the gap to the issue's LB comes from, by class (a plan's class is its wors
     goes at half the link while the memory stream uses a quarter: neither the NIC nor the disk term
     can be met at once. The strong LB counts that too (shared_nic_bound: the best mix of copies and
     memory streams on each host, a small linear program). The right-hand columns are the distance
-    to it. Placement keeps file copies off destinations with slower disks or NICs. Orders other than
-    longest first (a disk dispatcher, even rows, passes, a general concurrency cap) gained under 2%
-    and were removed (issue 18, bench/RESULTS.md); only the link cap above stays.
+    to it. Placement keeps file copies off destinations with slower disks or NICs. The order is the
+    shorter of longest first and longest first with the copies spread through it, then improvement
+    passes (ordering.best_order, issue 18, 2026-12-06); a disk dispatcher, even rows and a general
+    concurrency cap gained under 2% and stay removed. What is left is mostly the admission's: a move
+    starts as soon as its slots are free, so a copy cannot be held back until another's is over.
 The last column, strong LB / LB, is the part of a plan's ratio no schedule of its moves removes: where
 its p95 is above a target, the target cannot be met against the issue's LB for that class."""
 # p95 of makespan / strong LB, on each fabric (issue 18); and the planning time of 1,000 VMs on 64 hosts.
