@@ -309,7 +309,8 @@ def _plan(
     specs = [p.spec for p in placed]
     rates = {h.fqdn: o.rate(h.fqdn) for h in hosts}
     alone = alone_estimates(specs, rates, o.figures)
-    # The improvement passes stop where no schedule of these moves can end sooner (none: at once).
+    # The improvement passes stop where no schedule of these moves can end sooner; a bound of inf
+    # stops them before the first (passes=False: a rebalance's picks compared by their orders).
     strong = lower_bound(specs, rates, limits, o.figures, strong=True) if specs and passes else math.inf
     timeline, caps = _cap_links(specs, alone, rates, limits, o.figures, strong)
     moves = tuple(
