@@ -172,11 +172,12 @@ def strong_bound(plan: Plan, fabric: Fabric) -> float:
     """A bound no schedule beats either, closer to the optimum: ordering.lower_bound strong=True (the
     prepare phase before any byte, every host's file bytes / its storage rate, slot packing) and the
     simulated fabric's way of sharing a host's NIC and disk (shared_nic_bound)."""
-    ordering = lower_bound([m.spec for m in plan.moves], fabric.rates, slot_limits(fabric.hosts), strong=True)
-    return max(ordering, shared_nic_bound(plan, fabric))
+    limits = slot_limits(fabric.hosts)
+    ordering = lower_bound([m.spec for m in plan.moves], fabric.rates, limits, strong=True)
+    return max(ordering, shared_nic_bound(plan.moves, fabric.rates, limits))
 
 
-def shared_nic_bound(plan: Plan, fabric: Fabric) -> float:
+def shared_nic_bound(moves, rates: dict[str, HostRates], limits) -> float:
     """A bound that knows how the simulated fabric shares a host: its NIC equally among the moves on
     the network (a file copy next to a memory stream gets half the link, whatever the stream uses),
     its disk among the copies. On each host, moves spend their memory phases (their alone seconds, at
@@ -185,12 +186,15 @@ def shared_nic_bound(plan: Plan, fabric: Fabric) -> float:
     and m memory streams (s + m at most its live slots, s at most its storage slots) whose disk
     throughput is min(disk, s * NIC / (s + m)). The least total time of such a mix is a linear
     program; any feasible point of its dual is a bound, so the dual's vertices are tried (3 variables).
+    No more copies run at once than the host has copying moves, each no faster than alone, and
+    together no faster than the disks of the hosts at their other ends (each disk is shared by the
+    copies on it). moves: a plan's (spec, alone, source, destination); limits: the hosts' slots.
+    tests/migrations_ui/planning/test_bounds.py checks it against every order of small plans.
     """
     best = 0.0
-    limits = slot_limits(fabric.hosts)
-    hosts = {h for m in plan.moves for h in (m.source, m.destination)}
+    hosts = {h for m in moves for h in (m.source, m.destination)}
     for host in hosts:
-        mine = [m for m in plan.moves if host in (m.source, m.destination)]
+        mine = [m for m in moves if host in (m.source, m.destination)]
         files = sum(m.spec.storage_bytes for m in mine)
         if not files:
             continue
@@ -199,17 +203,25 @@ def shared_nic_bound(plan: Plan, fabric: Fabric) -> float:
         # The slowest stream's wire rate alone: a stream given less of the NIC than that goes slower.
         slowest = min(((m.alone.wire_bytes - m.spec.storage_bytes) / m.alone.memory_s for m in streams), default=0)
         other = sum(m.alone.duration_s - m.alone.memory_s - m.alone.storage_s for m in mine)
-        rates = fabric.rates[host]
+        rate = rates[host]
         # The hosts' own limits, not a plan's cap: the bound is for every schedule the hosts allow.
         live = max(1, limits.get((host, "live"), 1))
         storage = max(1, limits.get((host, "storage"), 1))
+        # A copy goes no faster than alone (the slower disk of its two hosts, the link), and the
+        # copies coming from (or going to) one other host share that host's disk: c copies at once
+        # move at most the c fastest copies' rates alone, and at most the other hosts' disks together.
+        copying = [m for m in mine if m.spec.storage_bytes]
+        alone_rates = sorted((m.spec.storage_bytes / m.alone.storage_s for m in copying), reverse=True)
+        others = {m.destination if m.source == host else m.source for m in copying}
+        partners = sum(rates[h].disk_bytes_s for h in others)
         rows = [(0.0, 0.0, 0.0)]
-        for c in range(live + 1):  # copies
+        for c in range(min(live, len(copying)) + 1):  # copies: no more at once than there are
             for m in range(live + 1 - c):  # memory streams
                 if c > storage:
                     continue
-                disk = min(rates.disk_bytes_s, c * rates.nic_bytes_s / (c + m)) if c else 0.0
-                share = rates.nic_bytes_s / (c + m) if c + m else 0.0
+                fastest = sum(alone_rates[:c])
+                disk = min(rate.disk_bytes_s, partners, fastest, c * rate.nic_bytes_s / (c + m)) if c else 0.0
+                share = rate.nic_bytes_s / (c + m) if c + m else 0.0
                 stream = min(1.0, share / slowest) if slowest > 0 else 1.0
                 rows.append((disk, m * stream, float(live - c - m)))
         best = max(best, _dual_best(rows[1:], (files, memory, other)))
@@ -304,9 +316,11 @@ Where the gap to the issue's LB comes from, by class (a plan's class is its wors
     goes at half the link while the memory stream uses a quarter: neither the NIC nor the disk term
     can be met at once. The strong LB counts that too (shared_nic_bound: the best mix of copies and
     memory streams on each host, a small linear program). The right-hand columns are the distance
-    to it. Placement keeps file copies off destinations with slower disks or NICs. Orders other than
-    longest first (a disk dispatcher, even rows, passes, a general concurrency cap) gained under 2%
-    and were removed (issue 18, bench/RESULTS.md); only the link cap above stays.
+    to it. Placement keeps file copies off destinations with slower disks or NICs. The order is the
+    shorter of longest first and longest first with the copies spread through it, then improvement
+    passes (ordering.best_order, issue 18, 2026-12-06); a disk dispatcher, even rows and a general
+    concurrency cap gained under 2% and stay removed. What is left is mostly the admission's: a move
+    starts as soon as its slots are free, so a copy cannot be held back until another's is over.
 The last column, strong LB / LB, is the part of a plan's ratio no schedule of its moves removes: where
 its p95 is above a target, the target cannot be met against the issue's LB for that class."""
 # p95 of makespan / strong LB, on each fabric (issue 18); and the planning time of 1,000 VMs on 64 hosts.

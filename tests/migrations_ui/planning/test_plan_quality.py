@@ -7,7 +7,7 @@ from types import SimpleNamespace
 import pytest
 
 from migrations_ui.planning.estimates import HostRates
-from migrations_ui.planning.ordering import _packing_bound, lower_bound
+from migrations_ui.planning.ordering import _packing_bound, lower_bound, spread
 from migrations_ui.planning.planner import (
     PICK_PACKED,
     PICK_SHORT_LAST,
@@ -147,3 +147,9 @@ def test_it_puts_evacuations_with_capped_streams_on_the_bound():
         strong = lower_bound([m.spec for m in plan.moves], rates, plan.limits, strong=True)
         ratios.append(plan.makespan_s / strong)
     assert max(ratios) <= 1.02
+
+
+def test_spread_lays_a_group_evenly_through_an_order_by_seconds():
+    # Two copies of 10 s among four streams of 5 s: one copy at the start, the other half way.
+    duration = [10.0, 10.0, 5.0, 5.0, 5.0, 5.0]
+    assert spread([0, 1, 2, 3, 4, 5], duration, {0, 1}) == [0, 2, 3, 1, 4, 5]
