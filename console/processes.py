@@ -31,26 +31,28 @@ class Child:
     name: str
     argv: tuple[str, ...]
     stops_last: bool = False  # stopped only once every other child has exited
+    pass_fds: tuple[int, ...] = ()  # inherited under the same numbers
 
 
-def web(host: str, port: int) -> Child:
+def web(host: str, port: int, fd: int | None = None, name: str = "web") -> Child:
+    """daphne on host:port, or on the listening socket `fd` that serve bound (several web processes
+    share it: the kernel hands each accepted connection to one of them)."""
     # daphne rather than uvicorn: uvicorn needs the websockets or wsproto package for websockets, and
     # neither is in requirements.txt. application-close-timeout bounds how long open websockets can
     # hold up a stop.
+    bind = ("--bind", host, "--port", str(port)) if fd is None else ("--fd", str(fd))
     return Child(
-        "web",
+        name,
         (
             sys.executable,
             "-m",
             "daphne",
-            "--bind",
-            host,
-            "--port",
-            str(port),
+            *bind,
             "--application-close-timeout",
             "5",
             "console.asgi_static:application",
         ),
+        pass_fds=() if fd is None else (fd,),
     )
 
 
@@ -73,11 +75,25 @@ def emulator(ready_file: str) -> Child:
     )
 
 
-def console_children(host: str, port: int, workers: int, emulator_ready: str | None = None) -> list[Child]:
-    """Everything the embedded console runs besides the serve command itself (the emulator first)."""
+def console_children(
+    host: str,
+    port: int,
+    workers: int,
+    emulator_ready: str | None = None,
+    web_fd: int | None = None,
+    web_processes: int = 1,
+) -> list[Child]:
+    """Everything the embedded console runs besides the serve command itself (the emulator first).
+    Several web processes need the listening socket `web_fd`: daphne cannot share a port it binds."""
+    if web_processes > 1 and web_fd is None:
+        raise ValueError("several web processes need a listening socket (web_fd)")
+    if web_processes == 1:
+        webs = [web(host, port, web_fd)]
+    else:
+        webs = [web(host, port, web_fd, name=f"web-{i}") for i in range(1, web_processes + 1)]
     return [
         *([emulator(emulator_ready)] if emulator_ready else []),
-        web(host, port),
+        *webs,
         *(worker(i) for i in range(1, workers + 1)),
     ]
 
@@ -145,7 +161,12 @@ class Supervisor:
                 continue
             # stdin: none of them reads it, and a background process group must not compete for the terminal.
             proc = subprocess.Popen(
-                child.argv, env=self.env, stdin=subprocess.DEVNULL, process_group=0, preexec_fn=hook
+                child.argv,
+                env=self.env,
+                stdin=subprocess.DEVNULL,
+                process_group=0,
+                preexec_fn=hook,
+                pass_fds=child.pass_fds,
             )
             self.procs[child.name] = proc
             self.say(f"Started {child.name} (pid {proc.pid})")

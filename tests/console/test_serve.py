@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import html
 import http.cookiejar
 import io
@@ -127,6 +128,18 @@ def test_it_lists_one_web_server_and_the_workers():
         assert child.argv[-4:] == ("job_worker", "--queue-name", "default", "--no-reload")
 
 
+def test_several_web_processes_share_the_socket_serve_listens_on():
+    children = console_children("127.0.0.1", 8123, workers=1, web_fd=7, web_processes=2)
+    assert [c.name for c in children] == ["web-1", "web-2", "worker-1"]
+    for child in children[:2]:
+        assert child.argv[child.argv.index("--fd") + 1] == "7"
+        assert "--port" not in child.argv
+        assert child.pass_fds == (7,)
+    assert children[2].pass_fds == ()
+    with pytest.raises(ValueError):
+        console_children("127.0.0.1", 8123, workers=1, web_processes=2)  # no socket to share
+
+
 def sleeper(name: str, code: str = "import time; time.sleep(60)") -> Child:
     return Child(name, (sys.executable, "-c", code))
 
@@ -236,3 +249,110 @@ def test_it_takes_children_down_when_serve_itself_is_killed(tmp_path):
             parent.wait()
         if child_pid and alive(child_pid):
             os.kill(child_pid, signal.SIGKILL)
+
+
+# --- several web processes -------------------------------------------------------------------------
+
+MAKE_JOB = """
+from fabric.models import Host, VirtualMachine
+from migrations_ui.models import JobState, MigrationJob
+vm = VirtualMachine.objects.filter(removed=False, state="running").select_related("host").first()
+job = MigrationJob.objects.create(
+    kind="live", vm=vm, vm_name=vm.name, source=vm.host,
+    destination=Host.objects.exclude(pk=vm.host_id).first(), state=JobState.QUEUED,
+)
+print(job.pk)
+"""
+
+
+def open_jobs_websocket(served: Served, session: str) -> socket.socket:
+    """A browser's websocket on the Jobs page, once its replay arrived (the page has joined the group)."""
+    sock = socket.create_connection(("127.0.0.1", served.port), timeout=10)
+    key = base64.b64encode(os.urandom(16)).decode()
+    sock.sendall(
+        (
+            f"GET /ws/jobs/ HTTP/1.1\r\nHost: 127.0.0.1:{served.port}\r\nUpgrade: websocket\r\n"
+            f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
+            f"Origin: {served.url('')}\r\nCookie: sessionid={session}\r\n\r\n"
+        ).encode()
+    )
+    answer = b""
+    while b"\r\n\r\n" not in answer:
+        answer += sock.recv(1)  # byte by byte: the replay's frame may follow in the same segment
+    assert answer.startswith(b"HTTP/1.1 101"), answer
+    read_frame(sock)  # the replay
+    return sock
+
+
+def read_frame(sock: socket.socket) -> bytes:
+    """One unfragmented frame's payload (the server does not mask)."""
+    head = read_exactly(sock, 2)
+    length = head[1] & 0x7F
+    if length == 126:
+        length = int.from_bytes(read_exactly(sock, 2), "big")
+    elif length == 127:
+        length = int.from_bytes(read_exactly(sock, 8), "big")
+    return read_exactly(sock, length)
+
+
+def read_exactly(sock: socket.socket, size: int) -> bytes:
+    data = b""
+    while len(data) < size:
+        chunk = sock.recv(size - len(data))
+        assert chunk, "the server closed the websocket"
+        data += chunk
+    return data
+
+
+def serving_pid(client: socket.socket, server_port: int, pids: set[int]) -> int:
+    """Which of `pids` holds the server side of this TCP connection (Linux: /proc/net/tcp's socket
+    inodes, then the processes' descriptors)."""
+    client_port = client.getsockname()[1]
+    inodes = set()
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        local_port, remote_port = (int(address.split(":")[1], 16) for address in fields[1:3])
+        if (local_port, remote_port) == (server_port, client_port):
+            inodes.add(f"socket:[{fields[9]}]")
+    for pid in pids:
+        for fd in Path(f"/proc/{pid}/fd").iterdir():
+            try:
+                if os.readlink(fd) in inodes:
+                    return pid
+            except OSError:
+                continue  # closed meanwhile
+    raise AssertionError(f"no web process holds the connection from port {client_port}")
+
+
+@pytest.mark.slow
+def test_with_two_web_processes_every_page_gets_a_jobs_update(tmp_path):
+    """Each web process has its own fan-out subscription: a worker's message reaches the pages of both."""
+    served = Served(tmp_path, workers=0, env={"HYPERV_DRIVER": "sim"}, args=("--web-processes", "2"))
+    sockets = []
+    try:
+        served.wait_until_running()
+        pids = served.child_pids()
+        assert set(pids) == {"web-1", "web-2"}
+        session = served.manage(
+            "shell", "-c",
+            "from django.contrib.auth.models import User; from django.test import Client; c = Client(); "
+            "c.force_login(User.objects.get(username='admin')); print(c.cookies['sessionid'].value)",
+        ).splitlines()[-1]  # fmt: skip
+        job_id = int(served.manage("shell", "-c", MAKE_JOB).splitlines()[-1])
+
+        seen: dict[int, int] = {}
+        while len(seen) < 2 or len(sockets) < 6:
+            assert len(sockets) < 60, f"every connection went to one web process: {seen}"
+            sockets.append(open_jobs_websocket(served, session))
+            pid = serving_pid(sockets[-1], served.port, set(pids.values()))
+            seen[pid] = seen.get(pid, 0) + 1
+
+        served.manage("shell", "-c", f"from migrations_ui.jobs.emit import send_job_update; send_job_update({job_id})")
+        for sock in sockets:
+            while f'id="job-{job_id}"'.encode() not in read_frame(sock):
+                pass  # another update (the demo fabric's sync) may come first
+    finally:
+        for sock in sockets:
+            sock.close()
+        served.stop()
+    assert served.proc.returncode == 0, served.output[-3000:]

@@ -26,6 +26,13 @@ def _port_type(raw: str) -> int:
     return port
 
 
+def _web_processes_type(raw: str) -> int:
+    processes = int(raw)
+    if processes < 1:
+        raise ValueError(raw)
+    return processes
+
+
 def _workers_type(raw: str) -> int:
     workers = int(raw)
     if workers < 0:
@@ -39,8 +46,9 @@ class Command(BaseCommand):
     On every start: apply migrations (the "default" database and, with the SQLite channel layer, the
     "channels" one); seed the demo fabric when the inventory has no hosts; create a first superuser
     when there is none (its generated password is printed once, or DJANGO_SUPERUSER_PASSWORD is used).
-    Then start daphne on console.asgi_static:application (static files included) and N `db_worker`
-    processes, print the URL, and supervise: Ctrl-C / SIGTERM stops everything and exits 0; a child
+    Then start daphne on console.asgi_static:application (static files included; with
+    --web-processes N, N daphne processes on one listening socket that serve binds) and N
+    `job_worker` processes, print the URL, and supervise: Ctrl-C / SIGTERM stops everything and exits 0; a child
     dying on its own stops the rest and exits 1. The emulator stops last, once the workers have ended
     (a move must not be failed by its host vanishing under the worker that follows it). Static files
     are served from the finders, so no collectstatic step is needed.
@@ -58,23 +66,47 @@ class Command(BaseCommand):
             help="Job worker processes: migrations that can run at once (default 4; 0 for none).",
         )
         parser.add_argument(
+            "--web-processes",
+            type=_web_processes_type,
+            default=1,
+            help="Web server (daphne) processes sharing the port: each serves a share of the browsers (default 1).",
+        )
+        parser.add_argument(
             "--stop-timeout",
             type=float,
             default=10.0,
             help="Seconds children get to stop after SIGTERM before they are killed (default 10).",
         )
 
-    def handle(self, *args, host, port, workers, stop_timeout, verbosity, **options):
+    def handle(self, *args, host, port, workers, web_processes, stop_timeout, verbosity, **options):
         self.verbosity = verbosity
         # The children inherit it; settings set it too, this says so where serve starts.
         env_module.private_files()
-        self._check_port_free(host, port)
-        env_module.tighten(Path(settings.DATA_DIR))
-        self._migrate()
+        # One web process binds the port itself; several share the socket serve binds and listens on.
+        listener = self._listen(host, port) if web_processes > 1 else None
+        if listener is None:
+            self._check_port_free(host, port)
+        try:
+            env_module.tighten(Path(settings.DATA_DIR))
+            self._migrate()
+            result = self._run(host, port, workers, web_processes, listener, stop_timeout)
+        finally:
+            if listener is not None:
+                listener.close()
+        if result:
+            raise CommandError("stopped because a child process exited unexpectedly", returncode=result)
 
+    def _run(self, host, port, workers, web_processes, listener, stop_timeout) -> int:
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         ready_file = self._emulator_ready_file()
-        children = console_children(host, port, workers, emulator_ready=ready_file and str(ready_file))
+        children = console_children(
+            host,
+            port,
+            workers,
+            emulator_ready=ready_file and str(ready_file),
+            web_fd=listener and listener.fileno(),
+            web_processes=web_processes,
+        )
         supervisor = Supervisor(children, stop_timeout=stop_timeout, out=self.stdout, env=env)
         supervisor.install_signal_handlers()
         try:
@@ -84,7 +116,7 @@ class Command(BaseCommand):
                 self._seed()
                 self._first_admin()
                 supervisor.start()
-                result = supervisor.wait(until=self._ready_check(host, port))
+                result = supervisor.wait(until=self._ready_check(host, port, answered=listener is not None))
             if result is None:
                 self.say(f"Console running at {self._url(host, port)}  (Ctrl-C to stop)")
                 result = supervisor.wait()
@@ -92,26 +124,40 @@ class Command(BaseCommand):
             # An exception in here must not leave children behind.
             if any(p.poll() is None for p in supervisor.procs.values()):
                 supervisor.stop_all()
-        if result:
-            raise CommandError("stopped because a child process exited unexpectedly", returncode=result)
+        return result
 
     def say(self, message: str) -> None:
         self.stdout.write(message)
         self.stdout.flush()
 
     def _check_port_free(self, host: str, port: int) -> None:
+        self._bind(host, port).close()
+
+    def _listen(self, host: str, port: int) -> socket.socket:
+        """The listening socket the web processes share."""
+        sock = self._bind(host, port)
+        if sock.family != socket.AF_INET:
+            sock.close()
+            # daphne's --fd adopts the socket as IPv4 (twisted's fd endpoint has no other family).
+            raise CommandError(f"--web-processes above 1 needs an IPv4 --host, not {host!r}")
+        sock.listen(50)  # twisted's backlog, as when daphne binds
+        return sock
+
+    def _bind(self, host: str, port: int) -> socket.socket:
         try:
             infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
         except socket.gaierror as exc:
             raise CommandError(f"--host {host!r} does not resolve: {exc}") from None
         family, _, _, _, address = infos[0]
-        with socket.socket(family, socket.SOCK_STREAM) as sock:
-            # Same option the server sets, so a port in TIME_WAIT from a previous run counts as free.
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
-                sock.bind(address)
-            except OSError as exc:
-                raise CommandError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        # Same option the server sets, so a port in TIME_WAIT from a previous run counts as free.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(address)
+        except OSError as exc:
+            sock.close()
+            raise CommandError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+        return sock
 
     def _migrate(self) -> None:
         inner = max(self.verbosity - 1, 0)
@@ -196,13 +242,19 @@ class Command(BaseCommand):
         self.say(f"Created superuser {username!r} with password: {password}")
         self.say("  (shown only this once: note it, or change it after logging in)")
 
-    def _ready_check(self, host: str, port: int):
+    def _ready_check(self, host: str, port: int, answered: bool = False):
+        """A check that the web server is up: it accepts a connection or, when serve listens for it
+        (`answered`: the kernel completes connections before any web process is up), answers one."""
         address = self._connect_host(host)
         deadline = time.monotonic() + READY_TIMEOUT_S
 
         def ready() -> bool:
             try:
-                with socket.create_connection((address, port), timeout=0.5):
+                with socket.create_connection((address, port), timeout=0.5) as sock:
+                    if answered:
+                        sock.settimeout(1)
+                        sock.sendall(f"HEAD / HTTP/1.0\r\nHost: {address}\r\n\r\n".encode())
+                        return bool(sock.recv(1))
                     return True
             except OSError:
                 if time.monotonic() > deadline:
