@@ -29,7 +29,7 @@ Then, unless --no-slots, it runs bench/slots.py: slot-free to next-job-running l
 job_worker processes (p50, p99).
 
 Run from the repository root: .venv/bin/python bench/jobs.py [--clients 100] [--jobs 1] [--updates 30]
-    [--interval 1.0] [--emitters 4] [--readers 1] [--redis] [--no-slots]
+    [--interval 1.0] [--emitters 4] [--readers 1] [--redis] [--web-processes 1] [--no-slots]
 """
 
 import argparse
@@ -66,6 +66,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--settle", type=float, default=10.0, help="seconds to wait for late messages")
     parser.add_argument("--timeout", type=float, default=240.0, help="bound on the whole run")
     parser.add_argument("--redis", action="store_true", help="channels_redis on a redis-server of its own")
+    parser.add_argument("--web-processes", type=int, default=1, help="serve's web processes (its --web-processes)")
     parser.add_argument("--no-slots", action="store_true", help="skip the slot-free latency part (bench/slots.py)")
     parser.add_argument("--json", metavar="FILE", help="also write the figures to FILE as JSON (bench/run_all.py)")
     # The bench's own child processes: --role reader|emitter with their task as JSON.
@@ -319,7 +320,10 @@ class Run:
     def start_server(self, port: int, deadline: float) -> subprocess.Popen:
         """serve in its own session, so that stopping it (SIGTERM) stops daphne with it."""
         server = subprocess.Popen(
-            [sys.executable, str(ROOT / "manage.py"), "serve", "--port", str(port), "--workers", "0"],
+            [
+                *(sys.executable, str(ROOT / "manage.py"), "serve", "--port", str(port), "--workers", "0"),
+                *("--web-processes", str(self.args.web_processes)),
+            ],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
@@ -435,6 +439,27 @@ def tree_cpu_s(root: int) -> float:
     return sum(stats[pid][1] for pid in tree if pid in stats) / os.sysconf("SC_CLK_TCK")
 
 
+def clients_per_web_process(root: int, port: int) -> list[int]:
+    """How many connections to `port` each of serve's children holds (Linux: the inodes of
+    /proc/net/tcp's established connections, found among each process's descriptors)."""
+    established = set()
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if int(fields[1].split(":")[1], 16) == port and fields[3] == "01":
+            established.add(f"socket:[{fields[9]}]")
+    counts = []
+    for child in Path(f"/proc/{root}/task/{root}/children").read_text().split():
+        held = 0
+        for fd in Path(f"/proc/{child}/fd").iterdir():
+            try:
+                held += os.readlink(fd) in established
+            except OSError:
+                continue  # closed meanwhile
+        if held:
+            counts.append(held)
+    return sorted(counts, reverse=True)
+
+
 def wait_ready(procs: list[subprocess.Popen], what: str, deadline: float) -> list[str]:
     lines = []
     for proc in procs:
@@ -485,10 +510,12 @@ def measure(run: Run, server: int, port: int, cookie: str, jobs: list[int], dead
     replayed = sum(int(line.split()[1]) for line in wait_ready(reader_procs, "reader", deadline))
     if replayed < args.clients:
         raise SystemExit(f"only {replayed}/{args.clients} clients got their replay")
+    spread = clients_per_web_process(server, port)
     print(
         f"{args.clients} clients in {readers} reader process(es) connected and replayed; {args.updates} rounds of"
         f" one sample on each of {len(jobs)} job(s), every {args.interval} s, from {emitters} emitter process(es)"
     )
+    print(f"clients per web process: {' / '.join(map(str, spread))}")
     start = time.monotonic() + 0.5
     cpu_before = tree_cpu_s(server)
     for proc in emitter_procs:
@@ -513,6 +540,7 @@ def measure(run: Run, server: int, port: int, cookie: str, jobs: list[int], dead
         results["errors"] += part["errors"]
     results["emitters"], results["readers"] = emitters, readers
     results["server_cpu_s"] = server_cpu_s
+    results["clients_per_web_process"] = spread
     return results
 
 
@@ -536,6 +564,7 @@ def report(results: dict, args, jobs: int) -> dict:
         # The web server's CPU (daphne) while the samples were sent, per frame it wrote.
         "server_cpu_us_per_frame": 1e6 * results["server_cpu_s"] / max(1, len(latencies)),
         "readers": results["readers"],
+        "clients_per_web_process": results["clients_per_web_process"],
         "loadavg": loadavg(),
     }
     print(f"delivered/expected: {len(latencies)}/{expected} ({100 * len(latencies) / expected:.1f}%)")
