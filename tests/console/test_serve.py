@@ -119,6 +119,23 @@ def test_it_refuses_a_port_in_use(tmp_path):
     assert not (tmp_path / "db.sqlite3").exists()
 
 
+def test_several_web_processes_need_an_ipv4_host(tmp_path):
+    environ = {k: v for k, v in os.environ.items() if k not in SETTINGS_VARIABLES}
+    environ["CONSOLE_DATA_DIR"] = str(tmp_path)
+    result = subprocess.run(
+        [sys.executable, str(REPO / "manage.py"), "serve", "--host", "::1", "--web-processes", "2"],
+        cwd=REPO,
+        env=environ,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode != 0
+    assert "--web-processes above 1 needs an IPv4 --host, not '::1'" in result.stderr
+    assert not (tmp_path / "db.sqlite3").exists()
+
+
 def test_it_lists_one_web_server_and_the_workers():
     children = console_children("127.0.0.1", 8123, workers=3)
     assert [c.name for c in children] == ["web", "worker-1", "worker-2", "worker-3"]

@@ -131,24 +131,29 @@ class Command(BaseCommand):
         self.stdout.flush()
 
     def _check_port_free(self, host: str, port: int) -> None:
-        self._bind(host, port).close()
+        self._bind(host, port, *self._address(host, port)).close()
 
     def _listen(self, host: str, port: int) -> socket.socket:
         """The listening socket the web processes share."""
-        sock = self._bind(host, port)
-        if sock.family != socket.AF_INET:
-            sock.close()
+        family, address = self._address(host, port)
+        if family != socket.AF_INET:
             # daphne's --fd adopts the socket as IPv4 (twisted's fd endpoint has no other family).
             raise CommandError(f"--web-processes above 1 needs an IPv4 --host, not {host!r}")
+        sock = self._bind(host, port, family, address)
         sock.listen(50)  # twisted's backlog, as when daphne binds
         return sock
 
-    def _bind(self, host: str, port: int) -> socket.socket:
+    @staticmethod
+    def _address(host: str, port: int) -> tuple[int, tuple]:
         try:
             infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
         except socket.gaierror as exc:
             raise CommandError(f"--host {host!r} does not resolve: {exc}") from None
         family, _, _, _, address = infos[0]
+        return family, address
+
+    @staticmethod
+    def _bind(host: str, port: int, family: int, address: tuple) -> socket.socket:
         sock = socket.socket(family, socket.SOCK_STREAM)
         # Same option the server sets, so a port in TIME_WAIT from a previous run counts as free.
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
