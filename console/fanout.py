@@ -12,6 +12,11 @@ Configure it around the real layer (console/settings.py):
     {"BACKEND": "console.fanout.FanoutChannelLayer",
      "CONFIG": {"layer": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {...}}}}
 Every process of a deployment must use it (the messages it sends to a group are wrapped).
+
+A local consumer may also take its group messages directly (`deliver_directly`): the process's pages
+then get an update from one task, the lane, instead of each page's task waking up for it (a queue,
+channels' await_many_dispatch, a new task per receive). At 500 pages that cut the web process's CPU
+per frame by a quarter to a third (bench/RESULTS.md, "Several web processes").
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import logging
 import time
 import uuid
 from collections import defaultdict
+from collections.abc import Awaitable, Callable
 
 from channels.layers import BaseChannelLayer
 from django.utils.module_loading import import_string
@@ -49,6 +55,9 @@ class FanoutChannelLayer(BaseChannelLayer):
         self._groups: dict[str, set[str]] = defaultdict(set)  # group -> local channels
         self._joined: dict[str, set[str]] = defaultdict(set)  # local channel -> its groups
         self._queues: dict[str, asyncio.Queue] = {}  # local channel -> its messages
+        self._handlers: dict[str, Callable[[dict], bool | Awaitable]] = {}  # local channel -> direct handler
+        self._lane: asyncio.Queue | None = None  # (message, channels) for the direct handlers, in order
+        self._lane_task: asyncio.Task | None = None
 
     def _bind(self) -> None:
         loop = asyncio.get_running_loop()
@@ -87,6 +96,7 @@ class FanoutChannelLayer(BaseChannelLayer):
             if queue.empty() and not self._joined.get(channel):
                 self._queues.pop(channel, None)
                 self._joined.pop(channel, None)
+                self._handlers.pop(channel, None)
 
     def _deliver(self, channel: str, message: dict) -> None:
         try:
@@ -124,6 +134,7 @@ class FanoutChannelLayer(BaseChannelLayer):
         if not self._joined.get(channel):
             self._joined.pop(channel, None)
             self._queues.pop(channel, None)
+            self._handlers.pop(channel, None)
 
     async def group_send(self, group: str, message: dict) -> None:
         self.require_valid_group_name(group)
@@ -134,8 +145,9 @@ class FanoutChannelLayer(BaseChannelLayer):
         await self.inner.flush()
 
     async def close(self) -> None:
-        if self._pump is not None:
-            self._pump.cancel()
+        for task in (self._pump, self._lane_task):
+            if task is not None:
+                task.cancel()
         if hasattr(self.inner, "close"):
             await self.inner.close()
 
@@ -166,11 +178,55 @@ class FanoutChannelLayer(BaseChannelLayer):
                         wrapped = {}
                     receiving = loop.create_task(self.inner.receive(channel))
                     if wrapped.get("type") == WRAPPED:
-                        for local in list(self._groups.get(wrapped["group"], ())):
-                            self._deliver(local, wrapped["message"])
+                        self._fan_out(wrapped["group"], wrapped["message"])
                 if time.monotonic() - renewed >= self.refresh_s:
                     renewed = time.monotonic()
                     for group in list(self._groups):
                         await self.inner.group_add(group, channel)
         finally:
             receiving.cancel()
+
+    # --- direct delivery ----------------------------------------------------------------------
+
+    def deliver_directly(self, channel: str, handler: Callable[[dict], bool | Awaitable]) -> None:
+        """Hand local `channel`'s group messages to handler(message) instead of its queue, until it
+        leaves its groups. The handler returns True (handled), False (queue it, as without a
+        handler) or an awaitable to wait for before it is called again with the same message.
+
+        One task (the lane) calls the handlers, message after message, so every channel gets its
+        messages in order; it waits on what a handler returns, so a handler must never return
+        anything its own client could hold up (a send): one slow page would hold up them all."""
+        self._handlers[channel] = handler
+
+    def _fan_out(self, group: str, message: dict) -> None:
+        direct = []
+        for local in list(self._groups.get(group, ())):
+            if local in self._handlers:
+                direct.append(local)
+            else:
+                self._deliver(local, message)
+        if direct:
+            if self._lane_task is None or self._lane_task.done():
+                self._lane = asyncio.Queue()
+                self._lane_task = asyncio.get_running_loop().create_task(self._run_lane(self._lane))
+            self._lane.put_nowait((message, direct))
+
+    async def _run_lane(self, lane: asyncio.Queue) -> None:
+        while True:
+            message, channels = await lane.get()
+            for channel in channels:
+                try:
+                    await self._hand_over(channel, message)
+                except Exception:
+                    log.exception("channel %s: its handler failed; message dropped", channel)
+
+    async def _hand_over(self, channel: str, message: dict) -> None:
+        while (handler := self._handlers.get(channel)) is not None:
+            outcome = handler(message)
+            if outcome is True:
+                return
+            if outcome is False:
+                break
+            await outcome
+        if channel in self._joined:  # not gone meanwhile
+            self._deliver(channel, message)

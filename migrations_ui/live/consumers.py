@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Coroutine
+from functools import partial
 
 from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
@@ -118,28 +120,81 @@ class _LiveConsumer(AsyncWebsocketConsumer):
 class JobsConsumer(_LiveConsumer):
     """ws/jobs/: the Jobs page. Replays Running, Queued and the client's page of Finished (its
     filters come in the query string), then forwards every job's update; when a job has just
-    finished it renders that client's Finished page again, since filters differ per client."""
+    finished it renders that client's Finished page again, since filters differ per client.
+
+    Every open Jobs page gets every update: with the fan-out layer (console.fanout) the updates
+    reach the page through `deliver_now`, called by the layer's one task, not through this page's
+    own task; they take the page's own way (its queue, `job_changed`) before the replay is sent and
+    while its server holds a send (see deliver_now)."""
 
     group = JOBS_GROUP
 
     async def connect(self):
         self.filters = progress.finished_filters(QueryDict(self.scope.get("query_string", b"")))
+        self.streaming = False  # the replay is sent: updates may go directly
+        self.queued = 0  # updates handed to this page's queue and not yet sent
+        self.sending: asyncio.Future | None = None  # a direct send the server holds
+        deliver_directly = getattr(self.channel_layer, "deliver_directly", None)
+        if deliver_directly is not None:
+            deliver_directly(self.channel_name, self.deliver_now)  # before joining: every update passes it
         if await self.refuse_or_join():
             await self.send(text_data=await self.rendered(progress.render_sections, self.filters))
+            self.streaming = True
+
+    def deliver_now(self, event) -> bool | asyncio.Future:
+        """An update from the fan-out: True once sent (or nothing to send), a render the pages share
+        to wait for, or False: the fan-out queues it for job_changed. Queued until the replay is
+        sent (it would overwrite the update), behind updates already queued (order), and while the
+        server holds this page's previous send (a slow client waits alone)."""
+        if event["type"] != "job.changed":
+            return False
+        if not self.streaming or self.queued or (self.sending is not None and not self.sending.done()):
+            self.queued += 1
+            return False
+        part = shared_task(
+            (event["id"], "jobs", self.language),
+            progress.render_board_update,
+            event["job_id"],
+            event["sequence"],
+            language=self.language,
+        )
+        if not part.done():
+            return part
+        if part.result() is None:
+            return True
+        html, finished = part.result()
+        if finished and self.filters["page"] == 1:
+            section = self._finished_section(event)
+            if not section.done():
+                return section
+            html += section.result() or ""
+        self.sending = send_without_waiting(self.send(text_data=html))
+        return True
 
     async def job_changed(self, event):
-        key = (event["id"], "jobs", self.language)
-        part = await shared(
-            key, progress.render_board_update, event["job_id"], event["sequence"], language=self.language
-        )
-        if part is None:
-            return
-        html, finished = part
+        try:
+            if self.sending is not None:
+                await asyncio.gather(self.sending, return_exceptions=True)  # frames stay in order
+            part = await shared(
+                (event["id"], "jobs", self.language),
+                progress.render_board_update,
+                event["job_id"],
+                event["sequence"],
+                language=self.language,
+            )
+            if part is None:
+                return
+            html, finished = part
+            if finished and self.filters["page"] == 1:
+                html += await asyncio.shield(self._finished_section(event)) or ""
+            await self.send(text_data=html)
+        finally:
+            self.queued = max(0, self.queued - 1)
+
+    def _finished_section(self, event) -> asyncio.Task:
         # Only the first page gains the new row; later pages would shift under the reader.
-        if finished and self.filters["page"] == 1:
-            key = (event["id"], "finished", self.language, *self.filters.values())
-            html += await shared(key, progress.render_finished, self.filters, language=self.language) or ""
-        await self.send(text_data=html)
+        key = (event["id"], "finished", self.language, *self.filters.values())
+        return shared_task(key, progress.render_finished, self.filters, language=self.language)
 
 
 # One task per (update, page part, language ...) in this process; a done task holds its result.
@@ -152,13 +207,56 @@ async def shared(key: tuple, render, *args, language: str | None = None):
     without the shared task each would queue a thread hop (and a render) before the first had
     finished. None when the render failed (logged once); the page then waits for the next update or
     its replay on reconnect."""
+    # One page going away must not cancel the others' render.
+    return await asyncio.shield(shared_task(key, render, *args, language=language))
+
+
+def shared_task(key: tuple, render, *args, language: str | None = None) -> asyncio.Task:
+    """The task rendering `key` for shared(), started by the first page that asks."""
     loop = asyncio.get_running_loop()
     task = _shared.get(key)
     if task is None or task.get_loop() is not loop:
         while len(_shared) >= 256:  # the oldest updates' parts: their pages have long had them
             del _shared[next(iter(_shared))]
         task = _shared[key] = loop.create_task(_render_or_log(key, language, render, *args))
-    return await asyncio.shield(task)  # one page going away must not cancel the others' render
+    return task
+
+
+def send_without_waiting(sending: Coroutine) -> asyncio.Future | None:
+    """Run a send until it would wait: daphne's send never does (it writes into the connection's
+    buffer), so there it is done here. A server that makes a send wait for its client (uvicorn's
+    backpressure) gets the rest in a task of its own, returned, so that the caller goes on to the
+    next page."""
+    try:
+        waiting_on = sending.send(None)
+    except StopIteration:
+        return None
+    except Exception:
+        log.warning("a websocket send failed", exc_info=True)
+        return None
+    return asyncio.ensure_future(_Resumed(sending, waiting_on))
+
+
+class _Resumed:
+    """The rest of a coroutine that was run by hand up to its first wait (on `waiting_on`):
+    awaiting this goes on from there, as if it had always run in the awaiting task."""
+
+    def __init__(self, coroutine: Coroutine, waiting_on):
+        self.coroutine, self.waiting_on = coroutine, waiting_on
+
+    def __await__(self):
+        step = self.waiting_on
+        while True:
+            try:
+                answer = yield step  # the task waits for it as the coroutine asked
+            except BaseException as exc:  # cancellation too goes on into the coroutine
+                resume = partial(self.coroutine.throw, exc)
+            else:
+                resume = partial(self.coroutine.send, answer)
+            try:
+                step = resume()
+            except StopIteration as stop:
+                return stop.value
 
 
 def _in_language(language: str | None, render, *args):

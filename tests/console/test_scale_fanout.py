@@ -95,3 +95,36 @@ async def test_it_fans_out_across_processes_through_redis():
             await web.group_discard(group, page)
         await web.close()
         await worker.close()
+
+
+async def test_a_direct_handler_takes_the_messages_in_order_waits_for_what_it_asks_or_leaves_them_queued():
+    layer = FanoutChannelLayer(layer=IN_MEMORY)
+    direct, declining, plain = await layer.new_channel(), await layer.new_channel(), await layer.new_channel()
+    render = asyncio.get_running_loop().create_future()
+    taken = []
+
+    def take(message):
+        if message["n"] == 0 and not render.done():
+            return render  # e.g. a render the pages share: the layer waits, then asks again
+        taken.append(message["n"])
+        return True
+
+    layer.deliver_directly(direct, take)
+    layer.deliver_directly(declining, lambda message: False)
+    for page in (direct, declining, plain):
+        await layer.group_add("jobs", page)
+
+    for n in range(3):
+        await layer.group_send("jobs", {"type": "jobs.update", "n": n})
+    await asyncio.sleep(0.05)
+    assert taken == []  # the first message waits for its render, the later ones behind it
+    render.set_result(None)
+    await asyncio.sleep(0.05)
+
+    assert taken == [0, 1, 2]
+    for page in (declining, plain):
+        assert [(await receive(layer, page))["n"] for _ in range(3)] == [0, 1, 2]
+    assert direct not in layer._queues  # nothing was queued for it
+    await layer.group_discard("jobs", direct)
+    assert direct not in layer._handlers
+    await layer.close()

@@ -1,5 +1,7 @@
 """Websocket consumers through the real ASGI stack (origin check, sessions, routing)."""
 
+import asyncio
+import threading
 from datetime import timedelta
 
 import pytest
@@ -501,3 +503,101 @@ async def test_the_web_process_counts_the_clients_it_streams_to_for_the_metrics(
     await refused.disconnect()
     await watching.disconnect()
     assert web_clients.count == before
+
+
+IN_MEMORY = {"BACKEND": "channels.layers.InMemoryChannelLayer"}
+FANOUT = {"BACKEND": "console.fanout.FanoutChannelLayer", "CONFIG": {"layer": IN_MEMORY}}
+
+
+@pytest.fixture
+def fanout_layer(settings):
+    settings.CHANNEL_LAYERS = {"default": FANOUT}
+
+
+def update(update_id: str, sequence: int) -> dict:
+    return {"type": "job.changed", "id": update_id, "job_id": 1, "sequence": sequence}
+
+
+def rows_by_sequence(monkeypatch):
+    monkeypatch.setattr(progress, "render_board_update", lambda job_id, sequence: (f"<tr>{sequence}</tr>", False))
+
+
+async def test_with_the_fan_out_updates_reach_the_pages_without_their_own_tasks(fanout_layer, admin_user, monkeypatch):
+    rows_by_sequence(monkeypatch)
+    woken = []
+    monkeypatch.setattr(JobsConsumer, "job_changed", lambda self, event: woken.append(event))
+    pages = [(await connect("/ws/jobs/", admin_user))[0] for _ in range(3)]
+    for page in pages:
+        await page.receive_from()
+
+    for sequence in (7, 8):
+        await get_channel_layer().group_send(
+            JOBS_GROUP, {"type": "job.changed", "id": f"d{sequence}", "job_id": 1, "sequence": sequence}
+        )
+
+    for page in pages:
+        assert [await page.receive_from(), await page.receive_from()] == ["<tr>7</tr>", "<tr>8</tr>"]
+        await page.disconnect()
+    assert woken == []  # the fan-out handed them over: no page's task woke for them
+
+
+async def test_a_page_whose_client_does_not_read_holds_up_only_itself(fanout_layer, admin_user, monkeypatch):
+    """A server's send may wait for its client (uvicorn); daphne's never does. Either way the others go on."""
+    rows_by_sequence(monkeypatch)
+    reading = asyncio.Event()
+    send = JobsConsumer.send
+
+    async def slow_for_german(self, text_data=None, **kwargs):
+        if self.language == "de" and self.streaming:
+            await reading.wait()
+        await send(self, text_data=text_data, **kwargs)
+
+    monkeypatch.setattr(JobsConsumer, "send", slow_for_german)
+    slow, _ = await connect("/ws/jobs/", admin_user, language="de")
+    fast, _ = await connect("/ws/jobs/", admin_user, language="en")
+    for page in (slow, fast):
+        await page.receive_from()
+
+    for sequence in (1, 2, 3):
+        await get_channel_layer().group_send(
+            JOBS_GROUP, {"type": "job.changed", "id": f"s{sequence}", "job_id": 1, "sequence": sequence}
+        )
+
+    assert [await fast.receive_from() for _ in range(3)] == ["<tr>1</tr>", "<tr>2</tr>", "<tr>3</tr>"]
+    assert await slow.receive_nothing(timeout=0.2)
+    reading.set()
+    assert [await slow.receive_from() for _ in range(3)] == ["<tr>1</tr>", "<tr>2</tr>", "<tr>3</tr>"]
+    for page in (slow, fast):
+        await page.disconnect()
+
+
+async def test_an_update_during_the_replay_follows_it_and_later_ones_stay_in_order(
+    fanout_layer, admin_user, monkeypatch
+):
+    rows_by_sequence(monkeypatch)
+    replaying, replayed = threading.Event(), threading.Event()
+    sections = progress.render_sections
+
+    def slow_replay(*args):
+        replaying.set()
+        replayed.wait(5)
+        return sections(*args)
+
+    monkeypatch.setattr(progress, "render_sections", slow_replay)
+    # The update's row is rendered already (another page asked): only the order can hold it back.
+    language = settings.LANGUAGE_CODE
+    await consumers.shared(("r1", "jobs", language), progress.render_board_update, 1, 1, language=language)
+    cookie = await database_sync_to_async(session_cookie)(admin_user)
+    headers = [(b"origin", ORIGIN.encode()), (b"host", b"testserver"), (b"cookie", cookie.encode())]
+    page = WebsocketCommunicator(build_application(), "/ws/jobs/", headers=headers)
+    connecting = asyncio.ensure_future(page.connect())
+    await asyncio.get_running_loop().run_in_executor(None, replaying.wait, 5)
+    layer = get_channel_layer()
+    await layer.group_send(JOBS_GROUP, update("r1", 1))
+    replayed.set()
+    await connecting
+    await layer.group_send(JOBS_GROUP, update("r2", 2))
+
+    assert 'id="jobs-queued"' in await page.receive_from()  # the replay first
+    assert [await page.receive_from(), await page.receive_from()] == ["<tr>1</tr>", "<tr>2</tr>"]
+    await page.disconnect()
