@@ -16,7 +16,7 @@ Every process of a deployment must use it (the messages it sends to a group are 
 A local consumer may also take its group messages directly (`deliver_directly`): the process's pages
 then get an update from one task, the lane, instead of each page's task waking up for it (a queue,
 channels' await_many_dispatch, a new task per receive). At 500 pages that cut the web process's CPU
-per frame by a quarter to a third (bench/RESULTS.md, "Several web processes").
+per frame by 17-33% (bench/RESULTS.md, "Several web processes").
 """
 
 from __future__ import annotations
