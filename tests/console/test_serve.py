@@ -96,22 +96,28 @@ def test_it_serves_the_console_and_stops_cleanly(tmp_path):
         again.stop()
 
 
+def serve_once(data_dir, *argv: str) -> subprocess.CompletedProcess:
+    """`manage.py serve ARGV` on a data directory of its own, for the tests where serve refuses to
+    start (and so returns within the timeout)."""
+    environ = {k: v for k, v in os.environ.items() if k not in SETTINGS_VARIABLES}
+    environ["CONSOLE_DATA_DIR"] = str(data_dir)
+    return subprocess.run(
+        [sys.executable, str(REPO / "manage.py"), "serve", *argv],
+        cwd=REPO,
+        env=environ,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
 def test_it_refuses_a_port_in_use(tmp_path):
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        environ = {k: v for k, v in os.environ.items() if k not in SETTINGS_VARIABLES}
-        environ["CONSOLE_DATA_DIR"] = str(tmp_path)
-        result = subprocess.run(
-            [sys.executable, str(REPO / "manage.py"), "serve", "--port", str(port)],
-            cwd=REPO,
-            env=environ,
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        result = serve_once(tmp_path, "--port", str(port))
     assert result.returncode != 0
     assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
     assert "Traceback" not in result.stderr
@@ -120,17 +126,7 @@ def test_it_refuses_a_port_in_use(tmp_path):
 
 
 def test_several_web_processes_need_an_ipv4_host(tmp_path):
-    environ = {k: v for k, v in os.environ.items() if k not in SETTINGS_VARIABLES}
-    environ["CONSOLE_DATA_DIR"] = str(tmp_path)
-    result = subprocess.run(
-        [sys.executable, str(REPO / "manage.py"), "serve", "--host", "::1", "--web-processes", "2"],
-        cwd=REPO,
-        env=environ,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = serve_once(tmp_path, "--host", "::1", "--web-processes", "2")
     assert result.returncode != 0
     assert "--web-processes above 1 needs an IPv4 --host, not '::1'" in result.stderr
     assert not (tmp_path / "db.sqlite3").exists()
