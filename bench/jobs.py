@@ -1,18 +1,18 @@
 """Progress event to websocket client latency, with 100 clients connected to the real app.
 
-Starts `manage.py serve --workers 0` (daphne, the SQLite channel layer on its own file, the demo
+Starts `manage.py serve --workers 0` (its web server, the SQLite channel layer on its own file, the demo
 fabric) on a temporary data directory and a free port, logs in over HTTP for a session cookie and
 creates --jobs running jobs. Then three kinds of processes, so that none of them measures its own
-saturation (the emitters' rendering, the readers' 2,000 frames a second and daphne each have a
+saturation (the emitters' rendering, the readers' 2,000 frames a second and the web server each have a
 process and a GIL of their own):
 
 - reader processes (--readers) connect the clients to /ws/jobs/ (a minimal RFC 6455 client below:
-  autobahn's asyncio client cannot load once daphne has set txaio to Twisted, and `websockets` is
-  not installed), wait for each client's replay, then note when each progress row arrives;
+  a client library's own cost per frame would be measured with the server's), wait for each
+  client's replay, then note when each progress row arrives;
 - emitter processes (--emitters, as the job workers of a deployment; `serve` starts 4) record
   progress samples for their share of the jobs through events.record(), exactly as a worker does:
   the sample is committed, then announced from events.py's background thread (a small message naming
-  the job, migrations_ui.jobs.emit), reaching daphne through the channel layer only; daphne renders.
+  the job, migrations_ui.jobs.emit), reaching the web server through the channel layer only; it renders.
   Samples are spread evenly over each interval (20 events/s: one every 50 ms, job after job), each
   emitter taking its own jobs' turns.
 
@@ -49,6 +49,7 @@ import sys
 import tempfile
 import threading
 import time
+import zlib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -67,6 +68,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--timeout", type=float, default=240.0, help="bound on the whole run")
     parser.add_argument("--redis", action="store_true", help="channels_redis on a redis-server of its own")
     parser.add_argument("--web-processes", type=int, default=1, help="serve's web processes (its --web-processes)")
+    parser.add_argument(
+        "--deflate", action="store_true", help="the clients offer permessage-deflate, as browsers do, and inflate"
+    )
     parser.add_argument("--no-slots", action="store_true", help="skip the slot-free latency part (bench/slots.py)")
     parser.add_argument("--json", metavar="FILE", help="also write the figures to FILE as JSON (bench/run_all.py)")
     # The bench's own child processes: --role reader|emitter with their task as JSON.
@@ -99,11 +103,13 @@ def loadavg() -> str:
 class WebSocket:
     """Just enough of a websocket client for the bench: handshake, read text frames, answer pings."""
 
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, deflate: bool = False):
         self.reader, self.writer = reader, writer
+        # permessage-deflate (RFC 7692) when the server accepted the offer: one window per connection.
+        self.inflater = zlib.decompressobj(-zlib.MAX_WBITS) if deflate else None
 
     @classmethod
-    async def connect(cls, port: int, path: str, headers: dict[str, str]) -> "WebSocket":
+    async def connect(cls, port: int, path: str, headers: dict[str, str], deflate: bool = False) -> "WebSocket":
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         key = base64.b64encode(os.urandom(16)).decode()
         lines = [
@@ -114,16 +120,18 @@ class WebSocket:
             f"Sec-WebSocket-Key: {key}",
             "Sec-WebSocket-Version: 13",
             *(f"{k}: {v}" for k, v in headers.items()),
+            # What browsers offer; a server that does not compress ignores it.
+            *(["Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits"] if deflate else []),
         ]
         writer.write(("\r\n".join(lines) + "\r\n\r\n").encode())
         answer = await reader.readuntil(b"\r\n\r\n")
         if not answer.startswith(b"HTTP/1.1 101"):
             raise ConnectionError(answer.split(b"\r\n", 1)[0].decode())
-        return cls(reader, writer)
+        return cls(reader, writer, deflate=b"permessage-deflate" in answer.lower())
 
     async def receive(self) -> bytes | None:
         """The next text message; None when the server closes."""
-        message = b""
+        message, compressed = b"", False
         while True:
             first, second = await self.reader.readexactly(2)
             length = second & 0x7F
@@ -139,8 +147,11 @@ class WebSocket:
                 self._send(0xA, payload)
                 continue
             if opcode in (0x0, 0x1, 0x2):
+                compressed = compressed or bool(opcode and first & 0x40)  # RSV1 on a message's first frame
                 message += payload
                 if first & 0x80:
+                    if compressed and self.inflater is not None:
+                        return self.inflater.decompress(message + b"\x00\x00\xff\xff")
                     return message
 
     def _send(self, opcode: int, payload: bytes) -> None:
@@ -192,7 +203,7 @@ async def read_clients(task: dict) -> dict:
     loop = asyncio.get_running_loop()
     try:
         for number in range(task["clients"]):
-            sockets.append(await WebSocket.connect(task["port"], "/ws/jobs/", headers))
+            sockets.append(await WebSocket.connect(task["port"], "/ws/jobs/", headers, deflate=task["deflate"]))
             listeners.append(asyncio.create_task(listen(sockets[-1], task["first"] + number, clients)))
         replay_by = time.monotonic() + 60
         while clients.replayed < task["clients"] and time.monotonic() < replay_by:
@@ -318,7 +329,7 @@ class Run:
         raise SystemExit("redis-server did not start")
 
     def start_server(self, port: int, deadline: float) -> subprocess.Popen:
-        """serve in its own session, so that stopping it (SIGTERM) stops daphne with it."""
+        """serve in its own session, so that stopping it (SIGTERM) stops the web server with it."""
         server = subprocess.Popen(
             [
                 *(sys.executable, str(ROOT / "manage.py"), "serve", "--port", str(port), "--workers", "0"),
@@ -423,7 +434,7 @@ def running_jobs(count: int) -> list[int]:
 
 def tree_cpu_s(root: int) -> float:
     """CPU time (user + system) used so far by a process and its descendants: the server's
-    (serve runs daphne in a process group of its own, so the tree, not the group)."""
+    (serve runs the web server in a process group of its own, so the tree, not the group)."""
     stats = {}
     for path in Path("/proc").glob("[0-9]*/stat"):
         try:
@@ -501,6 +512,7 @@ def measure(run: Run, server: int, port: int, cookie: str, jobs: list[int], dead
                 "first": sum(shares[:r]),
                 "expected": share * len(jobs) * args.updates,
                 "settle": args.settle,
+                "deflate": args.deflate,
                 "out": str(out / f"reader-{r}.json"),
             },
         )
@@ -561,7 +573,7 @@ def report(results: dict, args, jobs: int) -> dict:
         "max_ms": max(latencies) if latencies else None,
         "errors": len(results["errors"]),
         "emitters": results["emitters"],
-        # The web server's CPU (daphne) while the samples were sent, per frame it wrote.
+        # The web server's CPU while the samples were sent, per frame it wrote.
         "server_cpu_us_per_frame": 1e6 * results["server_cpu_s"] / max(1, len(latencies)),
         "readers": results["readers"],
         "clients_per_web_process": results["clients_per_web_process"],

@@ -35,25 +35,11 @@ class Child:
 
 
 def web(host: str, port: int, fd: int | None = None, name: str = "web") -> Child:
-    """daphne on host:port, or on the listening socket `fd` that serve bound (several web processes
-    share it: the kernel hands each accepted connection to one of them)."""
-    # daphne rather than uvicorn: uvicorn needs the websockets or wsproto package for websockets, and
-    # neither is in requirements.txt. application-close-timeout bounds how long open websockets can
-    # hold up a stop.
-    bind = ("--bind", host, "--port", str(port)) if fd is None else ("--fd", str(fd))
-    return Child(
-        name,
-        (
-            sys.executable,
-            "-m",
-            "daphne",
-            *bind,
-            "--application-close-timeout",
-            "5",
-            "console.asgi_static:application",
-        ),
-        pass_fds=() if fd is None else (fd,),
-    )
+    """A web process (console.webserver: uvicorn) on host:port, or on the listening socket `fd` that
+    serve bound (several web processes share it: the kernel hands each accepted connection to one
+    of them)."""
+    bind = ("--host", host, "--port", str(port)) if fd is None else ("--fd", str(fd))
+    return Child(name, (sys.executable, "-m", "console.webserver", *bind), pass_fds=() if fd is None else (fd,))
 
 
 def worker(index: int) -> Child:
@@ -84,7 +70,7 @@ def console_children(
     web_processes: int = 1,
 ) -> list[Child]:
     """Everything the embedded console runs besides the serve command itself (the emulator first).
-    Several web processes need the listening socket `web_fd`: daphne cannot share a port it binds."""
+    Several web processes need the listening socket `web_fd`: a port one of them binds is its own."""
     if web_processes > 1 and web_fd is None:
         raise ValueError("several web processes need a listening socket (web_fd)")
     if web_processes == 1:

@@ -122,7 +122,6 @@ except env.ConfigError as exc:
 SIM_FABRIC_PATH = DATA_DIR / "fabric.sqlite3"
 
 INSTALLED_APPS = [
-    "daphne",
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
@@ -188,7 +187,8 @@ TEMPLATES = [
 if REDIS_URL:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [REDIS_URL]}}}
 else:
-    # The ORM variant: the aiosqlite one kept daphne from exiting on SIGTERM (architecture.md).
+    # The ORM variant: the aiosqlite one kept the web server (daphne, then) from exiting on SIGTERM
+    # (architecture.md).
     # Its own SQLite file, so websocket traffic never contends with the console's writes.
     DATABASES["channels"] = env.sqlite_database(DATA_DIR / "channels.sqlite3")
     DATABASE_ROUTERS = ["console.routers.ChannelsDatabaseRouter"]

@@ -223,10 +223,10 @@ def shared_task(key: tuple, render, *args, language: str | None = None) -> async
 
 
 def send_without_waiting(sending: Coroutine) -> asyncio.Future | None:
-    """Run a send until it would wait: daphne's send never does (it writes into the connection's
-    buffer), so there it is done here. A server that makes a send wait for its client (uvicorn's
-    backpressure) gets the rest in a task of its own, returned, so that the caller goes on to the
-    next page."""
+    """Run a send until it would wait: uvicorn's send waits only while the client's connection holds
+    more unsent data than its high-water mark (backpressure), so most sends end here. One that has
+    to wait for its client gets the rest in a task of its own, returned, so that the caller goes on
+    to the next page."""
     try:
         waiting_on = sending.send(None)
     except StopIteration:

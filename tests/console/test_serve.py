@@ -125,17 +125,25 @@ def test_it_refuses_a_port_in_use(tmp_path):
     assert not (tmp_path / "db.sqlite3").exists()
 
 
-def test_several_web_processes_need_an_ipv4_host(tmp_path):
-    result = serve_once(tmp_path, "--host", "::1", "--web-processes", "2")
-    assert result.returncode != 0
-    assert "--web-processes above 1 needs an IPv4 --host, not '::1'" in result.stderr
-    assert not (tmp_path / "db.sqlite3").exists()
+@pytest.mark.slow
+def test_several_web_processes_share_an_ipv6_socket(tmp_path):
+    """The web processes adopt the socket serve binds whatever its family (daphne's took IPv4 only)."""
+    served = Served(tmp_path, workers=0, env={"HYPERV_DRIVER": "sim"}, args=("--host", "::1", "--web-processes", "2"))
+    try:
+        served.wait_for(r"Console running at http://\[::1\]:\d+/", timeout=120)
+        assert set(served.child_pids()) == {"web-1", "web-2"}
+        with socket.create_connection(("::1", served.port), timeout=10) as sock:
+            sock.sendall(b"GET /accounts/login/ HTTP/1.0\r\nHost: [::1]\r\n\r\n")
+            assert sock.recv(9) == b"HTTP/1.1 "
+    finally:
+        served.stop()
+    assert served.proc.returncode == 0, served.output[-3000:]
 
 
 def test_it_lists_one_web_server_and_the_workers():
     children = console_children("127.0.0.1", 8123, workers=3)
     assert [c.name for c in children] == ["web", "worker-1", "worker-2", "worker-3"]
-    assert "console.asgi_static:application" in children[0].argv
+    assert children[0].argv[1:3] == ("-m", "console.webserver")
     assert children[0].argv[children[0].argv.index("--port") + 1] == "8123"
     for child in children[1:]:
         assert child.argv[-4:] == ("job_worker", "--queue-name", "default", "--no-reload")

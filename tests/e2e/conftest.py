@@ -1,7 +1,7 @@
 """End-to-end fixtures: Debian's chromium driven by Playwright against the real console.
 
 pytest-django's live_server has no websockets, so the session starts the console as an operator does
-(`manage.py serve`: daphne, job workers, the Hyper-V host emulator, the pypsrp driver) on temporary
+(`manage.py serve`: uvicorn, job workers, the Hyper-V host emulator, the pypsrp driver) on temporary
 files and a free port, creates one user per role, and hands each test fresh browser contexts.
 Screenshots land in tests/e2e/output/ (git-ignored) for review.
 """

@@ -46,8 +46,8 @@ class Command(BaseCommand):
     On every start: apply migrations (the "default" database and, with the SQLite channel layer, the
     "channels" one); seed the demo fabric when the inventory has no hosts; create a first superuser
     when there is none (its generated password is printed once, or DJANGO_SUPERUSER_PASSWORD is used).
-    Then start daphne on console.asgi_static:application (static files included; with
-    --web-processes N, N daphne processes on one listening socket that serve binds) and N
+    Then start the web server (console.webserver: uvicorn on console.asgi_static:application, static
+    files included; with --web-processes N, N of them on one listening socket that serve binds) and N
     `job_worker` processes, print the URL, and supervise: Ctrl-C / SIGTERM stops everything and exits 0; a child
     dying on its own stops the rest and exits 1. The emulator stops last, once the workers have ended
     (a move must not be failed by its host vanishing under the worker that follows it). Static files
@@ -69,7 +69,7 @@ class Command(BaseCommand):
             "--web-processes",
             type=_web_processes_type,
             default=1,
-            help="Web server (daphne) processes sharing the port: each serves a share of the browsers (default 1).",
+            help="Web server processes sharing the port: each serves a share of the browsers (default 1).",
         )
         parser.add_argument(
             "--stop-timeout",
@@ -135,12 +135,8 @@ class Command(BaseCommand):
 
     def _listen(self, host: str, port: int) -> socket.socket:
         """The listening socket the web processes share."""
-        family, address = self._address(host, port)
-        if family != socket.AF_INET:
-            # daphne's --fd adopts the socket as IPv4 (twisted's fd endpoint has no other family).
-            raise CommandError(f"--web-processes above 1 needs an IPv4 --host, not {host!r}")
-        sock = self._bind(host, port, family, address)
-        sock.listen(50)  # twisted's backlog, as when daphne binds
+        sock = self._bind(host, port, *self._address(host, port))
+        sock.listen(2048)  # uvicorn's backlog, as when it binds
         return sock
 
     @staticmethod

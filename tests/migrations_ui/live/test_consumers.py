@@ -542,7 +542,7 @@ async def test_with_the_fan_out_updates_reach_the_pages_without_their_own_tasks(
 
 
 async def test_a_page_whose_client_does_not_read_holds_up_only_itself(fanout_layer, admin_user, monkeypatch):
-    """A server's send may wait for its client (uvicorn); daphne's never does. Either way the others go on."""
+    """A server's send may wait for its client (uvicorn's backpressure): the other pages go on."""
     rows_by_sequence(monkeypatch)
     reading = asyncio.Event()
     send = JobsConsumer.send
