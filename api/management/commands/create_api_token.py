@@ -5,9 +5,10 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
 from api.tokens import create_token
+from utilities.commands import NoSystemChecks
 
 
-class Command(BaseCommand):
+class Command(NoSystemChecks, BaseCommand):
     help = "Create a personal API token for a user (it acts with the user's role); prints it once."
 
     def add_arguments(self, parser):

@@ -9,9 +9,10 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from audit.forward import Forwarder
+from utilities.commands import NoSystemChecks
 
 
-class Command(BaseCommand):
+class Command(NoSystemChecks, BaseCommand):
     help = (
         "Forward the audit trail to syslog (AUDIT_SYSLOG_URL), in order, from the last event the receiver "
         "took. Runs until stopped; --once sends what is waiting and exits (1 when the receiver is unreachable)."

@@ -5,9 +5,10 @@ from django.core.management.base import BaseCommand, CommandError
 
 from audit import checkpoint
 from audit.verify import verify_chain
+from utilities.commands import NoSystemChecks
 
 
-class Command(BaseCommand):
+class Command(NoSystemChecks, BaseCommand):
     help = (
         "Verify the audit trail's hash chain and its signed checkpoint (AUDIT_CHECKPOINT_FILE). "
         "Exit 0 when intact, 1 naming the first broken row."

@@ -13,6 +13,7 @@ from django.core.management.base import BaseCommand, CommandError
 from fabric.host_check import TITLES
 from fabric.host_probe import run_check
 from fabric.models import Host
+from utilities.commands import NoSystemChecks
 
 MARKS = {"pass": "PASS", "warn": "WARN", "fail": "FAIL", "unknown": "?   "}
 
@@ -28,7 +29,7 @@ def find_host(text: str) -> Host:
     return host
 
 
-class Command(BaseCommand):
+class Command(NoSystemChecks, BaseCommand):
     help = "Check a host against what a move depends on (WinRM, TLS, authentication, cluster, settings), read-only."
 
     def add_arguments(self, parser):

@@ -7,9 +7,10 @@ from django.core.management.base import BaseCommand
 from fabric.drift import find_drift
 from fabric.models import Host
 from fabric.queries import settings_views
+from utilities.commands import NoSystemChecks
 
 
-class Command(BaseCommand):
+class Command(NoSystemChecks, BaseCommand):
     help = "List hosts flagged by the drift guard (cluster nodes that differ, a cluster cap below the nodes' limit)."
 
     def add_arguments(self, parser):

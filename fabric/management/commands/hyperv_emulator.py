@@ -13,6 +13,7 @@ from django.core.management.base import BaseCommand, CommandError
 from fabric.emulator import build_emulator
 from fabric.sim.demo import build_demo_fabric
 from fabric.sim.store import FabricStore
+from utilities.commands import NoSystemChecks
 
 
 def _positive(raw: str) -> float:
@@ -22,7 +23,7 @@ def _positive(raw: str) -> float:
     return value
 
 
-class Command(BaseCommand):
+class Command(NoSystemChecks, BaseCommand):
     """Start one WS-Management endpoint per host of the fabric file and serve until stopped.
 
     The fabric is the same SQLite file every process of the console uses (settings.SIM_FABRIC_PATH

@@ -9,6 +9,7 @@ from fabric.driver import get_driver, sim_store
 from fabric.models import Host
 from fabric.sim.demo import build_demo_fabric, host_connections
 from fabric.sync import sync_inventory
+from utilities.commands import NoSystemChecks
 
 
 def _count(minimum: int):
@@ -24,7 +25,7 @@ def _count(minimum: int):
     return parse
 
 
-class Command(BaseCommand):
+class Command(NoSystemChecks, BaseCommand):
     help = (
         "Build the simulated Hyper-V fabric (demo by default, or --hosts N --vms M for benchmarks), "
         "register its hosts and sync the inventory. Idempotent: an existing fabric is reused."

@@ -8,9 +8,10 @@ from django.db.models import Q
 from fabric.driver import get_driver
 from fabric.models import Host
 from fabric.sync import sync_inventory
+from utilities.commands import NoSystemChecks
 
 
-class Command(BaseCommand):
+class Command(NoSystemChecks, BaseCommand):
     help = "Pull the inventory of every managed host (or the named ones) through the Hyper-V driver."
 
     def add_arguments(self, parser):

@@ -22,9 +22,10 @@ from migrations_ui.models import FINAL_STATES, JobState, MigrationJob
 from migrations_ui.planning.inventory import evacuation
 from migrations_ui.planning.report import CHOICES
 from migrations_ui.serializers import job_json
+from utilities.commands import NoSystemChecks
 
 
-class Command(BaseCommand):
+class Command(NoSystemChecks, BaseCommand):
     help = "Plan (and run) the evacuation of a host: every VM to another host, within every host's slots."
 
     def add_arguments(self, parser):

@@ -17,6 +17,7 @@ from fabric.hyperv.api import HostSettings, HyperVError
 from fabric.models import AuthType, Cluster, PerformanceOption
 from migrations_ui.cli import acting_user, add_user_argument
 from migrations_ui.lookup import NotFound, find_host
+from utilities.commands import NoSystemChecks
 
 BOOLEANS = {"true": True, "false": False}
 KEYS = {
@@ -101,7 +102,7 @@ def host_json(host, values: dict, ok: bool = True, error: str = "") -> dict:
     }
 
 
-class Command(BaseCommand):
+class Command(NoSystemChecks, BaseCommand):
     help = "Show or change hosts' live-migration settings (one host, or every node of a cluster), read back."
 
     def add_arguments(self, parser):

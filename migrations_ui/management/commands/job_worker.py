@@ -14,9 +14,10 @@ from django_tasks_db.management.commands.db_worker import Command as DbWorkerCom
 from audit.forward import start_forwarder
 from migrations_ui.jobs.supervisor import start_supervisor
 from notifications.send import start_sender
+from utilities.commands import NoSystemChecks
 
 
-class Command(DbWorkerCommand):
+class Command(NoSystemChecks, DbWorkerCommand):
     help = "Run migration jobs (db_worker) with the job supervisor (admission, recovery of dead workers)."
 
     def add_arguments(self, parser):

@@ -7,6 +7,7 @@ from fabric.hyperv.host_values import renamed_vhd
 from migrations_ui.cli import acting_user, add_user_argument, submit
 from migrations_ui.jobs.operations import create_job
 from migrations_ui.lookup import NotFound, find_vm
+from utilities.commands import NoSystemChecks
 
 
 def _pair(text: str) -> tuple[str, str]:
@@ -19,7 +20,7 @@ def _pair(text: str) -> tuple[str, str]:
     return src, dst
 
 
-class Command(BaseCommand):
+class Command(NoSystemChecks, BaseCommand):
     help = "Migrate a VM's storage on its host (the whole VM, or selected VHDs with --vhd SRC=DST)."
 
     def add_arguments(self, parser):

@@ -7,9 +7,10 @@ from fabric.models import PerformanceOption
 from migrations_ui.cli import acting_user, add_user_argument, submit
 from migrations_ui.jobs.operations import create_job
 from migrations_ui.lookup import NotFound, find_host, find_vm
+from utilities.commands import NoSystemChecks
 
 
-class Command(BaseCommand):
+class Command(NoSystemChecks, BaseCommand):
     help = "Migrate a VM to another host. Exit codes: 0 done/queued, 1 failed, 2 bad arguments, 3 blocked."
 
     def add_arguments(self, parser):

@@ -11,9 +11,10 @@ from django.core.management.base import BaseCommand, CommandError
 from migrations_ui.lookup import NotFound, find_host, find_vm
 from migrations_ui.preflight.assess import Preflight, vm_for_preflight
 from migrations_ui.preflight.paths import path_problem
+from utilities.commands import NoSystemChecks
 
 
-class Command(BaseCommand):
+class Command(NoSystemChecks, BaseCommand):
     help = "Run the pre-flight rules for moving a VM to a host (and optionally a storage path)."
 
     def add_arguments(self, parser):
