@@ -15,7 +15,8 @@ Fixed here rather than left to uvicorn's defaults:
   asyncio then never sets TCP_NODELAY on the connections accepted from it;
 - no permessage-deflate: compressing is a zlib stream per page, paid for each page's copy of every
   update (daphne never compressed either; browsers work without it);
-- no lifespan (Django's ASGI application has none), and open connections get 5 s to end on SIGTERM.
+- no lifespan (Django's ASGI application has none), and open connections get 5 s to end on SIGTERM;
+- no `Server` header: what runs the console is nobody's business outside.
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ def main(argv=None) -> None:
         lifespan="off",
         proxy_headers=args.proxy_headers,
         timeout_graceful_shutdown=STOP_TIMEOUT_S,
+        server_header=False,
     )
     sockets = None if args.fd is None else [socket.socket(fileno=args.fd)]
     uvicorn.Server(config).run(sockets=sockets)

@@ -55,6 +55,7 @@ def test_it_serves_the_console_and_stops_cleanly(tmp_path):
         with opener.open(served.url("/"), timeout=10) as response:
             assert response.status == 200
             assert response.url == served.url("/")
+            assert "Server" not in response.headers  # the web server does not name itself
 
         with opener.open(served.url("/static/django_htmx/htmx-2.min.js"), timeout=10) as response:
             assert response.status == 200
