@@ -3,6 +3,7 @@ serve, API and browser tests start a whole console (web server, job workers, hos
 
 from __future__ import annotations
 
+import base64
 import os
 import re
 import signal
@@ -62,6 +63,28 @@ def wait_for_page(url: str, timeout: float = 60) -> None:
         time.sleep(0.3)
 
 
+def console_environ(data_dir: Path, **variables: str) -> dict[str, str]:
+    """The environment of a console process on `data_dir`: the test run's settings left out."""
+    environ = {k: v for k, v in os.environ.items() if k not in SETTINGS_VARIABLES and not k.startswith("HYPERV_")}
+    environ.update(CONSOLE_DATA_DIR=str(data_dir), PYTHONUNBUFFERED="1", **variables)
+    return environ
+
+
+def manage_once(
+    environ: dict[str, str], *argv: str, timeout: float = 180, stdin: str = ""
+) -> subprocess.CompletedProcess:
+    """One manage.py command in that environment, its output captured."""
+    return subprocess.run(
+        [sys.executable, str(REPO / "manage.py"), *argv],
+        cwd=REPO,
+        env=environ,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
 class Served:
     """`manage.py serve` with its output collected line by line, and manage.py commands beside it
     on the same data directory."""
@@ -72,8 +95,7 @@ class Served:
         self.data_dir = data_dir
         self.port = port or free_port()
         self.lines: list[str] = []
-        self.env = {k: v for k, v in os.environ.items() if k not in SETTINGS_VARIABLES and not k.startswith("HYPERV_")}
-        self.env.update(CONSOLE_DATA_DIR=str(data_dir), PYTHONUNBUFFERED="1", **(env or {}))
+        self.env = console_environ(data_dir, **(env or {}))
         argv = ["serve", "--port", str(self.port), "--workers", str(workers), *args]
         self.proc = subprocess.Popen(
             [sys.executable, str(REPO / "manage.py"), *argv],
@@ -109,6 +131,26 @@ class Served:
     def url(self, path: str = "/") -> str:
         return f"http://127.0.0.1:{self.port}{path}"
 
+    def websocket(self, path: str, session: str) -> socket.socket:
+        """A browser's websocket handshake with its session cookie, once accepted; the socket stays
+        open until closed. The answer's head is read byte by byte: a first frame may follow it."""
+        sock = socket.create_connection(("127.0.0.1", self.port), timeout=10)
+        key = base64.b64encode(os.urandom(16)).decode()
+        sock.sendall(
+            (
+                f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{self.port}\r\nUpgrade: websocket\r\n"
+                f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
+                f"Origin: {self.url('')}\r\nCookie: sessionid={session}\r\n\r\n"
+            ).encode()
+        )
+        answer = b""
+        while b"\r\n\r\n" not in answer:
+            chunk = sock.recv(1)
+            assert chunk, f"the server closed the connection: {answer!r}"
+            answer += chunk
+        assert answer.startswith(b"HTTP/1.1 101"), answer
+        return sock
+
     def wait_for(self, pattern: str, timeout: float = 60) -> re.Match:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -132,15 +174,7 @@ class Served:
 
     def manage(self, *argv: str, stdin: str = "") -> str:
         """A manage.py command on the console's data directory; its output, stripped."""
-        done = subprocess.run(
-            [sys.executable, str(REPO / "manage.py"), *argv],
-            cwd=REPO,
-            env=self.env,
-            input=stdin,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
+        done = manage_once(self.env, *argv, timeout=120, stdin=stdin)
         assert done.returncode == 0, done.stdout + done.stderr
         return done.stdout.strip()
 

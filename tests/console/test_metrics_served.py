@@ -4,10 +4,7 @@ the end they are what the database says."""
 
 from __future__ import annotations
 
-import base64
 import json
-import os
-import socket
 import time
 import urllib.request
 
@@ -114,21 +111,6 @@ def test_the_counters_add_up_to_the_database_while_four_workers_run_moves(consol
     assert found[("hvmc_hosts", ())] == len(hosts["items"])
 
 
-def open_websocket(console, path: str, session: str) -> socket.socket:
-    """A browser's websocket handshake with its session cookie; the socket stays open until closed."""
-    sock = socket.create_connection(("127.0.0.1", console.port), timeout=10)
-    key = base64.b64encode(os.urandom(16)).decode()
-    sock.sendall(
-        (
-            f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{console.port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-            f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\nOrigin: {console.url('')}\r\n"
-            f"Cookie: sessionid={session}\r\n\r\n"
-        ).encode()
-    )
-    assert sock.recv(4096).startswith(b"HTTP/1.1 101"), "the websocket was not accepted"
-    return sock
-
-
 def websocket_clients(console) -> float:
     return sum(v for (name, _), v in scrape(console).items() if name == "hvmc_websocket_clients")
 
@@ -146,7 +128,7 @@ def test_the_web_process_reports_its_websocket_clients(console):
         "from django.contrib.auth.models import User; from django.test import Client; c = Client(); "
         "c.force_login(User.objects.get(username='admin')); print(c.cookies['sessionid'].value)",
     ).splitlines()[-1]  # fmt: skip
-    sockets = [open_websocket(console, "/ws/jobs/", session) for _ in range(3)]
+    sockets = [console.websocket("/ws/jobs/", session) for _ in range(3)]
     try:
         wait_for_clients(console, 3)
     finally:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import html
 import http.cookiejar
 import io
@@ -22,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from console.processes import Child, Supervisor, console_children
-from tests.served import SETTINGS_VARIABLES, Served, alive, free_port, wait_for_page
+from tests.served import Served, alive, console_environ, free_port, manage_once, wait_for_page
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -100,17 +99,7 @@ def test_it_serves_the_console_and_stops_cleanly(tmp_path):
 def serve_once(data_dir, *argv: str) -> subprocess.CompletedProcess:
     """`manage.py serve ARGV` on a data directory of its own, for the tests where serve refuses to
     start (and so returns within the timeout)."""
-    environ = {k: v for k, v in os.environ.items() if k not in SETTINGS_VARIABLES}
-    environ["CONSOLE_DATA_DIR"] = str(data_dir)
-    return subprocess.run(
-        [sys.executable, str(REPO / "manage.py"), "serve", *argv],
-        cwd=REPO,
-        env=environ,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    return manage_once(console_environ(data_dir), "serve", *argv, timeout=60)
 
 
 def test_it_refuses_a_port_in_use(tmp_path):
@@ -289,19 +278,7 @@ print(job.pk)
 
 def open_jobs_websocket(served: Served, session: str) -> socket.socket:
     """A browser's websocket on the Jobs page, once its replay arrived (the page has joined the group)."""
-    sock = socket.create_connection(("127.0.0.1", served.port), timeout=10)
-    key = base64.b64encode(os.urandom(16)).decode()
-    sock.sendall(
-        (
-            f"GET /ws/jobs/ HTTP/1.1\r\nHost: 127.0.0.1:{served.port}\r\nUpgrade: websocket\r\n"
-            f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
-            f"Origin: {served.url('')}\r\nCookie: sessionid={session}\r\n\r\n"
-        ).encode()
-    )
-    answer = b""
-    while b"\r\n\r\n" not in answer:
-        answer += sock.recv(1)  # byte by byte: the replay's frame may follow in the same segment
-    assert answer.startswith(b"HTTP/1.1 101"), answer
+    sock = served.websocket("/ws/jobs/", session)
     read_frame(sock)  # the replay
     return sock
 

@@ -7,9 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import subprocess
-import sys
 import uuid
 from pathlib import Path
 
@@ -19,6 +17,7 @@ from channels_redis.core import RedisChannelLayer
 
 from console.fanout import FanoutChannelLayer
 from tests.conftest import need
+from tests.served import console_environ, manage_once
 from tests.services import POSTGRES, postgres_up, redis_up, worker_tag
 
 REPO = Path(__file__).resolve().parents[2]
@@ -26,21 +25,9 @@ REPO = Path(__file__).resolve().parents[2]
 # uuid4 of its own, so no worker receives another's messages.
 REDIS_URL = "redis://127.0.0.1:6379/9"
 
-_SETTINGS_VARIABLES = {"DATABASE_URL", "REDIS_URL", "SECRET_KEY", "DEBUG", "ALLOWED_HOSTS", "DJANGO_SETTINGS_MODULE"}
-
 
 def _manage(args: list[str], tmp_path: Path, **variables: str) -> subprocess.CompletedProcess:
-    environ = {k: v for k, v in os.environ.items() if k not in _SETTINGS_VARIABLES}
-    environ.update(CONSOLE_DATA_DIR=str(tmp_path), **variables)
-    return subprocess.run(
-        [sys.executable, str(REPO / "manage.py"), *args],
-        cwd=REPO,
-        env=environ,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
+    return manage_once(console_environ(tmp_path, **variables), *args)
 
 
 @pytest.fixture
