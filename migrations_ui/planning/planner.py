@@ -28,7 +28,6 @@ from migrations_ui.planning.ordering import (
     Timeline,
     alone_estimates,
     best_order,
-    hold_back,
     improve,
     link_fill,
     lower_bound,
@@ -85,8 +84,6 @@ class PlannedMove:
     alone: Estimate  # the move with its hosts to itself: phases, bytes, blackout
     spec: MoveSpec  # what the timing model was given: bytes, dirty rate, performance option
     findings: tuple[Finding, ...] = ()  # pre-flight's warnings and notes for this destination
-    # Seconds after the plan starts before which the move is held out of the queue (ordering.hold_back).
-    not_before_s: float = 0.0
 
     @property
     def estimate_basis(self) -> str:
@@ -97,16 +94,13 @@ class PlannedMove:
         return "measured" if self.spec.link_samples else "inventory"
 
     def as_json(self) -> dict:
-        row = {
+        return {
             "vm": self.vm,
             "destination": self.destination,
             "transfer_type": self.transfer_type,
             "start_s": round(self.start_s, 1),
             "end_s": round(self.end_s, 1),
         }
-        if self.not_before_s:  # only a held move has it: every other plan's JSON is as it always was
-            row["not_before_s"] = round(self.not_before_s, 1)
-        return row
 
 
 @dataclass(frozen=True)
@@ -318,7 +312,7 @@ def _plan(
     # The improvement passes stop where no schedule of these moves can end sooner; a bound of inf
     # stops them before the first (passes=False: a rebalance's picks compared by their orders).
     strong = lower_bound(specs, rates, limits, o.figures, strong=True) if specs and passes else math.inf
-    timeline, caps, holds = _cap_links(specs, alone, rates, limits, o.figures, strong)
+    timeline, caps = _cap_links(specs, alone, rates, limits, o.figures, strong)
     moves = tuple(
         PlannedMove(
             vm=placed[j].vm.name,
@@ -333,7 +327,6 @@ def _plan(
             spec=specs[j],
             findings=tuple(f for f in placed[j].assessment.findings if f.severity != BLOCK)
             + tuple(_passed_over(host, why) for host, why in placed[j].passed_over),
-            not_before_s=holds.get(j, 0.0),
         )
         for j in timeline.order
     )
@@ -346,7 +339,7 @@ def _plan(
     return Plan(host, moves, lefts, timeline.makespan_s, bound, limits, link_caps)
 
 
-def _cap_links(specs, alone, rates, limits, figures, bound) -> tuple[Timeline, dict[str, int], dict[int, float]]:
+def _cap_links(specs, alone, rates, limits, figures, bound) -> tuple[Timeline, dict[str, int]]:
     """The plan's timeline (ordering.best_order, then ordering.improve), with each host's live slots
     capped where its link is the bottleneck.
 
@@ -369,9 +362,7 @@ def _cap_links(specs, alone, rates, limits, figures, bound) -> tuple[Timeline, d
         if capped.makespan_s <= timeline.makespan_s + 1e-6:
             flow, timeline, order, kept = capped_flow, capped, capped_order, caps
             break
-    timeline, order = improve(flow, order, timeline, bound)
-    timeline, holds = hold_back(flow, order, timeline, bound)
-    return timeline, kept, holds
+    return improve(flow, order, timeline, bound), kept
 
 
 def _passed_over(host: str, why: str) -> Finding:
