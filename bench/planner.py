@@ -185,10 +185,13 @@ def shared_nic_bound(moves, rates: dict[str, HostRates], limits) -> float:
     their file bytes, and prepare and resume, in configurations of s copies
     and m memory streams (s + m at most its live slots, s at most its storage slots) whose disk
     throughput is min(disk, s * NIC / (s + m)). The least total time of such a mix is a linear
-    program; any feasible point of its dual is a bound, so the dual's vertices are tried (3 variables).
+    program; any feasible point of its dual is a bound (the simplex method finds the best, _dual_best).
     No more copies run at once than the host has copying moves, each no faster than alone, and
     together no faster than the disks of the hosts at their other ends (each disk is shared by the
-    copies on it). moves: a plan's (spec, alone, source, destination); limits: the hosts' slots.
+    copies on it). Two windows of every schedule are constraints of the program too: the first
+    prepare phase, when nothing copies or streams, and after the host's last copy ends, the rest of
+    its move, when nothing copies. moves: a plan's (spec, alone, source, destination); limits: the
+    hosts' slots.
     tests/migrations_ui/planning/test_bounds.py checks it against every order of small plans.
     """
     best = 0.0
@@ -214,7 +217,7 @@ def shared_nic_bound(moves, rates: dict[str, HostRates], limits) -> float:
         alone_rates = sorted((m.spec.storage_bytes / m.alone.storage_s for m in copying), reverse=True)
         others = {m.destination if m.source == host else m.source for m in copying}
         partners = sum(rates[h].disk_bytes_s for h in others)
-        rows = [(0.0, 0.0, 0.0)]
+        rows = [(0.0,) * 5]
         for c in range(min(live, len(copying)) + 1):  # copies: no more at once than there are
             for m in range(live + 1 - c):  # memory streams
                 if c > storage:
@@ -223,47 +226,53 @@ def shared_nic_bound(moves, rates: dict[str, HostRates], limits) -> float:
                 disk = min(rate.disk_bytes_s, partners, fastest, c * rate.nic_bytes_s / (c + m)) if c else 0.0
                 share = rate.nic_bytes_s / (c + m) if c + m else 0.0
                 stream = min(1.0, share / slowest) if slowest > 0 else 1.0
-                rows.append((disk, m * stream, float(live - c - m)))
-        best = max(best, _dual_best(rows[1:], (files, memory, other)))
+                rows.append((disk, m * stream, float(live - c - m), float(c == 0), float(c == m == 0)))
+        # Two windows every schedule has: the first prepare phase, when nothing copies or streams
+        # (no move starts before 0, each prepares first), and after the host's last copy ends, the
+        # rest of that move (its memory phase and resume, no shorter than alone), when nothing copies.
+        prepare = min(m.alone.prepare_s for m in mine)
+        tail = min(m.alone.memory_s + m.alone.resume_s for m in copying)
+        best = max(best, _dual_best(rows[1:], (files, memory, other, prepare + tail, prepare)))
     return best
 
 
-def _dual_best(rows: list[tuple[float, float, float]], need: tuple[float, ...]) -> float:
-    """max need . y over y >= 0 with row . y <= 1 for every row (the covering LP's dual), at the vertices."""
-    planes = [(r, 1.0) for r in rows] + [(tuple(float(i == k) for i in range(3)), 0.0) for k in range(3)]
-    best = 0.0
-    for i in range(len(planes)):
-        for j in range(i + 1, len(planes)):
-            for k in range(j + 1, len(planes)):
-                y = _solve3([planes[i][0], planes[j][0], planes[k][0]], [planes[i][1], planes[j][1], planes[k][1]])
-                if y is None or min(y) < -1e-12:
-                    continue
-                if all(sum(a * b for a, b in zip(r, y, strict=True)) <= 1 + 1e-9 for r in rows):
-                    best = max(best, sum(a * b for a, b in zip(need, y, strict=True)))
-    return best
-
-
-def _solve3(a: list[tuple[float, ...]], b: list[float]) -> list[float] | None:
-    """Cramer's rule for three equations; None when they do not meet in one point."""
-
-    def det(m):
-        return (
-            m[0][0] * (m[1][1] * m[2][2] - m[1][2] * m[2][1])
-            - m[0][1] * (m[1][0] * m[2][2] - m[1][2] * m[2][0])
-            + m[0][2] * (m[1][0] * m[2][1] - m[1][1] * m[2][0])
-        )
-
+def _dual_best(rows: list[tuple[float, ...]], need: tuple[float, ...]) -> float:
+    """max need . y over y >= 0 with row . y <= 1 for every row: the covering LP's dual, by the simplex
+    method (Bland's rule). Every dual-feasible y bounds the LP from below, so the y found is scaled
+    back into the feasible region before use: rounding can only weaken the bound, never break it."""
+    k = len(need)
     # Columns scaled to one size first: disk rates are ~1e9, the others ~1.
-    scale = [max(abs(r[c]) for r in a) or 1.0 for c in range(3)]
-    m = [[r[c] / scale[c] for c in range(3)] for r in a]
-    d = det(m)
-    if abs(d) < 1e-12:
-        return None
-    out = []
-    for c in range(3):
-        mc = [[b[i] if col == c else m[i][col] for col in range(3)] for i in range(3)]
-        out.append(det(mc) / d / scale[c])
-    return out
+    scale = [max((abs(r[c]) for r in rows), default=0.0) or 1.0 for c in range(k)]
+    a = [
+        [r[c] / scale[c] for c in range(k)] + [float(i == j) for j in range(len(rows))] + [1.0]
+        for i, r in enumerate(rows)
+    ]
+    # A need no row serves (no configuration copies files, say) is left out: it would be unbounded.
+    cost = [-need[c] / scale[c] if any(r[c] for r in rows) else 0.0 for c in range(k)] + [0.0] * len(rows)
+    basis = [k + i for i in range(len(rows))]
+    for _ in range(200):
+        entering = next((c for c, v in enumerate(cost) if v < -1e-12), None)  # Bland: the first improving
+        if entering is None:
+            break
+        ratios = [(a[i][-1] / a[i][entering], basis[i], i) for i in range(len(a)) if a[i][entering] > 1e-12]
+        if not ratios:
+            break  # unbounded: cannot happen while every need column has a row using it
+        _, _, pivot = min(ratios)
+        p = a[pivot][entering]
+        a[pivot] = [v / p for v in a[pivot]]
+        for i in range(len(a)):
+            if i != pivot and a[i][entering]:
+                f = a[i][entering]
+                a[i] = [v - f * w for v, w in zip(a[i], a[pivot], strict=True)]
+        f = cost[entering]
+        cost = [v - f * w for v, w in zip(cost, a[pivot][:-1], strict=True)]
+        basis[pivot] = entering
+    y = [0.0] * k
+    for i, b in enumerate(basis):
+        if b < k:
+            y[b] = max(0.0, a[i][-1]) / scale[b]
+    most = max((sum(r[c] * y[c] for c in range(k)) for r in rows), default=0.0)
+    return sum(n * v for n, v in zip(need, y, strict=True)) / max(1.0, most)
 
 
 def geomean(values) -> float:
@@ -319,8 +328,9 @@ Where the gap to the issue's LB comes from, by class (a plan's class is its wors
     to it. Placement keeps file copies off destinations with slower disks or NICs. The order is the
     shorter of longest first and longest first with the copies spread through it, then improvement
     passes (ordering.best_order, issue 18, 2026-12-06); a disk dispatcher, even rows and a general
-    concurrency cap gained under 2% and stay removed. What is left is mostly the admission's: a move
-    starts as soon as its slots are free, so a copy cannot be held back until another's is over.
+    concurrency cap gained under 2% and stay removed. A copy that would share a disk or link with a
+    longer move at the start may be held back (ordering.hold_back), and a host's moves capped below
+    its link's fill where a copy shares the NIC with capped streams.
 The last column, strong LB / LB, is the part of a plan's ratio no schedule of its moves removes: where
 its p95 is above a target, the target cannot be met against the issue's LB for that class."""
 # p95 of makespan / strong LB, on each fabric (issue 18); and the planning time of 1,000 VMs on 64 hosts.

@@ -108,3 +108,18 @@ def test_copies_into_one_host_end_no_sooner_than_its_slowest_partners_disk_allow
     ]
     assert shared_nic_bound(moves, rates, limits) > files_s
     assert _best_makespan(specs, rates, limits) >= lower_bound(specs, rates, limits, strong=True)
+
+
+@pytest.mark.parametrize("kind", [Kind.LIVE_VSM, Kind.NETWORK])
+def test_a_copy_alone_is_bound_by_its_whole_duration(kind, shared_nic_bound):
+    # The linear program alone lets a move's prepare and resume overlap its copy in another slot;
+    # the two windows every schedule has (the first prepare phase, the rest of the move after the
+    # host's last copy) put them before and after it, where they are.
+    rates = {"src": HostRates(25.0, 800.0), "dst": HostRates(10.0, 1500.0)}
+    limits = {(h, s): 2 for h in rates for s in ("live", "storage")}
+    memory = 8 * GIB if kind == Kind.LIVE_VSM else 0.0
+    spec = MoveSpec("v0", kind, "src", "dst", "compression", memory, 40e6 if memory else 0.0, 40 * GIB)
+    (alone,) = alone_estimates([spec], rates)
+    move = SimpleNamespace(spec=spec, alone=alone, source="src", destination="dst")
+    assert shared_nic_bound([move], rates, limits) == pytest.approx(alone.duration_s)
+    assert simulate([spec], [0], rates, limits).makespan_s == pytest.approx(alone.duration_s)
