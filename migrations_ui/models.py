@@ -148,6 +148,12 @@ class MigrationJob(models.Model):
     priority = models.SmallIntegerField(default=0)
     # Set when an operator reorders the queue (scheduler.queue_order); new jobs (null) queue after them.
     queue_key = models.IntegerField(null=True, blank=True)
+    # A batch's plan may hold a move back so that it does not share a disk or link with another at
+    # the start (planning.ordering.hold_back): until then the admission neither starts it nor keeps
+    # its slots for it.
+    not_before = models.DateTimeField(
+        null=True, blank=True, help_text="Its batch's plan holds the job in the queue until then"
+    )
     batch = models.ForeignKey(Batch, null=True, blank=True, on_delete=models.SET_NULL, related_name="jobs")
     requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL)
 

@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from typing import NamedTuple
 
 from django.db import transaction
+from django.utils import timezone
 
 from fabric.driver import fabric_seconds_per_second
 from fabric.models import Host, VirtualMachine
@@ -249,16 +250,20 @@ def run_plan(
     storage_paths, power = storage_paths or {}, power or {}
     hosts = {h.fqdn: h for h in Host.objects.filter(fqdn__in={m.destination for m in plan.moves})}
     vms = {str(v.guid): v for v in VirtualMachine.objects.filter(guid__in=[m.vm_id for m in plan.moves])}
+    # A held move's second counts from now, in the fabric's seconds (the demo's runs faster than the wall's).
+    now, per_second = timezone.now(), fabric_seconds_per_second() or 1.0
     jobs, refused = [], []
     for move in plan.moves:
         try:
             path = storage_paths.get(move.vm_id, "")
+            held = now + timedelta(seconds=move.not_before_s / per_second) if move.not_before_s else None
             job = create_job(
                 vms[move.vm_id],
                 hosts[move.destination],
                 storage_path=path,
                 power=power.get(move.vm_id, ""),
                 batch=batch,
+                not_before=held,
                 user=user,
                 request=request,
             )

@@ -76,13 +76,15 @@ def create_job(
     priority: int = 0,
     power: str = "",
     batch=None,
+    not_before=None,
     user=None,
     request=None,
 ) -> MigrationJob:
     """Record a queued migration job, or raise Refused with the findings that stand in the way.
     add_location: a folder to add to the destination's storage locations along with the job.
     power: "save" or "shut_down": the job takes the VM down first and moves it offline (the
-    pre-maintenance report's choice for a VM that cannot move live), and starts it after."""
+    pre-maintenance report's choice for a VM that cannot move live), and starts it after.
+    not_before: the batch's plan holds the job in the queue until then (a datetime)."""
     if problems := input_problems(storage_path, vhds, performance_option):
         raise Refused(problems)
     try:
@@ -106,6 +108,7 @@ def create_job(
                 priority=priority,
                 power=power,
                 batch=batch,
+                not_before=not_before,
             )
             if add_location:
                 StorageLocation.objects.get_or_create(

@@ -92,7 +92,13 @@ def _limits(hosts) -> dict[Slot, int]:
 def queue_decision() -> Decision:
     """Who may start now, and for the others which slot they wait for, their place in the queue, or
     the paused hosts they wait for."""
-    rows = list(queue_order().values_list("pk", "kind", "source", "destination", "batch", "batch__plan__link_caps"))
+    fields = ("pk", "kind", "source", "destination", "batch", "batch__plan__link_caps", "not_before")
+    rows = list(queue_order().values_list(*fields))
+    # A job its plan holds back neither starts nor keeps its slots in line until its time: the plan's
+    # timeline gave them to the others meanwhile (planning.ordering.hold_back). The tick admits it then.
+    now = timezone.now()
+    held = {r[0]: r[6] for r in rows if r[6] and r[6] > now}
+    rows = [r[:6] for r in rows if r[0] not in held]
     holding = _holding()
     caps = link_caps([(r[4], r[5]) for r in rows] + [(r[3], r[4]) for r in holding])
     waiting = [Waiting(pk, kind, s, d, link_slots(kind, s, d, batch, caps)) for pk, kind, s, d, batch, _ in rows]
@@ -100,12 +106,12 @@ def queue_decision() -> Decision:
     hosts = list(Host.objects.filter(pk__in=ids).select_related("cluster"))
     paused = {h.pk: h.name for h in hosts if h.queue_paused}
     # A job touching a paused host neither starts nor holds a slot in line: the others go on.
-    held = {
+    on_paused = {
         w.job_id: tuple(paused[h] for h in dict.fromkeys((w.source, w.destination)) if h in paused) for w in waiting
     }
-    free = [w for w in waiting if not held[w.job_id]]
+    free = [w for w in waiting if not on_paused[w.job_id]]
     decision = decide(free, _used(holding, caps), {**_limits(hosts), **caps})
-    return replace(decision, paused={pk: names for pk, names in held.items() if names}, caps=caps)
+    return replace(decision, paused={pk: names for pk, names in on_paused.items() if names}, caps=caps, held=held)
 
 
 def admit_waiting() -> list[int]:

@@ -65,7 +65,8 @@ QUEUE_SHOWN = 100
 
 def queued_jobs(limit: int | None = None) -> list[MigrationJob]:
     """The first `limit` queued jobs in queue order, each with .position, .waits (the slots it waits
-    for) and .paused_on (the hosts whose paused queue it waits for)."""
+    for), .paused_on (the hosts whose paused queue it waits for) and .held_until (when its batch's
+    plan lets it start, if later than now)."""
     jobs = list(queue_order().select_related("source", "destination", "requested_by")[: limit or QUEUE_SHOWN])
     if not jobs:
         return []
@@ -76,6 +77,7 @@ def queued_jobs(limit: int | None = None) -> list[MigrationJob]:
     for job in jobs:
         job.position = decision.position.get(job.pk)
         job.paused_on = decision.paused.get(job.pk, ())
+        job.held_until = decision.held.get(job.pk)
         job.waits = [_wait(slot, names, in_use, limits) for slot in decision.waiting_for.get(job.pk, ())]
     return jobs
 

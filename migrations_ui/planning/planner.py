@@ -9,8 +9,10 @@ improved by a few passes, each timed by the same fluid model the simulated fabri
 One cap stays (issue 20): where a host's link, not its limit, is the bottleneck (a stream that fills
 the NIC alone, a 1 GbE link), the plan runs no more moves there at once than fill the link, when the
 simulated timeline shows that ends no later, and says so (Plan.link_caps).
-Its moves come in the order they start: queued as jobs in that order, the console's admission
-starts them as planned.
+Where two moves would share a disk or link at the start, the plan may hold one back until a point of
+the other's span (ordering.hold_back: the rebalance and evacuation tails of bench/planner.py).
+Its moves come in the order they start: queued as jobs in that order (a held one with its time), the
+console's admission starts them as planned.
 
 No ORM, no I/O: the caller builds the facts (migrations_ui.preflight.assess does it for single moves) and
 the hosts' rates, and runs the plan.
@@ -28,6 +30,7 @@ from migrations_ui.planning.ordering import (
     Timeline,
     alone_estimates,
     best_order,
+    hold_back,
     improve,
     link_fill,
     lower_bound,
@@ -84,6 +87,8 @@ class PlannedMove:
     alone: Estimate  # the move with its hosts to itself: phases, bytes, blackout
     spec: MoveSpec  # what the timing model was given: bytes, dirty rate, performance option
     findings: tuple[Finding, ...] = ()  # pre-flight's warnings and notes for this destination
+    # Seconds after the plan starts before which the move is held out of the queue (ordering.hold_back).
+    not_before_s: float = 0.0
 
     @property
     def estimate_basis(self) -> str:
@@ -94,13 +99,16 @@ class PlannedMove:
         return "measured" if self.spec.link_samples else "inventory"
 
     def as_json(self) -> dict:
-        return {
+        row = {
             "vm": self.vm,
             "destination": self.destination,
             "transfer_type": self.transfer_type,
             "start_s": round(self.start_s, 1),
             "end_s": round(self.end_s, 1),
         }
+        if self.not_before_s:  # only a held move has it: every other plan's JSON is as it always was
+            row["not_before_s"] = round(self.not_before_s, 1)
+        return row
 
 
 @dataclass(frozen=True)
@@ -312,7 +320,7 @@ def _plan(
     # The improvement passes stop where no schedule of these moves can end sooner; a bound of inf
     # stops them before the first (passes=False: a rebalance's picks compared by their orders).
     strong = lower_bound(specs, rates, limits, o.figures, strong=True) if specs and passes else math.inf
-    timeline, caps = _cap_links(specs, alone, rates, limits, o.figures, strong)
+    timeline, caps, holds = _cap_links(specs, alone, rates, limits, o.figures, strong)
     moves = tuple(
         PlannedMove(
             vm=placed[j].vm.name,
@@ -327,6 +335,7 @@ def _plan(
             spec=specs[j],
             findings=tuple(f for f in placed[j].assessment.findings if f.severity != BLOCK)
             + tuple(_passed_over(host, why) for host, why in placed[j].passed_over),
+            not_before_s=holds.get(j, 0.0),
         )
         for j in timeline.order
     )
@@ -339,30 +348,40 @@ def _plan(
     return Plan(host, moves, lefts, timeline.makespan_s, bound, limits, link_caps)
 
 
-def _cap_links(specs, alone, rates, limits, figures, bound) -> tuple[Timeline, dict[str, int]]:
+def _cap_links(specs, alone, rates, limits, figures, bound) -> tuple[Timeline, dict[str, int], dict[int, float]]:
     """The plan's timeline (ordering.best_order, then ordering.improve), with each host's live slots
     capped where its link is the bottleneck.
 
     A host's cap is the moves that fill its link (ordering.link_fill), or one more: a move preparing
-    or resuming leaves the link idle, and the next one's copy may use it meanwhile. A cap is kept only
-    when the capped timeline, simulated with the NIC shared as the fabric shares it, ends no later
-    than the uncapped one: then a higher limit would not help, and the moves each send less. The
+    or resuming leaves the link idle, and the next one's copy may use it meanwhile. It is kept when
+    the capped timeline, simulated with the NIC shared as the fabric shares it, ends no later than the
+    uncapped one: then a higher limit would not help, and the moves each send less. Then one cap for
+    all those hosts, from 1 up, is kept where it ends sooner still: a copy beside capped memory
+    streams gets only an equal share of the NIC, less than its disk could send, so fewer moves at
+    once can end sooner than the link's fill says (bench/RESULTS.md, issue 18, 2026-12-06). The
     improvement passes run once, within the limits chosen (they cost more than the two orders).
     """
     flow = Flow(specs, rates, limits, figures)
     timeline, order = best_order(flow, alone, specs)
     kept: dict[str, int] = {}
     fill = link_fill(specs, rates, figures)
-    for extra in (0, 1):
-        caps = {h: n + extra for h, n in fill.items() if n + extra < limits.get((h, LIVE), 0)}
-        if not caps:
-            break
+    # The link's fill, else one more, is kept when it ends no later (each move then sends less); a
+    # lower cap for all those hosts only when it ends sooner than what is kept by then.
+    tried = [({h: n + extra for h, n in fill.items()}, True) for extra in (0, 1)]
+    top = max((limits.get((h, LIVE), 0) for h in fill), default=0)
+    tried += [(dict.fromkeys(fill, c), False) for c in range(1, top)]
+    for caps, fills in tried:
+        caps = {h: n for h, n in caps.items() if n < limits.get((h, LIVE), 0)}
+        if not caps or caps == kept or (fills and kept):
+            continue
+        slack = 1e-6 if fills else -1e-6
         capped_flow = Flow(specs, rates, {**limits, **{(h, LIVE): n for h, n in caps.items()}}, figures)
         capped, capped_order = best_order(capped_flow, alone, specs)
-        if capped.makespan_s <= timeline.makespan_s + 1e-6:
+        if capped.makespan_s <= timeline.makespan_s + slack:
             flow, timeline, order, kept = capped_flow, capped, capped_order, caps
-            break
-    return improve(flow, order, timeline, bound), kept
+    timeline, order = improve(flow, order, timeline, bound)
+    timeline, holds = hold_back(flow, order, timeline, bound)
+    return timeline, kept, holds
 
 
 def _passed_over(host: str, why: str) -> Finding:

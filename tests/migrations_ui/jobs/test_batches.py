@@ -1,18 +1,22 @@
 """Batches: Evacuate a host (maintenance, Move back), migrate a selection from the VM list, the batch page."""
 
+import dataclasses
 import io
 import json
 from datetime import timedelta
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 
 from audit.models import AuditEvent
 from fabric.models import Host, VirtualMachine
+from migrations_ui.jobs.batches import start_batch
 from migrations_ui.live.timeline import clock
 from migrations_ui.models import Batch, BatchKind, JobState, MigrationJob
+from migrations_ui.planning.inventory import evacuation_plan
 
 pytestmark = pytest.mark.django_db
 
@@ -485,3 +489,23 @@ def test_the_plan_says_where_live_vsm_moves_put_the_files(operator_client, demo_
                 found.append(folder)
                 assert f"files to <code>{folder}</code>" in page.content.decode()
     assert found  # the demo has Live (VSM) evacuations
+
+
+def test_a_move_its_plan_holds_back_is_queued_with_its_time(admin_user, node, settings):
+    # The plan counts in the fabric's seconds; the demo's fabric runs SIM_TIME_SCALE times faster
+    # than the wall clock, so a move held 80 fabric seconds waits 80 / scale wall seconds.
+    settings.SIM_TIME_SCALE = 4
+    plan = evacuation_plan(node)
+    held, *rest = plan.moves
+    plan = dataclasses.replace(plan, moves=(*rest, dataclasses.replace(held, not_before_s=80.0)))
+    before = timezone.now()
+    batch = start_batch(plan, BatchKind.EVACUATION, f"Evacuate {node.name}", host=node, user=admin_user)
+    after = timezone.now()
+    jobs = {job.vm_name: job for job in batch.jobs.all()}
+    assert before + timedelta(seconds=20) <= jobs[held.vm].not_before <= after + timedelta(seconds=20)
+    assert all(jobs[m.vm].not_before is None for m in rest)
+    rows = {row["vm"]: row for row in batch.plan["moves"]}
+    assert rows[held.vm]["not_before_s"] == 80.0
+    assert all("not_before_s" not in rows[m.vm] for m in rest)  # the plan JSON as before for the others
+    page = render_to_string("partials/plan_rows.html", {"plan": plan})
+    assert page.count("Held back until 20 s: started at once") == 1  # in wall-clock seconds, as the page counts

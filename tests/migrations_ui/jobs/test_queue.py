@@ -1,7 +1,10 @@
 """Queue control: reorder queued jobs, pause and resume a host's queue, cancel several at once."""
 
+from datetime import timedelta
+
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 
 from audit.models import AuditEvent
 from migrations_ui.jobs.scheduler import queue_decision, queue_order
@@ -125,6 +128,24 @@ def test_a_paused_job_does_not_hold_a_slot_in_line(operator_client, hosts):
     operator_client.post(reverse("migrations_ui:host_queue", args=[hosts["hv-q2"].fqdn]), {"paused": "1"})
     assert queue_decision().admit == (second.pk,)
     assert first.pk in queue_decision().paused
+
+
+def test_a_job_its_plan_holds_back_keeps_no_slot_until_its_time(operator_client, hosts):
+    # hv-q1 has one live slot; the first job is held by its batch's plan for a minute: the second
+    # takes the slot meanwhile, as the plan's timeline has it (planning.ordering.hold_back).
+    until = timezone.now() + timedelta(minutes=1)
+    first = make_job(hosts["hv-q1"], hosts["hv-q2"], not_before=until)
+    second = make_job(hosts["hv-q1"], hosts["hv-q3"])
+    decision = queue_decision()
+    assert decision.admit == (second.pk,)
+    assert decision.held == {first.pk: until}
+    assert first.pk not in decision.position
+    page = operator_client.get(JOBS).content.decode()
+    assert f"held by its batch's plan until {timezone.localtime(until):%H:%M:%S}" in page
+
+    MigrationJob.objects.filter(pk=first.pk).update(not_before=timezone.now() - timedelta(seconds=1))
+    decision = queue_decision()
+    assert decision.admit == (first.pk,) and not decision.held  # its time has come: first in line again
 
 
 def test_a_bad_pause_value_changes_nothing(operator_client, hosts):

@@ -9,7 +9,7 @@ from fabric.sim.simulator import Fabric
 from fabric.sim.world import GIB, SimDisk, SimHost, SimShare, SimTuning, SimVm
 from migrations_ui.planning.estimates import HostRates, MoveSpec
 from migrations_ui.planning.ordering import link_fill, simulate, slot_overuse
-from migrations_ui.planning.planner import LinkCap, PlanOptions, plan_evacuation
+from migrations_ui.planning.planner import LinkCap, PlanOptions, plan_evacuation, plan_moves
 from migrations_ui.preflight.facts import Kind
 from tests.migrations_ui.planning.test_planner import demo_facts, host, run_through_admission, vm
 
@@ -151,3 +151,24 @@ def test_on_the_simulator_the_capped_plan_ends_no_later_than_the_hosts_limits_wo
 
     assert capped < uncapped  # 205 s against 494 s: four TCP streams sharing 1 Gbit/s re-send more
     assert capped == pytest.approx(plan.makespan_s, rel=0.02, abs=1.0)  # the estimate is the capped run's
+
+
+def test_fewer_moves_at_once_where_a_copy_shares_the_link_with_capped_streams():
+    # Four compressed streams do not fill 10 GbE (link_fill says 4), but a copy beside three of them
+    # gets a quarter of the NIC, half what its disks could send: three at a time end sooner than four.
+    source, destination = (
+        host(n, live=4, storage=4, memory_gib=1024, performance_option="compression") for n in ("hv-s1", "hv-s2")
+    )
+    vms = [vm("off1", 8, state="off", folder="D:\\VMs"), *(vm(f"v{k}", 8) for k in range(3))]
+    rates = {h.fqdn: HostRates(10.0, 500.0) for h in (source, destination)}
+    options = PlanOptions(rates=rates, dirty_mbps={v.id: 40.0 for v in vms}, stopped="move")
+    plan = plan_moves([(v, source, destination) for v in vms], options)
+    assert [m.transfer_type for m in plan.moves if m.vm == "off1"] == [Kind.NETWORK]
+    assert link_fill([m.spec for m in plan.moves], rates)[source.fqdn] == 4
+    assert {c.host: c.cap for c in plan.link_caps} == {source.fqdn: 3, destination.fqdn: 3}
+    specs, order = [m.spec for m in plan.moves], range(len(plan.moves))
+    assert plan.makespan_s == pytest.approx(simulate(specs, order, rates, plan.run_limits).makespan_s)
+    assert plan.makespan_s < simulate(specs, order, rates, plan.limits).makespan_s - 1.0
+    assert not slot_overuse(
+        [(m.transfer_type, m.source, m.destination, m.start_s, m.end_s) for m in plan.moves], plan.run_limits
+    )

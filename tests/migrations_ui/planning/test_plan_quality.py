@@ -6,8 +6,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from migrations_ui.planning.estimates import HostRates
-from migrations_ui.planning.ordering import _packing_bound, lower_bound, spread
+from migrations_ui.planning.estimates import Figures, HostRates, MoveSpec
+from migrations_ui.planning.ordering import Flow, _packing_bound, hold_back, lower_bound, spread
 from migrations_ui.planning.planner import (
     PICK_PACKED,
     PICK_SHORT_LAST,
@@ -15,6 +15,7 @@ from migrations_ui.planning.planner import (
     plan_evacuation,
     plan_rebalance,
 )
+from migrations_ui.preflight.facts import Kind
 from tests.migrations_ui.planning.test_planner import GIB, _random_fabric, host, sweep, vm
 
 PICKS = (PICK_SHORT_LAST, PICK_PACKED)
@@ -153,3 +154,36 @@ def test_spread_lays_a_group_evenly_through_an_order_by_seconds():
     # Two copies of 10 s among four streams of 5 s: one copy at the start, the other half way.
     duration = [10.0, 10.0, 5.0, 5.0, 5.0, 5.0]
     assert spread([0, 1, 2, 3, 4, 5], duration, {0, 1}) == [0, 2, 3, 1, 4, 5]
+
+
+def _two_copies_into_one_slow_disk():
+    # Two Live (VSM) moves from different hosts into one whose disk takes 0.5 GB/s: started together,
+    # they share that disk and the longer one ends late (bench/RESULTS.md, issue 18).
+    rates = {"a": HostRates(25.0, 1500.0), "b": HostRates(25.0, 1500.0), "c": HostRates(10.0, 500.0)}
+    limits = {(h, s): 4 for h in rates for s in ("live", "storage")}
+    specs = [
+        MoveSpec(f"v{k}", Kind.LIVE_VSM, source, "c", "compression", memory * GIB, 36e6, files * GIB)
+        for k, (source, memory, files) in enumerate((("a", 24, 22), ("b", 16, 9)))
+    ]
+    return specs, rates, limits
+
+
+def test_a_held_move_starts_at_its_time_and_its_slot_serves_another_meanwhile():
+    specs, rates, limits = _two_copies_into_one_slow_disk()
+    limits = {**limits, ("c", "live"): 1, ("c", "storage"): 1}  # one move at a time into c
+    flow = Flow(specs, rates, limits, Figures())
+    plain = flow.run([1, 0])
+    held = flow.run([1, 0], {1: 30.0})
+    assert plain.start_s == (plain.end_s[1], 0.0)  # in order: v1 first
+    assert held.start_s[0] == 0.0  # v1 is held: v0 takes c's slot at once, though queued behind it
+    assert held.start_s[1] == pytest.approx(held.end_s[0])  # after 30 s it waits for the slot in line
+
+
+def test_holding_a_copy_back_ends_the_plan_sooner_than_any_order():
+    specs, rates, limits = _two_copies_into_one_slow_disk()
+    flow = Flow(specs, rates, limits, Figures())
+    best = min(flow.run(order).makespan_s for order in ([0, 1], [1, 0]))
+    timeline, holds = hold_back(flow, [0, 1], flow.run([0, 1]))
+    assert list(holds) == [1] and timeline.start_s[1] >= holds[1] > 0
+    assert timeline.makespan_s < best - 2.0
+    assert timeline.makespan_s >= lower_bound(specs, rates, limits, strong=True)
