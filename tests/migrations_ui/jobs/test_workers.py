@@ -8,6 +8,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -320,3 +321,36 @@ def test_a_window_starts_on_time_though_the_workers_were_restarted_in_between(co
     # On time: not before its time, and within a few supervisor ticks (3 s) of it.
     assert window["starts_at"] <= started["batch_at"] <= window["starts_at"] + 15
     assert console.wait_for(lambda: set(read()["jobs"]) == {"succeeded"}, timeout=90), read()
+
+
+# A selection of two moves off hv-s1 (two live slots), the second held back by its plan.
+HELD = """
+import dataclasses, json, django
+django.setup()
+from fabric.models import Host, VirtualMachine
+from migrations_ui.jobs.batches import start_batch
+from migrations_ui.models import BatchKind
+from migrations_ui.planning.inventory import selection_plan
+vms = list(VirtualMachine.objects.filter(name__in=["file-s01", "app-s01"]))
+plan = selection_plan(vms, Host.objects.get(name="hv-s2"))
+first, second = plan.moves
+plan = dataclasses.replace(plan, moves=(first, dataclasses.replace(second, not_before_s={hold_s})))
+batch = start_batch(plan, BatchKind.SELECTION, "held")
+print(json.dumps({{"held": second.vm, "other": first.vm}}))
+"""
+
+
+def test_a_held_move_starts_after_its_time_though_its_slot_was_free(console):
+    held = json.loads(console.python(HELD.format(hold_s=5 * SCALE)).stdout)  # 5 wall seconds
+    console.start_worker()
+
+    done = lambda: {j["state"] for j in console.jobs().values()} == {"succeeded"}  # noqa: E731
+    assert console.wait_for(done, timeout=90), console.jobs()
+    with sqlite3.connect(console.path / "db.sqlite3") as db:
+        rows = db.execute("SELECT vm_name, created_at, started_at, not_before FROM migrations_ui_migrationjob")
+        jobs = {name: [datetime.fromisoformat(t) if t else None for t in times] for name, *times in rows}
+    created, started, not_before = jobs[held["held"]]
+    assert not_before - created >= timedelta(seconds=4.9)
+    assert started >= not_before  # kept out of line, though hv-s1 had a free slot all along
+    assert started <= not_before + timedelta(seconds=15)  # and admitted within a few supervisor ticks
+    assert jobs[held["other"]][1] < not_before and jobs[held["other"]][2] is None
