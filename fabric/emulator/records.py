@@ -20,12 +20,12 @@ from psrpcore.types import (
     PSEnumBase,
     PSGuid,
     PSInt64,
+    PSNoteProperty,
     PSObject,
     PSType,
     PSUInt,
     PSUInt16,
     PSUInt64,
-    add_note_property,
 )
 
 HYPERV = "Microsoft.HyperV.PowerShell"
@@ -133,12 +133,27 @@ AUTH = {"credssp": MigrationAuthenticationType.CredSSP, "kerberos": MigrationAut
 
 
 def ps_object(type_names: Iterable[str], **props: Any) -> PSObject:
-    """An object of the given .NET type names (most derived first) with these properties in order."""
+    """An object of the given .NET type names (most derived first) with these properties in order.
+
+    The same object add_note_property(obj, name, value) for each property builds, at less than half its
+    CPU (bench/RESULTS.md, issue 19): it made a scratch PSObject per property (PSPropertyInfo.__init__
+    sets the value through set_value, which wants one) and looked through the properties already added
+    for a duplicate (the names here are unique: keywords).
+    """
     obj = PSObject()
-    obj.PSObject.type_names = [*type_names, "System.Object"]
-    for name, value in props.items():
-        add_note_property(obj, name, value)
+    meta = obj.PSObject
+    meta.type_names = [*type_names, "System.Object"]
+    meta.extended_properties.extend(_note_property(name, value) for name, value in props.items())
     return obj
+
+
+def _note_property(name: str, value: Any) -> PSNoteProperty:
+    """PSNoteProperty(name, value) as psrpcore 0.3.1's __init__ leaves it (no type to cast to, no getter
+    or setter); tests/fabric/emulator/test_records.py holds the two equal."""
+    note = PSNoteProperty.__new__(PSNoteProperty)
+    note.name, note.ps_type, note.mandatory = name, None, False
+    note._value, note._getter, note._setter = value, None, None
+    return note
 
 
 def hyperv_object(kind: str, **props: Any) -> PSObject:
