@@ -301,6 +301,9 @@ def simulate(
 # these 13 do, and planning 1,000 VMs stays within its second (bench/RESULTS.md, issue 18, 2026-12-06).
 MAX_PASSES = 200
 PASS_BUDGET = 9000
+# ... and they stop after this many passes without a gain: a small plan has few orders to try, and a
+# readiness refresh plans every host after each move (40 keeps bench/planner.py's figures).
+PATIENCE = 40
 
 
 def best_order(flow: Flow, alone: Sequence[Estimate], specs: Sequence[MoveSpec]) -> tuple[Timeline, list[int]]:
@@ -328,14 +331,14 @@ def improve(flow: Flow, order: Sequence[int], best: Timeline, bound: float = 0.0
     The passes alternately put the move that ends last ahead of one that started before it, or swap
     two moves (a seeded generator: the same facts give the same plan); a change is kept when the
     makespan, then the sum of the ends, goes down. At most MAX_PASSES, about PASS_BUDGET moves
-    simulated in all; they stop at `bound` (no schedule ends sooner).
+    simulated in all, PATIENCE in a row without a gain; they stop at `bound` (no schedule ends sooner).
     """
     order = list(order)
     n = len(order)
     rng = random.Random(n)
-    best_key, step = _key(best), 0
+    best_key, step, kept = _key(best), 0, 0
     for i in range(min(MAX_PASSES, PASS_BUDGET // max(1, n))):
-        if n < 2 or best.makespan_s <= bound * (1 + 1e-9):
+        if n < 2 or best.makespan_s <= bound * (1 + 1e-9) or i - kept >= PATIENCE:
             break
         if i % 2 == 0:
             # The move that ends last, one place further ahead each time this does not help.
@@ -352,7 +355,7 @@ def improve(flow: Flow, order: Sequence[int], best: Timeline, bound: float = 0.0
             candidate[a], candidate[b] = candidate[b], candidate[a]
         timeline = flow.run(candidate)
         if _key(timeline) < best_key:
-            order, best, best_key, step = candidate, timeline, _key(timeline), 0
+            order, best, best_key, step, kept = candidate, timeline, _key(timeline), 0, i
     return best, order
 
 
