@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from migrations_ui.slots import Slot, slots_needed
 
@@ -31,7 +32,7 @@ class Decision:
     position: dict[int, int]  # job id -> 1-based place in the queue
     paused: dict[int, tuple[str, ...]] = field(default_factory=dict)  # job id -> paused hosts' names
     caps: dict[Slot, int] = field(default_factory=dict)  # the batches' link caps it kept (scheduler.link_caps)
-    held: dict[int, object] = field(default_factory=dict)  # job id -> when its batch's plan lets it start
+    held: dict[int, datetime] = field(default_factory=dict)  # job id -> when its batch's plan lets it start
 
 
 def decide(waiting: list[Waiting], in_use: Counter, limits: dict[Slot, int]) -> Decision:

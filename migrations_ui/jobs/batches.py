@@ -251,7 +251,7 @@ def run_plan(
     hosts = {h.fqdn: h for h in Host.objects.filter(fqdn__in={m.destination for m in plan.moves})}
     vms = {str(v.guid): v for v in VirtualMachine.objects.filter(guid__in=[m.vm_id for m in plan.moves])}
     # A held move's second counts from now, in the fabric's seconds (the demo's runs faster than the wall's).
-    now, per_second = timezone.now(), fabric_seconds_per_second() or 1.0
+    now, per_second = timezone.now(), fabric_seconds_per_second()
     jobs, refused = [], []
     for move in plan.moves:
         try:
