@@ -15,18 +15,21 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Callable
+from xml.etree import ElementTree
 
 from psrpcore import (
     CreatePipelineEvent,
     GetAvailableRunspacesEvent,
+    PSRPEvent,
     ResetRunspaceStateEvent,
     ServerPipeline,
     ServerRunspacePool,
     SetMaxRunspacesEvent,
     SetMinRunspacesEvent,
 )
-from psrpcore._payload import PSRPPayload, StreamType
-from psrpcore.types import ErrorRecord, PSInvocationState, RunspacePoolState
+from psrpcore._payload import PSRPMessage, PSRPPayload, StreamType
+from psrpcore.types import ErrorRecord, PSInvocationState, PSRPMessageType, RunspacePoolState
+from psrpcore.types import deserialize as read_clixml
 
 from fabric.emulator import wsman
 
@@ -37,6 +40,39 @@ log = logging.getLogger(__name__)
 FRAGMENT_SIZE = 32 * 1024
 
 Runner = Callable[["PipelineRun", object], None]
+
+# CreatePipeline messages read so far, by their CLIXML: a client sends the same pipeline to many hosts
+# (the console's inventory: 14 statements, the same bytes for every host), and reading it was a sixth
+# of an emulator process's CPU in bench/sync.py. Shared by the process's pools; bounded.
+_READ: dict[bytes, object] = {}
+_READ_MAX = 256
+
+
+class _RunspacePool(ServerRunspacePool):
+    """psrpcore's server pool, with a CreatePipeline message read once per process and text.
+
+    What is kept is the message as read (a PSObject); psrpcore builds the pipeline's metadata from it
+    anew for each pipeline, and nothing writes to it. A message holding a secure string is read each
+    time: its bytes depend on the pool's session key.
+    """
+
+    def _process_message(self, message: PSRPMessage) -> PSRPEvent:
+        data = bytes(message.data)
+        if message.message_type != PSRPMessageType.CreatePipeline or b"<SS" in data:
+            return super()._process_message(message)
+        ps_object = _READ.get(data)
+        if ps_object is None:
+            # The client authenticated: its CLIXML is read as psrpcore reads it.
+            element = ElementTree.fromstring(data)  # noqa: S314
+            ps_object = read_clixml(
+                element, self._cipher, our_capability=self.our_capability, their_capability=self.their_capability
+            )
+            if len(_READ) >= _READ_MAX:
+                _READ.clear()
+            _READ[data] = ps_object
+        event = PSRPEvent.create(message.message_type, ps_object, message.runspace_pool_id, message.pipeline_id)
+        self._process_CreatePipeline(event)
+        return event
 
 
 class Shell:
@@ -51,7 +87,7 @@ class Shell:
         self.client_ip = client_ip
         self.resource_uri = resource_uri
         self.runner = runner
-        self.pool = ServerRunspacePool()
+        self.pool = _RunspacePool()
         self.cond = threading.Condition()  # the shell's one lock
         self.out: dict[uuid.UUID | None, deque[bytes]] = {None: deque()}
         self.runs: dict[uuid.UUID, PipelineRun] = {}
@@ -89,7 +125,8 @@ class Shell:
 
     def _on_event(self, event: object) -> None:
         if isinstance(event, CreatePipelineEvent):
-            self.runs[event.pipeline_id].start(event.pipeline)
+            # The metadata psrpcore built from the message (event.pipeline would build it again).
+            self.runs[event.pipeline_id].start(self.pool.pipeline_table[event.pipeline_id].metadata)
         elif isinstance(event, (SetMaxRunspacesEvent, SetMinRunspacesEvent, ResetRunspaceStateEvent)):
             self.pool.runspace_availability_response(event.ci, True)
         elif isinstance(event, GetAvailableRunspacesEvent):

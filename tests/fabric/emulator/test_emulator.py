@@ -181,6 +181,27 @@ def test_it_answers_an_idle_receive_with_the_wsman_timeout_fault_before_operatio
     assert 1.0 < waited < 2.0
 
 
+def test_a_pipeline_sent_to_many_hosts_is_read_once_and_answered_by_each(emulator):
+    from fabric.emulator import shell
+
+    shell._READ.clear()
+    names = {}
+    for host in ("hv-s1", "hv-s2", "hv-s3"):
+        with open_pool(emulator, host + D) as pool:
+            names[host] = sorted(ext(v)["Name"] for v in invoke(pool, ("Get-VM", {})).output)
+            one = invoke(pool, ("Get-VM", {"Name": "dc01"})).output
+            other = invoke(pool, ("Get-VM", {"Name": "web-dmz02"})).output
+            names[host + " dc01"] = [ext(v)["Name"] for v in one]
+            names[host + " web-dmz02"] = [ext(v)["Name"] for v in other]
+
+    # The same bytes from three clients: read once; another parameter value is another message.
+    assert len(shell._READ) == 3
+    assert names["hv-s1"] != names["hv-s2"] and names["hv-s2"] != names["hv-s3"]  # each host its own VMs
+    for host in ("hv-s1", "hv-s2", "hv-s3"):
+        assert names[host + " dc01"] == (["dc01"] if "dc01" in names[host] else [])
+        assert names[host + " web-dmz02"] == (["web-dmz02"] if "web-dmz02" in names[host] else [])
+
+
 def test_it_keeps_every_command_with_its_parameters_exactly_as_received(emulator, emu_store):
     store = emu_store
     with open_pool(emulator, "hv-s1" + D) as pool:
