@@ -229,8 +229,13 @@ class HostSession:
 
     # --- commands --------------------------------------------------------------------------------
 
-    def run(self, *statements: Statement) -> Result:
-        """Invoke the statements as one pipeline and wait for it; a failed pipeline raises HyperVError."""
+    def run(self, *statements: Statement, gather: float = 0.0) -> Result:
+        """Invoke the statements as one pipeline and wait for it; a failed pipeline raises HyperVError.
+
+        gather: seconds to let output collect on the host between two Receives of a pipeline still
+        running. The host answers a Receive as soon as it has any output, so a pipeline of many
+        statements (the inventory's 14) otherwise costs a request for nearly every statement.
+        """
         with self.use():
             ps = self._begin(statements)
             deadline = time.monotonic() + self.options.command_timeout
@@ -244,6 +249,8 @@ class HostSession:
                         "Check the host's Hyper-V management service (vmms) and WinRM",
                     )
                 poll(ps, 1)
+                if gather and ps.state == PSInvocationState.RUNNING:
+                    time.sleep(gather)
             output, errors = list(ps.output), list(ps.streams.error)
             failed = ps.had_errors or ps.state == PSInvocationState.FAILED
             close_quietly(ps)

@@ -515,7 +515,7 @@ def requests_of(driver, conn, monkeypatch) -> list[set[str]]:
     session = driver.session(conn)
     requests = []
     run = session.run
-    monkeypatch.setattr(session, "run", lambda *statements: requests.append(statements) or run(*statements))
+    monkeypatch.setattr(session, "run", lambda *statements, **kw: requests.append(statements) or run(*statements, **kw))
     driver.inventory(conn)
     return [{command for statement in request for command, _ in statement} for request in requests]
 
@@ -534,6 +534,30 @@ def test_its_inventory_reads_the_new_facts_without_another_round_trip(driver, co
 
     replicated = requests_of(driver, conns["hv-s2"], monkeypatch)[-1]
     assert "Get-VMReplication" in replicated and "Get-ClusterOwnerNode" not in replicated
+
+
+def test_a_long_pipeline_lets_its_output_gather_between_receives(conns, emulator, monkeypatch):
+    # The host answers a Receive as soon as it has output: 8 statements at 40 ms each otherwise cost a
+    # Receive nearly each. Gathering for 0.2 s between Receives reads the same output in fewer.
+    from fabric.hyperv import psrp_session
+
+    emulator.side.latency = 0.04
+    receives = []
+    receive = psrp_session._WSMan.receive
+    monkeypatch.setattr(psrp_session._WSMan, "receive", lambda *a, **kw: receives.append(1) or receive(*a, **kw))
+    session = psrp_session.HostSession(conns["hv-s1"], FAST)
+    statements = [[("Get-VMHost", {})]] * 8
+    try:
+        counts, outputs = [], []
+        for gather in (0.0, 0.2):
+            receives.clear()
+            outputs.append(len(session.run(*statements, gather=gather).output))
+            counts.append(len(receives))
+    finally:
+        session.close()
+
+    assert outputs == [8, 8]
+    assert counts[0] >= 6 and counts[1] <= counts[0] // 2, counts
 
 
 def test_it_saves_and_shuts_down_a_vm_for_a_maintenance(driver, conns, emu_store):
