@@ -27,11 +27,11 @@ from psrpcore import (
     SetMaxRunspacesEvent,
     SetMinRunspacesEvent,
 )
-from psrpcore._payload import PSRPMessage, PSRPPayload, StreamType
+from psrpcore._payload import PSRPMessage, PSRPPayload, StreamType, create_message
 from psrpcore.types import ErrorRecord, PSInvocationState, PSRPMessageType, RunspacePoolState
 from psrpcore.types import deserialize as read_clixml
 
-from fabric.emulator import wsman
+from fabric.emulator import clixml_writer, wsman
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +73,24 @@ class _RunspacePool(ServerRunspacePool):
         event = PSRPEvent.create(message.message_type, ps_object, message.runspace_pool_id, message.pipeline_id)
         self._process_CreatePipeline(event)
         return event
+
+    def prepare_message(
+        self,
+        message: object,
+        message_type: PSRPMessageType | None = None,
+        pipeline_id: uuid.UUID | None = None,
+        stream_type: StreamType = StreamType.default,
+    ) -> None:
+        """psrpcore's, with the cmdlets' output objects written by clixml_writer (the same bytes)."""
+        data = clixml_writer.write(message) if message_type == PSRPMessageType.PipelineOutput else None
+        if data is None:
+            return super().prepare_message(message, message_type, pipeline_id, stream_type)
+        packed = create_message(self._is_client, message_type, data, self.runspace_pool_id, pipeline_id)
+        self._send_buffer.append(
+            PSRPMessage(
+                message_type, bytearray(packed), self.runspace_pool_id, pipeline_id, self._fragment_counter, stream_type
+            )
+        )
 
 
 class Shell:

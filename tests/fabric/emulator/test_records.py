@@ -1,13 +1,28 @@
 """records.ps_object builds its note properties itself: the objects (and bytes) must stay psrpcore's."""
 
 import datetime
+import time
+import uuid
 from xml.etree import ElementTree
 
-from psrpcore.types import PSInt64, PSNoteProperty, PSObject, add_note_property, serialize
+from psrpcore.types import PSInt64, PSNoteProperty, PSObject, PSVersion, add_note_property, serialize
 
+from fabric.emulator import clixml_writer
 from fabric.emulator import objects as o
-from fabric.emulator.records import VMState, guid, hyperv_object, ps_object
+from fabric.emulator.records import (
+    ClusterNodeState,
+    DvdMediaType,
+    VMState,
+    guid,
+    hyperv_object,
+    ps_object,
+    uint16,
+    uint32,
+)
+from fabric.hyperv.api import MoveRequest
 from fabric.sim.demo import build_demo_fabric
+
+D = ".contoso.test"
 
 
 def built_by_psrpcore(obj: PSObject) -> PSObject:
@@ -64,3 +79,73 @@ def test_every_object_of_a_demo_host_serializes_as_before():
             objs += [*o.dvd_drives(vm, host), *o.snapshots(vm, host), *o.fibre_channel_hbas(vm, host)]
         for obj in objs:
             assert_same(obj)
+
+
+def psrpcore_bytes(obj: PSObject) -> bytes:
+    """What psrpcore's pool sends for an output object (ServerRunspacePool.prepare_message)."""
+    return ElementTree.tostring(serialize(obj, None), encoding="utf-8", method="xml")
+
+
+def test_the_written_clixml_is_psrpcores_for_every_kind_of_value():
+    running, nested = VMState.Running, hyperv_object("VMHardDiskDrive", Path='C:\\a&b<c>"_x00.vhdx', Size=PSInt64(5))
+    obj = ps_object(
+        ["Some.Type&Co"],
+        Name="vm_x1_ é \u0007 \U0001f600",
+        Empty="",
+        Missing=None,
+        Count=3,
+        Negative=-4,
+        Big=2**40,
+        Bigger=PSInt64(2**40),
+        Small=uint16(7),
+        Unsigned=uint32(2**31),
+        Ratio=0.25,
+        On=True,
+        Off=False,
+        State=running,
+        Again=running,  # the same enum member twice: a <Ref>
+        Node=ClusterNodeState.Paused,  # equal in value to Running, another member
+        Media=DvdMediaType.none,
+        Id=guid("6f3f0a4c-6f52-4a3a-9a52-0e2d6b3b8a11"),
+        Uuid=uuid.UUID("6f3f0a4c-6f52-4a3a-9a52-0e2d6b3b8a12"),
+        Version=PSVersion("10.0.17763"),
+        When=datetime.datetime(2026, 12, 6, 12, 0, 1, 123456, tzinfo=datetime.UTC),
+        Items=["a", 1, None, [running]],
+        NoItems=[],
+        Disk=nested,
+        SameDisk=nested,  # the same object twice: a <Ref>
+        Other=hyperv_object("VMHardDiskDrive", Path="D:\\b.vhdx"),  # its type: a <TNRef>
+    )
+    obj.PSObject.to_string = "Some <thing>"
+
+    assert clixml_writer.write(obj) == psrpcore_bytes(obj)
+
+
+def test_a_value_the_writer_does_not_know_is_left_to_psrpcore():
+    assert clixml_writer.write(ps_object(["Some.Type"], Table={"a": 1})) is None
+    assert clixml_writer.write(ps_object(["Some.Type"], Raw=b"\x00")) is None
+    assert clixml_writer.write("plain text") is None  # only the cmdlets' objects
+
+
+def test_the_written_clixml_is_psrpcores_for_every_object_the_hosts_send(driver, conns, emu_store, monkeypatch):
+    written, differ = [], []
+    write = clixml_writer.write
+
+    def compared(value):
+        data = write(value)
+        if data is not None:
+            (written if data == psrpcore_bytes(value) else differ).append(data)
+        return data
+
+    monkeypatch.setattr(clixml_writer, "write", compared)
+    for conn in conns.values():
+        driver.inventory(conn)
+    with emu_store.session() as fabric:
+        vm = fabric.vm_by_name("web-dmz02")
+    request = MoveRequest(kind="live", vm_id=vm.id, source=vm.host, destination="hv-s1" + D)
+    migration_id = driver.start_migration(conns["hv-s2"], request)
+    while driver.migration_status(conns["hv-s2"], migration_id).state == "running":
+        time.sleep(0.05)
+
+    assert not differ, differ[:1]
+    assert len(written) > 300
