@@ -61,6 +61,14 @@ def write(value: Any) -> bytes | None:
     return "".join(writer.parts).encode()
 
 
+def _string(value: str) -> str:
+    """psrpcore's _serialize_string (two regular expressions) for text that needs it: control characters,
+    characters outside the BMP, or an "_x" that must itself be escaped. Printable ASCII is itself."""
+    if value.isascii() and value.isprintable() and "_x" not in value and "_X" not in value:
+        return value
+    return _serialize_string(value)
+
+
 def _text(value: str) -> str:
     """Element text as ElementTree escapes it."""
     if "&" in value:
@@ -102,7 +110,7 @@ class _Writer:
         elif kind is bool:
             self.element("B", name, "true" if value else "false")
         elif kind is str:
-            self.element("S", name, _text(_serialize_string(value)))
+            self.element("S", name, _text(_string(value)))
         elif kind is int:
             self.element("I64" if value > _INT32_MAX else "I32", name, str(value))
         elif kind is float:
@@ -177,7 +185,7 @@ class _Writer:
         if meta.extended_properties:
             self.parts.append("<MS>")
             for prop in meta.extended_properties:
-                self.value(prop.get_value(value), f' N="{_attribute(_serialize_string(prop.name))}"')
+                self.value(prop.get_value(value), f' N="{_attribute(_string(prop.name))}"')
             self.parts.append("</MS>")
         self.to_string(meta.to_string)
         self.parts.append("</Obj>")

@@ -28,6 +28,7 @@ from psrpcore import (
     SetMinRunspacesEvent,
 )
 from psrpcore._payload import PSRPMessage, PSRPPayload, StreamType, create_message
+from psrpcore._pipeline import PowerShell
 from psrpcore.types import ErrorRecord, PSInvocationState, PSRPMessageType, RunspacePoolState
 from psrpcore.types import deserialize as read_clixml
 
@@ -42,36 +43,39 @@ FRAGMENT_SIZE = 32 * 1024
 Runner = Callable[["PipelineRun", object], None]
 
 # CreatePipeline messages read so far, by their CLIXML: a client sends the same pipeline to many hosts
-# (the console's inventory: 14 statements, the same bytes for every host), and reading it was a sixth
-# of an emulator process's CPU in bench/sync.py. Shared by the process's pools; bounded.
-_READ: dict[bytes, object] = {}
+# (the console's inventory: 14 statements, the same bytes for every host), and reading it, then building
+# the pipeline's metadata from it, was a sixth of an emulator process's CPU in bench/sync.py. Shared by
+# the process's pools; bounded.
+_READ: dict[bytes, tuple[object, PowerShell]] = {}
 _READ_MAX = 256
 
 
 class _RunspacePool(ServerRunspacePool):
     """psrpcore's server pool, with a CreatePipeline message read once per process and text.
 
-    What is kept is the message as read (a PSObject); psrpcore builds the pipeline's metadata from it
-    anew for each pipeline, and nothing writes to it. A message holding a secure string is read each
-    time: its bytes depend on the pool's session key.
+    What is kept is the message as read and the pipeline metadata psrpcore builds from it, shared by the
+    pipelines sent the same bytes: nothing writes to either (the binder reads the commands and their
+    parameters). A message holding a secure string is read each time: its bytes depend on the pool's
+    session key.
     """
 
     def _process_message(self, message: PSRPMessage) -> PSRPEvent:
         data = bytes(message.data)
         if message.message_type != PSRPMessageType.CreatePipeline or b"<SS" in data:
             return super()._process_message(message)
-        ps_object = _READ.get(data)
-        if ps_object is None:
+        read = _READ.get(data)
+        if read is None:
             # The client authenticated: its CLIXML is read as psrpcore reads it.
             element = ElementTree.fromstring(data)  # noqa: S314
             ps_object = read_clixml(
                 element, self._cipher, our_capability=self.our_capability, their_capability=self.their_capability
             )
+            read = (ps_object, PowerShell.FromPSObjectForRemoting(ps_object))
             if len(_READ) >= _READ_MAX:
                 _READ.clear()
-            _READ[data] = ps_object
-        event = PSRPEvent.create(message.message_type, ps_object, message.runspace_pool_id, message.pipeline_id)
-        self._process_CreatePipeline(event)
+            _READ[data] = read
+        event = PSRPEvent.create(message.message_type, read[0], message.runspace_pool_id, message.pipeline_id)
+        self.pipeline_table[message.pipeline_id].metadata = read[1]  # psrpcore's _process_CreatePipeline
         return event
 
     def prepare_message(

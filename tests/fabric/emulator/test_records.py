@@ -92,6 +92,8 @@ def test_the_written_clixml_is_psrpcores_for_every_kind_of_value():
         ["Some.Type&Co"],
         Name="vm_x1_ é \u0007 \U0001f600",
         Empty="",
+        Plain="printable ASCII, written as it is",
+        Escaped="a\tb_Xc\x7f",
         Missing=None,
         Count=3,
         Negative=-4,
