@@ -28,7 +28,7 @@ from typing import Any
 from xml.etree import ElementTree
 
 from pypsrp._utils import to_string
-from pypsrp.complex_objects import Enum, GenericComplexObject
+from pypsrp.complex_objects import Enum, GenericComplexObject, ListMeta
 from pypsrp.messages import CreatePipeline
 from pypsrp.serializer import Serializer
 
@@ -113,6 +113,10 @@ def pipeline_key(message: CreatePipeline) -> tuple | None:
 _PASSED_OVER = frozenset({"System.Enum", "System.ValueType"})
 
 
+# The list types pypsrp 0.9 reads as ListMeta() (its table of structures), when the first type named.
+_LISTS = frozenset({"System.Array", "System.Collections.ArrayList", "System.Collections.Generic.List"})
+
+
 def _generic(types: list[str]) -> bool:
     """Whether pypsrp reads an <Obj> of these type names as a GenericComplexObject: when System.Object is
     the first of them it knows (or none is given); any other System type goes to pypsrp itself."""
@@ -176,8 +180,11 @@ class QuickSerializer(Serializer):
         if element.tag == "Obj" and metadata is None:
             if clear:
                 self._clear()
-            if _generic(self._get_types_from_obj(element)):
+            types = self._get_types_from_obj(element)
+            if _generic(types):
                 return self._generic_obj(element, text)
+            if types and types[0].removeprefix("Deserialized.") in _LISTS:
+                return self._list(element)
             return super().deserialize(element if text is None else text, metadata, clear=False)
         read = _PRIMITIVES.get(element.tag)
         if read is None:
@@ -191,6 +198,16 @@ class QuickSerializer(Serializer):
         if value is not None and "_x" not in value:
             return value
         return super()._deserialize_string(value)
+
+    def _list(self, element: ElementTree.Element) -> list:
+        """pypsrp's reading of a list type it maps to ListMeta() (Serializer._deserialize_lst), without
+        writing the element back out as text first: its entries, each read with the one ObjectMeta
+        pypsrp's ListMeta() gives them all."""
+        entries = element.find("LST")
+        meta = ListMeta().list_value_meta
+        value = [] if entries is None else [self.deserialize(entry, meta, clear=False) for entry in entries]
+        self.obj[element.attrib["RefId"]] = value
+        return value
 
     def _generic_obj(self, element: ElementTree.Element, text: str | None) -> _Generic:
         """pypsrp's Serializer._deserialize_dynamic_obj, without writing the element back out as text."""

@@ -176,6 +176,8 @@ class PsrpDriver:
     # --- inventory -------------------------------------------------------------------------------
 
     def inventory(self, conn: Connection) -> HostInventory:
+        if self.credentials is not None and not conn.username:
+            conn = self.credentials(conn)  # once for the three requests (a database read each)
         output = self._run(conn, *HOST_STATEMENTS, *VM_STATEMENTS, tolerate=TOLERATED, gather=INVENTORY_GATHER)
         groups = parse.by_kind(output + self._cluster_output(conn, *CLUSTER_STATEMENTS))
         servers = parse.share_servers(groups)

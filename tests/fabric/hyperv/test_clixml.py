@@ -93,6 +93,33 @@ def test_type_names_referenced_again_and_nested_lists_read_as_pypsrp_does():
     assert quick.extended_properties["Table"] == {"k": 1}
 
 
+def test_lists_read_as_pypsrp_does():
+    """ArrayLists (as the emulator writes a list), empty and nested, one referenced again, a Deserialized
+    one, and an array whose entries pypsrp reads as objects."""
+    array_list = "<T>System.Collections.ArrayList</T><T>System.Object</T>"
+    xml = (
+        '<Obj RefId="0"><MS>'
+        f'<Obj N="Items" RefId="1"><TN RefId="0">{array_list}</TN><LST><S>x</S><I32>2</I32><Nil />'
+        '<Obj RefId="2"><TNRef RefId="0" /><LST /></Obj>'
+        '<Obj RefId="3"><TN RefId="1"><T>Microsoft.HyperV.PowerShell.VMSwitch</T><T>System.Object</T></TN>'
+        '<MS><S N="Name">a</S></MS></Obj></LST></Obj>'
+        '<Ref N="Again" RefId="1" />'
+        '<Obj N="Empty" RefId="4"><TNRef RefId="0" /><LST /></Obj>'
+        '<Obj N="Bare" RefId="5"><TNRef RefId="0" /></Obj>'
+        '<Obj N="Old" RefId="6"><TN RefId="2"><T>Deserialized.System.Collections.ArrayList</T>'
+        "<T>Deserialized.System.Object</T></TN><LST><S>y</S></LST></Obj>"
+        '<Obj N="Objects" RefId="7"><TN RefId="3"><T>System.Object[]</T><T>System.Array</T><T>System.Object</T></TN>'
+        '<LST><Obj RefId="8"><TNRef RefId="1" /><MS><S N="Name">b</S></MS></Obj></LST></Obj>'
+        "</MS></Obj>"
+    )
+    quick, slow = QuickSerializer().deserialize(xml), Serializer().deserialize(xml)
+    assert plain(quick) == plain(slow)
+    props = quick.extended_properties
+    assert props["Items"][:3] == ["x", 2, None] and props["Items"][3] == []
+    assert props["Again"] is props["Items"]
+    assert (props["Empty"], props["Bare"], props["Old"]) == ([], [], ["y"])
+
+
 @pytest.mark.parametrize(
     "xml",
     [
