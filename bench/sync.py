@@ -9,7 +9,7 @@ hosts' work is not done under this process's GIL); the console's sync (fabric.sy
 reads it through the pypsrp driver into a throwaway SQLite database. For each host latency (the
 seconds a real host's WMI spends in each cmdlet; 0 = only protocol and serialization cost) it
 prints the first sync (runspace pools opened) and the medians of the next runs (pools reused),
-parallel (16 threads, the sync's default) and one host at a time.
+parallel (fabric.sync.SYNC_THREADS, the sync's default) and one host at a time.
 """
 
 import argparse
@@ -47,7 +47,7 @@ from fabric.driver import get_driver  # noqa: E402
 from fabric.models import Host, VirtualMachine  # noqa: E402
 from fabric.sim.demo import build_demo_fabric  # noqa: E402
 from fabric.sim.store import FabricStore  # noqa: E402
-from fabric.sync import sync_inventory  # noqa: E402
+from fabric.sync import SYNC_THREADS, sync_inventory  # noqa: E402
 
 CPU: list[float] = []  # the console process's CPU seconds of each timed sync (the emulators' are not ours)
 EMULATOR_CPU: list[float] = []  # the emulator processes' CPU seconds of each timed sync, together
@@ -136,13 +136,13 @@ def bench(store: FabricStore, fqdns: list[str], args: argparse.Namespace, latenc
         register_hosts(store)
         get_driver().close()  # new endpoints: no pool of the previous round is valid
         print(f"\nhost latency {1000 * latency:.0f} ms per cmdlet ({args.processes} emulator processes)")
-        first = timed_sync(16)
+        first = timed_sync(SYNC_THREADS)
         print(f"  first sync, parallel (opens {len(fqdns)} runspace pools): {first:7.2f} s")
         CPU.clear()
         EMULATOR_CPU.clear()
-        parallel = [timed_sync(16) for _ in range(args.repeat)]
+        parallel = [timed_sync(SYNC_THREADS) for _ in range(args.repeat)]
         p = statistics.median(parallel)
-        print(f"  sync, parallel (16 threads), pools reused:  {p:7.2f} s  (median of {args.repeat})")
+        print(f"  sync, parallel ({SYNC_THREADS} threads), pools reused:  {p:7.2f} s  (median of {args.repeat})")
         # What a deployment pays: the hosts' own CPU is on the hosts, not beside the console as here.
         print(f"  the console's CPU in that sync:             {statistics.median(CPU):7.2f} s")
         print(f"  the emulators' CPU in that sync:            {statistics.median(EMULATOR_CPU):7.2f} s")
