@@ -178,8 +178,7 @@ class PsrpDriver:
     def inventory(self, conn: Connection) -> HostInventory:
         if self.credentials is not None and not conn.username:
             conn = self.credentials(conn)  # once for the three requests (a database read each)
-        output = self._run(conn, *HOST_STATEMENTS, *VM_STATEMENTS, tolerate=TOLERATED, gather=INVENTORY_GATHER)
-        groups = parse.by_kind(output + self._cluster_output(conn, *CLUSTER_STATEMENTS))
+        groups = parse.by_kind(self._inventory_output(conn))
         servers = parse.share_servers(groups)
         # Shares are registered by whatever name the host used; DNS tells the file server's FQDN.
         lookups = [[("Resolve-DnsName", {"Name": s, "Type": "A"})] for s in servers]
@@ -193,6 +192,24 @@ class PsrpDriver:
                 else:
                     groups.setdefault(kind, []).extend(objects)
         return parse.inventory(conn.fqdn, groups, fqdns)
+
+    def _inventory_output(self, conn: Connection) -> list:
+        """The host's, VMs' and cluster's objects: in one request where the host had the FailoverClusters
+        module when last asked, else the cluster in a request of its own (a host without the module
+        fails a whole pipeline that names its cmdlets: CommandNotFoundException)."""
+        session = self.session(conn)
+        if session.cluster_module:
+            try:
+                return self._run(
+                    conn, *HOST_STATEMENTS, *VM_STATEMENTS, *CLUSTER_STATEMENTS,
+                    tolerate=TOLERATED | NOT_A_NODE, gather=INVENTORY_GATHER,
+                )  # fmt: skip
+            except HyperVError as exc:
+                if exc.code != NO_MODULE:
+                    raise
+                log.info("%s no longer has the FailoverClusters module", conn.fqdn)
+        output = self._run(conn, *HOST_STATEMENTS, *VM_STATEMENTS, tolerate=TOLERATED, gather=INVENTORY_GATHER)
+        return output + self._cluster_output(conn, *CLUSTER_STATEMENTS)
 
     def get_vm(self, conn: Connection, vm_id: str) -> VmInfo | None:
         by_id = ("Get-VM", {"Id": vm_id})
@@ -467,12 +484,16 @@ class PsrpDriver:
 
     def _cluster_output(self, conn: Connection, *statements: Statement) -> list:
         """What the cluster cmdlets return; nothing on a standalone host (module or not)."""
+        session = self.session(conn)
         try:
-            return self._run(conn, *statements, tolerate=NOT_A_NODE)
+            output = self._run(conn, *statements, tolerate=NOT_A_NODE)
         except HyperVError as exc:
             if exc.code == NO_MODULE:
+                session.cluster_module = False
                 return []
             raise
+        session.cluster_module = True
+        return output
 
     def _is_cluster_move(self, conn: Connection, vm_id: str, destination: str) -> bool:
         vms = self._run(conn, [("Get-VM", {"Id": vm_id})], tolerate={"InvalidParameter"})

@@ -112,6 +112,9 @@ class HostSession:
         self.lock = threading.RLock()
         self.pool: RunspacePool | None = None
         self.opened = 0  # pools opened so far (tests check reuse)
+        # Whether the host had the FailoverClusters module when last asked (None: not asked since the
+        # pool opened): the inventory then reads the cluster in its first request (PsrpDriver).
+        self.cluster_module: bool | None = None
 
     # --- connection ------------------------------------------------------------------------------
 
@@ -177,7 +180,7 @@ class HostSession:
 
     def discard(self) -> None:
         """Forget a pool whose transport failed (closing it would wait on the same dead host)."""
-        pool, self.pool = self.pool, None
+        pool, self.pool, self.cluster_module = self.pool, None, None
         if pool is not None:
             with contextlib.suppress(Exception):  # best effort on a broken session
                 pool.connection.close()

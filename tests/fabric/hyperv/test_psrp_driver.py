@@ -536,6 +536,31 @@ def test_its_inventory_reads_the_new_facts_without_another_round_trip(driver, co
     assert "Get-VMReplication" in replicated and "Get-ClusterOwnerNode" not in replicated
 
 
+def test_a_host_with_the_cluster_module_is_read_in_two_requests_after_the_first_inventory(
+    driver, conns, emu_store, monkeypatch
+):
+    first = driver.inventory(conns["hv-new1"])  # the first tells the driver the module is there
+    node = requests_of(driver, conns["hv-new1"], monkeypatch)
+    assert len(node) == 2 and {"Get-Cluster", "Get-ClusterNode", "Get-VM"} <= node[0]
+    assert driver.inventory(conns["hv-new1"]) == first  # the same inventory either way
+
+    # A host without the module keeps the cluster in a request of its own (it fails a whole pipeline).
+    driver.inventory(conns["hv-s4"])
+    standalone = requests_of(driver, conns["hv-s4"], monkeypatch)
+    assert "Get-Cluster" not in standalone[0] and standalone[1] == {"Get-Cluster", "Get-ClusterNode"}
+
+    # The module removed since: the combined request fails and the inventory is read the other way.
+    with emu_store.session() as fabric:
+        fabric.hosts["hv-new1" + D].failover_clustering_installed = False
+        fabric.touch()
+    again = requests_of(driver, conns["hv-new1"], monkeypatch)
+    assert {"Get-Cluster", "Get-VM"} <= again[0]
+    assert "Get-Cluster" not in again[1] and "Get-VM" in again[1]
+    assert again[2] == {"Get-Cluster", "Get-ClusterNode"}
+    assert driver.inventory(conns["hv-new1"]).cluster is None
+    assert "Get-Cluster" not in requests_of(driver, conns["hv-new1"], monkeypatch)[0]
+
+
 def test_a_long_pipeline_lets_its_output_gather_between_receives(conns, emulator, monkeypatch):
     # The host answers a Receive as soon as it has output: 8 statements at 40 ms each otherwise cost a
     # Receive nearly each. Gathering for 0.2 s between Receives reads the same output in fewer.
