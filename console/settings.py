@@ -46,6 +46,10 @@ try:
     HYPERV_READ_TIMEOUT = env.parse_int("HYPERV_READ_TIMEOUT", os.environ.get("HYPERV_READ_TIMEOUT"), 30, 12)
     # Seconds between the workers' inventory syncs of every host; 0: only on demand (Refresh, sync_inventory).
     INVENTORY_SYNC_INTERVAL = env.parse_int("INVENTORY_SYNC_INTERVAL", os.environ.get("INVENTORY_SYNC_INTERVAL"), 300)
+    # Processes reading a sync of many hosts: this one and helpers (fabric/hyperv/inventory_processes.py).
+    INVENTORY_SYNC_PROCESSES = env.parse_int(
+        "INVENTORY_SYNC_PROCESSES", os.environ.get("INVENTORY_SYNC_PROCESSES"), 2, 1
+    )
     # HMAC key signing the audit trail's checkpoint: kept out of the database, so whoever can write
     # the database cannot forge the checkpoint; without it a key file is generated in DATA_DIR.
     AUDIT_KEY = env.secret_key("AUDIT_KEY", os.environ.get("AUDIT_KEY"), DATA_DIR / "audit_key")

@@ -11,14 +11,16 @@ from __future__ import annotations
 import dataclasses
 import logging
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from fabric.hyperv import inventory_processes
 from fabric.hyperv.api import Connection, Driver, HostInventory, HyperVError
 from fabric.hyperv.host_values import CSV_ROOT
+from fabric.hyperv.psrp import PsrpDriver
 from fabric.models import Cluster, Host, SmbShare, StorageLocation, VirtualDisk, VirtualMachine
 from notifications.emit import notify
 from notifications.models import EventKind
@@ -42,13 +44,23 @@ def connection_for(host: Host) -> Connection:
 # cmdlets (19 of them, 50 ms each in bench/sync.py), so the threads mostly wait: 100 hosts took 8.4 s
 # with 16, 4.9 s with 48, 4.2-4.4 s with 64 and no less with 96 (the console's CPU bounds it then).
 SYNC_THREADS = 64
+# A sync of this many hosts or more is shared with helper processes (INVENTORY_SYNC_PROCESSES in all):
+# the console's CPU bounds it then (fabric/hyperv/inventory_processes.py). Fewer are read here.
+HELPERS_FROM = 32
 
 
 def sync_inventory(driver: Driver, hosts: list[Host] | None = None, max_workers: int = SYNC_THREADS) -> SyncReport:
     """Pull the inventory of the given hosts (default: every managed host) into the database."""
     hosts = list(Host.objects.all()) if hosts is None else hosts
-    with ThreadPoolExecutor(max_workers=max(1, min(max_workers, len(hosts)))) as pool:
-        results = list(pool.map(lambda h: _fetch(driver, h), hosts))
+    conns = [connection_for(h) for h in hosts]
+    helpers = settings.INVENTORY_SYNC_PROCESSES - 1
+    if isinstance(driver, PsrpDriver) and helpers > 0 and len(hosts) >= HELPERS_FROM:
+        results = inventory_processes.read_inventories(driver, conns, max_workers, helpers)
+    else:
+        results = inventory_processes.read_here(driver.inventory, conns, max_workers)
+    for host, result in zip(hosts, results, strict=True):
+        if isinstance(result, HyperVError):
+            log.warning("sync: %s failed: %s", host.fqdn, result.message)
     inventories = one_report_per_vm([r for r in results if isinstance(r, HostInventory)])
     failures = {h.fqdn: r for h, r in zip(hosts, results, strict=True) if isinstance(r, HyperVError)}
     with transaction.atomic():
@@ -78,14 +90,6 @@ def one_report_per_vm(inventories: list[HostInventory]) -> list[HostInventory]:
             inv = dataclasses.replace(inv, vms=vms)
         kept.append(inv)
     return kept
-
-
-def _fetch(driver: Driver, host: Host) -> HostInventory | HyperVError:
-    try:
-        return driver.inventory(connection_for(host))
-    except HyperVError as exc:
-        log.warning("sync: %s failed: %s", host.fqdn, exc.message)
-        return exc
 
 
 def _apply(inventories: list[HostInventory], failures: dict[str, HyperVError]) -> SyncReport:

@@ -185,6 +185,9 @@ class HyperVError(Exception):
         self.message = message
         self.remedy = remedy
 
+    def __reduce__(self):  # pickled as made (an inventory read in a helper process comes back so)
+        return type(self), (self.code, self.message, self.remedy)
+
 
 class HostUnreachable(HyperVError):
     """The host did not answer (refused, timed out, name not found)."""
@@ -194,6 +197,9 @@ class HostUnreachable(HyperVError):
         super().__init__("unreachable", f"{fqdn} is unreachable: {reason}", remedy)
         self.fqdn = fqdn
         self.reason = reason
+
+    def __reduce__(self):
+        return type(self), (self.fqdn, self.reason)
 
 
 @dataclass(frozen=True)

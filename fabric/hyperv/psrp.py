@@ -144,10 +144,15 @@ class PsrpDriver:
 
     # --- sessions --------------------------------------------------------------------------------
 
+    def logon(self, conn: Connection) -> Connection:
+        """conn with how to log on to its host: as given, or filled in by the credentials callback."""
+        if self.credentials is not None and not conn.username:
+            return self.credentials(conn)
+        return conn
+
     def session(self, conn: Connection, credssp: bool = False) -> HostSession:
         """The host's pool; credssp: the one the cluster cmdlets need (psrp_session.credssp_connection)."""
-        if self.credentials is not None and not conn.username:
-            conn = self.credentials(conn)
+        conn = self.logon(conn)
         own_auth = conn.auth.lower()
         if credssp:
             conn = credssp_connection(conn)
@@ -176,8 +181,7 @@ class PsrpDriver:
     # --- inventory -------------------------------------------------------------------------------
 
     def inventory(self, conn: Connection) -> HostInventory:
-        if self.credentials is not None and not conn.username:
-            conn = self.credentials(conn)  # once for the three requests (a database read each)
+        conn = self.logon(conn)  # once for the two or three requests (a database read each)
         groups = parse.by_kind(self._inventory_output(conn))
         servers = parse.share_servers(groups)
         # Shares are registered by whatever name the host used; DNS tells the file server's FQDN.
