@@ -40,10 +40,11 @@ def connection_for(host: Host) -> Connection:
     return Connection(fqdn=host.fqdn, address=host.address, port=host.port, transport=host.transport)
 
 
-# Hosts read at once. Each host answers one request at a time and spends most of its inventory in its
-# cmdlets (19 of them, 50 ms each in bench/sync.py), so the threads mostly wait: 100 hosts took 8.4 s
-# with 16, 4.9 s with 48, 4.2-4.4 s with 64 and no less with 96 (the console's CPU bounds it then).
-SYNC_THREADS = 64
+# Hosts read at once, shared out between this process and its helpers. Each host answers one request
+# at a time and spends most of its inventory in its cmdlets (17-20, 50 ms each in bench/sync.py), so the
+# threads mostly wait. 100 hosts in one process took 8.4 s with 16 threads, 4.9 s with 48, 4.2-4.4 s with
+# 64; with a helper, 3.7-4.0 s with 64 and 3.5-3.7 s with 100 (one round of hosts).
+SYNC_THREADS = 100
 # A sync of this many hosts or more is shared with helper processes (INVENTORY_SYNC_PROCESSES in all):
 # the console's CPU bounds it then (fabric/hyperv/inventory_processes.py). Fewer are read here.
 HELPERS_FROM = 32
