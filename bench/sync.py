@@ -60,6 +60,17 @@ def emulators_cpu() -> float:
     return processes_cpu(EMULATORS)
 
 
+def rss_mb(pid: int) -> float:
+    """A process's resident memory in MB, from /proc (nan elsewhere)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return float("nan")
+    return next(
+        (int(line.split()[1]) / 1024 for line in status.splitlines() if line.startswith("VmRSS:")), float("nan")
+    )
+
+
 def processes_cpu(pids: list[int]) -> float:
     ticks = 0
     for pid in pids:
@@ -153,6 +164,9 @@ def bench(store: FabricStore, fqdns: list[str], args: argparse.Namespace, latenc
         # What a deployment pays: the hosts' own CPU is on the hosts, not beside the console as here.
         print(f"  the console's CPU in that sync (helpers too): {statistics.median(CPU):7.2f} s")
         print(f"  the emulators' CPU in that sync:            {statistics.median(EMULATOR_CPU):7.2f} s")
+        for pid in inventory_processes.helper_pids():
+            print(f"  a helper process's memory (RSS):            {rss_mb(pid):7.0f} MB")
+        print(f"  this process's memory (RSS):                {rss_mb(os.getpid()):7.0f} MB")
         if args.profile:  # where the console's CPU goes: 20 hosts read in this thread, then the write
             import cProfile
             import pstats
