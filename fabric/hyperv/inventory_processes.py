@@ -30,6 +30,7 @@ Result = HostInventory | HyperVError
 
 _lock = threading.Lock()
 _helpers: list[Executor] = []  # this process's helpers, each a pool of one process (its hosts stay)
+_registered = False  # close() runs at exit
 
 
 def read_inventories(driver: PsrpDriver, conns: list[Connection], threads: int, helpers: int) -> list[Result]:
@@ -47,7 +48,7 @@ def read_inventories(driver: PsrpDriver, conns: list[Connection], threads: int, 
         chunk = [conns[i] for i in share]
         try:
             pending.append((index, share, _helper(index).submit(_read, driver.options, chunk, per_process)))
-        except Exception as exc:
+        except Exception as exc:  # it could not start (no forkserver here, out of processes...)
             log.warning("inventory helper %d unavailable (%s): its %d hosts are read here", index, exc, len(chunk))
             _discard(index)
             shares[0] = shares[0] + share
@@ -58,7 +59,7 @@ def read_inventories(driver: PsrpDriver, conns: list[Connection], threads: int, 
     for index, share, future in pending:
         try:
             answers = future.result()
-        except Exception as exc:
+        except Exception as exc:  # it died (BrokenProcessPool) or failed: this process reads its hosts
             log.warning("inventory helper %d failed (%s): its %d hosts are read here", index, exc, len(share))
             _discard(index)
             answers = read_here(driver.inventory, [conns[i] for i in share], per_process)
@@ -79,15 +80,21 @@ def read_here(inventory: Callable[[Connection], HostInventory], conns: list[Conn
 
 
 def close() -> None:
-    """Stop the helpers; each closes its shells on the hosts first."""
+    """Stop the helpers; each closes its shells on the hosts first, if it can within a few seconds (a
+    helper still reading a host that stopped answering must not hold up the worker's exit)."""
     with _lock:
         helpers, _helpers[:] = list(_helpers), []
     for helper in helpers:
+        processes = list((getattr(helper, "_processes", None) or {}).values())
         try:
-            helper.submit(_close_driver).result(timeout=30)
-        except Exception as exc:
+            helper.submit(_close_driver).result(timeout=10)
+        except Exception as exc:  # a dead or busy helper: stopped below all the same
             log.debug("closing an inventory helper: %s", exc)
-        helper.shutdown(wait=True, cancel_futures=True)
+        helper.shutdown(wait=False, cancel_futures=True)
+        for process in processes:
+            process.join(timeout=5)
+            if process.is_alive():
+                process.terminate()
 
 
 def helper_pids() -> list[int]:
@@ -97,22 +104,27 @@ def helper_pids() -> list[int]:
 
 
 def _helper(index: int) -> Executor:
+    global _registered
     with _lock:
+        if not _registered:
+            atexit.register(close)
+            _registered = True
         while len(_helpers) <= index:
-            if not _helpers:
-                atexit.register(close)
-            # max_tasks_per_child stays unset: the helper and its pools live from one sync to the next.
-            _helpers.append(ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("forkserver")))
+            _helpers.append(_new_helper())
         return _helpers[index]
 
 
+def _new_helper() -> Executor:
+    # One process, started when first used; no max_tasks_per_child: it and its pools live on.
+    return ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("forkserver"))
+
+
 def _discard(index: int) -> None:
+    """A helper that failed is shut down; the next read starts a new one in its place."""
     with _lock:
-        if index < len(_helpers):
-            helper = _helpers[index]
-            _helpers[index] = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("forkserver"))
-        else:
+        if index >= len(_helpers):
             return
+        helper, _helpers[index] = _helpers[index], _new_helper()
     helper.shutdown(wait=False, cancel_futures=True)
 
 
