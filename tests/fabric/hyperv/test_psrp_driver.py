@@ -562,11 +562,11 @@ def test_a_host_with_the_cluster_module_is_read_in_two_requests_after_the_first_
 
 
 def test_a_long_pipeline_lets_its_output_gather_between_receives(conns, emulator, monkeypatch):
-    # The host answers a Receive as soon as it has output: 8 statements at 40 ms each otherwise cost a
-    # Receive nearly each. Gathering for 0.2 s between Receives reads the same output in fewer.
+    # The host answers a Receive as soon as it has output: 8 statements at 80 ms each otherwise cost a
+    # Receive nearly each. Gathering for 0.3 s between Receives reads the same output in 3 or 4.
     from fabric.hyperv import psrp_session
 
-    emulator.side.latency = 0.04
+    emulator.side.latency = 0.08
     receives = []
     receive = psrp_session._WSMan.receive
     monkeypatch.setattr(psrp_session._WSMan, "receive", lambda *a, **kw: receives.append(1) or receive(*a, **kw))
@@ -574,7 +574,7 @@ def test_a_long_pipeline_lets_its_output_gather_between_receives(conns, emulator
     statements = [[("Get-VMHost", {})]] * 8
     try:
         counts, outputs = [], []
-        for gather in (0.0, 0.2):
+        for gather in (0.0, 0.3):
             receives.clear()
             outputs.append(len(session.run(*statements, gather=gather).output))
             counts.append(len(receives))
@@ -582,7 +582,7 @@ def test_a_long_pipeline_lets_its_output_gather_between_receives(conns, emulator
         session.close()
 
     assert outputs == [8, 8]
-    assert counts[0] >= 6 and counts[1] <= counts[0] // 2, counts
+    assert counts[0] >= 7 and counts[1] <= 5, counts  # 10 and 4 when the machine is not loaded
 
 
 def test_it_saves_and_shuts_down_a_vm_for_a_maintenance(driver, conns, emu_store):
