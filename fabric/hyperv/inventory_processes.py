@@ -31,6 +31,9 @@ Result = HostInventory | HyperVError
 _lock = threading.Lock()
 _helpers: list[Executor] = []  # this process's helpers, each a pool of one process (its hosts stay)
 _registered = False  # close() runs at exit
+# Seconds close() gives a helper to close its shells, then to exit, before it is terminated.
+CLOSE_WAIT_S = 10.0
+EXIT_WAIT_S = 5.0
 
 
 def read_inventories(driver: PsrpDriver, conns: list[Connection], threads: int, helpers: int) -> list[Result]:
@@ -87,12 +90,12 @@ def close() -> None:
     for helper in helpers:
         processes = list((getattr(helper, "_processes", None) or {}).values())
         try:
-            helper.submit(_close_driver).result(timeout=10)
+            helper.submit(_close_driver).result(timeout=CLOSE_WAIT_S)
         except Exception as exc:  # a dead or busy helper: stopped below all the same
             log.debug("closing an inventory helper: %s", exc)
         helper.shutdown(wait=False, cancel_futures=True)
         for process in processes:
-            process.join(timeout=5)
+            process.join(timeout=EXIT_WAIT_S)
             if process.is_alive():
                 process.terminate()
 

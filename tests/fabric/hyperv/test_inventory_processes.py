@@ -3,6 +3,7 @@ during a read costs no host; a sync of many hosts shares its hosts with a helper
 
 import os
 import signal
+import socket
 import threading
 import time
 
@@ -10,8 +11,9 @@ import pytest
 
 from fabric.driver import get_driver
 from fabric.hyperv import inventory_processes
-from fabric.hyperv.api import HostInventory, HostUnreachable
+from fabric.hyperv.api import Connection, HostInventory, HostUnreachable
 from fabric.hyperv.psrp import PsrpDriver
+from fabric.hyperv.psrp_session import PsrpOptions
 from fabric.models import Host, VirtualMachine
 from fabric.sync import sync_inventory
 from tests.fabric.conftest import FAST
@@ -89,3 +91,37 @@ def test_a_sync_of_many_hosts_shares_them_with_a_helper(psrp_settings, emulator,
     assert Host.objects.filter(reachable=True).count() == 8
     assert VirtualMachine.objects.get(name="ops-s401").host.name == "hv-s4"
     assert fqdns_read_here(get_driver()) < {h.fqdn for h in Host.objects.all()}
+
+
+def test_stopping_the_helpers_does_not_wait_on_one_reading_a_host_that_never_answers(monkeypatch):
+    silent = socket.socket()  # listens and never accepts: a connection is made, no answer ever comes
+    silent.bind(("127.0.0.1", 0))
+    silent.listen()
+    port = silent.getsockname()[1]
+    driver = PsrpDriver(PsrpOptions(allow_basic_http=True, connect_timeout=1, read_timeout=8, operation_timeout=4))
+    hosts = [Connection(f"silent{i}" + D, "127.0.0.1", port, "http", "basic", "u", "p") for i in range(2)]
+    monkeypatch.setattr(inventory_processes, "CLOSE_WAIT_S", 0.5)
+    monkeypatch.setattr(inventory_processes, "EXIT_WAIT_S", 0.5)
+    try:
+        reading = threading.Thread(
+            target=inventory_processes.read_inventories, args=(driver, hosts, 2, 1), daemon=True
+        )  # its own share waits out the read timeout here; the helper's share waits in the helper
+        reading.start()
+        deadline = time.monotonic() + 10
+        while not inventory_processes.helper_pids() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        [pid] = inventory_processes.helper_pids()
+        time.sleep(0.5)  # the helper is in its read now
+
+        started = time.monotonic()
+        inventory_processes.close()
+
+        assert time.monotonic() - started < 3  # not the 8 s the helper's read would take
+        with pytest.raises(ProcessLookupError):
+            deadline = time.monotonic() + 3
+            while time.monotonic() < deadline:
+                os.kill(pid, 0)  # raises once the helper is gone
+                time.sleep(0.05)
+    finally:
+        silent.close()
+        driver.close()
