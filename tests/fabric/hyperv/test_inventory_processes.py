@@ -4,6 +4,8 @@ during a read costs no host; a sync of many hosts shares its hosts with a helper
 import os
 import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 
@@ -125,3 +127,39 @@ def test_stopping_the_helpers_does_not_wait_on_one_reading_a_host_that_never_ans
     finally:
         silent.close()
         driver.close()
+
+
+PARENT = """
+import os, sys, time
+from fabric.hyperv import inventory_processes
+from fabric.hyperv.api import Connection
+from fabric.hyperv.psrp import PsrpDriver
+from fabric.hyperv.psrp_session import PsrpOptions
+
+driver = PsrpDriver(PsrpOptions(allow_basic_http=True, connect_timeout=1, read_timeout=2, operation_timeout=1))
+closed = Connection("closed.contoso.test", "127.0.0.1", int(sys.argv[1]), "http", "basic", "u", "p")
+inventory_processes.read_inventories(driver, [closed, closed], 2, helpers=1)
+print(inventory_processes.helper_pids()[0], flush=True)
+time.sleep(120)
+"""
+
+
+def test_a_helper_does_not_outlive_a_worker_that_was_killed(tmp_path):
+    from tests.served import REPO, alive, free_port
+
+    environ = {**os.environ, "CONSOLE_DATA_DIR": str(tmp_path), "DJANGO_SETTINGS_MODULE": "console.settings"}
+    parent = subprocess.Popen(
+        [sys.executable, "-c", PARENT, str(free_port())], cwd=REPO, env=environ, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        helper = int(parent.stdout.readline())
+        assert alive(helper)
+        parent.send_signal(signal.SIGKILL)  # no atexit, no close(): the helper must notice by itself
+        parent.wait(timeout=10)
+        deadline = time.monotonic() + 10
+        while alive(helper) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not alive(helper)
+    finally:
+        parent.kill()
+        parent.wait()
