@@ -236,8 +236,10 @@ class HostSession:
         """Invoke the statements as one pipeline and wait for it; a failed pipeline raises HyperVError.
 
         gather: seconds to let output collect on the host between two Receives of a pipeline still
-        running. The host answers a Receive as soon as it has any output, so a pipeline of many
-        statements (the inventory's 14) otherwise costs a request for nearly every statement.
+        running. The host answers a Receive with whatever output it has, waiting only while it has
+        none (MS-WSMV 3.1.4.14: the timeout fault comes when no output came within OperationTimeout),
+        so a pipeline of many statements (the inventory's 17) otherwise costs a request for nearly
+        every statement.
         """
         with self.use():
             ps = self._begin(statements)
