@@ -46,7 +46,8 @@ def connection_for(host: Host) -> Connection:
 # 64; with a helper, 3.7-4.0 s with 64 and 3.5-3.7 s with 100 (one round of hosts).
 SYNC_THREADS = 100
 # A sync of this many hosts or more is shared with helper processes (INVENTORY_SYNC_PROCESSES in all):
-# the console's CPU bounds it then (fabric/hyperv/inventory_processes.py). Fewer are read here.
+# the console's CPU bounds it then (fabric/hyperv/inventory_processes.py). Fewer hosts, or one thread
+# (one host at a time), are read here.
 HELPERS_FROM = 32
 
 
@@ -55,7 +56,7 @@ def sync_inventory(driver: Driver, hosts: list[Host] | None = None, max_workers:
     hosts = list(Host.objects.all()) if hosts is None else hosts
     conns = [connection_for(h) for h in hosts]
     helpers = settings.INVENTORY_SYNC_PROCESSES - 1
-    if isinstance(driver, PsrpDriver) and helpers > 0 and len(hosts) >= HELPERS_FROM:
+    if isinstance(driver, PsrpDriver) and 0 < helpers < max_workers and len(hosts) >= HELPERS_FROM:
         results = inventory_processes.read_inventories(driver, conns, max_workers, helpers)
     else:
         results = inventory_processes.read_here(driver.inventory, conns, max_workers)
