@@ -239,11 +239,12 @@ class HostSession:
         running. The host answers a Receive with whatever output it has, waiting only while it has
         none (MS-WSMV 3.1.4.14: the timeout fault comes when no output came within OperationTimeout),
         so a pipeline of many statements (the inventory's 17) otherwise costs a request for nearly
-        every statement.
+        every statement. The wait grows with the pipeline's age up to gather.
         """
         with self.use():
             ps = self._begin(statements)
-            deadline = time.monotonic() + self.options.command_timeout
+            started = time.monotonic()
+            deadline = started + self.options.command_timeout
             while ps.state == PSInvocationState.RUNNING:
                 if time.monotonic() > deadline:
                     close_quietly(ps)
@@ -255,7 +256,8 @@ class HostSession:
                     )
                 poll(ps, 1)
                 if gather and ps.state == PSInvocationState.RUNNING:
-                    time.sleep(gather)
+                    # No longer than the pipeline has run so far: a quick one is not held up by it.
+                    time.sleep(min(gather, time.monotonic() - started))
             output, errors = list(ps.output), list(ps.streams.error)
             failed = ps.had_errors or ps.state == PSInvocationState.FAILED
             close_quietly(ps)
