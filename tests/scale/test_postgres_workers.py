@@ -20,7 +20,7 @@ import pytest
 from fabric.sim.checks import live_limit
 from fabric.sim.demo import build_demo_fabric
 from fabric.sim.store import FabricStore
-from tests.scale.conftest import REPO, console_env, manage
+from tests.served import REPO, console_environ, manage_once
 
 pytestmark = pytest.mark.slow
 
@@ -85,7 +85,7 @@ def peak_concurrency(migrations) -> dict[str, int]:
 
 
 def test_it_runs_500_jobs_on_4_workers_once_each_within_every_hosts_limit(postgres_database, redis_url, tmp_path):
-    env = console_env(
+    env = console_environ(
         tmp_path,
         DATABASE_URL=postgres_database,
         REDIS_URL=redis_url,
@@ -94,7 +94,7 @@ def test_it_runs_500_jobs_on_4_workers_once_each_within_every_hosts_limit(postgr
     )
     tiny_fabric(tmp_path / "fabric.sqlite3")
     for args in (["migrate", "-v0"], ["seed_demo"]):
-        done = manage(env, *args)
+        done = manage_once(env, *args)
         assert done.returncode == 0, done.stderr[-2000:]
     assert not (tmp_path / "db.sqlite3").exists()  # everything went to PostgreSQL
 
@@ -113,7 +113,7 @@ def test_it_runs_500_jobs_on_4_workers_once_each_within_every_hosts_limit(postgr
     ]
     try:
         # Submitted while the workers run, as operators would: admission races with jobs ending.
-        created = manage(env, "shell", "-c", CREATE_JOBS.replace("JOBS", str(JOBS)), timeout=900)
+        created = manage_once(env, "shell", "-c", CREATE_JOBS.replace("JOBS", str(JOBS)), timeout=900)
         assert created.returncode == 0, created.stderr[-2000:]
         assert json.loads(created.stdout.strip().splitlines()[-1]) == {"refused": []}
         submitted = time.monotonic() - started

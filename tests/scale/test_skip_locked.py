@@ -10,7 +10,7 @@ import json
 
 import pytest
 
-from tests.scale.conftest import console_env, manage
+from tests.served import console_environ, manage_once
 
 pytestmark = pytest.mark.slow
 
@@ -61,11 +61,11 @@ print(json.dumps(seen))
 
 
 def test_two_workers_never_claim_the_same_task(postgres_database, tmp_path):
-    env = console_env(tmp_path, DATABASE_URL=postgres_database)
-    migrated = manage(env, "migrate", "-v0")
+    env = console_environ(tmp_path, DATABASE_URL=postgres_database)
+    migrated = manage_once(env, "migrate", "-v0")
     assert migrated.returncode == 0, migrated.stderr[-2000:]
 
-    ran = manage(env, "shell", "-c", TWO_WORKERS, timeout=120)
+    ran = manage_once(env, "shell", "-c", TWO_WORKERS, timeout=120)
 
     assert ran.returncode == 0, ran.stderr[-2000:]
     seen = json.loads(ran.stdout.strip().splitlines()[-1])
