@@ -50,6 +50,16 @@ def alive(pid: int) -> bool:
     return state != "Z"
 
 
+def gone_within(pid: int, seconds: float) -> bool:
+    """Whether the process has exited (and been reaped) within that many seconds."""
+    deadline = time.monotonic() + seconds
+    while alive(pid):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
 def wait_for_page(url: str, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while True:

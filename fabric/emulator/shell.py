@@ -60,8 +60,10 @@ class _RunspacePool(ServerRunspacePool):
     """
 
     def _process_message(self, message: PSRPMessage) -> PSRPEvent:
+        if message.message_type != PSRPMessageType.CreatePipeline:
+            return super()._process_message(message)
         data = bytes(message.data)
-        if message.message_type != PSRPMessageType.CreatePipeline or b"<SS" in data:
+        if b"<SS" in data:
             return super()._process_message(message)
         read = _READ.get(data)
         if read is None:

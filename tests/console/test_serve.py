@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from console.processes import Child, Supervisor, console_children
-from tests.served import Served, alive, console_environ, free_port, manage_once, wait_for_page
+from tests.served import Served, alive, console_environ, free_port, gone_within, manage_once, wait_for_page
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -250,10 +250,7 @@ def test_it_takes_children_down_when_serve_itself_is_killed(tmp_path):
         assert alive(child_pid)
         parent.kill()
         parent.wait(timeout=10)
-        deadline = time.monotonic() + 10
-        while alive(child_pid) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert not alive(child_pid)
+        assert gone_within(child_pid, 10)
     finally:
         if parent.poll() is None:
             parent.kill()
