@@ -55,11 +55,6 @@ EMULATOR_CPU: list[float] = []  # the emulator processes' CPU seconds of each ti
 EMULATORS: list[int] = []  # their pids
 
 
-def emulators_cpu() -> float:
-    """CPU seconds (user + system) the emulator processes have used so far, from /proc."""
-    return processes_cpu(EMULATORS)
-
-
 def rss_mb(pid: int) -> float:
     """A process's resident memory in MB, from /proc (nan elsewhere)."""
     try:
@@ -72,6 +67,7 @@ def rss_mb(pid: int) -> float:
 
 
 def processes_cpu(pids: list[int]) -> float:
+    """CPU seconds (user + system) the processes have used so far, from /proc."""
     ticks = 0
     for pid in pids:
         try:
@@ -84,11 +80,12 @@ def processes_cpu(pids: list[int]) -> float:
 
 def timed_sync(workers: int) -> float:
     helpers = inventory_processes.helper_pids()  # the console's helpers, started by the first sync
-    started, cpu, emulators = time.perf_counter(), time.process_time() + processes_cpu(helpers), emulators_cpu()
+    started, emulators = time.perf_counter(), processes_cpu(EMULATORS)
+    cpu = time.process_time() + processes_cpu(helpers)
     report = sync_inventory(get_driver(), max_workers=workers)
     elapsed = time.perf_counter() - started
     CPU.append(time.process_time() + processes_cpu(helpers) - cpu)
-    EMULATOR_CPU.append(emulators_cpu() - emulators)
+    EMULATOR_CPU.append(processes_cpu(EMULATORS) - emulators)
     if report.unreachable:
         raise SystemExit(f"unreachable hosts: {report.unreachable}")
     return elapsed

@@ -60,11 +60,10 @@ def sync_inventory(driver: Driver, hosts: list[Host] | None = None, max_workers:
         results = inventory_processes.read_inventories(driver, conns, max_workers, helpers)
     else:
         results = inventory_processes.read_here(driver.inventory, conns, max_workers)
-    for host, result in zip(hosts, results, strict=True):
-        if isinstance(result, HyperVError):
-            log.warning("sync: %s failed: %s", host.fqdn, result.message)
     inventories = one_report_per_vm([r for r in results if isinstance(r, HostInventory)])
     failures = {h.fqdn: r for h, r in zip(hosts, results, strict=True) if isinstance(r, HyperVError)}
+    for fqdn, exc in failures.items():
+        log.warning("sync: %s failed: %s", fqdn, exc.message)
     with transaction.atomic():
         report = _apply(inventories, failures)
     return report
