@@ -60,16 +60,19 @@ def gone_within(pid: int, seconds: float) -> bool:
     return True
 
 
-def wait_for_page(url: str, timeout: float = 60) -> None:
+def wait_for_page(url: str, timeout: float = 60, server: subprocess.Popen | None = None) -> None:
+    """Until the page answers 200; no longer than `server` runs, when given."""
     deadline = time.monotonic() + timeout
     while True:
         try:
             with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 - our own http://127.0.0.1 URL
                 if response.status == 200:
                     return
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            pass
-        assert time.monotonic() < deadline, f"{url} did not answer 200 within {timeout} s"
+                last = f"HTTP {response.status}"
+        except (urllib.error.URLError, ConnectionError, TimeoutError) as exc:
+            last = repr(exc)  # an HTTPError (a 500, say) too: what the server last did, for the message
+        assert server is None or server.poll() is None, f"the server exited ({server.returncode}): {url} {last}"
+        assert time.monotonic() < deadline, f"{url} did not answer 200 within {timeout} s (last: {last})"
         time.sleep(0.3)
 
 
@@ -177,7 +180,11 @@ class Served:
 
     def wait_until_running(self, timeout: float = 120) -> None:
         self.wait_for(r"Console running at", timeout)
-        wait_for_page(self.url("/accounts/login/"), timeout)
+        try:
+            wait_for_page(self.url("/accounts/login/"), timeout, server=self.proc)
+        except AssertionError as exc:
+            # The server's side of it: a CI run leaves nothing else to read.
+            raise AssertionError(f"{exc}\nserve's output:\n{self.output[-8000:]}") from None
 
     def child_pids(self) -> dict[str, int]:
         return {name: int(pid) for name, pid in re.findall(r"Started (\S+) \(pid (\d+)\)", self.output)}

@@ -14,6 +14,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -80,15 +81,43 @@ def output_dir() -> Path:
 # not at the end of the whole run.
 @pytest.fixture(scope="package")
 def console(tmp_path_factory, chromium):
-    environ = {"SIM_TIME_SCALE": str(TIME_SCALE), "DJANGO_SUPERUSER_PASSWORD": PASSWORDS["admin"]}
-    served = Served(tmp_path_factory.mktemp("e2e-console"), workers=3, env=environ, args=("--stop-timeout", "3"))
+    served = _started_console(tmp_path_factory)
     try:
-        served.wait_until_running()
         users = [("operator", "Operator", PASSWORDS["operator"]), ("viewer", "Viewer", PASSWORDS["viewer"])]
         served.manage("shell", "--no-imports", "-c", USERS_SCRIPT.format(users=users))
         yield served
     finally:
         served.stop()
+
+
+def _started_console(tmp_path_factory) -> Served:
+    """The console, started once more (new port, new files) if the first did not come up.
+
+    The CI runs of sessions 14 and 15 saw this console print "Console running at" and then not answer
+    the sign-in page for 120 s, where every run on a session's machine, loaded or not, had it up in
+    seconds; the message said nothing of the server's side. A failed start now leaves a warning with
+    serve's output (the run's summary shows it), so its cause can be found without every browser test
+    failing on it. Starting serve is tested without a second chance in tests/console/test_serve.py.
+    """
+    environ = {"SIM_TIME_SCALE": str(TIME_SCALE), "DJANGO_SUPERUSER_PASSWORD": PASSWORDS["admin"]}
+
+    def start() -> Served:
+        return Served(tmp_path_factory.mktemp("e2e-console"), workers=3, env=environ, args=("--stop-timeout", "3"))
+
+    served = start()
+    try:
+        served.wait_until_running()
+        return served
+    except AssertionError as exc:
+        served.stop()
+        warnings.warn(f"the e2e console did not come up; starting it again. {exc}", stacklevel=1)
+    served = start()
+    try:
+        served.wait_until_running()
+    except AssertionError:
+        served.stop()
+        raise
+    return served
 
 
 @pytest.fixture(scope="package")
