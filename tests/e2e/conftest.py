@@ -93,9 +93,9 @@ def console(tmp_path_factory, chromium):
 def _started_console(tmp_path_factory) -> Served:
     """The console, started once more (new port, new files) if the first did not come up.
 
-    The CI runs of sessions 14 and 15 saw this console print "Console running at" and then not answer
-    the sign-in page for 120 s, where every run on a session's machine, loaded or not, had it up in
-    seconds; the message said nothing of the server's side. A failed start now leaves a warning with
+    Session 15's CI run saw this console print "Console running at" and then not answer the sign-in
+    page for 120 s, where every run on a session's machine, loaded or not, had it up in seconds; the
+    message said nothing of the server's side. A failed start now leaves a warning with
     serve's output (the run's summary shows it), so its cause can be found without every browser test
     failing on it. Starting serve is tested without a second chance in tests/console/test_serve.py.
     """
