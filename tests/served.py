@@ -108,7 +108,8 @@ class Served:
         self.data_dir = data_dir
         self.port = port or free_port()
         self.lines: list[str] = []
-        self.env = console_environ(data_dir, **(env or {}))
+        # faulthandler: a web process that hangs can be made to print its threads' stacks (SIGABRT).
+        self.env = console_environ(data_dir, **{"PYTHONFAULTHANDLER": "1", **(env or {})})
         argv = ["serve", "--port", str(self.port), "--workers", str(workers), *args]
         self.proc = subprocess.Popen(
             [sys.executable, str(REPO / "manage.py"), *argv],
@@ -184,7 +185,29 @@ class Served:
             wait_for_page(self.url("/accounts/login/"), timeout, server=self.proc)
         except AssertionError as exc:
             # The server's side of it: a CI run leaves nothing else to read.
-            raise AssertionError(f"{exc}\nserve's output:\n{self.output[-8000:]}") from None
+            states = self._dump_web_stacks()
+            raise AssertionError(f"{exc}\nchildren: {states}\nserve's output:\n{self.output[-12000:]}") from None
+
+    def _dump_web_stacks(self) -> str:
+        """Each child's process state (R, S, D, Z; gone); then a web process still there is made to write
+        its threads' Python stacks into serve's output (faulthandler on SIGABRT), which stops the console."""
+        states, webs = {}, []
+        for name, pid in self.child_pids().items():
+            try:
+                stat = Path(f"/proc/{pid}/stat").read_text()
+                cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+            except FileNotFoundError:
+                states[name] = "gone"
+                continue
+            states[name] = stat.rsplit(")", 1)[1].split()[0]
+            # Still this console's web process (the pid not reused by another) and not a zombie.
+            if name.startswith("web") and b"console.webserver" in cmdline and states[name] != "Z":
+                webs.append(pid)
+        for pid in webs:
+            os.kill(pid, signal.SIGABRT)
+        if webs:
+            time.sleep(2)  # the dump reaches serve's output through the reader thread
+        return ", ".join(f"{name} {state}" for name, state in states.items())
 
     def child_pids(self) -> dict[str, int]:
         return {name: int(pid) for name, pid in re.findall(r"Started (\S+) \(pid (\d+)\)", self.output)}
