@@ -180,13 +180,14 @@ class Served:
         return match
 
     def wait_until_running(self, timeout: float = 120) -> None:
-        self.wait_for(r"Console running at", timeout)
         try:
+            self.wait_for(r"Console running at", timeout)
             wait_for_page(self.url("/accounts/login/"), timeout, server=self.proc)
         except AssertionError as exc:
             # The server's side of it: a CI run leaves nothing else to read.
             states = self._dump_web_stacks()
-            raise AssertionError(f"{exc}\nchildren: {states}\nserve's output:\n{self.output[-12000:]}") from None
+            what = str(exc).splitlines()[0]
+            raise AssertionError(f"{what}\nchildren: {states}\nserve's output:\n{self.output[-12000:]}") from None
 
     def _dump_web_stacks(self) -> str:
         """Each child's process state (R, S, D, Z; gone); then a web process still there is made to write

@@ -115,6 +115,24 @@ def test_it_refuses_a_port_in_use(tmp_path):
     assert not (tmp_path / "db.sqlite3").exists()
 
 
+def test_it_says_running_only_once_the_web_server_answers(monkeypatch):
+    """A web server slow to come up is said to be so once, and waited for: "Console running at" is
+    printed only when a connection is accepted (it used to follow the 60 s notice regardless)."""
+    from console.management.commands import serve
+
+    monkeypatch.setattr(serve, "READY_TIMEOUT_S", 0)
+    out = io.StringIO()
+    port = free_port()
+    ready = serve.Command(stdout=out)._ready_check("127.0.0.1", port)
+
+    assert [ready(), ready(), ready()] == [False, False, False]
+    assert out.getvalue().count("not answering yet after 0 s; still waiting") == 1
+    with socket.socket() as web:
+        web.bind(("127.0.0.1", port))
+        web.listen()
+        assert ready()
+
+
 @pytest.mark.slow
 def test_several_web_processes_share_an_ipv6_socket(tmp_path):
     """The web processes adopt the socket serve binds whatever its family (daphne's took IPv4 only)."""

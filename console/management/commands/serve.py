@@ -248,8 +248,11 @@ class Command(BaseCommand):
         (`answered`: the kernel completes connections before any web process is up), answers one."""
         address = self._connect_host(host)
         deadline = time.monotonic() + READY_TIMEOUT_S
+        told = False
 
         def ready() -> bool:
+            # "Console running at" only once it is true: a slow web server is said to be so, and waited for.
+            nonlocal told
             try:
                 with socket.create_connection((address, port), timeout=0.5) as sock:
                     if answered:
@@ -258,9 +261,9 @@ class Command(BaseCommand):
                         return bool(sock.recv(1))
                     return True
             except OSError:
-                if time.monotonic() > deadline:
-                    self.say(f"The web server is not answering yet after {READY_TIMEOUT_S} s.")
-                    return True
+                if not told and time.monotonic() > deadline:
+                    self.say(f"The web server is not answering yet after {READY_TIMEOUT_S} s; still waiting.")
+                    told = True
                 return False
 
         return ready
