@@ -4,6 +4,7 @@ serve, API and browser tests start a whole console (web server, job workers, hos
 from __future__ import annotations
 
 import base64
+import http.client
 import os
 import re
 import signal
@@ -69,7 +70,7 @@ def wait_for_page(url: str, timeout: float = 60, server: subprocess.Popen | None
                 if response.status == 200:
                     return
                 last = f"HTTP {response.status}"
-        except (urllib.error.URLError, ConnectionError, TimeoutError) as exc:
+        except (urllib.error.URLError, http.client.HTTPException, ConnectionError, TimeoutError) as exc:
             last = repr(exc)  # an HTTPError (a 500, say) too: what the server last did, for the message
         assert server is None or server.poll() is None, f"the server exited ({server.returncode}): {url} {last}"
         assert time.monotonic() < deadline, f"{url} did not answer 200 within {timeout} s (last: {last})"
