@@ -42,13 +42,17 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def process_state(pid: int) -> str | None:
+    """The process's state letter (R, S, D, Z...) from /proc, or None once it is gone."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return None
+
+
 def alive(pid: int) -> bool:
     """True while the process exists and is not a zombie waiting to be reaped."""
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except FileNotFoundError:
-        return False
-    return state != "Z"
+    return process_state(pid) not in (None, "Z")
 
 
 def gone_within(pid: int, seconds: float) -> bool:
@@ -193,18 +197,17 @@ class Served:
     def _dump_web_stacks(self) -> str:
         """Each child's process state (R, S, D, Z; gone); then a web process still there is made to write
         its threads' Python stacks into serve's output (faulthandler on SIGABRT), which stops the console."""
-        states, webs = {}, []
-        for name, pid in self.child_pids().items():
-            try:
-                stat = Path(f"/proc/{pid}/stat").read_text()
-                cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-            except FileNotFoundError:
-                states[name] = "gone"
+        pids = self.child_pids()
+        states = {name: process_state(pid) or "gone" for name, pid in pids.items()}
+        webs = []
+        for name, pid in pids.items():
+            if not name.startswith("web") or not alive(pid):
                 continue
-            states[name] = stat.rsplit(")", 1)[1].split()[0]
-            # Still this console's web process (the pid not reused by another) and not a zombie.
-            if name.startswith("web") and b"console.webserver" in cmdline and states[name] != "Z":
-                webs.append(pid)
+            try:  # still this console's web process, not another that has its pid now
+                if b"console.webserver" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                    webs.append(pid)
+            except FileNotFoundError:
+                pass
         for pid in webs:
             os.kill(pid, signal.SIGABRT)
         if webs:

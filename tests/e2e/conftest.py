@@ -101,23 +101,20 @@ def _started_console(tmp_path_factory) -> Served:
     """
     environ = {"SIM_TIME_SCALE": str(TIME_SCALE), "DJANGO_SUPERUSER_PASSWORD": PASSWORDS["admin"]}
 
-    def start() -> Served:
-        return Served(tmp_path_factory.mktemp("e2e-console"), workers=3, env=environ, args=("--stop-timeout", "3"))
-
-    served = start()
-    try:
-        served.wait_until_running()
+    def up() -> Served:
+        served = Served(tmp_path_factory.mktemp("e2e-console"), workers=3, env=environ, args=("--stop-timeout", "3"))
+        try:
+            served.wait_until_running()
+        except AssertionError:
+            served.stop()
+            raise
         return served
-    except AssertionError as exc:
-        served.stop()
-        warnings.warn(f"the e2e console did not come up; starting it again. {exc}", stacklevel=1)
-    served = start()
+
     try:
-        served.wait_until_running()
-    except AssertionError:
-        served.stop()
-        raise
-    return served
+        return up()
+    except AssertionError as exc:
+        warnings.warn(f"the e2e console did not come up; starting it again. {exc}", stacklevel=1)
+    return up()
 
 
 @pytest.fixture(scope="package")
